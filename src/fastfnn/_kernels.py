@@ -1,0 +1,386 @@
+"""All Numba code of fastfnn, in one file.
+
+Numba's on-disk cache only watches the source file of the function it compiled, so every jitted
+function that calls another lives here. The file keeps the shape of the Python house:
+
+    run_batches_            the compiled minibatch loop (gather, forward, backward, update)
+      gather_batch_         rows idx[start:stop] of X, Y, sample_weight -> batch buffers
+      loss_grad_            forward_ + loss + backward (the delta recursion) into a flat gradient
+        forward_            A[i+1] = act(A[i] @ W[i] + b[i])
+        output_delta_       D[L-1] = (A[L] - Y) * act_out'(A[L]) (* sample_weight)
+        mul_act_deriv_      D[i-1] = (D[i] @ W[i].T) * act'(A[i])
+      sgd_step_, adam_step_ update rules on the flat parameter vector
+
+Layouts (row-batch, like scikit-learn; see network.py for the table of the math):
+
+* ``theta`` (n_params,) packs ``[W[0].ravel(), ..., W[L-1].ravel(), b[0], ..., b[L-1]]``, as
+  scikit-learn's ``_pack``; ``grad`` has the same layout.
+* ``sizes`` (L+1,) int64 holds the layer units ``[n_features, hidden..., n_outputs]``.
+* ``A_buf`` holds A[0..L] of the current batch back to back, ``A[i]`` of shape (m, sizes[i]);
+  ``D_buf`` holds D[0..L-1], ``D[i]`` of shape (m, sizes[i+1]). Offsets follow the actual batch
+  size ``m`` so every view is C-contiguous.
+
+Elementwise kernels keep the dtype of their arrays (float32 stays float32): constants are made
+with ``X.dtype.type(...)``. Scalar loss values are accumulated in float64.
+"""
+
+import numpy as np
+from numba import njit
+
+# Fast-math flags that keep NaN/inf semantics (no "nnan", no "ninf").
+FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+jit = njit(cache=True, fastmath=FASTMATH, nogil=True)
+
+# Activation codes (activations.py maps names to these).
+IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP = 0, 1, 2, 3, 4, 5
+# Loss codes (losses.py maps names to these).
+SQUARED_ERROR, POISSON, BINARY_LOG_LOSS, LOG_LOSS = 0, 1, 2, 3
+# Solver codes (optimizers.py).
+SGD, ADAM = 0, 1
+
+
+# ----------------------------------------------------------------------------------------------
+# Activations: a = act(z + b), in place, and the derivative written in terms of the output a.
+# ----------------------------------------------------------------------------------------------
+
+
+@jit
+def bias_act_(Z, b, act):
+    """In place ``Z <- act(Z + b)``; Z (n, k), b (k,). Softmax is taken row by row."""
+    n, k = Z.shape
+    one = Z.dtype.type(1.0)
+    zero = Z.dtype.type(0.0)
+    if act == IDENTITY:
+        for i in range(n):
+            for j in range(k):
+                Z[i, j] += b[j]
+    elif act == RELU:
+        for i in range(n):
+            for j in range(k):
+                Z[i, j] = max(Z[i, j] + b[j], zero)
+    elif act == TANH:
+        for i in range(n):
+            for j in range(k):
+                Z[i, j] = np.tanh(Z[i, j] + b[j])
+    elif act == LOGISTIC:
+        for i in range(n):
+            for j in range(k):
+                # exp of a non-positive number only: no overflow for any |z|
+                z = Z[i, j] + b[j]
+                e = np.exp(-abs(z))
+                Z[i, j] = one / (one + e) if z >= zero else e / (one + e)
+    elif act == EXP:
+        for i in range(n):
+            for j in range(k):
+                Z[i, j] = np.exp(Z[i, j] + b[j])
+    elif act == SOFTMAX:
+        for i in range(n):
+            zmax = Z[i, 0] + b[0]
+            for j in range(k):
+                Z[i, j] += b[j]
+                zmax = max(zmax, Z[i, j])
+            s = zero
+            for j in range(k):
+                e = np.exp(Z[i, j] - zmax)
+                Z[i, j] = e
+                s += e
+            for j in range(k):
+                Z[i, j] /= s
+
+
+@jit
+def mul_act_deriv_(D, A, act):
+    """In place ``D <- D * act'(z)``, with act' written in terms of the output ``A = act(z)``.
+
+    logistic: a(1-a); tanh: 1-a^2; relu: [a > 0]; exp: a; identity: 1. D and A are (n, k).
+    Softmax has no elementwise derivative and is never passed here.
+    """
+    n, k = D.shape
+    one = D.dtype.type(1.0)
+    zero = D.dtype.type(0.0)
+    if act == RELU:
+        for i in range(n):
+            for j in range(k):
+                if A[i, j] == zero:
+                    D[i, j] = zero
+    elif act == TANH:
+        for i in range(n):
+            for j in range(k):
+                D[i, j] *= one - A[i, j] * A[i, j]
+    elif act == LOGISTIC:
+        for i in range(n):
+            for j in range(k):
+                D[i, j] *= A[i, j] * (one - A[i, j])
+    elif act == EXP:
+        for i in range(n):
+            for j in range(k):
+                D[i, j] *= A[i, j]
+
+
+# ----------------------------------------------------------------------------------------------
+# Losses: value (weighted mean over samples, summed over outputs) and output delta.
+# ----------------------------------------------------------------------------------------------
+
+
+@jit
+def loss_value(A, Y, sw, use_sw, loss, eps):
+    """Mean per-sample loss ``sum_i s_i l_i / sum_i s_i`` (float64); A, Y (m, k), sw (m,).
+
+    squared_error: l = 1/2 ||a - y||^2; poisson: l = sum y log(y/a) - y + a;
+    binary log-loss: l = -sum y log p + (1-y) log(1-p); log-loss: l = -sum y log p,
+    with p clipped to [eps, 1 - eps] as scikit-learn.
+    """
+    m, k = A.shape
+    total = 0.0
+    wsum = 0.0
+    for i in range(m):
+        li = 0.0
+        for j in range(k):
+            a = np.float64(A[i, j])
+            y = np.float64(Y[i, j])
+            if loss == SQUARED_ERROR:
+                li += 0.5 * (a - y) * (a - y)
+            elif loss == POISSON:
+                if y != 0.0:
+                    li += y * np.log(y / a)
+                li += a - y
+            elif loss == BINARY_LOG_LOSS:
+                p = min(max(a, eps), 1.0 - eps)
+                if y != 0.0:
+                    li -= y * np.log(p)
+                if y != 1.0:
+                    li -= (1.0 - y) * np.log(1.0 - p)
+            else:
+                if y != 0.0:
+                    li -= y * np.log(min(max(a, eps), 1.0 - eps))
+        w = np.float64(sw[i]) if use_sw else 1.0
+        total += w * li
+        wsum += w
+    return total / wsum
+
+
+@jit
+def output_delta_(D, A, Y, sw, use_sw, deriv_act):
+    """``D <- (A - Y) * act'(A) [* sw]``: dl/dz at the output, D/A/Y (m, k), sw (m,).
+
+    For the canonical pairs (identity+squared error, exp+poisson, logistic+binary log-loss,
+    softmax+log-loss) the caller passes ``deriv_act=IDENTITY`` and the factor cancels.
+    """
+    m, k = D.shape
+    for i in range(m):
+        for j in range(k):
+            D[i, j] = A[i, j] - Y[i, j]
+    mul_act_deriv_(D, A, deriv_act)
+    if use_sw:
+        for i in range(m):
+            for j in range(k):
+                D[i, j] *= sw[i]
+
+
+# ----------------------------------------------------------------------------------------------
+# Views into the flat buffers.
+# ----------------------------------------------------------------------------------------------
+
+
+@jit
+def w_view(theta, sizes, i):
+    """W[i] (sizes[i], sizes[i+1]) inside the flat parameter vector."""
+    off = 0
+    for l in range(i):
+        off += sizes[l] * sizes[l + 1]
+    return theta[off : off + sizes[i] * sizes[i + 1]].reshape((sizes[i], sizes[i + 1]))
+
+
+@jit
+def b_view(theta, sizes, i):
+    """b[i] (sizes[i+1],) inside the flat parameter vector (after all the W)."""
+    off = 0
+    for l in range(len(sizes) - 1):
+        off += sizes[l] * sizes[l + 1]
+    for l in range(i):
+        off += sizes[l + 1]
+    return theta[off : off + sizes[i + 1]]
+
+
+@jit
+def layer_view(buf, units, m, i):
+    """Layer i's (m, units[i]) block of a buffer that holds layers back to back."""
+    off = 0
+    for l in range(i):
+        off += m * units[l]
+    return buf[off : off + m * units[i]].reshape((m, units[i]))
+
+
+# ----------------------------------------------------------------------------------------------
+# The network: forward, loss + backward (delta recursion).
+# ----------------------------------------------------------------------------------------------
+
+
+@jit
+def forward_(theta, sizes, A_buf, m, hidden_act, out_act):
+    """``A[i+1] = act(A[i] @ W[i] + b[i])`` for i = 0..L-1; A[0] (m, n_features) is filled."""
+    L = len(sizes) - 1
+    for i in range(L):
+        A_next = layer_view(A_buf, sizes, m, i + 1)  # (m, fan_out)
+        np.dot(layer_view(A_buf, sizes, m, i), w_view(theta, sizes, i), A_next)
+        bias_act_(A_next, b_view(theta, sizes, i), out_act if i == L - 1 else hidden_act)
+
+
+@jit
+def squared_norm_W(theta, sizes):
+    """``sum_i ||W[i]||^2`` (float64); the intercepts are not penalised."""
+    n_w = 0
+    for l in range(len(sizes) - 1):
+        n_w += sizes[l] * sizes[l + 1]
+    s = 0.0
+    for p in range(n_w):
+        s += np.float64(theta[p]) * np.float64(theta[p])
+    return s
+
+
+@jit
+def loss_grad_(theta, grad, sizes, A_buf, D_buf, Y, sw, use_sw, m,
+               hidden_act, out_act, loss, deriv_act, alpha, eps):
+    """Forward, loss and backward on the batch in A[0]; writes dl/dtheta into ``grad``.
+
+    Returns ``sum_i s_i l_i / S + alpha/2 sum ||W||^2 / S`` with ``S = sum_i s_i`` (or m), and
+    ``grad`` = [dW..., db...] with ``dW[i] = (A[i].T @ D[i] + alpha W[i]) / S``,
+    ``db[i] = D[i].sum(0) / S``, ``D[i-1] = (D[i] @ W[i].T) * act'(A[i])``.
+    """
+    L = len(sizes) - 1
+    units = sizes[1:]
+    forward_(theta, sizes, A_buf, m, hidden_act, out_act)
+    A_out = layer_view(A_buf, sizes, m, L)
+    S = 0.0
+    if use_sw:
+        for i in range(m):
+            S += sw[i]
+    else:
+        S = np.float64(m)
+    value = loss_value(A_out, Y, sw, use_sw, loss, eps)
+    value += 0.5 * alpha * squared_norm_W(theta, sizes) / S
+
+    output_delta_(layer_view(D_buf, units, m, L - 1), A_out, Y, sw, use_sw, deriv_act)
+    dt = A_buf.dtype.type
+    a = dt(alpha)
+    s = dt(S)
+    for i in range(L - 1, -1, -1):
+        D = layer_view(D_buf, units, m, i)  # (m, fan_out)
+        A = layer_view(A_buf, sizes, m, i)  # (m, fan_in)
+        W = w_view(theta, sizes, i)  # (fan_in, fan_out)
+        dW = w_view(grad, sizes, i)
+        np.dot(A.T, D, dW)
+        fan_in, fan_out = W.shape
+        for r in range(fan_in):
+            for c in range(fan_out):
+                dW[r, c] = (dW[r, c] + a * W[r, c]) / s
+        db = b_view(grad, sizes, i)
+        for c in range(fan_out):
+            db[c] = 0
+        for r in range(m):
+            for c in range(fan_out):
+                db[c] += D[r, c]
+        for c in range(fan_out):
+            db[c] /= s
+        if i > 0:
+            D_prev = layer_view(D_buf, units, m, i - 1)  # (m, fan_in)
+            np.dot(D, W.T, D_prev)
+            mul_act_deriv_(D_prev, A, hidden_act)
+    return value
+
+
+# ----------------------------------------------------------------------------------------------
+# Batches and updates.
+# ----------------------------------------------------------------------------------------------
+
+
+@jit
+def gather_batch_(X, X_data, X_indices, X_indptr, is_sparse, Y, sw, use_sw, idx, start, stop,
+                  A0, Y_b, sw_b):
+    """Copy rows ``idx[start:stop]`` of X (dense, or CSR given by data/indices/indptr), Y and
+    sw into the batch buffers A0 (m, n_features), Y_b (m, n_outputs), sw_b (m,)."""
+    m, nf = A0.shape
+    zero = A0.dtype.type(0.0)
+    for r in range(m):
+        src = idx[start + r]
+        if is_sparse:
+            for j in range(nf):
+                A0[r, j] = zero
+            for p in range(X_indptr[src], X_indptr[src + 1]):
+                A0[r, X_indices[p]] = X_data[p]
+        else:
+            for j in range(nf):
+                A0[r, j] = X[src, j]
+        for j in range(Y.shape[1]):
+            Y_b[r, j] = Y[src, j]
+        if use_sw:
+            sw_b[r] = sw[src]
+
+
+@jit
+def sgd_step_(theta, grad, velocity, lr, momentum, nesterov):
+    """``v <- mu v - lr g``; ``theta += mu v - lr g`` (Nesterov) or ``theta += v``."""
+    dt = theta.dtype.type
+    lr = dt(lr)
+    mu = dt(momentum)
+    for p in range(theta.shape[0]):
+        v = mu * velocity[p] - lr * grad[p]
+        velocity[p] = v
+        if nesterov:
+            theta[p] += mu * v - lr * grad[p]
+        else:
+            theta[p] += v
+
+
+@jit
+def adam_step_(theta, grad, m1, m2, lr_t, beta_1, beta_2, epsilon):
+    """``m <- b1 m + (1-b1) g``; ``v <- b2 v + (1-b2) g^2``; ``theta -= lr_t m / (sqrt(v) + eps)``,
+    with ``lr_t = lr sqrt(1 - b2^t) / (1 - b1^t)`` computed by the caller."""
+    dt = theta.dtype.type
+    one = dt(1.0)
+    b1 = dt(beta_1)
+    b2 = dt(beta_2)
+    lr = dt(lr_t)
+    eps = dt(epsilon)
+    for p in range(theta.shape[0]):
+        g = grad[p]
+        m1[p] = b1 * m1[p] + (one - b1) * g
+        m2[p] = b2 * m2[p] + (one - b2) * (g * g)
+        theta[p] -= lr * m1[p] / (np.sqrt(m2[p]) + eps)
+
+
+@jit
+def run_batches_(X, X_data, X_indices, X_indptr, is_sparse, Y, sw, use_sw, idx,
+                 first_batch, last_batch, batch_size,
+                 theta, grad, sizes, A_buf, D_buf, Y_buf, sw_buf,
+                 hidden_act, out_act, loss, deriv_act, alpha, eps,
+                 solver, state_1, state_2, hyper, adam_t):
+    """Train on batches ``first_batch..last_batch-1`` of the order ``idx`` without leaving
+    compiled code: gather, forward, backward, update, per batch.
+
+    ``hyper`` = [learning_rate, momentum, nesterov, beta_1, beta_2, epsilon]; ``state_1/2`` are
+    the SGD velocity (and an unused buffer) or Adam's first and second moments. Returns
+    ``(sum over batches of batch_loss * batch_rows, adam_t)``.
+    """
+    n = idx.shape[0]
+    n_out = Y.shape[1]
+    acc = 0.0
+    for k in range(first_batch, last_batch):
+        start = k * batch_size
+        stop = min(start + batch_size, n)
+        m = stop - start
+        A0 = layer_view(A_buf, sizes, m, 0)
+        Y_b = Y_buf[: m * n_out].reshape((m, n_out))
+        sw_b = sw_buf[:m]
+        gather_batch_(X, X_data, X_indices, X_indptr, is_sparse, Y, sw, use_sw, idx, start,
+                      stop, A0, Y_b, sw_b)
+        batch_loss = loss_grad_(theta, grad, sizes, A_buf, D_buf, Y_b, sw_b, use_sw, m,
+                                hidden_act, out_act, loss, deriv_act, alpha, eps)
+        acc += batch_loss * m
+        if solver == SGD:
+            sgd_step_(theta, grad, state_1, hyper[0], hyper[1], hyper[2] != 0.0)
+        else:
+            adam_t += 1
+            lr_t = hyper[0] * np.sqrt(1.0 - hyper[4] ** adam_t) / (1.0 - hyper[3] ** adam_t)
+            adam_step_(theta, grad, state_1, state_2, lr_t, hyper[3], hyper[4], hyper[5])
+    return acc, adam_t

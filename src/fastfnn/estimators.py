@@ -1,0 +1,517 @@
+"""The scikit-learn face: FNNRegressor and FNNClassifier.
+
+Drop-in replacements for scikit-learn 1.9's MLPRegressor / MLPClassifier: the same parameters (names,
+defaults, order), fitted attributes and random draws, so the same ``random_state`` gives the same
+weights to floating-point tolerance. One implementation (:class:`_BaseFNN`) serves both; training
+itself is in trainer.py and the math in network.py. Differences on purpose are listed in
+shared/SKLEARN_MLP.md ("fastfnn:") and in the README.
+
+A failed ``fit``/``partial_fit`` leaves the estimator exactly as it was: every fit trains a copy of
+the parameters and optimizer state and commits them only on success.
+"""
+
+import copy
+from contextlib import contextmanager
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import type_of_target, unique_labels
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+
+from ._validation import (
+    MLP_CONSTRAINTS,
+    REGRESSOR_CONSTRAINTS,
+    _check_partial_fit_first_call,
+    _check_sample_weight,
+    _fit_context,
+)
+from .network import Network, init_params
+from .trainer import TrainState, fit_lbfgs, fit_stochastic
+
+_STOCHASTIC_SOLVERS = ("sgd", "adam")
+
+
+@contextmanager
+def _rollback_on_error(estimator):
+    """Restore the estimator's attributes if the block raises (nothing is half-updated)."""
+    saved = dict(estimator.__dict__)
+    try:
+        yield
+    except BaseException:
+        estimator.__dict__.clear()
+        estimator.__dict__.update(saved)
+        raise
+
+
+class _BaseFNN(BaseEstimator):
+    """Shared implementation of the two estimators (not for direct use)."""
+
+    _parameter_constraints: dict = dict(MLP_CONSTRAINTS)
+
+    # ---- what the subclasses define -----------------------------------------------------------
+
+    def _loss_name(self):
+        """Loss of the network: 'squared_error', 'poisson', 'binary_log_loss' or 'log_loss'."""
+        raise NotImplementedError
+
+    def _output_activation(self):
+        raise NotImplementedError
+
+    # ---- fitting ------------------------------------------------------------------------------
+
+    def _hidden_sizes(self):
+        sizes = self.hidden_layer_sizes
+        sizes = list(sizes) if hasattr(sizes, "__iter__") else [sizes]
+        if np.any(np.array(sizes) <= 0):
+            raise ValueError("hidden_layer_sizes must be > 0, got %s." % sizes)
+        return [int(s) for s in sizes]
+
+    def _fit(self, X, y, sample_weight=None, incremental=False):
+        with _rollback_on_error(self):
+            return self._fit_committing(X, y, sample_weight, incremental)
+
+    def _fit_committing(self, X, y, sample_weight, incremental):
+        hidden = self._hidden_sizes()
+        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X)
+        Y = y.reshape(-1, 1) if y.ndim == 1 else y
+        sizes = [X.shape[1]] + hidden + [Y.shape[1]]
+        self._random_state = check_random_state(self.random_state)
+        if first_pass:
+            self._initialize(Y, sizes, X.dtype)
+        elif [c.shape[0] for c in self.coefs_] + [self.coefs_[-1].shape[1]] != sizes:
+            raise ValueError(
+                f"The fitted network has layer sizes "
+                f"{[c.shape[0] for c in self.coefs_] + [self.coefs_[-1].shape[1]]} but this "
+                f"call needs {sizes}: hidden_layer_sizes, the feature count and the output "
+                "count must stay the same for warm_start and partial_fit."
+            )
+        net = self._network(sizes, self.coefs_[0].dtype)
+        net.set_params(self.coefs_, self.intercepts_)
+        if self.solver in _STOCHASTIC_SOLVERS:
+            state = self._train_state(net, incremental)
+            fit_stochastic(state, self, X, Y, sample_weight, self._random_state, incremental,
+                           stratify=is_classifier(self) and self.n_outputs_ == 1,
+                           score=self._validation_score)
+        else:
+            state = TrainState(net)
+            fit_lbfgs(state, self, X, Y, sample_weight)
+        if not np.all(np.isfinite(net.theta)):
+            raise ValueError(
+                "Solver produced non-finite parameter weights. The input data may contain large "
+                "values and need to be preprocessed."
+            )
+        self._commit(state)
+        return self
+
+    def _network(self, sizes, dtype):
+        return Network(sizes, self.activation, self._output_activation(), self._loss_name(),
+                       dtype)
+
+    def _initialize(self, Y, sizes, dtype):
+        """First pass: scikit-learn's ``_initialize`` (same random draws, same attributes)."""
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = Y.shape[1]
+        self.n_layers_ = len(sizes)
+        self.out_activation_ = self._output_activation()
+        self.coefs_, self.intercepts_ = init_params(sizes, self.activation, self._random_state,
+                                                    dtype)
+        self._best_coefs = [c.copy() for c in self.coefs_]
+        self._best_intercepts = [b.copy() for b in self.intercepts_]
+        if self.solver in _STOCHASTIC_SOLVERS:
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            if self.early_stopping:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+                self.best_loss_ = None
+            else:
+                self.best_loss_ = np.inf
+                self.validation_scores_ = None
+                self.best_validation_score_ = None
+
+    def _train_state(self, net, incremental):
+        """A TrainState holding copies of everything training may change."""
+        best_theta = net.theta.copy()  # the early-stopping snapshot, packed as theta
+        if getattr(self, "_best_coefs", None) is not None:
+            for dst, src in zip(net.coefs(best_theta) + net.intercepts(best_theta),
+                                self._best_coefs + self._best_intercepts):
+                dst[...] = src
+        keep_optimizer = incremental and hasattr(self, "_optimizer")
+        return TrainState(
+            net,
+            optimizer=copy.deepcopy(self._optimizer) if keep_optimizer else None,
+            n_iter=self.n_iter_,
+            t=self.t_,
+            loss=getattr(self, "loss_", None),
+            loss_curve=list(getattr(self, "loss_curve_", [])),
+            best_loss=getattr(self, "best_loss_", np.inf),
+            no_improvement_count=getattr(self, "_no_improvement_count", 0),
+            validation_scores=(None if getattr(self, "validation_scores_", None) is None
+                               else list(self.validation_scores_)),
+            best_validation_score=getattr(self, "best_validation_score_", None),
+            best_theta=best_theta,
+        )
+
+    def _commit(self, state):
+        """Publish a successful fit's results as the fitted attributes."""
+        net = state.net
+        self.coefs_ = [w.copy() for w in net.coefs()]
+        self.intercepts_ = [b.copy() for b in net.intercepts()]
+        self.n_iter_ = state.n_iter
+        self.loss_ = state.loss
+        if self.solver in _STOCHASTIC_SOLVERS:
+            self.t_ = state.t
+            self.loss_curve_ = state.loss_curve
+            self.best_loss_ = state.best_loss
+            self._no_improvement_count = state.no_improvement_count
+            self.validation_scores_ = state.validation_scores
+            self.best_validation_score_ = state.best_validation_score
+            self._optimizer = state.optimizer
+            if self.early_stopping:
+                self._best_coefs = [w.copy() for w in net.coefs(state.best_theta)]
+                self._best_intercepts = [b.copy() for b in net.intercepts(state.best_theta)]
+
+    def _validation_score(self, net, X_val, Y_val, sw_val):
+        """Early-stopping score (accuracy / R^2) of the network being trained; NaN if the
+        predictions are not finite."""
+        out = net.forward(X_val)
+        if not np.all(np.isfinite(out)):
+            return np.nan
+        return self._score_output(out, Y_val, sw_val)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to data matrix X and target(s) y.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data. float32 input trains in float32 end to end.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The target values (class labels in classification, real numbers in regression).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        self : object
+            The fitted model.
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    def _check_solver(self):
+        if self.solver not in _STOCHASTIC_SOLVERS:
+            raise AttributeError(
+                "partial_fit is only available for stochastic optimizers. %s is not "
+                "stochastic." % self.solver
+            )
+        return True
+
+    # ---- prediction ---------------------------------------------------------------------------
+
+    def _forward(self, X, check_input=True):
+        """Output activations (n_samples, n_outputs) for X, computed by the compiled forward."""
+        if check_input:
+            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+        sizes = [c.shape[0] for c in self.coefs_] + [self.coefs_[-1].shape[1]]
+        net = Network(sizes, self.activation, self.out_activation_, self._loss_name(),
+                      self.coefs_[0].dtype)
+        net.set_params(self.coefs_, self.intercepts_)
+        return net.forward(X)
+
+    def _gradient_problem(self, X, y, sample_weight=None):
+        """For check_gradients: a float64 copy of the fitted network and the targets it fits.
+
+        Returns (network, Y (n, n_outputs) float64, sample_weight or None, alpha).
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False, dtype=np.float64)
+        Y = self._encode_targets(y)
+        sizes = [c.shape[0] for c in self.coefs_] + [self.coefs_[-1].shape[1]]
+        net = Network(sizes, self.activation, self.out_activation_, self._loss_name(),
+                      np.float64)
+        net.set_params(self.coefs_, self.intercepts_)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X)
+        return net, X, Y.astype(np.float64).reshape(X.shape[0], -1), sample_weight, self.alpha
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+
+class FNNClassifier(ClassifierMixin, _BaseFNN):
+    """Multi-layer perceptron classifier: scikit-learn's MLPClassifier, compiled.
+
+    Optimizes the log-loss with L-BFGS, SGD (momentum, Nesterov) or Adam. Parameters, defaults,
+    fitted attributes and random draws are those of ``sklearn.neural_network.MLPClassifier``
+    (scikit-learn 1.9); see its documentation for each parameter. Binary and multilabel
+    problems use a logistic output with binary log-loss, multiclass a softmax with log-loss.
+
+    Attributes
+    ----------
+    classes_, coefs_, intercepts_, loss_, loss_curve_, best_loss_, validation_scores_,
+    best_validation_score_, n_iter_, t_, n_layers_, n_outputs_, out_activation_,
+    n_features_in_, feature_names_in_
+        As MLPClassifier's. ``coefs_[i]`` has shape (fan_in, fan_out).
+    """
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+
+    def _loss_name(self):
+        return "log_loss" if self._label_binarizer.y_type_ == "multiclass" else "binary_log_loss"
+
+    def _output_activation(self):
+        return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             dtype=(np.float64, np.float32), reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if (not hasattr(self, "classes_")) or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same classes as in the "
+                        f"previous call to fit. Previously got {self.classes_}, `y` has {classes}"
+                    )
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(
+                    "`y` has classes not in `self.classes_`. "
+                    f"`self.classes_` has {self.classes_}. 'y' has {classes}."
+                )
+        return X, self._label_binarizer.transform(y).astype(X.dtype)
+
+    def _encode_targets(self, y):
+        return self._label_binarizer.transform(column_or_1d(y) if np.ndim(y) == 2 and
+                                               np.shape(y)[1] == 1 else y)
+
+    def _score_output(self, out, Y_val, sw_val):
+        y_true = self._label_binarizer.inverse_transform(Y_val)
+        return accuracy_score(y_true, self._decode(out), sample_weight=sw_val)
+
+    def _decode(self, out):
+        return self._label_binarizer.inverse_transform(out.ravel() if self.n_outputs_ == 1
+                                                       else out)
+
+    def predict(self, X):
+        """Predict classes for X: (n_samples,) labels, or (n_samples, n_classes) multilabel."""
+        check_is_fitted(self)
+        return self._decode(self._forward(X))
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """Update the model with a single epoch over the given data ('sgd' and 'adam' only).
+
+        ``classes`` (all classes across calls) is required on the first call.
+        """
+        with _rollback_on_error(self):
+            if _check_partial_fit_first_call(self, classes):
+                self._label_binarizer = LabelBinarizer()
+                if type_of_target(y).startswith("multilabel"):
+                    self._label_binarizer.fit(y)
+                else:
+                    self._label_binarizer.fit(classes)
+            return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    def predict_proba(self, X):
+        """Class probabilities (n_samples, n_classes), columns ordered as ``classes_``."""
+        check_is_fitted(self)
+        out = self._forward(X)
+        if self.n_outputs_ == 1:
+            p = out.ravel()
+            return np.vstack([1 - p, p]).T
+        return out
+
+    def predict_log_proba(self, X):
+        """``log(predict_proba(X))``."""
+        p = self.predict_proba(X)
+        return np.log(p, out=p)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class FNNRegressor(RegressorMixin, _BaseFNN):
+    """Multi-layer perceptron regressor: scikit-learn's MLPRegressor, compiled.
+
+    Parameters, defaults, fitted attributes and random draws are those of
+    ``sklearn.neural_network.MLPRegressor`` (scikit-learn 1.9; ``loss`` is the first positional
+    parameter), plus one:
+
+    out_activation : {'identity', 'logistic', 'tanh', 'relu'}, default='identity'
+        Output activation for ``loss='squared_error'`` (``'poisson'`` always uses 'exp').
+        Non-identity outputs use the general delta ``(a - y) * act'(z)``, so the derivation's
+        network, logistic everywhere with squared error, is
+        ``FNNRegressor(activation='logistic', out_activation='logistic')``.
+
+    ``loss_`` is the loss the gradient descends, ``1/2 ||a - y||^2`` summed over outputs (for
+    one output this is scikit-learn's value; for k outputs scikit-learn reports it divided by k).
+    """
+
+    _parameter_constraints: dict = dict(REGRESSOR_CONSTRAINTS)
+
+    def __init__(
+        self,
+        loss="squared_error",
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        out_activation="identity",
+    ):
+        self.loss = loss
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.out_activation = out_activation
+
+    def _loss_name(self):
+        return self.loss
+
+    def _output_activation(self):
+        if self.loss == "poisson":
+            if self.out_activation != "identity":
+                raise ValueError(
+                    "loss='poisson' always uses the 'exp' output activation; leave "
+                    f"out_activation at its default (got {self.out_activation!r})."
+                )
+            return "exp"
+        return self.out_activation
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if self.loss == "poisson" and np.any(y < 0):
+            raise ValueError("loss='poisson' needs non-negative targets y.")
+        return X, y
+
+    def _encode_targets(self, y):
+        return np.asarray(y, dtype=np.float64)
+
+    def _score_output(self, out, Y_val, sw_val):
+        return r2_score(Y_val, out.ravel() if out.shape[1] == 1 else out, sample_weight=sw_val)
+
+    def predict(self, X):
+        """Predicted values: (n_samples,) for one output, else (n_samples, n_outputs)."""
+        check_is_fitted(self)
+        out = self._forward(X)
+        return out.ravel() if out.shape[1] == 1 else out
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Update the model with a single epoch over the given data ('sgd' and 'adam' only)."""
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+
+__all__ = ["FNNClassifier", "FNNRegressor"]

@@ -1,0 +1,113 @@
+"""Losses: the value of each (loss, output activation) pair and its output delta.
+
+Per sample (summed over the k outputs), averaged over the batch with optional sample weights
+``s_i`` as ``sum_i s_i l_i / sum_i s_i``:
+
+=================  ============================================  =====================
+loss               l(a, y)                                       canonical output
+=================  ============================================  =====================
+squared_error      1/2 ||a - y||^2                               identity
+poisson            sum_j y_j log(y_j / a_j) - y_j + a_j          exp
+binary_log_loss    -sum_j y_j log a_j + (1 - y_j) log(1 - a_j)   logistic
+log_loss           -sum_j y_j log a_j                            softmax
+=================  ============================================  =====================
+
+The output delta is ``dl/dz^L = dl/da^L * act'(z^L)``; for the canonical pairs it reduces to
+``a^L - y``. Squared error also takes a logistic, tanh, relu or exp output (the derivation's own
+network is logistic everywhere), with the general form ``(a - y) * act'(a)``.
+"""
+
+import numpy as np
+
+from . import _kernels as K
+from .activations import ACTIVATIONS
+from .activations import code as act_code
+
+LOSS_CODES = {
+    "squared_error": K.SQUARED_ERROR,
+    "poisson": K.POISSON,
+    "binary_log_loss": K.BINARY_LOG_LOSS,
+    "log_loss": K.LOG_LOSS,
+}
+CANONICAL_OUTPUT = {
+    "squared_error": "identity",
+    "poisson": "exp",
+    "binary_log_loss": "logistic",
+    "log_loss": "softmax",
+}
+SQUARED_ERROR_OUTPUTS = ("identity", "logistic", "tanh", "relu", "exp")
+
+
+def check_pair(loss, out_activation):
+    """Raise ValueError unless the (loss, output activation) pair is supported."""
+    if loss not in LOSS_CODES:
+        raise ValueError(f"Unknown loss {loss!r}; expected one of {sorted(LOSS_CODES)}.")
+    allowed = SQUARED_ERROR_OUTPUTS if loss == "squared_error" else (CANONICAL_OUTPUT[loss],)
+    if out_activation not in allowed:
+        raise ValueError(
+            f"The {loss!r} loss takes an output activation in {list(allowed)}, "
+            f"got {out_activation!r}."
+        )
+
+
+def delta_derivative_code(loss, out_activation):
+    """Kernel code of the factor act'(z^L) in the output delta: identity for canonical pairs."""
+    check_pair(loss, out_activation)
+    if CANONICAL_OUTPUT[loss] == out_activation:
+        return K.IDENTITY
+    return act_code(out_activation)
+
+
+def clip_eps(dtype):
+    """scikit-learn's probability clip for the log-losses: the machine epsilon of the dtype."""
+    return float(np.finfo(dtype).eps)
+
+
+def loss_value(A, Y, sample_weight, loss):
+    """Mean loss of a batch (compiled); A, Y (m, k), sample_weight (m,) or None."""
+    sw = sample_weight if sample_weight is not None else np.empty(0, A.dtype)
+    return K.loss_value(A, Y, sw, sample_weight is not None, LOSS_CODES[loss], clip_eps(A.dtype))
+
+
+def output_delta(A, Y, sample_weight, loss, out_activation):
+    """dl/dz^L for a batch (compiled), as a new (m, k) array."""
+    D = np.empty_like(A)
+    sw = sample_weight if sample_weight is not None else np.empty(0, A.dtype)
+    K.output_delta_(D, A, Y, sw, sample_weight is not None,
+                    delta_derivative_code(loss, out_activation))
+    return D
+
+
+# ---- NumPy twins (test oracles) -------------------------------------------------------------
+
+
+def reference_loss_value(A, Y, sample_weight, loss):
+    """NumPy twin of :func:`loss_value`."""
+    eps = clip_eps(A.dtype)
+    A = A.astype(np.float64)
+    Y = Y.astype(np.float64)
+    if loss == "squared_error":
+        per_sample = 0.5 * ((A - Y) ** 2).sum(axis=1)
+    elif loss == "poisson":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ylog = np.where(Y > 0, Y * np.log(np.where(Y > 0, Y, 1) / A), 0.0)
+        per_sample = (ylog - Y + A).sum(axis=1)
+    elif loss == "binary_log_loss":
+        P = np.clip(A, eps, 1 - eps)
+        per_sample = -(Y * np.log(P) + (1 - Y) * np.log(1 - P)).sum(axis=1)
+    elif loss == "log_loss":
+        P = np.clip(A, eps, 1 - eps)
+        per_sample = -(Y * np.log(P)).sum(axis=1)
+    else:
+        raise ValueError(loss)
+    return float(np.average(per_sample, weights=sample_weight))
+
+
+def reference_output_delta(A, Y, sample_weight, loss, out_activation):
+    """NumPy twin of :func:`output_delta`: ``(A - Y) * act'(A)`` or ``A - Y`` if canonical."""
+    D = A - Y
+    if CANONICAL_OUTPUT[loss] != out_activation:
+        D = D * ACTIVATIONS[out_activation].reference_derivative(A)
+    if sample_weight is not None:
+        D = D * sample_weight[:, None]
+    return D.astype(A.dtype)

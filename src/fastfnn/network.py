@@ -1,0 +1,222 @@
+"""The network core: parameters, a workspace preallocated once, forward and backward.
+
+The derivation (column vectors, ``z^l = W^l a^{l-1} + b^l``) in the code's row-batch layout, for a
+batch of ``m`` rows (``i`` counts weight layers from 0; ``L`` is their number):
+
+===================================  =========  =====================  ==========================================
+symbol (derivation)                  buffer     shape                  formula in code
+===================================  =========  =====================  ==========================================
+a^1 = x                              ``A[0]``   (m, n_features)        the minibatch
+z^l, a^l                             ``A[i+1]`` (m, fan_out_i)         ``A[i+1] = act(A[i] @ W[i] + b[i])``
+delta^L = dl/dz^L                    ``D[L-1]`` (m, n_outputs)         ``(A[L] - Y) * act_out'(A[L])``; ``A[L] - Y``
+                                                                       for the canonical pairs
+delta^l = (W^{l+1})^T delta^{l+1}    ``D[i-1]`` (m, fan_out_{i-1})     ``(D[i] @ W[i].T) * act'(A[i])``
+  * sigma'(z^l)
+dl/dW^l = delta^l (a^{l-1})^T        ``dW[i]``  (fan_in, fan_out)      ``(A[i].T @ D[i] + alpha * W[i]) / S``
+dl/db^l = delta^l                    ``db[i]``  (fan_out,)             ``D[i].sum(axis=0) / S``
+===================================  =========  =====================  ==========================================
+
+``S`` is the batch size (or the sum of the batch's sample weights). ``W[i]`` has shape
+``(fan_in, fan_out)``: the transpose of the derivation's ``W^l``, and exactly scikit-learn's
+``coefs_[i]``; so the recursion multiplies by ``W[i].T`` on the right.
+
+The loss of a batch is ``sum_i s_i l_i / S + alpha/2 * sum_i ||W[i]||^2 / S`` (losses.py).
+
+All parameters live in one flat vector ``theta = [W[0].ravel(), ..., b[0], ...]`` (scikit-learn's
+packing); ``coefs``/``intercepts`` are views into it. The compiled work is in ``_kernels.py``.
+"""
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import _kernels as K
+from .activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
+from .activations import code as act_code
+from .losses import LOSS_CODES, check_pair, clip_eps, delta_derivative_code
+
+PREDICT_CHUNK = 4096  # rows per compiled forward call in predict (bounds the workspace)
+
+
+def init_params(sizes, activation, random_state, dtype):
+    """Glorot-uniform weights, drawn exactly as scikit-learn's ``_init_coef``.
+
+    For each layer in order: ``W = U(-r, r, (fan_in, fan_out))`` then ``b = U(-r, r, fan_out)``,
+    ``r = sqrt(f / (fan_in + fan_out))``, ``f = 2`` for logistic hidden units, else 6.
+    Drawn in float64, then cast to ``dtype``. Returns (coefs, intercepts) lists.
+    """
+    factor = 2.0 if activation == "logistic" else 6.0
+    coefs, intercepts = [], []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        bound = np.sqrt(factor / (fan_in + fan_out))
+        coefs.append(random_state.uniform(-bound, bound, (fan_in, fan_out)).astype(dtype))
+        intercepts.append(random_state.uniform(-bound, bound, fan_out).astype(dtype))
+    return coefs, intercepts
+
+
+class DataSource:
+    """Rows of X in the form the compiled gather reads: dense C-ordered, or CSR.
+
+    ``X`` (n, n_features) dense or sparse; converted once (no copy when already right).
+    """
+
+    def __init__(self, X, dtype):
+        if sp.issparse(X):
+            X = sp.csr_matrix(X, dtype=dtype)
+            self.args = (
+                np.empty((0, 0), dtype),
+                np.ascontiguousarray(X.data, dtype=dtype),
+                X.indices.astype(np.int64),
+                X.indptr.astype(np.int64),
+                True,
+            )
+        else:
+            dense = np.ascontiguousarray(X, dtype=dtype)
+            empty_int = np.empty(0, np.int64)
+            self.args = (dense, np.empty(0, dtype), empty_int, empty_int, False)
+        self.n_samples = X.shape[0]
+
+
+class Network:
+    """A feed-forward network: sizes, activations, loss, the flat parameters and a workspace.
+
+    Parameters
+    ----------
+    sizes : sequence of int, length L+1
+        ``[n_features, hidden..., n_outputs]``.
+    activation : str
+        Hidden activation, one of ``HIDDEN_ACTIVATIONS``.
+    out_activation : str
+        Output activation, one of ``OUTPUT_ACTIVATIONS``, valid for ``loss``.
+    loss : str
+        One of ``losses.LOSS_CODES``.
+    dtype : numpy float dtype
+        float32 or float64; parameters, workspace and gradients all use it.
+    """
+
+    def __init__(self, sizes, activation, out_activation, loss, dtype):
+        if activation not in HIDDEN_ACTIVATIONS:
+            raise ValueError(f"Hidden activation must be one of {HIDDEN_ACTIVATIONS}.")
+        if out_activation not in OUTPUT_ACTIVATIONS:
+            raise ValueError(f"Output activation must be one of {OUTPUT_ACTIVATIONS}.")
+        check_pair(loss, out_activation)
+        self.sizes = np.asarray(sizes, dtype=np.int64)
+        self.activation, self.out_activation, self.loss = activation, out_activation, loss
+        self.dtype = np.dtype(dtype)
+        n_params = int(np.sum(self.sizes[:-1] * self.sizes[1:]) + np.sum(self.sizes[1:]))
+        self.theta = np.zeros(n_params, self.dtype)
+        self.grad = np.zeros(n_params, self.dtype)
+        self.codes = (
+            act_code(activation),
+            act_code(out_activation),
+            LOSS_CODES[loss],
+            delta_derivative_code(loss, out_activation),
+        )
+        self.eps = clip_eps(self.dtype)
+        self.capacity = 0
+
+    # ---- parameters ---------------------------------------------------------------------------
+
+    @property
+    def n_layers(self):
+        """Number of weight layers L."""
+        return len(self.sizes) - 1
+
+    def coefs(self, theta=None):
+        """Views ``W[i]`` (fan_in, fan_out) into ``theta`` (default: the network's own)."""
+        theta = self.theta if theta is None else theta
+        return [K.w_view(theta, self.sizes, i) for i in range(self.n_layers)]
+
+    def intercepts(self, theta=None):
+        """Views ``b[i]`` (fan_out,) into ``theta`` (default: the network's own)."""
+        theta = self.theta if theta is None else theta
+        return [K.b_view(theta, self.sizes, i) for i in range(self.n_layers)]
+
+    def set_params(self, coefs, intercepts):
+        """Copy lists of W (fan_in, fan_out) and b (fan_out,) into theta (checks shapes)."""
+        for dst, src in zip(self.coefs() + self.intercepts(), list(coefs) + list(intercepts)):
+            if dst.shape != np.shape(src):
+                raise ValueError(f"Parameter of shape {np.shape(src)} where {dst.shape} is due.")
+            dst[...] = src
+
+    # ---- workspace ----------------------------------------------------------------------------
+
+    def reserve(self, capacity):
+        """Allocate the batch buffers for up to ``capacity`` rows (once; reused after)."""
+        if capacity <= self.capacity:
+            return
+        s = self.sizes
+        self.A_buf = np.empty(capacity * int(s.sum()), self.dtype)  # A[0..L]
+        self.D_buf = np.empty(capacity * int(s[1:].sum()), self.dtype)  # D[0..L-1]
+        self.Y_buf = np.empty(capacity * int(s[-1]), self.dtype)
+        self.sw_buf = np.empty(capacity, self.dtype)
+        self.capacity = capacity
+
+    def _kernel_tail(self):
+        hidden, out, loss, deriv = self.codes
+        return (self.theta, self.grad, self.sizes, self.A_buf, self.D_buf, self.Y_buf,
+                self.sw_buf, hidden, out, loss, deriv)
+
+    # ---- compute ------------------------------------------------------------------------------
+
+    def forward(self, X):
+        """Output activations ``A[L]`` (n, n_outputs) for X (n, n_features), dense or sparse.
+
+        Runs the compiled forward pass over chunks of at most ``PREDICT_CHUNK`` rows.
+        """
+        source = X if isinstance(X, DataSource) else DataSource(X, self.dtype)
+        n = source.n_samples
+        out = np.empty((n, self.sizes[-1]), self.dtype)
+        chunk = max(1, min(n, PREDICT_CHUNK))
+        self.reserve(chunk)
+        idx = np.arange(n, dtype=np.int64)
+        no_y = np.empty((n, 0), self.dtype)  # forward only: no targets to gather
+        hidden, out_code = self.codes[0], self.codes[1]
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            m = stop - start
+            A0 = self.A_buf[: m * self.sizes[0]].reshape(m, self.sizes[0])
+            K.gather_batch_(*source.args, no_y, self.sw_buf, False, idx, start, stop, A0,
+                            no_y[:m], self.sw_buf)
+            K.forward_(self.theta, self.sizes, self.A_buf, m, hidden, out_code)
+            off = m * int(self.sizes[:-1].sum())
+            out[start:stop] = self.A_buf[off : off + m * self.sizes[-1]].reshape(m, -1)
+        return out
+
+    def loss_grad(self, X, Y, sample_weight=None, alpha=0.0):
+        """Full-batch loss and gradient: returns ``(loss, grad)``, grad (n_params,) a view of
+        the network's gradient buffer, laid out as theta.
+
+        X (n, n_features) dense/sparse or a DataSource; Y (n, n_outputs); sample_weight (n,).
+        """
+        source = X if isinstance(X, DataSource) else DataSource(X, self.dtype)
+        n = source.n_samples
+        Y = np.ascontiguousarray(Y, dtype=self.dtype).reshape(n, -1)
+        use_sw = sample_weight is not None
+        sw = np.ascontiguousarray(sample_weight, self.dtype) if use_sw else np.empty(0, self.dtype)
+        self.reserve(n)
+        idx = np.arange(n, dtype=np.int64)
+        A0 = self.A_buf[: n * self.sizes[0]].reshape(n, self.sizes[0])
+        Y_b = self.Y_buf[: n * self.sizes[-1]].reshape(n, -1)
+        K.gather_batch_(*source.args, Y, sw, use_sw, idx, 0, n, A0, Y_b, self.sw_buf)
+        hidden, out, loss, deriv = self.codes
+        value = K.loss_grad_(self.theta, self.grad, self.sizes, self.A_buf, self.D_buf, Y_b,
+                             self.sw_buf[:n], use_sw, n, hidden, out, loss, deriv,
+                             float(alpha), self.eps)
+        return value, self.grad
+
+    def run_batches(self, source, Y, sw, idx, first_batch, last_batch, batch_size, alpha,
+                    solver, state_1, state_2, hyper, adam_t):
+        """Compiled minibatch loop over batches ``first_batch..last_batch-1`` of order ``idx``.
+
+        Y (n, n_outputs) and sw (n,) or None are C-contiguous in the network's dtype. See
+        ``_kernels.run_batches_``; returns ``(sum of batch_loss * batch_rows, adam_t)``.
+        """
+        use_sw = sw is not None
+        sw = sw if use_sw else np.empty(0, self.dtype)
+        hidden, out, loss, deriv = self.codes
+        return K.run_batches_(
+            *source.args, Y, sw, use_sw, idx, first_batch, last_batch, batch_size,
+            self.theta, self.grad, self.sizes, self.A_buf, self.D_buf, self.Y_buf, self.sw_buf,
+            hidden, out, loss, deriv, float(alpha), self.eps,
+            solver, state_1, state_2, hyper, adam_t,
+        )

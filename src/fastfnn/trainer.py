@@ -1,0 +1,238 @@
+"""Training: epochs, minibatch order, learning-rate schedules, stopping, early stopping, L-BFGS.
+
+Follows scikit-learn 1.9's ``_fit_stochastic`` / ``_fit_lbfgs`` step for step (same random draws
+in the same order, same stopping rules; see shared/SKLEARN_MLP.md), while the minibatch loop itself
+runs compiled (``Network.run_batches``). Everything a fit changes lives in a :class:`TrainState`,
+so the estimator can commit it only when training succeeds.
+"""
+
+import os
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.optimize
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from threadpoolctl import threadpool_limits
+
+from ._validation import check_optimize_result, lbfgs_iprint_options
+from .network import DataSource, Network
+from .optimizers import make_optimizer
+
+# Work per compiled call: chunks of whole batches of about this many flops (~0.1 s), so that a
+# KeyboardInterrupt is seen between chunks while per-call overhead stays negligible.
+FLOPS_PER_CALL = 2e8
+# Per-batch GEMM size (batch * largest fan_in*fan_out) from which a second BLAS thread pays off.
+TWO_THREAD_WORK = 2**24
+
+
+@dataclass
+class TrainState:
+    """What a fit reads and changes: the network (with theta), the optimizer and the history."""
+
+    net: Network
+    optimizer: object = None
+    n_iter: int = 0
+    t: int = 0
+    loss: float = None
+    loss_curve: list = field(default_factory=list)
+    best_loss: float = np.inf
+    no_improvement_count: int = 0
+    validation_scores: list = None
+    best_validation_score: float = None
+    best_theta: np.ndarray = None
+
+
+def blas_threads(sizes, batch_size):
+    """BLAS threads for a fit: ``FASTFNN_NUM_THREADS`` if set, else 2 only for big GEMMs.
+
+    A second thread helps only when each product is large; on small layers it costs time.
+    """
+    env = os.environ.get("FASTFNN_NUM_THREADS")
+    if env:
+        return max(1, int(env))
+    work = batch_size * int(np.max(sizes[:-1] * sizes[1:]))
+    return min(os.cpu_count() or 1, 2) if work >= TWO_THREAD_WORK else 1
+
+
+def batch_size_for(cfg, n_samples):
+    """scikit-learn's batch size: min(200, n) for 'auto', else clipped to [1, n] (warns)."""
+    if cfg.batch_size == "auto":
+        return min(200, n_samples)
+    if cfg.batch_size > n_samples:
+        warnings.warn(
+            "Got `batch_size` less than 1 or larger than sample size. It is going to be clipped"
+        )
+    return int(np.clip(cfg.batch_size, 1, n_samples))
+
+
+def split_validation(X, Y, sw, cfg, random_state, stratify):
+    """Hold out ``validation_fraction`` of the rows exactly as scikit-learn's train_test_split
+    (stratified on the binarized target when ``stratify``). Returns train and validation parts.
+    """
+    arrays = (X, Y) if sw is None else (X, Y, sw)
+    parts = train_test_split(
+        *arrays,
+        random_state=random_state,
+        test_size=cfg.validation_fraction,
+        stratify=Y.astype(bool) if stratify else None,
+    )
+    X_tr, X_val, Y_tr, Y_val = parts[:4]
+    sw_tr, sw_val = (parts[4], parts[5]) if sw is not None else (None, None)
+    if X_val.shape[0] < 2:
+        raise ValueError(
+            "The validation set is too small. Increase 'validation_fraction' or the size of "
+            "your dataset."
+        )
+    return (X_tr, Y_tr, sw_tr), (X_val, Y_val, sw_val)
+
+
+def fit_stochastic(state, cfg, X, Y, sw, random_state, incremental, stratify, score):
+    """Train with 'sgd' or 'adam' for up to ``cfg.max_iter`` epochs (one if ``incremental``).
+
+    Parameters
+    ----------
+    state : TrainState
+        Network with initial parameters; changed in place.
+    cfg : estimator-like
+        Reads the scikit-learn hyper-parameters by name.
+    X : (n, n_features) dense or sparse; Y : (n, n_outputs); sw : (n,) or None.
+    random_state : numpy RandomState, consumed as scikit-learn does (split, then shuffles).
+    incremental : bool
+        partial_fit: one epoch, optimizer state kept.
+    stratify : bool
+        Stratify the early-stopping split (binary classification).
+    score : callable(net, X_val, Y_val, sw_val) -> float
+        Validation score (accuracy or R^2) for early stopping.
+    """
+    net = state.net
+    if not incremental or state.optimizer is None:
+        state.optimizer = make_optimizer(cfg.solver, net.theta.size, net.dtype, cfg)
+    opt = state.optimizer
+    if cfg.early_stopping and incremental:
+        raise ValueError("partial_fit does not support early_stopping=True")
+    if cfg.early_stopping:
+        (X, Y, sw), val = split_validation(X, Y, sw, cfg, random_state, stratify)
+    source = DataSource(X, net.dtype)
+    Y = np.ascontiguousarray(Y, dtype=net.dtype)
+    sw = None if sw is None else np.ascontiguousarray(sw, dtype=net.dtype)
+    n = source.n_samples
+    batch_size = batch_size_for(cfg, n)
+    net.reserve(batch_size)
+    n_batches = -(-n // batch_size)
+    flops_per_batch = 6 * batch_size * float(np.sum(net.sizes[:-1] * net.sizes[1:]))
+    per_call = max(1, int(FLOPS_PER_CALL // flops_per_batch))
+    idx = np.arange(n, dtype=np.int64)
+    perm = np.arange(n, dtype=np.int64)
+
+    with threadpool_limits(limits=blas_threads(net.sizes, batch_size), user_api="blas"):
+        try:
+            state.n_iter = 0
+            for _ in range(cfg.max_iter):
+                if cfg.shuffle:
+                    # sklearn.utils.shuffle(idx, random_state): the same draw, composed
+                    perm[:] = np.arange(n)
+                    random_state.shuffle(perm)
+                    idx = idx[perm]
+                accumulated = 0.0
+                for first in range(0, n_batches, per_call):
+                    last = min(first + per_call, n_batches)
+                    acc, opt.t = net.run_batches(
+                        source, Y, sw, idx, first, last, batch_size, cfg.alpha,
+                        opt.solver, *opt.state, opt.hyper(), opt.t,
+                    )
+                    accumulated += acc
+                if _end_epoch(state, cfg, accumulated / n, n, early_stop_data=(
+                        val if cfg.early_stopping else None), score=score, incremental=incremental):
+                    break
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.")
+    if cfg.early_stopping:
+        net.theta[:] = state.best_theta
+
+
+def _end_epoch(state, cfg, loss, n, early_stop_data, score, incremental):
+    """scikit-learn's end-of-epoch bookkeeping; returns True to stop training."""
+    opt = state.optimizer
+    state.n_iter += 1
+    state.loss = loss
+    state.t += n
+    state.loss_curve.append(loss)
+    if cfg.verbose:
+        print("Iteration %d, loss = %.8f" % (state.n_iter, loss))
+    if not np.isfinite(loss) and not np.all(np.isfinite(state.net.theta)):
+        return True  # diverged: the estimator raises on the non-finite weights
+    _update_no_improvement_count(state, cfg, early_stop_data, score)
+    opt.iteration_ends(state.t)
+    if state.no_improvement_count > cfg.n_iter_no_change:
+        if early_stop_data is not None:
+            msg = ("Validation score did not improve more than tol=%f for %d consecutive "
+                   "epochs." % (cfg.tol, cfg.n_iter_no_change))
+        else:
+            msg = ("Training loss did not improve more than tol=%f for %d consecutive epochs."
+                   % (cfg.tol, cfg.n_iter_no_change))
+        if opt.trigger_stopping(msg, cfg.verbose):
+            return True
+        state.no_improvement_count = 0
+    if incremental:
+        return True
+    if state.n_iter == cfg.max_iter:
+        warnings.warn(
+            "Stochastic Optimizer: Maximum iterations (%d) reached and the optimization "
+            "hasn't converged yet." % cfg.max_iter,
+            ConvergenceWarning,
+        )
+    return False
+
+
+def _update_no_improvement_count(state, cfg, early_stop_data, score):
+    if early_stop_data is not None:
+        val_score = score(state.net, *early_stop_data)
+        state.validation_scores.append(val_score)
+        if cfg.verbose:
+            print("Validation score: %f" % val_score)
+        if val_score < state.best_validation_score + cfg.tol:
+            state.no_improvement_count += 1
+        else:
+            state.no_improvement_count = 0
+        if val_score > state.best_validation_score:
+            state.best_validation_score = val_score
+            state.best_theta = state.net.theta.copy()
+    else:
+        last = state.loss_curve[-1]
+        if last > state.best_loss - cfg.tol:
+            state.no_improvement_count += 1
+        else:
+            state.no_improvement_count = 0
+        if last < state.best_loss:
+            state.best_loss = last
+
+
+def fit_lbfgs(state, cfg, X, Y, sw):
+    """Full-batch L-BFGS-B (SciPy) on the loss and gradient of the compiled backward pass.
+
+    SciPy works in float64; a float32 network copies each iterate into its own theta, so the
+    network's gradients stay in its dtype.
+    """
+    net = state.net
+    source = DataSource(X, net.dtype)
+
+    def loss_grad(x):
+        net.theta[:] = x
+        value, grad = net.loss_grad(source, Y, sw, cfg.alpha)
+        return value, grad.astype(np.float64)
+
+    iprint = 1 if (cfg.verbose is True or cfg.verbose >= 1) else -1
+    with threadpool_limits(limits=blas_threads(net.sizes, source.n_samples), user_api="blas"):
+        opt_res = scipy.optimize.minimize(
+            loss_grad,
+            net.theta.astype(np.float64),
+            method="L-BFGS-B",
+            jac=True,
+            options={"maxfun": cfg.max_fun, "maxiter": cfg.max_iter, "gtol": cfg.tol,
+                     **lbfgs_iprint_options(iprint)},
+        )
+    state.n_iter = check_optimize_result("lbfgs", opt_res, cfg.max_iter)
+    state.loss = float(opt_res.fun)
+    net.theta[:] = opt_res.x
