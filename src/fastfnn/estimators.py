@@ -29,7 +29,7 @@ from ._validation import (
     _check_sample_weight,
     _fit_context,
 )
-from .network import Network, init_params
+from .network import DataSource, Network, init_params
 from .trainer import TrainState, fit_lbfgs, fit_stochastic
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
@@ -37,13 +37,22 @@ _STOCHASTIC_SOLVERS = ("sgd", "adam")
 
 @contextmanager
 def _rollback_on_error(estimator):
-    """Restore the estimator's attributes if the block raises (nothing is half-updated)."""
+    """Restore the estimator's attributes if the block raises (nothing is half-updated).
+
+    A fit replaces attributes rather than mutating them (training works on copies), so a
+    shallow snapshot of ``__dict__`` suffices; the one object a fit advances in place, a
+    ``RandomState`` passed as ``random_state``, has its state restored as well.
+    """
     saved = dict(estimator.__dict__)
+    rng = estimator.random_state
+    rng_state = rng.get_state() if isinstance(rng, np.random.RandomState) else None
     try:
         yield
     except BaseException:
         estimator.__dict__.clear()
         estimator.__dict__.update(saved)
+        if rng_state is not None:
+            rng.set_state(rng_state)
         raise
 
 
@@ -98,7 +107,7 @@ class _BaseFNN(BaseEstimator):
             state = self._train_state(net, incremental)
             fit_stochastic(state, self, X, Y, sample_weight, self._random_state, incremental,
                            stratify=is_classifier(self) and self.n_outputs_ == 1,
-                           score=self._validation_score)
+                           make_scorer=self._validation_scorer)
         else:
             state = TrainState(net)
             fit_lbfgs(state, self, X, Y, sample_weight)
@@ -138,27 +147,41 @@ class _BaseFNN(BaseEstimator):
                 self.best_validation_score_ = None
 
     def _train_state(self, net, incremental):
-        """A TrainState holding copies of everything training may change."""
-        best_theta = net.theta.copy()  # the early-stopping snapshot, packed as theta
-        if getattr(self, "_best_coefs", None) is not None:
-            for dst, src in zip(net.coefs(best_theta) + net.intercepts(best_theta),
-                                self._best_coefs + self._best_intercepts):
-                dst[...] = src
+        """A TrainState holding copies of everything training may change.
+
+        A warm start or partial_fit continues the history (loss curve, best loss or best
+        validation score and weights, stall count) as scikit-learn does. Where that history
+        was recorded in another mode (early_stopping switched, or a previous 'lbfgs' fit, for
+        which scikit-learn fails with AttributeError/TypeError), the history of the current
+        mode starts afresh as on a first fit, from the current weights.
+        """
         keep_optimizer = incremental and hasattr(self, "_optimizer")
-        return TrainState(
+        state = TrainState(
             net,
             optimizer=copy.deepcopy(self._optimizer) if keep_optimizer else None,
             n_iter=self.n_iter_,
             t=self.t_,
             loss=getattr(self, "loss_", None),
             loss_curve=list(getattr(self, "loss_curve_", [])),
-            best_loss=getattr(self, "best_loss_", np.inf),
             no_improvement_count=getattr(self, "_no_improvement_count", 0),
-            validation_scores=(None if getattr(self, "validation_scores_", None) is None
-                               else list(self.validation_scores_)),
-            best_validation_score=getattr(self, "best_validation_score_", None),
-            best_theta=best_theta,
+            best_theta=net.theta.copy(),  # the early-stopping snapshot, packed as theta
         )
+        if self.early_stopping:
+            if getattr(self, "validation_scores_", None) is None:  # history of another mode
+                state.validation_scores, state.best_validation_score = [], -np.inf
+                state.no_improvement_count = 0
+            else:
+                state.validation_scores = list(self.validation_scores_)
+                state.best_validation_score = self.best_validation_score_
+                for dst, src in zip(net.coefs(state.best_theta) + net.intercepts(state.best_theta),
+                                    self._best_coefs + self._best_intercepts):
+                    dst[...] = src
+            state.best_loss = None
+        else:
+            state.best_loss = getattr(self, "best_loss_", None)
+            if state.best_loss is None:  # history of another mode
+                state.best_loss, state.no_improvement_count = np.inf, 0
+        return state
 
     def _commit(self, state):
         """Publish a successful fit's results as the fitted attributes."""
@@ -179,13 +202,22 @@ class _BaseFNN(BaseEstimator):
                 self._best_coefs = [w.copy() for w in net.coefs(state.best_theta)]
                 self._best_intercepts = [b.copy() for b in net.intercepts(state.best_theta)]
 
-    def _validation_score(self, net, X_val, Y_val, sw_val):
-        """Early-stopping score (accuracy / R^2) of the network being trained; NaN if the
-        predictions are not finite."""
-        out = net.forward(X_val)
-        if not np.all(np.isfinite(out)):
-            return np.nan
-        return self._score_output(out, Y_val, sw_val)
+    def _validation_scorer(self, X_val, Y_val, sw_val):
+        """``score(net)``: the early-stopping score (accuracy / R^2) of the network being
+        trained on the held-out rows, as scikit-learn's ``_score`` (NaN where the predictions
+        are floats and not all finite). Targets are decoded and X converted once per fit."""
+        y_true = self._decode_targets(Y_val)
+        sources = {}
+
+        def score(net):
+            if net.dtype not in sources:
+                sources[net.dtype] = DataSource(X_val, net.dtype)
+            y_pred = self._output_to_prediction(net.forward(sources[net.dtype]))
+            if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
+                return np.nan
+            return self._score_function(y_true, y_pred, sample_weight=sw_val)
+
+        return score
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -218,12 +250,17 @@ class _BaseFNN(BaseEstimator):
     # ---- prediction ---------------------------------------------------------------------------
 
     def _forward(self, X, check_input=True):
-        """Output activations (n_samples, n_outputs) for X, computed by the compiled forward."""
+        """Output activations (n_samples, n_outputs) for X, computed by the compiled forward.
+
+        Computed in float32 when both X and the model are float32, else in float64 (NumPy's
+        promotion of ``X @ coefs_``, as in scikit-learn).
+        """
         if check_input:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+        float32 = X.dtype == np.float32 and self.coefs_[0].dtype == np.float32
+        dtype = np.float32 if float32 else np.float64
         sizes = [c.shape[0] for c in self.coefs_] + [self.coefs_[-1].shape[1]]
-        net = Network(sizes, self.activation, self.out_activation_, self._loss_name(),
-                      self.coefs_[0].dtype)
+        net = Network(sizes, self.activation, self.out_activation_, self._loss_name(), dtype)
         net.set_params(self.coefs_, self.intercepts_)
         return net.forward(X)
 
@@ -350,18 +387,21 @@ class FNNClassifier(ClassifierMixin, _BaseFNN):
         return self._label_binarizer.transform(column_or_1d(y) if np.ndim(y) == 2 and
                                                np.shape(y)[1] == 1 else y)
 
-    def _score_output(self, out, Y_val, sw_val):
-        y_true = self._label_binarizer.inverse_transform(Y_val)
-        return accuracy_score(y_true, self._decode(out), sample_weight=sw_val)
+    _score_function = staticmethod(accuracy_score)
 
-    def _decode(self, out):
+    def _decode_targets(self, Y):
+        """Labels of the binarized targets Y (n, n_outputs)."""
+        return self._label_binarizer.inverse_transform(Y)
+
+    def _output_to_prediction(self, out):
+        """Labels from the output activations (n, n_outputs), as ``predict``."""
         return self._label_binarizer.inverse_transform(out.ravel() if self.n_outputs_ == 1
                                                        else out)
 
     def predict(self, X):
         """Predict classes for X: (n_samples,) labels, or (n_samples, n_classes) multilabel."""
         check_is_fitted(self)
-        return self._decode(self._forward(X))
+        return self._output_to_prediction(self._forward(X))
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
@@ -498,14 +538,18 @@ class FNNRegressor(RegressorMixin, _BaseFNN):
     def _encode_targets(self, y):
         return np.asarray(y, dtype=np.float64)
 
-    def _score_output(self, out, Y_val, sw_val):
-        return r2_score(Y_val, out.ravel() if out.shape[1] == 1 else out, sample_weight=sw_val)
+    _score_function = staticmethod(r2_score)
+
+    def _decode_targets(self, Y):
+        return Y
+
+    def _output_to_prediction(self, out):
+        return out.ravel() if out.shape[1] == 1 else out
 
     def predict(self, X):
         """Predicted values: (n_samples,) for one output, else (n_samples, n_outputs)."""
         check_is_fitted(self)
-        out = self._forward(X)
-        return out.ravel() if out.shape[1] == 1 else out
+        return self._output_to_prediction(self._forward(X))
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)

@@ -19,6 +19,7 @@ class SGD:
     """
 
     solver = K.SGD
+    name = "sgd"
 
     def __init__(self, n_params, dtype, learning_rate_init=0.1, lr_schedule="constant",
                  momentum=0.9, nesterov=True, power_t=0.5):
@@ -28,6 +29,7 @@ class SGD:
         self.momentum = float(momentum)
         self.nesterov = bool(nesterov)
         self.power_t = float(power_t)
+        self.dtype = np.dtype(dtype)
         self.velocity = np.zeros(n_params, dtype)
         self.t = 0  # unused by SGD; kept so the kernel call is uniform
 
@@ -68,15 +70,25 @@ class Adam:
     """
 
     solver = K.ADAM
+    name = "adam"
 
     def __init__(self, n_params, dtype, learning_rate_init=0.001, beta_1=0.9, beta_2=0.999,
                  epsilon=1e-8):
         self.learning_rate_init = float(learning_rate_init)
-        self.learning_rate = float(learning_rate_init)
         self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
         self.t = 0
+        self.dtype = np.dtype(dtype)
         self.m1 = np.zeros(n_params, dtype)
         self.m2 = np.zeros(n_params, dtype)
+
+    @property
+    def learning_rate(self):
+        """The step size of the last update, ``lr0 sqrt(1 - b2^t) / (1 - b1^t)`` (as
+        scikit-learn's ``AdamOptimizer.learning_rate``); ``lr0`` before the first."""
+        if self.t == 0:
+            return self.learning_rate_init
+        return (self.learning_rate_init * np.sqrt(1 - self.beta_2**self.t)
+                / (1 - self.beta_1**self.t))
 
     @property
     def state(self):

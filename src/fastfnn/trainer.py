@@ -88,7 +88,7 @@ def split_validation(X, Y, sw, cfg, random_state, stratify):
     return (X_tr, Y_tr, sw_tr), (X_val, Y_val, sw_val)
 
 
-def fit_stochastic(state, cfg, X, Y, sw, random_state, incremental, stratify, score):
+def fit_stochastic(state, cfg, X, Y, sw, random_state, incremental, stratify, make_scorer):
     """Train with 'sgd' or 'adam' for up to ``cfg.max_iter`` epochs (one if ``incremental``).
 
     Parameters
@@ -103,17 +103,25 @@ def fit_stochastic(state, cfg, X, Y, sw, random_state, incremental, stratify, sc
         partial_fit: one epoch, optimizer state kept.
     stratify : bool
         Stratify the early-stopping split (binary classification).
-    score : callable(net, X_val, Y_val, sw_val) -> float
-        Validation score (accuracy or R^2) for early stopping.
+    make_scorer : callable(X_val, Y_val, sw_val) -> callable(net) -> float
+        Builds the early-stopping score (accuracy or R^2; NaN as scikit-learn's) of the
+        network on the held-out rows; called once per fit.
     """
     net = state.net
-    if not incremental or state.optimizer is None:
+    if cfg.early_stopping and incremental:
+        raise ValueError(
+            "partial_fit does not support early_stopping=True: set early_stopping=False, or "
+            "use fit for early stopping."
+        )
+    if (not incremental or state.optimizer is None
+            or state.optimizer.name != cfg.solver or state.optimizer.dtype != net.dtype):
         state.optimizer = make_optimizer(cfg.solver, net.theta.size, net.dtype, cfg)
     opt = state.optimizer
-    if cfg.early_stopping and incremental:
-        raise ValueError("partial_fit does not support early_stopping=True")
+    scorer = None
     if cfg.early_stopping:
-        (X, Y, sw), val = split_validation(X, Y, sw, cfg, random_state, stratify)
+        (X, Y, sw), (X_val, Y_val, sw_val) = split_validation(X, Y, sw, cfg, random_state,
+                                                              stratify)
+        scorer = make_scorer(X_val, Y_val, sw_val)
     source = DataSource(X, net.dtype)
     Y = np.ascontiguousarray(Y, dtype=net.dtype)
     sw = None if sw is None else np.ascontiguousarray(sw, dtype=net.dtype)
@@ -143,8 +151,7 @@ def fit_stochastic(state, cfg, X, Y, sw, random_state, incremental, stratify, sc
                         opt.solver, *opt.state, opt.hyper(), opt.t,
                     )
                     accumulated += acc
-                if _end_epoch(state, cfg, accumulated / n, n, early_stop_data=(
-                        val if cfg.early_stopping else None), score=score, incremental=incremental):
+                if _end_epoch(state, cfg, np.float64(accumulated / n), n, scorer, incremental):
                     break
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
@@ -152,8 +159,11 @@ def fit_stochastic(state, cfg, X, Y, sw, random_state, incremental, stratify, sc
         net.theta[:] = state.best_theta
 
 
-def _end_epoch(state, cfg, loss, n, early_stop_data, score, incremental):
-    """scikit-learn's end-of-epoch bookkeeping; returns True to stop training."""
+def _end_epoch(state, cfg, loss, n, scorer, incremental):
+    """scikit-learn's end-of-epoch bookkeeping; returns True to stop training.
+
+    ``scorer(net)`` is the early-stopping validation score, or None without early stopping.
+    """
     opt = state.optimizer
     state.n_iter += 1
     state.loss = loss
@@ -161,12 +171,15 @@ def _end_epoch(state, cfg, loss, n, early_stop_data, score, incremental):
     state.loss_curve.append(loss)
     if cfg.verbose:
         print("Iteration %d, loss = %.8f" % (state.n_iter, loss))
-    if not np.isfinite(loss) and not np.all(np.isfinite(state.net.theta)):
-        return True  # diverged: the estimator raises on the non-finite weights
-    _update_no_improvement_count(state, cfg, early_stop_data, score)
+    if scorer is None and not np.isfinite(loss) and not np.all(np.isfinite(state.net.theta)):
+        # Diverged. Without early stopping nothing can bring finite weights back, and the
+        # estimator raises on them; scikit-learn runs on to max_iter first. (With early
+        # stopping the best weights are restored at the end, so training goes on as there.)
+        return True
+    _update_no_improvement_count(state, cfg, scorer)
     opt.iteration_ends(state.t)
     if state.no_improvement_count > cfg.n_iter_no_change:
-        if early_stop_data is not None:
+        if scorer is not None:
             msg = ("Validation score did not improve more than tol=%f for %d consecutive "
                    "epochs." % (cfg.tol, cfg.n_iter_no_change))
         else:
@@ -186,9 +199,16 @@ def _end_epoch(state, cfg, loss, n, early_stop_data, score, incremental):
     return False
 
 
-def _update_no_improvement_count(state, cfg, early_stop_data, score):
-    if early_stop_data is not None:
-        val_score = score(state.net, *early_stop_data)
+def _update_no_improvement_count(state, cfg, scorer):
+    """scikit-learn's stall count: on the validation score (early stopping), else on the
+    training loss against the best so far.
+
+    The training-loss rule compares the loss per output, as scikit-learn reports it: for
+    squared error with k outputs fastfnn's loss is the sum over outputs, so it is divided by k
+    here, and ``tol`` means what it means in scikit-learn (the same epoch stops).
+    """
+    if scorer is not None:
+        val_score = scorer(state.net)
         state.validation_scores.append(val_score)
         if cfg.verbose:
             print("Validation score: %f" % val_score)
@@ -201,12 +221,18 @@ def _update_no_improvement_count(state, cfg, early_stop_data, score):
             state.best_theta = state.net.theta.copy()
     else:
         last = state.loss_curve[-1]
-        if last > state.best_loss - cfg.tol:
+        k = per_output_divisor(state.net)
+        if last / k > state.best_loss / k - cfg.tol:
             state.no_improvement_count += 1
         else:
             state.no_improvement_count = 0
         if last < state.best_loss:
             state.best_loss = last
+
+
+def per_output_divisor(net):
+    """k for squared error with k outputs (fastfnn's loss is k times scikit-learn's), else 1."""
+    return int(net.sizes[-1]) if net.loss == "squared_error" else 1
 
 
 def fit_lbfgs(state, cfg, X, Y, sw):
@@ -234,5 +260,5 @@ def fit_lbfgs(state, cfg, X, Y, sw):
                      **lbfgs_iprint_options(iprint)},
         )
     state.n_iter = check_optimize_result("lbfgs", opt_res, cfg.max_iter)
-    state.loss = float(opt_res.fun)
+    state.loss = np.float64(opt_res.fun)
     net.theta[:] = opt_res.x
