@@ -149,12 +149,8 @@ class Network:
         self.D_buf = np.empty(capacity * int(s[1:].sum()), self.dtype)  # D[0..L-1]
         self.Y_buf = np.empty(capacity * int(s[-1]), self.dtype)
         self.sw_buf = np.empty(capacity, self.dtype)
+        self.scratch = np.empty(int(np.max(s[:-1] * s[1:])), self.dtype)  # transposed W
         self.capacity = capacity
-
-    def _kernel_tail(self):
-        hidden, out, loss, deriv = self.codes
-        return (self.theta, self.grad, self.sizes, self.A_buf, self.D_buf, self.Y_buf,
-                self.sw_buf, hidden, out, loss, deriv)
 
     # ---- compute ------------------------------------------------------------------------------
 
@@ -177,7 +173,7 @@ class Network:
             A0 = self.A_buf[: m * self.sizes[0]].reshape(m, self.sizes[0])
             K.gather_batch_(*source.args, no_y, self.sw_buf, False, idx, start, stop, A0,
                             no_y[:m], self.sw_buf)
-            K.forward_(self.theta, self.sizes, self.A_buf, m, hidden, out_code)
+            K.forward_(self.theta, self.sizes, self.A_buf, m, hidden, out_code, self.scratch)
             off = m * int(self.sizes[:-1].sum())
             out[start:stop] = self.A_buf[off : off + m * self.sizes[-1]].reshape(m, -1)
         return out
@@ -201,7 +197,7 @@ class Network:
         hidden, out, loss, deriv = self.codes
         value = K.loss_grad_(self.theta, self.grad, self.sizes, self.A_buf, self.D_buf, Y_b,
                              self.sw_buf[:n], use_sw, n, hidden, out, loss, deriv,
-                             float(alpha), self.eps)
+                             float(alpha), self.eps, self.scratch)
         return value, self.grad
 
     def run_batches(self, source, Y, sw, idx, first_batch, last_batch, batch_size, alpha,
@@ -217,6 +213,6 @@ class Network:
         return K.run_batches_(
             *source.args, Y, sw, use_sw, idx, first_batch, last_batch, batch_size,
             self.theta, self.grad, self.sizes, self.A_buf, self.D_buf, self.Y_buf, self.sw_buf,
-            hidden, out, loss, deriv, float(alpha), self.eps,
+            self.scratch, hidden, out, loss, deriv, float(alpha), self.eps,
             solver, state_1, state_2, hyper, adam_t,
         )
