@@ -150,6 +150,8 @@ def add_arguments(parser):
     parser.add_argument("--sections", default=None,
                         help=f"comma-separated from {','.join(SECTIONS)} (default: all with "
                              "--full, else train,predict,startup)")
+    parser.add_argument("--peak-size", type=int, default=2048,
+                        help="side of the square matmul that measures the GEMM peak")
     parser.add_argument("--json", default=None, help="also write the raw results to this file")
     parser.add_argument("--markdown", default=None, help="also write the tables to this file")
 
@@ -167,6 +169,7 @@ class Options:
     samples: int = None
     threads: int = None
     torch: bool = True
+    peak_size: int = 2048
 
     def config(self, name):
         cfg = CONFIGS[name]
@@ -225,6 +228,7 @@ def options_from_args(args):
         samples=getattr(args, "samples", None),
         threads=getattr(args, "threads", None),
         torch=not getattr(args, "no_torch", False),
+        peak_size=getattr(args, "peak_size", None) or 2048,
     )
 
 
@@ -489,7 +493,7 @@ class Bench:
 
     def measure_peak(self, dtype, threads=None, timer=None):
         threads = threads or os.cpu_count() or 1
-        value = gemm_peak(dtype, threads)
+        value = gemm_peak(dtype, threads, n=self.opts.peak_size)
         self.peaks.setdefault(dtype, {})[threads] = value
         self.log(f"GEMM peak {dtype} {threads} thread(s): {value:.1f} GFLOP/s")
         return value
@@ -1127,7 +1131,11 @@ def machine_header(bench):
 def run(args):
     """``fastfnn bench``: run the selected benchmarks, print the tables; 1 if the
     implementations did not do the same work, else 0."""
-    opts = options_from_args(args)
+    try:
+        opts = options_from_args(args)
+    except ValueError as exc:
+        print(f"fastfnn bench: {exc}", file=sys.stderr)
+        return 2
     quiet = getattr(args, "quiet", False)
     bench = Bench(opts, log=None if quiet else (lambda m: print(m, file=sys.stderr, flush=True)))
     bench.run_all()
