@@ -91,7 +91,7 @@ PREDICT_CONFIGS = ("small", "wide")
 FLOOR_CONFIGS = ("medium", "wide")
 MEMORY_CONFIGS = ("small", "medium", "wide")
 # Epochs per fit in the full suite (scikit-learn is slow on medium and wide).
-FULL_EPOCHS = {"tiny": 3, "small": 3, "medium": 2, "wide": 1, "deep": 3}
+FULL_EPOCHS = {"tiny": 3, "small": 3, "medium": 2, "wide": 2, "deep": 3}
 QUICK_EPOCHS = 2
 ROUNDS = {"fastfnn": 3, "sklearn": 2, "torch": 3}
 # Issue 4's targets: samples/s ratio to scikit-learn (sgd); vs torch, floor, adam, start-up.
