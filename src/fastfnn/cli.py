@@ -580,7 +580,7 @@ def cmd_predict(args):
         _check_writable("--output", args.output)
     record = load_model(args.model)
     table = read_csv(args.data)
-    columns = _feature_columns(table, record, args.data)
+    columns, note = _feature_columns(table, record, args.data)
     X = table.floats(columns).astype(record["dtype"])
     pred = record["model"].predict(X)
     out = io.StringIO()
@@ -597,17 +597,22 @@ def cmd_predict(args):
             staged.commit()
     else:
         sys.stdout.write(out.getvalue())
+    if note:
+        print(f"fastfnn predict: note: {note}", file=sys.stderr)
     return 0
 
 
 def _feature_columns(table, record, path):
+    """(column positions of the model's features in DATA, note or None): by name when every
+    feature name is in the header; else, if DATA has exactly the model's feature count and no
+    feature name at another position, in training order (with a note)."""
     names = record["feature_names"]
     if all(name in table.header for name in names):
-        return [table.header.index(name) for name in names]
-    if len(table.header) == len(names):
-        print(f"fastfnn predict: note: {path}'s column names differ from the model's features; "
-              "using its columns in training order", file=sys.stderr)
-        return list(range(len(names)))
+        return [table.header.index(name) for name in names], None
+    moved = [n for i, n in enumerate(table.header) if n in names and names.index(n) != i]
+    if len(table.header) == len(names) and not moved:
+        return list(range(len(names))), (f"{path}'s column names differ from the model's "
+                                         "features; using its columns in training order")
     missing = [n for n in names if n not in table.header]
     raise CLIError(
         f"{path}: {len(table.header)} columns, but the model needs {len(names)} features "
