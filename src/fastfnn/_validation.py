@@ -5,6 +5,7 @@ comes out of ``fit``), the fit-context decorator that checks them, and small hel
 ``_fit_lbfgs`` / ``partial_fit``. If scikit-learn moves one of these, only this file changes.
 """
 
+from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -56,3 +57,36 @@ def lbfgs_iprint_options(iprint):
 def check_optimize_result(solver, result, max_iter):
     """Number of iterations of a SciPy result; warns (ConvergenceWarning) if it did not converge."""
     return _check_optimize_result(solver, result, max_iter)
+
+
+# scikit-learn's input-validation messages say what is wrong; these add what to do about it.
+_HINTS = (
+    ("contains NaN", "impute",
+     "Impute the missing values first (e.g. sklearn.impute.SimpleImputer in a Pipeline) or "
+     "drop those rows."),
+    ("contains infinity", "Replace",
+     "Replace or drop the infinite values, and rescale very large ones (e.g. with "
+     "sklearn.preprocessing.StandardScaler)."),
+    ("inconsistent numbers of samples", "same length",
+     "X, y and sample_weight need one entry per sample: pass arrays of the same length."),
+    ("sample(s) (shape=", "non-empty", "Pass a non-empty X (at least one row)."),
+    ("feature(s) (shape=", "non-empty", "Pass an X with at least one column."),
+)
+
+
+@contextmanager
+def explained_errors():
+    """Append to scikit-learn's input-validation ValueErrors a sentence saying what to do.
+
+    The exception keeps its type and traceback; only plain ValueErrors are touched.
+    """
+    try:
+        yield
+    except ValueError as err:
+        if type(err) is ValueError and err.args and isinstance(err.args[0], str):
+            msg = err.args[0]
+            for key, already, hint in _HINTS:
+                if key in msg and already not in msg:
+                    err.args = (f"{msg.rstrip()} {hint}",) + err.args[1:]
+                    break
+        raise

@@ -28,6 +28,7 @@ from ._validation import (
     _check_partial_fit_first_call,
     _check_sample_weight,
     _fit_context,
+    explained_errors,
 )
 from .network import DataSource, Network, init_params
 from .trainer import TrainState, fit_lbfgs, fit_stochastic
@@ -76,11 +77,14 @@ class _BaseFNN(BaseEstimator):
         sizes = self.hidden_layer_sizes
         sizes = list(sizes) if hasattr(sizes, "__iter__") else [sizes]
         if np.any(np.array(sizes) <= 0):
-            raise ValueError("hidden_layer_sizes must be > 0, got %s." % sizes)
+            raise ValueError(
+                "hidden_layer_sizes must be > 0, got %s. Give every hidden layer at least one "
+                "unit (an empty tuple () means no hidden layer)." % sizes
+            )
         return [int(s) for s in sizes]
 
     def _fit(self, X, y, sample_weight=None, incremental=False):
-        with _rollback_on_error(self):
+        with _rollback_on_error(self), explained_errors():
             return self._fit_committing(X, y, sample_weight, incremental)
 
     def _fit_committing(self, X, y, sample_weight, incremental):
@@ -114,7 +118,8 @@ class _BaseFNN(BaseEstimator):
         if not np.all(np.isfinite(net.theta)):
             raise ValueError(
                 "Solver produced non-finite parameter weights. The input data may contain large "
-                "values and need to be preprocessed."
+                "values and need to be preprocessed (e.g. with "
+                "sklearn.preprocessing.StandardScaler), or learning_rate_init may be too large."
             )
         self._commit(state)
         return self
@@ -243,7 +248,8 @@ class _BaseFNN(BaseEstimator):
         if self.solver not in _STOCHASTIC_SOLVERS:
             raise AttributeError(
                 "partial_fit is only available for stochastic optimizers. %s is not "
-                "stochastic." % self.solver
+                "stochastic. Use solver='sgd' or solver='adam' for partial_fit, or fit for "
+                "%r." % (self.solver, self.solver)
             )
         return True
 
@@ -256,7 +262,8 @@ class _BaseFNN(BaseEstimator):
         promotion of ``X @ coefs_``, as in scikit-learn).
         """
         if check_input:
-            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+            with explained_errors():
+                X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         float32 = X.dtype == np.float32 and self.coefs_[0].dtype == np.float32
         dtype = np.float32 if float32 else np.float64
         sizes = [c.shape[0] for c in self.coefs_] + [self.coefs_[-1].shape[1]]
@@ -270,7 +277,9 @@ class _BaseFNN(BaseEstimator):
         Returns (network, Y (n, n_outputs) float64, sample_weight or None, alpha).
         """
         check_is_fitted(self)
-        X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False, dtype=np.float64)
+        with explained_errors():
+            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False,
+                              dtype=np.float64)
         Y = self._encode_targets(y)
         sizes = [c.shape[0] for c in self.coefs_] + [self.coefs_[-1].shape[1]]
         net = Network(sizes, self.activation, self.out_activation_, self._loss_name(),
@@ -374,12 +383,15 @@ class FNNClassifier(ClassifierMixin, _BaseFNN):
                 if set(classes) != set(self.classes_):
                     raise ValueError(
                         "warm_start can only be used where `y` has the same classes as in the "
-                        f"previous call to fit. Previously got {self.classes_}, `y` has {classes}"
+                        f"previous call to fit. Previously got {self.classes_}, `y` has "
+                        f"{classes}. Set warm_start=False to fit a new model to these classes."
                     )
             elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
                 raise ValueError(
                     "`y` has classes not in `self.classes_`. "
-                    f"`self.classes_` has {self.classes_}. 'y' has {classes}."
+                    f"`self.classes_` has {self.classes_}. 'y' has {classes}. Declare every "
+                    "class in the first partial_fit call (classes=np.unique(y_all)), or refit "
+                    "with fit."
                 )
         return X, self._label_binarizer.transform(y).astype(X.dtype)
 
@@ -410,7 +422,7 @@ class FNNClassifier(ClassifierMixin, _BaseFNN):
 
         ``classes`` (all classes across calls) is required on the first call.
         """
-        with _rollback_on_error(self):
+        with _rollback_on_error(self), explained_errors():
             if _check_partial_fit_first_call(self, classes):
                 self._label_binarizer = LabelBinarizer()
                 if type_of_target(y).startswith("multilabel"):
@@ -532,7 +544,10 @@ class FNNRegressor(RegressorMixin, _BaseFNN):
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if self.loss == "poisson" and np.any(y < 0):
-            raise ValueError("loss='poisson' needs non-negative targets y.")
+            raise ValueError(
+                "loss='poisson' needs non-negative targets y (counts, rates); use "
+                "loss='squared_error' for targets that can be negative."
+            )
         return X, y
 
     def _encode_targets(self, y):

@@ -239,26 +239,49 @@ def fit_lbfgs(state, cfg, X, Y, sw):
     """Full-batch L-BFGS-B (SciPy) on the loss and gradient of the compiled backward pass.
 
     SciPy works in float64; a float32 network copies each iterate into its own theta, so the
-    network's gradients stay in its dtype.
+    network's gradients stay in its dtype. A KeyboardInterrupt keeps the last accepted iterate
+    (warning "Training interrupted by user.", as the stochastic solvers; scikit-learn lets it
+    propagate from the middle of an evaluation).
     """
     net = state.net
     source = DataSource(X, net.dtype)
+    Y = np.ascontiguousarray(Y, dtype=net.dtype)
+    sw = None if sw is None else np.ascontiguousarray(sw, dtype=net.dtype)
+    last_eval = {}  # the most recent evaluation: x and its loss
+    accepted = {"x": net.theta.astype(np.float64), "loss": None, "n_iter": 0}
 
     def loss_grad(x):
         net.theta[:] = x
         value, grad = net.loss_grad(source, Y, sw, cfg.alpha)
+        last_eval["x"], last_eval["loss"] = x.copy(), value
         return value, grad.astype(np.float64)
+
+    def record_iterate(xk):
+        same = "x" in last_eval and np.array_equal(xk, last_eval["x"])
+        accepted["x"], accepted["n_iter"] = xk.copy(), accepted["n_iter"] + 1
+        accepted["loss"] = last_eval["loss"] if same else None
 
     iprint = 1 if (cfg.verbose is True or cfg.verbose >= 1) else -1
     with threadpool_limits(limits=blas_threads(net.sizes, source.n_samples), user_api="blas"):
-        opt_res = scipy.optimize.minimize(
-            loss_grad,
-            net.theta.astype(np.float64),
-            method="L-BFGS-B",
-            jac=True,
-            options={"maxfun": cfg.max_fun, "maxiter": cfg.max_iter, "gtol": cfg.tol,
-                     **lbfgs_iprint_options(iprint)},
-        )
+        try:
+            opt_res = scipy.optimize.minimize(
+                loss_grad,
+                net.theta.astype(np.float64),
+                method="L-BFGS-B",
+                jac=True,
+                callback=record_iterate,
+                options={"maxfun": cfg.max_fun, "maxiter": cfg.max_iter, "gtol": cfg.tol,
+                         **lbfgs_iprint_options(iprint)},
+            )
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.")
+            net.theta[:] = accepted["x"]
+            state.n_iter = accepted["n_iter"]
+            loss = accepted["loss"]
+            if loss is None:
+                loss, _ = net.loss_grad(source, Y, sw, cfg.alpha)
+            state.loss = np.float64(loss)
+            return
     state.n_iter = check_optimize_result("lbfgs", opt_res, cfg.max_iter)
     state.loss = np.float64(opt_res.fun)
     net.theta[:] = opt_res.x
