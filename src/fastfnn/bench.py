@@ -24,6 +24,7 @@ only (``m`` the rows of the batch, reset for the shorter last batch): exactly sc
 import argparse
 import dataclasses
 import json
+import math
 import os
 import platform
 import subprocess
@@ -100,8 +101,8 @@ FLOOR_TARGET = 1.25
 ADAM_TARGET = 0.9
 WARM_START_TARGET = 0.2
 IMPORT_TARGET = 0.5
-# Same-work tolerances on the epoch-1 loss (relative); torch runs its own GEMMs and, for adam,
-# puts epsilon inside the bias correction (``eps * sqrt(1 - beta_2^t)``), hence looser.
+# Same-work tolerances on the epoch-1 loss (relative); torch runs its own GEMMs (and sums in
+# another order), hence looser. x10 for adam, whose m / sqrt(v) amplifies rounding.
 TOLERANCE = {
     ("sklearn", "float64"): 1e-6,
     ("sklearn", "float32"): 1e-3,
@@ -337,7 +338,9 @@ def torch_fit(case, Xt, Yt, init, orders, track_penalty=False):
     """Train a torch copy of the network for ``len(orders)`` epochs, scikit-learn's step for step.
 
     Loss per batch ``0.5 * sum((out - y)^2) / m`` (the sum over outputs, as fastfnn descends);
-    L2 as ``weight_decay = alpha / m`` on weights only. Returns per epoch ``(sum over batches of
+    L2 as ``weight_decay = alpha / m`` on weights only. Adam's ``eps`` is set each step to
+    ``1e-8 / sqrt(1 - beta_2^t)``, so that torch's ``m_hat / (sqrt(v_hat) + eps)`` equals
+    scikit-learn's ``lr_t * m / (sqrt(v) + 1e-8)``. Returns per epoch ``(sum over batches of
     0.5 * squared error, sum over batches of alpha/2 * ||W||^2)`` -- the second only when
     ``track_penalty`` (it costs extra ops per batch, so timed fits leave it out).
     """
@@ -354,6 +357,7 @@ def torch_fit(case, Xt, Yt, init, orders, track_penalty=False):
     else:
         opt = torch.optim.Adam(groups, lr=LR, betas=(0.9, 0.999), eps=1e-8)
     mse = torch.nn.functional.mse_loss
+    adam, step = case.solver == "adam", 0
     n = Xt.shape[0]
     curve = []
     for order in orders:
@@ -371,6 +375,10 @@ def torch_fit(case, Xt, Yt, init, orders, track_penalty=False):
                     penalty += 0.5 * ALPHA * float(sum((w.double() ** 2).sum() for w in weights))
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if adam:  # torch divides by sqrt(v_hat) + eps: rescale eps to sklearn's sqrt(v) + eps
+                step += 1
+                for g in opt.param_groups:
+                    g["eps"] = 1e-8 / math.sqrt(1.0 - 0.999**step)
             opt.step()
             losses.append(loss.detach())
         opt.param_groups[0]["weight_decay"] = ALPHA / bs
@@ -468,7 +476,8 @@ class Bench:
         self.train = {}  # case key -> {impl: [seconds per fit]}
         self.cases = {}  # case key -> Case
         self.threads = {}  # case key -> threads
-        self.losses = {}  # case key -> {name: epoch-1 loss or parameter difference}
+        self.losses = {}  # case key -> {implementation: epoch-1 loss}
+        self._coefs = {}  # (case key, implementation) -> coefs_ after the last timed fit
         self.floors = {}  # case key -> seconds per epoch
         self.predict = {}  # "config/dtype" -> {impl: seconds per predict of all rows}
         self.startup = {}  # dtype -> {measure: seconds}
@@ -491,7 +500,7 @@ class Bench:
 
     # ---- GEMM peak ----
 
-    def measure_peak(self, dtype, threads=None, timer=None):
+    def measure_peak(self, dtype, threads=None):
         threads = threads or os.cpu_count() or 1
         value = gemm_peak(dtype, threads, n=self.opts.peak_size)
         self.peaks.setdefault(dtype, {})[threads] = value
@@ -549,7 +558,6 @@ class Bench:
                 est.fit(X, y)
                 times.append(time.perf_counter() - t)
             losses[impl] = est.loss_curve_[0]
-            self._coefs = getattr(self, "_coefs", {})
             self._coefs[(case.key, impl)] = est.coefs_
 
         if impl == "fastfnn":  # load (or compile) the kernels before timing
@@ -571,8 +579,7 @@ class Bench:
 
         A norm, not a maximum: under adam a weight whose gradient is at rounding level moves by
         +-lr whatever its sign, so a few single weights may differ by 2 lr in float32."""
-        coefs = getattr(self, "_coefs", {})
-        a, b = coefs.get((key, "fastfnn")), coefs.get((key, "sklearn"))
+        a, b = self._coefs.get((key, "fastfnn")), self._coefs.get((key, "sklearn"))
         if a is None or b is None:
             return None
         num = sum(float(np.sum((p.astype(np.float64) - q) ** 2)) for p, q in zip(a, b))
