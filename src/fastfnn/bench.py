@@ -618,6 +618,7 @@ class Bench:
     def measure_floor(self, case):
         threads = self._threads(case.config, case.config.batch_size)
         value = gemm_floor(case.config, case.dtype, threads, reps=3 if self.opts.full else 2)
+        self.cases[case.key] = case
         self.floors[case.key] = value
         self.log(f"floor {case.key:22s} {value:.4f} s/epoch")
         return value
