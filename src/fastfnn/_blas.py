@@ -7,11 +7,32 @@ controller is built once (that costs about 2.5 ms) and reused (about 10 us per c
 fits and ``partial_fit`` loops do not pay for it each time.
 """
 
+import os
 import threading
 from contextlib import contextmanager
 
+import numpy as np
+
+# Per-product work (rows * largest fan_in*fan_out) from which a second BLAS thread pays off when
+# training (three products per layer and batch); predict, with one product per layer, needs more.
+TWO_THREAD_WORK = 2**24
+
 _controller = None
 _lock = threading.Lock()
+
+
+def threads_for(sizes, rows, passes=3):
+    """BLAS threads for products of ``rows`` rows through layers ``sizes``.
+
+    ``FASTFNN_NUM_THREADS`` if set; else 2 (where there are 2 cores) only when each batch's
+    largest product is big enough: on narrow layers a second thread costs time.
+    """
+    env = os.environ.get("FASTFNN_NUM_THREADS")
+    if env:
+        return max(1, int(env))
+    sizes = np.asarray(sizes)
+    work = passes * rows * int(np.max(sizes[:-1] * sizes[1:])) / 3
+    return min(os.cpu_count() or 1, 2) if work >= TWO_THREAD_WORK else 1
 
 
 def controller():

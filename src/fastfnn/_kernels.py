@@ -30,6 +30,9 @@ from numba import njit
 # Fast-math flags that keep NaN/inf semantics (no "nnan", no "ninf").
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 jit = njit(cache=True, fastmath=FASTMATH, nogil=True)
+# Update rules without "reassoc": with it LLVM may expand b2*v + (1-b2)*g^2 into
+# b2*v + g^2 - b2*g^2, which is inf - inf = NaN where g^2 overflows (NumPy gives inf).
+jit_update = njit(cache=True, fastmath=FASTMATH - {"reassoc"}, nogil=True)
 
 # Activation codes (activations.py maps names to these).
 IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP = 0, 1, 2, 3, 4, 5
@@ -409,7 +412,7 @@ def gather_batch_(X, X_data, X_indices, X_indptr, is_sparse, Y, sw, use_sw, idx,
             sw_b[r] = sw[src]
 
 
-@jit
+@jit_update
 def sgd_step_(theta, grad, velocity, lr, momentum, nesterov):
     """``v <- mu v - lr g``; ``theta += mu v - lr g`` (Nesterov) or ``theta += v``."""
     dt = theta.dtype.type
@@ -424,7 +427,7 @@ def sgd_step_(theta, grad, velocity, lr, momentum, nesterov):
             theta[p] += v
 
 
-@jit
+@jit_update
 def adam_step_(theta, grad, m1, m2, lr_t, beta_1, beta_2, epsilon):
     """``m <- b1 m + (1-b1) g``; ``v <- b2 v + (1-b2) g^2``; ``theta -= lr_t m / (sqrt(v) + eps)``,
     with ``lr_t = lr sqrt(1 - b2^t) / (1 - b1^t)`` computed by the caller."""

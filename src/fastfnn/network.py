@@ -30,6 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _kernels as K
+from ._blas import limit_threads, threads_for
 from .activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
 from .activations import code as act_code
 from .losses import LOSS_CODES, check_pair, clip_eps, delta_derivative_code
@@ -124,12 +125,15 @@ class Network:
     def coefs(self, theta=None):
         """Views ``W[i]`` (fan_in, fan_out) into ``theta`` (default: the network's own)."""
         theta = self.theta if theta is None else theta
-        return [K.w_view(theta, self.sizes, i) for i in range(self.n_layers)]
+        ends = np.cumsum(self.sizes[:-1] * self.sizes[1:])
+        return [theta[end - fi * fo : end].reshape(fi, fo)
+                for end, fi, fo in zip(ends, self.sizes[:-1], self.sizes[1:])]
 
     def intercepts(self, theta=None):
-        """Views ``b[i]`` (fan_out,) into ``theta`` (default: the network's own)."""
+        """Views ``b[i]`` (fan_out,) into ``theta`` (default: the network's own), after the W."""
         theta = self.theta if theta is None else theta
-        return [K.b_view(theta, self.sizes, i) for i in range(self.n_layers)]
+        ends = np.sum(self.sizes[:-1] * self.sizes[1:]) + np.cumsum(self.sizes[1:])
+        return [theta[end - fo : end] for end, fo in zip(ends, self.sizes[1:])]
 
     def set_params(self, coefs, intercepts):
         """Copy lists of W (fan_in, fan_out) and b (fan_out,) into theta (checks shapes)."""
@@ -157,7 +161,8 @@ class Network:
     def forward(self, X):
         """Output activations ``A[L]`` (n, n_outputs) for X (n, n_features), dense or sparse.
 
-        Runs the compiled forward pass over chunks of at most ``PREDICT_CHUNK`` rows.
+        Runs the compiled forward pass over chunks of at most ``PREDICT_CHUNK`` rows, with the
+        BLAS thread count of ``_blas.threads_for``.
         """
         source = X if isinstance(X, DataSource) else DataSource(X, self.dtype)
         n = source.n_samples
@@ -167,6 +172,12 @@ class Network:
         idx = np.arange(n, dtype=np.int64)
         no_y = np.empty((n, 0), self.dtype)  # forward only: no targets to gather
         hidden, out_code = self.codes[0], self.codes[1]
+        with limit_threads(threads_for(self.sizes, chunk, passes=1)):
+            self._forward_chunks(source, idx, no_y, out, chunk, hidden, out_code)
+        return out
+
+    def _forward_chunks(self, source, idx, no_y, out, chunk, hidden, out_code):
+        n = source.n_samples
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
             m = stop - start
@@ -176,7 +187,6 @@ class Network:
             K.forward_(self.theta, self.sizes, self.A_buf, m, hidden, out_code, self.scratch)
             off = m * int(self.sizes[:-1].sum())
             out[start:stop] = self.A_buf[off : off + m * self.sizes[-1]].reshape(m, -1)
-        return out
 
     def loss_grad(self, X, Y, sample_weight=None, alpha=0.0):
         """Full-batch loss and gradient: returns ``(loss, grad)``, grad (n_params,) a view of
