@@ -442,6 +442,55 @@ def test_sparse_input(kind, solver, fmt):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("kind", ["reg", "binary", "multiclass"])
+@pytest.mark.parametrize("extra", ["early_stopping", "sample_weight", "sparse"])
+def test_float32_combinations(kind, extra):
+    X, y = make_data(kind, dtype=np.float32)
+    fit_kwargs, params = {}, dict(solver="adam", learning_rate_init=0.05, batch_size=37,
+                                  max_iter=15)
+    if extra == "early_stopping":
+        params.update(early_stopping=True, n_iter_no_change=3, validation_fraction=0.2)
+    elif extra == "sample_weight":
+        fit_kwargs["sample_weight"] = np.random.RandomState(2).uniform(0.1, 3, len(y))
+    else:
+        X[np.abs(X) < 0.8] = 0
+        X = sp.csr_matrix(X)
+    ff, sk, X, _ = fit_both(kind, X=X, y=y, fit_kwargs=fit_kwargs, **params)
+    assert_parity(ff, sk, X, np.float32, f"float32 {extra} {kind}")
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+@pytest.mark.parametrize("kind", ["reg", "binary"])
+def test_sparse_with_early_stopping(kind, fmt):
+    X, y = make_data(kind)
+    X[np.abs(X) < 0.8] = 0.0
+    Xs = sp.csr_matrix(X) if fmt == "csr" else sp.csc_matrix(X)
+    ff, sk, _, _ = fit_both(kind, X=Xs, y=y, solver="sgd", early_stopping=True,
+                            learning_rate_init=0.05, max_iter=30, n_iter_no_change=3)
+    assert_parity(ff, sk, Xs, np.float64, f"sparse early stopping {fmt} {kind}")
+
+
+@pytest.mark.parametrize("max_fun", [7, 40])
+@pytest.mark.parametrize("kind", ["reg", "multiclass"])
+def test_lbfgs_max_fun_and_tol(kind, max_fun):
+    """lbfgs stopped by max_fun (ConvergenceWarning text included) or by its gradient tol."""
+    ff, sk, X, _ = fit_both(kind, solver="lbfgs", max_fun=max_fun, max_iter=500,
+                            tol=1e-2 if max_fun == 40 else 1e-4)
+    assert_parity(ff, sk, X, np.float64, f"lbfgs max_fun {max_fun} {kind}")
+
+
+@pytest.mark.parametrize("kind", ["reg", "multiclass"])
+def test_partial_fit_with_sample_weight(kind):
+    X, y = make_data(kind)
+    sw = np.random.RandomState(4).uniform(0.1, 3, len(y))
+    ff, sk = pair(kind, solver="sgd", learning_rate_init=0.05, batch_size=37)
+    kwargs = {"classes": np.unique(y)} if kind != "reg" else {}
+    for est in (ff, sk):
+        call(est, "partial_fit", X[:70], y[:70], sample_weight=sw[:70], **kwargs)
+        call(est, "partial_fit", X[70:], y[70:], sample_weight=sw[70:])
+    assert_parity(ff, sk, X, np.float64, f"partial_fit sample_weight {kind}")
+
+
 @pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
 @pytest.mark.parametrize("kind", CLASSIFICATION_KINDS)
 def test_classifier_kinds(kind, solver):
