@@ -78,7 +78,7 @@ DATASETS = {"sine": sine, "friedman1": friedman1, "diabetes": diabetes, "iris": 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true",
-                        help="compare the files on disk with what would be written; exit 1 if any differ")
+                        help="compare the files on disk with what this writes; exit 1 if any differ")
     args = parser.parse_args(argv)
     stale = []
     for name, make in DATASETS.items():

@@ -39,6 +39,11 @@ def main(argv=None):
     except KeyboardInterrupt:
         _error(args.command, "interrupted")
         return 130
+    except ValueError as exc:  # scikit-learn's and the estimators' messages on bad settings
+        if os.environ.get("FASTFNN_DEBUG"):
+            raise
+        _error(args.command, " ".join(str(exc).split()))
+        return 1
     except BrokenPipeError:  # e.g. `fastfnn predict ... | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
@@ -176,10 +181,7 @@ def _add_fit_parser(sub):
 
 def cmd_fit(args):
     """``fastfnn fit``: train, report, optionally save the model and plot the loss curve."""
-    import time
-
     import numpy as np
-    from sklearn.base import clone
 
     stochastic = args.solver != "lbfgs"
     _check_fit_options(args, stochastic)
@@ -193,7 +195,8 @@ def cmd_fit(args):
     X_train, X_test, y_train, y_test = _split(X, y, args, shown)
     model, scaled_target = _build_model(args, verbose=stochastic and not args.quiet)
     say = (lambda *a: None) if args.quiet else print
-    say(f"data     {label}: {X.shape[0]} rows, {X.shape[1]} features, target {target_name!r}")
+    say(f"data     {label}: {X.shape[0]} rows, {X.shape[1]} feature"
+        f"{'s' if X.shape[1] > 1 else ''}, target {target_name!r}")
     say(f"split    {len(X_train)} train / {len(X_test)} test rows "
         f"(--test-size {args.test_size:g}, --seed {args.seed})")
     say(f"model    {_describe(args)}")
@@ -202,28 +205,14 @@ def cmd_fit(args):
     if args.classify and len(np.unique(y_train)) < 2:
         raise CLIError(f"{shown}: the training rows hold a single class; need at least two")
 
-    start = time.perf_counter()
-    _quietly_fit(clone(model).set_params(**{_fnn_param(model, "max_iter"): 1,
-                                             _fnn_param(model, "verbose"): False}),
-                 X_train, y_train)  # load (or compile) the kernels outside the timed fit
-    startup = time.perf_counter() - start
-    progress = _Progress(args.epochs, args.quiet or not stochastic)
-    if not stochastic and not args.quiet:
-        print("training with L-BFGS (full batch; no per-iteration progress) ...", flush=True)
-    start = time.perf_counter()
-    with progress:
-        caught = _quietly_fit(model, X_train, y_train, progress)
-    elapsed = time.perf_counter() - start
-    fnn = _fitted_fnn(model)
-    fnn.set_params(verbose=False)
-
-    epochs = fnn.n_iter_
+    fnn, elapsed, startup, notes = _train(model, X_train, y_train, args)
     rows = len(X_train) - (int(np.ceil(args.validation_fraction * len(X_train)))
                            if args.early_stopping else 0)
-    unit = "epochs" if stochastic else "L-BFGS iterations"
-    print(f"trained  {epochs} {unit} in {elapsed:.2f} s: {epochs * rows / elapsed:,.0f} samples/s"
-          f" ({epochs} x {rows} rows; start-up {startup:.2f} s)")
-    for line in progress.notes(caught, args):
+    unit = "L-BFGS iterations" if args.solver == "lbfgs" else "epochs"
+    print(f"trained  {fnn.n_iter_} {unit} in {elapsed:.2f} s: "
+          f"{fnn.n_iter_ * rows / elapsed:,.0f} samples/s "
+          f"({fnn.n_iter_} x {rows} rows; start-up {startup:.2f} s)")
+    for line in notes:
         say(f"note     {line}")
     metrics = _test_metrics(model, X_test, y_test, args.classify)
     print("test     " + ", ".join(f"{k} {v}" for k, v in metrics.items())
@@ -240,6 +229,35 @@ def cmd_fit(args):
     if args.plot:
         say(f"plot     {args.plot}")
     return 0
+
+
+def _train(model, X_train, y_train, args):
+    """Fit ``model`` with a progress bar; returns (fitted FNN estimator, training seconds,
+    start-up seconds, notes on how training ended).
+
+    Start-up: one epoch of a clone first, so that loading (or, on the very first run,
+    compiling) the kernels is not counted in the training time and throughput.
+    """
+    import time
+
+    from sklearn.base import clone
+
+    stochastic = args.solver != "lbfgs"
+    start = time.perf_counter()
+    _quietly_fit(clone(model).set_params(**{_fnn_param(model, "max_iter"): 1,
+                                             _fnn_param(model, "verbose"): False}),
+                 X_train, y_train)
+    startup = time.perf_counter() - start
+    if not stochastic and not args.quiet:
+        print("training with L-BFGS (full batch; no per-iteration progress) ...", flush=True)
+    progress = _Progress(args.epochs, args.quiet or not stochastic)
+    start = time.perf_counter()
+    with progress:
+        caught = _quietly_fit(model, X_train, y_train, progress)
+    elapsed = time.perf_counter() - start
+    fnn = _fitted_fnn(model)
+    fnn.set_params(verbose=False)  # the saved model prints nothing when refitted
+    return fnn, elapsed, startup, progress.notes(caught, args)
 
 
 def _check_fit_options(args, stochastic):
@@ -287,7 +305,7 @@ def _split(X, y, args, path):
     from sklearn.model_selection import train_test_split
 
     n_test = int(np.ceil(args.test_size * len(X)))
-    if n_test < 1 or len(X) - n_test < 2:
+    if n_test < 2 or len(X) - n_test < 2:
         raise CLIError(f"{path}: {len(X)} rows are too few for a train/test split "
                        f"with --test-size {args.test_size:g}")
     stratify = None
@@ -420,8 +438,8 @@ class _Progress:
         for w in caught:
             message = str(w.message).strip().splitlines()[0]
             if issubclass(w.category, ConvergenceWarning):
-                lines.append(f"still improving at the last epoch: raise --epochs "
-                             f"(now {args.epochs}) to train longer")
+                lines.append(f"stopped at --epochs {args.epochs} with the training loss still "
+                             "falling (scikit-learn's ConvergenceWarning)")
             elif "interrupted" in message:
                 lines.append("training interrupted: the results are for the model so far")
             else:
