@@ -78,6 +78,14 @@ def test_help_lists_the_commands_and_python_m_matches_the_console_script():
     assert main([]) == 0  # no command: the help
 
 
+def test_import_fastfnn_stays_light():
+    code = ("import sys, fastfnn; print(sorted(m for m in ('tqdm', 'matplotlib', 'fastfnn.cli', "
+            "'fastfnn.datasets', 'sklearn.pipeline') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr
+
+
 @pytest.mark.parametrize("command, option", [
     ("fit", "--hidden"), ("predict", "--output"), ("gradcheck", "--tol"),
 ])

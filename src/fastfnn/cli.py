@@ -707,7 +707,7 @@ def cmd_gradcheck(args):
     print(f"network {'-'.join(map(str, sizes))}, {args.samples} samples, alpha {args.alpha:g}, "
           f"eps {args.eps:g}, float64, seed {args.seed}; tolerance {args.tol:g}")
     print("largest relative error ||g - g_fd|| / (||g|| + ||g_fd||) of each layer's W and b\n")
-    width = 38
+    width = 42
     print(f"{'case (hidden activation, loss + output)':<{width}}"
           + "".join(f"{'layer ' + str(i + 1):>10}" for i in range(n_layers)))
     failed = 0
