@@ -361,6 +361,29 @@ def test_warm_start_with_other_hidden_layer_sizes():
     assert sk.coefs_[1].shape == (6, 4)
 
 
+@pytest.mark.parametrize("change", [dict(loss="poisson"), dict(out_activation="tanh")])
+def test_warm_start_with_another_output(change):
+    """The fitted output activation cannot change under warm_start (scikit-learn keeps
+    out_activation_ and trains it with the new loss's delta)."""
+    X, y = data("reg")
+    ff = FNNRegressor(hidden_layer_sizes=HIDDEN, warm_start=True, max_iter=3)
+    quiet(ff.fit, X, np.abs(y))
+    before = snapshot(ff)
+    ff.set_params(**change)
+    with pytest.raises(ValueError, match="must stay the same for warm_start.*warm_start=False"):
+        ff.fit(X, np.abs(y))
+    ff.set_params(loss="squared_error", out_activation="identity")
+    assert_same(snapshot(ff), before)
+
+
+def test_predict_does_not_depend_on_the_current_loss_parameter():
+    X, y = data("reg")
+    ff = quiet(FNNRegressor(hidden_layer_sizes=HIDDEN, max_iter=3).fit, X, y)
+    expected = ff.predict(X)
+    ff.set_params(loss="poisson")
+    np.testing.assert_array_equal(ff.predict(X), expected)
+
+
 def test_partial_fit_with_another_layout():
     X, y = data("multi")
     ff = FNNRegressor(hidden_layer_sizes=HIDDEN, solver="sgd")

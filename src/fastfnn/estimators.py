@@ -98,13 +98,8 @@ class _BaseFNN(BaseEstimator):
         self._random_state = check_random_state(self.random_state)
         if first_pass:
             self._initialize(Y, sizes, X.dtype)
-        elif [c.shape[0] for c in self.coefs_] + [self.coefs_[-1].shape[1]] != sizes:
-            raise ValueError(
-                f"The fitted network has layer sizes "
-                f"{[c.shape[0] for c in self.coefs_] + [self.coefs_[-1].shape[1]]} but this "
-                f"call needs {sizes}: hidden_layer_sizes, the feature count and the output "
-                "count must stay the same for warm_start and partial_fit."
-            )
+        else:
+            self._check_continuable(sizes)
         net = self._network(sizes, self.coefs_[0].dtype)
         net.set_params(self.coefs_, self.intercepts_)
         if self.solver in _STOCHASTIC_SOLVERS:
@@ -123,6 +118,25 @@ class _BaseFNN(BaseEstimator):
             )
         self._commit(state)
         return self
+
+    def _check_continuable(self, sizes):
+        """warm_start / partial_fit continue the fitted network: its layout and output must not
+        have changed (scikit-learn would train on silently, or fail deep inside backprop)."""
+        fitted = [c.shape[0] for c in self.coefs_] + [self.coefs_[-1].shape[1]]
+        if fitted != sizes:
+            raise ValueError(
+                f"The fitted network has layer sizes {fitted} but this call needs {sizes}: "
+                "hidden_layer_sizes, the feature count and the output count must stay the same "
+                "for warm_start and partial_fit. Set warm_start=False (or start a new "
+                "estimator) to fit another layout."
+            )
+        if self._output_activation() != self.out_activation_:
+            raise ValueError(
+                f"The fitted network has the output activation {self.out_activation_!r} but "
+                f"the current parameters give {self._output_activation()!r}: loss and "
+                "out_activation must stay the same for warm_start and partial_fit. Set "
+                "warm_start=False (or start a new estimator) to change them."
+            )
 
     def _network(self, sizes, dtype):
         return Network(sizes, self.activation, self._output_activation(), self._loss_name(),
@@ -267,7 +281,10 @@ class _BaseFNN(BaseEstimator):
         float32 = X.dtype == np.float32 and self.coefs_[0].dtype == np.float32
         dtype = np.float32 if float32 else np.float64
         sizes = [c.shape[0] for c in self.coefs_] + [self.coefs_[-1].shape[1]]
-        net = Network(sizes, self.activation, self.out_activation_, self._loss_name(), dtype)
+        # the loss plays no part in the forward pass: any loss valid for the fitted output
+        # (not the current `loss` parameter, which may have been changed since)
+        loss = "log_loss" if self.out_activation_ == "softmax" else "squared_error"
+        net = Network(sizes, self.activation, self.out_activation_, loss, dtype)
         net.set_params(self.coefs_, self.intercepts_)
         return net.forward(X)
 
