@@ -3,11 +3,34 @@
 Drop-in replacements for scikit-learn 1.9's MLPRegressor / MLPClassifier: the same parameters (names,
 defaults, order), fitted attributes and random draws, so the same ``random_state`` gives the same
 weights to floating-point tolerance. One implementation (:class:`_BaseFNN`) serves both; training
-itself is in trainer.py and the math in network.py. Differences on purpose are listed in
-shared/SKLEARN_MLP.md ("fastfnn:") and in the README.
+itself is in trainer.py and the math in network.py.
 
-A failed ``fit``/``partial_fit`` leaves the estimator exactly as it was: every fit trains a copy of
-the parameters and optimizer state and commits them only on success.
+Differences from scikit-learn 1.9.1, on purpose (see also shared/SKLEARN_MLP.md, "fastfnn:"):
+
+* Multi-output squared error: ``loss_``/``loss_curve_``/``best_loss_`` are the loss the gradient
+  descends, summed over the k outputs (k times scikit-learn's for ``alpha=0``; the L2 term is not
+  scaled). The ``tol`` plateau rule compares the per-output value, so training stops at the same
+  epoch as scikit-learn's. With 'lbfgs', SciPy gets a value consistent with the gradient
+  (scikit-learn passes the per-output mean with the gradient of the sum), so the optimum differs.
+* ``partial_fit`` exists for 'sgd' and 'adam' only, on both estimators.
+* float32 input trains in float32 end to end, 'lbfgs' included (scikit-learn's 'lbfgs' returns
+  float64 ``coefs_``). Loss values are ``np.float64`` scalars (scikit-learn's type varies).
+* A failed ``fit``/``partial_fit`` leaves the estimator exactly as it was, a ``RandomState``
+  passed as ``random_state`` included: training works on copies, committed only on success.
+* Early stopping with warm_start: the best weights are restored even when a warm fit never
+  improves on the previous best (scikit-learn's ``coefs_`` alias ``_best_coefs`` after a
+  restore, so it returns the last weights).
+* A warm start or ``partial_fit`` with other hidden layers, outputs, loss or ``out_activation``
+  raises ValueError (scikit-learn trains the old layout on, or fails inside backprop). Switching
+  ``early_stopping`` or the solver between warm fits starts the new mode's history afresh
+  (scikit-learn raises AttributeError/TypeError); ``partial_fit`` after a change of solver makes
+  an optimizer of the new kind.
+* Without early stopping, training stops at the first epoch whose weights are non-finite and
+  raises the same ValueError as scikit-learn (which runs on to ``max_iter`` first).
+* ``loss='poisson'`` with negative targets raises ValueError (scikit-learn trains on a NaN loss).
+* KeyboardInterrupt during 'lbfgs' keeps the last accepted iterate with a warning, as the
+  stochastic solvers do (scikit-learn lets it propagate, leaving half-updated weights).
+* Input-validation errors keep scikit-learn's types and messages, plus a sentence on what to do.
 """
 
 import copy
@@ -482,7 +505,9 @@ class FNNRegressor(RegressorMixin, _BaseFNN):
         ``FNNRegressor(activation='logistic', out_activation='logistic')``.
 
     ``loss_`` is the loss the gradient descends, ``1/2 ||a - y||^2`` summed over outputs (for
-    one output this is scikit-learn's value; for k outputs scikit-learn reports it divided by k).
+    one output this is scikit-learn's value; for k outputs scikit-learn reports the data term
+    divided by k). ``tol`` applies to the per-output loss, as in scikit-learn, so training stops
+    at the same epoch.
     """
 
     _parameter_constraints: dict = dict(REGRESSOR_CONSTRAINTS)
