@@ -459,3 +459,67 @@ def test_check_gradients_unfitted_raises_not_fitted(cls):
     X, y = data("binary", n=12)
     with pytest.raises(NotFittedError):
         check_gradients(cls(), X, y)
+
+
+# ---- warm start across a change of mode -------------------------------------------------------
+
+
+def _fresh_history(sk, early_stopping):
+    """What fastfnn does where scikit-learn fails: start the new mode's history as its
+    _initialize would, from the current weights."""
+    sk._no_improvement_count = 0
+    if not hasattr(sk, "loss_curve_"):
+        sk.loss_curve_ = []
+    if early_stopping:
+        sk.validation_scores_, sk.best_validation_score_, sk.best_loss_ = [], -np.inf, None
+        sk._best_coefs = [c.copy() for c in sk.coefs_]
+        sk._best_intercepts = [b.copy() for b in sk.intercepts_]
+    else:
+        sk.validation_scores_, sk.best_validation_score_, sk.best_loss_ = None, None, np.inf
+
+
+@pytest.mark.parametrize("first, second", [
+    (dict(early_stopping=False), dict(early_stopping=True)),
+    (dict(early_stopping=True), dict(early_stopping=False)),
+    (dict(solver="lbfgs"), dict(solver="sgd")),
+    (dict(solver="lbfgs"), dict(solver="adam", early_stopping=True)),
+])
+def test_warm_start_across_a_change_of_mode(first, second):
+    """scikit-learn fails here (AttributeError/TypeError on the other mode's history); fastfnn
+    continues with a fresh history of the new mode, which is scikit-learn's result once that
+    history is set up by hand."""
+    X, y = data("reg", n=100)
+    params = dict(hidden_layer_sizes=HIDDEN, random_state=0, max_iter=6, solver="sgd",
+                  learning_rate_init=0.02, n_iter_no_change=2)
+    ff, sk = FNNRegressor(**{**params, **first}), MLPRegressor(**{**params, **first})
+    for est in (ff, sk):
+        est.fit(X, y)
+        est.set_params(warm_start=True, **second)
+    with pytest.raises((AttributeError, TypeError)):
+        copy.deepcopy(sk).fit(X, y)
+    _fresh_history(sk, second.get("early_stopping", first.get("early_stopping", False)))
+    ff.fit(X, y)
+    sk.fit(X, y)
+    for a, b in zip(ff.coefs_ + ff.intercepts_, sk.coefs_ + sk.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ff.loss_curve_, sk.loss_curve_, rtol=1e-9)
+    if sk.best_loss_ is None:
+        assert ff.best_loss_ is None
+    else:
+        assert ff.best_loss_ == pytest.approx(sk.best_loss_, rel=1e-9)
+    assert (ff.validation_scores_ is None) == (sk.validation_scores_ is None)
+    if sk.validation_scores_ is not None:
+        np.testing.assert_allclose(ff.validation_scores_, sk.validation_scores_, rtol=1e-9)
+
+
+def test_partial_fit_after_a_change_of_solver_makes_a_new_optimizer():
+    """scikit-learn keeps the old optimizer object (an SGD optimizer under solver='adam')."""
+    X, y = data("reg")
+    est = FNNRegressor(hidden_layer_sizes=HIDDEN, solver="sgd", random_state=0, max_iter=3)
+    est.fit(X, y)
+    est.set_params(solver="adam")
+    est.partial_fit(X, y)
+    assert est._optimizer.name == "adam" and est._optimizer.t > 0
+    sk = MLPRegressor(hidden_layer_sizes=HIDDEN, solver="sgd", random_state=0, max_iter=3)
+    sk.fit(X, y).set_params(solver="adam").partial_fit(X, y)
+    assert type(sk._optimizer).__name__ == "SGDOptimizer"
