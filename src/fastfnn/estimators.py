@@ -204,7 +204,8 @@ class _BaseFNN(BaseEstimator):
             n_iter=self.n_iter_,
             t=self.t_,
             loss=getattr(self, "loss_", None),
-            loss_curve=list(getattr(self, "loss_curve_", [])),
+            # new epochs only: appended on commit (no copy of a long partial_fit history)
+            loss_curve=[],
             no_improvement_count=getattr(self, "_no_improvement_count", 0),
             best_theta=net.theta.copy(),  # the early-stopping snapshot, packed as theta
         )
@@ -234,7 +235,10 @@ class _BaseFNN(BaseEstimator):
         self.loss_ = state.loss
         if self.solver in _STOCHASTIC_SOLVERS:
             self.t_ = state.t
-            self.loss_curve_ = state.loss_curve
+            if isinstance(getattr(self, "loss_curve_", None), list):
+                self.loss_curve_.extend(state.loss_curve)  # after success only: rollback-safe
+            else:  # first stochastic fit after an 'lbfgs' one
+                self.loss_curve_ = state.loss_curve
             self.best_loss_ = state.best_loss
             self._no_improvement_count = state.no_improvement_count
             self.validation_scores_ = state.validation_scores

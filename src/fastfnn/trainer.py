@@ -36,7 +36,7 @@ class TrainState:
     n_iter: int = 0
     t: int = 0
     loss: float = None
-    loss_curve: list = field(default_factory=list)
+    loss_curve: list = field(default_factory=list)  # this call's epochs only
     best_loss: float = np.inf
     no_improvement_count: int = 0
     validation_scores: list = None
@@ -176,7 +176,7 @@ def _end_epoch(state, cfg, loss, n, scorer, incremental):
         # estimator raises on them; scikit-learn runs on to max_iter first. (With early
         # stopping the best weights are restored at the end, so training goes on as there.)
         return True
-    _update_no_improvement_count(state, cfg, scorer)
+    _update_no_improvement_count(state, cfg, scorer, loss)
     opt.iteration_ends(state.t)
     if state.no_improvement_count > cfg.n_iter_no_change:
         if scorer is not None:
@@ -199,7 +199,7 @@ def _end_epoch(state, cfg, loss, n, scorer, incremental):
     return False
 
 
-def _update_no_improvement_count(state, cfg, scorer):
+def _update_no_improvement_count(state, cfg, scorer, loss):
     """scikit-learn's stall count: on the validation score (early stopping), else on the
     training loss against the best so far.
 
@@ -220,14 +220,13 @@ def _update_no_improvement_count(state, cfg, scorer):
             state.best_validation_score = val_score
             state.best_theta = state.net.theta.copy()
     else:
-        last = state.loss_curve[-1]
         k = per_output_divisor(state.net)
-        if last / k > state.best_loss / k - cfg.tol:
+        if loss / k > state.best_loss / k - cfg.tol:
             state.no_improvement_count += 1
         else:
             state.no_improvement_count = 0
-        if last < state.best_loss:
-            state.best_loss = last
+        if loss < state.best_loss:
+            state.best_loss = loss
 
 
 def per_output_divisor(net):
