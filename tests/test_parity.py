@@ -509,6 +509,39 @@ def test_classifier_kinds(kind, solver):
         assert set(ff.predict(X)) <= {"cat", "dog", "emu"}
 
 
+TARGET_FORMS = {
+    "reg column (n, 1)": ("reg", lambda y: y.reshape(-1, 1)),
+    "reg int": ("reg", lambda y: np.round(3 * y).astype(int)),
+    "reg list": ("reg", lambda y: list(y)),
+    "clf bool": ("binary", lambda y: y.astype(bool)),
+    "clf column (n, 1)": ("multiclass", lambda y: y.reshape(-1, 1)),
+    "clf float labels": ("multiclass", lambda y: y.astype(float) * 2.0),
+    "clf negative labels": ("multiclass", lambda y: -y),
+    "clf two strings": ("binary", lambda y: np.array(["no", "yes"])[y]),
+}
+
+
+@pytest.mark.parametrize("form", list(TARGET_FORMS))
+def test_target_forms(form):
+    """Targets as column vectors (DataConversionWarning, as scikit-learn), ints, lists, bools,
+    float or negative labels; same model and warnings."""
+    kind, transform = TARGET_FORMS[form]
+    X, y = make_data(kind)
+    ff, sk, X, _ = fit_both(kind, X=X, y=transform(y), solver="adam", learning_rate_init=0.05,
+                            early_stopping=kind == "binary", max_iter=12)
+    assert_parity(ff, sk, X, np.float64, f"target {form}")
+
+
+@pytest.mark.parametrize("kind", ["reg", "multiclass"])
+def test_early_stopping_without_shuffle(kind):
+    """The training rows come out of the split in permuted order; without shuffling they are
+    batched in that order."""
+    ff, sk, X, _ = fit_both(kind, solver="sgd", early_stopping=True, shuffle=False,
+                            batch_size=37, learning_rate_init=0.05, max_iter=20,
+                            n_iter_no_change=3)
+    assert_parity(ff, sk, X, np.float64, f"early stopping, no shuffle, {kind}")
+
+
 @pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
 @pytest.mark.parametrize("kind", ["reg", "multiclass"])
 def test_random_state_instance_and_none(kind, solver):
