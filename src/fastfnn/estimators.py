@@ -1,8 +1,8 @@
 """The scikit-learn face: FNNRegressor and FNNClassifier.
 
-Drop-in replacements for scikit-learn 1.9's MLPRegressor / MLPClassifier: the same parameters (names,
-defaults, order), fitted attributes and random draws, so the same ``random_state`` gives the same
-weights to floating-point tolerance. One implementation (:class:`_BaseFNN`) serves both; training
+Drop-in replacements for scikit-learn 1.9's MLPRegressor / MLPClassifier: the same parameters
+(names, defaults, order), fitted attributes and random draws, so the same ``random_state`` gives
+the same weights to floating-point tolerance. One implementation (:class:`_BaseFNN`) serves both; training
 itself is in trainer.py and the math in network.py.
 
 Differences from scikit-learn 1.9.1, on purpose (see also shared/SKLEARN_MLP.md, "fastfnn:"):
