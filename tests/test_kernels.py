@@ -282,10 +282,6 @@ def test_unweighted_equals_unit_weights(dtype):
                                   losses.output_delta(A, Y, ones, "squared_error", "tanh"))
 
 
-@pytest.mark.xfail(strict=True, raises=ZeroDivisionError,
-                   reason="bug: compiled Poisson loss divides y / a with Python semantics and "
-                          "raises ZeroDivisionError when exp underflows to a = 0; the twin (and "
-                          "scikit-learn) give +inf")
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_poisson_loss_at_zero_mean_equals_twin(dtype):
     """exp(z) underflows to exactly 0 for z < -745 (float64) / -104 (float32); with y > 0 the

@@ -29,10 +29,11 @@ from numba import njit
 
 # Fast-math flags that keep NaN/inf semantics (no "nnan", no "ninf").
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
-jit = njit(cache=True, fastmath=FASTMATH, nogil=True)
+# error_model="numpy": x / 0 is inf or nan as in NumPy (and scikit-learn), never an exception.
+jit = njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
 # Update rules without "reassoc": with it LLVM may expand b2*v + (1-b2)*g^2 into
 # b2*v + g^2 - b2*g^2, which is inf - inf = NaN where g^2 overflows (NumPy gives inf).
-jit_update = njit(cache=True, fastmath=FASTMATH - {"reassoc"}, nogil=True)
+jit_update = njit(cache=True, fastmath=FASTMATH - {"reassoc"}, nogil=True, error_model="numpy")
 
 # Activation codes (activations.py maps names to these).
 IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP = 0, 1, 2, 3, 4, 5
