@@ -76,6 +76,18 @@ def test_constructor_signature_is_sklearns(ff_cls, sk_cls, extra):
     assert ff_cls().get_params().keys() == set(sk_cls().get_params()) | set(extra)
 
 
+@pytest.mark.parametrize("ff_cls, sk_cls", [(FNNRegressor, MLPRegressor),
+                                            (FNNClassifier, MLPClassifier)])
+def test_method_signatures_are_sklearns(ff_cls, sk_cls):
+    public = {m for m in dir(sk_cls) if not m.startswith("_") and callable(getattr(sk_cls, m))}
+    assert public <= set(dir(ff_cls))
+    for name in ("fit", "partial_fit", "predict", "score", "predict_proba",
+                 "predict_log_proba"):
+        if hasattr(sk_cls, name):
+            assert (inspect.signature(getattr(ff_cls, name))
+                    == inspect.signature(getattr(sk_cls, name))), name
+
+
 def test_regressor_default_out_activation_and_first_positional_loss():
     est = FNNRegressor("poisson", (5,), "tanh")
     assert (est.loss, est.hidden_layer_sizes, est.activation) == ("poisson", (5,), "tanh")
