@@ -231,6 +231,14 @@ def _use_small_kernel(A, m, n, k):
     return A.itemsize == 8 and m * n * k <= SMALL_GEMM and n >= MIN_CONTRACTION
 
 
+def scratch_size(sizes, rows, itemsize):
+    """Elements of the scratch that :func:`matmul_` needs for batches of up to ``rows`` rows
+    (a transposed W, for the layers small enough for the compiled kernel; at least 1)."""
+    need = [fi * fo for fi, fo in zip(sizes[:-1], sizes[1:])
+            if itemsize == 8 and fi * fo <= SMALL_GEMM and min(fi, fo) >= 1]
+    return int(max(need, default=1))
+
+
 @jit
 def matmul_nt_(A, B, out):
     """``out = A @ B.T``; A (m, n), B (k, n), out (m, k), all C-contiguous.
@@ -294,7 +302,7 @@ def matmul_(A, B, out, BT):
     scratch ``BT`` (at least k*n elements) and use :func:`matmul_nt_`."""
     m, k = A.shape
     n = B.shape[1]
-    if not _use_small_kernel(A, m, k, n):
+    if not _use_small_kernel(A, m, k, n) or BT.shape[0] < k * n:
         np.dot(A, B, out)
         return
     Bt = BT[: n * k].reshape((n, k))

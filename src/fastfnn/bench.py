@@ -15,7 +15,7 @@ Used by ``fastfnn bench`` (:func:`add_arguments`, :func:`run`) and by the pytest
   memory of a fit, each in fresh subprocesses.
 
 Choices (see benchmarks/README.md): every implementation runs with the same thread count, fastfnn's
-own choice for the problem (``trainer.blas_threads``), set by threadpoolctl for scikit-learn and
+own choice for the problem (``_blas.threads_for``), set by threadpoolctl for scikit-learn and
 ``torch.set_num_threads`` for torch. torch's L2 term is ``weight_decay = alpha / m`` on the weights
 only (``m`` the rows of the batch, reset for the shorter last batch): exactly scikit-learn's
 ``(A.T @ D + alpha * W) / m`` gradient. torch is imported only when its benchmarks run.
@@ -35,6 +35,8 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+
+from ._blas import threads_for
 
 SEED = 0
 LR = 1e-3
@@ -259,17 +261,10 @@ def make_data(config, dtype, seed=SEED):
 
 
 def thread_count(config, batch_size, override=None):
-    """Threads for one problem: ``override``, else fastfnn's own choice (``blas_threads``)."""
+    """Threads for one problem: ``override``, else fastfnn's own choice (``threads_for``)."""
     if override:
         return int(override)
-    sizes = np.asarray(config.sizes, dtype=np.int64)
-    try:
-        from .trainer import blas_threads
-
-        return int(blas_threads(sizes, batch_size))
-    except (ImportError, TypeError, ValueError):  # the trainer's policy moved: same rule here
-        work = batch_size * int(np.max(sizes[:-1] * sizes[1:]))
-        return min(os.cpu_count() or 1, 2) if work >= 2**24 else 1
+    return int(threads_for(np.asarray(config.sizes, dtype=np.int64), batch_size))
 
 
 def estimator_params(case, epochs=None):

@@ -174,8 +174,10 @@ class _BaseFNN(BaseEstimator):
         self.out_activation_ = self._output_activation()
         self.coefs_, self.intercepts_ = init_params(sizes, self.activation, self._random_state,
                                                     dtype)
-        self._best_coefs = [c.copy() for c in self.coefs_]
-        self._best_intercepts = [b.copy() for b in self.intercepts_]
+        # the early-stopping snapshot (scikit-learn keeps one always; fastfnn only when used)
+        keep = self.early_stopping and self.solver in _STOCHASTIC_SOLVERS
+        self._best_coefs = [c.copy() for c in self.coefs_] if keep else None
+        self._best_intercepts = [b.copy() for b in self.intercepts_] if keep else None
         if self.solver in _STOCHASTIC_SOLVERS:
             self.loss_curve_ = []
             self._no_improvement_count = 0
@@ -207,9 +209,9 @@ class _BaseFNN(BaseEstimator):
             # new epochs only: appended on commit (no copy of a long partial_fit history)
             loss_curve=[],
             no_improvement_count=getattr(self, "_no_improvement_count", 0),
-            best_theta=net.theta.copy(),  # the early-stopping snapshot, packed as theta
         )
         if self.early_stopping:
+            state.best_theta = net.theta.copy()  # the early-stopping snapshot, packed as theta
             if getattr(self, "validation_scores_", None) is None:  # history of another mode
                 state.validation_scores, state.best_validation_score = [], -np.inf
                 state.no_improvement_count = 0
@@ -229,8 +231,9 @@ class _BaseFNN(BaseEstimator):
     def _commit(self, state):
         """Publish a successful fit's results as the fitted attributes."""
         net = state.net
-        self.coefs_ = [w.copy() for w in net.coefs()]
-        self.intercepts_ = [b.copy() for b in net.intercepts()]
+        # views into the trained theta, which no one else holds after the fit (no copy)
+        self.coefs_ = net.coefs()
+        self.intercepts_ = net.intercepts()
         self.n_iter_ = state.n_iter
         self.loss_ = state.loss
         if self.solver in _STOCHASTIC_SOLVERS:

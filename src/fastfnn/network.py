@@ -49,8 +49,9 @@ def init_params(sizes, activation, random_state, dtype):
     coefs, intercepts = [], []
     for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
         bound = np.sqrt(factor / (fan_in + fan_out))
-        coefs.append(random_state.uniform(-bound, bound, (fan_in, fan_out)).astype(dtype))
-        intercepts.append(random_state.uniform(-bound, bound, fan_out).astype(dtype))
+        W = random_state.uniform(-bound, bound, (fan_in, fan_out))
+        coefs.append(W.astype(dtype, copy=False))
+        intercepts.append(random_state.uniform(-bound, bound, fan_out).astype(dtype, copy=False))
     return coefs, intercepts
 
 
@@ -153,7 +154,7 @@ class Network:
         self.D_buf = np.empty(capacity * int(s[1:].sum()), self.dtype)  # D[0..L-1]
         self.Y_buf = np.empty(capacity * int(s[-1]), self.dtype)
         self.sw_buf = np.empty(capacity, self.dtype)
-        self.scratch = np.empty(int(np.max(s[:-1] * s[1:])), self.dtype)  # transposed W
+        self.scratch = np.empty(K.scratch_size(s, capacity, self.dtype.itemsize), self.dtype)
         self.capacity = capacity
 
     # ---- compute ------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ runs compiled (``Network.run_batches``). Everything a fit changes lives in a :cl
 so the estimator can commit it only when training succeeds.
 """
 
-import os
 import warnings
 from dataclasses import dataclass, field
 
@@ -14,8 +13,7 @@ import numpy as np
 import scipy.optimize
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from threadpoolctl import threadpool_limits
-
+from ._blas import limit_threads, threads_for
 from ._validation import check_optimize_result, lbfgs_iprint_options
 from .network import DataSource, Network
 from .optimizers import make_optimizer
@@ -23,8 +21,6 @@ from .optimizers import make_optimizer
 # Work per compiled call: chunks of whole batches of about this many flops (~0.1 s), so that a
 # KeyboardInterrupt is seen between chunks while per-call overhead stays negligible.
 FLOPS_PER_CALL = 2e8
-# Per-batch GEMM size (batch * largest fan_in*fan_out) from which a second BLAS thread pays off.
-TWO_THREAD_WORK = 2**24
 
 
 @dataclass
@@ -42,18 +38,6 @@ class TrainState:
     validation_scores: list = None
     best_validation_score: float = None
     best_theta: np.ndarray = None
-
-
-def blas_threads(sizes, batch_size):
-    """BLAS threads for a fit: ``FASTFNN_NUM_THREADS`` if set, else 2 only for big GEMMs.
-
-    A second thread helps only when each product is large; on small layers it costs time.
-    """
-    env = os.environ.get("FASTFNN_NUM_THREADS")
-    if env:
-        return max(1, int(env))
-    work = batch_size * int(np.max(sizes[:-1] * sizes[1:]))
-    return min(os.cpu_count() or 1, 2) if work >= TWO_THREAD_WORK else 1
 
 
 def batch_size_for(cfg, n_samples):
@@ -134,7 +118,7 @@ def fit_stochastic(state, cfg, X, Y, sw, random_state, incremental, stratify, ma
     idx = np.arange(n, dtype=np.int64)
     perm = np.arange(n, dtype=np.int64)
 
-    with threadpool_limits(limits=blas_threads(net.sizes, batch_size), user_api="blas"):
+    with limit_threads(threads_for(net.sizes, batch_size)):
         try:
             state.n_iter = 0
             for _ in range(cfg.max_iter):
@@ -261,7 +245,7 @@ def fit_lbfgs(state, cfg, X, Y, sw):
         accepted["loss"] = last_eval["loss"] if same else None
 
     iprint = 1 if (cfg.verbose is True or cfg.verbose >= 1) else -1
-    with threadpool_limits(limits=blas_threads(net.sizes, source.n_samples), user_api="blas"):
+    with limit_threads(threads_for(net.sizes, source.n_samples)):
         try:
             opt_res = scipy.optimize.minimize(
                 loss_grad,
