@@ -508,3 +508,69 @@ def test_network_without_hidden_layer_trains():
         run_all_batches(net, X, Y, None, idx, 30, 0.0, opt)
     np.testing.assert_allclose(net.theta, want_theta, rtol=1e-10, atol=1e-12)
     assert net.loss_grad(X, Y)[0] < 0.5 * loss0
+
+
+# ---- data-parallel training ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_data_parallel_batches_equal_the_serial_loop(dtype, solver, weighted):
+    """Rows of each batch split across threads give the serial loop's result (up to the order of
+    additions), including a last batch shorter than the thread count times 8."""
+    from fastfnn.network import DataSource, Network
+    from fastfnn.optimizers import make_optimizer
+
+    rs = np.random.RandomState(3)
+    n, sizes = 203, [6, 9, 7, 2]
+    X = rs.standard_normal((n, sizes[0])).astype(dtype)
+    Y = rs.standard_normal((n, sizes[-1])).astype(dtype)
+    sw = rs.uniform(0.5, 2, n).astype(dtype) if weighted else None
+    idx = rs.permutation(n).astype(np.int64)
+    theta0 = rs.uniform(-0.5, 0.5, Network(sizes, "tanh", "identity", "squared_error",
+                                           dtype).theta.size).astype(dtype)
+    cfg = type("Cfg", (), dict(learning_rate_init=1e-2, learning_rate="constant", momentum=0.9,
+                               nesterovs_momentum=True, power_t=0.5, beta_1=0.9, beta_2=0.999,
+                               epsilon=1e-8))
+    results = []
+    for threads in (1, 2, 3):
+        net = Network(sizes, "tanh", "identity", "squared_error", dtype)
+        net.theta[:] = theta0
+        net.reserve(50, threads)
+        opt = make_optimizer(solver, net.theta.size, dtype, cfg)
+        loss, _ = net.run_batches(DataSource(X, dtype), Y, sw, idx, 0, 5, 50, 1e-3,
+                                  opt.solver, *opt.state, opt.hyper(), 0)
+        results.append((loss, net.theta.copy()))
+    rtol = 1e-10 if dtype == np.float64 else 1e-4
+    for loss, theta in results[1:]:
+        assert loss == pytest.approx(results[0][0], rel=rtol)
+        np.testing.assert_allclose(theta, results[0][1], rtol=rtol, atol=rtol)
+
+
+def test_training_in_a_forked_child_after_parallel_training():
+    """GNU OpenMP is not fork-safe: a child forked after data-parallel training must still train
+    (fastfnn keeps forked children on one thread)."""
+    import multiprocessing
+
+    from fastfnn import FNNRegressor
+
+    rs = np.random.RandomState(0)
+    X, y = rs.standard_normal((400, 30)), rs.standard_normal(400)
+    params = dict(hidden_layer_sizes=(64, 64), batch_size=128, max_iter=2, random_state=0)
+    parent = FNNRegressor(**params).fit(X, y)  # data-parallel on 2+ cores
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        child_coefs = pool.apply_async(_fit_coefs, (params, X, y)).get(timeout=60)
+    for a, b in zip(child_coefs, parent.coefs_):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def _fit_coefs(params, X, y):
+    import warnings
+
+    from fastfnn import FNNRegressor
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return FNNRegressor(**params).fit(X, y).coefs_

@@ -25,7 +25,7 @@ with ``X.dtype.type(...)``. Scalar loss values are accumulated in float64.
 """
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 # Fast-math flags that keep NaN/inf semantics (no "nnan", no "ninf").
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
@@ -128,7 +128,14 @@ def mul_act_deriv_(D, A, act):
 
 @jit
 def loss_value(A, Y, sw, use_sw, loss, eps):
-    """Mean per-sample loss ``sum_i s_i l_i / sum_i s_i`` (float64); A, Y (m, k), sw (m,).
+    """Mean per-sample loss ``sum_i s_i l_i / sum_i s_i`` (float64); A, Y (m, k), sw (m,)."""
+    total, wsum = loss_sums(A, Y, sw, use_sw, loss, eps)
+    return total / wsum
+
+
+@jit
+def loss_sums(A, Y, sw, use_sw, loss, eps):
+    """``(sum_i s_i l_i, sum_i s_i)`` in float64 (s_i = 1 without sample weights).
 
     squared_error: l = 1/2 ||a - y||^2; poisson: l = sum y log(y/a) - y + a;
     binary log-loss: l = -sum y log p + (1-y) log(1-p); log-loss: l = -sum y log p,
@@ -160,7 +167,7 @@ def loss_value(A, Y, sw, use_sw, loss, eps):
         w = np.float64(sw[i]) if use_sw else 1.0
         total += w * li
         wsum += w
-    return total / wsum
+    return total, wsum
 
 
 @jit
@@ -343,6 +350,52 @@ def squared_norm_W(theta, sizes):
 
 
 @jit
+def backward_sums_(theta, grad, sizes, A_buf, D_buf, Y, sw, use_sw, m,
+                   hidden_act, out_act, loss, deriv_act, eps, scratch):
+    """Forward, loss and the delta recursion on the batch in A[0], without the 1/S scaling.
+
+    Writes ``grad`` = [A[i].T @ D[i] ..., D[i].sum(0) ...] (the data term's sums) with
+    ``D[L-1] = (A[L] - Y) * act_out'(A[L]) [* s]``, ``D[i-1] = (D[i] @ W[i].T) * act'(A[i])``,
+    and returns ``(sum_i s_i l_i, S = sum_i s_i)``. Batches split across threads add these up.
+    """
+    L = len(sizes) - 1
+    units = sizes[1:]
+    forward_(theta, sizes, A_buf, m, hidden_act, out_act, scratch)
+    A_out = layer_view(A_buf, sizes, m, L)
+    total, S = loss_sums(A_out, Y, sw, use_sw, loss, eps)
+    output_delta_(layer_view(D_buf, units, m, L - 1), A_out, Y, sw, use_sw, deriv_act)
+    for i in range(L - 1, -1, -1):
+        D = layer_view(D_buf, units, m, i)  # (m, fan_out)
+        A = layer_view(A_buf, sizes, m, i)  # (m, fan_in)
+        np.dot(A.T, D, w_view(grad, sizes, i))  # (fan_in, fan_out)
+        db = b_view(grad, sizes, i)
+        db[:] = 0
+        for r in range(m):
+            for c in range(D.shape[1]):
+                db[c] += D[r, c]
+        if i > 0:
+            D_prev = layer_view(D_buf, units, m, i - 1)  # (m, fan_in)
+            matmul_nt_(D, w_view(theta, sizes, i), D_prev)
+            mul_act_deriv_(D_prev, A, hidden_act)
+    return total, S
+
+
+@jit
+def finish_grad_(theta, grad, sizes, alpha, S):
+    """``dW <- (dW + alpha W) / S``, ``db <- db / S`` over the flat gradient (L2 on W only)."""
+    n_w = 0
+    for l in range(len(sizes) - 1):
+        n_w += sizes[l] * sizes[l + 1]
+    dt = grad.dtype.type
+    a = dt(alpha)
+    s = dt(S)
+    for p in range(n_w):
+        grad[p] = (grad[p] + a * theta[p]) / s
+    for p in range(n_w, grad.shape[0]):
+        grad[p] /= s
+
+
+@jit
 def loss_grad_(theta, grad, sizes, A_buf, D_buf, Y, sw, use_sw, m,
                hidden_act, out_act, loss, deriv_act, alpha, eps, scratch):
     """Forward, loss and backward on the batch in A[0]; writes dl/dtheta into ``grad``.
@@ -351,46 +404,10 @@ def loss_grad_(theta, grad, sizes, A_buf, D_buf, Y, sw, use_sw, m,
     ``grad`` = [dW..., db...] with ``dW[i] = (A[i].T @ D[i] + alpha W[i]) / S``,
     ``db[i] = D[i].sum(0) / S``, ``D[i-1] = (D[i] @ W[i].T) * act'(A[i])``.
     """
-    L = len(sizes) - 1
-    units = sizes[1:]
-    forward_(theta, sizes, A_buf, m, hidden_act, out_act, scratch)
-    A_out = layer_view(A_buf, sizes, m, L)
-    S = 0.0
-    if use_sw:
-        for i in range(m):
-            S += sw[i]
-    else:
-        S = np.float64(m)
-    value = loss_value(A_out, Y, sw, use_sw, loss, eps)
-    value += 0.5 * alpha * squared_norm_W(theta, sizes) / S
-
-    output_delta_(layer_view(D_buf, units, m, L - 1), A_out, Y, sw, use_sw, deriv_act)
-    dt = A_buf.dtype.type
-    a = dt(alpha)
-    s = dt(S)
-    for i in range(L - 1, -1, -1):
-        D = layer_view(D_buf, units, m, i)  # (m, fan_out)
-        A = layer_view(A_buf, sizes, m, i)  # (m, fan_in)
-        W = w_view(theta, sizes, i)  # (fan_in, fan_out)
-        dW = w_view(grad, sizes, i)
-        np.dot(A.T, D, dW)
-        fan_in, fan_out = W.shape
-        for r in range(fan_in):
-            for c in range(fan_out):
-                dW[r, c] = (dW[r, c] + a * W[r, c]) / s
-        db = b_view(grad, sizes, i)
-        for c in range(fan_out):
-            db[c] = 0
-        for r in range(m):
-            for c in range(fan_out):
-                db[c] += D[r, c]
-        for c in range(fan_out):
-            db[c] /= s
-        if i > 0:
-            D_prev = layer_view(D_buf, units, m, i - 1)  # (m, fan_in)
-            matmul_nt_(D, W, D_prev)
-            mul_act_deriv_(D_prev, A, hidden_act)
-    return value
+    total, S = backward_sums_(theta, grad, sizes, A_buf, D_buf, Y, sw, use_sw, m,
+                              hidden_act, out_act, loss, deriv_act, eps, scratch)
+    finish_grad_(theta, grad, sizes, alpha, S)
+    return total / S + 0.5 * alpha * squared_norm_W(theta, sizes) / S
 
 
 # ----------------------------------------------------------------------------------------------
@@ -481,10 +498,66 @@ def run_batches_(X, X_data, X_indices, X_indptr, is_sparse, Y, sw, use_sw, idx,
         batch_loss = loss_grad_(theta, grad, sizes, A_buf, D_buf, Y_b, sw_b, use_sw, m,
                                 hidden_act, out_act, loss, deriv_act, alpha, eps, scratch)
         acc += batch_loss * m
-        if solver == SGD:
-            sgd_step_(theta, grad, state_1, hyper[0], hyper[1], hyper[2] != 0.0)
-        else:
-            adam_t += 1
-            lr_t = hyper[0] * np.sqrt(1.0 - hyper[4] ** adam_t) / (1.0 - hyper[3] ** adam_t)
-            adam_step_(theta, grad, state_1, state_2, lr_t, hyper[3], hyper[4], hyper[5])
+        adam_t = step_(solver, theta, grad, state_1, state_2, hyper, adam_t)
+    return acc, adam_t
+
+
+@jit
+def step_(solver, theta, grad, state_1, state_2, hyper, adam_t):
+    """One update of theta by SGD or Adam (``hyper`` as in run_batches_); returns adam_t."""
+    if solver == SGD:
+        sgd_step_(theta, grad, state_1, hyper[0], hyper[1], hyper[2] != 0.0)
+    else:
+        adam_t += 1
+        lr_t = hyper[0] * np.sqrt(1.0 - hyper[4] ** adam_t) / (1.0 - hyper[3] ** adam_t)
+        adam_step_(theta, grad, state_1, state_2, lr_t, hyper[3], hyper[4], hyper[5])
+    return adam_t
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
+def run_batches_parallel_(X, X_data, X_indices, X_indptr, is_sparse, Y, sw, use_sw, idx,
+                          first_batch, last_batch, batch_size,
+                          theta, grad, sizes, A_bufs, D_bufs, Y_bufs, sw_bufs, scratches, grads,
+                          hidden_act, out_act, loss, deriv_act, alpha, eps,
+                          solver, state_1, state_2, hyper, adam_t):
+    """:func:`run_batches_` with each batch's rows split across T threads (data parallel).
+
+    Thread t gathers its share of the rows into its own buffers (``A_bufs[t]`` ..., rows of the
+    2-D buffer arrays) and computes the unscaled sums of :func:`backward_sums_` into
+    ``grads[t]``; the sums are then added, scaled by 1/S with the L2 term, and applied. The
+    result equals the serial loop's up to the order of floating-point additions.
+    """
+    T = A_bufs.shape[0]
+    n = idx.shape[0]
+    n_out = Y.shape[1]
+    totals = np.zeros(T)
+    weights = np.zeros(T)
+    acc = 0.0
+    for k in range(first_batch, last_batch):
+        start = k * batch_size
+        stop = min(start + batch_size, n)
+        m = stop - start
+        for t in prange(T):
+            r0 = start + (m * t) // T
+            mt = start + (m * (t + 1)) // T - r0
+            if mt == 0:
+                grads[t][:] = 0
+                totals[t] = 0.0
+                weights[t] = 0.0
+                continue
+            A0 = layer_view(A_bufs[t], sizes, mt, 0)
+            Y_b = Y_bufs[t][: mt * n_out].reshape((mt, n_out))
+            sw_b = sw_bufs[t][:mt]
+            gather_batch_(X, X_data, X_indices, X_indptr, is_sparse, Y, sw, use_sw, idx, r0,
+                          r0 + mt, A0, Y_b, sw_b)
+            totals[t], weights[t] = backward_sums_(
+                theta, grads[t], sizes, A_bufs[t], D_bufs[t], Y_b, sw_b, use_sw, mt,
+                hidden_act, out_act, loss, deriv_act, eps, scratches[t])
+        grad[:] = grads[0]
+        for t in range(1, T):
+            grad += grads[t]
+        S = weights.sum()
+        finish_grad_(theta, grad, sizes, alpha, S)
+        acc += (totals.sum() / S + 0.5 * alpha * squared_norm_W(theta, sizes) / S) * m
+        adam_t = step_(solver, theta, grad, state_1, state_2, hyper, adam_t)
     return acc, adam_t

@@ -15,7 +15,7 @@ Used by ``fastfnn bench`` (:func:`add_arguments`, :func:`run`) and by the pytest
   memory of a fit, each in fresh subprocesses.
 
 Choices (see benchmarks/README.md): every implementation runs with the same thread count, fastfnn's
-own choice for the problem (``_blas.threads_for``), set by threadpoolctl for scikit-learn and
+own choice for the problem (``_threads.training_threads``), set by threadpoolctl for scikit-learn and
 ``torch.set_num_threads`` for torch. torch's L2 term is ``weight_decay = alpha / m`` on the weights
 only (``m`` the rows of the batch, reset for the shorter last batch): exactly scikit-learn's
 ``(A.T @ D + alpha * W) / m`` gradient. torch is imported only when its benchmarks run.
@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._blas import threads_for
+from ._threads import training_threads
 
 SEED = 0
 LR = 1e-3
@@ -261,10 +261,11 @@ def make_data(config, dtype, seed=SEED):
 
 
 def thread_count(config, batch_size, override=None):
-    """Threads for one problem: ``override``, else fastfnn's own choice (``threads_for``)."""
+    """Threads for one problem: ``override``, else fastfnn's own choice
+    (``_threads.training_threads``)."""
     if override:
         return int(override)
-    return int(threads_for(np.asarray(config.sizes, dtype=np.int64), batch_size))
+    return int(training_threads(np.asarray(config.sizes, dtype=np.int64), batch_size))
 
 
 def estimator_params(case, epochs=None):

@@ -30,7 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _kernels as K
-from ._blas import limit_threads, threads_for
+from ._threads import blas_threads, limit_blas
 from .activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
 from .activations import code as act_code
 from .losses import LOSS_CODES, check_pair, clip_eps, delta_derivative_code
@@ -114,7 +114,7 @@ class Network:
             delta_derivative_code(loss, out_activation),
         )
         self.eps = clip_eps(self.dtype)
-        self.capacity = 0
+        self.capacity, self.n_threads, self._thread_shape = 0, 1, (1, 0)
 
     # ---- parameters ---------------------------------------------------------------------------
 
@@ -145,17 +145,38 @@ class Network:
 
     # ---- workspace ----------------------------------------------------------------------------
 
-    def reserve(self, capacity):
-        """Allocate the batch buffers for up to ``capacity`` rows (once; reused after)."""
-        if capacity <= self.capacity:
-            return
+    def reserve(self, capacity, n_threads=None):
+        """Allocate the batch buffers for up to ``capacity`` rows (once; reused after).
+
+        ``n_threads`` > 1 prepares data-parallel training as well: each thread gets buffers
+        for its share of a batch, ceil(capacity / n_threads) rows, and a gradient of its own.
+        None keeps the current thread count.
+        """
         s = self.sizes
-        self.A_buf = np.empty(capacity * int(s.sum()), self.dtype)  # A[0..L]
-        self.D_buf = np.empty(capacity * int(s[1:].sum()), self.dtype)  # D[0..L-1]
-        self.Y_buf = np.empty(capacity * int(s[-1]), self.dtype)
-        self.sw_buf = np.empty(capacity, self.dtype)
-        self.scratch = np.empty(K.scratch_size(s, capacity, self.dtype.itemsize), self.dtype)
-        self.capacity = capacity
+        if capacity > self.capacity:
+            self.A_buf = np.empty(capacity * int(s.sum()), self.dtype)  # A[0..L]
+            self.D_buf = np.empty(capacity * int(s[1:].sum()), self.dtype)  # D[0..L-1]
+            self.Y_buf = np.empty(capacity * int(s[-1]), self.dtype)
+            self.sw_buf = np.empty(capacity, self.dtype)
+            self.scratch = np.empty(K.scratch_size(s, capacity, self.dtype.itemsize), self.dtype)
+            self.capacity = capacity
+        n_threads = self.n_threads if n_threads is None else n_threads
+        rows = -(-self.capacity // n_threads)
+        if n_threads > 1 and (n_threads, rows) != self._thread_shape:
+
+            def per_thread(size):  # (n_threads, size): row t is thread t's buffer
+                return np.empty((n_threads, size), self.dtype)
+
+            self.thread_buffers = (
+                per_thread(rows * int(s.sum())),  # A[0..L]
+                per_thread(rows * int(s[1:].sum())),  # D[0..L-1]
+                per_thread(rows * int(s[-1])),  # Y
+                per_thread(rows),  # sample weights
+                per_thread(K.scratch_size(s, rows, self.dtype.itemsize)),
+                per_thread(self.theta.size),  # gradient sums
+            )
+            self._thread_shape = (n_threads, rows)
+        self.n_threads = n_threads
 
     # ---- compute ------------------------------------------------------------------------------
 
@@ -163,7 +184,7 @@ class Network:
         """Output activations ``A[L]`` (n, n_outputs) for X (n, n_features), dense or sparse.
 
         Runs the compiled forward pass over chunks of at most ``PREDICT_CHUNK`` rows, with the
-        BLAS thread count of ``_blas.threads_for``.
+        BLAS thread count of ``_threads.blas_threads``.
         """
         source = X if isinstance(X, DataSource) else DataSource(X, self.dtype)
         n = source.n_samples
@@ -173,7 +194,7 @@ class Network:
         idx = np.arange(n, dtype=np.int64)
         no_y = np.empty((n, 0), self.dtype)  # forward only: no targets to gather
         hidden, out_code = self.codes[0], self.codes[1]
-        with limit_threads(threads_for(self.sizes, chunk, passes=1)):
+        with limit_blas(blas_threads(self.sizes, chunk)):
             self._forward_chunks(source, idx, no_y, out, chunk, hidden, out_code)
         return out
 
@@ -215,15 +236,18 @@ class Network:
                     solver, state_1, state_2, hyper, adam_t):
         """Compiled minibatch loop over batches ``first_batch..last_batch-1`` of order ``idx``.
 
-        Y (n, n_outputs) and sw (n,) or None are C-contiguous in the network's dtype. See
-        ``_kernels.run_batches_``; returns ``(sum of batch_loss * batch_rows, adam_t)``.
+        Y (n, n_outputs) and sw (n,) or None are C-contiguous in the network's dtype. Runs
+        ``_kernels.run_batches_``, or its data-parallel twin when the workspace was reserved
+        for several threads; returns ``(sum of batch_loss * batch_rows, adam_t)``.
         """
         use_sw = sw is not None
         sw = sw if use_sw else np.empty(0, self.dtype)
         hidden, out, loss, deriv = self.codes
-        return K.run_batches_(
-            *source.args, Y, sw, use_sw, idx, first_batch, last_batch, batch_size,
-            self.theta, self.grad, self.sizes, self.A_buf, self.D_buf, self.Y_buf, self.sw_buf,
-            self.scratch, hidden, out, loss, deriv, float(alpha), self.eps,
-            solver, state_1, state_2, hyper, adam_t,
-        )
+        head = (*source.args, Y, sw, use_sw, idx, first_batch, last_batch, batch_size,
+                self.theta, self.grad, self.sizes)
+        tail = (hidden, out, loss, deriv, float(alpha), self.eps,
+                solver, state_1, state_2, hyper, adam_t)
+        if self.n_threads > 1:
+            return K.run_batches_parallel_(*head, *self.thread_buffers, *tail)
+        return K.run_batches_(*head, self.A_buf, self.D_buf, self.Y_buf, self.sw_buf,
+                              self.scratch, *tail)

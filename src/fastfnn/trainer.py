@@ -13,7 +13,7 @@ import numpy as np
 import scipy.optimize
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from ._blas import limit_threads, threads_for
+from ._threads import blas_threads, limit_blas, training_threads
 from ._validation import check_optimize_result, lbfgs_iprint_options
 from .network import DataSource, Network
 from .optimizers import make_optimizer
@@ -111,14 +111,16 @@ def fit_stochastic(state, cfg, X, Y, sw, random_state, incremental, stratify, ma
     sw = None if sw is None else np.ascontiguousarray(sw, dtype=net.dtype)
     n = source.n_samples
     batch_size = batch_size_for(cfg, n)
-    net.reserve(batch_size)
+    data_threads = training_threads(net.sizes, batch_size)
+    net.reserve(batch_size, data_threads)
     n_batches = -(-n // batch_size)
     flops_per_batch = 6 * batch_size * float(np.sum(net.sizes[:-1] * net.sizes[1:]))
     per_call = max(1, int(FLOPS_PER_CALL // flops_per_batch))
     idx = np.arange(n, dtype=np.int64)
     perm = np.arange(n, dtype=np.int64)
 
-    with limit_threads(threads_for(net.sizes, batch_size)):
+    # BLAS threads only when the batch rows are not split across threads already
+    with limit_blas(1 if data_threads > 1 else blas_threads(net.sizes, batch_size)):
         try:
             state.n_iter = 0
             for _ in range(cfg.max_iter):
@@ -245,7 +247,7 @@ def fit_lbfgs(state, cfg, X, Y, sw):
         accepted["loss"] = last_eval["loss"] if same else None
 
     iprint = 1 if (cfg.verbose is True or cfg.verbose >= 1) else -1
-    with limit_threads(threads_for(net.sizes, source.n_samples)):
+    with limit_blas(blas_threads(net.sizes, source.n_samples)):
         try:
             opt_res = scipy.optimize.minimize(
                 loss_grad,
