@@ -343,11 +343,11 @@ def ref_train(theta, sizes, X, Y, sw, idx, batch_size, alpha, act, out, loss, ki
 def run_all_batches(net, X, Y, sw, idx, batch_size, alpha, opt):
     n_batches = -(-len(idx) // batch_size)
     net.reserve(batch_size)
-    acc, t = net.run_batches(DataSource(X, net.dtype), np.ascontiguousarray(Y, net.dtype),
-                             None if sw is None else np.ascontiguousarray(sw, net.dtype), idx,
-                             0, n_batches, batch_size, alpha, opt.solver, *opt.state,
-                             opt.hyper(), opt.t)
-    return acc, t, n_batches
+    data, penalty, t = net.run_batches(
+        DataSource(X, net.dtype), np.ascontiguousarray(Y, net.dtype),
+        None if sw is None else np.ascontiguousarray(sw, net.dtype), idx,
+        0, n_batches, batch_size, alpha, opt.solver, *opt.state, opt.hyper(), opt.t)
+    return data + penalty, t, n_batches
 
 
 @pytest.mark.parametrize("sparse", INPUTS)
@@ -539,9 +539,9 @@ def test_data_parallel_batches_equal_the_serial_loop(dtype, solver, weighted):
         net.theta[:] = theta0
         net.reserve(50, threads)
         opt = make_optimizer(solver, net.theta.size, dtype, cfg)
-        loss, _ = net.run_batches(DataSource(X, dtype), Y, sw, idx, 0, 5, 50, 1e-3,
+        data, penalty, _ = net.run_batches(DataSource(X, dtype), Y, sw, idx, 0, 5, 50, 1e-3,
                                   opt.solver, *opt.state, opt.hyper(), 0)
-        results.append((loss, net.theta.copy()))
+        results.append((data + penalty, net.theta.copy()))
     rtol = 1e-10 if dtype == np.float64 else 1e-4
     for loss, theta in results[1:]:
         assert loss == pytest.approx(results[0][0], rel=rtol)

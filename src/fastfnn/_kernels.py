@@ -4,12 +4,15 @@ Numba's on-disk cache only watches the source file of the function it compiled, 
 function that calls another lives here. The file keeps the shape of the Python house:
 
     run_batches_            the compiled minibatch loop (gather, forward, backward, update)
+    run_batches_parallel_   the same with each batch's rows split across threads
       gather_batch_         rows idx[start:stop] of X, Y, sample_weight -> batch buffers
-      loss_grad_            forward_ + loss + backward (the delta recursion) into a flat gradient
-        forward_            A[i+1] = act(A[i] @ W[i] + b[i])
-        output_delta_       D[L-1] = (A[L] - Y) * act_out'(A[L]) (* sample_weight)
-        mul_act_deriv_      D[i-1] = (D[i] @ W[i].T) * act'(A[i])
-      sgd_step_, adam_step_ update rules on the flat parameter vector
+      loss_grad_            backward_sums_ + finish_grad_: loss and the flat gradient
+        backward_sums_      forward_, loss sums, and the delta recursion (unscaled sums)
+          forward_          A[i+1] = act(A[i] @ W[i] + b[i])          (matmul_, bias_act_)
+          output_delta_     D[L-1] = (A[L] - Y) * act_out'(A[L]) (* sample_weight)
+          mul_act_deriv_    D[i-1] = (D[i] @ W[i].T) * act'(A[i])     (matmul_nt_)
+        finish_grad_        dW = (sums + alpha W) / S, db = sums / S
+      step_                 sgd_step_ or adam_step_ on the flat parameter vector
 
 Layouts (row-batch, like scikit-learn; see network.py for the table of the math):
 
@@ -138,7 +141,7 @@ def loss_sums(A, Y, sw, use_sw, loss, eps):
     """``(sum_i s_i l_i, sum_i s_i)`` in float64 (s_i = 1 without sample weights).
 
     squared_error: l = 1/2 ||a - y||^2; poisson: l = sum y log(y/a) - y + a;
-    binary log-loss: l = -sum y log p + (1-y) log(1-p); log-loss: l = -sum y log p,
+    binary log-loss: l = -sum [y log p + (1-y) log(1-p)]; log-loss: l = -sum y log p,
     with p clipped to [eps, 1 - eps] as scikit-learn.
     """
     m, k = A.shape
@@ -194,6 +197,15 @@ def output_delta_(D, A, Y, sw, use_sw, deriv_act):
 
 
 @jit
+def n_weights(sizes):
+    """Number of weights ``sum_i fan_in_i * fan_out_i`` (the W part of theta)."""
+    n = 0
+    for l in range(len(sizes) - 1):
+        n += sizes[l] * sizes[l + 1]
+    return n
+
+
+@jit
 def w_view(theta, sizes, i):
     """W[i] (sizes[i], sizes[i+1]) inside the flat parameter vector."""
     off = 0
@@ -205,9 +217,7 @@ def w_view(theta, sizes, i):
 @jit
 def b_view(theta, sizes, i):
     """b[i] (sizes[i+1],) inside the flat parameter vector (after all the W)."""
-    off = 0
-    for l in range(len(sizes) - 1):
-        off += sizes[l] * sizes[l + 1]
+    off = n_weights(sizes)
     for l in range(i):
         off += sizes[l + 1]
     return theta[off : off + sizes[i + 1]]
@@ -233,16 +243,18 @@ MIN_CONTRACTION = 16  # shorter dot products do not amortise the kernel's final 
 
 
 @jit
-def _use_small_kernel(A, m, n, k):
-    """True where :func:`matmul_nt_`'s compiled kernel beats BLAS: float64, small, n >= 16."""
-    return A.itemsize == 8 and m * n * k <= SMALL_GEMM and n >= MIN_CONTRACTION
+def _use_small_kernel(A, rows, contraction, cols):
+    """True where :func:`matmul_nt_`'s compiled kernel beats BLAS: float64, small products,
+    dot products of at least MIN_CONTRACTION terms."""
+    return (A.itemsize == 8 and rows * contraction * cols <= SMALL_GEMM
+            and contraction >= MIN_CONTRACTION)
 
 
-def scratch_size(sizes, rows, itemsize):
-    """Elements of the scratch that :func:`matmul_` needs for batches of up to ``rows`` rows
-    (a transposed W, for the layers small enough for the compiled kernel; at least 1)."""
+def scratch_size(sizes, itemsize):
+    """Elements of the scratch that :func:`matmul_` needs: room for a transposed W of every
+    layer small enough for the compiled kernel (float64 only); at least 1."""
     need = [fi * fo for fi, fo in zip(sizes[:-1], sizes[1:])
-            if itemsize == 8 and fi * fo <= SMALL_GEMM and min(fi, fo) >= 1]
+            if itemsize == 8 and fi * fo <= SMALL_GEMM]
     return int(max(need, default=1))
 
 
@@ -338,18 +350,6 @@ def forward_(theta, sizes, A_buf, m, hidden_act, out_act, scratch):
 
 
 @jit
-def squared_norm_W(theta, sizes):
-    """``sum_i ||W[i]||^2`` (float64); the intercepts are not penalised."""
-    n_w = 0
-    for l in range(len(sizes) - 1):
-        n_w += sizes[l] * sizes[l + 1]
-    s = 0.0
-    for p in range(n_w):
-        s += np.float64(theta[p]) * np.float64(theta[p])
-    return s
-
-
-@jit
 def backward_sums_(theta, grad, sizes, A_buf, D_buf, Y, sw, use_sw, m,
                    hidden_act, out_act, loss, deriv_act, eps, scratch):
     """Forward, loss and the delta recursion on the batch in A[0], without the 1/S scaling.
@@ -382,17 +382,22 @@ def backward_sums_(theta, grad, sizes, A_buf, D_buf, Y, sw, use_sw, m,
 
 @jit
 def finish_grad_(theta, grad, sizes, alpha, S):
-    """``dW <- (dW + alpha W) / S``, ``db <- db / S`` over the flat gradient (L2 on W only)."""
-    n_w = 0
-    for l in range(len(sizes) - 1):
-        n_w += sizes[l] * sizes[l + 1]
+    """``dW <- (dW + alpha W) / S``, ``db <- db / S`` over the flat gradient (L2 on W only).
+
+    Returns the batch's L2 term ``alpha/2 sum ||W||^2 / S`` (float64), read in the same pass.
+    """
+    n_w = n_weights(sizes)
     dt = grad.dtype.type
     a = dt(alpha)
     s = dt(S)
+    sq = 0.0
     for p in range(n_w):
-        grad[p] = (grad[p] + a * theta[p]) / s
+        w = theta[p]
+        sq += np.float64(w) * np.float64(w)
+        grad[p] = (grad[p] + a * w) / s
     for p in range(n_w, grad.shape[0]):
         grad[p] /= s
+    return 0.5 * alpha * sq / S
 
 
 @jit
@@ -400,14 +405,14 @@ def loss_grad_(theta, grad, sizes, A_buf, D_buf, Y, sw, use_sw, m,
                hidden_act, out_act, loss, deriv_act, alpha, eps, scratch):
     """Forward, loss and backward on the batch in A[0]; writes dl/dtheta into ``grad``.
 
-    Returns ``sum_i s_i l_i / S + alpha/2 sum ||W||^2 / S`` with ``S = sum_i s_i`` (or m), and
-    ``grad`` = [dW..., db...] with ``dW[i] = (A[i].T @ D[i] + alpha W[i]) / S``,
+    Returns ``(sum_i s_i l_i / S, alpha/2 sum ||W||^2 / S)`` (data term, L2 term; S = sum_i
+    s_i, or m) and writes ``grad`` = [dW..., db...] with ``dW[i] = (A[i].T @ D[i] + alpha W[i]) / S``,
     ``db[i] = D[i].sum(0) / S``, ``D[i-1] = (D[i] @ W[i].T) * act'(A[i])``.
     """
     total, S = backward_sums_(theta, grad, sizes, A_buf, D_buf, Y, sw, use_sw, m,
                               hidden_act, out_act, loss, deriv_act, eps, scratch)
-    finish_grad_(theta, grad, sizes, alpha, S)
-    return total / S + 0.5 * alpha * squared_norm_W(theta, sizes) / S
+    penalty = finish_grad_(theta, grad, sizes, alpha, S)
+    return total / S, penalty
 
 
 # ----------------------------------------------------------------------------------------------
@@ -428,7 +433,7 @@ def gather_batch_(X, X_data, X_indices, X_indptr, is_sparse, Y, sw, use_sw, idx,
             for j in range(nf):
                 A0[r, j] = zero
             for p in range(X_indptr[src], X_indptr[src + 1]):
-                A0[r, X_indices[p]] = X_data[p]
+                A0[r, X_indices[p]] += X_data[p]  # += : a CSR row may repeat a column
         else:
             for j in range(nf):
                 A0[r, j] = X[src, j]
@@ -481,11 +486,13 @@ def run_batches_(X, X_data, X_indices, X_indptr, is_sparse, Y, sw, use_sw, idx,
 
     ``hyper`` = [learning_rate, momentum, nesterov, beta_1, beta_2, epsilon]; ``state_1/2`` are
     the SGD velocity (and an unused buffer) or Adam's first and second moments. Returns
-    ``(sum over batches of batch_loss * batch_rows, adam_t)``.
+    ``(data, penalty, adam_t)``: the sums over batches of the batch's data term and L2 term
+    (see :func:`loss_grad_`), each times the batch's rows.
     """
     n = idx.shape[0]
     n_out = Y.shape[1]
-    acc = 0.0
+    data = 0.0
+    penalty = 0.0
     for k in range(first_batch, last_batch):
         start = k * batch_size
         stop = min(start + batch_size, n)
@@ -495,11 +502,13 @@ def run_batches_(X, X_data, X_indices, X_indptr, is_sparse, Y, sw, use_sw, idx,
         sw_b = sw_buf[:m]
         gather_batch_(X, X_data, X_indices, X_indptr, is_sparse, Y, sw, use_sw, idx, start,
                       stop, A0, Y_b, sw_b)
-        batch_loss = loss_grad_(theta, grad, sizes, A_buf, D_buf, Y_b, sw_b, use_sw, m,
-                                hidden_act, out_act, loss, deriv_act, alpha, eps, scratch)
-        acc += batch_loss * m
+        batch_data, batch_penalty = loss_grad_(theta, grad, sizes, A_buf, D_buf, Y_b, sw_b,
+                                               use_sw, m, hidden_act, out_act, loss, deriv_act,
+                                               alpha, eps, scratch)
+        data += batch_data * m
+        penalty += batch_penalty * m
         adam_t = step_(solver, theta, grad, state_1, state_2, hyper, adam_t)
-    return acc, adam_t
+    return data, penalty, adam_t
 
 
 @jit
@@ -532,7 +541,8 @@ def run_batches_parallel_(X, X_data, X_indices, X_indptr, is_sparse, Y, sw, use_
     n_out = Y.shape[1]
     totals = np.zeros(T)
     weights = np.zeros(T)
-    acc = 0.0
+    data = 0.0
+    penalty = 0.0
     for k in range(first_batch, last_batch):
         start = k * batch_size
         stop = min(start + batch_size, n)
@@ -557,7 +567,7 @@ def run_batches_parallel_(X, X_data, X_indices, X_indptr, is_sparse, Y, sw, use_
         for t in range(1, T):
             grad += grads[t]
         S = weights.sum()
-        finish_grad_(theta, grad, sizes, alpha, S)
-        acc += (totals.sum() / S + 0.5 * alpha * squared_norm_W(theta, sizes) / S) * m
+        penalty += finish_grad_(theta, grad, sizes, alpha, S) * m
+        data += totals.sum() / S * m
         adam_t = step_(solver, theta, grad, state_1, state_2, hyper, adam_t)
-    return acc, adam_t
+    return data, penalty, adam_t

@@ -45,22 +45,31 @@ def _threadsafe_layer():
     """True when Numba can run parallel code with OpenMP or TBB (not only 'workqueue')."""
     from numba import config
 
-    if config.THREADING_LAYER not in ("default", "safe", "threadsafe", "omp", "tbb"):
-        return False
-    try:
-        from numba.np.ufunc import omppool  # noqa: F401
-    except ImportError:
-        try:
-            from numba.np.ufunc import tbbpool  # noqa: F401
-        except ImportError:
-            return False
-    return True
+    layer = config.THREADING_LAYER
+    for pool, layers in (("tbbpool", ("default", "safe", "threadsafe", "tbb")),
+                         ("omppool", ("default", "threadsafe", "omp"))):
+        if layer in layers:
+            try:
+                __import__(f"numba.np.ufunc.{pool}")
+                return True
+            except ImportError:
+                pass
+    return False
 
 
 def max_threads():
-    """``FASTFNN_NUM_THREADS`` if set, else the number of cores."""
+    """``FASTFNN_NUM_THREADS`` if set, else the cores this process may run on (affinity), at
+    most Numba's thread count."""
     env = os.environ.get("FASTFNN_NUM_THREADS")
-    return max(1, int(env)) if env else (os.cpu_count() or 1)
+    if env:
+        return max(1, int(env))
+    from numba import get_num_threads
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, get_num_threads()))
 
 
 def training_threads(sizes, batch_size):
@@ -74,7 +83,8 @@ def training_threads(sizes, batch_size):
 
 
 def blas_threads(sizes, rows):
-    """BLAS threads for single products of ``rows`` rows through layers ``sizes`` (predict)."""
+    """BLAS threads for products of ``rows`` rows through layers ``sizes``, where the rows are
+    not split across threads already (predict, full-batch L-BFGS, small training batches)."""
     sizes = np.asarray(sizes)
     work = rows * int(np.max(sizes[:-1] * sizes[1:]))
     return min(max_threads(), 2) if work >= TWO_THREAD_WORK else 1

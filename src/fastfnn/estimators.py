@@ -53,7 +53,7 @@ from ._validation import (
     _fit_context,
     explained_errors,
 )
-from .network import DataSource, Network, init_params
+from .network import DataSource, Network, init_params, layer_sizes
 from .trainer import TrainState, fit_lbfgs, fit_stochastic
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
@@ -89,6 +89,10 @@ class _BaseFNN(BaseEstimator):
 
     def _loss_name(self):
         """Loss of the network: 'squared_error', 'poisson', 'binary_log_loss' or 'log_loss'."""
+        raise NotImplementedError
+
+    def _fitted_loss(self):
+        """The loss of the fitted network, told by its output activation."""
         raise NotImplementedError
 
     def _output_activation(self):
@@ -145,7 +149,7 @@ class _BaseFNN(BaseEstimator):
     def _check_continuable(self, sizes):
         """warm_start / partial_fit continue the fitted network: its layout and output must not
         have changed (scikit-learn would train on silently, or fail deep inside backprop)."""
-        fitted = [c.shape[0] for c in self.coefs_] + [self.coefs_[-1].shape[1]]
+        fitted = layer_sizes(self.coefs_)
         if fitted != sizes:
             raise ValueError(
                 f"The fitted network has layer sizes {fitted} but this call needs {sizes}: "
@@ -186,7 +190,7 @@ class _BaseFNN(BaseEstimator):
                 self.best_validation_score_ = -np.inf
                 self.best_loss_ = None
             else:
-                self.best_loss_ = np.inf
+                self.best_loss_ = self._best_stall_loss = np.inf
                 self.validation_scores_ = None
                 self.best_validation_score_ = None
 
@@ -224,8 +228,10 @@ class _BaseFNN(BaseEstimator):
             state.best_loss = None
         else:
             state.best_loss = getattr(self, "best_loss_", None)
+            state.best_stall_loss = getattr(self, "_best_stall_loss", np.inf)
             if state.best_loss is None:  # history of another mode
                 state.best_loss, state.no_improvement_count = np.inf, 0
+                state.best_stall_loss = np.inf
         return state
 
     def _commit(self, state):
@@ -243,6 +249,7 @@ class _BaseFNN(BaseEstimator):
             else:  # first stochastic fit after an 'lbfgs' one
                 self.loss_curve_ = state.loss_curve
             self.best_loss_ = state.best_loss
+            self._best_stall_loss = state.best_stall_loss
             self._no_improvement_count = state.no_improvement_count
             self.validation_scores_ = state.validation_scores
             self.best_validation_score_ = state.best_validation_score
@@ -299,24 +306,40 @@ class _BaseFNN(BaseEstimator):
 
     # ---- prediction ---------------------------------------------------------------------------
 
-    def _forward(self, X, check_input=True):
+    def _fitted_network(self, dtype):
+        """A Network holding the fitted parameters, in ``dtype``, with the fitted model's loss
+        (not the current ``loss`` parameter, which ``set_params`` may have changed since)."""
+        net = Network(layer_sizes(self.coefs_), self.activation, self.out_activation_,
+                      self._fitted_loss(), dtype)
+        net.set_params(self.coefs_, self.intercepts_)
+        return net
+
+    def _forward(self, X):
         """Output activations (n_samples, n_outputs) for X, computed by the compiled forward.
 
         Computed in float32 when both X and the model are float32, else in float64 (NumPy's
         promotion of ``X @ coefs_``, as in scikit-learn).
         """
-        if check_input:
-            with explained_errors():
-                X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+        check_is_fitted(self)
+        with explained_errors():
+            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         float32 = X.dtype == np.float32 and self.coefs_[0].dtype == np.float32
-        dtype = np.float32 if float32 else np.float64
-        sizes = [c.shape[0] for c in self.coefs_] + [self.coefs_[-1].shape[1]]
-        # the loss plays no part in the forward pass: any loss valid for the fitted output
-        # (not the current `loss` parameter, which may have been changed since)
-        loss = "log_loss" if self.out_activation_ == "softmax" else "squared_error"
-        net = Network(sizes, self.activation, self.out_activation_, loss, dtype)
-        net.set_params(self.coefs_, self.intercepts_)
-        return net.forward(X)
+        return self._fitted_network(np.float32 if float32 else np.float64).forward(X)
+
+    def predict(self, X):
+        """Predict using the network.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            Predicted values (regressor) or class labels (classifier; (n_samples, n_classes)
+            indicators for multilabel problems).
+        """
+        return self._output_to_prediction(self._forward(X))
 
     def _gradient_problem(self, X, y, sample_weight=None):
         """For check_gradients: a float64 copy of the fitted network and the targets it fits.
@@ -328,10 +351,7 @@ class _BaseFNN(BaseEstimator):
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False,
                               dtype=np.float64)
         Y = self._encode_targets(y)
-        sizes = [c.shape[0] for c in self.coefs_] + [self.coefs_[-1].shape[1]]
-        net = Network(sizes, self.activation, self.out_activation_, self._loss_name(),
-                      np.float64)
-        net.set_params(self.coefs_, self.intercepts_)
+        net = self._fitted_network(np.float64)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
         return net, X, Y.astype(np.float64).reshape(X.shape[0], -1), sample_weight, self.alpha
@@ -412,6 +432,9 @@ class FNNClassifier(ClassifierMixin, _BaseFNN):
     def _loss_name(self):
         return "log_loss" if self._label_binarizer.y_type_ == "multiclass" else "binary_log_loss"
 
+    def _fitted_loss(self):
+        return "log_loss" if self.out_activation_ == "softmax" else "binary_log_loss"
+
     def _output_activation(self):
         return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
 
@@ -456,11 +479,6 @@ class FNNClassifier(ClassifierMixin, _BaseFNN):
         """Labels from the output activations (n, n_outputs), as ``predict``."""
         return self._label_binarizer.inverse_transform(out.ravel() if self.n_outputs_ == 1
                                                        else out)
-
-    def predict(self, X):
-        """Predict classes for X: (n_samples,) labels, or (n_samples, n_classes) multilabel."""
-        check_is_fitted(self)
-        return self._output_to_prediction(self._forward(X))
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
@@ -577,6 +595,9 @@ class FNNRegressor(RegressorMixin, _BaseFNN):
     def _loss_name(self):
         return self.loss
 
+    def _fitted_loss(self):
+        return "poisson" if self.out_activation_ == "exp" else "squared_error"
+
     def _output_activation(self):
         if self.loss == "poisson":
             if self.out_activation != "identity":
@@ -609,11 +630,6 @@ class FNNRegressor(RegressorMixin, _BaseFNN):
 
     def _output_to_prediction(self, out):
         return out.ravel() if out.shape[1] == 1 else out
-
-    def predict(self, X):
-        """Predicted values: (n_samples,) for one output, else (n_samples, n_outputs)."""
-        check_is_fitted(self)
-        return self._output_to_prediction(self._forward(X))
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)

@@ -8,7 +8,7 @@ by the relative error ``||g - g_fd|| / (||g|| + ||g_fd||)`` (0 when both vanish)
 import numpy as np
 
 from .losses import CANONICAL_OUTPUT
-from .network import DataSource, Network
+from .network import DataSource, Network, layer_sizes
 
 
 def gradients(net, X, Y, sample_weight=None, alpha=0.0, eps=1e-6):
@@ -83,8 +83,7 @@ def check_gradients(model, X, y, eps=1e-6, *, sample_weight=None, loss="squared_
         net, X, Y, sample_weight, alpha = model._gradient_problem(X, y, sample_weight)
     elif isinstance(model, (tuple, list)) and len(model) == 2:
         coefs, intercepts = model
-        sizes = [np.shape(c)[0] for c in coefs] + [np.shape(coefs[-1])[1]]
-        net = Network(sizes, activation, out_activation or CANONICAL_OUTPUT[loss], loss,
+        net = Network(layer_sizes(coefs), activation, out_activation or CANONICAL_OUTPUT[loss], loss,
                       np.float64)
         net.set_params(coefs, intercepts)
         X = np.asarray(X, dtype=np.float64)

@@ -3,14 +3,14 @@
 Per sample (summed over the k outputs), averaged over the batch with optional sample weights
 ``s_i`` as ``sum_i s_i l_i / sum_i s_i``:
 
-=================  ============================================  =====================
-loss               l(a, y)                                       canonical output
-=================  ============================================  =====================
-squared_error      1/2 ||a - y||^2                               identity
-poisson            sum_j y_j log(y_j / a_j) - y_j + a_j          exp
-binary_log_loss    -sum_j y_j log a_j + (1 - y_j) log(1 - a_j)   logistic
-log_loss           -sum_j y_j log a_j                            softmax
-=================  ============================================  =====================
+=================  ==============================================  =====================
+loss               l(a, y)                                         canonical output
+=================  ==============================================  =====================
+squared_error      1/2 ||a - y||^2                                 identity
+poisson            sum_j y_j log(y_j / a_j) - y_j + a_j            exp
+binary_log_loss    -sum_j [y_j log a_j + (1 - y_j) log(1 - a_j)]   logistic
+log_loss           -sum_j y_j log a_j                              softmax
+=================  ==============================================  =====================
 
 The output delta is ``dl/dz^L = dl/da^L * act'(z^L)``; for the canonical pairs it reduces to
 ``a^L - y``. Squared error also takes a logistic, tanh, relu or exp output (the derivation's own

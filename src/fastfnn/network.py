@@ -55,6 +55,11 @@ def init_params(sizes, activation, random_state, dtype):
     return coefs, intercepts
 
 
+def layer_sizes(coefs):
+    """``[n_features, hidden..., n_outputs]`` of a list of W (fan_in, fan_out)."""
+    return [np.shape(c)[0] for c in coefs] + [np.shape(coefs[-1])[1]]
+
+
 class DataSource:
     """Rows of X in the form the compiled gather reads: dense C-ordered, or CSR.
 
@@ -67,8 +72,8 @@ class DataSource:
             self.args = (
                 np.empty((0, 0), dtype),
                 np.ascontiguousarray(X.data, dtype=dtype),
-                X.indices.astype(np.int64),
-                X.indptr.astype(np.int64),
+                np.asarray(X.indices, dtype=np.int64),
+                np.asarray(X.indptr, dtype=np.int64),
                 True,
             )
         else:
@@ -118,11 +123,6 @@ class Network:
 
     # ---- parameters ---------------------------------------------------------------------------
 
-    @property
-    def n_layers(self):
-        """Number of weight layers L."""
-        return len(self.sizes) - 1
-
     def coefs(self, theta=None):
         """Views ``W[i]`` (fan_in, fan_out) into ``theta`` (default: the network's own)."""
         theta = self.theta if theta is None else theta
@@ -148,9 +148,10 @@ class Network:
     def reserve(self, capacity, n_threads=None):
         """Allocate the batch buffers for up to ``capacity`` rows (once; reused after).
 
-        ``n_threads`` > 1 prepares data-parallel training as well: each thread gets buffers
-        for its share of a batch, ceil(capacity / n_threads) rows, and a gradient of its own.
-        None keeps the current thread count.
+        With ``n_threads`` (training), also prepare the data-parallel loop for batches of up to
+        ``capacity`` rows: each of ``n_threads`` > 1 threads gets buffers for its share,
+        ceil(capacity / n_threads) rows, and a gradient of its own. Without it (predict,
+        full-batch loss) the thread setting is left as it is.
         """
         s = self.sizes
         if capacity > self.capacity:
@@ -158,10 +159,12 @@ class Network:
             self.D_buf = np.empty(capacity * int(s[1:].sum()), self.dtype)  # D[0..L-1]
             self.Y_buf = np.empty(capacity * int(s[-1]), self.dtype)
             self.sw_buf = np.empty(capacity, self.dtype)
-            self.scratch = np.empty(K.scratch_size(s, capacity, self.dtype.itemsize), self.dtype)
+            self.scratch = np.empty(K.scratch_size(s, self.dtype.itemsize), self.dtype)
             self.capacity = capacity
-        n_threads = self.n_threads if n_threads is None else n_threads
-        rows = -(-self.capacity // n_threads)
+        if n_threads is None:
+            return
+        self.n_threads = n_threads
+        rows = -(-capacity // n_threads)
         if n_threads > 1 and (n_threads, rows) != self._thread_shape:
 
             def per_thread(size):  # (n_threads, size): row t is thread t's buffer
@@ -172,11 +175,10 @@ class Network:
                 per_thread(rows * int(s[1:].sum())),  # D[0..L-1]
                 per_thread(rows * int(s[-1])),  # Y
                 per_thread(rows),  # sample weights
-                per_thread(K.scratch_size(s, rows, self.dtype.itemsize)),
+                per_thread(K.scratch_size(s, self.dtype.itemsize)),
                 per_thread(self.theta.size),  # gradient sums
             )
             self._thread_shape = (n_threads, rows)
-        self.n_threads = n_threads
 
     # ---- compute ------------------------------------------------------------------------------
 
@@ -207,8 +209,7 @@ class Network:
             K.gather_batch_(*source.args, no_y, self.sw_buf, False, idx, start, stop, A0,
                             no_y[:m], self.sw_buf)
             K.forward_(self.theta, self.sizes, self.A_buf, m, hidden, out_code, self.scratch)
-            off = m * int(self.sizes[:-1].sum())
-            out[start:stop] = self.A_buf[off : off + m * self.sizes[-1]].reshape(m, -1)
+            out[start:stop] = K.layer_view(self.A_buf, self.sizes, m, len(self.sizes) - 1)
 
     def loss_grad(self, X, Y, sample_weight=None, alpha=0.0):
         """Full-batch loss and gradient: returns ``(loss, grad)``, grad (n_params,) a view of
@@ -227,10 +228,10 @@ class Network:
         Y_b = self.Y_buf[: n * self.sizes[-1]].reshape(n, -1)
         K.gather_batch_(*source.args, Y, sw, use_sw, idx, 0, n, A0, Y_b, self.sw_buf)
         hidden, out, loss, deriv = self.codes
-        value = K.loss_grad_(self.theta, self.grad, self.sizes, self.A_buf, self.D_buf, Y_b,
-                             self.sw_buf[:n], use_sw, n, hidden, out, loss, deriv,
-                             float(alpha), self.eps, self.scratch)
-        return value, self.grad
+        data, penalty = K.loss_grad_(self.theta, self.grad, self.sizes, self.A_buf, self.D_buf,
+                                     Y_b, self.sw_buf[:n], use_sw, n, hidden, out, loss, deriv,
+                                     float(alpha), self.eps, self.scratch)
+        return data + penalty, self.grad
 
     def run_batches(self, source, Y, sw, idx, first_batch, last_batch, batch_size, alpha,
                     solver, state_1, state_2, hyper, adam_t):
@@ -238,7 +239,8 @@ class Network:
 
         Y (n, n_outputs) and sw (n,) or None are C-contiguous in the network's dtype. Runs
         ``_kernels.run_batches_``, or its data-parallel twin when the workspace was reserved
-        for several threads; returns ``(sum of batch_loss * batch_rows, adam_t)``.
+        for several threads. Returns ``(data, penalty, adam_t)``: the sums over batches of the
+        batch loss's data term and L2 term, each times the batch's rows.
         """
         use_sw = sw is not None
         sw = sw if use_sw else np.empty(0, self.dtype)

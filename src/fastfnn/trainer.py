@@ -34,6 +34,7 @@ class TrainState:
     loss: float = None
     loss_curve: list = field(default_factory=list)  # this call's epochs only
     best_loss: float = np.inf
+    best_stall_loss: float = np.inf  # best loss in scikit-learn's units (for the stall rule)
     no_improvement_count: int = 0
     validation_scores: list = None
     best_validation_score: float = None
@@ -117,7 +118,6 @@ def fit_stochastic(state, cfg, X, Y, sw, random_state, incremental, stratify, ma
     flops_per_batch = 6 * batch_size * float(np.sum(net.sizes[:-1] * net.sizes[1:]))
     per_call = max(1, int(FLOPS_PER_CALL // flops_per_batch))
     idx = np.arange(n, dtype=np.int64)
-    perm = np.arange(n, dtype=np.int64)
 
     # BLAS threads only when the batch rows are not split across threads already
     with limit_blas(1 if data_threads > 1 else blas_threads(net.sizes, batch_size)):
@@ -125,19 +125,17 @@ def fit_stochastic(state, cfg, X, Y, sw, random_state, incremental, stratify, ma
             state.n_iter = 0
             for _ in range(cfg.max_iter):
                 if cfg.shuffle:
-                    # sklearn.utils.shuffle(idx, random_state): the same draw, composed
-                    perm[:] = np.arange(n)
-                    random_state.shuffle(perm)
-                    idx = idx[perm]
-                accumulated = 0.0
+                    # = sklearn.utils.shuffle(idx, random_state): the same draws and swaps
+                    random_state.shuffle(idx)
+                data = penalty = 0.0
                 for first in range(0, n_batches, per_call):
                     last = min(first + per_call, n_batches)
-                    acc, opt.t = net.run_batches(
+                    d, p, opt.t = net.run_batches(
                         source, Y, sw, idx, first, last, batch_size, cfg.alpha,
                         opt.solver, *opt.state, opt.hyper(), opt.t,
                     )
-                    accumulated += acc
-                if _end_epoch(state, cfg, np.float64(accumulated / n), n, scorer, incremental):
+                    data, penalty = data + d, penalty + p
+                if _end_epoch(state, cfg, data / n, penalty / n, n, scorer, incremental):
                     break
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
@@ -145,12 +143,14 @@ def fit_stochastic(state, cfg, X, Y, sw, random_state, incremental, stratify, ma
         net.theta[:] = state.best_theta
 
 
-def _end_epoch(state, cfg, loss, n, scorer, incremental):
+def _end_epoch(state, cfg, data, penalty, n, scorer, incremental):
     """scikit-learn's end-of-epoch bookkeeping; returns True to stop training.
 
+    ``data`` and ``penalty`` are the epoch's mean data and L2 terms of the loss.
     ``scorer(net)`` is the early-stopping validation score, or None without early stopping.
     """
     opt = state.optimizer
+    loss = np.float64(data + penalty)
     state.n_iter += 1
     state.loss = loss
     state.t += n
@@ -162,7 +162,8 @@ def _end_epoch(state, cfg, loss, n, scorer, incremental):
         # estimator raises on them; scikit-learn runs on to max_iter first. (With early
         # stopping the best weights are restored at the end, so training goes on as there.)
         return True
-    _update_no_improvement_count(state, cfg, scorer, loss)
+    _update_no_improvement_count(state, cfg, scorer, loss, data / per_output_divisor(state.net)
+                                 + penalty)
     opt.iteration_ends(state.t)
     if state.no_improvement_count > cfg.n_iter_no_change:
         if scorer is not None:
@@ -185,13 +186,14 @@ def _end_epoch(state, cfg, loss, n, scorer, incremental):
     return False
 
 
-def _update_no_improvement_count(state, cfg, scorer, loss):
+def _update_no_improvement_count(state, cfg, scorer, loss, stall_loss):
     """scikit-learn's stall count: on the validation score (early stopping), else on the
     training loss against the best so far.
 
-    The training-loss rule compares the loss per output, as scikit-learn reports it: for
-    squared error with k outputs fastfnn's loss is the sum over outputs, so it is divided by k
-    here, and ``tol`` means what it means in scikit-learn (the same epoch stops).
+    The training-loss rule compares ``stall_loss``, the loss as scikit-learn reports it: for
+    squared error with k outputs fastfnn's data term is the sum over outputs and scikit-learn's
+    the mean, so the rule uses data / k + L2, and ``tol`` means what it means in scikit-learn
+    (the same epoch stops).
     """
     if scorer is not None:
         val_score = scorer(state.net)
@@ -206,13 +208,12 @@ def _update_no_improvement_count(state, cfg, scorer, loss):
             state.best_validation_score = val_score
             state.best_theta = state.net.theta.copy()
     else:
-        k = per_output_divisor(state.net)
-        if loss / k > state.best_loss / k - cfg.tol:
+        if stall_loss > state.best_stall_loss - cfg.tol:
             state.no_improvement_count += 1
         else:
             state.no_improvement_count = 0
-        if loss < state.best_loss:
-            state.best_loss = loss
+        state.best_stall_loss = min(state.best_stall_loss, stall_loss)
+        state.best_loss = min(state.best_loss, loss)
 
 
 def per_output_divisor(net):
@@ -246,7 +247,7 @@ def fit_lbfgs(state, cfg, X, Y, sw):
         accepted["x"], accepted["n_iter"] = xk.copy(), accepted["n_iter"] + 1
         accepted["loss"] = last_eval["loss"] if same else None
 
-    iprint = 1 if (cfg.verbose is True or cfg.verbose >= 1) else -1
+    iprint = 1 if cfg.verbose else -1
     with limit_blas(blas_threads(net.sizes, source.n_samples)):
         try:
             opt_res = scipy.optimize.minimize(
