@@ -574,3 +574,46 @@ def _fit_coefs(params, X, y):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return FNNRegressor(**params).fit(X, y).coefs_
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_data_parallel_with_wide_layers_and_a_one_row_last_batch(dtype):
+    """Layers wide enough for the compiled small-product kernel (float64) inside the threads,
+    and a last batch of one row: fewer rows than threads, so one thread has nothing to do."""
+    from fastfnn.network import DataSource, Network
+    from fastfnn.optimizers import SGD
+
+    rs = np.random.RandomState(5)
+    sizes, batch = [20, 32, 32, 3], 40
+    n = 2 * batch + 1
+    X = rs.standard_normal((n, sizes[0])).astype(dtype)
+    Y = rs.standard_normal((n, sizes[-1])).astype(dtype)
+    idx = np.arange(n, dtype=np.int64)
+    theta0 = rs.uniform(-0.3, 0.3, Network(sizes, "relu", "identity", "squared_error",
+                                           dtype).theta.size).astype(dtype)
+    results = []
+    for threads in (1, 2):
+        net = Network(sizes, "relu", "identity", "squared_error", dtype)
+        net.theta[:] = theta0
+        net.reserve(batch, threads)
+        opt = SGD(net.theta.size, dtype, 1e-2)
+        data, penalty, _ = net.run_batches(DataSource(X, dtype), Y, None, idx, 0, 3, batch,
+                                           1e-3, opt.solver, *opt.state, opt.hyper(), 0)
+        results.append((data + penalty, net.theta.copy()))
+    rtol = 1e-10 if dtype == np.float64 else 1e-4
+    assert results[1][0] == pytest.approx(results[0][0], rel=rtol)
+    np.testing.assert_allclose(results[1][1], results[0][1], rtol=rtol, atol=rtol)
+
+
+def test_csr_rows_with_repeated_columns_add_up():
+    """A CSR matrix may hold a column twice in a row (scipy keeps duplicates until
+    sum_duplicates); its value is the sum, as scikit-learn's products see it."""
+    rs = np.random.RandomState(0)
+    data = np.array([1.0, 2.0, 3.0, -1.0, 0.5])
+    indices = np.array([0, 0, 2, 1, 1])
+    indptr = np.array([0, 3, 5])
+    X = sp.csr_matrix((data, indices, indptr), shape=(2, 3))
+    assert not X.has_canonical_format
+    net = Network([3, 4, 2], "tanh", "identity", "squared_error", np.float64)
+    net.theta[:] = rs.standard_normal(net.theta.size)
+    np.testing.assert_allclose(net.forward(X), net.forward(X.toarray()), rtol=1e-12)

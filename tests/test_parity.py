@@ -750,3 +750,25 @@ def test_comparison_detects_a_different_trajectory():
     ff2.coefs_[0][0, 0] *= 1 + 1e-5
     with pytest.raises(AssertionError, match="coefs_"):
         assert_parity(ff2, sk, X, np.float64, "negative control", record=False)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.5, 3.0])
+@pytest.mark.parametrize("tol", [1e-3, 1e-2])
+def test_multi_output_stopping_epoch_with_l2_matches_sklearn(alpha, tol):
+    """fastfnn reports the summed multi-output loss, but stops where scikit-learn stops: its
+    stall rule uses scikit-learn's loss (data term / k + L2), also when alpha > 0."""
+    from sklearn.neural_network import MLPRegressor
+
+    from fastfnn import FNNRegressor
+
+    rs = np.random.RandomState(0)
+    X = rs.standard_normal((200, 5))
+    Y = np.c_[X[:, 0], X[:, 1] ** 2, X[:, 2]] + 0.1 * rs.standard_normal((200, 3))
+    params = dict(hidden_layer_sizes=(8,), solver="sgd", alpha=alpha, tol=tol,
+                  n_iter_no_change=3, max_iter=300, random_state=0, learning_rate_init=0.01)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours, theirs = FNNRegressor(**params).fit(X, Y), MLPRegressor(**params).fit(X, Y)
+    assert ours.n_iter_ == theirs.n_iter_ < 300
+    for a, b in zip(ours.coefs_, theirs.coefs_):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
