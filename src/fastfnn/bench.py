@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._threads import training_threads
+from ._threads import blas_threads, training_threads
 
 SEED = 0
 LR = 1e-3
@@ -626,7 +626,8 @@ class Bench:
         from threadpoolctl import threadpool_limits
 
         X, y = self.data(config, dtype)
-        threads = self._threads(config, min(config.n_samples, 4096))
+        threads = (int(self.opts.threads) if self.opts.threads else
+                   blas_threads(np.asarray(config.sizes), min(config.n_samples, 4096)))
         key = f"{config.name}/{dtype}"
         times = self.predict.setdefault(key, {}).setdefault(impl, [])
         case = Case(config, "sgd", dtype, 1)
