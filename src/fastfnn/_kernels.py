@@ -36,6 +36,9 @@ FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 jit = njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
 # Update rules without "reassoc": with it LLVM may expand b2*v + (1-b2)*g^2 into
 # b2*v + g^2 - b2*g^2, which is inf - inf = NaN where g^2 overflows (NumPy gives inf).
+# Small helpers that return views are inlined into their callers: numba then prunes the
+# reference-count updates (atomic operations) that each returned view would otherwise cost.
+jit_inline = njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy", inline="always")
 jit_update = njit(cache=True, fastmath=FASTMATH - {"reassoc"}, nogil=True, error_model="numpy")
 
 # Activation codes (activations.py maps names to these).
@@ -196,7 +199,7 @@ def output_delta_(D, A, Y, sw, use_sw, deriv_act):
 # ----------------------------------------------------------------------------------------------
 
 
-@jit
+@jit_inline
 def n_weights(sizes):
     """Number of weights ``sum_i fan_in_i * fan_out_i`` (the W part of theta)."""
     n = 0
@@ -205,7 +208,7 @@ def n_weights(sizes):
     return n
 
 
-@jit
+@jit_inline
 def w_view(theta, sizes, i):
     """W[i] (sizes[i], sizes[i+1]) inside the flat parameter vector."""
     off = 0
@@ -214,7 +217,7 @@ def w_view(theta, sizes, i):
     return theta[off : off + sizes[i] * sizes[i + 1]].reshape((sizes[i], sizes[i + 1]))
 
 
-@jit
+@jit_inline
 def b_view(theta, sizes, i):
     """b[i] (sizes[i+1],) inside the flat parameter vector (after all the W)."""
     off = n_weights(sizes)
@@ -223,7 +226,7 @@ def b_view(theta, sizes, i):
     return theta[off : off + sizes[i + 1]]
 
 
-@jit
+@jit_inline
 def layer_view(buf, units, m, i):
     """Layer i's (m, units[i]) block of a buffer that holds layers back to back."""
     off = 0
@@ -258,7 +261,10 @@ def scratch_size(sizes, itemsize):
     return int(max(need, default=1))
 
 
-@jit
+THIN = 2  # products with a dimension this small (matrix-vector) are plain loops, not BLAS calls
+
+
+@jit_inline
 def matmul_nt_(A, B, out):
     """``out = A @ B.T``; A (m, n), B (k, n), out (m, k), all C-contiguous.
 
@@ -266,6 +272,14 @@ def matmul_nt_(A, B, out):
     """
     m, n = A.shape
     k = B.shape[0]
+    if n <= THIN:  # outer products (one-output layers): a plain loop beats a BLAS call
+        for i in range(m):
+            for p in range(k):
+                s = A[i, 0] * B[p, 0]
+                for j in range(1, n):
+                    s += A[i, j] * B[p, j]
+                out[i, p] = s
+        return
     if not _use_small_kernel(A, m, n, k):
         np.dot(A, B.T, out)
         return
@@ -273,14 +287,12 @@ def matmul_nt_(A, B, out):
     m4 = m - m % 4
     k4 = k - k % 4
     for i in range(0, m4, 4):
-        a0, a1, a2, a3 = A[i], A[i + 1], A[i + 2], A[i + 3]
         for p in range(0, k4, 4):
-            b0, b1, b2, b3 = B[p], B[p + 1], B[p + 2], B[p + 3]
             s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
             s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = zero
-            for j in range(n):
-                x0, x1, x2, x3 = a0[j], a1[j], a2[j], a3[j]
-                y0, y1, y2, y3 = b0[j], b1[j], b2[j], b3[j]
+            for j in range(n):  # indexed, not row views: views cost atomic refcounts
+                x0, x1, x2, x3 = A[i, j], A[i + 1, j], A[i + 2, j], A[i + 3, j]
+                y0, y1, y2, y3 = B[p, j], B[p + 1, j], B[p + 2, j], B[p + 3, j]
                 s00 += x0 * y0
                 s01 += x0 * y1
                 s02 += x0 * y2
@@ -315,12 +327,39 @@ def matmul_nt_(A, B, out):
             out[r, p] = s
 
 
-@jit
+@jit_inline
+def matmul_tn_(A, B, out):
+    """``out = A.T @ B``; A (m, k), B (m, n), out (k, n): the weight gradient ``A[i].T @ D[i]``.
+
+    For thin B (one-output layers) a plain loop over the rows, else BLAS.
+    """
+    m, k = A.shape
+    n = B.shape[1]
+    if n > THIN:
+        np.dot(A.T, B, out)
+        return
+    out[:] = 0
+    for i in range(m):
+        for j in range(n):
+            b = B[i, j]
+            for p in range(k):
+                out[p, j] += A[i, p] * b
+
+
+@jit_inline
 def matmul_(A, B, out, BT):
     """``out = A @ B``; A (m, k), B (k, n), out (m, n). Small products transpose B into the
     scratch ``BT`` (at least k*n elements) and use :func:`matmul_nt_`."""
     m, k = A.shape
     n = B.shape[1]
+    if n <= THIN:  # matrix-vector (one-output layers): dot products along A's rows
+        for i in range(m):
+            for j in range(n):
+                s = A.dtype.type(0.0)
+                for p in range(k):
+                    s += A[i, p] * B[p, j]
+                out[i, j] = s
+        return
     if not _use_small_kernel(A, m, k, n) or BT.shape[0] < k * n:
         np.dot(A, B, out)
         return
@@ -336,7 +375,7 @@ def matmul_(A, B, out, BT):
 # ----------------------------------------------------------------------------------------------
 
 
-@jit
+@jit_inline
 def forward_(theta, sizes, A_buf, m, hidden_act, out_act, scratch):
     """``A[i+1] = act(A[i] @ W[i] + b[i])`` for i = 0..L-1; A[0] (m, n_features) is filled.
 
@@ -349,7 +388,7 @@ def forward_(theta, sizes, A_buf, m, hidden_act, out_act, scratch):
         bias_act_(A_next, b_view(theta, sizes, i), out_act if i == L - 1 else hidden_act)
 
 
-@jit
+@jit_inline
 def backward_sums_(theta, grad, sizes, A_buf, D_buf, Y, sw, use_sw, m,
                    hidden_act, out_act, loss, deriv_act, eps, scratch):
     """Forward, loss and the delta recursion on the batch in A[0], without the 1/S scaling.
@@ -367,7 +406,7 @@ def backward_sums_(theta, grad, sizes, A_buf, D_buf, Y, sw, use_sw, m,
     for i in range(L - 1, -1, -1):
         D = layer_view(D_buf, units, m, i)  # (m, fan_out)
         A = layer_view(A_buf, sizes, m, i)  # (m, fan_in)
-        np.dot(A.T, D, w_view(grad, sizes, i))  # (fan_in, fan_out)
+        matmul_tn_(A, D, w_view(grad, sizes, i))  # (fan_in, fan_out)
         db = b_view(grad, sizes, i)
         db[:] = 0
         for r in range(m):
@@ -420,7 +459,7 @@ def loss_grad_(theta, grad, sizes, A_buf, D_buf, Y, sw, use_sw, m,
 # ----------------------------------------------------------------------------------------------
 
 
-@jit
+@jit_inline
 def gather_batch_(X, X_data, X_indices, X_indptr, is_sparse, Y, sw, use_sw, idx, start, stop,
                   A0, Y_b, sw_b):
     """Copy rows ``idx[start:stop]`` of X (dense, or CSR given by data/indices/indptr), Y and
@@ -571,3 +610,18 @@ def run_batches_parallel_(X, X_data, X_indices, X_indptr, is_sparse, Y, sw, use_
         data += totals.sum() / S * m
         adam_t = step_(solver, theta, grad, state_1, state_2, hyper, adam_t)
     return data, penalty, adam_t
+
+
+def _load_numba_registries():
+    """Load Numba's lowering registries now, once per process (about 0.15 s), instead of in
+    the middle of the first fit, where loading the first cached kernel would do it: so a first
+    fit costs what later ones do. Best effort: a Numba without this hook loads them lazily."""
+    try:
+        from numba.core.registry import cpu_target
+
+        cpu_target.target_context.refresh()
+    except (ImportError, AttributeError):  # pragma: no cover - other Numba versions
+        pass
+
+
+_load_numba_registries()
