@@ -536,6 +536,7 @@ class Bench:
 
             def fit():
                 torch.set_num_threads(threads)
+                settle()
                 t = time.perf_counter()
                 torch_fit(case, Xt, Yt, init, orders)
                 times.append(time.perf_counter() - t)
@@ -550,6 +551,7 @@ class Bench:
                     threadpool_limits(limits=threads, user_api="blas"):
                 warnings.simplefilter("ignore")
                 est = Est(**params)
+                settle()
                 t = time.perf_counter()
                 est.fit(X, y)
                 times.append(time.perf_counter() - t)
@@ -1049,6 +1051,16 @@ class _Env:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+SETTLE_SECONDS = 0.3
+
+
+def settle():
+    """Pause before a timed fit (untimed, the same for every implementation), so that worker
+    threads the previous fit left spinning (OpenBLAS's, OpenMP's: they spin for up to about
+    0.1 s after their last call before they sleep) do not take cores from the next one."""
+    time.sleep(SETTLE_SECONDS)
 
 
 def _loop(fn, rounds):
