@@ -45,8 +45,9 @@ jit_update = njit(cache=True, fastmath=FASTMATH - {"reassoc"}, nogil=True, error
 IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP = 0, 1, 2, 3, 4, 5
 # Loss codes (losses.py maps names to these).
 SQUARED_ERROR, POISSON, BINARY_LOG_LOSS, LOG_LOSS = 0, 1, 2, 3
-# Solver codes (optimizers.py).
+# Solver codes (optimizers.py), and the layout of the ``hyper`` vector the update rules read.
 SGD, ADAM = 0, 1
+LR, MOMENTUM, NESTEROV, BETA_1, BETA_2, EPSILON = 0, 1, 2, 3, 4, 5
 
 
 # ----------------------------------------------------------------------------------------------
@@ -554,11 +555,12 @@ def run_batches_(X, X_data, X_indices, X_indptr, is_sparse, Y, sw, use_sw, idx,
 def step_(solver, theta, grad, state_1, state_2, hyper, adam_t):
     """One update of theta by SGD or Adam (``hyper`` as in run_batches_); returns adam_t."""
     if solver == SGD:
-        sgd_step_(theta, grad, state_1, hyper[0], hyper[1], hyper[2] != 0.0)
+        sgd_step_(theta, grad, state_1, hyper[LR], hyper[MOMENTUM], hyper[NESTEROV] != 0.0)
     else:
         adam_t += 1
-        lr_t = hyper[0] * np.sqrt(1.0 - hyper[4] ** adam_t) / (1.0 - hyper[3] ** adam_t)
-        adam_step_(theta, grad, state_1, state_2, lr_t, hyper[3], hyper[4], hyper[5])
+        b1, b2 = hyper[BETA_1], hyper[BETA_2]
+        lr_t = hyper[LR] * np.sqrt(1.0 - b2**adam_t) / (1.0 - b1**adam_t)
+        adam_step_(theta, grad, state_1, state_2, lr_t, b1, b2, hyper[EPSILON])
     return adam_t
 
 
@@ -572,8 +574,9 @@ def run_batches_parallel_(X, X_data, X_indices, X_indptr, is_sparse, Y, sw, use_
 
     Thread t gathers its share of the rows into its own buffers (``A_bufs[t]`` ..., rows of the
     2-D buffer arrays) and computes the unscaled sums of :func:`backward_sums_` into
-    ``grads[t]``; the sums are then added, scaled by 1/S with the L2 term, and applied. The
-    result equals the serial loop's up to the order of floating-point additions.
+    ``grads[t]``, where ``grads[0]`` must be ``grad`` itself; the sums are then added into
+    ``grad``, scaled by 1/S with the L2 term, and applied. The result equals the serial loop's up
+    to the order of floating-point additions.
     """
     T = A_bufs.shape[0]
     n = idx.shape[0]
@@ -602,8 +605,7 @@ def run_batches_parallel_(X, X_data, X_indices, X_indptr, is_sparse, Y, sw, use_
             totals[t], weights[t] = backward_sums_(
                 theta, grads[t], sizes, A_bufs[t], D_bufs[t], Y_b, sw_b, use_sw, mt,
                 hidden_act, out_act, loss, deriv_act, eps, scratches[t])
-        grad[:] = grads[0]
-        for t in range(1, T):
+        for t in range(1, T):  # thread 0 summed into grad itself (grads[0] is grad)
             grad += grads[t]
         S = weights.sum()
         penalty += finish_grad_(theta, grad, sizes, alpha, S) * m

@@ -664,19 +664,6 @@ def _add_gradcheck_parser(sub):
     p.set_defaults(func=cmd_gradcheck)
 
 
-def _gradcheck_cases():
-    """(loss, hidden activation, output activation) of every check; the derivation's network
-    (logistic everywhere, squared error) last."""
-    from .activations import HIDDEN_ACTIVATIONS
-    from .losses import CANONICAL_OUTPUT, SQUARED_ERROR_OUTPUTS
-
-    cases = [("squared_error", a, "identity") for a in HIDDEN_ACTIVATIONS]
-    cases += [("squared_error", "tanh", o) for o in SQUARED_ERROR_OUTPUTS if o != "identity"]
-    cases += [(loss, "tanh", out) for loss, out in CANONICAL_OUTPUT.items()
-              if loss != "squared_error"]
-    return cases + [("squared_error", "logistic", "logistic")]
-
-
 def _gradcheck_targets(rng, loss, out, n, k):
     import numpy as np
 
@@ -695,7 +682,7 @@ def cmd_gradcheck(args):
     """``fastfnn gradcheck``: the per-layer gradient check table; exit 1 on any failure."""
     import numpy as np
 
-    from .gradcheck import check_gradients
+    from .gradcheck import check_gradients, gradcheck_cases
 
     sizes = list(args.sizes)
     if len(sizes) < 2 or sizes[-1] < 2:
@@ -711,7 +698,7 @@ def cmd_gradcheck(args):
     print(f"{'case (hidden activation, loss + output)':<{width}}"
           + "".join(f"{'layer ' + str(i + 1):>10}" for i in range(n_layers)))
     failed = 0
-    cases = _gradcheck_cases()
+    cases = gradcheck_cases()
     for i, (loss, hidden, out) in enumerate(cases):
         coefs = [rng.uniform(-1, 1, (a, b)) * np.sqrt(3.0 / a) for a, b in zip(sizes, sizes[1:])]
         intercepts = [rng.uniform(-0.5, 0.5, b) for b in sizes[1:]]

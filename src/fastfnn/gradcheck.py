@@ -7,8 +7,21 @@ by the relative error ``||g - g_fd|| / (||g|| + ||g_fd||)`` (0 when both vanish)
 
 import numpy as np
 
-from .losses import CANONICAL_OUTPUT
+from .activations import HIDDEN_ACTIVATIONS
+from .losses import CANONICAL_OUTPUT, SQUARED_ERROR_OUTPUTS
 from .network import DataSource, Network, layer_sizes
+
+
+def gradcheck_cases():
+    """(loss, hidden activation, output activation) of the standard checks (``fastfnn
+    gradcheck``): every hidden activation, every output of squared error, every other loss with
+    its canonical output, and last the derivation's network (logistic everywhere, squared
+    error)."""
+    cases = [("squared_error", a, "identity") for a in HIDDEN_ACTIVATIONS]
+    cases += [("squared_error", "tanh", o) for o in SQUARED_ERROR_OUTPUTS if o != "identity"]
+    cases += [(loss, "tanh", out) for loss, out in CANONICAL_OUTPUT.items()
+              if loss != "squared_error"]
+    return cases + [("squared_error", "logistic", "logistic")]
 
 
 def gradients(net, X, Y, sample_weight=None, alpha=0.0, eps=1e-6):

@@ -148,37 +148,44 @@ class Network:
     def reserve(self, capacity, n_threads=None):
         """Allocate the batch buffers for up to ``capacity`` rows (once; reused after).
 
-        With ``n_threads`` (training), also prepare the data-parallel loop for batches of up to
-        ``capacity`` rows: each of ``n_threads`` > 1 threads gets buffers for its share,
-        ceil(capacity / n_threads) rows, and a gradient of its own. Without it (predict,
-        full-batch loss) the thread setting is left as it is.
+        With ``n_threads`` > 1 (training) the buffers are those of the data-parallel loop
+        instead: each thread gets buffers for its share of a batch, ceil(capacity / n_threads)
+        rows, and gradient sums of its own (thread 0's are the network's ``grad``). Without
+        ``n_threads`` (predict, full-batch loss) the thread setting is left as it is.
         """
-        s = self.sizes
-        if capacity > self.capacity:
+        if n_threads is not None:
+            self.n_threads = n_threads
+        if n_threads is not None and n_threads > 1:
+            self._reserve_threads(-(-capacity // n_threads))
+        elif capacity > self.capacity:
+            s = self.sizes
             self.A_buf = np.empty(capacity * int(s.sum()), self.dtype)  # A[0..L]
             self.D_buf = np.empty(capacity * int(s[1:].sum()), self.dtype)  # D[0..L-1]
             self.Y_buf = np.empty(capacity * int(s[-1]), self.dtype)
             self.sw_buf = np.empty(capacity, self.dtype)
             self.scratch = np.empty(K.scratch_size(s, self.dtype.itemsize), self.dtype)
             self.capacity = capacity
-        if n_threads is None:
+
+    def _reserve_threads(self, rows):
+        if (self.n_threads, rows) == self._thread_shape:
             return
-        self.n_threads = n_threads
-        rows = -(-capacity // n_threads)
-        if n_threads > 1 and (n_threads, rows) != self._thread_shape:
+        s, T = self.sizes, self.n_threads
 
-            def per_thread(size):  # (n_threads, size): row t is thread t's buffer
-                return np.empty((n_threads, size), self.dtype)
+        def per_thread(size):  # (n_threads, size): row t is thread t's buffer
+            return np.empty((T, size), self.dtype)
 
-            self.thread_buffers = (
-                per_thread(rows * int(s.sum())),  # A[0..L]
-                per_thread(rows * int(s[1:].sum())),  # D[0..L-1]
-                per_thread(rows * int(s[-1])),  # Y
-                per_thread(rows),  # sample weights
-                per_thread(K.scratch_size(s, self.dtype.itemsize)),
-                per_thread(self.theta.size),  # gradient sums
-            )
-            self._thread_shape = (n_threads, rows)
+        grads = per_thread(self.theta.size)
+        grads[0] = self.grad
+        self.grad = grads[0]  # thread 0 sums into the network's gradient itself
+        self.thread_buffers = (
+            per_thread(rows * int(s.sum())),  # A[0..L]
+            per_thread(rows * int(s[1:].sum())),  # D[0..L-1]
+            per_thread(rows * int(s[-1])),  # Y
+            per_thread(rows),  # sample weights
+            per_thread(K.scratch_size(s, self.dtype.itemsize)),
+            grads,  # gradient sums
+        )
+        self._thread_shape = (T, rows)
 
     # ---- compute ------------------------------------------------------------------------------
 
