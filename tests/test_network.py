@@ -555,10 +555,14 @@ def test_training_in_a_forked_child_after_parallel_training():
 
     from fastfnn import FNNRegressor
 
+    from fastfnn._threads import training_threads
+
     rs = np.random.RandomState(0)
-    X, y = rs.standard_normal((400, 30)), rs.standard_normal(400)
-    params = dict(hidden_layer_sizes=(64, 64), batch_size=128, max_iter=2, random_state=0)
-    parent = FNNRegressor(**params).fit(X, y)  # data-parallel on 2+ cores
+    X, y = rs.standard_normal((600, 30)), rs.standard_normal(600)
+    params = dict(hidden_layer_sizes=(128, 128), batch_size=256, max_iter=2, random_state=0)
+    if training_threads([30, 128, 128, 1], 256) < 2:
+        pytest.skip("one core (or no thread-safe Numba layer): no data-parallel training here")
+    parent = FNNRegressor(**params).fit(X, y)  # data-parallel
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(1) as pool:
         child_coefs = pool.apply_async(_fit_coefs, (params, X, y)).get(timeout=60)

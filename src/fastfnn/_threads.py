@@ -2,10 +2,10 @@
 
 * **Training** splits each minibatch's rows across the cores (``_kernels.run_batches_parallel_``:
   each thread runs forward and backward on its rows with single-threaded BLAS, then the gradient
-  sums are added). On 2 cores that trains 1.1-1.6x faster than one thread on the benchmark's
-  small, deep and medium networks, where threads inside BLAS do not pay; on wide layers it is on
-  par with two-thread BLAS. Batches with too little work to amortise the per-batch fork and join
-  (a few microseconds) stay on one thread. It needs a thread-safe Numba threading layer (OpenMP
+  sums are added). On 2 cores that trains 1.5-1.7x faster than one thread on the benchmark's
+  deep and medium networks, where threads inside BLAS do not pay; on wide layers it is on par
+  with two-thread BLAS. Batches with less work (DATA_PARALLEL_FLOPS) stay on one thread: there
+  the per-batch fork and join and the other core's availability decide more than the split. It needs a thread-safe Numba threading layer (OpenMP
   or TBB): with only the 'workqueue' layer, and in a process forked from one that trained (GNU
   OpenMP is not fork-safe), training stays on one thread.
 * **Prediction** runs one product per layer over large chunks of rows: there BLAS's own threads
@@ -23,8 +23,10 @@ from contextlib import contextmanager
 import numpy as np
 
 # Training flops per batch (6 * rows * sum(fan_in * fan_out)) from which the rows are split
-# across threads: below it the fork/join costs more than the second core gains.
-DATA_PARALLEL_FLOPS = 1e6
+# across threads. Measured on 2 vCPUs: from ~1 MFLOP a split batch is faster on average (small:
+# 1.3x) but its speed varies by 2x from run to run with the other core's availability, while one
+# thread is steady; from ~10 MFLOP (deep, medium, wide) the gain (1.5-1.7x) holds up.
+DATA_PARALLEL_FLOPS = 1e7
 # Per-product work (rows * largest fan_in * fan_out) from which BLAS's second thread pays off.
 TWO_THREAD_WORK = 2**24
 
