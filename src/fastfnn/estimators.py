@@ -2,15 +2,15 @@
 
 Drop-in replacements for scikit-learn 1.9's MLPRegressor / MLPClassifier: the same parameters
 (names, defaults, order), fitted attributes and random draws, so the same ``random_state`` gives
-the same weights to floating-point tolerance. One implementation (:class:`_BaseFNN`) serves both; training
-itself is in trainer.py and the math in network.py.
+the same weights to floating-point tolerance. One implementation (:class:`_BaseFNN`) serves
+both; training itself is in trainer.py and the math in network.py.
 
 Differences from scikit-learn 1.9.1, on purpose (see also shared/SKLEARN_MLP.md, "fastfnn:"):
 
 * Multi-output squared error: ``loss_``/``loss_curve_``/``best_loss_`` are the loss the gradient
   descends, summed over the k outputs (k times scikit-learn's for ``alpha=0``; the L2 term is not
-  scaled). The ``tol`` plateau rule compares the per-output value, so training stops at the same
-  epoch as scikit-learn's. With 'lbfgs', SciPy gets a value consistent with the gradient
+  scaled). The ``tol`` plateau rule compares scikit-learn's value (data term / k + L2), so
+  training stops at the same epoch as scikit-learn's, with or without L2. With 'lbfgs', SciPy gets a value consistent with the gradient
   (scikit-learn passes the per-output mean with the gradient of the sum), so the optimum differs.
 * ``partial_fit`` exists for 'sgd' and 'adam' only, on both estimators.
 * float32 input trains in float32 end to end, 'lbfgs' included (scikit-learn's 'lbfgs' returns
