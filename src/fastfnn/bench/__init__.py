@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._threads import blas_threads, training_threads
+from .._threads import blas_threads, training_threads
 
 SEED = 0
 LR = 1e-3
@@ -282,7 +282,7 @@ def estimator_params(case, epochs=None):
 
 def estimator_class(impl):
     if impl == "fastfnn":
-        from . import FNNRegressor
+        from .. import FNNRegressor
 
         return FNNRegressor
     from sklearn.neural_network import MLPRegressor
@@ -1102,7 +1102,7 @@ def machine_info():
     import numba
     import sklearn
 
-    from . import __version__
+    from .. import __version__
 
     info = {
         "python": platform.python_version(), "platform": platform.platform(),
