@@ -13,17 +13,7 @@ from fastfnn import check_gradients
 from fastfnn.gradcheck import gradients
 from fastfnn.network import Network
 
-HIDDEN_ACTS = ["identity", "logistic", "tanh", "relu"]
-PAIRS = [
-    ("squared_error", "identity"),
-    ("squared_error", "logistic"),
-    ("squared_error", "tanh"),
-    ("squared_error", "relu"),
-    ("squared_error", "exp"),
-    ("poisson", "exp"),
-    ("binary_log_loss", "logistic"),
-    ("log_loss", "softmax"),
-]
+from issue_cases import HIDDEN_ACTS, PAIRS  # noqa: E402
 N_FEATURES, WIDTH, N_SAMPLES = 4, 5, 20
 # Central differences in float64: step 1e-5 balances truncation (~h^2) against round-off
 # (~1e-16 / h); relu kinks are rare at this step for the seeds used.

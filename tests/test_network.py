@@ -19,17 +19,7 @@ from fastfnn import FNNClassifier, FNNRegressor, network
 from fastfnn.network import DataSource, Network
 from fastfnn.optimizers import SGD, Adam
 
-HIDDEN_ACTS = ["identity", "logistic", "tanh", "relu"]
-PAIRS = [
-    ("squared_error", "identity"),
-    ("squared_error", "logistic"),
-    ("squared_error", "tanh"),
-    ("squared_error", "relu"),
-    ("squared_error", "exp"),
-    ("poisson", "exp"),
-    ("binary_log_loss", "logistic"),
-    ("log_loss", "softmax"),
-]
+from issue_cases import HIDDEN_ACTS, PAIRS  # noqa: E402
 PAIR_PARAMS = [pytest.param(loss, out, id=f"{loss}+{out}") for loss, out in PAIRS]
 DTYPES = [pytest.param(np.float32, id="float32"), pytest.param(np.float64, id="float64")]
 INPUTS = [pytest.param(False, id="dense"), pytest.param(True, id="csr")]
