@@ -483,6 +483,19 @@ def gather_batch_(X, X_data, X_indices, X_indptr, is_sparse, Y, sw, use_sw, idx,
             sw_b[r] = sw[src]
 
 
+@jit_inline
+def load_batch_(X, X_data, X_indices, X_indptr, is_sparse, Y, sw, use_sw, idx, start, m, sizes,
+                A_buf, Y_buf, sw_buf):
+    """Gather rows ``idx[start:start+m]`` into A[0] of ``A_buf`` and into the target and weight
+    buffers; returns the batch's views Y_b (m, n_outputs) and sw_b (m,)."""
+    n_out = Y.shape[1]
+    Y_b = Y_buf[: m * n_out].reshape((m, n_out))
+    sw_b = sw_buf[:m]
+    gather_batch_(X, X_data, X_indices, X_indptr, is_sparse, Y, sw, use_sw, idx, start,
+                  start + m, layer_view(A_buf, sizes, m, 0), Y_b, sw_b)
+    return Y_b, sw_b
+
+
 @jit_update
 def sgd_step_(theta, grad, velocity, lr, momentum, nesterov):
     """``v <- mu v - lr g``; ``theta += mu v - lr g`` (Nesterov) or ``theta += v``."""
@@ -530,18 +543,14 @@ def run_batches_(X, X_data, X_indices, X_indptr, is_sparse, Y, sw, use_sw, idx,
     (see :func:`loss_grad_`), each times the batch's rows.
     """
     n = idx.shape[0]
-    n_out = Y.shape[1]
     data = 0.0
     penalty = 0.0
     for k in range(first_batch, last_batch):
         start = k * batch_size
         stop = min(start + batch_size, n)
         m = stop - start
-        A0 = layer_view(A_buf, sizes, m, 0)
-        Y_b = Y_buf[: m * n_out].reshape((m, n_out))
-        sw_b = sw_buf[:m]
-        gather_batch_(X, X_data, X_indices, X_indptr, is_sparse, Y, sw, use_sw, idx, start,
-                      stop, A0, Y_b, sw_b)
+        Y_b, sw_b = load_batch_(X, X_data, X_indices, X_indptr, is_sparse, Y, sw, use_sw, idx,
+                                start, m, sizes, A_buf, Y_buf, sw_buf)
         batch_data, batch_penalty = loss_grad_(theta, grad, sizes, A_buf, D_buf, Y_b, sw_b,
                                                use_sw, m, hidden_act, out_act, loss, deriv_act,
                                                alpha, eps, scratch)
@@ -580,7 +589,6 @@ def run_batches_parallel_(X, X_data, X_indices, X_indptr, is_sparse, Y, sw, use_
     """
     T = A_bufs.shape[0]
     n = idx.shape[0]
-    n_out = Y.shape[1]
     totals = np.zeros(T)
     weights = np.zeros(T)
     data = 0.0
@@ -597,11 +605,8 @@ def run_batches_parallel_(X, X_data, X_indices, X_indptr, is_sparse, Y, sw, use_
                 totals[t] = 0.0
                 weights[t] = 0.0
                 continue
-            A0 = layer_view(A_bufs[t], sizes, mt, 0)
-            Y_b = Y_bufs[t][: mt * n_out].reshape((mt, n_out))
-            sw_b = sw_bufs[t][:mt]
-            gather_batch_(X, X_data, X_indices, X_indptr, is_sparse, Y, sw, use_sw, idx, r0,
-                          r0 + mt, A0, Y_b, sw_b)
+            Y_b, sw_b = load_batch_(X, X_data, X_indices, X_indptr, is_sparse, Y, sw, use_sw,
+                                    idx, r0, mt, sizes, A_bufs[t], Y_bufs[t], sw_bufs[t])
             totals[t], weights[t] = backward_sums_(
                 theta, grads[t], sizes, A_bufs[t], D_bufs[t], Y_b, sw_b, use_sw, mt,
                 hidden_act, out_act, loss, deriv_act, eps, scratches[t])
