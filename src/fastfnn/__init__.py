@@ -1,7 +1,10 @@
 """fastfnn: fast fully-connected feed-forward networks on the CPU, behind scikit-learn's MLP API."""
 
+from .activations import HIDDEN_ACTIVATIONS
 from .estimators import FNNClassifier, FNNRegressor
 from .gradcheck import check_gradients
+from .losses import REGRESSION_LOSSES
 
 __version__ = "0.1.0"
-__all__ = ["FNNRegressor", "FNNClassifier", "check_gradients", "__version__"]
+__all__ = ["FNNRegressor", "FNNClassifier", "check_gradients", "HIDDEN_ACTIVATIONS",
+           "REGRESSION_LOSSES", "__version__"]

@@ -36,6 +36,7 @@ CANONICAL_OUTPUT = {
     "log_loss": "softmax",
 }
 SQUARED_ERROR_OUTPUTS = ("identity", "logistic", "tanh", "relu", "exp")
+REGRESSION_LOSSES = ("squared_error", "poisson")  # FNNRegressor's ``loss`` choices
 
 
 def check_pair(loss, out_activation):
