@@ -15,8 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fastfnn.cli import MODEL_MAGIC, _Staged, load_model, main
-from fastfnn.datasets import DATASETS, DataError, load_dataset, read_csv
+from fastfnn import HIDDEN_ACTIVATIONS
+from fastfnn.cli import main
+from fastfnn.cli.data import DATASETS, DataError, load_dataset, read_csv
+from fastfnn.cli.modelfile import MODEL_MAGIC, load_model
+from fastfnn.cli.options import Staged
+from fastfnn.gradcheck import gradcheck_cases
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -80,10 +84,35 @@ def test_help_lists_the_commands_and_python_m_matches_the_console_script():
 
 def test_import_fastfnn_stays_light():
     code = ("import sys, fastfnn; print(sorted(m for m in ('tqdm', 'matplotlib', 'fastfnn.cli', "
-            "'fastfnn.datasets', 'sklearn.pipeline') if m in sys.modules))")
+            "'sklearn.pipeline') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr
+
+
+def test_the_cli_uses_only_the_public_api():
+    """The command is a client of the library: it imports ``fastfnn``'s public names, its
+    public modules (onnx, bench) and its own package, nothing else of fastfnn."""
+    import ast
+
+    import fastfnn
+
+    allowed_modules = {"fastfnn", "fastfnn.onnx", "fastfnn.bench"}
+    not_yet_public = {("fastfnn.gradcheck", "gradcheck_cases")}  # until fastfnn exports it
+    for path in (ROOT / "src" / "fastfnn" / "cli").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and \
+                    node.module.split(".")[0] == "fastfnn":
+                for alias in node.names:
+                    if node.module == "fastfnn":
+                        assert alias.name in fastfnn.__all__, (path.name, alias.name)
+                    else:
+                        assert node.module in allowed_modules or \
+                            (node.module, alias.name) in not_yet_public, (path.name, node.module)
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.split(".")[0] == "fastfnn":
+                        assert alias.name in allowed_modules, (path.name, alias.name)
 
 
 @pytest.mark.parametrize("command, option", [
@@ -242,10 +271,13 @@ def test_gradcheck_passes():
     result = fastfnn("gradcheck")
     assert result.returncode == 0, result.stdout + result.stderr
     rows = [line for line in result.stdout.splitlines() if line.endswith("   ok")]
-    assert len(rows) == 12  # 4 hidden activations, 8 (loss, output) pairs incl. derivation
+    n = len(gradcheck_cases())  # every hidden activation, every (loss, output) pair, derivation
+    assert len(rows) == n
+    for hidden in HIDDEN_ACTIVATIONS:
+        assert any(r.startswith(f"{hidden}, squared_error + identity") for r in rows), hidden
     assert any(r.startswith("logistic, squared_error + logistic *") for r in rows)
     assert any(r.startswith("tanh, log_loss + softmax") for r in rows)
-    assert "12 of 12 checks within 1e-07" in result.stdout
+    assert f"{n} of {n} checks within 1e-07" in result.stdout
     for row in rows:  # three layers, each a relative error
         errors = [float(v) for v in row.split()[-4:-1]]
         assert len(errors) == 3 and max(errors) < 1e-7
@@ -380,11 +412,11 @@ def test_errors_write_nothing(error_dir, error_runs):
 def test_staged_files_vanish_when_the_block_fails(tmp_path):
     target = tmp_path / "model.out"
     with pytest.raises(RuntimeError):
-        with _Staged() as staged:
+        with Staged() as staged:
             Path(staged.path(target)).write_text("half")
             raise RuntimeError
     assert os.listdir(tmp_path) == []
-    with _Staged() as staged:
+    with Staged() as staged:
         Path(staged.path(target)).write_text("whole")
         staged.commit()
     assert os.listdir(tmp_path) == ["model.out"] and target.read_text() == "whole"

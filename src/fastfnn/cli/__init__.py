@@ -6,22 +6,21 @@ A user error (bad file, bad cell, wrong model file...) is one line on stderr and
 ``FASTFNN_DEBUG=1`` shows the traceback of unexpected errors instead.
 
 This module is the parser, the entry point ``main`` and its error handling; each command lives in
-its own module: ``cli_fit``, ``cli_predict``, ``cli_gradcheck`` (``bench`` in ``fastfnn.bench``),
-with ``cli_common`` (shared option types, ``CLIError``, staged writes), ``cli_model`` (the model
-file) and ``cli_progress`` (fit's progress bar).
+its own module: ``fit``, ``predict``, ``gradcheck`` (``bench`` in ``fastfnn.bench``), with
+``options`` (shared option types, ``CLIError``, output checks, staged writes), ``data`` (reading
+tables, the bundled datasets), ``modelfile`` (the model file) and ``progress`` (fit's progress
+bar). The package is a client of fastfnn's public API only.
 """
 
 import argparse
 import os
 import sys
 
-from . import __version__, cli_fit, cli_gradcheck, cli_predict
-from .cli_common import CLIError, _Staged  # noqa: F401 - re-exported
-from .cli_fit import cmd_fit  # noqa: F401 - re-exported
-from .cli_gradcheck import cmd_gradcheck  # noqa: F401 - re-exported
-from .cli_model import MODEL_MAGIC, load_model  # noqa: F401 - re-exported
-from .cli_predict import cmd_predict  # noqa: F401 - re-exported
-from .datasets import DataError
+from fastfnn import __version__
+
+from . import fit, gradcheck, predict
+from .data import DataError
+from .options import CLIError
 
 
 # ---- entry point ------------------------------------------------------------------------------
@@ -73,14 +72,14 @@ def build_parser(argv=()):
     )
     parser.add_argument("--version", action="version", version=f"fastfnn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    cli_fit.add_parser(sub)
-    cli_predict.add_parser(sub)
-    cli_gradcheck.add_parser(sub)
+    fit.add_parser(sub)
+    predict.add_parser(sub)
+    gradcheck.add_parser(sub)
     bench = sub.add_parser("bench", help="benchmark training throughput against scikit-learn",
                            description="Benchmark training throughput against scikit-learn.")
     if next((a for a in argv if not a.startswith("-")), None) == "bench":
         try:
-            from . import bench as bench_module
+            import fastfnn.bench as bench_module
         except ImportError as exc:
             bench.error(f"not available in this installation ({exc})")
         bench_module.add_arguments(bench)

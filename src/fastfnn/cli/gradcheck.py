@@ -1,6 +1,6 @@
 """The ``fastfnn gradcheck`` command: the per-layer gradient check table."""
 
-from .cli_common import CLIError, _hidden_sizes, _number
+from .options import CLIError, hidden_sizes, number
 
 
 def add_parser(sub):
@@ -12,15 +12,15 @@ def add_parser(sub):
                     "finite differences. Prints the largest relative error ||g - g_fd|| / "
                     "(||g|| + ||g_fd||) per layer (over its W and b); exits 1 if any exceeds "
                     "--tol.")
-    p.add_argument("--tol", type=_number(float, 0, low_open=True), default=1e-7,
+    p.add_argument("--tol", type=number(float, 0, low_open=True), default=1e-7,
                    help="largest relative error allowed (default 1e-7)")
-    p.add_argument("--eps", type=_number(float, 0, low_open=True), default=1e-6,
+    p.add_argument("--eps", type=number(float, 0, low_open=True), default=1e-6,
                    help="finite-difference step (default 1e-6)")
-    p.add_argument("--alpha", type=_number(float, 0), default=0.1,
+    p.add_argument("--alpha", type=number(float, 0), default=0.1,
                    help="L2 penalty included in the loss (default 0.1)")
-    p.add_argument("--sizes", type=_hidden_sizes, default=(3, 5, 4, 2), metavar="3,5,4,2",
+    p.add_argument("--sizes", type=hidden_sizes, default=(3, 5, 4, 2), metavar="3,5,4,2",
                    help="layer widths, input to output (default 3,5,4,2)")
-    p.add_argument("--samples", type=_number(int, 1), default=8, metavar="N",
+    p.add_argument("--samples", type=number(int, 1), default=8, metavar="N",
                    help="rows of random data (default 8)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random network and data")
     p.set_defaults(func=cmd_gradcheck)
@@ -44,7 +44,8 @@ def cmd_gradcheck(args):
     """``fastfnn gradcheck``: the per-layer gradient check table; exit 1 on any failure."""
     import numpy as np
 
-    from .gradcheck import check_gradients, gradcheck_cases
+    from fastfnn import check_gradients
+    from fastfnn.gradcheck import gradcheck_cases  # not yet public
 
     sizes = list(args.sizes)
     if len(sizes) < 2 or sizes[-1] < 2:

@@ -8,7 +8,7 @@ class CLIError(Exception):
     """A user error: its message is printed as one line and the command exits with code 1."""
 
 
-def _hidden_sizes(text):
+def hidden_sizes(text):
     try:
         sizes = tuple(int(s) for s in text.replace(" ", "").split(",") if s)
     except ValueError:
@@ -19,7 +19,7 @@ def _hidden_sizes(text):
     return sizes
 
 
-def _number(kind, low, low_open=False, high=None):
+def number(kind, low, low_open=False, high=None):
     def parse(text):
         try:
             value = kind(text)
@@ -33,11 +33,11 @@ def _number(kind, low, low_open=False, high=None):
     return parse
 
 
-def _batch_size(text):
-    return "auto" if text == "auto" else _number(int, 1)(text)
+def batch_size(text):
+    return "auto" if text == "auto" else number(int, 1)(text)
 
 
-def _check_writable(option, target):
+def check_writable(option, target):
     directory = os.path.dirname(os.path.abspath(target))
     if os.path.isdir(target):
         raise CLIError(f"{option} {target}: is a directory")
@@ -45,7 +45,7 @@ def _check_writable(option, target):
         raise CLIError(f"{option} {target}: the directory {directory} does not exist")
 
 
-class _Staged:
+class Staged:
     """Output files written to temporary names in their target directories, renamed into place
     only by ``commit()`` (os.replace), and removed if the block fails: nothing half-written."""
 

@@ -2,10 +2,10 @@
 
 import os
 
-from .cli_common import CLIError, _batch_size, _check_writable, _hidden_sizes, _number, _Staged
-from .cli_model import save_model
-from .cli_progress import Progress
-from .datasets import DATASETS, DEFAULT_DATASET, DataError, dataset_path, read_csv, split_target
+from .data import DATASETS, DEFAULT_DATASET, DataError, dataset_path, read_csv, split_target
+from .modelfile import save_model
+from .options import CLIError, Staged, batch_size, check_writable, hidden_sizes, number
+from .progress import Progress
 
 
 def add_parser(sub):
@@ -25,30 +25,30 @@ def add_parser(sub):
     p.add_argument("--classify", action="store_true",
                    help="classification (FNNClassifier); the target holds class labels")
     g = p.add_argument_group("network and training (scikit-learn's MLP parameters)")
-    g.add_argument("--hidden", type=_hidden_sizes, default=(64, 64), metavar="64,64",
+    g.add_argument("--hidden", type=hidden_sizes, default=(64, 64), metavar="64,64",
                    help="hidden layer widths, comma-separated (hidden_layer_sizes; default 64,64)")
     g.add_argument("--activation", default="relu",
                    choices=["relu", "tanh", "logistic", "identity"], help="hidden activation")
     g.add_argument("--solver", default="adam", choices=["adam", "sgd", "lbfgs"])
-    g.add_argument("--epochs", type=_number(int, 1), default=200, metavar="N",
+    g.add_argument("--epochs", type=number(int, 1), default=200, metavar="N",
                    help="maximum epochs, or L-BFGS iterations (max_iter; default 200)")
-    g.add_argument("--batch-size", type=_batch_size, default="auto", metavar="N",
+    g.add_argument("--batch-size", type=batch_size, default="auto", metavar="N",
                    help="minibatch size, or 'auto' = min(200, rows) (default auto)")
-    g.add_argument("--learning-rate", type=_number(float, 0, low_open=True), default=0.001,
+    g.add_argument("--learning-rate", type=number(float, 0, low_open=True), default=0.001,
                    metavar="LR", help="initial learning rate (learning_rate_init; default 0.001)")
     g.add_argument("--schedule", default="constant",
                    choices=["constant", "invscaling", "adaptive"],
                    help="learning-rate schedule for sgd (learning_rate; default constant)")
-    g.add_argument("--alpha", type=_number(float, 0), default=0.0001,
+    g.add_argument("--alpha", type=number(float, 0), default=0.0001,
                    help="L2 penalty (default 0.0001)")
-    g.add_argument("--tol", type=_number(float, 0), default=1e-4,
+    g.add_argument("--tol", type=number(float, 0), default=1e-4,
                    help="improvement tolerance for stopping (default 1e-4)")
-    g.add_argument("--n-iter-no-change", type=_number(int, 1), default=10, metavar="N",
+    g.add_argument("--n-iter-no-change", type=number(int, 1), default=10, metavar="N",
                    help="stop after N epochs without tol improvement (default 10)")
     g.add_argument("--early-stopping", action="store_true",
                    help="hold out --validation-fraction of the training rows; stop when the "
                         "validation score stops improving and keep the best weights")
-    g.add_argument("--validation-fraction", type=_number(float, 0, True, 1), default=0.1,
+    g.add_argument("--validation-fraction", type=number(float, 0, True, 1), default=0.1,
                    metavar="F", help="validation share for --early-stopping (default 0.1)")
     g.add_argument("--loss", choices=["squared_error", "poisson"], default=None,
                    help="regression loss (default squared_error)")
@@ -58,7 +58,7 @@ def add_parser(sub):
                    help="precision of training and prediction (default float64)")
     g.add_argument("--seed", type=int, default=0,
                    help="seed of the test split, the initial weights and the shuffling (default 0)")
-    g.add_argument("--test-size", type=_number(float, 0, True, 1), default=0.2, metavar="F",
+    g.add_argument("--test-size", type=number(float, 0, True, 1), default=0.2, metavar="F",
                    help="share of rows held out for testing (default 0.2)")
     o = p.add_argument_group("output")
     o.add_argument("--save", metavar="MODEL", help="save the fitted model (joblib) to MODEL")
@@ -107,7 +107,7 @@ def cmd_fit(args):
     print("test     " + ", ".join(f"{k} {v}" for k, v in metrics.items())
           + f" ({len(X_test)} rows)")
 
-    with _Staged() as staged:
+    with Staged() as staged:
         if args.plot:
             _plot(fnn, staged.path(args.plot), label, args)
         if args.save:
@@ -163,7 +163,7 @@ def _check_fit_options(args, stochastic):
         raise CLIError("--early-stopping needs --solver adam or sgd")
     for option, target in (("--save", args.save), ("--plot", args.plot)):
         if target is not None:
-            _check_writable(option, target)
+            check_writable(option, target)
     if args.plot:
         try:
             import matplotlib  # noqa: F401
@@ -206,7 +206,7 @@ def _build_model(args, verbose):
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from .estimators import FNNClassifier, FNNRegressor
+    from fastfnn import FNNClassifier, FNNRegressor
 
     params = dict(hidden_layer_sizes=args.hidden, activation=args.activation,
                   solver=args.solver, alpha=args.alpha, batch_size=args.batch_size,

@@ -2,8 +2,9 @@
 
 import os
 
-from . import __version__
-from .cli_common import CLIError
+from fastfnn import __version__
+
+from .options import CLIError
 
 MODEL_MAGIC = b"FASTFNN-MODEL 1\n"  # first line of a model file, checked before unpickling
 

@@ -4,7 +4,7 @@ CSV files have a header row and one sample per line; the target is the last colu
 is named. Reading is done with the standard library's ``csv`` module and NumPy (no pandas), so a bad
 cell is reported by file, line and column in a one-line :class:`DataError`.
 
->>> from fastfnn.datasets import load_dataset
+>>> from fastfnn.cli.data import load_dataset
 >>> X, y, feature_names, target_name = load_dataset("friedman1")
 >>> X.shape, target_name
 ((2000, 10), 'y')

@@ -2,9 +2,9 @@
 
 import sys
 
-from .cli_common import CLIError, _check_writable, _Staged
-from .cli_model import load_model
-from .datasets import read_csv
+from .data import read_csv
+from .modelfile import load_model
+from .options import CLIError, Staged, check_writable
 
 
 def add_parser(sub):
@@ -29,7 +29,7 @@ def cmd_predict(args):
     import numpy as np
 
     if args.output:
-        _check_writable("--output", args.output)
+        check_writable("--output", args.output)
     record = load_model(args.model)
     table = read_csv(args.data)
     columns, note = _feature_columns(table, record, args.data)
@@ -43,7 +43,7 @@ def cmd_predict(args):
             value = repr(float(value))  # shortest text that reads back to the same float
         writer.writerow([value])
     if args.output:
-        with _Staged() as staged:
+        with Staged() as staged:
             with open(staged.path(args.output), "w", encoding="utf-8", newline="") as f:
                 f.write(out.getvalue())
             staged.commit()
