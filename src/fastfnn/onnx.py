@@ -1,0 +1,428 @@
+"""ONNX export of fitted fastfnn models, through skl2onnx.
+
+Importing this module registers converters with skl2onnx for :class:`~fastfnn.FNNRegressor`,
+:class:`~fastfnn.FNNClassifier` and scikit-learn's ``TransformedTargetRegressor`` (the wrapper
+``fastfnn fit`` saves regression models in), so ``skl2onnx.to_onnx(model, X_sample)`` works for a
+bare estimator and inside a Pipeline. :func:`to_onnx` and :func:`save_onnx` are conveniences on
+top.
+
+Each layer becomes ``MatMul`` + ``Add`` + its activation, the activation's node(s) looked up in
+:data:`ACTIVATION_NODES`; supporting another activation is one entry there. The network is
+evaluated in float64 when the input or the fitted weights are float64 (as ``predict`` does) and
+in float32 otherwise; outputs have the input's float type.
+
+Classifier outputs follow skl2onnx's MLPClassifier: a label and the probabilities (binary:
+``[1 - p, p]`` of the logistic output; multiclass: the softmax; multilabel: one logistic per
+label, and the label is the indicator ``p > 0.5``), with the options ``zipmap``, ``nocl`` and
+``output_class_labels``.
+"""
+
+import functools
+import importlib.util
+
+_INSTALL = 'fastfnn.onnx needs skl2onnx and onnxruntime: pip install "fastfnn[onnx]"'
+try:
+    import skl2onnx
+    from skl2onnx import update_registered_converter
+    from skl2onnx._parse import _parse_sklearn
+    from skl2onnx.common.data_types import (DoubleTensorType, FloatTensorType, Int64TensorType,
+                                            StringTensorType)
+    from skl2onnx.common.utils import check_input_and_output_numbers
+    from skl2onnx.common.utils_classifier import get_label_classes
+    from skl2onnx.proto import onnx_proto
+
+    if importlib.util.find_spec("onnxruntime") is None:
+        raise ImportError("No module named 'onnxruntime'")
+except ImportError as exc:
+    raise ImportError(f"{_INSTALL} ({exc}).") from exc
+
+import numpy as np
+from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from sklearn.utils.validation import check_is_fitted
+
+from . import FNNClassifier, FNNRegressor
+
+__all__ = ["ACTIVATION_NODES", "save_onnx", "to_onnx"]
+
+_PROTO = {np.dtype(np.float32): onnx_proto.TensorProto.FLOAT,
+          np.dtype(np.float64): onnx_proto.TensorProto.DOUBLE,
+          np.dtype(np.int64): onnx_proto.TensorProto.INT64,
+          np.dtype(np.bool_): onnx_proto.TensorProto.BOOL}
+_TENSOR = {np.dtype(np.float32): FloatTensorType, np.dtype(np.float64): DoubleTensorType}
+
+
+class _Graph:
+    """Adds nodes and constants to skl2onnx's container, constants in one float dtype."""
+
+    def __init__(self, scope, container, dtype):
+        self.scope, self.container, self.dtype = scope, container, np.dtype(dtype)
+
+    def node(self, op_type, *inputs, output=None, **attrs):
+        """Append one ``op_type`` node; returns the name of its (single) output."""
+        output = output or self.scope.get_unique_variable_name(op_type.lower())
+        self.container.add_node(op_type, list(inputs), output,
+                                name=self.scope.get_unique_operator_name(op_type), **attrs)
+        return output
+
+    def const(self, value, keep_dtype=False):
+        """An initializer holding ``value``, in the graph's float dtype unless ``keep_dtype``
+        (int64 and str arrays)."""
+        value = np.asarray(value) if keep_dtype else np.asarray(value, dtype=self.dtype)
+        name = self.scope.get_unique_variable_name("const")
+        if value.dtype.kind == "U":
+            content = [v.encode("utf-8") for v in value.ravel()]
+            proto = onnx_proto.TensorProto.STRING
+        else:
+            content, proto = value.ravel(), _PROTO[value.dtype]
+        self.container.add_initializer(name, proto, list(value.shape), content)
+        return name
+
+
+# ---- activations: name -> function(graph, z) returning the name of act(z) ---------------------
+
+@functools.cache
+def _erfc_chebyshev(degree=28):
+    """Chebyshev coefficients of ``P(s) = log(erfc(z) exp(z^2) / t)``, ``t = 2 / (2 + z)``,
+    ``s = 2t - 1`` in (-1, 1], so that ``erfc(z) = t exp(P(s) - z^2)`` for z >= 0 (relative error
+    ~1e-14 in float64, measured against scipy.special.erfc)."""
+    from scipy.special import erfcx
+
+    def P(s):
+        t = (s + 1) / 2
+        return np.log(erfcx(2 / t - 2) / t)
+
+    return np.polynomial.chebyshev.chebinterpolate(P, degree)
+
+
+def _erfc(g, z):
+    """``erfc(z)`` for z >= 0 from float64 arithmetic (onnxruntime has no float64 Erf)."""
+    t = g.node("Div", g.const(2.0), g.node("Add", z, g.const(2.0)))
+    s = g.node("Sub", g.node("Mul", t, g.const(2.0)), g.const(1.0))
+    two_s = g.node("Add", s, s)
+    coef = _erfc_chebyshev()
+    b1, b2 = g.const(coef[-1]), g.const(0.0)  # Clenshaw: b_k = 2s b_{k+1} - b_{k+2} + c_k
+    for c in coef[-2:0:-1]:
+        b1, b2 = g.node("Add", g.node("Sub", g.node("Mul", two_s, b1), b2), g.const(c)), b1
+    p = g.node("Add", g.node("Sub", g.node("Mul", s, b1), b2), g.const(coef[0]))
+    return g.node("Mul", t, g.node("Exp", g.node("Sub", p, g.node("Mul", z, z))))
+
+
+def _gelu(g, x):
+    """``0.5 x (1 + erf(x / sqrt 2))``: Erf in float32; in float64, ``x Phi(x)`` with
+    ``Phi(x) = 0.5 erfc(|x| / sqrt 2)`` for x < 0 and ``1 - 0.5 erfc(|x| / sqrt 2)`` otherwise."""
+    if g.dtype == np.float32:
+        erf = g.node("Erf", g.node("Mul", x, g.const(np.sqrt(0.5))))
+        return g.node("Mul", g.node("Mul", x, g.const(0.5)), g.node("Add", erf, g.const(1.0)))
+    u = g.node("Mul", g.node("Abs", x), g.const(np.sqrt(0.5)))
+    half_tail = g.node("Mul", _erfc(g, u), g.const(0.5))
+    phi = g.node("Where", g.node("Less", x, g.const(0.0)), half_tail,
+                 g.node("Sub", g.const(1.0), half_tail))
+    return g.node("Mul", x, phi)
+
+
+def _softplus(g, x):
+    """``log(1 + exp(x)) = relu(x) + log(1 + exp(-|x|))`` (no overflow; float64 too)."""
+    e = g.node("Exp", g.node("Neg", g.node("Abs", x)))
+    return g.node("Add", g.node("Relu", x), g.node("Log", g.node("Add", g.const(1.0), e)))
+
+
+def _elu(g, x):
+    """``x`` for x > 0, ``exp(x) - 1`` otherwise (alpha 1), as ``relu(x) + exp(min(x, 0)) - 1``."""
+    neg = g.node("Sub", g.node("Exp", g.node("Min", x, g.const(0.0))), g.const(1.0))
+    return g.node("Add", g.node("Relu", x), neg)
+
+
+# onnxruntime has no float64 LeakyRelu, Elu, Softplus or Erf kernels: those are written with
+# elementary operators, so float64 graphs run as well as float32 ones.
+ACTIVATION_NODES = {
+    "identity": lambda g, x: x,
+    "logistic": lambda g, x: g.node("Sigmoid", x),
+    "tanh": lambda g, x: g.node("Tanh", x),
+    "relu": lambda g, x: g.node("Relu", x),
+    "exp": lambda g, x: g.node("Exp", x),
+    "softmax": lambda g, x: g.node("Softmax", x, axis=1),
+    "leaky_relu": lambda g, x: g.node("Max", x, g.node("Mul", x, g.const(0.01))),  # slope 0.01
+    "elu": _elu,
+    "softplus": _softplus,
+    "gelu": _gelu,
+    "silu": lambda g, x: g.node("Mul", x, g.node("Sigmoid", x)),  # x * logistic(x)
+}
+"""Activation name -> ``f(graph, z)`` adding the node(s) of ``act(z)``, returning its name."""
+
+
+def _activation(name, where):
+    try:
+        return ACTIVATION_NODES[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"Cannot export the {where} activation {name!r} to ONNX: no ONNX form is known for "
+            f"it. Known activations: {sorted(ACTIVATION_NODES)}; add an entry to "
+            "fastfnn.onnx.ACTIVATION_NODES to export another."
+        ) from None
+
+
+# ---- the network ------------------------------------------------------------------------------
+
+def _out_dtype(input_type):
+    """Outputs are float64 for a float64 input, float32 otherwise (skl2onnx's convention)."""
+    return np.dtype(np.float64 if isinstance(input_type, DoubleTensorType) else np.float32)
+
+
+def _check_input(operator, n_outputs):
+    """The input's type and row count, after checking it is one float or int64 tensor."""
+    check_input_and_output_numbers(operator, input_count_range=1, output_count_range=n_outputs)
+    inp = operator.inputs[0]
+    if not isinstance(inp.type, (FloatTensorType, DoubleTensorType, Int64TensorType)):
+        raise TypeError(f"{type(operator.raw_operator).__name__}'s ONNX input must be a float "
+                        f"or int64 tensor, got {inp.type}.")
+    return inp.type, inp.get_first_dimension()
+
+
+def _forward(scope, operator, container):
+    """Add the network's layers; returns (graph, name of the output activations (n, n_outputs)).
+
+    Computed in float64 if the input or the fitted weights are float64 (``predict``'s rule)."""
+    est, inp = operator.raw_operator, operator.inputs[0]
+    wide = isinstance(inp.type, DoubleTensorType) or est.coefs_[0].dtype == np.float64
+    g = _Graph(scope, container, np.float64 if wide else np.float32)
+    acts = [_activation(est.activation, "hidden")] * (len(est.coefs_) - 1)
+    acts.append(_activation(est.out_activation_, "output"))
+    x = inp.full_name
+    if type(inp.type) is not _TENSOR[g.dtype]:
+        x = g.node("Cast", x, to=_PROTO[g.dtype])
+    for W, b, act in zip(est.coefs_, est.intercepts_, acts):
+        x = act(g, g.node("Add", g.node("MatMul", x, g.const(W)), g.const(b)))  # (n, fan_out)
+    return g, x
+
+
+def _emit(g, name, output, input_type):
+    """Write ``name`` to the graph output ``output``, in the output dtype for ``input_type``."""
+    dtype = _out_dtype(input_type)
+    if g.dtype == dtype:
+        g.node("Identity", name, output=output)
+    else:
+        g.node("Cast", name, output=output, to=_PROTO[dtype])
+
+
+def _regressor_shape(operator):
+    inp, n = _check_input(operator, 1)
+    operator.outputs[0].type = _TENSOR[_out_dtype(inp)]([n, operator.raw_operator.n_outputs_])
+
+
+def _convert_regressor(scope, operator, container):
+    """FNNRegressor: predictions (n, n_outputs)."""
+    g, y = _forward(scope, operator, container)
+    _emit(g, y, operator.outputs[0].full_name, operator.inputs[0].type)
+
+
+# ---- the classifier ---------------------------------------------------------------------------
+
+def _class_labels(scope, est):
+    """The labels ``predict`` returns, as int64 or str (``nocl``: the class indices)."""
+    classes = np.asarray(get_label_classes(scope, est))
+    if len(est.classes_) < 2:
+        raise ValueError("Cannot export a classifier fitted on a single class to ONNX; fit it "
+                         "on data with at least two classes.")
+    if classes.dtype.kind in "biu":
+        return classes.astype(np.int64)
+    if classes.dtype.kind == "f":
+        if not np.all(classes == np.round(classes)):
+            raise ValueError(f"ONNX class labels must be integers or strings; got {classes}. "
+                             "Encode the labels (e.g. as strings) before fitting.")
+        return classes.astype(np.int64)
+    if all(isinstance(c, str) for c in classes):
+        return classes.astype(str)
+    raise ValueError(f"ONNX class labels must be all integers or all strings; got {classes}.")
+
+
+def _is_multilabel(est):
+    return est.out_activation_ == "logistic" and est.n_outputs_ > 1
+
+
+def _classifier_shape(operator):
+    inp, n = _check_input(operator, 2)
+    est = operator.raw_operator
+    zipmap = operator.scope_inst.get_options(est, dict(zipmap=True))["zipmap"]
+    if zipmap is True and isinstance(inp, DoubleTensorType):
+        raise ValueError(
+            "ONNX ZipMap takes float32 probabilities only, and this classifier's input is "
+            "float64: pass options={FNNClassifier: {'zipmap': False}} (fastfnn.onnx.to_onnx's "
+            "default) or a float32 sample."
+        )
+    labels = _class_labels(operator.scope_inst, est)
+    label_type = StringTensorType if labels.dtype.kind == "U" else Int64TensorType
+    operator.outputs[0].type = label_type([n, est.n_outputs_] if _is_multilabel(est) else [n])
+    operator.outputs[1].type = _TENSOR[_out_dtype(inp)]([n, len(est.classes_)])
+
+
+def _convert_classifier(scope, operator, container):
+    """FNNClassifier: label (n,) (multilabel: indicators (n, n_labels)) and probabilities."""
+    est = operator.raw_operator
+    g, p = _forward(scope, operator, container)
+    label, proba = (v.full_name for v in operator.outputs)
+    if est.n_outputs_ == 1:  # binary: the logistic output is P(classes_[1])
+        p = g.node("Concat", g.node("Sub", g.const([[1.0]]), p), p, axis=1)  # (n, 2)
+    _emit(g, p, proba, operator.inputs[0].type)
+    if _is_multilabel(est):
+        g.node("Cast", g.node("Greater", p, g.const(0.5)), output=label,
+               to=onnx_proto.TensorProto.INT64)
+    else:
+        best = g.node("ArgMax", p, axis=1, keepdims=0)  # (n,), first maximum as numpy's
+        g.node("Gather", g.const(_class_labels(scope, est), keep_dtype=True), best, output=label,
+               axis=0)
+
+
+_CLASSIFIER_OPTIONS = {"zipmap": [True, False, "columns"], "nocl": [True, False],
+                       "output_class_labels": [False, True]}
+
+
+# ---- TransformedTargetRegressor: the regressor's graph, then the target transformer's inverse ---
+
+_TARGET_ALIAS = "FastfnnTransformedTargetRegressor"
+
+
+def _inverse_target(model):
+    """(scale, offset) of the fitted target transformer's inverse ``y * scale + offset``
+    (None: no such factor)."""
+    t = model.transformer_
+    if isinstance(t, StandardScaler):
+        return t.scale_, t.mean_
+    if isinstance(t, FunctionTransformer) and t.func is None and t.inverse_func is None:
+        return None, None  # TransformedTargetRegressor's identity default
+    raise ValueError(
+        f"Cannot export a TransformedTargetRegressor whose target transformer is {t!r} to ONNX: "
+        "only StandardScaler (and no transformer) are supported. Use "
+        "transformer=StandardScaler(), or export the inner regressor."
+    )
+
+
+def _parse_target_regressor(scope, model, inputs, custom_parsers=None):
+    check_is_fitted(model)
+    _inverse_target(model)
+    inner = _parse_sklearn(scope, model.regressor_, inputs, custom_parsers=custom_parsers)
+    operator = scope.declare_local_operator(_TARGET_ALIAS, model)
+    operator.inputs = inner[:1]
+    operator.outputs.append(scope.declare_local_variable("variable", inner[0].type.__class__()))
+    return operator.outputs
+
+
+def _target_shape(operator):
+    check_input_and_output_numbers(operator, input_count_range=1, output_count_range=1)
+    inp = operator.inputs[0].type
+    operator.outputs[0].type = inp.__class__(list(inp.shape))
+
+
+def _convert_target(scope, operator, container):
+    """``y * scale_ + mean_`` of the fitted StandardScaler, in the regressor output's type."""
+    inp = operator.inputs[0]
+    g = _Graph(scope, container, _out_dtype(inp.type))
+    y = inp.full_name
+    scale, offset = _inverse_target(operator.raw_operator)
+    if scale is not None:
+        y = g.node("Mul", y, g.const(np.reshape(scale, (1, -1))))
+    if offset is not None:
+        y = g.node("Add", y, g.const(np.reshape(offset, (1, -1))))
+    g.node("Identity", y, output=operator.outputs[0].full_name)
+
+
+# ---- public conveniences ----------------------------------------------------------------------
+
+def _fnn_estimator(model):
+    """The FNN estimator at the end of ``model`` (through Pipelines and the target wrapper)."""
+    while True:
+        if isinstance(model, (FNNRegressor, FNNClassifier)):
+            return model
+        if isinstance(model, TransformedTargetRegressor):
+            model = model.regressor_
+        elif isinstance(model, Pipeline):
+            model = model.steps[-1][1]
+        else:
+            return None
+
+
+def _zero_row(model):
+    """One zero row with the model's input width: float64 for a float64 network, else float32."""
+    first = model
+    while isinstance(first, (Pipeline, TransformedTargetRegressor)):
+        first = first.steps[0][1] if isinstance(first, Pipeline) else first.regressor_
+    n_features = getattr(model, "n_features_in_", None) or getattr(first, "n_features_in_", None)
+    if n_features is None or isinstance(first, ColumnTransformer):
+        raise ValueError(
+            f"Cannot tell the input of {type(model).__name__} without a sample: pass X_sample "
+            "(e.g. the first row of the training data, a DataFrame for a ColumnTransformer)."
+        )
+    fnn = _fnn_estimator(model)
+    wide = fnn is not None and fnn.coefs_[0].dtype == np.float64
+    return np.zeros((1, n_features), np.float64 if wide else np.float32)
+
+
+def to_onnx(model, X_sample, *, target_opset=None, options=None):
+    """Convert a fitted model (a fastfnn estimator, or a Pipeline ending in one) to ONNX.
+
+    Parameters
+    ----------
+    model : estimator
+        Fitted FNNRegressor or FNNClassifier, bare, in a scikit-learn Pipeline and/or in a
+        TransformedTargetRegressor whose transformer is a StandardScaler.
+    X_sample : array-like or DataFrame
+        A sample of the input; its dtype (float32 -> FloatTensorType, float64 ->
+        DoubleTensorType) and width define the ONNX input ``X``. A DataFrame gives one input
+        per column, named after it (skl2onnx's rule; needed for a ColumnTransformer); pass
+        ``X_sample.to_numpy()`` for one input ``X``.
+    target_opset : int, optional
+        ONNX opset; skl2onnx's latest by default.
+    options : dict, optional
+        skl2onnx converter options. By default classifiers return the probabilities as one
+        tensor (``{FNNClassifier: {"zipmap": False}}``); pass ``{}`` for skl2onnx's defaults.
+
+    Returns
+    -------
+    onnx.ModelProto
+        Outputs ``variable`` (n, n_outputs) for regressors; ``label`` and ``probabilities``
+        (n, n_classes) for classifiers.
+    """
+    check_is_fitted(model)
+    if X_sample is None:
+        raise ValueError("X_sample is required: pass a sample of the input (one row will do).")
+    if options is None:
+        options = {FNNClassifier: {"zipmap": False}}
+    return skl2onnx.to_onnx(model, X_sample, target_opset=target_opset, options=options)
+
+
+def save_onnx(model, path, X_sample=None, *, target_opset=None, options=None):
+    """Convert ``model`` with :func:`to_onnx` and write it to ``path``.
+
+    Parameters
+    ----------
+    model : estimator
+        As for :func:`to_onnx`.
+    path : str or path-like
+        File to write (conventionally ``*.onnx``).
+    X_sample : array-like or DataFrame, optional
+        As for :func:`to_onnx`. By default one zero row with ``model.n_features_in_`` columns,
+        float64 when the network's weights are float64 and float32 otherwise.
+    target_opset, options
+        As for :func:`to_onnx`.
+
+    Returns
+    -------
+    onnx.ModelProto
+        The model written.
+    """
+    check_is_fitted(model)
+    if X_sample is None:
+        X_sample = _zero_row(model)
+    onx = to_onnx(model, X_sample, target_opset=target_opset, options=options)
+    with open(path, "wb") as f:
+        f.write(onx.SerializeToString())
+    return onx
+
+
+update_registered_converter(FNNRegressor, "FastfnnFNNRegressor", _regressor_shape,
+                            _convert_regressor)
+update_registered_converter(FNNClassifier, "FastfnnFNNClassifier", _classifier_shape,
+                            _convert_classifier, options=_CLASSIFIER_OPTIONS)
+update_registered_converter(TransformedTargetRegressor, _TARGET_ALIAS, _target_shape,
+                            _convert_target, parser=_parse_target_regressor)
