@@ -1,0 +1,441 @@
+"""Model files that loading cannot turn into code execution: :func:`save_model`, :func:`load_model`.
+
+Both are exported by the package: ``fastfnn.save_model``, ``fastfnn.load_model``.
+
+A model file is a `skops <https://skops.readthedocs.io>`_ file (a zip archive: ``schema.json``
+and one ``.npy`` member per array) with one member more, ``fastfnn-model.json``, the header::
+
+    {"format": "fastfnn-model", "format_version": 1,
+     "written_by": {"fastfnn": ..., "scikit-learn": ..., "skops": ..., "numpy": ..., "python": ...},
+     "metadata": {...the caller's JSON dict...},
+     "payload_sha256": "...", "metadata_sha256": "..."}
+
+``payload_sha256`` is the SHA-256 of the skops members (for each member, sorted by name: the name,
+a NUL byte, the length as 8 little-endian bytes, the bytes); ``metadata_sha256`` that of the
+canonical JSON (sorted keys, no spaces, ASCII) of ``{"metadata": ..., "written_by": ...}``.
+skops ignores the extra member, so ``skops.io.load(path, trusted=[...])`` still reads the model.
+
+Loading reads the file once into memory and then, in this order: checks the header (format name
+and version), verifies both hashes (zip's CRC-32 checks each member as well), lists the types the
+file names without building anything (:func:`skops.io.get_untrusted_types`), refuses the file
+unless it holds a fastfnn estimator and every type is trusted, builds the model with skops from
+the verified bytes, and checks that each network's weight shapes agree. Nothing is unpickled.
+
+Trusted types: skops's own defaults (scikit-learn estimators, numpy arrays, scalars, random
+states, built-in containers), ``numpy.dtype``, and the classes defined in the fastfnn modules that
+fitted models are made of (estimators, optimizers, network, trainer and the estimators' shared
+base and fit state), listed when the file is loaded, so renaming a class needs no change here.
+
+Versioning
+----------
+* ``format_version`` is an integer, 1 for the layout above. A fastfnn release writes its own
+  format version and reads every version up to it; a file with a newer one is refused with a
+  message saying to upgrade fastfnn. The number goes up only when an older reader could not
+  follow the file (a header field it needs, the hashing rule, the payload encoding); new
+  optional header fields or metadata keys leave it as it is.
+* The payload is a skops file: skops reads files written with its older protocols, and refuses
+  newer ones (upgrade skops then). A scikit-learn object loaded in another scikit-learn version
+  is reported by scikit-learn's ``InconsistentVersionWarning``, passed on as a warning: check
+  the predictions or refit when it appears.
+* fastfnn's own objects are rebuilt from their attributes (their ``__init__`` is not called).
+  A fastfnn release that renames a class or attribute that fitted models hold keeps reading
+  older files (an alias of the old class name, or a ``__setstate__`` filling the new
+  attribute), so a model saved by one release loads in the next. A file naming a fastfnn class
+  that the running release does not define is refused with the version that wrote it.
+"""
+
+import contextlib
+import errno
+import hashlib
+import importlib
+import io
+import json
+import os
+import pkgutil
+import platform
+import secrets
+import zipfile
+
+import numpy as np
+
+FORMAT_NAME = "fastfnn-model"
+FORMAT_VERSION = 1
+HEADER_NAME = "fastfnn-model.json"
+# Types that fitted fastfnn models hold beyond skops's defaults and fastfnn's own classes.
+EXTRA_TRUSTED_TYPES = ("numpy.dtype",)
+# fastfnn's modules whose classes fitted models may hold (those that exist in this release).
+_MODEL_MODULES = ("estimators", "_base", "optimizers", "network", "trainer", "fitstate")
+_PICKLE_BASED_MAGIC = b"FASTFNN-MODEL 1\n"  # files of the earlier, pickle-based CLI format
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+class ModelFileError(ValueError):
+    """A file that :func:`load_model` refuses: not a fastfnn model file, damaged, written by a
+    newer fastfnn, or holding types outside the trusted set. Nothing in it was run."""
+
+
+def save_model(model, path, *, metadata=None):
+    """Save a fitted fastfnn model (or a scikit-learn pipeline holding one) to ``path``.
+
+    The file is written atomically: to a temporary file in the same directory, then renamed
+    over ``path``, so a failed save leaves ``path`` as it was.
+
+    Parameters
+    ----------
+    model : estimator
+        An ``FNNRegressor``/``FNNClassifier``, or a scikit-learn meta-estimator (``Pipeline``,
+        ``TransformedTargetRegressor``, ``ColumnTransformer``...) holding one.
+    path : str or os.PathLike
+        The file to write (conventionally ``*.skops``); replaced if it exists.
+    metadata : dict, optional
+        JSON-serialisable information stored beside the model (feature names, metrics...).
+        NumPy scalars and arrays are stored as numbers and lists.
+
+    Raises
+    ------
+    TypeError
+        If ``metadata`` is not a JSON-serialisable dict, or ``model`` holds no fastfnn estimator.
+    ValueError
+        If ``model`` holds objects of types that :func:`load_model` would refuse.
+
+    See Also
+    --------
+    load_model : Read the model back.
+    """
+    metadata = _normalised_metadata(metadata)
+    import skops.io
+
+    payload = skops.io.dumps(model, compression=zipfile.ZIP_DEFLATED)
+    fastfnn_types = _fastfnn_types()
+    types = skops.io.get_untrusted_types(data=payload)
+    if not _holds_estimator(types, fastfnn_types):
+        raise TypeError(f"save_model saves fastfnn models (FNNRegressor, FNNClassifier, or a "
+                        f"pipeline holding one); got {type(model).__name__}.")
+    _check_types(types, fastfnn_types, "Cannot save this model: it", ValueError)
+    _write_atomically(path, _with_header(payload, metadata))
+
+
+def load_model(path, *, return_metadata=False):
+    """Load a model saved by :func:`save_model`, refusing anything that could run code.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by :func:`save_model`.
+    return_metadata : bool, default=False
+        Also return the ``metadata`` dict given to :func:`save_model` (as JSON decodes it:
+        tuples come back as lists; ``{}`` when none was given).
+
+    Returns
+    -------
+    model : estimator
+        The fitted model, as it was saved.
+    metadata : dict
+        Only with ``return_metadata=True``.
+
+    Raises
+    ------
+    ModelFileError
+        A subclass of ValueError: the file is not a fastfnn model file (a pickle or joblib file
+        included, which is never unpickled), is damaged (truncated, a changed byte), was written
+        by a newer fastfnn, or names a type outside the trusted set. The check happens before
+        any object is built.
+    OSError
+        If the file cannot be read (``FileNotFoundError``, ``PermissionError``).
+
+    See Also
+    --------
+    save_model : Write a model file.
+    """
+    data = _read_file(path)
+    header = _verified_header(data, path)
+    import skops.io
+
+    fastfnn_types = _fastfnn_types()
+    types = _payload_call(skops.io.get_untrusted_types, path, data=data)
+    _check_types(types, fastfnn_types, f"{os.fspath(path)}: written by fastfnn "
+                 f"{header['written_by'].get('fastfnn', '?')}, it", ModelFileError)
+    trusted = sorted(fastfnn_types) + list(EXTRA_TRUSTED_TYPES)
+    model = _payload_call(skops.io.loads, path, data, trusted=trusted)
+    _check_networks(model, path)
+    return (model, header["metadata"]) if return_metadata else model
+
+
+def model_file_info(path):
+    """The verified header of a model file, without building the model.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by :func:`save_model`.
+
+    Returns
+    -------
+    info : dict
+        ``format``, ``format_version``, ``written_by`` (the fastfnn, scikit-learn, skops,
+        NumPy and Python versions that wrote the file) and ``metadata``.
+
+    Raises
+    ------
+    ModelFileError
+        As :func:`load_model`, for a file that is not a readable fastfnn model file.
+    """
+    header = _verified_header(_read_file(path), path)
+    return {key: header[key] for key in ("format", "format_version", "written_by", "metadata")}
+
+
+def _json_default(obj):
+    if isinstance(obj, (np.generic, np.ndarray)):
+        return obj.tolist()
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def _normalised_metadata(metadata):
+    """``metadata`` as JSON decodes it (the form it is hashed and loaded in)."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}.")
+    try:
+        return json.loads(json.dumps(metadata, default=_json_default))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"metadata must be JSON-serialisable (str, numbers, bool, None, lists "
+                        f"and dicts with str keys): {exc}.") from None
+
+
+def _canonical_sha256(obj):
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def _payload_sha256(members):
+    """SHA-256 over ``{name: bytes}``: per member, sorted by name, name NUL length bytes."""
+    digest = hashlib.sha256()
+    for name in sorted(members):
+        digest.update(name.encode("utf-8") + b"\0")
+        digest.update(len(members[name]).to_bytes(8, "little"))
+        digest.update(members[name])
+    return digest.hexdigest()
+
+
+def _with_header(payload, metadata):
+    """The skops ``payload`` with the header member added."""
+    import sklearn
+    import skops
+
+    from ._version import __version__
+
+    written_by = {"fastfnn": __version__, "scikit-learn": sklearn.__version__,
+                  "skops": skops.__version__, "numpy": np.__version__,
+                  "python": platform.python_version()}
+    buffer = io.BytesIO(payload)
+    with zipfile.ZipFile(buffer, "a") as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+        header = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
+                  "written_by": written_by, "metadata": metadata,
+                  "payload_sha256": _payload_sha256(members),
+                  "metadata_sha256": _canonical_sha256({"metadata": metadata,
+                                                        "written_by": written_by})}
+        archive.writestr(HEADER_NAME, json.dumps(header, indent=1, sort_keys=True),
+                         compress_type=zipfile.ZIP_DEFLATED)
+    return buffer.getvalue()
+
+
+def _write_atomically(path, data):
+    """Write ``data`` to a new file beside ``path``, flush it to disk, rename it over ``path``."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, "Is a directory; give the model file's path", path)
+    head, tail = os.path.split(os.path.abspath(path))
+    tmp = os.path.join(head, f".{tail}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _read_file(path):
+    if os.path.isdir(path):
+        raise ModelFileError(f"{os.fspath(path)}: is a directory, not a fastfnn model file.")
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _refuse_foreign(data, path):
+    """Refuse, by its first bytes, a file that is not a zip archive (pickles are never read)."""
+    if not data:
+        raise ModelFileError(f"{path}: empty file, not a fastfnn model file.")
+    if data.startswith(_PICKLE_BASED_MAGIC):
+        raise ModelFileError(
+            f"{path}: a model file of an earlier fastfnn, stored as a pickle. It is not loaded "
+            "because unpickling can run arbitrary code; refit the model and save it again.")
+    if data[:1] == b"\x80":
+        raise ModelFileError(
+            f"{path}: a pickle or joblib file. fastfnn does not load these because unpickling "
+            "can run arbitrary code; save models with fastfnn.save_model.")
+    if not data.startswith(_ZIP_MAGIC):
+        raise ModelFileError(f"{path}: not a fastfnn model file (write one with "
+                             "fastfnn.save_model).")
+
+
+def _check_format(header, path):
+    if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
+        raise ModelFileError(f"{path}: not a fastfnn model file (unknown header).")
+    version = header.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ModelFileError(f"{path}: damaged fastfnn model file (format version {version!r}).")
+    if version > FORMAT_VERSION:
+        written = header.get("written_by", {})
+        by = written.get("fastfnn", "?") if isinstance(written, dict) else "?"
+        raise ModelFileError(
+            f"{path}: written by a newer fastfnn ({by}, model file format version {version}); "
+            f"this fastfnn reads format versions up to {FORMAT_VERSION}. Upgrade fastfnn "
+            "(pip install --upgrade fastfnn) to load it.")
+    fields = {"written_by": dict, "metadata": dict, "payload_sha256": str, "metadata_sha256": str}
+    for key, kind in fields.items():
+        if not isinstance(header.get(key), kind):
+            raise ModelFileError(f"{path}: damaged fastfnn model file (header field {key!r}).")
+
+
+def _read_archive(data, path):
+    """(header, {member: bytes}) of the zip archive ``data``; every read error is damage."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        names = archive.namelist()
+        if len(set(names)) != len(names):
+            raise ModelFileError(f"{path}: damaged fastfnn model file (repeated member names).")
+        if HEADER_NAME not in names:
+            raise ModelFileError(f"{path}: a zip archive, but not a fastfnn model file (no "
+                                 f"{HEADER_NAME}), or a damaged one.")
+        header = json.loads(archive.read(HEADER_NAME))
+        _check_format(header, path)
+        members = {name: archive.read(name) for name in names if name != HEADER_NAME}
+    return header, members
+
+
+def _verified_header(data, path):
+    """The header of ``data`` after checking the format and both hashes."""
+    path = os.fspath(path)
+    _refuse_foreign(data, path)
+    try:
+        header, members = _read_archive(data, path)
+    except ModelFileError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure to read the archive is damage
+        raise ModelFileError(f"{path}: damaged fastfnn model file ({type(exc).__name__}: "
+                             f"{exc}).") from exc
+    if _payload_sha256(members) != header["payload_sha256"]:
+        raise ModelFileError(f"{path}: damaged fastfnn model file (the model's checksum does "
+                             "not match).")
+    signed = {"metadata": header["metadata"], "written_by": header["written_by"]}
+    if _canonical_sha256(signed) != header["metadata_sha256"]:
+        raise ModelFileError(f"{path}: damaged fastfnn model file (the metadata checksum does "
+                             "not match).")
+    return header
+
+
+def _payload_call(function, path, *args, **kwargs):
+    """``function(*args, **kwargs)`` on the verified payload; its failures become ModelFileError."""
+    try:
+        return function(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - skops/zip/numpy errors on content we cannot use
+        raise ModelFileError(f"{os.fspath(path)}: cannot read the model in this file "
+                             f"({type(exc).__name__}: {exc}).") from exc
+
+
+def _fastfnn_types():
+    """``{'fastfnn.<module>.<Class>': class}`` for the classes defined in the modules that
+    fitted models are made of (packages included, submodules and all)."""
+    found = {}
+    for short in _MODEL_MODULES:
+        try:
+            root = importlib.import_module(f"{__package__}.{short}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"{__package__}.{short}":
+                continue
+            raise
+        modules = [root]
+        if hasattr(root, "__path__"):
+            modules += [importlib.import_module(info.name) for info in
+                        pkgutil.walk_packages(root.__path__, root.__name__ + ".")]
+        for module in modules:
+            for obj in vars(module).values():
+                home = getattr(obj, "__module__", "") or ""
+                if isinstance(obj, type) and (home == root.__name__
+                                              or home.startswith(root.__name__ + ".")):
+                    found[f"{home}.{obj.__name__}"] = obj
+    return found
+
+
+def _holds_estimator(types, fastfnn_types):
+    from sklearn.base import BaseEstimator
+
+    return any(name in fastfnn_types and issubclass(fastfnn_types[name], BaseEstimator)
+               for name in types)
+
+
+def _check_types(types, fastfnn_types, subject, error):
+    """Raise ``error`` if ``types`` (those skops does not trust by default) name a type outside
+    the trusted set; ``subject`` starts the message."""
+    from ._version import __version__
+
+    kept_out = sorted(set(types) - set(fastfnn_types) - set(EXTRA_TRUSTED_TYPES))
+    ours = [name for name in kept_out if name.split(".")[0] == __package__]
+    if ours:
+        raise error(f"{subject} holds fastfnn types that this fastfnn ({__version__}) does not "
+                    f"define ({', '.join(ours)}): load it with the fastfnn version that wrote it.")
+    if kept_out:
+        raise error(f"{subject} holds types outside fastfnn's trusted set "
+                    f"({', '.join(kept_out)}), which loading could turn into code execution; "
+                    "refused, nothing was loaded. fastfnn model files hold only fastfnn, "
+                    "scikit-learn and NumPy types.")
+    if not _holds_estimator(types, fastfnn_types):
+        raise error(f"{subject} holds no fastfnn model (FNNRegressor or FNNClassifier).")
+
+
+def _fnn_estimators(obj, seen):
+    """The fastfnn estimators inside ``obj`` (through estimators' attributes, lists, dicts)."""
+    from sklearn.base import BaseEstimator
+
+    if id(obj) in seen:
+        return
+    seen.add(id(obj))
+    if isinstance(obj, BaseEstimator) and type(obj).__module__.startswith(__package__ + "."):
+        yield obj
+    if isinstance(obj, BaseEstimator):
+        children = list(vars(obj).values())
+    elif isinstance(obj, dict):
+        children = list(obj.values())
+    elif isinstance(obj, (list, tuple)):
+        children = obj
+    else:
+        return
+    for child in children:
+        yield from _fnn_estimators(child, seen)
+
+
+def _network_is_consistent(est):
+    W, b = est.coefs_, est.intercepts_
+    if not (isinstance(W, list) and isinstance(b, list) and 1 <= len(W) == len(b)
+            and all(isinstance(a, np.ndarray) and a.dtype in (np.float32, np.float64)
+                    and a.dtype == W[0].dtype for a in W + b)
+            and all(w.ndim == 2 and v.shape == (w.shape[1],) for w, v in zip(W, b))):
+        return False
+    return (all(W[i].shape[1] == W[i + 1].shape[0] for i in range(len(W) - 1))
+            and getattr(est, "n_features_in_", None) == W[0].shape[0]
+            and getattr(est, "n_outputs_", None) == W[-1].shape[1])
+
+
+def _check_networks(model, path):
+    """Refuse a model whose fitted weights disagree with each other or with its attributes."""
+    for est in _fnn_estimators(model, set()):
+        if hasattr(est, "coefs_") and not _network_is_consistent(est):
+            raise ModelFileError(f"{os.fspath(path)}: the network in this file is inconsistent "
+                                 "(weight shapes or dtypes disagree); it is not a model that "
+                                 "fastfnn saved.")
