@@ -1,15 +1,17 @@
-"""The ``fastfnn`` command: ``fit``, ``predict``, ``gradcheck`` and ``bench``.
+"""The ``fastfnn`` command: ``fit``, ``predict``, ``export``, ``gradcheck`` and ``bench``.
 
-``python -m fastfnn`` is the same command. Heavy or optional imports (tqdm, joblib, matplotlib,
-scikit-learn's pipeline pieces) happen inside the commands, so ``import fastfnn`` stays light.
-A user error (bad file, bad cell, wrong model file...) is one line on stderr and exit code 1;
-``FASTFNN_DEBUG=1`` shows the traceback of unexpected errors instead.
+``python -m fastfnn`` is the same command. Heavy or optional imports (pandas, tqdm, matplotlib,
+scikit-learn's pipeline pieces, skl2onnx) happen inside the commands, so ``import fastfnn`` stays
+light. A user error (bad file, bad cell, wrong model file...) is one line on stderr and exit code
+1; ``FASTFNN_DEBUG=1`` shows the traceback of unexpected errors instead.
 
 This module is the parser, the entry point ``main`` and its error handling; each command lives in
-its own module: ``fit``, ``predict``, ``gradcheck`` (``bench`` in ``fastfnn.bench``), with
-``options`` (shared option types, ``CLIError``, output checks, staged writes), ``data`` (reading
-tables, the bundled datasets), ``modelfile`` (the model file) and ``progress`` (fit's progress
-bar). The package is a client of fastfnn's public API only.
+its own module: ``fit``, ``predict``, ``export``, ``gradcheck`` (``bench`` in ``fastfnn.bench``),
+with ``options`` (option types, ``CLIError``, output checks, staged writes), ``data`` (reading
+CSV and Parquet, the bundled datasets), ``columns`` (feature kinds, checked cells, targets),
+``training`` (the pipeline and the training run), ``progress`` (fit's progress bar, a
+scikit-learn callback), ``plot`` (fit's PNG) and ``modelfile`` (the model file). The package is a
+client of fastfnn's public API only.
 """
 
 import argparse
@@ -18,7 +20,7 @@ import sys
 
 from fastfnn import __version__
 
-from . import fit, gradcheck, predict
+from . import export, fit, gradcheck, predict
 from .data import DataError
 from .options import CLIError
 
@@ -58,7 +60,10 @@ def main(argv=None):
         return 1
 
 
-def _error(command, message):
+def _error(command, message, limit=500):
+    message = " ".join(message.split())
+    if len(message) > limit:
+        message = message[:limit] + "..."
     print(f"fastfnn {command}: error: {message}", file=sys.stderr)
 
 
@@ -74,6 +79,7 @@ def build_parser(argv=()):
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     fit.add_parser(sub)
     predict.add_parser(sub)
+    export.add_parser(sub)
     gradcheck.add_parser(sub)
     bench = sub.add_parser("bench", help="benchmark training throughput against scikit-learn",
                            description="Benchmark training throughput against scikit-learn.")

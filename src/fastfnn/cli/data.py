@@ -1,8 +1,11 @@
-"""The toy datasets shipped with fastfnn, and the CSV reading the ``fastfnn`` command uses.
+"""Tables for the ``fastfnn`` command: CSV and Parquet files, and the bundled toy datasets.
 
-CSV files have a header row and one sample per line; the target is the last column unless another
-is named. Reading is done with the standard library's ``csv`` module and NumPy (no pandas), so a bad
-cell is reported by file, line and column in a one-line :class:`DataError`.
+CSV files have a header row and one sample per line. They are read with pandas, through its
+pyarrow engine where pyarrow is installed (fast, multi-threaded, and no row longer than
+:data:`LINE_LIMIT` is ever held: a file that is one huge line fails at once). Without pyarrow
+the C engine reads them, after a streaming check of the line lengths. Parquet files
+(``.parquet``) need pyarrow. A file that cannot be read is a one-line :class:`DataError` naming
+the file and, where there is one, the line and column.
 
 >>> from fastfnn.cli.data import load_dataset
 >>> X, y, feature_names, target_name = load_dataset("friedman1")
@@ -11,11 +14,10 @@ cell is reported by file, line and column in a one-line :class:`DataError`.
 """
 
 import csv
+import importlib.util
 import os
 from dataclasses import dataclass
 from importlib import resources
-
-import numpy as np
 
 #: Bundled datasets (package data ``fastfnn/data/<name>.csv``): name -> one-line description.
 DATASETS = {
@@ -25,10 +27,13 @@ DATASETS = {
     "iris": "iris species (Fisher 1936), 150 flowers x 4 measurements; classification",
 }
 DEFAULT_DATASET = "friedman1"
+#: Longest CSV line read (pyarrow's block size): longer ones are an error, not a memory spike.
+LINE_LIMIT = 1 << 20
+PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
 class DataError(ValueError):
-    """A CSV file that cannot be used; the message names the file, line and column if known."""
+    """A table that cannot be used; the message names the file, line and column if known."""
 
 
 def dataset_path(name):
@@ -38,150 +43,197 @@ def dataset_path(name):
     return os.fspath(resources.files("fastfnn") / "data" / f"{name}.csv")
 
 
+def resolve_data(data):
+    """(path, label, name in messages) of DATA: an existing path, else a bundled dataset."""
+    if data in DATASETS and not os.path.exists(data):
+        return dataset_path(data), f"{data} (bundled dataset)", f"{data}.csv (bundled)"
+    if not os.path.exists(data):
+        raise DataError(f"{data}: no such file (bundled datasets: {', '.join(DATASETS)})")
+    return data, data, data
+
+
 @dataclass
 class Table:
-    """A parsed CSV file: column names and the data rows as strings (with their line numbers)."""
+    """A table read from a file: ``frame`` (a pandas DataFrame, one column per header name)."""
 
     path: str
-    header: list
-    rows: list
-    lines: list
+    shown: str
+    frame: object
+    parquet: bool = False
 
-    def column_index(self, name):
-        """Position of the column called ``name`` (DataError if there is none)."""
-        try:
-            return self.header.index(name)
-        except ValueError:
-            raise DataError(
-                f"{self.path}: no column {name!r} (the columns are: {_names(self.header)})"
-            ) from None
+    @property
+    def header(self):
+        return list(self.frame.columns)
 
-    def floats(self, columns):
-        """The given column positions as a float64 array (n_rows, len(columns)); every cell must
-        be a finite number."""
-        cells = [[row[j] for j in columns] for row in self.rows]
-        try:
-            values = np.array(cells, dtype=np.float64).reshape(len(self.rows), len(columns))
-        except ValueError:
-            values = None
-        if values is not None and np.isfinite(values).all():
-            return values
-        for i, row in enumerate(cells):  # slow path: find the first bad cell
-            for j, cell in zip(columns, row):
-                self._check_number(cell, i, j)
-        raise DataError(f"{self.path}: could not read the numbers")  # pragma: no cover
+    def where(self, row):
+        """Where data row ``row`` (0-based) is in the file: 'line N' (CSV) or 'row N'."""
+        if self.parquet:
+            return f"row {row + 1}"
+        return f"line {_line_of_record(self.path, row)}"
 
-    def labels(self, column):
-        """Class labels of one column: integers or floats when every cell is a number, else the
-        stripped strings. Empty cells are an error."""
-        cells = [row[column].strip() for row in self.rows]
-        for i, cell in enumerate(cells):
-            if not cell:
-                self._fail(i, column, "empty cell (missing value)")
-        try:
-            values = np.array(cells, dtype=np.float64)
-        except ValueError:
-            return np.array(cells, dtype=object)
-        if not np.isfinite(values).all():
-            i = int(np.flatnonzero(~np.isfinite(values))[0])
-            self._fail(i, column, f"{cells[i]!r} is not a finite number")
-        if np.all(values == np.round(values)):
-            return values.astype(np.int64)
-        return values
+    def fail(self, row, column, problem):
+        """Raise the DataError for the cell at data row ``row`` of ``column``."""
+        raise DataError(f"{self.shown}, {self.where(row)}, column {column!r}: {problem}")
 
-    def _check_number(self, cell, i, j):
-        text = cell.strip()
-        if not text:
-            self._fail(i, j, "empty cell (missing value)")
-        try:
-            value = float(text)
-        except ValueError:
-            self._fail(i, j, f"{_short(text)!r} is not a number")
-        if not np.isfinite(value):
-            self._fail(i, j, f"{text!r} is not a finite number (NaN and inf are not allowed)")
-
-    def _fail(self, i, j, problem):
-        raise DataError(f"{self.path}, line {self.lines[i]}, column {self.header[j]!r}: {problem}")
+    def require(self, names, purpose=""):
+        """Raise a DataError naming the columns of ``names`` that the table lacks."""
+        missing = [name for name in names if name not in self.frame.columns]
+        if missing:
+            raise DataError(f"{self.shown}: missing column{'s' if len(missing) > 1 else ''}"
+                            f" {names_list(missing, quote=False)}{purpose} (the columns are: "
+                            f"{names_list(self.header)})")
 
 
-def read_csv(path, name=None):
-    """Parse a CSV file with a header row into a :class:`Table` (DataError on any problem).
-
-    Blank lines are skipped; every other line must have as many cells as the header. ``name``
-    is how messages call the file (default: ``path``).
-    """
-    shown = os.fspath(path) if name is None else name
-    try:
-        return _read_csv(path, shown)
-    except DataError:
-        raise
-    except OSError as exc:
-        raise DataError(f"{shown}: cannot read the file ({exc.strerror or exc})") from None
-
-
-def _read_csv(path, shown):
+def read_table(path, shown=None):
+    """Read a CSV or Parquet file (by its suffix) into a :class:`Table`; DataError on any
+    problem. ``shown`` is how messages call the file (default: ``path``)."""
+    path = os.fspath(path)
+    shown = path if shown is None else shown
     if os.path.isdir(path):
-        raise DataError(f"{shown}: is a directory, not a CSV file")
+        raise DataError(f"{shown}: is a directory, not a data file")
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f)
-            header, rows, lines = None, [], []
-            for row in reader:
-                if not row or all(not cell.strip() for cell in row):
-                    continue
-                if header is None:
-                    header = [cell.strip() for cell in row]
-                    continue
-                if len(row) != len(header):
-                    raise DataError(
-                        f"{shown}, line {reader.line_num}: {len(row)} cells, but the header has "
-                        f"{len(header)} columns"
-                    )
-                rows.append(row)
-                lines.append(reader.line_num)
+        if path.lower().endswith(PARQUET_SUFFIXES):
+            frame, parquet = _read_parquet(path, shown), True
+        else:
+            frame, parquet = _read_csv(path, shown), False
     except FileNotFoundError:
         raise DataError(f"{shown}: no such file") from None
     except PermissionError:
-        raise DataError(f"{shown}: permission denied") from None
+        raise DataError(f"{shown}: cannot read the file (permission denied)") from None
+    except IsADirectoryError:
+        raise DataError(f"{shown}: is a directory, not a data file") from None
+    except OSError as exc:
+        raise DataError(f"{shown}: cannot read the file ({exc.strerror or exc})") from None
+    if len(frame) == 0:
+        raise DataError(f"{shown}: the file has a header but no data rows")
+    return Table(path, shown, frame, parquet)
+
+
+def _read_parquet(path, shown):
+    if importlib.util.find_spec("pyarrow") is None:
+        raise DataError(f"{shown}: reading Parquet files needs pyarrow: pip install pyarrow")
+    import pandas as pd
+
+    try:
+        frame = pd.read_parquet(path)
+    except OSError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - pyarrow's errors on a file that is not Parquet
+        raise DataError(f"{shown}: not a readable Parquet file ({_first_line(exc)})") from None
+    names = [str(name).strip() for name in frame.columns]
+    _check_names(names, shown)
+    frame.columns = names
+    return frame
+
+
+def _read_csv(path, shown):
+    import pandas as pd
+
+    header = _read_header(path, shown)
+    engine = csv_engine()
+    if engine == "c":
+        _scan(path, shown, len(header), stop_at_first_row=False)  # the C engine holds a line
+    try:
+        frame = pd.read_csv(path, engine=engine, encoding="utf-8-sig" if engine == "c" else None)
+    except (OSError, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - pandas/pyarrow parse errors: find the line
+        _scan(path, shown, len(header))
+        raise DataError(f"{shown}: not a readable CSV file ({_first_line(exc)})") from None
+    if len(frame.columns) != len(header):  # pragma: no cover - pandas and csv disagree
+        raise DataError(f"{shown}: could not read the header row")
+    frame.columns = header
+    return frame
+
+
+def csv_engine():
+    """pandas' CSV engine: 'pyarrow' where pyarrow is installed, else 'c'."""
+    return "pyarrow" if importlib.util.find_spec("pyarrow") is not None else "c"
+
+
+def _bounded_lines(f, shown):
+    """The lines of text file ``f``, each at most LINE_LIMIT characters (DataError if longer)."""
+    number = 0
+    while True:
+        line = f.readline(LINE_LIMIT + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > LINE_LIMIT:
+            raise DataError(f"{shown}, line {number}: longer than {LINE_LIMIT // 1024} KiB; is it a "
+                            "CSV file with one row per line?")
+        yield line
+
+
+def _csv_rows(f, shown):
+    """(first line, cells) of each record of CSV text file ``f``; blank lines are skipped."""
+    reader = csv.reader(_bounded_lines(f, shown))
+    before = 0
+    try:
+        for row in reader:
+            start, before = before + 1, reader.line_num
+            if row:
+                yield start, row
+    except csv.Error as exc:
+        if "NUL" in str(exc):
+            raise DataError(f"{shown}: not a text CSV file (it holds NUL bytes)") from None
+        raise DataError(f"{shown}, line {reader.line_num}: not valid CSV ({exc})") from None
+
+
+def _open_text(path):
+    csv.field_size_limit(LINE_LIMIT)
+    return open(path, newline="", encoding="utf-8-sig")
+
+
+def _read_header(path, shown):
+    """The stripped column names of the first non-blank line."""
+    try:
+        with _open_text(path) as f:
+            header = next((row for _, row in _csv_rows(f, shown)), None)
     except UnicodeDecodeError:
         raise DataError(f"{shown}: not a text CSV file (it is not valid UTF-8)") from None
-    except csv.Error as exc:
-        raise DataError(f"{shown}: not a valid CSV file ({exc})") from None
     if header is None:
         raise DataError(f"{shown}: the file is empty (expected a header row and data rows)")
-    if not rows:
-        raise DataError(f"{shown}: the file has a header but no data rows")
-    for j, name in enumerate(header):
+    names = [cell.strip() for cell in header]
+    _check_names(names, shown)
+    return names
+
+
+def _check_names(names, shown):
+    for j, name in enumerate(names):
         if not name:
             raise DataError(f"{shown}: column {j + 1} of the header has no name")
-        if name in header[:j]:
+        if name in names[:j]:
             raise DataError(f"{shown}: the header names column {name!r} twice")
-    return Table(shown, header, rows, lines)
 
 
-def split_target(table, target=None, classify=False):
-    """Features and target of a table: ``(X, y, feature_names, target_name)``.
+def _scan(path, shown, n_columns, stop_at_first_row=False):
+    """Stream through a CSV file with bounded memory and raise the DataError for its first
+    problem (a line too long, invalid UTF-8, bad quoting, a row of the wrong length)."""
+    try:
+        with _open_text(path) as f:
+            rows = _csv_rows(f, shown)
+            next(rows, None)  # the header
+            for line, row in rows:
+                if len(row) != n_columns:
+                    raise DataError(f"{shown}, line {line}: {len(row)} cells, but the header "
+                                    f"has {n_columns} columns")
+                if stop_at_first_row:
+                    return
+    except UnicodeDecodeError:
+        raise DataError(f"{shown}: not a text CSV file (it is not valid UTF-8)") from None
 
-    The target is the last column unless ``target`` names another; every other column is a
-    feature and must be numeric. With ``classify`` the target holds class labels (numbers or
-    strings), otherwise finite numbers.
-    """
-    t = table.column_index(target) if target is not None else len(table.header) - 1
-    features = [j for j in range(len(table.header)) if j != t]
-    if not features:
-        raise DataError(
-            f"{table.path}: needs at least one feature column besides the target "
-            f"{table.header[t]!r}"
-        )
-    X = table.floats(features)
-    if classify:
-        y = table.labels(t)
-    else:
-        try:
-            y = table.floats([t])[:, 0]
-        except DataError as exc:
-            raise DataError(f"{exc} (for class labels, use --classify)") from None
-    return X, y, [table.header[j] for j in features], table.header[t]
+
+def _line_of_record(path, index):
+    """The line on which data record ``index`` (0-based, header and blank lines excluded)
+    starts; read again with bounded memory, only to report a problem."""
+    with _open_text(path) as f:
+        rows = _csv_rows(f, path)
+        next(rows, None)
+        for i, (line, _) in enumerate(rows):
+            if i == index:
+                return line
+    return "?"  # pragma: no cover - the record was read before
 
 
 def load_dataset(name=DEFAULT_DATASET, classify=None):
@@ -189,14 +241,27 @@ def load_dataset(name=DEFAULT_DATASET, classify=None):
 
     ``classify`` defaults to True for 'iris' (string labels) and False otherwise.
     """
+    import numpy as np
+
     classify = (name == "iris") if classify is None else classify
-    return split_target(read_csv(dataset_path(name), f"{name}.csv"), classify=classify)
+    frame = read_table(dataset_path(name), f"{name}.csv").frame
+    features, target = list(frame.columns[:-1]), frame.columns[-1]
+    y = frame[target].to_numpy(dtype=object if classify else np.float64)
+    return frame[features].to_numpy(np.float64), y, features, target
 
 
-def _names(names, limit=12):
-    shown = ", ".join(repr(n) for n in names[:limit])
+def names_list(names, limit=12, quote=True):
+    """'a', 'b', ... (at most ``limit`` names, then the count)."""
+    shown = ", ".join(repr(n) if quote else str(n) for n in names[:limit])
     return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 
 
-def _short(text, limit=40):
+def short(text, limit=40):
+    """``text`` cut to ``limit`` characters."""
+    text = str(text)
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _first_line(exc):
+    text = str(exc).strip()
+    return short(text.splitlines()[0] if text else type(exc).__name__, 200)

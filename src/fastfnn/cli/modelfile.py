@@ -1,57 +1,77 @@
-"""The model file: written by ``fastfnn fit --save``, checked and loaded by ``fastfnn predict``."""
+"""The model file: written by ``fastfnn fit --save``, read by ``predict`` and ``export``.
+
+It is a file of :func:`fastfnn.save_model` (a skops file with a checksum: loading it cannot run
+code) holding the fitted pipeline, with what the commands need beside it as metadata: the
+feature columns and their kinds, the target names, the task, the dtype and the test metrics.
+Files of the earlier pickle-based format are refused, never unpickled.
+"""
 
 import os
 
-from fastfnn import __version__
-
 from .options import CLIError
 
-MODEL_MAGIC = b"FASTFNN-MODEL 1\n"  # first line of a model file, checked before unpickling
+#: Key of the command line's metadata in a model file, and its version.
+METADATA_KEY = "fastfnn_cli"
+METADATA_VERSION = 1
+#: The first line of the earlier, pickle-based model files.
+PICKLE_MAGIC = b"FASTFNN-MODEL 1\n"
 
 
-def save_model(path, model, feature_names, target_name, args, label, metrics):
-    """Write the marker line, then the record (the fitted ``model`` and what ``predict`` needs)."""
-    import joblib
-    import sklearn
+def save(path, model, *, kinds, imputed, targets, task, dtype, data, metrics):
+    """Write ``model`` and its metadata to ``path`` (a temporary file of the caller)."""
+    from fastfnn import __version__, save_model
 
-    record = {
-        "format": "fastfnn-model",
-        "format_version": 1,
+    metadata = {METADATA_KEY: {
+        "version": METADATA_VERSION,
         "fastfnn_version": __version__,
-        "sklearn_version": sklearn.__version__,
-        "task": "classification" if args.classify else "regression",
-        "feature_names": list(feature_names),
-        "target_name": target_name,
-        "dtype": args.dtype,
-        "data": label,
-        "test_metrics": metrics,
-        "model": model,
-    }
-    with open(path, "wb") as f:
-        f.write(MODEL_MAGIC)
-        joblib.dump(record, f)
+        "features": list(kinds),
+        "feature_kinds": dict(kinds),
+        "imputed": list(imputed),
+        "targets": list(targets),
+        "task": task,
+        "dtype": dtype,
+        "data": data,
+        "test_metrics": dict(metrics),
+    }}
+    save_model(model, path, metadata=metadata)
 
 
-def load_model(path):
-    """The record saved by ``fastfnn fit --save`` (a dict; the estimator is ``record['model']``).
+def load(path):
+    """(model, metadata) of a model file written by ``fastfnn fit --save``; CLIError on a
+    missing, unreadable, damaged, foreign or pickle-based file."""
+    from fastfnn import load_model
 
-    The first line must be fastfnn's marker, checked before anything is unpickled."""
-    if os.path.isdir(path):
-        raise CLIError(f"{path}: is a directory, not a model file")
+    shown = os.fspath(path)
+    _refuse_pickles(shown)
     try:
-        with open(path, "rb") as f:
-            if f.read(len(MODEL_MAGIC)) != MODEL_MAGIC:
-                raise CLIError(f"{path}: not a fastfnn model file (write one with "
-                               "'fastfnn fit --save')")
-            import joblib
-
-            record = joblib.load(f)
+        model, metadata = load_model(path, return_metadata=True)
     except FileNotFoundError:
-        raise CLIError(f"{path}: no such file") from None
-    except CLIError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - truncated or corrupt pickle
-        raise CLIError(f"{path}: damaged fastfnn model file ({type(exc).__name__})") from None
-    if not isinstance(record, dict) or record.get("format") != "fastfnn-model":
-        raise CLIError(f"{path}: not a fastfnn model file")
-    return record
+        raise CLIError(f"{shown}: no such file") from None
+    except PermissionError:
+        raise CLIError(f"{shown}: cannot read the file (permission denied)") from None
+    except IsADirectoryError:
+        raise CLIError(f"{shown}: is a directory, not a model file") from None
+    except OSError as exc:
+        raise CLIError(f"{shown}: cannot read the file ({exc.strerror or exc})") from None
+    except ValueError as exc:  # fastfnn's ModelFileError: not a model file, damaged...
+        raise CLIError(" ".join(str(exc).split()).rstrip(".")) from None
+    record = metadata.get(METADATA_KEY) if isinstance(metadata, dict) else None
+    if not isinstance(record, dict) or not isinstance(record.get("features"), list):
+        raise CLIError(f"{shown}: a fastfnn model file, but not one written by 'fastfnn fit "
+                       "--save' (it lacks the feature columns); use it from Python with "
+                       "fastfnn.load_model")
+    return model, record
+
+
+def _refuse_pickles(shown):
+    if os.path.isdir(shown):
+        raise CLIError(f"{shown}: is a directory, not a model file")
+    try:
+        with open(shown, "rb") as f:
+            start = f.read(len(PICKLE_MAGIC))
+    except OSError:
+        return  # reported by load()
+    if start == PICKLE_MAGIC:
+        raise CLIError(f"{shown}: a model file of an earlier fastfnn, stored as a pickle, which "
+                       "is not loaded because unpickling can run code; retrain the model with "
+                       "'fastfnn fit ... --save' to get a safe model file")

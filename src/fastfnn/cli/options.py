@@ -1,14 +1,32 @@
-"""Shared by the commands: the user-error type, option types, output checks, staged writes."""
+"""Shared by the commands: the user-error type, option types, output checks, staged writes.
+
+Outputs are checked before any work (:func:`check_outputs`) and written through :class:`Staged`:
+
+* a regular file (new or existing) is written to a temporary file in its directory and renamed
+  into place only when the command has succeeded, so a failed command leaves the old file as it
+  was and never leaves a half-written one;
+* a symbolic link is written through: its target is replaced, the link stays;
+* ``-`` (where a command allows it), character devices (``/dev/stdout``, ``/dev/null``) and
+  FIFOs are streams: opened and written once the command has succeeded, never replaced;
+* an output that is the same file as an input or as another output (``os.path.samefile``:
+  hard links and symbolic links included) is refused.
+"""
 
 import argparse
 import os
+import stat
+import sys
 
 
 class CLIError(Exception):
     """A user error: its message is printed as one line and the command exits with code 1."""
 
 
+# ---- option types -------------------------------------------------------------------------------
+
+
 def hidden_sizes(text):
+    """``64,64`` -> (64, 64): comma-separated positive layer widths."""
     try:
         sizes = tuple(int(s) for s in text.replace(" ", "").split(",") if s)
     except ValueError:
@@ -20,6 +38,7 @@ def hidden_sizes(text):
 
 
 def number(kind, low, low_open=False, high=None):
+    """An option type: ``kind`` (int or float) >= ``low`` (> with ``low_open``), < ``high``."""
     def parse(text):
         try:
             value = kind(text)
@@ -34,48 +53,170 @@ def number(kind, low, low_open=False, high=None):
 
 
 def batch_size(text):
+    """``auto`` or a positive integer."""
     return "auto" if text == "auto" else number(int, 1)(text)
 
 
-def check_writable(option, target):
-    directory = os.path.dirname(os.path.abspath(target))
-    if os.path.isdir(target):
-        raise CLIError(f"{option} {target}: is a directory")
+def column_names(text):
+    """``a,b,c`` -> ['a', 'b', 'c'] (surrounding spaces dropped; at least one name)."""
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected comma-separated column names, got {text!r}")
+    return names
+
+
+# ---- outputs ------------------------------------------------------------------------------------
+
+
+def is_stream(target):
+    """True for ``-``, for paths under /dev and /proc (``/dev/stdout`` is a link to whatever
+    stdout is, a regular file included) and for existing character devices, FIFOs and sockets:
+    outputs that are opened and written, never replaced by a regular file."""
+    if target == "-":
+        return True
+    if os.path.abspath(target).startswith(("/dev/", "/proc/")):
+        return True
+    try:
+        mode = os.stat(target).st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+def check_outputs(outputs, inputs=(), allow_dash=()):
+    """Refuse, before any work, outputs that cannot be written or would overwrite an input.
+
+    Parameters
+    ----------
+    outputs : list of (option, path or None)
+        The command's outputs, e.g. ``[("--save", "m.model"), ("--plot", None)]``.
+    inputs : list of (what, path)
+        The files the command reads, e.g. ``[("DATA", "d.csv")]``.
+    allow_dash : collection of str
+        The options for which ``-`` means stdout.
+    """
+    given = [(option, target) for option, target in outputs if target is not None]
+    for option, target in given:
+        if target == "-":
+            if option not in allow_dash:
+                raise CLIError(f"{option} -: stdout is not available for this output; give a "
+                               "file name")
+            continue
+        if not is_stream(target):
+            _check_file_output(option, target)
+        for what, source in inputs:
+            if source is not None and _same_file(target, source):
+                raise CLIError(f"{option} {target}: is the input {what} {source}; refusing to "
+                               "overwrite an input: give another output file")
+    for i, (option, target) in enumerate(given):
+        for other, other_target in given[i + 1:]:
+            if target == "-" and other_target == "-" or (
+                    target != "-" and other_target != "-" and _same_file(target, other_target)):
+                raise CLIError(f"{option} {target} and {other} {other_target} are the same "
+                               "file; give two different outputs")
+
+
+def _check_file_output(option, target):
+    real = os.path.realpath(target)  # a symbolic link is written through to its target
+    if os.path.isdir(real):
+        raise CLIError(f"{option} {target}: is a directory; give a file name")
+    shown_dir = os.path.dirname(target) or "."
+    directory = os.path.dirname(real)
     if not os.path.isdir(directory):
-        raise CLIError(f"{option} {target}: the directory {directory} does not exist")
+        raise CLIError(f"{option} {target}: the directory {shown_dir} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise CLIError(f"{option} {target}: cannot write in the directory {shown_dir} "
+                       "(permission denied)")
+    if os.path.exists(real) and not os.access(real, os.W_OK):
+        raise CLIError(f"{option} {target}: the file is read-only (permission denied)")
+
+
+def _same_file(a, b):
+    """True when paths ``a`` and ``b`` are one file (hard links, symbolic links included)."""
+    if is_stream(a) or is_stream(b):
+        return False  # a terminal or pipe as input and output is not an overwrite
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist yet: compare where they would be
+        return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
 
 
 class Staged:
-    """Output files written to temporary names in their target directories, renamed into place
-    only by ``commit()`` (os.replace), and removed if the block fails: nothing half-written."""
+    """Outputs written to temporary files and put in place only by :meth:`commit`.
+
+    ``path(target)`` gives the temporary file to write for ``target``: in the directory of the
+    (link-resolved) target for files, so that ``commit`` renames it into place atomically; in
+    the system's temporary directory for streams, copied to the stream by ``commit``. Leaving
+    the block removes what was not committed.
+    """
 
     def __init__(self):
         self.pending = []
 
-    def path(self, target):
+    def path(self, target, option="output"):
+        """A temporary file name to write ``target``'s content to."""
         import tempfile
 
-        directory = os.path.dirname(os.path.abspath(target))
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(target)}.",
-                                   suffix=".part")
+        target = os.fspath(target)
+        stream = is_stream(target)
+        real = None if stream else os.path.realpath(target)
+        directory = None if stream else os.path.dirname(real)
+        name = "stdout" if target == "-" else os.path.basename(target)
+        try:
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".part")
+        except OSError as exc:
+            raise CLIError(f"{option} {target}: cannot write ({exc.strerror or exc})") from None
         os.close(fd)
-        self.pending.append((tmp, target))
+        self.pending.append((tmp, target, real, option))
         return tmp
 
     def commit(self):
-        umask = os.umask(0)
-        os.umask(umask)
-        for tmp, target in self.pending:
-            os.chmod(tmp, 0o666 & ~umask)
-            os.replace(tmp, target)
-        self.pending = []
+        """Put every staged output in place (files renamed, streams written)."""
+        while self.pending:
+            tmp, target, real, option = self.pending[0]
+            try:
+                if real is None:
+                    _copy_to_stream(tmp, target)
+                    os.remove(tmp)
+                else:
+                    _set_mode(tmp, real)
+                    os.replace(tmp, real)
+            except OSError as exc:
+                raise CLIError(f"{option} {target}: cannot write "
+                               f"({exc.strerror or exc})") from None
+            self.pending.pop(0)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        for tmp, _ in self.pending:
+        for tmp, *_ in self.pending:
             try:
                 os.remove(tmp)
             except OSError:
                 pass
+        self.pending = []
+
+
+def _set_mode(tmp, real):
+    """An existing file keeps its permissions; a new one gets the usual 0o666 less umask."""
+    try:
+        mode = stat.S_IMODE(os.stat(real).st_mode)
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    os.chmod(tmp, mode)
+
+
+def _copy_to_stream(tmp, target):
+    import shutil
+
+    with open(tmp, "rb") as source:
+        if target == "-":
+            sys.stdout.flush()
+            shutil.copyfileobj(source, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+        else:
+            with open(target, "wb") as sink:
+                shutil.copyfileobj(source, sink)

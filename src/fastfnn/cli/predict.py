@@ -1,72 +1,99 @@
-"""The ``fastfnn predict`` command: predictions of a saved model for the rows of a CSV file."""
+"""The ``fastfnn predict`` command: predictions of a saved model for the rows of a table."""
 
-import sys
-
-from .data import read_csv
-from .modelfile import load_model
-from .options import CLIError, Staged, check_writable
+from . import columns, modelfile
+from .data import names_list, read_table
+from .options import CLIError, Staged, check_outputs
 
 
 def add_parser(sub):
     p = sub.add_parser(
         "predict", help="predict with a model saved by 'fastfnn fit --save'",
-        description="Write one prediction per data row as CSV (one column named after the "
-                    "training target). The model's feature columns are taken from DATA by name, "
-                    "in any order, other columns (the target, ids...) are ignored; a file whose "
-                    "names differ must have exactly the model's feature count, in training order. "
-                    "Model files are pickles: load only files you trust.")
+        description="Write one prediction per data row as CSV (one column per training target, "
+                    "named after it; with --proba one column per class). The model's feature "
+                    "columns are taken from DATA by name, in any order; other columns (the "
+                    "target, ids...) are ignored. A file whose header names none of the "
+                    "features but has exactly their number of columns is read in training "
+                    "order. Model files are skops files with a checksum: loading one cannot run "
+                    "code.")
     p.add_argument("model", metavar="MODEL", help="model file written by 'fastfnn fit --save'")
-    p.add_argument("data", metavar="DATA", help="CSV file with a header row")
-    p.add_argument("--output", "-o", metavar="FILE", help="write to FILE (default: stdout)")
+    p.add_argument("data", metavar="DATA", help="CSV file with a header row, or .parquet")
+    p.add_argument("--output", "-o", metavar="FILE",
+                   help="write to FILE (default, or '-': stdout); never an input file")
+    p.add_argument("--proba", action="store_true",
+                   help="classifiers: the probability of each class instead of the label")
     p.set_defaults(func=cmd_predict)
 
 
 def cmd_predict(args):
-    """``fastfnn predict``: predictions of a saved model for the rows of a CSV file."""
-    import csv
-    import io
-
+    """``fastfnn predict``: predictions of a saved model for the rows of a table."""
     import numpy as np
 
-    if args.output:
-        check_writable("--output", args.output)
-    record = load_model(args.model)
-    table = read_csv(args.data)
-    columns, note = _feature_columns(table, record, args.data)
-    X = table.floats(columns).astype(record["dtype"])
-    pred = record["model"].predict(X)
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([record["target_name"]])
-    for value in pred:
-        if isinstance(value, (float, np.floating)):
-            value = repr(float(value))  # shortest text that reads back to the same float
-        writer.writerow([value])
-    if args.output:
-        with Staged() as staged:
-            with open(staged.path(args.output), "w", encoding="utf-8", newline="") as f:
-                f.write(out.getvalue())
-            staged.commit()
+    check_outputs([("--output", args.output)], [("MODEL", args.model), ("DATA", args.data)],
+                  allow_dash={"--output"})
+    model, record = modelfile.load(args.model)
+    if args.proba and record.get("task") != "classification":
+        raise CLIError(f"--proba is for classifiers; {args.model} is a regression model")
+    table = read_table(args.data)
+    kinds, note = _feature_kinds(table, record)
+    X = columns.features(table, kinds, np.dtype(record.get("dtype", "float64")),
+                         fills_numeric="numeric" in record.get("imputed", ["numeric"])).frame
+    if args.proba:
+        header, values = _probabilities(model, X, record)
     else:
-        sys.stdout.write(out.getvalue())
+        header, values = list(record["targets"]), model.predict(X)
+    with Staged() as staged:
+        with open(staged.path(args.output or "-", "--output"), "w", encoding="utf-8",
+                  newline="") as f:
+            _write_csv(f, header, values)
+        staged.commit()
     if note:
+        import sys
+
         print(f"fastfnn predict: note: {note}", file=sys.stderr)
     return 0
 
 
-def _feature_columns(table, record, path):
-    """(column positions of the model's features in DATA, note or None): by name when every
-    feature name is in the header; else, if DATA has exactly the model's feature count and no
-    feature name at another position, in training order (with a note)."""
-    names = record["feature_names"]
-    if all(name in table.header for name in names):
-        return [table.header.index(name) for name in names], None
-    moved = [n for i, n in enumerate(table.header) if n in names and names.index(n) != i]
-    if len(table.header) == len(names) and not moved:
-        return list(range(len(names))), (f"{path}'s column names differ from the model's "
-                                         "features; using its columns in training order")
-    missing = [n for n in names if n not in table.header]
-    raise CLIError(
-        f"{path}: {len(table.header)} columns, but the model needs {len(names)} features "
-        f"(missing by name: {', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); give "
-        f"the columns named as in training, or exactly {len(names)} columns in training order")
+def _feature_kinds(table, record):
+    """({DATA column: kind} in the model's feature order, note or None): by name when every
+    feature is in the header; else, when the header names none of them and has exactly their
+    number of columns, by position (with a note)."""
+    names = record["features"]
+    kinds = record.get("feature_kinds") or dict.fromkeys(names, "numeric")
+    missing = [name for name in names if name not in table.header]
+    if not missing:
+        return {name: kinds[name] for name in names}, None
+    if len(missing) == len(names) and len(table.header) == len(names):
+        table.frame.columns = names  # read in training order
+        return ({name: kinds[name] for name in names},
+                f"{table.shown}'s column names differ from the model's features; using its "
+                "columns in training order")
+    raise CLIError(f"{table.shown}: missing column{'s' if len(missing) > 1 else ''} "
+                   f"{names_list(missing, quote=False)} (the model's features are "
+                   f"{names_list(names, quote=False)})")
+
+
+def _probabilities(model, X, record):
+    import numpy as np
+
+    proba = np.asarray(model.predict_proba(X))
+    targets = record["targets"]
+    if len(targets) > 1:  # multilabel: P(label = 1) per target
+        return [f"{name}=1" for name in targets], proba
+    classes = model.classes_
+    return [f"{targets[0]}={c}" for c in classes], proba
+
+
+def _write_csv(f, header, values):
+    import csv
+
+    import numpy as np
+
+    values = np.asarray(values)
+    if values.ndim == 1:
+        values = values[:, None]
+    writer = csv.writer(f, lineterminator="\n")
+    writer.writerow(header)
+    if values.dtype.kind == "f":  # shortest text that reads back to the same float
+        writer.writerows([[repr(float(v)) for v in row] for row in values.tolist()])
+    else:
+        writer.writerows(values.tolist())

@@ -1,68 +1,87 @@
-"""The progress bar of ``fastfnn fit``, fed by the estimator's verbose epoch lines."""
+"""The progress bar of ``fastfnn fit``: a scikit-learn fit callback that drives a tqdm bar.
+
+The estimators follow scikit-learn's callback API (``sklearn.callback``): a fit is the root task
+and each epoch a subtask named "epoch" ("lbfgs-iter" for an L-BFGS iteration), whose end hook
+receives ``metadata`` with the epoch's "loss" and "validation_score". The bar observes only: it
+never stops training, so the model is exactly the one a plain ``fit`` gives.
+"""
 
 import sys
 
+SUBTASKS = ("epoch", "lbfgs-iter")
 
-class Progress:
-    """A tqdm bar fed by the estimator's verbose lines ("Iteration N, loss = L", "Validation
-    score: S"), so the model trained is exactly the one a plain ``fit`` gives; used as the
-    stdout of the fit. Other lines are kept and shown as notes."""
 
-    def __init__(self, total, disable):
-        self.total, self.disable = total, disable
-        self.buffer, self.stop, self.other = "", None, []
-        self.loss = self.score = None
+class ProgressBar:
+    """A tqdm bar on stderr, one step per epoch (or L-BFGS iteration), with the loss and the
+    validation score. Follows the ``sklearn.callback.FitCallback`` protocol."""
+
+    def __init__(self, total, unit="epoch", disable=False):
+        self.total, self.unit, self.disable = total, unit, disable
         self.bar = None
+        self.epochs = 0
 
-    def __enter__(self):
+    # -- FitCallback ------------------------------------------------------------------------------
+
+    def setup(self, estimator, context):
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=self.total, desc="training", unit="epoch", file=sys.stderr,
+        self.epochs = 0
+        self.bar = tqdm(total=self.total, desc="training", unit=self.unit, file=sys.stderr,
                         disable=self.disable, dynamic_ncols=True, leave=True)
-        return self
 
-    def __exit__(self, *exc):
-        self.bar.close()
+    def teardown(self, estimator, context):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
-    def write(self, text):
-        self.buffer += text
-        while "\n" in self.buffer:
-            line, self.buffer = self.buffer.split("\n", 1)
-            self._line(line.strip())
-        return len(text)
+    def on_fit_task_begin(self, estimator, context, *, metadata=None):
+        return None
 
-    def flush(self):
-        pass
+    def on_fit_task_end(self, estimator, context, *, metadata=None):
+        if context.task_name not in SUBTASKS or self.bar is None:
+            return False
+        self.epochs += 1
+        self.bar.update(1)
+        metadata = metadata or {}
+        postfix = []
+        if metadata.get("loss") is not None:
+            postfix.append(f"loss={metadata['loss']:.4g}")
+        if metadata.get("validation_score") is not None:
+            postfix.append(f"val={metadata['validation_score']:.4f}")
+        if postfix:
+            self.bar.set_postfix_str(", ".join(postfix), refresh=False)
+        return False
 
-    def _line(self, line):
-        if line.startswith("Iteration ") and ", loss = " in line:
-            self.loss = float(line.rsplit("= ", 1)[1])
-            self.bar.update(1)
-        elif line.startswith("Validation score: "):
-            self.score = float(line.split(": ", 1)[1])
-        elif line.endswith("Stopping."):
-            self.stop = line
-        elif line:
-            self.other.append(line)
-        if self.loss is not None:
-            postfix = f"loss={self.loss:.4g}"
-            if self.score is not None:
-                postfix += f", val={self.score:.4f}"
-            self.bar.set_postfix_str(postfix, refresh=False)
 
-    def notes(self, caught, args):
-        """One-line notes on how training ended, from the stop message and the warnings."""
-        from sklearn.exceptions import ConvergenceWarning
+def attach(model, callback):
+    """Set ``callback`` on the fastfnn estimators of ``model``; False when the installed
+    scikit-learn has no callback API (training then runs without a bar)."""
+    estimators = list(fnn_estimators(model))
+    if not estimators or not all(hasattr(e, "set_callbacks") for e in estimators):
+        return False
+    for estimator in estimators:
+        estimator.set_callbacks(callback)
+    return True
 
-        lines = [self.stop] if self.stop else []
-        lines += self.other
-        for w in caught:
-            message = str(w.message).strip().splitlines()[0]
-            if issubclass(w.category, ConvergenceWarning):
-                lines.append(f"stopped at --epochs {args.epochs} with the training loss still "
-                             "falling (scikit-learn's ConvergenceWarning)")
-            elif "interrupted" in message:
-                lines.append("training interrupted: the results are for the model so far")
-            else:
-                lines.append(f"{w.category.__name__}: {message}")
-        return lines
+
+def detach(model):
+    """Remove the callbacks from the fastfnn estimators of ``model`` (fitted ones included), so
+    that a saved model holds none."""
+    for estimator in fnn_estimators(model):
+        if hasattr(estimator, "set_callbacks"):
+            estimator.set_callbacks()
+
+
+def fnn_estimators(model):
+    """The FNNRegressor/FNNClassifier objects inside ``model`` (Pipeline steps, the template
+    and the fitted regressor of a TransformedTargetRegressor)."""
+    from fastfnn import FNNClassifier, FNNRegressor
+
+    if isinstance(model, (FNNRegressor, FNNClassifier)):
+        yield model
+        return
+    for attribute in ("regressor", "regressor_"):
+        if hasattr(model, attribute):
+            yield from fnn_estimators(getattr(model, attribute))
+    for _, step in getattr(model, "steps", []):
+        yield from fnn_estimators(step)

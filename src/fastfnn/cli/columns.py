@@ -1,0 +1,182 @@
+"""From a table's columns to a model's inputs: feature kinds, checked cells, targets.
+
+A feature column is *numeric* when its cells are numbers (missing cells allowed: they are imputed
+by the model's pipeline) or *categorical* when it holds text (one-hot encoded). A text column in
+which nearly every cell is a number (:data:`STRAY_SHARE`) is taken for a numeric column with a
+stray cell, an error naming its line. Infinite values are errors; missing targets are errors.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .data import DataError, names_list, short
+
+#: A text column whose non-missing cells are at least this share of numbers is numeric with a
+#: stray cell (an error), not categorical.
+STRAY_SHARE = 0.95
+#: How a missing text cell is given to the model's pipeline.
+MISSING_TEXT = ""
+#: A regression target with at most this many distinct integer values looks like classes.
+FEW_CLASSES = 10
+
+
+@dataclass
+class Features:
+    """The feature columns of a table, ready for the model's pipeline."""
+
+    frame: object  # pandas DataFrame: numeric columns as floats (NaN: missing), text as str
+    numeric: list = field(default_factory=list)
+    categorical: list = field(default_factory=list)
+    missing: dict = field(default_factory=dict)  # column -> number of missing cells
+
+
+def feature_kinds(table, names):
+    """{name: 'numeric' or 'categorical'} for the columns ``names`` of ``table``."""
+    return {name: _kind(table, name) for name in names}
+
+
+def features(table, kinds, dtype, fills_numeric=True):
+    """The :class:`Features` of ``table`` for ``kinds`` ({column: kind}, in model order).
+    Without ``fills_numeric`` (a model that has no numeric imputer) a missing numeric cell is
+    an error."""
+    import pandas as pd
+
+    columns, missing = {}, {}
+    for name, kind in kinds.items():
+        cells = table.frame[name]
+        n_missing = int(cells.isna().sum())
+        if n_missing == len(cells):
+            raise DataError(f"{table.shown}: column {name!r} has no values (every cell is "
+                            "missing)")
+        if n_missing:
+            missing[name] = n_missing
+        if kind == "numeric":
+            hint = "" if fills_numeric else ("; the model was trained without missing numbers "
+                                             "and cannot fill them")
+            columns[name] = numeric_values(table, name, allow_missing=fills_numeric,
+                                           missing_hint=hint).astype(dtype)
+        else:
+            columns[name] = _text_values(cells)
+    frame = pd.DataFrame(columns, index=table.frame.index)
+    return Features(frame, [n for n, k in kinds.items() if k == "numeric"],
+                    [n for n, k in kinds.items() if k == "categorical"], missing)
+
+
+def numeric_values(table, name, allow_missing=False, hint="", missing_hint=""):
+    """Column ``name`` as float64 (n_rows,): NaN for missing cells when ``allow_missing``;
+    any other cell that is not a finite number is a DataError at its line."""
+    import pandas as pd
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    cells = table.frame[name]
+    if is_bool_dtype(cells):
+        values = cells.to_numpy(dtype=np.float64, na_value=np.nan)
+    elif is_numeric_dtype(cells):
+        values = cells.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        parsed = pd.to_numeric(_stripped(cells), errors="coerce")
+        bad = np.flatnonzero(cells.notna().to_numpy() & parsed.isna().to_numpy())
+        if bad.size:
+            table.fail(int(bad[0]), name, f"{short(cells.iloc[bad[0]])!r} is not a number{hint}")
+        values = parsed.to_numpy(dtype=np.float64, na_value=np.nan)
+    nan = np.isnan(values)
+    if not allow_missing and nan.any():
+        table.fail(int(np.flatnonzero(nan)[0]), name, "missing value (an empty or NaN cell)"
+                   f"{missing_hint}; fill it or remove the row")
+    infinite = np.flatnonzero(np.isinf(values))
+    if infinite.size:
+        table.fail(int(infinite[0]), name, f"{short(cells.iloc[infinite[0]])!r} is not a "
+                   "finite number (inf is not allowed)")
+    return values
+
+
+def _kind(table, name):
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    cells = table.frame[name]
+    if is_numeric_dtype(cells) or is_bool_dtype(cells):
+        return "numeric"
+    import pandas as pd
+
+    present = cells.notna().to_numpy()
+    parsed = pd.to_numeric(_stripped(cells), errors="coerce").notna().to_numpy()
+    n = present.sum()
+    if n and parsed[present].sum() >= STRAY_SHARE * n:
+        numeric_values(table, name, allow_missing=True)  # raises at the first stray cell
+    return "categorical"
+
+
+def _stripped(cells):
+    return cells.astype(object).map(lambda v: v.strip() if isinstance(v, str) else v)
+
+
+def _text_values(cells):
+    """Categorical cells as an object array of stripped str, ``MISSING_TEXT`` where missing
+    (the value the pipeline's imputer replaces: ONNX string imputers need a string)."""
+    values = cells.astype(object).to_numpy()
+    present = cells.notna().to_numpy()
+    out = np.full(len(values), MISSING_TEXT, dtype=object)
+    out[present] = [str(v).strip() for v in values[present]]
+    return out
+
+
+# ---- targets ------------------------------------------------------------------------------------
+
+
+def regression_targets(table, names):
+    """(y, notes): y float64, (n,) for one target or (n, k) for several."""
+    hint = " (for class labels, use --classify)"
+    columns = [numeric_values(table, name, hint=hint) for name in names]
+    notes = []
+    for name, values in zip(names, columns):
+        distinct = np.unique(values)
+        if (len(distinct) <= FEW_CLASSES and np.all(distinct == np.round(distinct))
+                and len(values) >= 3 * len(distinct)):
+            shown = ", ".join(f"{v:g}" for v in distinct)
+            notes.append(f"target {name!r} holds only {len(distinct)} distinct integers "
+                         f"({shown}): if they are classes, use --classify")
+    y = columns[0] if len(columns) == 1 else np.column_stack(columns)
+    return y, notes
+
+
+def class_targets(table, names):
+    """y: class labels (n,) for one target; a 0/1 indicator matrix (n, k) for several
+    (multilabel)."""
+    if len(names) == 1:
+        return _labels(table, names[0])
+    columns = []
+    for name in names:
+        values = _labels(table, name)
+        if values.dtype == bool:
+            values = values.astype(np.int64)
+        if values.dtype == object or not set(np.unique(values)) <= {0, 1}:
+            raise DataError(
+                f"{table.shown}: column {name!r} holds "
+                f"{names_list([str(v) for v in np.unique(values)], 5)}; with several --target "
+                "columns and --classify, each target is a 0/1 label (multilabel)")
+        columns.append(values.astype(np.int64))
+    return np.column_stack(columns)
+
+
+def _labels(table, name):
+    """Class labels of one column: integers, floats or booleans when every cell is one, else
+    the stripped strings. Missing cells are an error."""
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    cells = table.frame[name]
+    missing = np.flatnonzero(cells.isna().to_numpy())
+    if missing.size:
+        table.fail(int(missing[0]), name, "missing class label (an empty or NaN cell); fill it "
+                   "or remove the row")
+    if is_bool_dtype(cells):
+        return cells.to_numpy(dtype=bool)
+    if is_numeric_dtype(cells):
+        values = numeric_values(table, name)
+        fractional = np.flatnonzero(values != np.round(values))
+        if fractional.size:
+            table.fail(int(fractional[0]), name, f"{cells.iloc[fractional[0]]!r} is not a class "
+                       "label: labels are integers or text (for a numeric target, drop "
+                       "--classify)")
+        return values.astype(np.int64)
+    return _text_values(cells)

@@ -1,0 +1,84 @@
+"""``fastfnn export MODEL OUT.onnx``: the saved pipeline as ONNX, checked with onnxruntime against
+the model's own predictions; without skl2onnx a message saying what to install."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_cli_harness import ROOT, assert_one_line_error, run_forked
+
+from fastfnn import load_model
+
+
+def _feeds(frame, session):
+    """onnxruntime inputs: one (n, 1) array per column, typed as the ONNX input."""
+    feeds = {}
+    for spec in session.get_inputs():
+        column = frame[[spec.name]]
+        if spec.type == "tensor(string)":
+            feeds[spec.name] = column.fillna("").astype(str).to_numpy(object)
+        else:
+            kind = np.float32 if spec.type == "tensor(float)" else np.float64
+            feeds[spec.name] = column.to_numpy(kind)
+    return feeds
+
+
+def test_export_matches_the_model(tmp_path):
+    pytest.importorskip("skl2onnx")
+    ort = pytest.importorskip("onnxruntime")
+    rng = np.random.RandomState(0)
+    n = 150
+    frame = pd.DataFrame({"u": rng.uniform(-2, 2, n).round(4), "v": rng.uniform(-2, 2, n).round(4),
+                          "kind": rng.choice(["a", "b", "c"], n)})
+    frame["y"] = (np.sin(frame.u) + frame.v * (frame.kind == "a")).round(4)
+    frame.loc[::13, "kind"] = np.nan
+    frame.to_csv(tmp_path / "text.csv", index=False)
+    gappy = frame.copy()
+    gappy.loc[::11, "u"] = np.nan
+    gappy.to_csv(tmp_path / "gappy.csv", index=False)
+    fit = ["--epochs", "5", "--hidden", "8", "--quiet"]
+    runs = run_forked({
+        "fit text": (["fit", "text.csv", "--save", "text.model", *fit], tmp_path),
+        "fit gappy": (["fit", "gappy.csv", "--save", "gappy.model", *fit], tmp_path),
+        "fit iris": (["fit", "iris", "--classify", "--save", "iris.model", *fit], tmp_path),
+        "export text": (["export", "text.model", "text.onnx"], tmp_path),
+        "export gappy": (["export", "gappy.model", "gappy.onnx"], tmp_path),
+        "export iris": (["export", "iris.model", "iris.onnx"], tmp_path),
+    })
+    for key, result in runs.items():
+        assert result.returncode == 0, (key, result.stderr)
+    assert "exported text.onnx: inputs u, v, kind; outputs variable (y)" in \
+        runs["export text"].stdout
+    assert "numeric inputs are float32" in runs["export gappy"].stdout
+
+    for name, tol in (("text", 1e-12), ("gappy", 1e-5)):
+        session = ort.InferenceSession(str(tmp_path / f"{name}.onnx"))
+        data = frame if name == "text" else gappy
+        X = data[["u", "v", "kind"]].assign(kind=data["kind"].fillna("").astype(object))
+        expected = load_model(tmp_path / f"{name}.model").predict(X)
+        got = session.run(None, _feeds(X, session))[0].ravel()
+        np.testing.assert_allclose(got, expected, rtol=tol, atol=tol)
+
+    session = ort.InferenceSession(str(tmp_path / "iris.onnx"))
+    iris = pd.read_csv(ROOT / "data" / "iris.csv").drop(columns="species")
+    model = load_model(tmp_path / "iris.model")
+    label, proba = session.run(None, _feeds(iris, session))
+    np.testing.assert_array_equal(label, model.predict(iris))
+    np.testing.assert_allclose(proba, model.predict_proba(iris), rtol=1e-6, atol=1e-9)
+
+
+def test_export_without_skl2onnx_says_what_to_install(tmp_path, monkeypatch, capsys):
+    """As if skl2onnx were not installed (an import that fails): one line naming the extra."""
+    monkeypatch.setitem(sys.modules, "skl2onnx", None)  # `import skl2onnx` fails
+    monkeypatch.delitem(sys.modules, "fastfnn.onnx", raising=False)
+    monkeypatch.chdir(tmp_path)
+    from fastfnn.cli import main
+
+    (tmp_path / "m.model").write_bytes(b"")
+    code = main(["export", "m.model", "m.onnx"])
+    out, err = capsys.readouterr()
+    assert_one_line_error(subprocess.CompletedProcess([], code, out, err),
+                          'pip install "fastfnn[onnx]"', command="export")
+    assert not (tmp_path / "m.onnx").exists()
