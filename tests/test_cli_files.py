@@ -219,3 +219,24 @@ def test_a_huge_line_is_refused_with_bounded_memory(tmp_path):
             grown_mb = (runs[name, engine].maxrss_kb - runs["small", engine].maxrss_kb) / 1024
             assert grown_mb < 50, (name, engine, grown_mb)  # the file: 200 MB on one line
     assert_one_line_error(runs["wide_row", "c"], "wide_row.csv, line 3: longer than 1024 KiB")
+
+
+def test_permission_errors_are_named_as_such(d, monkeypatch, capsys):
+    """The same two messages where the user may write and read anything (root): the file
+    system's answers simulated in this process."""
+    import fastfnn
+    from fastfnn.cli import main, options
+
+    def refuse(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.chdir(d)
+    monkeypatch.setattr(fastfnn, "load_model", refuse)
+    assert main(["predict", "m.model", "d.csv"]) == 1
+    assert capsys.readouterr().err == ("fastfnn predict: error: m.model: cannot read the file "
+                                       "(permission denied)\n")
+    monkeypatch.setattr(options.os, "access", lambda path, mode: False)
+    assert main(["fit", "d.csv", "--save", "sub.model"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err == ("fastfnn fit: error: --save sub.model: cannot write in the "
+                                 "directory . (permission denied)\n")

@@ -22,7 +22,8 @@ def add_parser(sub):
                     "for regression with the identity output the target is standardised too "
                     "(TransformedTargetRegressor) and metrics are in its original units. By "
                     "default adam and sgd hold out --validation-fraction of the training rows "
-                    "and stop when the validation score stops improving.")
+                    "(when that makes 50 rows or more) and stop when the validation score "
+                    "stops improving.")
     p.add_argument("data", nargs="?", default=DEFAULT_DATASET, metavar="DATA",
                    help=f"CSV or .parquet file, or the name of a bundled dataset ({names}); "
                         f"default: {DEFAULT_DATASET}")
