@@ -633,7 +633,7 @@ def test_keyboard_interrupt_in_lbfgs_keeps_the_last_iterate(monkeypatch):
     propagate, leaving half-updated coefs_)."""
     X, y = data("reg")
     ff = FNNRegressor(hidden_layer_sizes=HIDDEN, solver="lbfgs", random_state=0, max_iter=50)
-    calls = _interrupt_on_call(monkeypatch, Network, "loss_grad", 12)
+    calls = _interrupt_on_call(monkeypatch, Network, "loss_grad_data", 12)
     with pytest.warns(UserWarning, match="Training interrupted by user."):
         ff.fit(X, y)
     assert calls["n"] == 12

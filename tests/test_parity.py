@@ -169,7 +169,7 @@ def assert_parity(ff, sk, X, dtype, where, loss_factor=1.0, record=True):
         dev.check("learning_rate", elementwise_rel(ff._optimizer.learning_rate,
                                                    sk._optimizer.learning_rate))
         if hasattr(sk._optimizer, "t"):
-            assert ff._optimizer.t == sk._optimizer.t
+            assert ff._optimizer.steps[0] == sk._optimizer.t
     if getattr(sk, "validation_scores_", None) is None:
         assert getattr(ff, "validation_scores_", None) is None
         assert getattr(ff, "best_validation_score_", None) is None

@@ -112,7 +112,9 @@ def test_tags_and_metadata_routing_are_sklearns(ff, sk):
 
 def test_public_names():
     assert set(fastfnn.__all__) == {"FNNRegressor", "FNNClassifier", "check_gradients",
-                                    "__version__"}
+                                    "gradcheck_cases", "HIDDEN_ACTIVATIONS", "REGRESSION_LOSSES",
+                                    "save_model", "load_model", "__version__"}
+    assert all(hasattr(fastfnn, name) for name in fastfnn.__all__)
 
 
 # ---- pickle, clone ------------------------------------------------------------------------
@@ -531,7 +533,7 @@ def test_partial_fit_after_a_change_of_solver_makes_a_new_optimizer():
     est.fit(X, y)
     est.set_params(solver="adam")
     est.partial_fit(X, y)
-    assert est._optimizer.name == "adam" and est._optimizer.t > 0
+    assert est._optimizer.name == "adam" and est._optimizer.steps[0] > 0
     sk = MLPRegressor(hidden_layer_sizes=HIDDEN, solver="sgd", random_state=0, max_iter=3)
     sk.fit(X, y).set_params(solver="adam").partial_fit(X, y)
     assert type(sk._optimizer).__name__ == "SGDOptimizer"

@@ -2,10 +2,10 @@
 
 from .activations import HIDDEN_ACTIVATIONS
 from .estimators import FNNClassifier, FNNRegressor
-from .gradcheck import check_gradients
+from ._version import __version__
+from .gradcheck import check_gradients, gradcheck_cases
 from .losses import REGRESSION_LOSSES
 from .model_io import load_model, save_model
 
-__version__ = "0.1.0"
-__all__ = ["FNNRegressor", "FNNClassifier", "check_gradients", "HIDDEN_ACTIVATIONS",
-           "REGRESSION_LOSSES", "save_model", "load_model", "__version__"]
+__all__ = ["FNNRegressor", "FNNClassifier", "check_gradients", "gradcheck_cases",
+           "HIDDEN_ACTIVATIONS", "REGRESSION_LOSSES", "save_model", "load_model", "__version__"]

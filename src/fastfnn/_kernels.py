@@ -3,32 +3,53 @@
 Numba's on-disk cache only watches the source file of the function it compiled, so every jitted
 function that calls another lives here. The file keeps the shape of the Python house:
 
-    run_batches_            the compiled minibatch loop (gather, forward, backward, update)
-    run_batches_parallel_   the same with each batch's rows split across threads
-      gather_batch_         rows idx[start:stop] of X, Y, sample_weight -> batch buffers
-      loss_grad_            backward_sums_ + finish_grad_: loss and the flat gradient
-        backward_sums_      forward_, loss sums, and the delta recursion (unscaled sums)
-          forward_          A[i+1] = act(A[i] @ W[i] + b[i])          (matmul_, bias_act_)
-          output_delta_     D[L-1] = (A[L] - Y) * act_out'(A[L]) (* sample_weight)
-          mul_act_deriv_    D[i-1] = (D[i] @ W[i].T) * act'(A[i])     (matmul_nt_)
+    run_batches_            the compiled minibatch loop: per batch, load, gradient, update
+    run_batches_parallel_   the same loop with the parts of each batch on several threads
+      batch_gradient_       the batch's gradient: part sums, added in part order, then scaled
+        part_sums_          one part of a batch: load_batch_ then backward_sums_
+          load_batch_       rows order[start:start+m] of X, Y, sample weights -> batch buffers
+          backward_sums_    forward_, loss sums and the delta recursion (unscaled sums)
+            forward_        A[i+1] = act(A[i] @ W[i] + b[i])          (matmul_, bias_act_)
+            output_delta_   D[L-1] = (A[L] - Y) * act_out'(A[L]) (* sample_weight)
+            mul_act_deriv_  D[i-1] = (D[i] @ W[i].T) * act'(A[i])     (matmul_nt_)
         finish_grad_        dW = (sums + alpha W) / S, db = sums / S
-      step_                 sgd_step_ or adam_step_ on the flat parameter vector
+      update_               the update rule: sgd_step_ or adam_step_, chosen by the rule's type
+
+The compiled loop takes a few named groups (NamedTuples, built in network.py and
+optimizers.py), not a row of positions:
+
+    Data       the rows: X (dense, or CSR data/indices/indptr), Y, sample weights, the order
+    Params     theta, its gradient, the layer sizes
+    Workspace  per part of a batch: A, D, Y and weight buffers, scratch, gradient sums
+    Model      activation and loss codes, L2 strength, the log-loss clip
+    SGDRule / AdamRule   an update rule: its own state and its hyper-parameters by name
 
 Layouts (row-batch, like scikit-learn; see network.py for the table of the math):
 
 * ``theta`` (n_params,) packs ``[W[0].ravel(), ..., W[L-1].ravel(), b[0], ..., b[L-1]]``, as
   scikit-learn's ``_pack``; ``grad`` has the same layout.
 * ``sizes`` (L+1,) int64 holds the layer units ``[n_features, hidden..., n_outputs]``.
-* ``A_buf`` holds A[0..L] of the current batch back to back, ``A[i]`` of shape (m, sizes[i]);
-  ``D_buf`` holds D[0..L-1], ``D[i]`` of shape (m, sizes[i+1]). Offsets follow the actual batch
-  size ``m`` so every view is C-contiguous.
+* A workspace row ``A[p]`` holds A[0..L] of part p's rows back to back, ``A[i]`` of shape
+  (m, sizes[i]); ``D[p]`` holds D[0..L-1], ``D[i]`` of shape (m, sizes[i+1]). Offsets follow the
+  actual row count ``m`` so every view is C-contiguous.
+
+Parts: a batch is split into a fixed number of parts (``Workspace.A.shape[0]``, chosen from the
+problem, never from the thread count); each part's sums are computed on their own and added in
+part order. So the result is the same bits whether one thread or several run the parts.
+
+Naming: a trailing underscore marks a function that writes into its leading argument(s) (arrays,
+or groups of arrays, named in the first line of its docstring); it returns nothing, or scalar
+sums. Functions without one write nothing: they return values or views.
 
 Elementwise kernels keep the dtype of their arrays (float32 stays float32): constants are made
 with ``X.dtype.type(...)``. Scalar loss values are accumulated in float64.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit, prange
+from numba.extending import overload
 
 # Fast-math flags that keep NaN/inf semantics (no "nnan", no "ninf").
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
@@ -40,14 +61,100 @@ jit = njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
 # reference-count updates (atomic operations) that each returned view would otherwise cost.
 jit_inline = njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy", inline="always")
 jit_update = njit(cache=True, fastmath=FASTMATH - {"reassoc"}, nogil=True, error_model="numpy")
+jit_parallel = njit(parallel=True, cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
 
 # Activation codes (activations.py maps names to these).
 IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP = 0, 1, 2, 3, 4, 5
 # Loss codes (losses.py maps names to these).
 SQUARED_ERROR, POISSON, BINARY_LOG_LOSS, LOG_LOSS = 0, 1, 2, 3
-# Solver codes (optimizers.py), and the layout of the ``hyper`` vector the update rules read.
-SGD, ADAM = 0, 1
-LR, MOMENTUM, NESTEROV, BETA_1, BETA_2, EPSILON = 0, 1, 2, 3, 4, 5
+
+
+# ----------------------------------------------------------------------------------------------
+# The groups the compiled loop takes (NamedTuples: Numba passes them as typed tuples).
+# ----------------------------------------------------------------------------------------------
+
+
+class Data(NamedTuple):
+    """The rows a loop reads, in the network's dtype.
+
+    X (n, n_features) C-ordered, or (0, 0) when the rows are CSR (X_data, X_indices, X_indptr:
+    the matrix's arrays, indices int64); Y (n, n_outputs), or (n, 0) for a forward pass only;
+    sw (n,) sample weights, read when ``use_sw``; order (n,) int64: batch k is the rows
+    ``order[k * batch_size : (k + 1) * batch_size]``.
+    """
+
+    X: np.ndarray
+    X_data: np.ndarray
+    X_indices: np.ndarray
+    X_indptr: np.ndarray
+    is_sparse: bool
+    Y: np.ndarray
+    sw: np.ndarray
+    use_sw: bool
+    order: np.ndarray
+
+
+class Params(NamedTuple):
+    """theta (n_params,) and grad (n_params,) packed as scikit-learn's ``_pack``; sizes (L+1,)."""
+
+    theta: np.ndarray
+    grad: np.ndarray
+    sizes: np.ndarray
+
+
+class Workspace(NamedTuple):
+    """Buffers for P parts of a batch of up to P * rows rows; row p of each array is part p's.
+
+    A (P, rows * sum(sizes)): A[0..L]; D (P, rows * sum(sizes[1:])): D[0..L-1];
+    Y (P, rows * n_outputs) and sw (P, rows): the part's targets and weights; scratch (P, s)
+    for the small-product kernel; part_grads (P - 1, n_params): gradient sums of parts 1..P-1
+    (part 0 sums into Params.grad); part_loss, part_weight (P,) float64: each part's loss and
+    weight sums.
+    """
+
+    A: np.ndarray
+    D: np.ndarray
+    Y: np.ndarray
+    sw: np.ndarray
+    scratch: np.ndarray
+    part_grads: np.ndarray
+    part_loss: np.ndarray
+    part_weight: np.ndarray
+
+
+class Model(NamedTuple):
+    """What the network computes: activation codes (hidden, output), the loss code, the code of
+    the output delta's factor act_out' (IDENTITY for canonical pairs), the L2 strength ``alpha``
+    and the probability clip ``eps`` of the log-losses."""
+
+    hidden_act: int
+    out_act: int
+    loss: int
+    deriv_act: int
+    alpha: float
+    eps: float
+
+
+class SGDRule(NamedTuple):
+    """SGD with momentum: its state (velocity (n_params,)) and hyper-parameters."""
+
+    velocity: np.ndarray
+    learning_rate: float
+    momentum: float
+    nesterov: bool
+
+
+class AdamRule(NamedTuple):
+    """Adam: its state (first and second moments m, v (n_params,), the number of steps taken
+    (1,) int64) and hyper-parameters."""
+
+    m: np.ndarray
+    v: np.ndarray
+    steps: np.ndarray
+    learning_rate: float
+    beta_1: float
+    beta_2: float
+    epsilon: float
 
 
 # ----------------------------------------------------------------------------------------------
@@ -236,6 +343,15 @@ def layer_view(buf, units, m, i):
     return buf[off : off + m * units[i]].reshape((m, units[i]))
 
 
+@jit_inline
+def zero_(x):
+    """Writes x: all zeros. A loop, not ``x[:] = 0``: inside a parallel loop an array
+    expression becomes a nested parallel loop of its own, which Numba does not run as written."""
+    flat = x.reshape(x.size)  # C-contiguous: a view
+    for j in range(flat.shape[0]):
+        flat[j] = 0
+
+
 # ----------------------------------------------------------------------------------------------
 # Small matrix products. On narrow float64 layers (e.g. 64 x 64 x 64) OpenBLAS's call and packing
 # overhead dominate and a 4 x 4 register-blocked dot-product kernel is 1.6-2x faster (float32 and
@@ -339,7 +455,7 @@ def matmul_tn_(A, B, out):
     if n > THIN:
         np.dot(A.T, B, out)
         return
-    out[:] = 0
+    zero_(out)
     for i in range(m):
         for j in range(n):
             b = B[i, j]
@@ -377,11 +493,9 @@ def matmul_(A, B, out, BT):
 
 
 @jit_inline
-def forward_(theta, sizes, A_buf, m, hidden_act, out_act, scratch):
-    """``A[i+1] = act(A[i] @ W[i] + b[i])`` for i = 0..L-1; A[0] (m, n_features) is filled.
-
-    ``scratch`` holds at least max(fan_in * fan_out) elements (for :func:`matmul_`).
-    """
+def forward_(A_buf, theta, sizes, m, hidden_act, out_act, scratch):
+    """Writes ``A_buf``: ``A[i+1] = act(A[i] @ W[i] + b[i])`` for i = 0..L-1, A[0] (m,
+    n_features) filled. ``scratch`` holds at least max(fan_in * fan_out) elements (matmul_)."""
     L = len(sizes) - 1
     for i in range(L):
         A_next = layer_view(A_buf, sizes, m, i + 1)  # (m, fan_out)
@@ -390,39 +504,39 @@ def forward_(theta, sizes, A_buf, m, hidden_act, out_act, scratch):
 
 
 @jit_inline
-def backward_sums_(theta, grad, sizes, A_buf, D_buf, Y, sw, use_sw, m,
-                   hidden_act, out_act, loss, deriv_act, eps, scratch):
-    """Forward, loss and the delta recursion on the batch in A[0], without the 1/S scaling.
+def backward_sums_(grad, A_buf, D_buf, scratch, theta, sizes, model, Y, sw, use_sw, m):
+    """Writes ``grad``, ``A_buf``, ``D_buf``: forward, loss and the delta recursion on the rows
+    in A[0], without the 1/S scaling.
 
-    Writes ``grad`` = [A[i].T @ D[i] ..., D[i].sum(0) ...] (the data term's sums) with
-    ``D[L-1] = (A[L] - Y) * act_out'(A[L]) [* s]``, ``D[i-1] = (D[i] @ W[i].T) * act'(A[i])``,
-    and returns ``(sum_i s_i l_i, S = sum_i s_i)``. Batches split across threads add these up.
+    ``grad`` = [A[i].T @ D[i] ..., D[i].sum(0) ...] (the data term's sums) with
+    ``D[L-1] = (A[L] - Y) * act_out'(A[L]) [* s]``, ``D[i-1] = (D[i] @ W[i].T) * act'(A[i])``.
+    Returns ``(sum_i s_i l_i, S = sum_i s_i)``: parts of a batch add these up.
     """
     L = len(sizes) - 1
     units = sizes[1:]
-    forward_(theta, sizes, A_buf, m, hidden_act, out_act, scratch)
+    forward_(A_buf, theta, sizes, m, model.hidden_act, model.out_act, scratch)
     A_out = layer_view(A_buf, sizes, m, L)
-    total, S = loss_sums(A_out, Y, sw, use_sw, loss, eps)
-    output_delta_(layer_view(D_buf, units, m, L - 1), A_out, Y, sw, use_sw, deriv_act)
+    total, S = loss_sums(A_out, Y, sw, use_sw, model.loss, model.eps)
+    output_delta_(layer_view(D_buf, units, m, L - 1), A_out, Y, sw, use_sw, model.deriv_act)
     for i in range(L - 1, -1, -1):
         D = layer_view(D_buf, units, m, i)  # (m, fan_out)
         A = layer_view(A_buf, sizes, m, i)  # (m, fan_in)
         matmul_tn_(A, D, w_view(grad, sizes, i))  # (fan_in, fan_out)
         db = b_view(grad, sizes, i)
-        db[:] = 0
+        zero_(db)
         for r in range(m):
             for c in range(D.shape[1]):
                 db[c] += D[r, c]
         if i > 0:
             D_prev = layer_view(D_buf, units, m, i - 1)  # (m, fan_in)
             matmul_nt_(D, w_view(theta, sizes, i), D_prev)
-            mul_act_deriv_(D_prev, A, hidden_act)
+            mul_act_deriv_(D_prev, A, model.hidden_act)
     return total, S
 
 
 @jit
-def finish_grad_(theta, grad, sizes, alpha, S):
-    """``dW <- (dW + alpha W) / S``, ``db <- db / S`` over the flat gradient (L2 on W only).
+def finish_grad_(grad, theta, sizes, alpha, S):
+    """Writes ``grad``: ``dW <- (dW + alpha W) / S``, ``db <- db / S`` (L2 on W only).
 
     Returns the batch's L2 term ``alpha/2 sum ||W||^2 / S`` (float64), read in the same pass.
     """
@@ -440,87 +554,140 @@ def finish_grad_(theta, grad, sizes, alpha, S):
     return 0.5 * alpha * sq / S
 
 
-@jit
-def loss_grad_(theta, grad, sizes, A_buf, D_buf, Y, sw, use_sw, m,
-               hidden_act, out_act, loss, deriv_act, alpha, eps, scratch):
-    """Forward, loss and backward on the batch in A[0]; writes dl/dtheta into ``grad``.
-
-    Returns ``(sum_i s_i l_i / S, alpha/2 sum ||W||^2 / S)`` (data term, L2 term; S = sum_i
-    s_i, or m) and writes ``grad`` = [dW..., db...] with ``dW[i] = (A[i].T @ D[i] + alpha W[i]) / S``,
-    ``db[i] = D[i].sum(0) / S``, ``D[i-1] = (D[i] @ W[i].T) * act'(A[i])``.
-    """
-    total, S = backward_sums_(theta, grad, sizes, A_buf, D_buf, Y, sw, use_sw, m,
-                              hidden_act, out_act, loss, deriv_act, eps, scratch)
-    penalty = finish_grad_(theta, grad, sizes, alpha, S)
-    return total / S, penalty
-
-
 # ----------------------------------------------------------------------------------------------
-# Batches and updates.
+# Batches: gather the rows, split them into parts, add the parts' sums in order.
 # ----------------------------------------------------------------------------------------------
 
 
 @jit_inline
-def gather_batch_(X, X_data, X_indices, X_indptr, is_sparse, Y, sw, use_sw, idx, start, stop,
-                  A0, Y_b, sw_b):
-    """Copy rows ``idx[start:stop]`` of X (dense, or CSR given by data/indices/indptr), Y and
-    sw into the batch buffers A0 (m, n_features), Y_b (m, n_outputs), sw_b (m,)."""
+def gather_rows_(A0, Y_b, sw_b, data, start):
+    """Writes A0 (m, n_features), Y_b (m, n_outputs), sw_b (m,): rows ``order[start:start+m]``
+    of X (dense or CSR), Y and the sample weights."""
     m, nf = A0.shape
     zero = A0.dtype.type(0.0)
+    X, Y, sw, order = data.X, data.Y, data.sw, data.order
     for r in range(m):
-        src = idx[start + r]
-        if is_sparse:
+        src = order[start + r]
+        if data.is_sparse:
             for j in range(nf):
                 A0[r, j] = zero
-            for p in range(X_indptr[src], X_indptr[src + 1]):
-                A0[r, X_indices[p]] += X_data[p]  # += : a CSR row may repeat a column
+            for p in range(data.X_indptr[src], data.X_indptr[src + 1]):
+                A0[r, data.X_indices[p]] += data.X_data[p]  # += : a CSR row may repeat a column
         else:
             for j in range(nf):
                 A0[r, j] = X[src, j]
         for j in range(Y.shape[1]):
             Y_b[r, j] = Y[src, j]
-        if use_sw:
+        if data.use_sw:
             sw_b[r] = sw[src]
 
 
 @jit_inline
-def load_batch_(X, X_data, X_indices, X_indptr, is_sparse, Y, sw, use_sw, idx, start, m, sizes,
-                A_buf, Y_buf, sw_buf):
-    """Gather rows ``idx[start:start+m]`` into A[0] of ``A_buf`` and into the target and weight
-    buffers; returns the batch's views Y_b (m, n_outputs) and sw_b (m,)."""
-    n_out = Y.shape[1]
+def load_batch_(A_buf, Y_buf, sw_buf, data, sizes, start, m):
+    """Writes A[0] of ``A_buf`` and the target and weight buffers with rows
+    ``order[start:start+m]``; returns the batch's views Y_b (m, n_outputs) and sw_b (m,)."""
+    n_out = data.Y.shape[1]
     Y_b = Y_buf[: m * n_out].reshape((m, n_out))
     sw_b = sw_buf[:m]
-    gather_batch_(X, X_data, X_indices, X_indptr, is_sparse, Y, sw, use_sw, idx, start,
-                  start + m, layer_view(A_buf, sizes, m, 0), Y_b, sw_b)
+    gather_rows_(layer_view(A_buf, sizes, m, 0), Y_b, sw_b, data, start)
     return Y_b, sw_b
 
 
+@jit_inline
+def part_sums_(params, work, data, model, p, start, m):
+    """Writes part p's gradient sums (Params.grad for p = 0, else part_grads[p-1]) for part p
+    of the batch of m rows at ``start`` (rows split evenly, in order); returns the part's loss
+    and weight sums ``(sum_i s_i l_i, sum_i s_i)``."""
+    P = work.A.shape[0]
+    r0 = start + (m * p) // P
+    mp = start + (m * (p + 1)) // P - r0
+    g = params.grad if p == 0 else work.part_grads[p - 1]
+    if mp == 0:
+        zero_(g)
+        return 0.0, 0.0
+    Y_b, sw_b = load_batch_(work.A[p], work.Y[p], work.sw[p], data, params.sizes, r0, mp)
+    return backward_sums_(g, work.A[p], work.D[p], work.scratch[p], params.theta, params.sizes,
+                          model, Y_b, sw_b, data.use_sw, mp)
+
+
+@jit_inline
+def batch_gradient_(params, work, model):
+    """Writes Params.grad: the parts' sums added in part order, then scaled (finish_grad_).
+
+    Returns ``(data term, L2 term, S)`` of the batch loss, S the batch's rows or weight sum;
+    with S = 0 (every weight zero) the gradient is left unscaled and both terms are 0.
+    """
+    grad = params.grad
+    for q in range(work.part_grads.shape[0]):  # fixed order: the same bits on any thread count
+        g = work.part_grads[q]
+        for j in range(grad.shape[0]):
+            grad[j] += g[j]
+    total = 0.0
+    S = 0.0
+    for p in range(work.part_loss.shape[0]):
+        total += work.part_loss[p]
+        S += work.part_weight[p]
+    if S == 0.0:
+        return 0.0, 0.0, S
+    penalty = finish_grad_(grad, params.theta, params.sizes, model.alpha, S)
+    return total / S, penalty, S
+
+
+@jit
+def loss_grad_(params, work, data, model):
+    """Writes Params.grad (and the workspace): forward, loss and backward on all rows of
+    ``data`` as one batch, split into the workspace's parts.
+
+    Returns ``(sum_i s_i l_i / S, alpha/2 sum ||W||^2 / S)`` (data term, L2 term; S = sum_i
+    s_i, or the row count) with ``grad`` = [dW..., db...], ``dW[i] = (A[i].T @ D[i] + alpha
+    W[i]) / S``, ``db[i] = D[i].sum(0) / S``, ``D[i-1] = (D[i] @ W[i].T) * act'(A[i])``.
+    """
+    n = data.order.shape[0]
+    part_loss, part_weight = work.part_loss, work.part_weight
+    for p in range(work.A.shape[0]):
+        part_loss[p], part_weight[p] = part_sums_(params, work, data, model, p, 0, n)
+    value, penalty, _ = batch_gradient_(params, work, model)
+    return value, penalty
+
+
+# ----------------------------------------------------------------------------------------------
+# Update rules, and the compiled minibatch loop.
+# ----------------------------------------------------------------------------------------------
+
+
 @jit_update
-def sgd_step_(theta, grad, velocity, lr, momentum, nesterov):
-    """``v <- mu v - lr g``; ``theta += mu v - lr g`` (Nesterov) or ``theta += v``."""
+def sgd_step_(rule, theta, grad):
+    """Writes the velocity and theta: ``v <- mu v - lr g``; ``theta += mu v - lr g``
+    (Nesterov) or ``theta += v``."""
     dt = theta.dtype.type
-    lr = dt(lr)
-    mu = dt(momentum)
+    lr = dt(rule.learning_rate)
+    mu = dt(rule.momentum)
+    velocity = rule.velocity
     for p in range(theta.shape[0]):
         v = mu * velocity[p] - lr * grad[p]
         velocity[p] = v
-        if nesterov:
+        if rule.nesterov:
             theta[p] += mu * v - lr * grad[p]
         else:
             theta[p] += v
 
 
 @jit_update
-def adam_step_(theta, grad, m1, m2, lr_t, beta_1, beta_2, epsilon):
-    """``m <- b1 m + (1-b1) g``; ``v <- b2 v + (1-b2) g^2``; ``theta -= lr_t m / (sqrt(v) + eps)``,
-    with ``lr_t = lr sqrt(1 - b2^t) / (1 - b1^t)`` computed by the caller."""
+def adam_step_(rule, theta, grad):
+    """Writes the moments, the step count and theta: ``t += 1``; ``m <- b1 m + (1-b1) g``;
+    ``v <- b2 v + (1-b2) g^2``; ``theta -= lr_t m / (sqrt(v) + eps)``, with
+    ``lr_t = lr sqrt(1 - b2^t) / (1 - b1^t)``."""
+    rule.steps[0] += 1
+    t = rule.steps[0]
+    b1f, b2f = rule.beta_1, rule.beta_2
+    lr_t = rule.learning_rate * np.sqrt(1.0 - b2f**t) / (1.0 - b1f**t)
     dt = theta.dtype.type
     one = dt(1.0)
-    b1 = dt(beta_1)
-    b2 = dt(beta_2)
+    b1 = dt(b1f)
+    b2 = dt(b2f)
     lr = dt(lr_t)
-    eps = dt(epsilon)
+    eps = dt(rule.epsilon)
+    m1, m2 = rule.m, rule.v
     for p in range(theta.shape[0]):
         g = grad[p]
         m1[p] = b1 * m1[p] + (one - b1) * g
@@ -528,95 +695,86 @@ def adam_step_(theta, grad, m1, m2, lr_t, beta_1, beta_2, epsilon):
         theta[p] -= lr * m1[p] / (np.sqrt(m2[p]) + eps)
 
 
-@jit
-def run_batches_(X, X_data, X_indices, X_indptr, is_sparse, Y, sw, use_sw, idx,
-                 first_batch, last_batch, batch_size,
-                 theta, grad, sizes, A_buf, D_buf, Y_buf, sw_buf, scratch,
-                 hidden_act, out_act, loss, deriv_act, alpha, eps,
-                 solver, state_1, state_2, hyper, adam_t):
-    """Train on batches ``first_batch..last_batch-1`` of the order ``idx`` without leaving
-    compiled code: gather, forward, backward, update, per batch.
+def update_(rule, theta, grad):
+    """Writes the rule's state and theta: one step of the update rule (SGDRule or AdamRule).
 
-    ``hyper`` = [learning_rate, momentum, nesterov, beta_1, beta_2, epsilon]; ``state_1/2`` are
-    the SGD velocity (and an unused buffer) or Adam's first and second moments. Returns
-    ``(data, penalty, adam_t)``: the sums over batches of the batch's data term and L2 term
-    (see :func:`loss_grad_`), each times the batch's rows.
+    Compiled code picks the step by the rule's type (an overload); from Python, the same.
     """
-    n = idx.shape[0]
-    data = 0.0
-    penalty = 0.0
+    step = sgd_step_ if isinstance(rule, SGDRule) else adam_step_
+    step(rule, theta, grad)
+
+
+@overload(update_, jit_options={"cache": True})
+def _update_by_rule(rule, theta, grad):
+    """The compiled :func:`update_`: the step of the rule's type, resolved at compile time."""
+    if rule.instance_class is SGDRule:
+        return lambda rule, theta, grad: sgd_step_(rule, theta, grad)
+    if rule.instance_class is AdamRule:
+        return lambda rule, theta, grad: adam_step_(rule, theta, grad)
+    return None
+
+
+@jit_inline
+def train_batches_(params, rule, work, data, model, first_batch, last_batch, batch_size):
+    """Writes Params (theta, grad), the rule's state and the workspace: batches
+    ``first_batch..last_batch-1`` of ``data.order``, each loaded, differentiated (its parts
+    under ``prange``) and applied.
+
+    Returns ``(data, penalty)``: the sums over batches of the batch's data term and L2 term
+    (see :func:`loss_grad_`), each times the batch's rows. A batch whose weights sum to 0
+    changes nothing.
+    """
+    n = data.order.shape[0]
+    P = work.A.shape[0]
+    part_loss, part_weight = work.part_loss, work.part_weight  # outside prange: written inside
+    data_sum = 0.0
+    penalty_sum = 0.0
     for k in range(first_batch, last_batch):
         start = k * batch_size
-        stop = min(start + batch_size, n)
-        m = stop - start
-        Y_b, sw_b = load_batch_(X, X_data, X_indices, X_indptr, is_sparse, Y, sw, use_sw, idx,
-                                start, m, sizes, A_buf, Y_buf, sw_buf)
-        batch_data, batch_penalty = loss_grad_(theta, grad, sizes, A_buf, D_buf, Y_b, sw_b,
-                                               use_sw, m, hidden_act, out_act, loss, deriv_act,
-                                               alpha, eps, scratch)
-        data += batch_data * m
-        penalty += batch_penalty * m
-        adam_t = step_(solver, theta, grad, state_1, state_2, hyper, adam_t)
-    return data, penalty, adam_t
+        m = min(start + batch_size, n) - start
+        for p in prange(P):
+            part_loss[p], part_weight[p] = part_sums_(params, work, data, model, p, start, m)
+        value, penalty, S = batch_gradient_(params, work, model)
+        if S == 0.0:
+            continue
+        data_sum += value * m
+        penalty_sum += penalty * m
+        update_(rule, params.theta, params.grad)
+    return data_sum, penalty_sum
 
 
 @jit
-def step_(solver, theta, grad, state_1, state_2, hyper, adam_t):
-    """One update of theta by SGD or Adam (``hyper`` as in run_batches_); returns adam_t."""
-    if solver == SGD:
-        sgd_step_(theta, grad, state_1, hyper[LR], hyper[MOMENTUM], hyper[NESTEROV] != 0.0)
-    else:
-        adam_t += 1
-        b1, b2 = hyper[BETA_1], hyper[BETA_2]
-        lr_t = hyper[LR] * np.sqrt(1.0 - b2**adam_t) / (1.0 - b1**adam_t)
-        adam_step_(theta, grad, state_1, state_2, lr_t, b1, b2, hyper[EPSILON])
-    return adam_t
+def run_batches_(params, rule, work, data, model, first_batch, last_batch, batch_size):
+    """:func:`train_batches_` on one thread (the parts one after the other)."""
+    return train_batches_(params, rule, work, data, model, first_batch, last_batch, batch_size)
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
-def run_batches_parallel_(X, X_data, X_indices, X_indptr, is_sparse, Y, sw, use_sw, idx,
-                          first_batch, last_batch, batch_size,
-                          theta, grad, sizes, A_bufs, D_bufs, Y_bufs, sw_bufs, scratches, grads,
-                          hidden_act, out_act, loss, deriv_act, alpha, eps,
-                          solver, state_1, state_2, hyper, adam_t):
-    """:func:`run_batches_` with each batch's rows split across T threads (data parallel).
+@jit_parallel
+def run_batches_parallel_(params, rule, work, data, model, first_batch, last_batch,
+                          batch_size):
+    """:func:`train_batches_` with the parts of each batch on Numba's threads (OpenMP/TBB):
+    the same bits as :func:`run_batches_`, since each part is summed on its own and the parts
+    are added in order."""
+    return train_batches_(params, rule, work, data, model, first_batch, last_batch, batch_size)
 
-    Thread t gathers its share of the rows into its own buffers (``A_bufs[t]`` ..., rows of the
-    2-D buffer arrays) and computes the unscaled sums of :func:`backward_sums_` into
-    ``grads[t]``, where ``grads[0]`` must be ``grad`` itself; the sums are then added into
-    ``grad``, scaled by 1/S with the L2 term, and applied. The result equals the serial loop's up
-    to the order of floating-point additions.
-    """
-    T = A_bufs.shape[0]
-    n = idx.shape[0]
-    totals = np.zeros(T)
-    weights = np.zeros(T)
-    data = 0.0
-    penalty = 0.0
-    for k in range(first_batch, last_batch):
-        start = k * batch_size
-        stop = min(start + batch_size, n)
-        m = stop - start
-        for t in prange(T):
-            r0 = start + (m * t) // T
-            mt = start + (m * (t + 1)) // T - r0
-            if mt == 0:
-                grads[t][:] = 0
-                totals[t] = 0.0
-                weights[t] = 0.0
-                continue
-            Y_b, sw_b = load_batch_(X, X_data, X_indices, X_indptr, is_sparse, Y, sw, use_sw,
-                                    idx, r0, mt, sizes, A_bufs[t], Y_bufs[t], sw_bufs[t])
-            totals[t], weights[t] = backward_sums_(
-                theta, grads[t], sizes, A_bufs[t], D_bufs[t], Y_b, sw_b, use_sw, mt,
-                hidden_act, out_act, loss, deriv_act, eps, scratches[t])
-        for t in range(1, T):  # thread 0 summed into grad itself (grads[0] is grad)
-            grad += grads[t]
-        S = weights.sum()
-        penalty += finish_grad_(theta, grad, sizes, alpha, S) * m
-        data += totals.sum() / S * m
-        adam_t = step_(solver, theta, grad, state_1, state_2, hyper, adam_t)
-    return data, penalty, adam_t
+
+@jit
+def forward_rows_(out, work, data, params, model):
+    """Writes ``out`` (n, n_outputs): the output activations of all rows of ``data``, through
+    the workspace's part 0 in chunks of its rows."""
+    n = data.order.shape[0]
+    sizes = params.sizes
+    L = len(sizes) - 1
+    chunk = work.sw.shape[1]
+    for start in range(0, n, chunk):
+        m = min(start + chunk, n) - start
+        load_batch_(work.A[0], work.Y[0], work.sw[0], data, sizes, start, m)
+        forward_(work.A[0], params.theta, sizes, m, model.hidden_act, model.out_act,
+                 work.scratch[0])
+        A_out = layer_view(work.A[0], sizes, m, L)
+        for r in range(m):
+            for j in range(A_out.shape[1]):
+                out[start + r, j] = A_out[r, j]
 
 
 def _load_numba_registries():

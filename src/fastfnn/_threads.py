@@ -27,6 +27,10 @@ import numpy as np
 # 1.3x) but its speed varies by 2x from run to run with the other core's availability, while one
 # thread is steady; from ~10 MFLOP (deep, medium, wide) the gain (1.5-1.7x) holds up.
 DATA_PARALLEL_FLOPS = 1e7
+# Parts such a batch is split into: each part's gradient sums are computed on their own and
+# added in part order, so the bits do not depend on how many threads run the parts. Each part
+# beyond the first holds a gradient-sized buffer, so more parts cost memory (n_params each).
+PARTS = 2
 # Per-product work (rows * largest fan_in * fan_out) from which BLAS's second thread pays off.
 TWO_THREAD_WORK = 2**24
 
@@ -74,14 +78,40 @@ def max_threads():
     return max(1, min(cores, get_num_threads()))
 
 
-def training_threads(sizes, batch_size):
-    """Threads that split each minibatch's rows in training: all cores for batches with enough
-    work (each thread keeping at least 8 rows), else 1."""
+def training_parts(sizes, batch_size):
+    """Parts each minibatch's rows are split into, chosen from the problem alone (never from
+    the thread count, so that the result is the same bits on any number of threads): PARTS for
+    batches with enough work (each part keeping at least 8 rows), else 1."""
     sizes = np.asarray(sizes)
     flops = 6.0 * batch_size * float(np.sum(sizes[:-1] * sizes[1:]))
-    if flops < DATA_PARALLEL_FLOPS or _forked or not _threadsafe_layer():
+    if flops < DATA_PARALLEL_FLOPS:
         return 1
-    return max(1, min(max_threads(), batch_size // 8))
+    return max(1, min(PARTS, batch_size // 8))
+
+
+def training_threads(parts):
+    """Threads that run a batch's parts: up to one per part, where Numba's threading layer
+    is thread-safe and this process was not forked from one that trained; else 1."""
+    if parts <= 1 or _forked or not _threadsafe_layer():
+        return 1
+    return max(1, min(max_threads(), parts))
+
+
+@contextmanager
+def numba_threads(n_threads):
+    """Within the block, Numba's parallel loops of the calling thread use ``n_threads``
+    threads (Numba's setting is per calling thread; restored after)."""
+    if n_threads <= 1:
+        yield
+        return
+    import numba
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(n_threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
 
 
 def blas_threads(sizes, rows):

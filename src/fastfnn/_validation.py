@@ -16,6 +16,14 @@ from sklearn.utils.multiclass import _check_partial_fit_first_call  # noqa: F401
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight  # noqa: F401
 
+try:  # scikit-learn >= 1.9: callbacks (set_callbacks); older versions train without them
+    from sklearn.callback import CallbackSupportMixin
+except ImportError:  # pragma: no cover - older scikit-learn
+
+    class CallbackSupportMixin:
+        """Stand-in where scikit-learn has no callback API: no ``set_callbacks``."""
+
+
 MLP_CONSTRAINTS = {
     "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
     "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],

@@ -3,7 +3,7 @@
 Drop-in replacements for scikit-learn 1.9's MLPRegressor / MLPClassifier: the same parameters
 (names, defaults, order), fitted attributes and random draws, so the same ``random_state`` gives
 the same weights to floating-point tolerance. One implementation (:class:`_BaseFNN`) serves
-both; training itself is in trainer.py and the math in network.py.
+both (``_base.py``); training itself is in trainer.py and the math in network.py.
 
 Differences from scikit-learn 1.9.1, on purpose (see also shared/SKLEARN_MLP.md, "fastfnn:"):
 
@@ -33,336 +33,43 @@ Differences from scikit-learn 1.9.1, on purpose (see also shared/SKLEARN_MLP.md,
 * Input-validation errors keep scikit-learn's types and messages, plus a sentence on what to do.
 """
 
-import copy
-from contextlib import contextmanager
-
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
-from sklearn.utils import check_random_state
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
+from ._base import BaseFNN, rollback_on_error
 from ._validation import (
-    MLP_CONSTRAINTS,
     REGRESSOR_CONSTRAINTS,
     _check_partial_fit_first_call,
-    _check_sample_weight,
     _fit_context,
     explained_errors,
 )
-from .network import DataSource, Network, init_params, layer_sizes
-from .trainer import TrainState, fit_lbfgs, fit_stochastic
-
-_STOCHASTIC_SOLVERS = ("sgd", "adam")
 
 
-@contextmanager
-def _rollback_on_error(estimator):
-    """Restore the estimator's attributes if the block raises (nothing is half-updated).
+def _validation_scoring(decode, metric):
+    """``score(Y_val, outputs, sw_val)``: ``metric(decode(Y_val), decode(outputs), sw_val)``,
+    NaN where the decoded predictions are floats and not all finite (scikit-learn's
+    ``_score``). ``decode`` maps (n, n_outputs) arrays to targets as ``predict`` returns them."""
 
-    A fit replaces attributes rather than mutating them (training works on copies), so a
-    shallow snapshot of ``__dict__`` suffices; the one object a fit advances in place, a
-    ``RandomState`` passed as ``random_state``, has its state restored as well.
-    """
-    saved = dict(estimator.__dict__)
-    rng = estimator.random_state
-    rng_state = rng.get_state() if isinstance(rng, np.random.RandomState) else None
-    try:
-        yield
-    except BaseException:
-        estimator.__dict__.clear()
-        estimator.__dict__.update(saved)
-        if rng_state is not None:
-            rng.set_state(rng_state)
-        raise
+    def score(Y_val, outputs, sw_val):
+        y_pred = decode(outputs)
+        if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
+            return np.nan
+        return metric(decode(Y_val), y_pred, sample_weight=sw_val)
+
+    return score
 
 
-class _BaseFNN(BaseEstimator):
-    """Shared implementation of the two estimators (not for direct use)."""
-
-    _parameter_constraints: dict = dict(MLP_CONSTRAINTS)
-
-    # ---- what the subclasses define -----------------------------------------------------------
-
-    def _loss_name(self):
-        """Loss of the network: 'squared_error', 'poisson', 'binary_log_loss' or 'log_loss'."""
-        raise NotImplementedError
-
-    def _fitted_loss(self):
-        """The loss of the fitted network, told by its output activation."""
-        raise NotImplementedError
-
-    def _output_activation(self):
-        raise NotImplementedError
-
-    # ---- fitting ------------------------------------------------------------------------------
-
-    def _hidden_sizes(self):
-        sizes = self.hidden_layer_sizes
-        sizes = list(sizes) if hasattr(sizes, "__iter__") else [sizes]
-        if np.any(np.array(sizes) <= 0):
-            raise ValueError(
-                "hidden_layer_sizes must be > 0, got %s. Give every hidden layer at least one "
-                "unit (an empty tuple () means no hidden layer)." % sizes
-            )
-        return [int(s) for s in sizes]
-
-    def _fit(self, X, y, sample_weight=None, incremental=False):
-        with _rollback_on_error(self), explained_errors():
-            return self._fit_committing(X, y, sample_weight, incremental)
-
-    def _fit_committing(self, X, y, sample_weight, incremental):
-        hidden = self._hidden_sizes()
-        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
-        X, y = self._validate_input(X, y, incremental, reset=first_pass)
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X)
-        Y = y.reshape(-1, 1) if y.ndim == 1 else y
-        sizes = [X.shape[1]] + hidden + [Y.shape[1]]
-        self._random_state = check_random_state(self.random_state)
-        if first_pass:
-            self._initialize(Y, sizes, X.dtype)
-        else:
-            self._check_continuable(sizes)
-        net = self._network(sizes, self.coefs_[0].dtype)
-        net.set_params(self.coefs_, self.intercepts_)
-        if self.solver in _STOCHASTIC_SOLVERS:
-            state = self._train_state(net, incremental)
-            fit_stochastic(state, self, X, Y, sample_weight, self._random_state, incremental,
-                           stratify=is_classifier(self) and self.n_outputs_ == 1,
-                           make_scorer=self._validation_scorer)
-        else:
-            state = TrainState(net)
-            fit_lbfgs(state, self, X, Y, sample_weight)
-        if not np.all(np.isfinite(net.theta)):
-            raise ValueError(
-                "Solver produced non-finite parameter weights. The input data may contain large "
-                "values and need to be preprocessed (e.g. with "
-                "sklearn.preprocessing.StandardScaler), or learning_rate_init may be too large."
-            )
-        self._commit(state)
-        return self
-
-    def _check_continuable(self, sizes):
-        """warm_start / partial_fit continue the fitted network: its layout and output must not
-        have changed (scikit-learn would train on silently, or fail deep inside backprop)."""
-        fitted = layer_sizes(self.coefs_)
-        if fitted != sizes:
-            raise ValueError(
-                f"The fitted network has layer sizes {fitted} but this call needs {sizes}: "
-                "hidden_layer_sizes, the feature count and the output count must stay the same "
-                "for warm_start and partial_fit. Set warm_start=False (or start a new "
-                "estimator) to fit another layout."
-            )
-        if self._output_activation() != self.out_activation_:
-            raise ValueError(
-                f"The fitted network has the output activation {self.out_activation_!r} but "
-                f"the current parameters give {self._output_activation()!r}: loss and "
-                "out_activation must stay the same for warm_start and partial_fit. Set "
-                "warm_start=False (or start a new estimator) to change them."
-            )
-
-    def _network(self, sizes, dtype):
-        return Network(sizes, self.activation, self._output_activation(), self._loss_name(),
-                       dtype)
-
-    def _initialize(self, Y, sizes, dtype):
-        """First pass: scikit-learn's ``_initialize`` (same random draws, same attributes)."""
-        self.n_iter_ = 0
-        self.t_ = 0
-        self.n_outputs_ = Y.shape[1]
-        self.n_layers_ = len(sizes)
-        self.out_activation_ = self._output_activation()
-        self.coefs_, self.intercepts_ = init_params(sizes, self.activation, self._random_state,
-                                                    dtype)
-        # the early-stopping snapshot (scikit-learn keeps one always; fastfnn only when used)
-        keep = self.early_stopping and self.solver in _STOCHASTIC_SOLVERS
-        self._best_coefs = [c.copy() for c in self.coefs_] if keep else None
-        self._best_intercepts = [b.copy() for b in self.intercepts_] if keep else None
-        if self.solver in _STOCHASTIC_SOLVERS:
-            self.loss_curve_ = []
-            self._no_improvement_count = 0
-            if self.early_stopping:
-                self.validation_scores_ = []
-                self.best_validation_score_ = -np.inf
-                self.best_loss_ = None
-            else:
-                self.best_loss_ = self._best_stall_loss = np.inf
-                self.validation_scores_ = None
-                self.best_validation_score_ = None
-
-    def _train_state(self, net, incremental):
-        """A TrainState holding copies of everything training may change.
-
-        A warm start or partial_fit continues the history (loss curve, best loss or best
-        validation score and weights, stall count) as scikit-learn does. Where that history
-        was recorded in another mode (early_stopping switched, or a previous 'lbfgs' fit, for
-        which scikit-learn fails with AttributeError/TypeError), the history of the current
-        mode starts afresh as on a first fit, from the current weights.
-        """
-        keep_optimizer = incremental and hasattr(self, "_optimizer")
-        state = TrainState(
-            net,
-            optimizer=copy.deepcopy(self._optimizer) if keep_optimizer else None,
-            n_iter=self.n_iter_,
-            t=self.t_,
-            loss=getattr(self, "loss_", None),
-            # new epochs only: appended on commit (no copy of a long partial_fit history)
-            loss_curve=[],
-            no_improvement_count=getattr(self, "_no_improvement_count", 0),
-        )
-        if self.early_stopping:
-            state.best_theta = net.theta.copy()  # the early-stopping snapshot, packed as theta
-            if getattr(self, "validation_scores_", None) is None:  # history of another mode
-                state.validation_scores, state.best_validation_score = [], -np.inf
-                state.no_improvement_count = 0
-            else:
-                state.validation_scores = list(self.validation_scores_)
-                state.best_validation_score = self.best_validation_score_
-                for dst, src in zip(net.coefs(state.best_theta) + net.intercepts(state.best_theta),
-                                    self._best_coefs + self._best_intercepts):
-                    dst[...] = src
-            state.best_loss = None
-        else:
-            state.best_loss = getattr(self, "best_loss_", None)
-            state.best_stall_loss = getattr(self, "_best_stall_loss", np.inf)
-            if state.best_loss is None:  # history of another mode
-                state.best_loss, state.no_improvement_count = np.inf, 0
-                state.best_stall_loss = np.inf
-        return state
-
-    def _commit(self, state):
-        """Publish a successful fit's results as the fitted attributes."""
-        net = state.net
-        # views into the trained theta, which no one else holds after the fit (no copy)
-        self.coefs_ = net.coefs()
-        self.intercepts_ = net.intercepts()
-        self.n_iter_ = state.n_iter
-        self.loss_ = state.loss
-        if self.solver in _STOCHASTIC_SOLVERS:
-            self.t_ = state.t
-            if isinstance(getattr(self, "loss_curve_", None), list):
-                self.loss_curve_.extend(state.loss_curve)  # after success only: rollback-safe
-            else:  # first stochastic fit after an 'lbfgs' one
-                self.loss_curve_ = state.loss_curve
-            self.best_loss_ = state.best_loss
-            self._best_stall_loss = state.best_stall_loss
-            self._no_improvement_count = state.no_improvement_count
-            self.validation_scores_ = state.validation_scores
-            self.best_validation_score_ = state.best_validation_score
-            self._optimizer = state.optimizer
-            if self.early_stopping:
-                self._best_coefs = [w.copy() for w in net.coefs(state.best_theta)]
-                self._best_intercepts = [b.copy() for b in net.intercepts(state.best_theta)]
-
-    def _validation_scorer(self, X_val, Y_val, sw_val):
-        """``score(net)``: the early-stopping score (accuracy / R^2) of the network being
-        trained on the held-out rows, as scikit-learn's ``_score`` (NaN where the predictions
-        are floats and not all finite). Targets are decoded and X converted once per fit."""
-        y_true = self._decode_targets(Y_val)
-        sources = {}
-
-        def score(net):
-            if net.dtype not in sources:
-                sources[net.dtype] = DataSource(X_val, net.dtype)
-            y_pred = self._output_to_prediction(net.forward(sources[net.dtype]))
-            if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
-                return np.nan
-            return self._score_function(y_true, y_pred, sample_weight=sw_val)
-
-        return score
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
-        """Fit the model to data matrix X and target(s) y.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            The input data. float32 input trains in float32 end to end.
-        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-            The target values (class labels in classification, real numbers in regression).
-        sample_weight : array-like of shape (n_samples,), default=None
-            Sample weights.
-
-        Returns
-        -------
-        self : object
-            The fitted model.
-        """
-        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
-
-    def _check_solver(self):
-        if self.solver not in _STOCHASTIC_SOLVERS:
-            raise AttributeError(
-                "partial_fit is only available for stochastic optimizers. %s is not "
-                "stochastic. Use solver='sgd' or solver='adam' for partial_fit, or fit for "
-                "%r." % (self.solver, self.solver)
-            )
-        return True
-
-    # ---- prediction ---------------------------------------------------------------------------
-
-    def _fitted_network(self, dtype):
-        """A Network holding the fitted parameters, in ``dtype``, with the fitted model's loss
-        (not the current ``loss`` parameter, which ``set_params`` may have changed since)."""
-        net = Network(layer_sizes(self.coefs_), self.activation, self.out_activation_,
-                      self._fitted_loss(), dtype)
-        net.set_params(self.coefs_, self.intercepts_)
-        return net
-
-    def _forward(self, X):
-        """Output activations (n_samples, n_outputs) for X, computed by the compiled forward.
-
-        Computed in float32 when both X and the model are float32, else in float64 (NumPy's
-        promotion of ``X @ coefs_``, as in scikit-learn).
-        """
-        check_is_fitted(self)
-        with explained_errors():
-            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
-        float32 = X.dtype == np.float32 and self.coefs_[0].dtype == np.float32
-        return self._fitted_network(np.float32 if float32 else np.float64).forward(X)
-
-    def predict(self, X):
-        """Predict using the network.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-
-        Returns
-        -------
-        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
-            Predicted values (regressor) or class labels (classifier; (n_samples, n_classes)
-            indicators for multilabel problems).
-        """
-        return self._output_to_prediction(self._forward(X))
-
-    def _gradient_problem(self, X, y, sample_weight=None):
-        """For check_gradients: a float64 copy of the fitted network and the targets it fits.
-
-        Returns (network, Y (n, n_outputs) float64, sample_weight or None, alpha).
-        """
-        check_is_fitted(self)
-        with explained_errors():
-            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False,
-                              dtype=np.float64)
-        Y = self._encode_targets(y)
-        net = self._fitted_network(np.float64)
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X)
-        return net, X, Y.astype(np.float64).reshape(X.shape[0], -1), sample_weight, self.alpha
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = True
-        return tags
+def _ravel_single(Y):
+    """(n,) for a single column, else Y itself (n, k)."""
+    return Y.ravel() if Y.shape[1] == 1 else Y
 
 
-class FNNClassifier(ClassifierMixin, _BaseFNN):
+class FNNClassifier(ClassifierMixin, BaseFNN):
     """Multi-layer perceptron classifier: scikit-learn's MLPClassifier, compiled.
 
     Optimizes the log-loss with L-BFGS, SGD (momentum, Nesterov) or Adam. Parameters, defaults,
@@ -469,16 +176,14 @@ class FNNClassifier(ClassifierMixin, _BaseFNN):
         return self._label_binarizer.transform(column_or_1d(y) if np.ndim(y) == 2 and
                                                np.shape(y)[1] == 1 else y)
 
-    _score_function = staticmethod(accuracy_score)
-
-    def _decode_targets(self, Y):
-        """Labels of the binarized targets Y (n, n_outputs)."""
-        return self._label_binarizer.inverse_transform(Y)
+    def _validation_scoring(self):
+        binarizer = self._label_binarizer
+        return _validation_scoring(lambda Y: binarizer.inverse_transform(_ravel_single(Y)),
+                                   accuracy_score)
 
     def _output_to_prediction(self, out):
         """Labels from the output activations (n, n_outputs), as ``predict``."""
-        return self._label_binarizer.inverse_transform(out.ravel() if self.n_outputs_ == 1
-                                                       else out)
+        return self._label_binarizer.inverse_transform(_ravel_single(out))
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
@@ -487,7 +192,7 @@ class FNNClassifier(ClassifierMixin, _BaseFNN):
 
         ``classes`` (all classes across calls) is required on the first call.
         """
-        with _rollback_on_error(self), explained_errors():
+        with rollback_on_error(self), explained_errors():
             if _check_partial_fit_first_call(self, classes):
                 self._label_binarizer = LabelBinarizer()
                 if type_of_target(y).startswith("multilabel"):
@@ -516,7 +221,7 @@ class FNNClassifier(ClassifierMixin, _BaseFNN):
         return tags
 
 
-class FNNRegressor(RegressorMixin, _BaseFNN):
+class FNNRegressor(RegressorMixin, BaseFNN):
     """Multi-layer perceptron regressor: scikit-learn's MLPRegressor, compiled.
 
     Parameters, defaults, fitted attributes and random draws are those of
@@ -623,13 +328,11 @@ class FNNRegressor(RegressorMixin, _BaseFNN):
     def _encode_targets(self, y):
         return np.asarray(y, dtype=np.float64)
 
-    _score_function = staticmethod(r2_score)
-
-    def _decode_targets(self, Y):
-        return Y
+    def _validation_scoring(self):
+        return _validation_scoring(_ravel_single, r2_score)
 
     def _output_to_prediction(self, out):
-        return out.ravel() if out.shape[1] == 1 else out
+        return _ravel_single(out)
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)

@@ -23,19 +23,21 @@ dl/db^l = delta^l                    ``db[i]``  (fan_out,)             ``D[i].su
 The loss of a batch is ``sum_i s_i l_i / S + alpha/2 * sum_i ||W[i]||^2 / S`` (losses.py).
 
 All parameters live in one flat vector ``theta = [W[0].ravel(), ..., b[0], ...]`` (scikit-learn's
-packing); ``coefs``/``intercepts`` are views into it. The compiled work is in ``_kernels.py``.
+packing); ``coefs``/``intercepts`` are views into it. The compiled work is in ``_kernels.py``; this
+module builds the named groups it takes (``Data``, ``Params``, ``Workspace``, ``Model``). A
+workspace is an object of its own, made per fit or per call and passed down: the network holds no
+buffers, so one fitted network can predict from several threads at once.
 """
 
 import numpy as np
 import scipy.sparse as sp
 
 from . import _kernels as K
-from ._threads import blas_threads, limit_blas
 from .activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
 from .activations import code as act_code
 from .losses import LOSS_CODES, check_pair, clip_eps, delta_derivative_code
 
-PREDICT_CHUNK = 4096  # rows per compiled forward call in predict (bounds the workspace)
+PREDICT_CHUNK = 4096  # rows per compiled forward pass in predict (bounds the workspace)
 
 
 def init_params(sizes, activation, random_state, dtype):
@@ -64,12 +66,14 @@ class DataSource:
     """Rows of X in the form the compiled gather reads: dense C-ordered, or CSR.
 
     ``X`` (n, n_features) dense or sparse; converted once (no copy when already right).
+    :meth:`data` pairs them with targets, weights and an order as a ``_kernels.Data``.
     """
 
     def __init__(self, X, dtype):
+        self.dtype = np.dtype(dtype)
         if sp.issparse(X):
             X = sp.csr_matrix(X, dtype=dtype)
-            self.args = (
+            self.rows = (
                 np.empty((0, 0), dtype),
                 np.ascontiguousarray(X.data, dtype=dtype),
                 np.asarray(X.indices, dtype=np.int64),
@@ -79,12 +83,23 @@ class DataSource:
         else:
             dense = np.ascontiguousarray(X, dtype=dtype)
             empty_int = np.empty(0, np.int64)
-            self.args = (dense, np.empty(0, dtype), empty_int, empty_int, False)
+            self.rows = (dense, np.empty(0, dtype), empty_int, empty_int, False)
         self.n_samples = X.shape[0]
+
+    def data(self, Y=None, sw=None, order=None):
+        """The ``_kernels.Data`` group: these rows with Y (n, n_outputs) (None: no targets,
+        forward only), sample weights sw (n,) or None, and ``order`` (n,) int64 (default: the
+        rows in order). Arrays are taken as they are when already C-contiguous in the dtype."""
+        n, dtype = self.n_samples, self.dtype
+        Y = np.empty((n, 0), dtype) if Y is None else np.ascontiguousarray(Y, dtype).reshape(n, -1)
+        use_sw = sw is not None
+        sw = np.ascontiguousarray(sw, dtype) if use_sw else np.empty(0, dtype)
+        order = np.arange(n, dtype=np.int64) if order is None else order
+        return K.Data(*self.rows, Y, sw, use_sw, order)
 
 
 class Network:
-    """A feed-forward network: sizes, activations, loss, the flat parameters and a workspace.
+    """A feed-forward network: sizes, activations, loss and the flat parameters.
 
     Parameters
     ----------
@@ -97,7 +112,7 @@ class Network:
     loss : str
         One of ``losses.LOSS_CODES``.
     dtype : numpy float dtype
-        float32 or float64; parameters, workspace and gradients all use it.
+        float32 or float64; parameters, workspaces and gradients all use it.
     """
 
     def __init__(self, sizes, activation, out_activation, loss, dtype):
@@ -112,14 +127,13 @@ class Network:
         n_params = int(np.sum(self.sizes[:-1] * self.sizes[1:]) + np.sum(self.sizes[1:]))
         self.theta = np.zeros(n_params, self.dtype)
         self.grad = np.zeros(n_params, self.dtype)
-        self.codes = (
-            act_code(activation),
-            act_code(out_activation),
-            LOSS_CODES[loss],
-            delta_derivative_code(loss, out_activation),
-        )
-        self.eps = clip_eps(self.dtype)
-        self.capacity, self.n_threads, self._thread_shape = 0, 1, (1, 0)
+        self.params = K.Params(self.theta, self.grad, self.sizes)
+        self._codes = (act_code(activation), act_code(out_activation), LOSS_CODES[loss],
+                       delta_derivative_code(loss, out_activation))
+
+    def model(self, alpha=0.0):
+        """The ``_kernels.Model`` group: activation and loss codes, L2 ``alpha``, clip eps."""
+        return K.Model(*self._codes, float(alpha), clip_eps(self.dtype))
 
     # ---- parameters ---------------------------------------------------------------------------
 
@@ -145,118 +159,66 @@ class Network:
 
     # ---- workspace ----------------------------------------------------------------------------
 
-    def reserve(self, capacity, n_threads=None):
-        """Allocate the batch buffers for up to ``capacity`` rows (once; reused after).
+    def workspace(self, rows, parts=1):
+        """A ``_kernels.Workspace`` for batches of up to ``rows`` rows split into ``parts``
+        parts: each part gets buffers for ceil(rows / parts) rows and, beyond the first,
+        gradient sums of its own (the first sums into the network's ``grad``)."""
+        s, dt = self.sizes, self.dtype
+        per_part = max(1, -(-rows // parts))
 
-        With ``n_threads`` > 1 (training) the buffers are those of the data-parallel loop
-        instead: each thread gets buffers for its share of a batch, ceil(capacity / n_threads)
-        rows, and gradient sums of its own (thread 0's are the network's ``grad``). Without
-        ``n_threads`` (predict, full-batch loss) the thread setting is left as it is.
-        """
-        if n_threads is not None:
-            self.n_threads = n_threads
-        if n_threads is not None and n_threads > 1:
-            self._reserve_threads(-(-capacity // n_threads))
-        elif capacity > self.capacity:
-            s = self.sizes
-            self.A_buf = np.empty(capacity * int(s.sum()), self.dtype)  # A[0..L]
-            self.D_buf = np.empty(capacity * int(s[1:].sum()), self.dtype)  # D[0..L-1]
-            self.Y_buf = np.empty(capacity * int(s[-1]), self.dtype)
-            self.sw_buf = np.empty(capacity, self.dtype)
-            self.scratch = np.empty(K.scratch_size(s, self.dtype.itemsize), self.dtype)
-            self.capacity = capacity
+        def buffers(size):  # (parts, size): row p is part p's buffer
+            return np.empty((parts, size), dt)
 
-    def _reserve_threads(self, rows):
-        if (self.n_threads, rows) == self._thread_shape:
-            return
-        s, T = self.sizes, self.n_threads
-
-        def per_thread(size):  # (n_threads, size): row t is thread t's buffer
-            return np.empty((T, size), self.dtype)
-
-        grads = per_thread(self.theta.size)
-        grads[0] = self.grad
-        self.grad = grads[0]  # thread 0 sums into the network's gradient itself
-        self.thread_buffers = (
-            per_thread(rows * int(s.sum())),  # A[0..L]
-            per_thread(rows * int(s[1:].sum())),  # D[0..L-1]
-            per_thread(rows * int(s[-1])),  # Y
-            per_thread(rows),  # sample weights
-            per_thread(K.scratch_size(s, self.dtype.itemsize)),
-            grads,  # gradient sums
+        return K.Workspace(
+            A=buffers(per_part * int(s.sum())),  # A[0..L]
+            D=buffers(per_part * int(s[1:].sum())),  # D[0..L-1]
+            Y=buffers(per_part * int(s[-1])),
+            sw=buffers(per_part),
+            scratch=buffers(K.scratch_size(s, dt.itemsize)),
+            part_grads=np.empty((parts - 1, self.theta.size), dt),
+            part_loss=np.zeros(parts),
+            part_weight=np.zeros(parts),
         )
-        self._thread_shape = (T, rows)
 
     # ---- compute ------------------------------------------------------------------------------
 
     def forward(self, X):
-        """Output activations ``A[L]`` (n, n_outputs) for X (n, n_features), dense or sparse.
-
-        Runs the compiled forward pass over chunks of at most ``PREDICT_CHUNK`` rows, with the
-        BLAS thread count of ``_threads.blas_threads``.
-        """
+        """Output activations ``A[L]`` (n, n_outputs) for X (n, n_features), dense, sparse or a
+        DataSource: the compiled forward pass over chunks of at most ``PREDICT_CHUNK`` rows, in
+        a workspace of this call's own."""
         source = X if isinstance(X, DataSource) else DataSource(X, self.dtype)
         n = source.n_samples
         out = np.empty((n, self.sizes[-1]), self.dtype)
-        chunk = max(1, min(n, PREDICT_CHUNK))
-        self.reserve(chunk)
-        idx = np.arange(n, dtype=np.int64)
-        no_y = np.empty((n, 0), self.dtype)  # forward only: no targets to gather
-        hidden, out_code = self.codes[0], self.codes[1]
-        with limit_blas(blas_threads(self.sizes, chunk)):
-            self._forward_chunks(source, idx, no_y, out, chunk, hidden, out_code)
+        work = self.workspace(max(1, min(n, PREDICT_CHUNK)))
+        K.forward_rows_(out, work, source.data(), self.params, self.model())
         return out
 
-    def _forward_chunks(self, source, idx, no_y, out, chunk, hidden, out_code):
-        n = source.n_samples
-        for start in range(0, n, chunk):
-            stop = min(start + chunk, n)
-            m = stop - start
-            A0 = self.A_buf[: m * self.sizes[0]].reshape(m, self.sizes[0])
-            K.gather_batch_(*source.args, no_y, self.sw_buf, False, idx, start, stop, A0,
-                            no_y[:m], self.sw_buf)
-            K.forward_(self.theta, self.sizes, self.A_buf, m, hidden, out_code, self.scratch)
-            out[start:stop] = K.layer_view(self.A_buf, self.sizes, m, len(self.sizes) - 1)
-
-    def loss_grad(self, X, Y, sample_weight=None, alpha=0.0):
-        """Full-batch loss and gradient: returns ``(loss, grad)``, grad (n_params,) a view of
-        the network's gradient buffer, laid out as theta.
+    def loss_grad(self, X, Y, sample_weight=None, alpha=0.0, work=None):
+        """Full-batch loss and gradient: returns ``(loss, grad)``, grad (n_params,) the
+        network's gradient buffer, laid out as theta.
 
         X (n, n_features) dense/sparse or a DataSource; Y (n, n_outputs); sample_weight (n,).
+        ``work``: a workspace for all n rows (reused across calls), else one is made.
         """
         source = X if isinstance(X, DataSource) else DataSource(X, self.dtype)
-        n = source.n_samples
-        Y = np.ascontiguousarray(Y, dtype=self.dtype).reshape(n, -1)
-        use_sw = sample_weight is not None
-        sw = np.ascontiguousarray(sample_weight, self.dtype) if use_sw else np.empty(0, self.dtype)
-        self.reserve(n)
-        idx = np.arange(n, dtype=np.int64)
-        A0 = self.A_buf[: n * self.sizes[0]].reshape(n, self.sizes[0])
-        Y_b = self.Y_buf[: n * self.sizes[-1]].reshape(n, -1)
-        K.gather_batch_(*source.args, Y, sw, use_sw, idx, 0, n, A0, Y_b, self.sw_buf)
-        hidden, out, loss, deriv = self.codes
-        data, penalty = K.loss_grad_(self.theta, self.grad, self.sizes, self.A_buf, self.D_buf,
-                                     Y_b, self.sw_buf[:n], use_sw, n, hidden, out, loss, deriv,
-                                     float(alpha), self.eps, self.scratch)
-        return data + penalty, self.grad
+        work = self.workspace(source.n_samples) if work is None else work
+        return self.loss_grad_data(source.data(Y, sample_weight), work, alpha)
 
-    def run_batches(self, source, Y, sw, idx, first_batch, last_batch, batch_size, alpha,
-                    solver, state_1, state_2, hyper, adam_t):
-        """Compiled minibatch loop over batches ``first_batch..last_batch-1`` of order ``idx``.
+    def loss_grad_data(self, data, work, alpha=0.0):
+        """:meth:`loss_grad` on a ``_kernels.Data`` group, all its rows one batch, in the
+        workspace ``work`` (for that many rows). Returns ``(loss, grad)``."""
+        value, penalty = K.loss_grad_(self.params, work, data, self.model(alpha))
+        return value + penalty, self.grad
 
-        Y (n, n_outputs) and sw (n,) or None are C-contiguous in the network's dtype. Runs
-        ``_kernels.run_batches_``, or its data-parallel twin when the workspace was reserved
-        for several threads. Returns ``(data, penalty, adam_t)``: the sums over batches of the
-        batch loss's data term and L2 term, each times the batch's rows.
+    def run_batches(self, data, work, rule, first_batch, last_batch, batch_size, alpha,
+                    threads=1):
+        """The compiled minibatch loop over batches ``first_batch..last_batch-1`` of
+        ``data.order``, updating theta by ``rule`` (a ``_kernels.SGDRule`` / ``AdamRule``).
+
+        ``work`` is a workspace for ``batch_size`` rows; with ``threads`` > 1 its parts run on
+        that many threads (the same bits as one). Returns ``(data, penalty)``: the sums over
+        batches of the batch loss's data term and L2 term, each times the batch's rows.
         """
-        use_sw = sw is not None
-        sw = sw if use_sw else np.empty(0, self.dtype)
-        hidden, out, loss, deriv = self.codes
-        head = (*source.args, Y, sw, use_sw, idx, first_batch, last_batch, batch_size,
-                self.theta, self.grad, self.sizes)
-        tail = (hidden, out, loss, deriv, float(alpha), self.eps,
-                solver, state_1, state_2, hyper, adam_t)
-        if self.n_threads > 1:
-            return K.run_batches_parallel_(*head, *self.thread_buffers, *tail)
-        return K.run_batches_(*head, self.A_buf, self.D_buf, self.Y_buf, self.sw_buf,
-                              self.scratch, *tail)
+        run = K.run_batches_parallel_ if threads > 1 else K.run_batches_
+        return run(self.params, rule, work, data, self.model(alpha), first_batch, last_batch,
+                   batch_size)

@@ -1,44 +1,44 @@
 """Training: epochs, minibatch order, learning-rate schedules, stopping, early stopping, L-BFGS.
 
 Follows scikit-learn 1.9's ``_fit_stochastic`` / ``_fit_lbfgs`` step for step (same random draws
-in the same order, same stopping rules; see shared/SKLEARN_MLP.md), while the minibatch loop itself
-runs compiled (``Network.run_batches``). Everything a fit changes lives in a :class:`TrainState`,
-so the estimator can commit it only when training succeeds.
+in the same order, same stopping rules; see the estimators' notes), while the minibatch loop
+itself runs compiled (``Network.run_batches``). Everything a fit changes lives in a
+``fitstate.TrainState``, so the estimator can publish it only when training succeeds.
+
+The schedules and stopping rules are pure functions (:func:`invscaling_rate`, :func:`on_stall`,
+:func:`improved`); an ``observer`` (the estimators' callback bridge, the CLI's progress bar on
+top of it) sees each epoch's :class:`EpochEnd` and may stop training.
 """
 
 import warnings
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import scipy.optimize
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from ._threads import blas_threads, limit_blas, training_threads
+from sklearn.exceptions import ConvergenceWarning
+
+from ._threads import blas_threads, limit_blas, numba_threads, training_parts, training_threads
 from ._validation import check_optimize_result, lbfgs_iprint_options
-from .network import DataSource, Network
+from .network import DataSource
 from .optimizers import make_optimizer
 
 # Work per compiled call: chunks of whole batches of about this many flops (~0.1 s), so that a
 # KeyboardInterrupt is seen between chunks while per-call overhead stays negligible.
 FLOPS_PER_CALL = 2e8
+ADAPTIVE_MIN_RATE = 1e-6  # 'adaptive' stops once the learning rate is this small
 
 
-@dataclass
-class TrainState:
-    """What a fit reads and changes: the network (with theta), the optimizer and the history."""
+class EpochEnd(NamedTuple):
+    """What an observer sees after each epoch (``epoch`` counts from 1 within this fit)."""
 
-    net: Network
-    optimizer: object = None
-    n_iter: int = 0
-    t: int = 0
-    loss: float = None
-    loss_curve: list = field(default_factory=list)  # this call's epochs only
-    best_loss: float = np.inf
-    best_stall_loss: float = np.inf  # best loss in scikit-learn's units (for the stall rule)
-    no_improvement_count: int = 0
-    validation_scores: list = None
-    best_validation_score: float = None
-    best_theta: np.ndarray = None
+    epoch: int
+    loss: float
+    validation_score: float = None
+    learning_rate: float = None
+
+
+# ---- pure rules -----------------------------------------------------------------------------
 
 
 def batch_size_for(cfg, n_samples):
@@ -50,6 +50,36 @@ def batch_size_for(cfg, n_samples):
             "Got `batch_size` less than 1 or larger than sample size. It is going to be clipped"
         )
     return int(np.clip(cfg.batch_size, 1, n_samples))
+
+
+def invscaling_rate(learning_rate_init, samples_seen, power_t):
+    """'invscaling': ``lr = lr0 / (t + 1)^power_t``, t the samples seen (set at epoch ends)."""
+    return learning_rate_init / (samples_seen + 1) ** power_t
+
+
+def on_stall(schedule, learning_rate):
+    """What a stalled SGD/Adam fit does: ``(stop, new learning rate, what to print)``.
+
+    'adaptive' divides the rate by 5 and goes on, until it is at most 1e-6; every other
+    schedule stops.
+    """
+    if schedule != "adaptive":
+        return True, learning_rate, " Stopping."
+    if learning_rate <= ADAPTIVE_MIN_RATE:
+        return True, learning_rate, " Learning rate too small. Stopping."
+    learning_rate /= 5.0
+    return False, learning_rate, " Setting learning rate to %f" % learning_rate
+
+
+def improved(value, best, tol, higher_is_better):
+    """scikit-learn's improvement test: a score reaches ``best + tol``, a loss ``best - tol``
+    (written as scikit-learn's, so that NaN counts as an improvement there too)."""
+    return not (value < best + tol) if higher_is_better else not (value > best - tol)
+
+
+def per_output_divisor(net):
+    """k for squared error with k outputs (fastfnn's loss is k times scikit-learn's), else 1."""
+    return int(net.sizes[-1]) if net.loss == "squared_error" else 1
 
 
 def split_validation(X, Y, sw, cfg, random_state, stratify):
@@ -73,13 +103,31 @@ def split_validation(X, Y, sw, cfg, random_state, stratify):
     return (X_tr, Y_tr, sw_tr), (X_val, Y_val, sw_val)
 
 
-def fit_stochastic(state, cfg, X, Y, sw, random_state, incremental, stratify, make_scorer):
+# ---- stochastic solvers ---------------------------------------------------------------------
+
+
+class _Validation:
+    """The held-out rows and the score of a network on them (early stopping)."""
+
+    def __init__(self, X_val, Y_val, sw_val, scoring):
+        self.X, self.Y, self.sw, self.scoring = X_val, Y_val, sw_val, scoring
+        self.sources = {}
+
+    def score(self, net):
+        if net.dtype not in self.sources:
+            self.sources[net.dtype] = DataSource(self.X, net.dtype)
+        return self.scoring(self.Y, net.forward(self.sources[net.dtype]), self.sw)
+
+
+def fit_stochastic(state, cfg, X, Y, sw, random_state, incremental, stratify, scoring,
+                   observer=None):
     """Train with 'sgd' or 'adam' for up to ``cfg.max_iter`` epochs (one if ``incremental``).
 
     Parameters
     ----------
-    state : TrainState
-        Network with initial parameters; changed in place.
+    state : fitstate.TrainState
+        Network with initial parameters and the optimizer to continue (or None); changed in
+        place.
     cfg : estimator-like
         Reads the scikit-learn hyper-parameters by name.
     X : (n, n_features) dense or sparse; Y : (n, n_outputs); sw : (n,) or None.
@@ -88,54 +136,42 @@ def fit_stochastic(state, cfg, X, Y, sw, random_state, incremental, stratify, ma
         partial_fit: one epoch, optimizer state kept.
     stratify : bool
         Stratify the early-stopping split (binary classification).
-    make_scorer : callable(X_val, Y_val, sw_val) -> callable(net) -> float
-        Builds the early-stopping score (accuracy or R^2; NaN as scikit-learn's) of the
-        network on the held-out rows; called once per fit.
+    scoring : callable(Y_val, output activations, sw_val) -> float
+        The early-stopping score (accuracy or R^2; NaN as scikit-learn's).
+    observer : object, optional
+        ``observer.epoch_begins()`` before each epoch and ``observer.epoch_ends(EpochEnd)``
+        after it; True from the latter stops training as an early stop does.
     """
     net = state.net
-    if cfg.early_stopping and incremental:
-        raise ValueError(
-            "partial_fit does not support early_stopping=True: set early_stopping=False, or "
-            "use fit for early stopping."
-        )
     if (not incremental or state.optimizer is None
             or state.optimizer.name != cfg.solver or state.optimizer.dtype != net.dtype):
         state.optimizer = make_optimizer(cfg.solver, net.theta.size, net.dtype, cfg)
-    opt = state.optimizer
-    scorer = None
+    validation = None
     if cfg.early_stopping:
-        (X, Y, sw), (X_val, Y_val, sw_val) = split_validation(X, Y, sw, cfg, random_state,
-                                                              stratify)
-        scorer = make_scorer(X_val, Y_val, sw_val)
+        (X, Y, sw), val = split_validation(X, Y, sw, cfg, random_state, stratify)
+        validation = _Validation(*val, scoring)
     source = DataSource(X, net.dtype)
-    Y = np.ascontiguousarray(Y, dtype=net.dtype)
-    sw = None if sw is None else np.ascontiguousarray(sw, dtype=net.dtype)
     n = source.n_samples
+    data = source.data(Y, sw)
     batch_size = batch_size_for(cfg, n)
-    data_threads = training_threads(net.sizes, batch_size)
-    net.reserve(batch_size, data_threads)
-    n_batches = -(-n // batch_size)
-    flops_per_batch = 6 * batch_size * float(np.sum(net.sizes[:-1] * net.sizes[1:]))
-    per_call = max(1, int(FLOPS_PER_CALL // flops_per_batch))
-    idx = np.arange(n, dtype=np.int64)
-
+    parts = training_parts(net.sizes, batch_size)
+    threads = training_threads(parts)
+    work = net.workspace(batch_size, parts)
+    loop = _EpochLoop(net, data, work, batch_size, cfg.alpha, threads)
     # BLAS threads only when the batch rows are not split across threads already
-    with limit_blas(1 if data_threads > 1 else blas_threads(net.sizes, batch_size)):
+    with limit_blas(1 if parts > 1 else blas_threads(net.sizes, batch_size)), \
+            numba_threads(threads):
         try:
             state.n_iter = 0
             for _ in range(cfg.max_iter):
                 if cfg.shuffle:
-                    # = sklearn.utils.shuffle(idx, random_state): the same draws and swaps
-                    random_state.shuffle(idx)
-                data = penalty = 0.0
-                for first in range(0, n_batches, per_call):
-                    last = min(first + per_call, n_batches)
-                    d, p, opt.t = net.run_batches(
-                        source, Y, sw, idx, first, last, batch_size, cfg.alpha,
-                        opt.solver, *opt.state, opt.hyper(), opt.t,
-                    )
-                    data, penalty = data + d, penalty + p
-                if _end_epoch(state, cfg, data / n, penalty / n, n, scorer, incremental):
+                    # = sklearn.utils.shuffle(order, random_state): the same draws and swaps
+                    random_state.shuffle(data.order)
+                if observer is not None:
+                    observer.epoch_begins()
+                data_term, penalty = loop.epoch(state.optimizer.rule)
+                if _end_epoch(state, cfg, data_term, penalty, n, validation, incremental,
+                              observer):
                     break
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
@@ -143,38 +179,67 @@ def fit_stochastic(state, cfg, X, Y, sw, random_state, incremental, stratify, ma
         net.theta[:] = state.best_theta
 
 
-def _end_epoch(state, cfg, data, penalty, n, scorer, incremental):
+class _EpochLoop:
+    """One epoch of the compiled minibatch loop, in calls of about FLOPS_PER_CALL flops."""
+
+    def __init__(self, net, data, work, batch_size, alpha, threads):
+        self.net, self.data, self.work = net, data, work
+        self.batch_size, self.alpha, self.threads = batch_size, alpha, threads
+        n = data.order.shape[0]
+        self.n_batches = -(-n // batch_size)
+        flops_per_batch = 6 * batch_size * float(np.sum(net.sizes[:-1] * net.sizes[1:]))
+        self.per_call = max(1, int(FLOPS_PER_CALL // flops_per_batch))
+
+    def epoch(self, make_rule):
+        """Runs every batch once; returns the epoch's mean data term and L2 term."""
+        data_sum = penalty_sum = 0.0
+        for first in range(0, self.n_batches, self.per_call):
+            last = min(first + self.per_call, self.n_batches)
+            d, p = self.net.run_batches(self.data, self.work, make_rule(), first, last,
+                                        self.batch_size, self.alpha, self.threads)
+            data_sum, penalty_sum = data_sum + d, penalty_sum + p
+        n = self.data.order.shape[0]
+        return data_sum / n, penalty_sum / n
+
+
+def _end_epoch(state, cfg, data, penalty, n, validation, incremental, observer):
     """scikit-learn's end-of-epoch bookkeeping; returns True to stop training.
 
     ``data`` and ``penalty`` are the epoch's mean data and L2 terms of the loss.
-    ``scorer(net)`` is the early-stopping validation score, or None without early stopping.
     """
     opt = state.optimizer
     loss = np.float64(data + penalty)
     state.n_iter += 1
     state.loss = loss
-    state.t += n
+    state.samples_seen += n
     state.loss_curve.append(loss)
     if cfg.verbose:
         print("Iteration %d, loss = %.8f" % (state.n_iter, loss))
-    if scorer is None and not np.isfinite(loss) and not np.all(np.isfinite(state.net.theta)):
+    if validation is None and not np.isfinite(loss) and not np.all(np.isfinite(state.net.theta)):
         # Diverged. Without early stopping nothing can bring finite weights back, and the
         # estimator raises on them; scikit-learn runs on to max_iter first. (With early
         # stopping the best weights are restored at the end, so training goes on as there.)
         return True
-    _update_no_improvement_count(state, cfg, scorer, loss, data / per_output_divisor(state.net)
-                                 + penalty)
-    opt.iteration_ends(state.t)
+    score = _update_no_improvement_count(
+        state, cfg, validation, loss, data / per_output_divisor(state.net) + penalty)
+    if cfg.solver == "sgd" and cfg.learning_rate == "invscaling":
+        opt.learning_rate = invscaling_rate(opt.learning_rate_init, state.samples_seen,
+                                            cfg.power_t)
     if state.no_improvement_count > cfg.n_iter_no_change:
-        if scorer is not None:
-            msg = ("Validation score did not improve more than tol=%f for %d consecutive "
-                   "epochs." % (cfg.tol, cfg.n_iter_no_change))
-        else:
-            msg = ("Training loss did not improve more than tol=%f for %d consecutive epochs."
-                   % (cfg.tol, cfg.n_iter_no_change))
-        if opt.trigger_stopping(msg, cfg.verbose):
+        what = "Validation score" if validation is not None else "Training loss"
+        msg = ("%s did not improve more than tol=%f for %d consecutive epochs."
+               % (what, cfg.tol, cfg.n_iter_no_change))
+        schedule = cfg.learning_rate if cfg.solver == "sgd" else "constant"
+        stop, rate, how = on_stall(schedule, opt.learning_rate)
+        if cfg.verbose:
+            print(msg + how)
+        if stop:
             return True
+        opt.learning_rate = rate
         state.no_improvement_count = 0
+    if observer is not None and observer.epoch_ends(EpochEnd(state.n_iter, loss, score,
+                                                             opt.learning_rate)):
+        return True
     if incremental:
         return True
     if state.n_iter == cfg.max_iter:
@@ -186,43 +251,45 @@ def _end_epoch(state, cfg, data, penalty, n, scorer, incremental):
     return False
 
 
-def _update_no_improvement_count(state, cfg, scorer, loss, stall_loss):
+def _update_no_improvement_count(state, cfg, validation, loss, stall_loss):
     """scikit-learn's stall count: on the validation score (early stopping), else on the
-    training loss against the best so far.
+    training loss against the best so far. Returns the validation score, or None.
 
     The training-loss rule compares ``stall_loss``, the loss as scikit-learn reports it: for
     squared error with k outputs fastfnn's data term is the sum over outputs and scikit-learn's
     the mean, so the rule uses data / k + L2, and ``tol`` means what it means in scikit-learn
     (the same epoch stops).
     """
-    if scorer is not None:
-        val_score = scorer(state.net)
-        state.validation_scores.append(val_score)
+    if validation is not None:
+        score = validation.score(state.net)
+        state.validation_scores.append(score)
         if cfg.verbose:
-            print("Validation score: %f" % val_score)
-        if val_score < state.best_validation_score + cfg.tol:
-            state.no_improvement_count += 1
-        else:
+            print("Validation score: %f" % score)
+        if improved(score, state.best_validation_score, cfg.tol, higher_is_better=True):
             state.no_improvement_count = 0
-        if val_score > state.best_validation_score:
-            state.best_validation_score = val_score
+        else:
+            state.no_improvement_count += 1
+        if score > state.best_validation_score:
+            state.best_validation_score = score
             state.best_theta = state.net.theta.copy()
+        return score
+    if improved(stall_loss, state.best_stall_loss, cfg.tol, higher_is_better=False):
+        state.no_improvement_count = 0
     else:
-        if stall_loss > state.best_stall_loss - cfg.tol:
-            state.no_improvement_count += 1
-        else:
-            state.no_improvement_count = 0
-        state.best_stall_loss = min(state.best_stall_loss, stall_loss)
-        state.best_loss = min(state.best_loss, loss)
+        state.no_improvement_count += 1
+    state.best_stall_loss = min(state.best_stall_loss, stall_loss)
+    state.best_loss = min(state.best_loss, loss)
+    return None
 
 
-def per_output_divisor(net):
-    """k for squared error with k outputs (fastfnn's loss is k times scikit-learn's), else 1."""
-    return int(net.sizes[-1]) if net.loss == "squared_error" else 1
+# ---- L-BFGS ----------------------------------------------------------------------------------
 
 
-def fit_lbfgs(state, cfg, X, Y, sw):
+def fit_lbfgs(state, cfg, X, Y, sw, observer=None):
     """Full-batch L-BFGS-B (SciPy) on the loss and gradient of the compiled backward pass.
+
+    ``observer`` (as in :func:`fit_stochastic`) sees each accepted iterate; True from it ends
+    the optimization there (no ConvergenceWarning: the stop was asked for).
 
     SciPy works in float64; a float32 network copies each iterate into its own theta, so the
     network's gradients stay in its dtype. A KeyboardInterrupt keeps the last accepted iterate
@@ -231,14 +298,14 @@ def fit_lbfgs(state, cfg, X, Y, sw):
     """
     net = state.net
     source = DataSource(X, net.dtype)
-    Y = np.ascontiguousarray(Y, dtype=net.dtype)
-    sw = None if sw is None else np.ascontiguousarray(sw, dtype=net.dtype)
+    data = source.data(Y, sw)
+    work = net.workspace(source.n_samples)
     last_eval = {}  # the most recent evaluation: x and its loss
     accepted = {"x": net.theta.astype(np.float64), "loss": None, "n_iter": 0}
 
     def loss_grad(x):
         net.theta[:] = x
-        value, grad = net.loss_grad(source, Y, sw, cfg.alpha)
+        value, grad = net.loss_grad_data(data, work, cfg.alpha)
         last_eval["x"], last_eval["loss"] = x.copy(), value
         return value, grad.astype(np.float64)
 
@@ -246,6 +313,11 @@ def fit_lbfgs(state, cfg, X, Y, sw):
         same = "x" in last_eval and np.array_equal(xk, last_eval["x"])
         accepted["x"], accepted["n_iter"] = xk.copy(), accepted["n_iter"] + 1
         accepted["loss"] = last_eval["loss"] if same else None
+        if observer is not None:
+            observer.epoch_begins()
+            if observer.epoch_ends(EpochEnd(accepted["n_iter"], accepted["loss"])):
+                accepted["stopped"] = True
+                raise StopIteration
 
     iprint = 1 if cfg.verbose else -1
     with limit_blas(blas_threads(net.sizes, source.n_samples)):
@@ -265,9 +337,12 @@ def fit_lbfgs(state, cfg, X, Y, sw):
             state.n_iter = accepted["n_iter"]
             loss = accepted["loss"]
             if loss is None:
-                loss, _ = net.loss_grad(source, Y, sw, cfg.alpha)
+                loss, _ = net.loss_grad_data(data, work, cfg.alpha)
             state.loss = np.float64(loss)
             return
-    state.n_iter = check_optimize_result("lbfgs", opt_res, cfg.max_iter)
+    if accepted.get("stopped"):
+        state.n_iter = accepted["n_iter"]
+    else:
+        state.n_iter = check_optimize_result("lbfgs", opt_res, cfg.max_iter)
     state.loss = np.float64(opt_res.fun)
     net.theta[:] = opt_res.x

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._threads import training_threads
+from .._threads import training_parts, training_threads
 
 SEED = 0
 LR = 1e-3
@@ -208,7 +208,8 @@ def thread_count(config, batch_size, override=None):
     (``_threads.training_threads``)."""
     if override:
         return int(override)
-    return int(training_threads(np.asarray(config.sizes, dtype=np.int64), batch_size))
+    return int(training_threads(training_parts(np.asarray(config.sizes, dtype=np.int64),
+                                               batch_size)))
 
 
 def estimator_params(case, epochs=None):

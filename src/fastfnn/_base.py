@@ -1,0 +1,281 @@
+"""The shared implementation of the two estimators: the walk from ``fit`` down to training.
+
+``fit`` / ``partial_fit`` validate once (the wall between Python and the kernels), build the
+network, resume the fit's state from the fitted attributes (``fitstate``), train (``trainer``)
+and publish the state only when training succeeded: a failed call changes nothing. Nothing below
+calls back up into the estimator: the validation score and the callbacks are handed down as
+plain functions and objects.
+"""
+
+from contextlib import contextmanager
+
+import numpy as np
+from sklearn.base import BaseEstimator, is_classifier
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import fitstate
+from ._callbacks import callback_observer
+from ._validation import (
+    MLP_CONSTRAINTS,
+    CallbackSupportMixin,
+    _check_sample_weight,
+    _fit_context,
+    explained_errors,
+)
+from .network import Network, init_params, layer_sizes
+from .trainer import fit_lbfgs, fit_stochastic
+
+STOCHASTIC_SOLVERS = ("sgd", "adam")
+# Attributes of scikit-learn's callback machinery, set around a fit by its decorator: a
+# rollback keeps them, so that the callbacks are still torn down after a failed fit.
+_CALLBACK_ATTRIBUTES = ("_callback_fit_ctx", "_skl_callbacks_to_teardown", "_parent_callback_ctx",
+                        "_skl_callbacks")
+
+
+@contextmanager
+def rollback_on_error(estimator):
+    """Restore the estimator's attributes if the block raises (nothing is half-updated).
+
+    A fit replaces attributes rather than mutating them (training works on copies), so a
+    shallow snapshot of ``__dict__`` suffices; the one object a fit advances in place, a
+    ``RandomState`` passed as ``random_state``, has its state restored as well.
+    """
+    saved = dict(estimator.__dict__)
+    rng = estimator.random_state
+    rng_state = rng.get_state() if isinstance(rng, np.random.RandomState) else None
+    try:
+        yield
+    except BaseException:
+        kept = {k: v for k, v in estimator.__dict__.items() if k in _CALLBACK_ATTRIBUTES}
+        estimator.__dict__.clear()
+        estimator.__dict__.update(saved)
+        estimator.__dict__.update(kept)
+        if rng_state is not None:
+            rng.set_state(rng_state)
+        raise
+
+
+class BaseFNN(CallbackSupportMixin, BaseEstimator):
+    """Shared implementation of FNNRegressor and FNNClassifier (not for direct use)."""
+
+    _parameter_constraints: dict = dict(MLP_CONSTRAINTS)
+
+    # ---- what the subclasses define -----------------------------------------------------------
+
+    def _loss_name(self):
+        """Loss of the network to train: 'squared_error', 'poisson', 'binary_log_loss'..."""
+        raise NotImplementedError
+
+    def _fitted_loss(self):
+        """The loss of the fitted network, told by its output activation."""
+        raise NotImplementedError
+
+    def _output_activation(self):
+        """Output activation of the network to train."""
+        raise NotImplementedError
+
+    def _validate_input(self, X, y, incremental, reset):
+        """Validated ``(X, Y)``: X float32/float64, Y the encoded targets (n,) or (n, k)."""
+        raise NotImplementedError
+
+    def _encode_targets(self, y):
+        """The network's targets for labels/values ``y`` (for check_gradients)."""
+        raise NotImplementedError
+
+    def _validation_scoring(self):
+        """``score(Y_val, outputs, sw_val)``, the early-stopping score (accuracy / R^2) of
+        output activations against encoded targets, as a function that holds no estimator."""
+        raise NotImplementedError
+
+    def _output_to_prediction(self, out):
+        """``predict``'s result from the output activations (n, n_outputs)."""
+        raise NotImplementedError
+
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over the given data ('sgd' and 'adam' only)."""
+        raise NotImplementedError
+
+    # ---- fitting ------------------------------------------------------------------------------
+
+    def _hidden_sizes(self):
+        sizes = self.hidden_layer_sizes
+        sizes = list(sizes) if hasattr(sizes, "__iter__") else [sizes]
+        if np.any(np.array(sizes) <= 0):
+            raise ValueError(
+                "hidden_layer_sizes must be > 0, got %s. Give every hidden layer at least one "
+                "unit (an empty tuple () means no hidden layer)." % sizes
+            )
+        return [int(s) for s in sizes]
+
+    def _fit(self, X, y, sample_weight=None, incremental=False):
+        with rollback_on_error(self), explained_errors():
+            return self._fit_and_publish(X, y, sample_weight, incremental)
+
+    def _fit_and_publish(self, X, y, sample_weight, incremental):
+        hidden = self._hidden_sizes()
+        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X)
+        Y = y.reshape(-1, 1) if y.ndim == 1 else y
+        sizes = [X.shape[1]] + hidden + [Y.shape[1]]
+        self._random_state = check_random_state(self.random_state)
+        if first_pass:
+            self._initialize(Y, sizes, X.dtype)
+        else:
+            self._check_continuable(sizes)
+        net = Network(sizes, self.activation, self._output_activation(), self._loss_name(),
+                      self.coefs_[0].dtype)
+        net.set_params(self.coefs_, self.intercepts_)
+        stochastic = self.solver in STOCHASTIC_SOLVERS
+        max_subtasks = 1 if incremental else self.max_iter
+        with callback_observer(self, X, y, sample_weight, net, max_subtasks) as observer:
+            state = self._train(net, X, Y, sample_weight, incremental, stochastic, observer)
+        if not np.all(np.isfinite(net.theta)):
+            raise ValueError(
+                "Solver produced non-finite parameter weights. The input data may contain large "
+                "values and need to be preprocessed (e.g. with "
+                "sklearn.preprocessing.StandardScaler), or learning_rate_init may be too large."
+            )
+        fitstate.publish(state, self, stochastic)
+        return self
+
+    def _train(self, net, X, Y, sample_weight, incremental, stochastic, observer):
+        """Train ``net`` on (X, Y); returns the fit's TrainState (nothing published yet)."""
+        if not stochastic:
+            state = fitstate.TrainState(net)
+            fit_lbfgs(state, self, X, Y, sample_weight, observer)
+            return state
+        if self.early_stopping and incremental:
+            raise ValueError(
+                "partial_fit does not support early_stopping=True: set early_stopping=False, or "
+                "use fit for early stopping."
+            )
+        mode = fitstate.VALIDATION if self.early_stopping else fitstate.LOSS
+        keep_optimizer = incremental and hasattr(self, "_optimizer")
+        state = fitstate.resume(self, net, mode, keep_optimizer)
+        fit_stochastic(state, self, X, Y, sample_weight, self._random_state, incremental,
+                       stratify=is_classifier(self) and self.n_outputs_ == 1,
+                       scoring=self._validation_scoring(), observer=observer)
+        return state
+
+    def _check_continuable(self, sizes):
+        """warm_start / partial_fit continue the fitted network: its layout and output must not
+        have changed (scikit-learn would train on silently, or fail deep inside backprop)."""
+        fitted = layer_sizes(self.coefs_)
+        if fitted != sizes:
+            raise ValueError(
+                f"The fitted network has layer sizes {fitted} but this call needs {sizes}: "
+                "hidden_layer_sizes, the feature count and the output count must stay the same "
+                "for warm_start and partial_fit. Set warm_start=False (or start a new "
+                "estimator) to fit another layout."
+            )
+        if self._output_activation() != self.out_activation_:
+            raise ValueError(
+                f"The fitted network has the output activation {self.out_activation_!r} but "
+                f"the current parameters give {self._output_activation()!r}: loss and "
+                "out_activation must stay the same for warm_start and partial_fit. Set "
+                "warm_start=False (or start a new estimator) to change them."
+            )
+
+    def _initialize(self, Y, sizes, dtype):
+        """First pass: scikit-learn's ``_initialize`` (the same random draws, the structural
+        attributes); the training history starts afresh in ``fitstate.resume``."""
+        for attribute in ("loss_curve_", "best_loss_", "validation_scores_",
+                          "best_validation_score_", "_optimizer", "_best_coefs",
+                          "_best_intercepts", "_no_improvement_count", "_best_stall_loss"):
+            self.__dict__.pop(attribute, None)
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = Y.shape[1]
+        self.n_layers_ = len(sizes)
+        self.out_activation_ = self._output_activation()
+        self.coefs_, self.intercepts_ = init_params(sizes, self.activation, self._random_state,
+                                                    dtype)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to data matrix X and target(s) y.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data. float32 input trains in float32 end to end.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The target values (class labels in classification, real numbers in regression).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        self : object
+            The fitted model.
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    def _check_solver(self):
+        if self.solver not in STOCHASTIC_SOLVERS:
+            raise AttributeError(
+                "partial_fit is only available for stochastic optimizers. %s is not "
+                "stochastic. Use solver='sgd' or solver='adam' for partial_fit, or fit for "
+                "%r." % (self.solver, self.solver)
+            )
+        return True
+
+    # ---- prediction ---------------------------------------------------------------------------
+
+    def _fitted_network(self, dtype):
+        """A Network holding the fitted parameters, in ``dtype``, with the fitted model's loss
+        (not the current ``loss`` parameter, which ``set_params`` may have changed since)."""
+        net = Network(layer_sizes(self.coefs_), self.activation, self.out_activation_,
+                      self._fitted_loss(), dtype)
+        net.set_params(self.coefs_, self.intercepts_)
+        return net
+
+    def _forward(self, X):
+        """Output activations (n_samples, n_outputs) for X, computed by the compiled forward.
+
+        Computed in float32 when both X and the model are float32, else in float64 (NumPy's
+        promotion of ``X @ coefs_``, as in scikit-learn).
+        """
+        check_is_fitted(self)
+        with explained_errors():
+            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+        float32 = X.dtype == np.float32 and self.coefs_[0].dtype == np.float32
+        return self._fitted_network(np.float32 if float32 else np.float64).forward(X)
+
+    def predict(self, X):
+        """Predict using the network.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            Predicted values (regressor) or class labels (classifier; (n_samples, n_classes)
+            indicators for multilabel problems).
+        """
+        return self._output_to_prediction(self._forward(X))
+
+    def _gradient_problem(self, X, y, sample_weight=None):
+        """For check_gradients: a float64 copy of the fitted network and the targets it fits.
+
+        Returns (network, X, Y (n, n_outputs) float64, sample_weight or None, alpha).
+        """
+        check_is_fitted(self)
+        with explained_errors():
+            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False,
+                              dtype=np.float64)
+        Y = self._encode_targets(y)
+        net = self._fitted_network(np.float64)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X)
+        return net, X, Y.astype(np.float64).reshape(X.shape[0], -1), sample_weight, self.alpha
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags

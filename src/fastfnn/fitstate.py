@@ -1,0 +1,104 @@
+"""What a fit reads from the estimator and publishes back: one table, one state object.
+
+Training works on a :class:`TrainState` holding copies of everything it may change; the
+estimator publishes it only when the fit succeeds, so a failed fit changes nothing. Which
+fitted attribute maps to which field, and where a fresh history starts, is written once, in
+:data:`HISTORY`; :func:`resume` and :func:`publish` read that table.
+
+A history belongs to a mode: without early stopping the stall rule follows the training loss
+(``best_loss_``); with it, the validation score (``validation_scores_``...). A warm start or
+``partial_fit`` continues the history of its own mode, and starts the other mode's afresh
+(scikit-learn fails with AttributeError/TypeError there).
+"""
+
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+
+LOSS, VALIDATION, BOTH = "loss", "validation", "both"
+
+
+@dataclass
+class TrainState:
+    """Everything a fit reads and changes: the network (with theta), the optimizer and the
+    history. ``loss_curve`` holds this call's epochs only (appended on publish)."""
+
+    net: object
+    optimizer: object = None
+    n_iter: int = 0
+    samples_seen: int = 0
+    loss: float = None
+    loss_curve: list = field(default_factory=list)
+    best_loss: float = np.inf
+    best_stall_loss: float = np.inf  # best loss in scikit-learn's units (for the stall rule)
+    no_improvement_count: int = 0
+    validation_scores: list = None
+    best_validation_score: float = None
+    best_theta: np.ndarray = None  # the early-stopping snapshot, packed as theta
+
+
+# (fitted attribute, TrainState field, value of a fresh history, mode the history belongs to)
+HISTORY = (
+    ("t_", "samples_seen", lambda: 0, BOTH),
+    ("loss_", "loss", lambda: None, BOTH),
+    ("_no_improvement_count", "no_improvement_count", lambda: 0, None),  # the current mode's
+    ("best_loss_", "best_loss", lambda: np.inf, LOSS),
+    ("_best_stall_loss", "best_stall_loss", lambda: np.inf, LOSS),
+    ("validation_scores_", "validation_scores", list, VALIDATION),
+    ("best_validation_score_", "best_validation_score", lambda: -np.inf, VALIDATION),
+)
+
+
+def history_mode(estimator):
+    """The mode of the estimator's recorded stochastic history, or None (none, or 'lbfgs')."""
+    if getattr(estimator, "validation_scores_", None) is not None:
+        return VALIDATION
+    if getattr(estimator, "best_loss_", None) is not None:
+        return LOSS
+    return None
+
+
+def resume(estimator, net, mode, keep_optimizer):
+    """A TrainState continuing the estimator's history in ``mode`` (LOSS or VALIDATION) from
+    the network's current weights: copies, so the estimator is untouched until publish."""
+    state = TrainState(net, n_iter=getattr(estimator, "n_iter_", 0))
+    same_mode = history_mode(estimator) == mode
+    for attribute, name, fresh, owner in HISTORY:
+        if owner in (BOTH, mode) or (owner is None and same_mode):
+            value = getattr(estimator, attribute, None) if owner == BOTH or same_mode else None
+            value = fresh() if value is None else value
+            setattr(state, name, list(value) if isinstance(value, list) else value)
+        elif owner is not None:
+            setattr(state, name, None)
+    if keep_optimizer:
+        state.optimizer = copy.deepcopy(estimator._optimizer)
+    if mode == VALIDATION:
+        state.best_theta = net.theta.copy()
+        if same_mode:
+            for dst, src in zip(net.coefs(state.best_theta) + net.intercepts(state.best_theta),
+                                estimator._best_coefs + estimator._best_intercepts):
+                dst[...] = src
+    return state
+
+
+def publish(state, estimator, stochastic):
+    """Set the estimator's fitted attributes from a successful fit's state."""
+    net = state.net
+    # views into the trained theta, which no one else holds after the fit (no copy)
+    estimator.coefs_ = net.coefs()
+    estimator.intercepts_ = net.intercepts()
+    estimator.n_iter_ = state.n_iter
+    estimator.loss_ = state.loss
+    if not stochastic:
+        return
+    for attribute, name, _, _ in HISTORY:
+        setattr(estimator, attribute, getattr(state, name))
+    if isinstance(getattr(estimator, "loss_curve_", None), list):
+        estimator.loss_curve_.extend(state.loss_curve)  # after success only: rollback-safe
+    else:  # first stochastic fit (or the first after an 'lbfgs' one)
+        estimator.loss_curve_ = state.loss_curve
+    estimator._optimizer = state.optimizer
+    if state.best_theta is not None:
+        estimator._best_coefs = [w.copy() for w in net.coefs(state.best_theta)]
+        estimator._best_intercepts = [b.copy() for b in net.intercepts(state.best_theta)]
