@@ -1,7 +1,7 @@
 """The compiled matrix products of ``_kernels`` against NumPy's ``@``, on every code path.
 
-``matmul_(A, B, out, BT)`` writes ``A @ B``, ``matmul_nt_(A, B, out)`` writes ``A @ B.T`` and
-``matmul_tn_(A, B, out)`` writes ``A.T @ B``. Each picks one of three code paths:
+``matmul_(out, A, B, BT)`` writes ``A @ B``, ``matmul_nt_(out, A, B)`` writes ``A @ B.T`` and
+``matmul_tn_(out, A, B)`` writes ``A.T @ B``. Each picks one of three code paths:
 
 * ``thin``: a plain loop, when the dimension the kernel tests is at most ``THIN``;
 * ``small``: a 4 x 4 register-blocked kernel, for float64 products with ``m*k*n <= SMALL_GEMM``
@@ -90,10 +90,10 @@ def run_kernel(kernel, dtype, m, k, n, seed=0):
     out = np.full((m, n), np.nan, dtype)
     if kernel == "matmul_":
         BT = np.full(k * n + 3, -7.0, dtype)  # three guard elements past the k*n needed
-        K.matmul_(A, B, out, BT)
+        K.matmul_(out, A, B, BT)
         assert np.all(BT[k * n:] == -7.0), f"matmul_ wrote past k*n in its scratch, {(m, k, n)}"
     else:
-        getattr(K, kernel)(A, B, out)
+        getattr(K, kernel)(out, A, B)
     tol = 4 * k * np.finfo(dtype).eps
     np.testing.assert_allclose(
         out, ref, rtol=tol, atol=tol * scale.max(),
@@ -126,7 +126,7 @@ def test_matmul_short_scratch_uses_blas():
     (A, B), ref, scale = operands("matmul_", np.float64, m, k, n, seed=3)
     out = np.full((m, n), np.nan)
     BT = np.full(k * n - 1, -7.0)
-    K.matmul_(A, B, out, BT)
+    K.matmul_(out, A, B, BT)
     assert np.all(BT == -7.0)
     tol = 4 * k * np.finfo(np.float64).eps
     np.testing.assert_allclose(out, ref, rtol=tol, atol=tol * scale.max())

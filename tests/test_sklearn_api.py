@@ -59,11 +59,11 @@ def data(kind, n=80, seed=0, n_features=4):
 
 @pytest.mark.parametrize("ff_cls, sk_cls, extra", [
     (FNNRegressor, MLPRegressor, ["out_activation"]),
-    (FNNClassifier, MLPClassifier, []),
+    (FNNClassifier, MLPClassifier, ["class_weight"]),
 ])
 def test_constructor_signature_is_sklearns(ff_cls, sk_cls, extra):
-    """Same names, order, kinds (positional / keyword-only) and defaults; the regressor adds
-    one keyword-only parameter at the end."""
+    """Same names, order, kinds (positional / keyword-only) and defaults; each estimator adds
+    one keyword-only parameter at the end (fastfnn's additions)."""
     ff = inspect.signature(ff_cls).parameters
     sk = inspect.signature(sk_cls).parameters
     assert list(ff) == list(sk) + extra

@@ -79,6 +79,10 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         """Validated ``(X, Y)``: X float32/float64, Y the encoded targets (n,) or (n, k)."""
         raise NotImplementedError
 
+    def _weighted(self, Y, sample_weight, incremental):
+        """The sample weights training uses (the classifier multiplies in ``class_weight``)."""
+        return sample_weight
+
     def _encode_targets(self, y):
         """The network's targets for labels/values ``y`` (for check_gradients)."""
         raise NotImplementedError
@@ -118,6 +122,7 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
+        sample_weight = self._weighted(y, sample_weight, incremental)
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
         sizes = [X.shape[1]] + hidden + [Y.shape[1]]
         self._random_state = check_random_state(self.random_state)
@@ -183,6 +188,7 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         """First pass: scikit-learn's ``_initialize`` (the same random draws, the structural
         attributes); the training history starts afresh in ``fitstate.resume``."""
         for attribute in ("loss_curve_", "best_loss_", "validation_scores_",
+                          "validation_loss_curve_", "gradient_norms_",
                           "best_validation_score_", "_optimizer", "_best_coefs",
                           "_best_intercepts", "_no_improvement_count", "_best_stall_loss"):
             self.__dict__.pop(attribute, None)

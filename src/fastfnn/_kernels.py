@@ -45,6 +45,7 @@ Elementwise kernels keep the dtype of their arrays (float32 stays float32): cons
 with ``X.dtype.type(...)``. Scalar loss values are accumulated in float64.
 """
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -65,8 +66,11 @@ jit_parallel = njit(parallel=True, cache=True, fastmath=FASTMATH, nogil=True, er
 
 # Activation codes (activations.py maps names to these).
 IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP = 0, 1, 2, 3, 4, 5
+LEAKY_RELU, ELU, SOFTPLUS, GELU, SILU = 6, 7, 8, 9, 10
+LEAKY_SLOPE = 0.01  # leaky_relu's slope for z < 0
+KEEPS_Z = (GELU, SILU)  # derivatives that are not functions of the output: the forward keeps z
 # Loss codes (losses.py maps names to these).
-SQUARED_ERROR, POISSON, BINARY_LOG_LOSS, LOG_LOSS = 0, 1, 2, 3
+SQUARED_ERROR, POISSON, BINARY_LOG_LOSS, LOG_LOSS, HUBER, ABSOLUTE_ERROR = 0, 1, 2, 3, 4, 5
 
 
 # ----------------------------------------------------------------------------------------------
@@ -105,30 +109,37 @@ class Params(NamedTuple):
 class Workspace(NamedTuple):
     """Buffers for P parts of a batch of up to P * rows rows; row p of each array is part p's.
 
-    A (P, rows * sum(sizes)): A[0..L]; D (P, rows * sum(sizes[1:])): D[0..L-1];
+    A (P, rows * sum(sizes)): A[0..L]; D (P, rows * sum(sizes[1:])): D[0..L-1]; Z: the
+    hidden layers' z laid out as D where the activation needs it (Model.keeps_z), else (P, 0);
     Y (P, rows * n_outputs) and sw (P, rows): the part's targets and weights; scratch (P, s)
     for the small-product kernel; part_grads (P - 1, n_params): gradient sums of parts 1..P-1
     (part 0 sums into Params.grad); part_loss, part_weight (P,) float64: each part's loss and
-    weight sums.
+    weight sums; layer_sq (L,) float64 and n_updates (1,) int64: the sums of each layer's
+    squared gradient norm over the updates made, and their number (gradient norms per epoch).
     """
 
     A: np.ndarray
     D: np.ndarray
+    Z: np.ndarray
     Y: np.ndarray
     sw: np.ndarray
     scratch: np.ndarray
     part_grads: np.ndarray
     part_loss: np.ndarray
     part_weight: np.ndarray
+    layer_sq: np.ndarray
+    n_updates: np.ndarray
 
 
 class Model(NamedTuple):
-    """What the network computes: activation codes (hidden, output), the loss code, the code of
-    the output delta's factor act_out' (IDENTITY for canonical pairs), the L2 strength ``alpha``
-    and the probability clip ``eps`` of the log-losses."""
+    """What the network computes: activation codes (hidden, output), whether the hidden
+    activation's derivative needs z (``keeps_z``), the loss code, the code of the output delta's
+    factor act_out' (IDENTITY for canonical pairs), the L2 strength ``alpha`` and the
+    probability clip ``eps`` of the log-losses."""
 
     hidden_act: int
     out_act: int
+    keeps_z: bool
     loss: int
     deriv_act: int
     alpha: float
@@ -191,6 +202,27 @@ def bias_act_(Z, b, act):
         for i in range(n):
             for j in range(k):
                 Z[i, j] = np.exp(Z[i, j] + b[j])
+    elif act == LEAKY_RELU:
+        slope = Z.dtype.type(LEAKY_SLOPE)
+        for i in range(n):
+            for j in range(k):
+                z = Z[i, j] + b[j]
+                Z[i, j] = z if z > zero else slope * z
+    elif act == ELU:
+        for i in range(n):
+            for j in range(k):
+                z = Z[i, j] + b[j]
+                Z[i, j] = z if z > zero else np.expm1(z)
+    elif act == SOFTPLUS:
+        for i in range(n):
+            for j in range(k):
+                # log(1 + e^z) = max(z, 0) + log1p(e^-|z|): no overflow for any z
+                z = Z[i, j] + b[j]
+                Z[i, j] = max(z, zero) + np.log1p(np.exp(-abs(z)))
+    elif act == GELU or act == SILU:
+        for i in range(n):
+            for j in range(k):
+                Z[i, j] = act_of_z(Z[i, j] + b[j], act)
     elif act == SOFTMAX:
         for i in range(n):
             zmax = Z[i, 0] + b[0]
@@ -206,12 +238,49 @@ def bias_act_(Z, b, act):
                 Z[i, j] /= s
 
 
+@jit_inline
+def _logistic(z):
+    """1 / (1 + e^-z) without overflow (exp of -|z| only), in float64."""
+    e = math.exp(-abs(z))
+    return 1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e)
+
+
+@jit_inline
+def act_of_z(z, act):
+    """gelu ``z Phi(z)`` (exact, with erf) or silu ``z logistic(z)``, of a scalar z."""
+    if act == GELU:
+        return z * (0.5 + 0.5 * math.erf(z * 0.7071067811865476))
+    return z * _logistic(z)
+
+
+@jit_inline
+def deriv_of_z(z, act):
+    """gelu' = Phi(z) + z phi(z); silu' = s (1 + z (1 - s)), s = logistic(z)."""
+    if act == GELU:
+        return (0.5 + 0.5 * math.erf(z * 0.7071067811865476)
+                + z * 0.3989422804014327 * math.exp(-0.5 * z * z))
+    sig = _logistic(z)
+    return sig * (1.0 + z * (1.0 - sig))
+
+
+@jit
+def mul_act_deriv_z_(D, Z, act):
+    """In place ``D <- D * act'(Z)`` for the activations whose derivative needs z (gelu,
+    silu); D and Z (n, k)."""
+    n, k = D.shape
+    for i in range(n):
+        for j in range(k):
+            D[i, j] *= deriv_of_z(Z[i, j], act)
+
+
 @jit
 def mul_act_deriv_(D, A, act):
     """In place ``D <- D * act'(z)``, with act' written in terms of the output ``A = act(z)``.
 
-    logistic: a(1-a); tanh: 1-a^2; relu: [a > 0]; exp: a; identity: 1. D and A are (n, k).
-    Softmax has no elementwise derivative and is never passed here.
+    logistic: a(1-a); tanh: 1-a^2; relu: [a > 0]; exp: a; identity: 1; leaky_relu: 1 or
+    0.01 (a > 0 or not); elu (alpha 1): 1 or a + 1; softplus: logistic(z) = 1 - e^-a. D and A
+    are (n, k). Softmax (no elementwise derivative), gelu and silu (mul_act_deriv_z_) are
+    never passed here.
     """
     n, k = D.shape
     one = D.dtype.type(1.0)
@@ -233,6 +302,21 @@ def mul_act_deriv_(D, A, act):
         for i in range(n):
             for j in range(k):
                 D[i, j] *= A[i, j]
+    elif act == LEAKY_RELU:
+        slope = D.dtype.type(LEAKY_SLOPE)
+        for i in range(n):
+            for j in range(k):
+                if not A[i, j] > zero:
+                    D[i, j] *= slope
+    elif act == ELU:
+        for i in range(n):
+            for j in range(k):
+                if not A[i, j] > zero:
+                    D[i, j] *= A[i, j] + one
+    elif act == SOFTPLUS:
+        for i in range(n):
+            for j in range(k):
+                D[i, j] *= -np.expm1(-A[i, j])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -253,7 +337,8 @@ def loss_sums(A, Y, sw, use_sw, loss, eps):
 
     squared_error: l = 1/2 ||a - y||^2; poisson: l = sum y log(y/a) - y + a;
     binary log-loss: l = -sum [y log p + (1-y) log(1-p)]; log-loss: l = -sum y log p,
-    with p clipped to [eps, 1 - eps] as scikit-learn.
+    with p clipped to [eps, 1 - eps] as scikit-learn; huber (delta 1): l = sum r^2/2 where
+    |r| <= 1, else |r| - 1/2; absolute error: l = sum |r|; r = a - y.
     """
     m, k = A.shape
     total = 0.0
@@ -265,6 +350,11 @@ def loss_sums(A, Y, sw, use_sw, loss, eps):
             y = np.float64(Y[i, j])
             if loss == SQUARED_ERROR:
                 li += 0.5 * (a - y) * (a - y)
+            elif loss == HUBER:
+                r = abs(a - y)
+                li += 0.5 * r * r if r <= 1.0 else r - 0.5
+            elif loss == ABSOLUTE_ERROR:
+                li += abs(a - y)
             elif loss == POISSON:
                 if y != 0.0:
                     li += y * np.log(y / a)
@@ -285,16 +375,25 @@ def loss_sums(A, Y, sw, use_sw, loss, eps):
 
 
 @jit
-def output_delta_(D, A, Y, sw, use_sw, deriv_act):
-    """``D <- (A - Y) * act'(A) [* sw]``: dl/dz at the output, D/A/Y (m, k), sw (m,).
+def output_delta_(D, A, Y, sw, use_sw, loss, deriv_act):
+    """``D <- dl/da * act'(A) [* sw]``: dl/dz at the output, D/A/Y (m, k), sw (m,).
 
-    For the canonical pairs (identity+squared error, exp+poisson, logistic+binary log-loss,
-    softmax+log-loss) the caller passes ``deriv_act=IDENTITY`` and the factor cancels.
+    dl/da = r = A - Y for squared error and the canonical pairs of the other losses (identity
+    + squared error, exp + poisson, logistic + binary log-loss, softmax + log-loss, where the
+    caller passes ``deriv_act=IDENTITY`` and the factor cancels); clip(r, -1, 1) for huber;
+    sign(r) (0 at 0) for absolute error.
     """
     m, k = D.shape
+    one = D.dtype.type(1.0)
+    zero = D.dtype.type(0.0)
     for i in range(m):
         for j in range(k):
-            D[i, j] = A[i, j] - Y[i, j]
+            r = A[i, j] - Y[i, j]
+            if loss == HUBER:
+                r = min(max(r, -one), one)
+            elif loss == ABSOLUTE_ERROR:
+                r = one if r > zero else (-one if r < zero else zero)
+            D[i, j] = r
     mul_act_deriv_(D, A, deriv_act)
     if use_sw:
         for i in range(m):
@@ -382,8 +481,8 @@ THIN = 2  # products with a dimension this small (matrix-vector) are plain loops
 
 
 @jit_inline
-def matmul_nt_(A, B, out):
-    """``out = A @ B.T``; A (m, n), B (k, n), out (m, k), all C-contiguous.
+def matmul_nt_(out, A, B):
+    """Writes ``out = A @ B.T``; A (m, n), B (k, n), out (m, k), all C-contiguous.
 
     4 x 4 blocks of dot products along the contiguous rows; BLAS for large products.
     """
@@ -445,8 +544,8 @@ def matmul_nt_(A, B, out):
 
 
 @jit_inline
-def matmul_tn_(A, B, out):
-    """``out = A.T @ B``; A (m, k), B (m, n), out (k, n): the weight gradient ``A[i].T @ D[i]``.
+def matmul_tn_(out, A, B):
+    """Writes ``out = A.T @ B``; A (m, k), B (m, n), out (k, n): the weight gradient ``A[i].T @ D[i]``.
 
     For thin B (one-output layers) a plain loop over the rows, else BLAS.
     """
@@ -464,8 +563,8 @@ def matmul_tn_(A, B, out):
 
 
 @jit_inline
-def matmul_(A, B, out, BT):
-    """``out = A @ B``; A (m, k), B (k, n), out (m, n). Small products transpose B into the
+def matmul_(out, A, B, BT):
+    """Writes ``out = A @ B``; A (m, k), B (k, n), out (m, n). Small products transpose B into the
     scratch ``BT`` (at least k*n elements) and use :func:`matmul_nt_`."""
     m, k = A.shape
     n = B.shape[1]
@@ -484,7 +583,7 @@ def matmul_(A, B, out, BT):
     for p in range(k):
         for j in range(n):
             Bt[j, p] = B[p, j]
-    matmul_nt_(A, Bt, out)
+    matmul_nt_(out, A, Bt)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -493,35 +592,50 @@ def matmul_(A, B, out, BT):
 
 
 @jit_inline
-def forward_(A_buf, theta, sizes, m, hidden_act, out_act, scratch):
-    """Writes ``A_buf``: ``A[i+1] = act(A[i] @ W[i] + b[i])`` for i = 0..L-1, A[0] (m,
-    n_features) filled. ``scratch`` holds at least max(fan_in * fan_out) elements (matmul_)."""
+def forward_(A_buf, Z_buf, theta, sizes, m, model, scratch):
+    """Writes ``A_buf`` (and ``Z_buf``): ``A[i+1] = act(A[i] @ W[i] + b[i])`` for i = 0..L-1,
+    A[0] (m, n_features) filled. Where the hidden activation's derivative needs z
+    (``model.keeps_z``), hidden layer i's ``z = A[i] @ W[i] + b[i]`` is kept as Z[i] in
+    ``Z_buf`` (laid out as D). ``scratch`` holds at least max(fan_in * fan_out) elements."""
     L = len(sizes) - 1
+    units = sizes[1:]
     for i in range(L):
         A_next = layer_view(A_buf, sizes, m, i + 1)  # (m, fan_out)
-        matmul_(layer_view(A_buf, sizes, m, i), w_view(theta, sizes, i), A_next, scratch)
-        bias_act_(A_next, b_view(theta, sizes, i), out_act if i == L - 1 else hidden_act)
+        matmul_(A_next, layer_view(A_buf, sizes, m, i), w_view(theta, sizes, i), scratch)
+        b = b_view(theta, sizes, i)
+        if i == L - 1:
+            bias_act_(A_next, b, model.out_act)
+        elif model.keeps_z:
+            Z = layer_view(Z_buf, units, m, i)  # (m, fan_out)
+            for r in range(m):
+                for c in range(A_next.shape[1]):
+                    z = A_next[r, c] + b[c]
+                    Z[r, c] = z
+                    A_next[r, c] = act_of_z(z, model.hidden_act)
+        else:
+            bias_act_(A_next, b, model.hidden_act)
 
 
 @jit_inline
-def backward_sums_(grad, A_buf, D_buf, scratch, theta, sizes, model, Y, sw, use_sw, m):
-    """Writes ``grad``, ``A_buf``, ``D_buf``: forward, loss and the delta recursion on the rows
-    in A[0], without the 1/S scaling.
+def backward_sums_(grad, A_buf, D_buf, Z_buf, scratch, theta, sizes, model, Y, sw, use_sw, m):
+    """Writes ``grad``, ``A_buf``, ``D_buf`` (and ``Z_buf``): forward, loss and the delta
+    recursion on the rows in A[0], without the 1/S scaling.
 
     ``grad`` = [A[i].T @ D[i] ..., D[i].sum(0) ...] (the data term's sums) with
-    ``D[L-1] = (A[L] - Y) * act_out'(A[L]) [* s]``, ``D[i-1] = (D[i] @ W[i].T) * act'(A[i])``.
+    ``D[L-1] = dl/dA[L] * act_out'(A[L]) [* s]``, ``D[i-1] = (D[i] @ W[i].T) * act'(z[i-1])``.
     Returns ``(sum_i s_i l_i, S = sum_i s_i)``: parts of a batch add these up.
     """
     L = len(sizes) - 1
     units = sizes[1:]
-    forward_(A_buf, theta, sizes, m, model.hidden_act, model.out_act, scratch)
+    forward_(A_buf, Z_buf, theta, sizes, m, model, scratch)
     A_out = layer_view(A_buf, sizes, m, L)
     total, S = loss_sums(A_out, Y, sw, use_sw, model.loss, model.eps)
-    output_delta_(layer_view(D_buf, units, m, L - 1), A_out, Y, sw, use_sw, model.deriv_act)
+    output_delta_(layer_view(D_buf, units, m, L - 1), A_out, Y, sw, use_sw, model.loss,
+                  model.deriv_act)
     for i in range(L - 1, -1, -1):
         D = layer_view(D_buf, units, m, i)  # (m, fan_out)
         A = layer_view(A_buf, sizes, m, i)  # (m, fan_in)
-        matmul_tn_(A, D, w_view(grad, sizes, i))  # (fan_in, fan_out)
+        matmul_tn_(w_view(grad, sizes, i), A, D)  # (fan_in, fan_out)
         db = b_view(grad, sizes, i)
         zero_(db)
         for r in range(m):
@@ -529,28 +643,38 @@ def backward_sums_(grad, A_buf, D_buf, scratch, theta, sizes, model, Y, sw, use_
                 db[c] += D[r, c]
         if i > 0:
             D_prev = layer_view(D_buf, units, m, i - 1)  # (m, fan_in)
-            matmul_nt_(D, w_view(theta, sizes, i), D_prev)
-            mul_act_deriv_(D_prev, A, model.hidden_act)
+            matmul_nt_(D_prev, D, w_view(theta, sizes, i))
+            if model.keeps_z:
+                mul_act_deriv_z_(D_prev, layer_view(Z_buf, units, m, i - 1), model.hidden_act)
+            else:
+                mul_act_deriv_(D_prev, A, model.hidden_act)
     return total, S
 
 
 @jit
-def finish_grad_(grad, theta, sizes, alpha, S):
-    """Writes ``grad``: ``dW <- (dW + alpha W) / S``, ``db <- db / S`` (L2 on W only).
+def finish_grad_(grad, layer_sq, theta, sizes, alpha, S):
+    """Writes ``grad``: ``dW <- (dW + alpha W) / S``, ``db <- db / S`` (L2 on W only); adds
+    each layer's ``||dW[i]||_F^2`` (the finished gradient) to ``layer_sq`` (L,) float64.
 
     Returns the batch's L2 term ``alpha/2 sum ||W||^2 / S`` (float64), read in the same pass.
     """
-    n_w = n_weights(sizes)
     dt = grad.dtype.type
     a = dt(alpha)
     s = dt(S)
     sq = 0.0
-    for p in range(n_w):
-        w = theta[p]
-        sq += np.float64(w) * np.float64(w)
-        grad[p] = (grad[p] + a * w) / s
-    for p in range(n_w, grad.shape[0]):
-        grad[p] /= s
+    p = 0
+    for i in range(len(sizes) - 1):
+        layer = 0.0
+        for _ in range(sizes[i] * sizes[i + 1]):
+            w = theta[p]
+            sq += np.float64(w) * np.float64(w)
+            g = (grad[p] + a * w) / s
+            grad[p] = g
+            layer += np.float64(g) * np.float64(g)
+            p += 1
+        layer_sq[i] += layer
+    for q in range(p, grad.shape[0]):
+        grad[q] /= s
     return 0.5 * alpha * sq / S
 
 
@@ -606,8 +730,8 @@ def part_sums_(params, work, data, model, p, start, m):
         zero_(g)
         return 0.0, 0.0
     Y_b, sw_b = load_batch_(work.A[p], work.Y[p], work.sw[p], data, params.sizes, r0, mp)
-    return backward_sums_(g, work.A[p], work.D[p], work.scratch[p], params.theta, params.sizes,
-                          model, Y_b, sw_b, data.use_sw, mp)
+    return backward_sums_(g, work.A[p], work.D[p], work.Z[p], work.scratch[p], params.theta,
+                          params.sizes, model, Y_b, sw_b, data.use_sw, mp)
 
 
 @jit_inline
@@ -629,7 +753,8 @@ def batch_gradient_(params, work, model):
         S += work.part_weight[p]
     if S == 0.0:
         return 0.0, 0.0, S
-    penalty = finish_grad_(grad, params.theta, params.sizes, model.alpha, S)
+    penalty = finish_grad_(grad, work.layer_sq, params.theta, params.sizes, model.alpha, S)
+    work.n_updates[0] += 1
     return total / S, penalty, S
 
 
@@ -769,8 +894,7 @@ def forward_rows_(out, work, data, params, model):
     for start in range(0, n, chunk):
         m = min(start + chunk, n) - start
         load_batch_(work.A[0], work.Y[0], work.sw[0], data, sizes, start, m)
-        forward_(work.A[0], params.theta, sizes, m, model.hidden_act, model.out_act,
-                 work.scratch[0])
+        forward_(work.A[0], work.Z[0], params.theta, sizes, m, model, work.scratch[0])
         A_out = layer_view(work.A[0], sizes, m, L)
         for r in range(m):
             for j in range(A_out.shape[1]):

@@ -1,7 +1,7 @@
 """The one place that touches scikit-learn's private helpers.
 
-Parameter constraints (the same as scikit-learn 1.9's MLPs, so the same ``InvalidParameterError``
-comes out of ``fit``), the fit-context decorator that checks them, and small helpers of
+Parameter constraints (scikit-learn 1.9's MLPs', with the names read from fastfnn's activation and
+loss registries, so the same ``InvalidParameterError`` comes out of ``fit``), the fit-context decorator that checks them, and small helpers of
 ``_fit_lbfgs`` / ``partial_fit``. If scikit-learn moves one of these, only this file changes.
 """
 
@@ -10,11 +10,14 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import _fit_context  # noqa: F401  (re-exported)
-from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils._param_validation import Interval, Options, StrOptions  # noqa: F401
 from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
 from sklearn.utils.multiclass import _check_partial_fit_first_call  # noqa: F401
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight  # noqa: F401
+
+from .activations import HIDDEN_ACTIVATIONS
+from .losses import REGRESSION_LOSSES, REGRESSOR_OUTPUTS
 
 try:  # scikit-learn >= 1.9: callbacks (set_callbacks); older versions train without them
     from sklearn.callback import CallbackSupportMixin
@@ -26,7 +29,7 @@ except ImportError:  # pragma: no cover - older scikit-learn
 
 MLP_CONSTRAINTS = {
     "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-    "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+    "activation": [StrOptions(set(HIDDEN_ACTIVATIONS))],
     "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
     "alpha": [Interval(Real, 0, None, closed="left")],
     "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
@@ -52,8 +55,8 @@ MLP_CONSTRAINTS = {
 
 REGRESSOR_CONSTRAINTS = {
     **MLP_CONSTRAINTS,
-    "loss": [StrOptions({"squared_error", "poisson"})],
-    "out_activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+    "loss": [StrOptions(set(REGRESSION_LOSSES))],
+    "out_activation": [StrOptions(set(REGRESSOR_OUTPUTS))],
 }
 
 

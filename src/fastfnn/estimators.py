@@ -37,13 +37,16 @@ import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from ._base import BaseFNN, rollback_on_error
 from ._validation import (
+    MLP_CONSTRAINTS,
     REGRESSOR_CONSTRAINTS,
+    StrOptions,
     _check_partial_fit_first_call,
     _fit_context,
     explained_errors,
@@ -76,6 +79,14 @@ class FNNClassifier(ClassifierMixin, BaseFNN):
     fitted attributes and random draws are those of ``sklearn.neural_network.MLPClassifier``
     (scikit-learn 1.9); see its documentation for each parameter. Binary and multilabel
     problems use a logistic output with binary log-loss, multiclass a softmax with log-loss.
+    fastfnn's additions:
+
+    activation : also 'leaky_relu', 'elu', 'softplus', 'gelu', 'silu' (``HIDDEN_ACTIVATIONS``)
+    class_weight : None, 'balanced' or dict {class: weight}, default=None
+        Training equals training with ``sample_weight`` multiplied by
+        ``sklearn.utils.class_weight.compute_sample_weight(class_weight, y)``, for every solver
+        (multilabel: a list of dicts, one per label, as scikit-learn's). 'balanced' needs the
+        whole training set, so ``partial_fit`` takes a dict only.
 
     Attributes
     ----------
@@ -83,6 +94,13 @@ class FNNClassifier(ClassifierMixin, BaseFNN):
     best_validation_score_, n_iter_, t_, n_layers_, n_outputs_, out_activation_,
     n_features_in_, feature_names_in_
         As MLPClassifier's. ``coefs_[i]`` has shape (fan_in, fan_out).
+    gradient_norms_ : ndarray (n_epochs, n_layers_ - 1), float64 ('sgd', 'adam')
+        ``[e, l]``: the root mean square over epoch e's minibatches of the Frobenius norm of
+        layer l's weight gradient (data term + L2: the gradient the update used). Rows
+        accumulate across warm starts and ``partial_fit`` as ``loss_curve_`` does.
+    validation_loss_curve_ : list of float or None
+        With early stopping, the held-out rows' loss after each epoch (data term, mean per
+        sample: the training loss's units); None without.
     """
 
     def __init__(
@@ -111,6 +129,7 @@ class FNNClassifier(ClassifierMixin, BaseFNN):
         epsilon=1e-8,
         n_iter_no_change=10,
         max_fun=15000,
+        class_weight=None,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -135,9 +154,34 @@ class FNNClassifier(ClassifierMixin, BaseFNN):
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
+        self.class_weight = class_weight
+
+    _parameter_constraints: dict = {
+        **MLP_CONSTRAINTS,
+        "class_weight": [None, StrOptions({"balanced"}), dict, list],
+    }
 
     def _loss_name(self):
         return "log_loss" if self._label_binarizer.y_type_ == "multiclass" else "binary_log_loss"
+
+    def _weighted(self, Y, sample_weight, incremental):
+        """``sample_weight`` times ``compute_sample_weight(class_weight, y)`` (Y binarized)."""
+        if self.class_weight is None:
+            return sample_weight
+        if incremental and self.class_weight == "balanced":
+            raise ValueError(
+                "class_weight='balanced' needs the class frequencies of the whole training set, "
+                "which partial_fit does not see: pass a dict {class: weight} (e.g. computed "
+                "with sklearn.utils.class_weight.compute_class_weight on all labels), or fit."
+            )
+        weights = compute_sample_weight(self.class_weight, self._decode_labels(Y))
+        return weights if sample_weight is None else weights * sample_weight
+
+    def _decode_labels(self, Y):
+        """Labels (n,) or indicators (n, k) of binarized targets Y (n, n_outputs)."""
+        if self._label_binarizer.y_type_.startswith("multilabel"):
+            return Y
+        return self._label_binarizer.inverse_transform(_ravel_single(Y))
 
     def _fitted_loss(self):
         return "log_loss" if self.out_activation_ == "softmax" else "binary_log_loss"
@@ -233,6 +277,14 @@ class FNNRegressor(RegressorMixin, BaseFNN):
         Non-identity outputs use the general delta ``(a - y) * act'(z)``, so the derivation's
         network, logistic everywhere with squared error, is
         ``FNNRegressor(activation='logistic', out_activation='logistic')``.
+
+    loss : also 'huber' (delta 1: ``r^2/2`` for ``|r| <= 1``, else ``|r| - 1/2``, r = a - y) and
+        'absolute_error' (``|r|``), summed over outputs and averaged over samples, with the
+        identity output (``REGRESSION_LOSSES``).
+    activation : also 'leaky_relu', 'elu', 'softplus', 'gelu', 'silu' (``HIDDEN_ACTIVATIONS``)
+
+    Fitted attributes are MLPRegressor's, plus ``gradient_norms_`` and
+    ``validation_loss_curve_`` (see FNNClassifier).
 
     ``loss_`` is the loss the gradient descends, ``1/2 ||a - y||^2`` summed over outputs (for
     one output this is scikit-learn's value; for k outputs scikit-learn reports the data term

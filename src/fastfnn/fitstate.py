@@ -22,18 +22,23 @@ LOSS, VALIDATION, BOTH = "loss", "validation", "both"
 @dataclass
 class TrainState:
     """Everything a fit reads and changes: the network (with theta), the optimizer and the
-    history. ``loss_curve`` holds this call's epochs only (appended on publish)."""
+    history. ``epochs`` holds this call's epochs (``trainer.EpochEnd`` records), one record
+    each, appended in one step: the per-epoch histories (loss, validation score and loss,
+    gradient norms), ``n_iter_``, ``loss_`` and ``t_`` are all read from it on publish, so
+    they always describe the same epochs. (L-BFGS sets ``n_iter`` and ``loss`` itself.)"""
 
     net: object
     optimizer: object = None
     n_iter: int = 0
-    samples_seen: int = 0
+    samples_seen: int = 0  # before this call; rows_per_epoch more per recorded epoch
+    rows_per_epoch: int = 0
     loss: float = None
-    loss_curve: list = field(default_factory=list)
+    epochs: list = field(default_factory=list)
     best_loss: float = np.inf
     best_stall_loss: float = np.inf  # best loss in scikit-learn's units (for the stall rule)
     no_improvement_count: int = 0
     validation_scores: list = None
+    validation_loss_curve: list = None
     best_validation_score: float = None
     best_theta: np.ndarray = None  # the early-stopping snapshot, packed as theta
 
@@ -46,6 +51,7 @@ HISTORY = (
     ("best_loss_", "best_loss", lambda: np.inf, LOSS),
     ("_best_stall_loss", "best_stall_loss", lambda: np.inf, LOSS),
     ("validation_scores_", "validation_scores", list, VALIDATION),
+    ("validation_loss_curve_", "validation_loss_curve", list, VALIDATION),
     ("best_validation_score_", "best_validation_score", lambda: -np.inf, VALIDATION),
 )
 
@@ -82,9 +88,23 @@ def resume(estimator, net, mode, keep_optimizer):
     return state
 
 
+def close_epochs(state):
+    """Fold the recorded epochs into the state's totals and histories (once, on publish)."""
+    epochs = state.epochs
+    state.n_iter = len(epochs)
+    state.samples_seen += len(epochs) * state.rows_per_epoch
+    if epochs:
+        state.loss = epochs[-1].loss
+    if state.validation_scores is not None:
+        state.validation_scores += [e.validation_score for e in epochs]
+        state.validation_loss_curve += [e.validation_loss for e in epochs]
+
+
 def publish(state, estimator, stochastic):
     """Set the estimator's fitted attributes from a successful fit's state."""
     net = state.net
+    if stochastic:
+        close_epochs(state)
     # views into the trained theta, which no one else holds after the fit (no copy)
     estimator.coefs_ = net.coefs()
     estimator.intercepts_ = net.intercepts()
@@ -94,10 +114,15 @@ def publish(state, estimator, stochastic):
         return
     for attribute, name, _, _ in HISTORY:
         setattr(estimator, attribute, getattr(state, name))
+    losses = [e.loss for e in state.epochs]
     if isinstance(getattr(estimator, "loss_curve_", None), list):
-        estimator.loss_curve_.extend(state.loss_curve)  # after success only: rollback-safe
+        estimator.loss_curve_.extend(losses)  # after success only: rollback-safe
     else:  # first stochastic fit (or the first after an 'lbfgs' one)
-        estimator.loss_curve_ = state.loss_curve
+        estimator.loss_curve_ = losses
+    rows = np.array([e.gradient_norms for e in state.epochs], dtype=np.float64)
+    rows = rows.reshape(-1, len(net.sizes) - 1)
+    before = getattr(estimator, "gradient_norms_", None)
+    estimator.gradient_norms_ = rows if before is None else np.vstack([before, rows])
     estimator._optimizer = state.optimizer
     if state.best_theta is not None:
         estimator._best_coefs = [w.copy() for w in net.coefs(state.best_theta)]

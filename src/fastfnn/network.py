@@ -33,7 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _kernels as K
-from .activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
+from .activations import ACTIVATIONS, HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
 from .activations import code as act_code
 from .losses import LOSS_CODES, check_pair, clip_eps, delta_derivative_code
 
@@ -128,12 +128,15 @@ class Network:
         self.theta = np.zeros(n_params, self.dtype)
         self.grad = np.zeros(n_params, self.dtype)
         self.params = K.Params(self.theta, self.grad, self.sizes)
-        self._codes = (act_code(activation), act_code(out_activation), LOSS_CODES[loss],
-                       delta_derivative_code(loss, out_activation))
+        self.keeps_z = ACTIVATIONS[activation].keeps_z
+        self._codes = (LOSS_CODES[loss], delta_derivative_code(loss, out_activation))
 
-    def model(self, alpha=0.0):
-        """The ``_kernels.Model`` group: activation and loss codes, L2 ``alpha``, clip eps."""
-        return K.Model(*self._codes, float(alpha), clip_eps(self.dtype))
+    def model(self, alpha=0.0, backward=True):
+        """The ``_kernels.Model`` group: activation and loss codes, L2 ``alpha``, clip eps. A
+        forward pass alone (``backward=False``) needs no z kept."""
+        return K.Model(act_code(self.activation), act_code(self.out_activation),
+                       self.keeps_z and backward, *self._codes, float(alpha),
+                       clip_eps(self.dtype))
 
     # ---- parameters ---------------------------------------------------------------------------
 
@@ -172,12 +175,15 @@ class Network:
         return K.Workspace(
             A=buffers(per_part * int(s.sum())),  # A[0..L]
             D=buffers(per_part * int(s[1:].sum())),  # D[0..L-1]
+            Z=buffers(per_part * int(s[1:].sum()) if self.keeps_z else 0),  # z of hidden layers
             Y=buffers(per_part * int(s[-1])),
             sw=buffers(per_part),
             scratch=buffers(K.scratch_size(s, dt.itemsize)),
             part_grads=np.empty((parts - 1, self.theta.size), dt),
             part_loss=np.zeros(parts),
             part_weight=np.zeros(parts),
+            layer_sq=np.zeros(len(s) - 1),
+            n_updates=np.zeros(1, np.int64),
         )
 
     # ---- compute ------------------------------------------------------------------------------
@@ -190,7 +196,7 @@ class Network:
         n = source.n_samples
         out = np.empty((n, self.sizes[-1]), self.dtype)
         work = self.workspace(max(1, min(n, PREDICT_CHUNK)))
-        K.forward_rows_(out, work, source.data(), self.params, self.model())
+        K.forward_rows_(out, work, source.data(), self.params, self.model(backward=False))
         return out
 
     def loss_grad(self, X, Y, sample_weight=None, alpha=0.0, work=None):

@@ -20,6 +20,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from ._threads import blas_threads, limit_blas, numba_threads, training_parts, training_threads
 from ._validation import check_optimize_result, lbfgs_iprint_options
+from .losses import loss_value
 from .network import DataSource
 from .optimizers import make_optimizer
 
@@ -36,6 +37,8 @@ class EpochEnd(NamedTuple):
     loss: float
     validation_score: float = None
     learning_rate: float = None
+    validation_loss: float = None
+    gradient_norms: np.ndarray = None
 
 
 # ---- pure rules -----------------------------------------------------------------------------
@@ -107,16 +110,23 @@ def split_validation(X, Y, sw, cfg, random_state, stratify):
 
 
 class _Validation:
-    """The held-out rows and the score of a network on them (early stopping)."""
+    """The held-out rows, and the score and loss of a network on them (early stopping)."""
 
     def __init__(self, X_val, Y_val, sw_val, scoring):
         self.X, self.Y, self.sw, self.scoring = X_val, Y_val, sw_val, scoring
         self.sources = {}
 
-    def score(self, net):
+    def evaluate(self, net):
+        """``(score, loss)``: the early-stopping score, and the loss's data term (weighted mean
+        per sample, no L2: the units of the training loss's data term)."""
         if net.dtype not in self.sources:
             self.sources[net.dtype] = DataSource(self.X, net.dtype)
-        return self.scoring(self.Y, net.forward(self.sources[net.dtype]), self.sw)
+        out = net.forward(self.sources[net.dtype])
+        Y = np.ascontiguousarray(self.Y, dtype=net.dtype).reshape(out.shape)
+        sw = None if self.sw is None else np.ascontiguousarray(self.sw, dtype=net.dtype)
+        with np.errstate(all="ignore"):
+            loss = loss_value(out, Y, sw, net.loss)
+        return self.scoring(self.Y, out, self.sw), np.float64(loss)
 
 
 def fit_stochastic(state, cfg, X, Y, sw, random_state, incremental, stratify, scoring,
@@ -161,16 +171,16 @@ def fit_stochastic(state, cfg, X, Y, sw, random_state, incremental, stratify, sc
     # BLAS threads only when the batch rows are not split across threads already
     with limit_blas(1 if parts > 1 else blas_threads(net.sizes, batch_size)), \
             numba_threads(threads):
+        state.rows_per_epoch = n
         try:
-            state.n_iter = 0
             for _ in range(cfg.max_iter):
                 if cfg.shuffle:
                     # = sklearn.utils.shuffle(order, random_state): the same draws and swaps
                     random_state.shuffle(data.order)
                 if observer is not None:
                     observer.epoch_begins()
-                data_term, penalty = loop.epoch(state.optimizer.rule)
-                if _end_epoch(state, cfg, data_term, penalty, n, validation, incremental,
+                data_term, penalty, norms = loop.epoch(state.optimizer.rule)
+                if _end_epoch(state, cfg, data_term, penalty, norms, validation, incremental,
                               observer):
                     break
         except KeyboardInterrupt:
@@ -191,7 +201,10 @@ class _EpochLoop:
         self.per_call = max(1, int(FLOPS_PER_CALL // flops_per_batch))
 
     def epoch(self, make_rule):
-        """Runs every batch once; returns the epoch's mean data term and L2 term."""
+        """Runs every batch once; returns the epoch's mean data term and L2 term, and the
+        root mean square over its updates of each layer's weight-gradient norm (L,)."""
+        self.work.layer_sq[:] = 0.0
+        self.work.n_updates[:] = 0
         data_sum = penalty_sum = 0.0
         for first in range(0, self.n_batches, self.per_call):
             last = min(first + self.per_call, self.n_batches)
@@ -199,50 +212,55 @@ class _EpochLoop:
                                         self.batch_size, self.alpha, self.threads)
             data_sum, penalty_sum = data_sum + d, penalty_sum + p
         n = self.data.order.shape[0]
-        return data_sum / n, penalty_sum / n
+        norms = np.sqrt(self.work.layer_sq / max(int(self.work.n_updates[0]), 1))
+        return data_sum / n, penalty_sum / n, norms
 
 
-def _end_epoch(state, cfg, data, penalty, n, validation, incremental, observer):
+def _end_epoch(state, cfg, data, penalty, norms, validation, incremental, observer):
     """scikit-learn's end-of-epoch bookkeeping; returns True to stop training.
 
-    ``data`` and ``penalty`` are the epoch's mean data and L2 terms of the loss.
+    ``data`` and ``penalty`` are the epoch's mean data and L2 terms of the loss, ``norms`` its
+    per-layer gradient norms. The epoch enters the history in one step, as one record, after
+    the validation pass: an interrupt leaves every history describing the same epochs.
     """
     opt = state.optimizer
     loss = np.float64(data + penalty)
-    state.n_iter += 1
-    state.loss = loss
-    state.samples_seen += n
-    state.loss_curve.append(loss)
+    score = validation_loss = None
+    if validation is not None:
+        score, validation_loss = validation.evaluate(state.net)
+    record = EpochEnd(len(state.epochs) + 1, loss, score, opt.learning_rate, validation_loss,
+                      norms)
+    state.epochs.append(record)  # the one step that records the epoch
     if cfg.verbose:
-        print("Iteration %d, loss = %.8f" % (state.n_iter, loss))
+        print("Iteration %d, loss = %.8f" % (record.epoch, loss))
+        if validation is not None:
+            print("Validation score: %f" % score)
+    stop = observer is not None and observer.epoch_ends(record)
     if validation is None and not np.isfinite(loss) and not np.all(np.isfinite(state.net.theta)):
         # Diverged. Without early stopping nothing can bring finite weights back, and the
         # estimator raises on them; scikit-learn runs on to max_iter first. (With early
         # stopping the best weights are restored at the end, so training goes on as there.)
         return True
-    score = _update_no_improvement_count(
-        state, cfg, validation, loss, data / per_output_divisor(state.net) + penalty)
+    _update_no_improvement_count(state, cfg, record,
+                                 data / per_output_divisor(state.net) + penalty)
     if cfg.solver == "sgd" and cfg.learning_rate == "invscaling":
-        opt.learning_rate = invscaling_rate(opt.learning_rate_init, state.samples_seen,
-                                            cfg.power_t)
+        samples_seen = state.samples_seen + len(state.epochs) * state.rows_per_epoch
+        opt.learning_rate = invscaling_rate(opt.learning_rate_init, samples_seen, cfg.power_t)
     if state.no_improvement_count > cfg.n_iter_no_change:
         what = "Validation score" if validation is not None else "Training loss"
         msg = ("%s did not improve more than tol=%f for %d consecutive epochs."
                % (what, cfg.tol, cfg.n_iter_no_change))
         schedule = cfg.learning_rate if cfg.solver == "sgd" else "constant"
-        stop, rate, how = on_stall(schedule, opt.learning_rate)
+        stall_stop, rate, how = on_stall(schedule, opt.learning_rate)
         if cfg.verbose:
             print(msg + how)
-        if stop:
+        if stall_stop:
             return True
         opt.learning_rate = rate
         state.no_improvement_count = 0
-    if observer is not None and observer.epoch_ends(EpochEnd(state.n_iter, loss, score,
-                                                             opt.learning_rate)):
+    if stop or incremental:
         return True
-    if incremental:
-        return True
-    if state.n_iter == cfg.max_iter:
+    if record.epoch == cfg.max_iter:
         warnings.warn(
             "Stochastic Optimizer: Maximum iterations (%d) reached and the optimization "
             "hasn't converged yet." % cfg.max_iter,
@@ -251,20 +269,17 @@ def _end_epoch(state, cfg, data, penalty, n, validation, incremental, observer):
     return False
 
 
-def _update_no_improvement_count(state, cfg, validation, loss, stall_loss):
+def _update_no_improvement_count(state, cfg, record, stall_loss):
     """scikit-learn's stall count: on the validation score (early stopping), else on the
-    training loss against the best so far. Returns the validation score, or None.
+    training loss against the best so far.
 
     The training-loss rule compares ``stall_loss``, the loss as scikit-learn reports it: for
     squared error with k outputs fastfnn's data term is the sum over outputs and scikit-learn's
     the mean, so the rule uses data / k + L2, and ``tol`` means what it means in scikit-learn
     (the same epoch stops).
     """
-    if validation is not None:
-        score = validation.score(state.net)
-        state.validation_scores.append(score)
-        if cfg.verbose:
-            print("Validation score: %f" % score)
+    if record.validation_score is not None:
+        score = record.validation_score
         if improved(score, state.best_validation_score, cfg.tol, higher_is_better=True):
             state.no_improvement_count = 0
         else:
@@ -272,14 +287,13 @@ def _update_no_improvement_count(state, cfg, validation, loss, stall_loss):
         if score > state.best_validation_score:
             state.best_validation_score = score
             state.best_theta = state.net.theta.copy()
-        return score
+        return
     if improved(stall_loss, state.best_stall_loss, cfg.tol, higher_is_better=False):
         state.no_improvement_count = 0
     else:
         state.no_improvement_count += 1
     state.best_stall_loss = min(state.best_stall_loss, stall_loss)
-    state.best_loss = min(state.best_loss, loss)
-    return None
+    state.best_loss = min(state.best_loss, record.loss)
 
 
 # ---- L-BFGS ----------------------------------------------------------------------------------
