@@ -257,7 +257,7 @@ def test_invalid_parameters(kind, params):
     assert "must be" in str(err)  # says what is allowed
 
 
-@pytest.mark.parametrize("params", [dict(loss="absolute_error"), dict(out_activation="exp"),
+@pytest.mark.parametrize("params", [dict(loss="hinge"), dict(out_activation="exp"),
                                     dict(out_activation="softmax")])
 def test_invalid_regressor_parameters(params):
     X, y = data("reg")

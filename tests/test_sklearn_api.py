@@ -255,7 +255,8 @@ def test_dataframe_sets_feature_names_like_sklearn(kind):
     df = pd.DataFrame(X, columns=["a", "b", "c", "d"])
     ff = make(kind, solver="adam").fit(df, y)
     sk_cls = MLPRegressor if kind == "reg" else MLPClassifier
-    sk = sk_cls(**{k: v for k, v in ff.get_params().items() if k != "out_activation"})
+    sk = sk_cls(**{k: v for k, v in ff.get_params().items()
+                   if k not in ("out_activation", "class_weight")})
     sk.fit(df, y)
     np.testing.assert_array_equal(ff.feature_names_in_, ["a", "b", "c", "d"])
     assert ff.feature_names_in_.dtype == sk.feature_names_in_.dtype == object
