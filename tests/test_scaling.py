@@ -1,0 +1,365 @@
+"""fastfnn.scaling on a real local Dask cluster: streaming training against an in-memory fit,
+predictions against in-memory predictions, searches against the same scikit-learn search on
+joblib's default backend.
+
+Oracles: scikit-learn (StandardScaler.fit, r2_score, accuracy_score, GridSearchCV /
+RandomizedSearchCV / HalvingGridSearchCV run in this process), the estimator's own in-memory
+``fit``/``predict``, pandas reading the written CSV back, a second Python process.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+
+dd = pytest.importorskip("dask.dataframe")
+da = pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed")
+pytest.importorskip("dask_ml")
+
+from sklearn.datasets import make_classification, make_friedman1  # noqa: E402
+from sklearn.experimental import enable_halving_search_cv  # noqa: E402,F401
+from sklearn.metrics import accuracy_score, r2_score  # noqa: E402
+from sklearn.model_selection import (  # noqa: E402
+    GridSearchCV,
+    HalvingGridSearchCV,
+    KFold,
+    RandomizedSearchCV,
+)
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+
+from fastfnn import FNNClassifier, FNNRegressor, load_model, save_model  # noqa: E402
+from fastfnn.scaling import (  # noqa: E402
+    cluster_client,
+    fit_streaming,
+    predict_dask,
+    predict_streaming,
+    search,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+FEATURES = [f"x{i}" for i in range(10)]
+BLOCK = 40_000  # bytes per CSV partition: about 200 rows of the Friedman table
+
+
+@pytest.fixture(scope="module")
+def client():
+    """Two single-threaded worker processes, started once for the module."""
+    with cluster_client("local", n_workers=2, threads_per_worker=1) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def friedman(tmp_path_factory):
+    """A 2,000-row Friedman #1 CSV (the table), plus 1,000 test rows kept in memory."""
+    X, y = make_friedman1(n_samples=3000, noise=0.5, random_state=0)
+    table = pd.DataFrame(X[:2000], columns=FEATURES).assign(y=y[:2000])
+    path = tmp_path_factory.mktemp("scaling") / "friedman.csv"
+    table.to_csv(path, index=False)
+    test = pd.DataFrame(X[2000:], columns=FEATURES)
+    return path, table, test, y[2000:]
+
+
+def regressor(**kw):
+    return FNNRegressor(hidden_layer_sizes=(32, 32), solver="adam", learning_rate_init=0.01,
+                        batch_size=50, random_state=0, **kw)
+
+
+def partition_rows(path, blocksize):
+    """The rows of each partition as dask cuts the file (pandas frames, in order)."""
+    frame = dd.read_csv(path, blocksize=blocksize)
+    return [frame.get_partition(i).compute() for i in range(frame.npartitions)]
+
+
+# --- out-of-core training -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def streamed(friedman):
+    path, *_ = friedman
+    records, progress = [], []
+    fit = fit_streaming(regressor(), path, "y", epochs=12, blocksize=BLOCK, random_state=0,
+                        on_epoch=records.append,
+                        on_partition=lambda e, done, total: progress.append((e, done, total)))
+    return fit, records, progress
+
+
+def test_streaming_fit_reaches_in_memory_accuracy(friedman, streamed):
+    path, table, X_test, y_test = friedman
+    fit, _, _ = streamed
+    train_rows = pd.concat([p for i, p in enumerate(partition_rows(path, BLOCK))
+                            if i in fit.train_partitions])
+    in_memory = make_pipeline(StandardScaler(), regressor(max_iter=12))
+    in_memory.fit(train_rows[FEATURES], train_rows["y"])
+    ours = r2_score(y_test, fit.model.predict(X_test))
+    theirs = r2_score(y_test, in_memory.predict(X_test))
+    assert ours > 0.7 and ours >= theirs - 0.05, (ours, theirs)
+
+
+def test_streaming_scaler_is_the_training_rows_scaler(friedman, streamed):
+    path, *_ = friedman
+    fit, _, _ = streamed
+    parts = partition_rows(path, BLOCK)
+    assert len(fit.validation_partitions) == round(0.1 * len(parts)) >= 1
+    assert sorted(fit.train_partitions + fit.validation_partitions) == list(range(len(parts)))
+    train = pd.concat([parts[i] for i in fit.train_partitions])
+    oracle = StandardScaler().fit(train[FEATURES])
+    scaler = fit.model[0]
+    np.testing.assert_allclose(scaler.mean_, oracle.mean_, rtol=1e-12)
+    np.testing.assert_allclose(scaler.var_, oracle.var_, rtol=1e-10)
+    assert list(scaler.feature_names_in_) == FEATURES
+    assert fit.n_train_rows == len(train)
+    assert fit.n_validation_rows == sum(len(parts[i]) for i in fit.validation_partitions)
+
+
+def test_streaming_history_tracks_the_best_validation_epoch(friedman, streamed):
+    path, *_ = friedman
+    fit, records, progress = streamed
+    assert records == fit.history and [r.epoch for r in records] == list(range(1, 13))
+    scores = [r.validation_score for r in records]
+    assert fit.best_epoch == 1 + int(np.argmax(scores)) and fit.best_score == max(scores)
+    parts = partition_rows(path, BLOCK)
+    val = pd.concat([parts[i] for i in fit.validation_partitions])
+    # The returned model is the best epoch's: its R^2 on the held-out rows is the best score.
+    assert r2_score(val["y"], fit.model.predict(val[FEATURES])) == pytest.approx(
+        fit.best_score, rel=1e-9)
+    n_train = len(fit.train_partitions)
+    assert progress[:n_train] == [(1, k, n_train) for k in range(1, n_train + 1)]
+    assert records[-1].train_loss < records[0].train_loss
+
+
+def test_streaming_fit_is_seeded_and_leaves_the_estimator_alone(friedman):
+    path, *_ = friedman
+    est = regressor()
+    a = fit_streaming(est, path, epochs=2, blocksize=BLOCK, random_state=1, prefetch=False)
+    b = fit_streaming(est, path, epochs=2, blocksize=BLOCK, random_state=1)
+    c = fit_streaming(est, path, epochs=2, blocksize=BLOCK, random_state=2)
+    assert not hasattr(est, "coefs_")
+    for w, v in zip(a.model[-1].coefs_, b.model[-1].coefs_):
+        np.testing.assert_array_equal(w, v)
+    assert a.validation_partitions != c.validation_partitions or not np.array_equal(
+        a.model[-1].coefs_[0], c.model[-1].coefs_[0])
+
+
+def test_streaming_classifier_from_a_parquet_glob(tmp_path):
+    pytest.importorskip("pyarrow")
+    X, y = make_classification(n_samples=2400, n_features=8, n_informative=6, n_classes=3,
+                               random_state=0)
+    labels = np.array(["ash", "birch", "cedar"])[y]
+    names = [f"f{i}" for i in range(8)]
+    frame = pd.DataFrame(X, columns=names).assign(tree=labels)
+    for k in range(6):  # six files of 300 rows; the last 600 rows are the test set
+        frame.iloc[300 * k:300 * (k + 1)].to_parquet(tmp_path / f"part-{k}.parquet")
+    test = frame.iloc[1800:]
+    est = FNNClassifier(hidden_layer_sizes=(32,), solver="sgd", learning_rate_init=0.05,
+                        momentum=0.9, batch_size=50, random_state=0)
+    fit = fit_streaming(est, str(tmp_path / "part-*.parquet"), "tree", epochs=15,
+                        validation_fraction=0.2, random_state=0)
+    assert list(fit.classes) == ["ash", "birch", "cedar"] and len(fit.validation_partitions) == 1
+    train = frame.iloc[:1800]
+    in_memory = make_pipeline(StandardScaler(), est.set_params(max_iter=15))
+    in_memory.fit(train[names], train["tree"])
+    ours = accuracy_score(test["tree"], fit.model.predict(test[names]))
+    theirs = accuracy_score(test["tree"], in_memory.predict(test[names]))
+    assert ours >= theirs - 0.06 and ours > 0.7, (ours, theirs)
+
+
+def test_streaming_from_dask_arrays_in_float32():
+    X, y = make_friedman1(n_samples=3000, noise=0.5, random_state=1)
+    Xd, yd = da.from_array(X[:2000], chunks=250), da.from_array(y[:2000], chunks=250)
+    fit = fit_streaming(regressor(), Xd, yd, epochs=12, validation_fraction=0,
+                        dtype=np.float32, random_state=0)
+    assert fit.best_epoch is None and fit.validation_partitions == ()
+    assert fit.model[-1].coefs_[0].dtype == np.float32
+    in_memory = make_pipeline(StandardScaler(), regressor(max_iter=12)).fit(X[:2000], y[:2000])
+    ours = r2_score(y[2000:], fit.model.predict(X[2000:].astype(np.float32)))
+    assert ours >= r2_score(y[2000:], in_memory.predict(X[2000:])) - 0.05
+
+
+def test_streamed_model_survives_a_model_file(friedman, streamed, tmp_path):
+    _, _, X_test, _ = friedman
+    fit, _, _ = streamed
+    save_model(fit.model, tmp_path / "streamed.skops")
+    loaded = load_model(tmp_path / "streamed.skops")
+    np.testing.assert_array_equal(loaded.predict(X_test), fit.model.predict(X_test))
+
+
+@pytest.mark.parametrize("case, error, words", [
+    ("lbfgs", ValueError, "solver='sgd' or 'adam'"),
+    ("pipeline", TypeError, "no partial_fit"),
+    ("one partition", ValueError, "smaller blocksize"),
+    ("no file", FileNotFoundError, "no file matches"),
+    ("text column", ValueError, "not numeric"),
+    ("nan", ValueError, r"partition \d+ holds a missing"),
+    ("target", ValueError, "not in the table"),
+])
+def test_streaming_errors_say_what_to_do(tmp_path, case, error, words):
+    frame = pd.DataFrame({"a": np.arange(400.0), "b": np.ones(400), "y": np.arange(400.0)})
+    if case == "text column":
+        frame["b"] = "x"
+    if case == "nan":
+        frame.loc[300, "a"] = np.nan
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    est, kw = FNNRegressor(solver="adam"), dict(blocksize=2000)
+    if case == "lbfgs":
+        est = FNNRegressor(solver="lbfgs")
+    elif case == "pipeline":
+        est = make_pipeline(StandardScaler(), est)
+    elif case == "one partition":
+        kw = dict(blocksize=None)
+    elif case == "no file":
+        path = tmp_path / "missing-*.csv"
+    elif case == "target":
+        kw["target"] = "z"
+    with pytest.raises(error, match=words):
+        fit_streaming(est, path, epochs=1, validation_fraction=0.2 if case != "nan" else 0,
+                      **kw)
+
+
+def test_import_without_dask_names_the_extra():
+    code = textwrap.dedent("""
+        import sys
+        sys.modules["dask"] = None
+        try:
+            import fastfnn.scaling
+        except ImportError as err:
+            print(err)
+        """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, env=dict(os.environ, FASTFNN_NUM_THREADS="1"))
+    assert 'pip install "fastfnn[dask]"' in out.stdout, out.stderr
+
+
+# --- prediction at scale --------------------------------------------------------------------
+
+def read_back(path):
+    return pd.read_csv(path)  # pandas writes and reads float64 exactly
+
+
+def per_partition(model, path, blocksize, method="predict"):
+    """In-memory predictions of each partition as dask cuts the file, concatenated.
+
+    fastfnn's predict may differ in the last bit between a block of rows and the same rows
+    inside a larger block (small products take compiled loops, large ones BLAS), so the exact
+    oracle predicts the same blocks; the whole table agrees to rounding."""
+    names = list(model.feature_names_in_)
+    return np.concatenate([getattr(model, method)(p[names])
+                           for p in partition_rows(path, blocksize)])
+
+
+def test_predict_streaming_writes_in_memory_predictions_in_order(friedman, streamed, tmp_path):
+    path, table, _, _ = friedman
+    fit, _, _ = streamed
+    shuffled = table[["y"] + FEATURES[::-1]].assign(extra=1.0)  # other column order, extras
+    src = tmp_path / "to_predict.csv"
+    shuffled.to_csv(src, index=False)
+    done = []
+    rows = predict_streaming(fit.model, src, tmp_path / "out.csv", name="y_hat",
+                             blocksize=BLOCK, on_partition=lambda d, t: done.append((d, t)))
+    out = read_back(tmp_path / "out.csv")
+    assert rows == len(table) and list(out.columns) == ["y_hat"]
+    np.testing.assert_array_equal(out["y_hat"], per_partition(fit.model, src, BLOCK))
+    np.testing.assert_allclose(out["y_hat"], fit.model.predict(table[FEATURES]), rtol=1e-13)
+    assert done[-1][0] == done[-1][1] > 5
+    assert sorted(os.listdir(tmp_path)) == ["out.csv", "to_predict.csv"]  # no temporary left
+
+
+def test_predict_streaming_on_the_cluster_matches_in_memory(client, friedman, streamed,
+                                                            tmp_path):
+    path, table, _, _ = friedman
+    fit, _, _ = streamed
+    out = tmp_path / "cluster.csv"
+    rows = predict_streaming(fit.model, path, out, scheduler=client, blocksize=BLOCK, window=3)
+    assert rows == len(table)
+    np.testing.assert_array_equal(read_back(out)["prediction"],
+                                  per_partition(fit.model, path, BLOCK))
+
+
+def test_predict_dask_parallel_post_fit_on_the_cluster(client, friedman):
+    path, table, _, _ = friedman
+    X, y = table[FEATURES], table["y"]
+    model = make_pipeline(StandardScaler(), regressor(max_iter=5)).fit(X, y)
+    lazy = predict_dask(model, path, blocksize=BLOCK)
+    np.testing.assert_array_equal(client.compute(lazy).result(),
+                                  per_partition(model, path, BLOCK))
+    np.testing.assert_allclose(client.compute(lazy).result(), model.predict(X), rtol=1e-13)
+    labels = (y > y.median()).map({True: "high", False: "low"})
+    Xa = X.to_numpy()
+    clf = FNNClassifier(hidden_layer_sizes=(16,), max_iter=5, random_state=0).fit(Xa, labels)
+    proba = client.compute(predict_dask(clf, da.from_array(Xa, chunks=300),
+                                        method="predict_proba")).result()
+    np.testing.assert_array_equal(
+        proba, np.concatenate([clf.predict_proba(Xa[i:i + 300]) for i in range(0, 2000, 300)]))
+
+
+# --- searches on the cluster ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def small(friedman):
+    _, table, _, _ = friedman
+    return table[FEATURES].to_numpy()[:300], table["y"].to_numpy()[:300]
+
+
+def small_net():
+    return FNNRegressor(hidden_layer_sizes=(8,), solver="adam", learning_rate_init=0.01,
+                        max_iter=20, random_state=0)
+
+
+def test_workers_run_single_threaded(client):
+    assert sorted(client.nthreads().values()) == [1, 1]
+    assert set(client.run(os.getenv, "FASTFNN_NUM_THREADS").values()) == {"1"}
+
+
+def test_grid_search_on_the_cluster_equals_the_in_process_search(client, small):
+    X, y = small
+    grid = {"alpha": [1e-4, 1e-1], "hidden_layer_sizes": [(4,), (8,)]}
+    cv = KFold(3, shuffle=True, random_state=0)
+    done = []
+    ours = search(small_net(), grid, X, y, scheduler=client, cv=cv, on_progress=done.append)
+    oracle = GridSearchCV(small_net(), grid, cv=cv).fit(X, y)
+    assert ours.best_params_ == oracle.best_params_
+    np.testing.assert_allclose(ours.cv_results_["mean_test_score"],
+                               oracle.cv_results_["mean_test_score"], rtol=1e-12)
+    np.testing.assert_array_equal(ours.predict(X), oracle.predict(X))
+    assert done[-1] == 12 and done == sorted(done)  # 4 candidates x 3 folds
+
+
+def test_random_search_through_a_scheduler_address(client, small):
+    X, y = small
+    dists = {"alpha": [1e-5, 1e-4, 1e-3, 1e-2, 1e-1], "learning_rate_init": [3e-3, 1e-2, 3e-2]}
+    ours = search(small_net(), dists, X, y, kind="random", n_iter=4, random_state=0, cv=3,
+                  scheduler=client.scheduler.address)
+    oracle = RandomizedSearchCV(small_net(), dists, n_iter=4, random_state=0, cv=3).fit(X, y)
+    assert ours.best_params_ == oracle.best_params_
+    np.testing.assert_allclose(ours.cv_results_["mean_test_score"],
+                               oracle.cv_results_["mean_test_score"], rtol=1e-12)
+
+
+def test_successive_halving_over_epochs_on_the_cluster(client, small):
+    X, y = small
+    grid = {"alpha": [1e-4, 1e-2, 1e-1], "learning_rate_init": [1e-3, 1e-2, 3e-2]}
+    ours = search(small_net(), grid, X, y, kind="halving", scheduler=client, cv=3,
+                  max_resources=27)
+    oracle = HalvingGridSearchCV(small_net(), grid, resource="max_iter", max_resources=27,
+                                 min_resources="exhaust", factor=3, cv=3).fit(X, y)
+    assert ours.best_params_ == oracle.best_params_
+    assert ours.n_resources_ == oracle.n_resources_ == [3, 9, 27]
+    assert ours.n_candidates_ == oracle.n_candidates_ == [9, 3, 1]
+    np.testing.assert_allclose(ours.cv_results_["mean_test_score"],
+                               oracle.cv_results_["mean_test_score"], rtol=1e-12)
+
+
+def test_search_errors_say_what_to_do(small):
+    X, y = small
+    with pytest.raises(ValueError, match="kind must be one of"):
+        search(small_net(), {"alpha": [1.0]}, X, y, kind="bayes")
+    with pytest.raises(ValueError, match="max_resources"):
+        search(small_net(), {"max_iter": [5, 10]}, X, y, kind="halving")
+    with pytest.raises(ValueError, match="n_workers must be a positive integer"):
+        search(small_net(), {"alpha": [1.0]}, X, y, n_workers=0)
