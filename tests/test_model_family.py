@@ -509,3 +509,99 @@ def test_validation_loss_curve_is_none_without_early_stopping():
     assert est.set_params(max_iter=2).fit(X, y).validation_loss_curve_ is None
     clf, _, X, y, _, _ = replay_setup("multiclass", "log_loss", "silu", "sgd", False)
     assert clf.set_params(max_iter=2).fit(X, y).validation_loss_curve_ is None
+
+
+# ---- 6. class_weight equals the sample weights scikit-learn computes -------------------------
+
+CLASS_WEIGHTS = {
+    "binary": [{"no": 3.0, "yes": 0.5}],
+    "multiclass": [{"a": 2.0, "b": 0.5, "c": 1.5}, {"a": 4.0}],  # a class left out weighs 1
+    "multilabel": [[{0: 1.0, 1: 3.0}, {0: 0.5, 1: 2.0}, {0: 2.0, 1: 1.0}]],
+}
+
+
+def _classifier(solver, class_weight=None):
+    return FNNClassifier((5,), "silu", solver=solver, max_iter=15, batch_size=20,
+                         learning_rate_init=0.05, random_state=0, class_weight=class_weight)
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "sgd", "adam"])
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "multilabel"])
+def test_class_weight_equals_computed_sample_weight(kind, solver):
+    rng = np.random.RandomState(5)
+    X, y = classification_data(rng, 60, kind)
+    user_sw = rng.uniform(0.5, 2.0, len(X))
+    for class_weight in ["balanced"] + CLASS_WEIGHTS[kind]:
+        cw = compute_sample_weight(class_weight, y)
+        assert np.ptp(cw) > 0  # the weights do weigh the classes differently
+        for sw in (None, user_sw):
+            weighted = _classifier(solver, class_weight).fit(X, y, sample_weight=sw)
+            plain = _classifier(solver).fit(X, y, sample_weight=cw if sw is None else cw * sw)
+            for got, want in zip(weighted.coefs_ + weighted.intercepts_,
+                                 plain.coefs_ + plain.intercepts_):
+                np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+            assert weighted.loss_ == pytest.approx(plain.loss_, rel=1e-12)
+    unweighted = _classifier(solver).fit(X, y)
+    assert not np.allclose(unweighted.coefs_[0], weighted.coefs_[0])
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "multilabel"])
+def test_partial_fit_with_a_class_weight_dict(kind):
+    rng = np.random.RandomState(6)
+    X, y = classification_data(rng, 60, kind)
+    class_weight = CLASS_WEIGHTS[kind][0]
+    classes = np.arange(3) if kind == "multilabel" else np.unique(y)  # multilabel: columns
+    weighted, plain = _classifier("adam", class_weight), _classifier("adam")
+    for part in (slice(0, 30), slice(30, 60)):
+        weighted.partial_fit(X[part], y[part], classes=classes)
+        plain.partial_fit(X[part], y[part], classes=classes,
+                          sample_weight=compute_sample_weight(class_weight, y[part]))
+    for got, want in zip(weighted.coefs_, plain.coefs_):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+    balanced = _classifier("sgd", "balanced")
+    with pytest.raises(ValueError, match="partial_fit"):
+        balanced.partial_fit(X, y, classes=classes)
+    assert not hasattr(balanced, "coefs_")
+    weighted.set_params(class_weight="balanced")  # after a dict: the fitted model is kept
+    before = [c.copy() for c in weighted.coefs_]
+    with pytest.raises(ValueError, match="balanced"):
+        weighted.partial_fit(X, y)
+    for got, want in zip(weighted.coefs_, before):
+        np.testing.assert_array_equal(got, want)
+
+
+# ---- 7. float32 --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("act, loss", [(a, "squared_error") for a in NEW_ACTS]
+                         + [("tanh", loss) for loss in NEW_LOSSES] + [("gelu", "huber"),
+                                                                      ("silu", "absolute_error")])
+def test_float32_training_predicts_as_the_float64_forward(act, loss):
+    rng = np.random.RandomState(8)
+    X = rng.standard_normal((120, N_FEATURES))
+    y = X @ [1.0, -1.0, 0.5, 2.0] + 0.3 * rng.standard_normal(120)
+    model = FNNRegressor(loss, (8, 6), act, solver="adam", max_iter=20, random_state=0,
+                         learning_rate_init=0.01).fit(X.astype(np.float32), y.astype(np.float32))
+    assert all(c.dtype == np.float32 for c in model.coefs_ + model.intercepts_)
+    assert model.gradient_norms_.shape == (20, 3) and np.isfinite(model.gradient_norms_).all()
+    assert model.loss_curve_[-1] < model.loss_curve_[0]  # it trained
+    pred = model.predict(X.astype(np.float32))
+    assert pred.dtype == np.float32
+    coefs = [c.astype(np.float64) for c in model.coefs_]
+    intercepts = [b.astype(np.float64) for b in model.intercepts_]
+    want = np_forward(coefs, intercepts, X.astype(np.float32).astype(np.float64), act,
+                      "identity")[1][-1].ravel()
+    np.testing.assert_allclose(pred, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("act", NEW_ACTS)
+def test_float32_classifier_with_new_activations(act):
+    rng = np.random.RandomState(9)
+    X, y = classification_data(rng, 90, "multiclass")
+    X32 = X.astype(np.float32)
+    model = FNNClassifier((8,), act, max_iter=10, random_state=0).fit(X32, y)
+    assert model.coefs_[0].dtype == np.float32
+    proba = model.predict_proba(X32)
+    want = np_forward([c.astype(np.float64) for c in model.coefs_],
+                      [b.astype(np.float64) for b in model.intercepts_],
+                      X32.astype(np.float64), act, "softmax")[1][-1]
+    np.testing.assert_allclose(proba, want, rtol=1e-5, atol=1e-6)
