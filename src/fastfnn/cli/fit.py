@@ -178,7 +178,8 @@ def _write_outputs(args, model, fnn, label, record):
 
     with Staged() as staged:
         if args.plot:
-            plot_training(fnn, staged.path(args.plot, "--plot"), label, _describe(args), args)
+            plot_training(fnn, staged.path(args.plot, "--plot"), label, _describe(args, False),
+                          args)
         if args.save:
             tmp = staged.path(args.save, "--save")
             try:
@@ -234,7 +235,7 @@ def _prepared(features):
     return ", ".join(parts)
 
 
-def _describe(args):
+def _describe(args, hint=True):
     kind = "FNNClassifier" if args.classify else "FNNRegressor"
     extra = ""
     if not args.classify and (args.loss or args.out_activation):
@@ -245,8 +246,8 @@ def _describe(args):
     if args.solver != "lbfgs":
         text += f", lr {args.learning_rate:g}, batch {args.batch_size}"
     if args.early_stopping:
-        text += (f", early stopping on a {args.validation_fraction:g} validation split "
-                 "(--no-early-stopping: off)")
+        text += (f", early stopping on a {args.validation_fraction:g} validation split"
+                 + (" (--no-early-stopping: off)" if hint else ""))
     return text + f", {args.dtype}"
 
 
