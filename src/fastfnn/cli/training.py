@@ -153,8 +153,8 @@ def stop_notes(fnn, caught, args):
     for w in caught:
         message = " ".join(str(w.message).split())
         if issubclass(w.category, ConvergenceWarning):
-            unit = "iterations" if args.solver == "lbfgs" else "epochs"
-            lines.append(f"stopped at --epochs {args.epochs} ({unit}) with the loss still "
+            unit = " (L-BFGS iterations)" if args.solver == "lbfgs" else ""
+            lines.append(f"stopped at --epochs {args.epochs}{unit} with the loss still "
                          "falling (scikit-learn's ConvergenceWarning)")
         elif "interrupted" in message:
             lines.append("training interrupted: the results are for the model so far")
