@@ -285,8 +285,17 @@ def test_lbfgs_and_other_bundled_sets(tmp_path):
         "lbfgs": (["fit", "sine", "--solver", "lbfgs", "--hidden", "16", "--activation", "tanh",
                    "--epochs", "300"], tmp_path),
         "quiet": (["fit", "diabetes", "--quiet", "--epochs", "3"], tmp_path),
+        "cut short": (["fit", "diabetes", "--epochs", "3"], tmp_path),
+        "stalled": (["fit", "sine", "--hidden", "8", "--tol", "0.01", "--n-iter-no-change", "2"],
+                    tmp_path),
     })
     lbfgs, quiet = runs["lbfgs"], runs["quiet"]
+    assert ("note     stopped at --epochs 3 with the loss still falling (scikit-learn's "
+            "ConvergenceWarning)") in runs["cut short"].stdout
+    stalled = runs["stalled"].stdout
+    epochs = int(re.search(r"trained  (\d+) epochs", stalled).group(1))
+    assert epochs < 200 and (f"note     stopped at epoch {epochs}: the training loss did not "
+                             "improve by --tol 0.01 for 2 epochs") in stalled
     assert lbfgs.returncode == 0, lbfgs.stderr
     assert "L-BFGS iterations" in lbfgs.stdout
     assert float(re.search(r"R² ([0-9.]+)", lbfgs.stdout).group(1)) > 0.9
