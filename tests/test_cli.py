@@ -369,6 +369,7 @@ def _make_error_files(d):
     write_csv(d / "fractional.csv", ["a", "y"], [[i, i / 3] for i in range(10)])
     write_csv(d / "empty_column.csv", ["a", "b", "y"], [[i, "", i] for i in range(10)])
     (d / "empty.csv").write_text("")
+    (d / "table.parquet").write_text("a,y\n1,2\n")  # a CSV file named as Parquet
     (d / "binary.csv").write_bytes(bytes(range(256)))
     (d / "latin1.csv").write_bytes("a,b,y\n1,caf\xe9,2\n".encode("latin-1"))
     shutil.copy(ROOT / "data" / "sine.csv", d / "sine.csv")
@@ -387,6 +388,8 @@ ERRORS = {
     "inf": (["fit", "inf.csv", *SAVE], ["inf.csv, line 3, column 'a'", "not a finite"], "fit"),
     "directory": (["fit", ".", *SAVE], [".: is a directory"], "fit"),
     "header only": (["fit", "header_only.csv"], ["header_only.csv", "no data rows"], "fit"),
+    "not parquet": (["fit", "table.parquet"], ["table.parquet: not a readable Parquet file"],
+                    "fit"),
     "duplicate column": (["fit", "dup.csv"], ["dup.csv: the header names column 'a' twice"],
                          "fit"),
     "nan target": (["fit", "nan_target.csv"],

@@ -32,7 +32,20 @@ def add_parser(sub):
                         "regression, or multilabel 0/1 columns with --classify")
     p.add_argument("--classify", action="store_true",
                    help="classification (FNNClassifier); the target holds class labels")
-    g = p.add_argument_group("network and training (scikit-learn's MLP parameters)")
+    _add_training_options(p.add_argument_group(
+        "network and training (scikit-learn's MLP parameters)"))
+    o = p.add_argument_group("output")
+    o.add_argument("--save", metavar="MODEL",
+                   help="save the fitted model to MODEL (a safe skops-based file)")
+    o.add_argument("--plot", metavar="FILE.png",
+                   help="plot the loss curves, validation score and per-layer gradient norms to "
+                        "a PNG; needs matplotlib")
+    o.add_argument("--quiet", action="store_true", help="no progress bar; print results only")
+    p.set_defaults(func=cmd_fit)
+
+
+def _add_training_options(g):
+    """The estimator's parameters, and the split and precision of the run."""
     g.add_argument("--hidden", type=hidden_sizes, default=(64, 64), metavar="64,64",
                    help="hidden layer widths, comma-separated (hidden_layer_sizes; default 64,64)")
     g.add_argument("--activation", default="relu", choices=HIDDEN_ACTIVATIONS,
@@ -70,14 +83,6 @@ def add_parser(sub):
                    help="seed of the splits, the initial weights and the shuffling (default 0)")
     g.add_argument("--test-size", type=number(float, 0, True, 1), default=0.2, metavar="F",
                    help="share of rows held out for testing (default 0.2)")
-    o = p.add_argument_group("output")
-    o.add_argument("--save", metavar="MODEL",
-                   help="save the fitted model to MODEL (a safe skops-based file)")
-    o.add_argument("--plot", metavar="FILE.png",
-                   help="plot the loss curves, validation score and per-layer gradient norms to "
-                        "a PNG; needs matplotlib")
-    o.add_argument("--quiet", action="store_true", help="no progress bar; print results only")
-    p.set_defaults(func=cmd_fit)
 
 
 def cmd_fit(args):
