@@ -149,6 +149,7 @@ def test_bench_help(tmp_path):
 @pytest.mark.parametrize("argv", [
     ["fit", "--hidden", "64,x"], ["fit", "--epochs", "0"], ["fit", "--test-size", "1"],
     ["fit", "--dtype", "float16"], ["fit", "--activation", "nope"], ["fit", "--target", "a,,b"],
+    ["fit", "--target", "a,b,a"],
     ["predict", "model-only"], ["export", "model-only"], ["frobnicate"],
 ])
 def test_bad_options_are_usage_errors(argv, capsys):
