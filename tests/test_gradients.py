@@ -13,7 +13,7 @@ from fastfnn import check_gradients
 from fastfnn.gradcheck import gradients
 from fastfnn.network import Network
 
-from issue_cases import HIDDEN_ACTS, PAIRS  # noqa: E402
+from cases import HIDDEN_ACTS, PAIRS  # noqa: E402
 N_FEATURES, WIDTH, N_SAMPLES = 4, 5, 20
 # Central differences in float64: step 1e-5 balances truncation (~h^2) against round-off
 # (~1e-16 / h); relu kinks are rare at this step for the seeds used.

@@ -19,7 +19,7 @@ from fastfnn import FNNClassifier, FNNRegressor, network
 from fastfnn.network import DataSource, Network
 from fastfnn.optimizers import SGD, Adam
 
-from issue_cases import HIDDEN_ACTS, PAIRS  # noqa: E402
+from cases import HIDDEN_ACTS, PAIRS  # noqa: E402
 PAIR_PARAMS = [pytest.param(loss, out, id=f"{loss}+{out}") for loss, out in PAIRS]
 DTYPES = [pytest.param(np.float32, id="float32"), pytest.param(np.float64, id="float64")]
 INPUTS = [pytest.param(False, id="dense"), pytest.param(True, id="csr")]
@@ -467,7 +467,7 @@ def test_run_batches_allocates_nothing_per_batch(sizes, kind, sparse, nrt_stats)
     tracemalloc.start()
     try:
         call(2)  # and once traced: tracemalloc's own first-call bookkeeping is not the loop's
-        for n_batches in (10, 300, 10, 300, 10, 300):  # the least of 3: per-call noise aside
+        for n_batches in (10, 300) * 5:  # the least of 5: per-call noise aside
             tracemalloc.reset_peak()
             current, _ = tracemalloc.get_traced_memory()
             allocs = nrt_stats()
@@ -478,7 +478,7 @@ def test_run_batches_allocates_nothing_per_batch(sizes, kind, sparse, nrt_stats)
     finally:
         tracemalloc.stop()
     assert peaks[300] < 4096 and peaks[10] < 4096, peaks
-    assert abs(peaks[300] - peaks[10]) <= 256, peaks
+    assert peaks[300] <= peaks[10] + 512, peaks  # 290 more batches: nothing more (+- noise)
     assert nrt_allocs[300] == nrt_allocs[10], nrt_allocs
     assert np.isfinite(net.theta).all()
 
@@ -557,7 +557,7 @@ def test_training_in_a_forked_child_after_parallel_training():
     rs = np.random.RandomState(0)
     X, y = rs.standard_normal((600, 30)), rs.standard_normal(600)
     params = dict(hidden_layer_sizes=(128, 128), batch_size=256, max_iter=2, random_state=0)
-    if training_threads(training_parts([30, 128, 128, 1], 256)) < 2:
+    if training_threads(training_parts([30, 128, 128, 1], 256))[0] < 2:
         pytest.skip("one core (or no thread-safe Numba layer): no data-parallel training here")
     parent = FNNRegressor(**params).fit(X, y)  # data-parallel
     ctx = multiprocessing.get_context("fork")

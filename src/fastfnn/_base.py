@@ -8,6 +8,7 @@ plain functions and objects.
 """
 
 from contextlib import contextmanager
+from numbers import Integral
 
 import numpy as np
 from sklearn.base import BaseEstimator, is_classifier
@@ -23,7 +24,7 @@ from ._validation import (
     _fit_context,
     explained_errors,
 )
-from .network import Network, init_params, layer_sizes
+from .network import Network, check_memory, init_params, layer_sizes
 from .trainer import fit_lbfgs, fit_stochastic
 
 STOCHASTIC_SOLVERS = ("sgd", "adam")
@@ -54,6 +55,26 @@ def rollback_on_error(estimator):
         if rng_state is not None:
             rng.set_state(rng_state)
         raise
+
+
+def _check_converged(state, net, stochastic):
+    """Raise ValueError where training diverged: weights or the training loss non-finite (the
+    estimator then stays as it was)."""
+    if not np.all(np.isfinite(net.theta)):
+        raise ValueError(
+            "Solver produced non-finite parameter weights. The input data may contain large "
+            "values and need to be preprocessed (e.g. with "
+            "sklearn.preprocessing.StandardScaler), or learning_rate_init may be too large."
+        )
+    losses = [e.loss for e in state.epochs] if stochastic else [state.loss]
+    bad = [i for i, loss in enumerate(losses) if loss is not None and not np.isfinite(loss)]
+    if bad:
+        where = f" at epoch {bad[0] + 1}" if stochastic else ""
+        raise ValueError(
+            f"Training diverged: the training loss became {losses[bad[0]]}{where}. Scale the "
+            "inputs (e.g. sklearn.preprocessing.StandardScaler) and the targets, or lower "
+            "learning_rate_init; the model was left as it was."
+        )
 
 
 class BaseFNN(CallbackSupportMixin, BaseEstimator):
@@ -103,12 +124,18 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
     # ---- fitting ------------------------------------------------------------------------------
 
     def _hidden_sizes(self):
+        """The hidden layer widths as ints; ValueError unless each is an integer >= 1 (not a
+        bool, not a float such as 2.9 or 0.5)."""
         sizes = self.hidden_layer_sizes
-        sizes = list(sizes) if hasattr(sizes, "__iter__") else [sizes]
-        if np.any(np.array(sizes) <= 0):
+        sizes = list(sizes) if hasattr(sizes, "__iter__") and not isinstance(sizes, str) \
+            else [sizes]
+        bad = [s for s in sizes if isinstance(s, (bool, np.bool_))
+               or not isinstance(s, (Integral, np.integer)) or s <= 0]
+        if bad:
             raise ValueError(
-                "hidden_layer_sizes must be > 0, got %s. Give every hidden layer at least one "
-                "unit (an empty tuple () means no hidden layer)." % sizes
+                "hidden_layer_sizes must hold positive integers (units per hidden layer), got "
+                "%s. Give every hidden layer at least one unit, as a whole number (an empty "
+                "tuple () means no hidden layer)." % (self.hidden_layer_sizes,)
             )
         return [int(s) for s in sizes]
 
@@ -123,8 +150,16 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
         sample_weight = self._weighted(y, sample_weight, incremental)
+        if sample_weight is not None and not np.sum(sample_weight) > 0:
+            raise ValueError(
+                "sample_weight sums to %r: at least one sample needs a positive weight for "
+                "the loss to be defined." % float(np.sum(sample_weight))
+            )
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
         sizes = [X.shape[1]] + hidden + [Y.shape[1]]
+        stochastic = self.solver in STOCHASTIC_SOLVERS
+        dtype = X.dtype if first_pass else self.coefs_[0].dtype
+        check_memory(sizes, dtype, X.shape[0], self._batch_rows(X.shape[0]), stochastic)
         self._random_state = check_random_state(self.random_state)
         if first_pass:
             self._initialize(Y, sizes, X.dtype)
@@ -133,16 +168,10 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         net = Network(sizes, self.activation, self._output_activation(), self._loss_name(),
                       self.coefs_[0].dtype)
         net.set_params(self.coefs_, self.intercepts_)
-        stochastic = self.solver in STOCHASTIC_SOLVERS
         max_subtasks = 1 if incremental else self.max_iter
         with callback_observer(self, X, y, sample_weight, net, max_subtasks) as observer:
             state = self._train(net, X, Y, sample_weight, incremental, stochastic, observer)
-        if not np.all(np.isfinite(net.theta)):
-            raise ValueError(
-                "Solver produced non-finite parameter weights. The input data may contain large "
-                "values and need to be preprocessed (e.g. with "
-                "sklearn.preprocessing.StandardScaler), or learning_rate_init may be too large."
-            )
+        _check_converged(state, net, stochastic)
         fitstate.publish(state, self, stochastic)
         return self
 
@@ -164,6 +193,10 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
                        stratify=is_classifier(self) and self.n_outputs_ == 1,
                        scoring=self._validation_scoring(), observer=observer)
         return state
+
+    def _batch_rows(self, n_samples):
+        """Rows of a training batch ('auto': min(200, n)), for the memory estimate."""
+        return min(200 if self.batch_size == "auto" else int(self.batch_size), n_samples)
 
     def _check_continuable(self, sizes):
         """warm_start / partial_fit continue the fitted network: its layout and output must not
@@ -275,11 +308,11 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         with explained_errors():
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False,
                               dtype=np.float64)
-        Y = self._encode_targets(y)
+        Y = np.asarray(self._encode_targets(y), dtype=np.float64)
         net = self._fitted_network(np.float64)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
-        return net, X, Y.astype(np.float64).reshape(X.shape[0], -1), sample_weight, self.alpha
+        return net, X, Y, sample_weight, self.alpha
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

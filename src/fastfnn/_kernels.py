@@ -49,7 +49,7 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit, prange
+from numba import cfunc, njit, prange, types
 from numba.extending import overload
 
 # Fast-math flags that keep NaN/inf semantics (no "nnan", no "ninf").
@@ -63,6 +63,80 @@ jit = njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
 jit_inline = njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy", inline="always")
 jit_update = njit(cache=True, fastmath=FASTMATH - {"reassoc"}, nogil=True, error_model="numpy")
 jit_parallel = njit(parallel=True, cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
+
+# ----------------------------------------------------------------------------------------------
+# The calling thread's BLAS threads: compiled code sets them per thread, never process-wide.
+# ----------------------------------------------------------------------------------------------
+
+
+class KernelBLAS:
+    """The BLAS library behind scipy's cython_blas (the one Numba's ``np.dot`` calls), found
+    with threadpoolctl: ``path``, and ctypes functions ``set_local(n) -> previous`` (the calling
+    thread's thread count only; 0 means "the library's setting") and ``get_threads()`` (the
+    library's setting, which threadpoolctl limits and OPENBLAS_NUM_THREADS change). Where the
+    library has no thread-local setting, ``set_local`` is None."""
+
+    def __init__(self):
+        self.path, self.set_local, self.get_threads = None, None, None
+        try:
+            import scipy.linalg.cython_blas  # noqa: F401  (loads the library first)
+            from threadpoolctl import ThreadpoolController
+
+            libs = [c for c in ThreadpoolController().lib_controllers
+                    if c.user_api == "blas" and c.internal_api == "openblas"]
+        except Exception:  # noqa: BLE001 - no threadpoolctl/scipy BLAS info: no local setting
+            return
+        libs.sort(key=lambda c: "scipy" not in c.filepath.replace("scipy_openblas", ""))
+        for lib in libs:
+            prefix = getattr(lib, "_symbol_prefix", "")
+            suffix = getattr(lib, "_symbol_suffix", "")
+            setter = _symbol(lib.dynlib, ("openblas_set_num_threads_local",
+                                          f"{prefix}openblas_set_num_threads_local{suffix}"))
+            getter = _symbol(lib.dynlib, (f"{prefix}openblas_get_num_threads{suffix}",
+                                          "openblas_get_num_threads"), takes_int=False)
+            if setter is not None:
+                self.path, self.set_local, self.get_threads = lib.filepath, setter, getter
+                return
+
+
+def _symbol(dynlib, names, takes_int=True):
+    """The first of ``names`` the library exports, as a ctypes ``int f(int)`` (or ``int f()``),
+    else None."""
+    import ctypes
+
+    for name in names:
+        try:
+            f = getattr(dynlib, name)
+        except AttributeError:
+            continue
+        f.restype, f.argtypes = ctypes.c_int, [ctypes.c_int] if takes_int else []
+        return f
+    return None
+
+
+@cfunc(types.intc(types.intc), cache=True)
+def _no_local_blas_threads(n):  # pragma: no cover - a BLAS without a thread-local setting
+    return 0
+
+
+def _register_blas_threads_local(blas):
+    """Make ``fastfnn_blas_threads_local`` (the BLAS's own setter, or a no-op) callable from
+    compiled code; registered by name, so cached kernels stay valid across processes."""
+    import ctypes
+
+    import llvmlite.binding as ll
+
+    if blas.set_local is not None:
+        address = ctypes.cast(blas.set_local, ctypes.c_void_p).value
+    else:
+        address = _no_local_blas_threads.address
+    ll.add_symbol("fastfnn_blas_threads_local", address)
+
+
+BLAS = KernelBLAS()
+_register_blas_threads_local(BLAS)
+blas_threads_local = types.ExternalFunction("fastfnn_blas_threads_local", types.intc(types.intc))
+
 
 # Activation codes (activations.py maps names to these).
 IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP = 0, 1, 2, 3, 4, 5
@@ -82,7 +156,8 @@ class Data(NamedTuple):
     """The rows a loop reads, in the network's dtype.
 
     X (n, n_features) C-ordered, or (0, 0) when the rows are CSR (X_data, X_indices, X_indptr:
-    the matrix's arrays, indices int64); Y (n, n_outputs), or (n, 0) for a forward pass only;
+    the matrix's arrays, indices int64, each < n_features); Y (n, n_outputs), or (n, 0) for a
+    forward pass only;
     sw (n,) sample weights, read when ``use_sw``; order (n,) int64: batch k is the rows
     ``order[k * batch_size : (k + 1) * batch_size]``.
     """
@@ -92,6 +167,7 @@ class Data(NamedTuple):
     X_indices: np.ndarray
     X_indptr: np.ndarray
     is_sparse: bool
+    n_features: int
     Y: np.ndarray
     sw: np.ndarray
     use_sw: bool
@@ -759,7 +835,7 @@ def batch_gradient_(params, work, model):
 
 
 @jit
-def loss_grad_(params, work, data, model):
+def loss_grad_(params, work, data, model, blas_threads):
     """Writes Params.grad (and the workspace): forward, loss and backward on all rows of
     ``data`` as one batch, split into the workspace's parts.
 
@@ -769,8 +845,10 @@ def loss_grad_(params, work, data, model):
     """
     n = data.order.shape[0]
     part_loss, part_weight = work.part_loss, work.part_weight
+    blas_threads_local(blas_threads)
     for p in range(work.A.shape[0]):
         part_loss[p], part_weight[p] = part_sums_(params, work, data, model, p, 0, n)
+    blas_threads_local(0)
     value, penalty, _ = batch_gradient_(params, work, model)
     return value, penalty
 
@@ -840,10 +918,11 @@ def _update_by_rule(rule, theta, grad):
 
 
 @jit_inline
-def train_batches_(params, rule, work, data, model, first_batch, last_batch, batch_size):
+def train_batches_(params, rule, work, data, model, first_batch, last_batch, batch_size,
+                   blas_threads):
     """Writes Params (theta, grad), the rule's state and the workspace: batches
     ``first_batch..last_batch-1`` of ``data.order``, each loaded, differentiated (its parts
-    under ``prange``) and applied.
+    under ``prange``, each with ``blas_threads`` BLAS threads on its own thread) and applied.
 
     Returns ``(data, penalty)``: the sums over batches of the batch's data term and L2 term
     (see :func:`loss_grad_`), each times the batch's rows. A batch whose weights sum to 0
@@ -858,7 +937,9 @@ def train_batches_(params, rule, work, data, model, first_batch, last_batch, bat
         start = k * batch_size
         m = min(start + batch_size, n) - start
         for p in prange(P):
+            blas_threads_local(blas_threads)  # this thread's BLAS only; 0: the library's own
             part_loss[p], part_weight[p] = part_sums_(params, work, data, model, p, start, m)
+            blas_threads_local(0)
         value, penalty, S = batch_gradient_(params, work, model)
         if S == 0.0:
             continue
@@ -869,24 +950,28 @@ def train_batches_(params, rule, work, data, model, first_batch, last_batch, bat
 
 
 @jit
-def run_batches_(params, rule, work, data, model, first_batch, last_batch, batch_size):
+def run_batches_(params, rule, work, data, model, first_batch, last_batch, batch_size,
+                 blas_threads):
     """:func:`train_batches_` on one thread (the parts one after the other)."""
-    return train_batches_(params, rule, work, data, model, first_batch, last_batch, batch_size)
+    return train_batches_(params, rule, work, data, model, first_batch, last_batch, batch_size,
+                          blas_threads)
 
 
 @jit_parallel
 def run_batches_parallel_(params, rule, work, data, model, first_batch, last_batch,
-                          batch_size):
+                          batch_size, blas_threads):
     """:func:`train_batches_` with the parts of each batch on Numba's threads (OpenMP/TBB):
     the same bits as :func:`run_batches_`, since each part is summed on its own and the parts
     are added in order."""
-    return train_batches_(params, rule, work, data, model, first_batch, last_batch, batch_size)
+    return train_batches_(params, rule, work, data, model, first_batch, last_batch, batch_size,
+                          blas_threads)
 
 
 @jit
-def forward_rows_(out, work, data, params, model):
+def forward_rows_(out, work, data, params, model, blas_threads):
     """Writes ``out`` (n, n_outputs): the output activations of all rows of ``data``, through
-    the workspace's part 0 in chunks of its rows."""
+    the workspace's part 0 in chunks of its rows, with ``blas_threads`` BLAS threads."""
+    blas_threads_local(blas_threads)
     n = data.order.shape[0]
     sizes = params.sizes
     L = len(sizes) - 1
@@ -899,6 +984,7 @@ def forward_rows_(out, work, data, params, model):
         for r in range(m):
             for j in range(A_out.shape[1]):
                 out[start + r, j] = A_out[r, j]
+    blas_threads_local(0)
 
 
 def _load_numba_registries():

@@ -1,41 +1,45 @@
-"""Threads: how many cores a fit or a prediction uses, and how.
+"""Threads: how many cores a fit or a prediction uses, and how, without touching process state.
 
-* **Training** splits each minibatch's rows across the cores (``_kernels.run_batches_parallel_``:
-  each thread runs forward and backward on its rows with single-threaded BLAS, then the gradient
-  sums are added). On 2 cores that trains 1.5-1.7x faster than one thread on the benchmark's
-  deep and medium networks, where threads inside BLAS do not pay; on wide layers it is on par
-  with two-thread BLAS. Batches with less work (DATA_PARALLEL_FLOPS) stay on one thread: there
-  the per-batch fork and join and the other core's availability decide more than the split. It needs a thread-safe Numba threading layer (OpenMP
-  or TBB): with only the 'workqueue' layer, and in a process forked from one that trained (GNU
-  OpenMP is not fork-safe), training stays on one thread.
-* **Prediction** runs one product per layer over large chunks of rows: there BLAS's own threads
-  are used, for large products only.
+* **Training** splits each minibatch's rows into parts (``training_parts``: chosen from the
+  problem alone) whose gradient sums are computed on their own and added in part order
+  (``_kernels.run_batches_parallel_``), so the result is the same bits on one thread or several.
+  The parts run on up to ``max_threads()`` threads; on 2 cores that trains 1.5-1.7x faster than
+  one thread on the benchmark's deep and medium networks. Batches with little work
+  (DATA_PARALLEL_FLOPS) stay one part on one thread: there the fork and join and the other
+  core's availability decide more than the split. Parallel parts need a thread-safe Numba
+  threading layer (OpenMP or TBB): with only 'workqueue', and in a process forked from one that
+  trained (GNU OpenMP is not fork-safe), the parts run one after the other.
+* **Prediction** and full-batch L-BFGS run one product per layer over large chunks of rows:
+  there BLAS's own threads are used, for large products only.
 
-``FASTFNN_NUM_THREADS=N`` caps both (``1``: a single thread everywhere). threadpoolctl's controller
-is built once (that costs about 2.5 ms) and reused (about 10 us per change), so small fits and
-``partial_fit`` loops do not pay for it each time.
+Nothing here changes process-wide state: the BLAS thread count is set for the calling thread
+only, inside the compiled code (``_kernels.blas_threads_local``), and Numba's thread count with
+its per-thread setting. Limits the host sets are respected: ``FASTFNN_NUM_THREADS``, the CPU
+affinity, Numba's thread count (``NUMBA_NUM_THREADS``), ``OMP_NUM_THREADS``, the BLAS library's
+thread count (threadpoolctl's ``threadpool_limits``, ``OPENBLAS_NUM_THREADS``) and, inside a
+Dask worker, the worker's thread count.
 """
 
 import os
-import threading
+import sys
 from contextlib import contextmanager
 
 import numpy as np
 
+from . import _kernels as K
+
 # Training flops per batch (6 * rows * sum(fan_in * fan_out)) from which the rows are split
-# across threads. Measured on 2 vCPUs: from ~1 MFLOP a split batch is faster on average (small:
+# into parts. Measured on 2 vCPUs: from ~1 MFLOP a split batch is faster on average (small:
 # 1.3x) but its speed varies by 2x from run to run with the other core's availability, while one
 # thread is steady; from ~10 MFLOP (deep, medium, wide) the gain (1.5-1.7x) holds up.
 DATA_PARALLEL_FLOPS = 1e7
-# Parts such a batch is split into: each part's gradient sums are computed on their own and
-# added in part order, so the bits do not depend on how many threads run the parts. Each part
-# beyond the first holds a gradient-sized buffer, so more parts cost memory (n_params each).
+# Parts such a batch is split into. Each part beyond the first holds a gradient-sized buffer, so
+# more parts cost memory (n_params each); two keep a wide fit's memory at scikit-learn's. On
+# more cores each part's products use BLAS threads (max_threads() // PARTS).
 PARTS = 2
-# Per-product work (rows * largest fan_in * fan_out) from which BLAS's second thread pays off.
-TWO_THREAD_WORK = 2**24
+# Per-product work (rows * largest fan_in * fan_out) from which BLAS threads pay off.
+MULTI_THREAD_WORK = 2**24
 
-_controller = None
-_lock = threading.Lock()
 _forked = False  # set in a child process made by fork()
 
 
@@ -63,19 +67,51 @@ def _threadsafe_layer():
     return False
 
 
+def _positive_int(name, text):
+    """``int(text)`` for the environment variable ``name``; ValueError unless it is >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer (a thread count), got {text!r}.")
+    return value
+
+
+def _dask_worker_threads():
+    """The thread count of the Dask worker running this code, or None outside one."""
+    if "distributed" not in sys.modules:
+        return None
+    try:
+        from distributed import get_worker
+
+        return int(get_worker().state.nthreads)
+    except Exception:  # noqa: BLE001 - not in a worker (ValueError), or another version
+        return None
+
+
 def max_threads():
-    """``FASTFNN_NUM_THREADS`` if set, else the cores this process may run on (affinity), at
-    most Numba's thread count."""
+    """The threads fastfnn may use: ``FASTFNN_NUM_THREADS`` if set (a positive integer, else
+    ValueError), else the least of the host's limits (module docstring)."""
     env = os.environ.get("FASTFNN_NUM_THREADS")
-    if env:
-        return max(1, int(env))
+    if env is not None:
+        return _positive_int("FASTFNN_NUM_THREADS", env)
     from numba import get_num_threads
 
     try:
-        cores = len(os.sched_getaffinity(0))
+        limits = [len(os.sched_getaffinity(0))]
     except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, get_num_threads()))
+        limits = [os.cpu_count() or 1]
+    limits.append(get_num_threads())
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    if omp.strip().isdigit() and int(omp) > 0:
+        limits.append(int(omp))
+    if K.BLAS.get_threads is not None:
+        limits.append(K.BLAS.get_threads())
+    worker = _dask_worker_threads()
+    if worker:
+        limits.append(worker)
+    return max(1, min(limits))
 
 
 def training_parts(sizes, batch_size):
@@ -90,17 +126,31 @@ def training_parts(sizes, batch_size):
 
 
 def training_threads(parts):
-    """Threads that run a batch's parts: up to one per part, where Numba's threading layer
-    is thread-safe and this process was not forked from one that trained; else 1."""
-    if parts <= 1 or _forked or not _threadsafe_layer():
-        return 1
-    return max(1, min(max_threads(), parts))
+    """``(threads, blas_threads)``: threads that run a batch's parts (up to one per part, where
+    Numba's threading layer is thread-safe and this process was not forked from one that
+    trained), and BLAS threads inside each part (the rest of the budget)."""
+    budget = max_threads()  # read (and checked) on every fit
+    if parts <= 1:
+        return 1, 1
+    if _forked or not _threadsafe_layer():
+        return 1, 1
+    threads = max(1, min(budget, parts))
+    return threads, max(1, budget // parts)
+
+
+def blas_threads(sizes, rows):
+    """BLAS threads for products of ``rows`` rows through layers ``sizes`` on the calling
+    thread (predict, full-batch L-BFGS): all of ``max_threads()`` for large products, else 1."""
+    budget = max_threads()
+    sizes = np.asarray(sizes)
+    work = rows * int(np.max(sizes[:-1] * sizes[1:]))
+    return budget if work >= MULTI_THREAD_WORK else 1
 
 
 @contextmanager
 def numba_threads(n_threads):
-    """Within the block, Numba's parallel loops of the calling thread use ``n_threads``
-    threads (Numba's setting is per calling thread; restored after)."""
+    """Within the block, Numba's parallel loops started by the calling thread use
+    ``n_threads`` threads (Numba's setting is per calling thread; restored after)."""
     if n_threads <= 1:
         yield
         return
@@ -112,31 +162,3 @@ def numba_threads(n_threads):
         yield
     finally:
         numba.set_num_threads(before)
-
-
-def blas_threads(sizes, rows):
-    """BLAS threads for products of ``rows`` rows through layers ``sizes``, where the rows are
-    not split across threads already (predict, full-batch L-BFGS, small training batches)."""
-    sizes = np.asarray(sizes)
-    work = rows * int(np.max(sizes[:-1] * sizes[1:]))
-    return min(max_threads(), 2) if work >= TWO_THREAD_WORK else 1
-
-
-def controller():
-    """The process's threadpoolctl controller, built on first use."""
-    global _controller
-    with _lock:
-        if _controller is None:
-            from threadpoolctl import ThreadpoolController
-
-            import scipy.linalg.cython_blas  # noqa: F401  (load the BLAS numba calls first)
-
-            _controller = ThreadpoolController()
-    return _controller
-
-
-@contextmanager
-def limit_blas(n_threads):
-    """Within the block, BLAS libraries use at most ``n_threads`` threads."""
-    with controller().limit(limits=n_threads, user_api="blas"):
-        yield

@@ -6,6 +6,9 @@ by the relative error ``||g - g_fd|| / (||g|| + ||g_fd||)`` (0 when both vanish)
 """
 
 import numpy as np
+from sklearn.utils import check_array
+
+from ._validation import _check_sample_weight
 
 from .activations import HIDDEN_ACTIVATIONS
 from .losses import CANONICAL_OUTPUT, SQUARED_ERROR_OUTPUTS
@@ -95,18 +98,59 @@ def check_gradients(model, X, y, eps=1e-6, *, sample_weight=None, loss="squared_
     if hasattr(model, "_gradient_problem"):
         net, X, Y, sample_weight, alpha = model._gradient_problem(X, y, sample_weight)
     elif isinstance(model, (tuple, list)) and len(model) == 2:
-        coefs, intercepts = model
-        net = Network(layer_sizes(coefs), activation, out_activation or CANONICAL_OUTPUT[loss], loss,
-                      np.float64)
-        net.set_params(coefs, intercepts)
-        X = np.asarray(X, dtype=np.float64)
-        Y = np.asarray(y, dtype=np.float64).reshape(X.shape[0], -1)
+        net = _network_of(model, loss, activation, out_activation)
+        X, Y, sample_weight = _checked_data(net, X, y, sample_weight)
     else:
         raise TypeError(
             "check_gradients takes a fitted FNNRegressor/FNNClassifier or a pair "
             f"(coefs, intercepts); got {type(model).__name__}."
         )
-    if sample_weight is not None:
-        sample_weight = np.asarray(sample_weight, dtype=np.float64)
+    if not (np.isfinite(eps) and eps > 0):
+        raise ValueError(f"eps must be a positive finite step, got {eps!r}.")
     errors = layer_errors(net, X, Y, sample_weight, alpha, eps)
     return errors if per_layer else max(max(e) for e in errors)
+
+
+def _network_of(pair, loss, activation, out_activation):
+    """A float64 Network holding ``(coefs, intercepts)``; ValueError unless the lists chain:
+    ``coefs[i]`` (fan_in, fan_out) with ``coefs[i+1]`` taking fan_out inputs, ``intercepts[i]``
+    (fan_out,), all finite."""
+    coefs, intercepts = pair
+    try:
+        coefs = [np.asarray(W, dtype=np.float64) for W in coefs]
+        intercepts = [np.asarray(b, dtype=np.float64) for b in intercepts]
+    except (TypeError, ValueError):
+        raise ValueError("coefs and intercepts must be lists of numeric arrays.") from None
+    if not coefs or len(coefs) != len(intercepts):
+        raise ValueError(f"Got {len(coefs)} coefs and {len(intercepts)} intercepts: give one "
+                         "weight matrix and one bias vector per layer (at least one layer).")
+    for i, (W, b) in enumerate(zip(coefs, intercepts)):
+        if W.ndim != 2 or 0 in W.shape:
+            raise ValueError(f"coefs[{i}] must be a non-empty (fan_in, fan_out) matrix, got "
+                             f"shape {W.shape}.")
+        if i and W.shape[0] != coefs[i - 1].shape[1]:
+            raise ValueError(f"coefs[{i}] takes {W.shape[0]} inputs but coefs[{i - 1}] gives "
+                             f"{coefs[i - 1].shape[1]} outputs.")
+        if b.shape != (W.shape[1],):
+            raise ValueError(f"intercepts[{i}] must have shape ({W.shape[1]},), got {b.shape}.")
+        if not (np.isfinite(W).all() and np.isfinite(b).all()):
+            raise ValueError(f"Layer {i}'s weights contain NaN or infinity.")
+    net = Network(layer_sizes(coefs), activation, out_activation or CANONICAL_OUTPUT[loss], loss,
+                  np.float64)
+    net.set_params(coefs, intercepts)
+    return net
+
+
+def _checked_data(net, X, y, sample_weight):
+    """``(X, Y (n, n_outputs), sample_weight)`` in float64, checked against the network."""
+    X = check_array(X, accept_sparse="csr", dtype=np.float64)
+    if X.shape[1] != net.sizes[0]:
+        raise ValueError(f"X has {X.shape[1]} features, but coefs[0] takes {net.sizes[0]}.")
+    Y = check_array(y, ensure_2d=False, dtype=np.float64)
+    Y = Y.reshape(-1, 1) if Y.ndim == 1 else Y
+    if Y.ndim != 2 or Y.shape != (X.shape[0], net.sizes[-1]):
+        raise ValueError(f"y must have shape ({X.shape[0]}, {net.sizes[-1]}) (one row per "
+                         f"sample, one column per output), got {np.shape(y)}.")
+    if sample_weight is not None:
+        sample_weight = _check_sample_weight(sample_weight, X)
+    return X, Y, sample_weight

@@ -33,6 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _kernels as K
+from ._threads import blas_threads
 from .activations import ACTIVATIONS, HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
 from .activations import code as act_code
 from .losses import LOSS_CODES, check_pair, clip_eps, delta_derivative_code
@@ -57,6 +58,46 @@ def init_params(sizes, activation, random_state, dtype):
     return coefs, intercepts
 
 
+def available_memory():
+    """Bytes this process may still allocate: MemAvailable of /proc/meminfo, or None where
+    unknown (not Linux)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def training_bytes(sizes, dtype, n_samples, batch_rows, stochastic):
+    """Bytes a fit allocates for the network: theta, gradient and (stochastic) two optimizer
+    buffers and a second part's gradient; the workspace of a batch (L-BFGS: of all rows, its
+    activations, deltas and targets, which is why it needs about 2-3x the data's size)."""
+    sizes = np.asarray(sizes, dtype=np.float64)
+    n_params = float(np.sum(sizes[:-1] * sizes[1:]) + np.sum(sizes[1:]))
+    rows = batch_rows if stochastic else n_samples
+    per_row = 2 * float(np.sum(sizes)) + float(sizes[-1]) + 1
+    vectors = 5 if stochastic else 2 + 4  # theta, grad (+ state, parts) | SciPy's float64 copies
+    return np.dtype(dtype).itemsize * (vectors * n_params + rows * per_row)
+
+
+def check_memory(sizes, dtype, n_samples, batch_rows, stochastic):
+    """MemoryError, before anything is allocated, where a fit needs more memory than is
+    available, saying how much it needs."""
+    need = training_bytes(sizes, dtype, n_samples, batch_rows, stochastic)
+    have = available_memory()
+    if have is not None and need > have:
+        raise MemoryError(
+            f"This network needs about {need / 2**30:.1f} GiB to train (parameters, gradient, "
+            f"optimizer state and a batch's activations), but only {have / 2**30:.1f} GiB of "
+            "memory is available. Use fewer or narrower hidden layers, float32 input, or (for "
+            "'lbfgs', which holds every row's activations) solver='adam' with a smaller "
+            "batch_size."
+        )
+
+
 def layer_sizes(coefs):
     """``[n_features, hidden..., n_outputs]`` of a list of W (fan_in, fan_out)."""
     return [np.shape(c)[0] for c in coefs] + [np.shape(coefs[-1])[1]]
@@ -65,14 +106,16 @@ def layer_sizes(coefs):
 class DataSource:
     """Rows of X in the form the compiled gather reads: dense C-ordered, or CSR.
 
-    ``X`` (n, n_features) dense or sparse; converted once (no copy when already right).
-    :meth:`data` pairs them with targets, weights and an order as a ``_kernels.Data``.
+    ``X`` (n, n_features) dense or sparse; converted once (no copy when already right), a CSR
+    matrix checked once (indices in range, pointers consistent). :meth:`data` pairs them with
+    targets, weights and an order as a ``_kernels.Data``.
     """
 
     def __init__(self, X, dtype):
         self.dtype = np.dtype(dtype)
         if sp.issparse(X):
             X = sp.csr_matrix(X, dtype=dtype)
+            X.check_format(full_check=True)  # an index out of range would be a wild write
             self.rows = (
                 np.empty((0, 0), dtype),
                 np.ascontiguousarray(X.data, dtype=dtype),
@@ -82,20 +125,35 @@ class DataSource:
             )
         else:
             dense = np.ascontiguousarray(X, dtype=dtype)
+            if dense.ndim != 2:
+                raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {dense.shape}.")
             empty_int = np.empty(0, np.int64)
             self.rows = (dense, np.empty(0, dtype), empty_int, empty_int, False)
-        self.n_samples = X.shape[0]
+        self.n_samples, self.n_features = X.shape
 
     def data(self, Y=None, sw=None, order=None):
         """The ``_kernels.Data`` group: these rows with Y (n, n_outputs) (None: no targets,
         forward only), sample weights sw (n,) or None, and ``order`` (n,) int64 (default: the
-        rows in order). Arrays are taken as they are when already C-contiguous in the dtype."""
+        rows in order). Raises ValueError where the arrays disagree with the rows."""
         n, dtype = self.n_samples, self.dtype
-        Y = np.empty((n, 0), dtype) if Y is None else np.ascontiguousarray(Y, dtype).reshape(n, -1)
+        if Y is None:
+            Y = np.empty((n, 0), dtype)
+        else:
+            Y = np.ascontiguousarray(Y, dtype)
+            Y = Y.reshape(n, -1) if Y.ndim == 1 or (Y.ndim == 2 and Y.shape[0] == n) else Y
+            if Y.ndim != 2 or Y.shape[0] != n:
+                raise ValueError(f"y must have one row per sample of X ({n}), got shape "
+                                 f"{np.shape(Y)}.")
         use_sw = sw is not None
         sw = np.ascontiguousarray(sw, dtype) if use_sw else np.empty(0, dtype)
-        order = np.arange(n, dtype=np.int64) if order is None else order
-        return K.Data(*self.rows, Y, sw, use_sw, order)
+        if use_sw and sw.shape != (n,):
+            raise ValueError(f"sample_weight must have shape ({n},), got {sw.shape}.")
+        if order is None:
+            order = np.arange(n, dtype=np.int64)
+        elif (order.dtype != np.int64 or order.ndim != 1
+              or (order.size and (order.min() < 0 or order.max() >= n))):
+            raise ValueError(f"order must be int64 row numbers in [0, {n}).")
+        return K.Data(*self.rows, self.n_features, Y, sw, use_sw, order)
 
 
 class Network:
@@ -186,6 +244,39 @@ class Network:
             n_updates=np.zeros(1, np.int64),
         )
 
+    # ---- the wall before the kernels -----------------------------------------------------------
+
+    def check(self, data, work=None, rows=0, targets=True):
+        """Raise ValueError unless ``data`` (and ``work``, for ``rows`` rows a batch) fit this
+        network: every compiled call goes through here, so no kernel sees arrays whose shapes or
+        dtypes disagree (an out-of-bounds access in compiled code is memory corruption, not an
+        exception)."""
+        n_features, n_outputs = int(self.sizes[0]), int(self.sizes[-1])
+        if data.n_features != n_features:
+            raise ValueError(f"X has {data.n_features} features, but the network takes "
+                             f"{n_features}.")
+        if not data.is_sparse and data.X.shape[1] != n_features:
+            raise ValueError(f"X has {data.X.shape[1]} columns, but the network takes "
+                             f"{n_features}.")
+        if targets and data.Y.shape[1] != n_outputs:
+            raise ValueError(f"y has {data.Y.shape[1]} column(s), but the network has "
+                             f"{n_outputs} output(s).")
+        for array in (data.X, data.X_data, data.Y, data.sw):
+            if array.dtype != self.dtype:
+                raise ValueError(f"Arrays must be {self.dtype} for this network, got "
+                                 f"{array.dtype}.")
+        if work is not None:
+            parts = work.A.shape[0]
+            per_part = -(-max(rows, 1) // parts)
+            s = self.sizes
+            if (work.A.shape[1] < per_part * int(s.sum())
+                    or work.sw.shape[1] < per_part or work.A.dtype != self.dtype
+                    or work.part_grads.shape != (parts - 1, self.theta.size)
+                    or work.layer_sq.shape != (len(s) - 1,)
+                    or work.Z.shape[1] < (per_part * int(s[1:].sum()) if self.keeps_z else 0)):
+                raise ValueError("The workspace was not made by this network for "
+                                 f"{rows}-row batches.")
+
     # ---- compute ------------------------------------------------------------------------------
 
     def forward(self, X):
@@ -195,8 +286,12 @@ class Network:
         source = X if isinstance(X, DataSource) else DataSource(X, self.dtype)
         n = source.n_samples
         out = np.empty((n, self.sizes[-1]), self.dtype)
-        work = self.workspace(max(1, min(n, PREDICT_CHUNK)))
-        K.forward_rows_(out, work, source.data(), self.params, self.model(backward=False))
+        chunk = max(1, min(n, PREDICT_CHUNK))
+        work = self.workspace(chunk)
+        data = source.data()
+        self.check(data, work, chunk, targets=False)
+        K.forward_rows_(out, work, data, self.params, self.model(backward=False),
+                        blas_threads(self.sizes, chunk))
         return out
 
     def loss_grad(self, X, Y, sample_weight=None, alpha=0.0, work=None):
@@ -210,21 +305,25 @@ class Network:
         work = self.workspace(source.n_samples) if work is None else work
         return self.loss_grad_data(source.data(Y, sample_weight), work, alpha)
 
-    def loss_grad_data(self, data, work, alpha=0.0):
+    def loss_grad_data(self, data, work, alpha=0.0, threads=1):
         """:meth:`loss_grad` on a ``_kernels.Data`` group, all its rows one batch, in the
-        workspace ``work`` (for that many rows). Returns ``(loss, grad)``."""
-        value, penalty = K.loss_grad_(self.params, work, data, self.model(alpha))
+        workspace ``work`` (for that many rows), with ``threads`` BLAS threads. Returns
+        ``(loss, grad)``."""
+        self.check(data, work, data.order.shape[0])
+        value, penalty = K.loss_grad_(self.params, work, data, self.model(alpha), threads)
         return value + penalty, self.grad
 
     def run_batches(self, data, work, rule, first_batch, last_batch, batch_size, alpha,
-                    threads=1):
+                    threads=1, blas_threads=1):
         """The compiled minibatch loop over batches ``first_batch..last_batch-1`` of
         ``data.order``, updating theta by ``rule`` (a ``_kernels.SGDRule`` / ``AdamRule``).
 
         ``work`` is a workspace for ``batch_size`` rows; with ``threads`` > 1 its parts run on
-        that many threads (the same bits as one). Returns ``(data, penalty)``: the sums over
-        batches of the batch loss's data term and L2 term, each times the batch's rows.
+        that many threads (the same bits as one), each part's products on ``blas_threads``
+        BLAS threads. Returns ``(data, penalty)``: the sums over batches of the batch loss's
+        data term and L2 term, each times the batch's rows.
         """
+        self.check(data, work, batch_size)
         run = K.run_batches_parallel_ if threads > 1 else K.run_batches_
         return run(self.params, rule, work, data, self.model(alpha), first_batch, last_batch,
-                   batch_size)
+                   batch_size, blas_threads)

@@ -18,7 +18,7 @@ import scipy.optimize
 from sklearn.model_selection import train_test_split
 from sklearn.exceptions import ConvergenceWarning
 
-from ._threads import blas_threads, limit_blas, numba_threads, training_parts, training_threads
+from ._threads import blas_threads, numba_threads, training_parts, training_threads
 from ._validation import check_optimize_result, lbfgs_iprint_options
 from .losses import loss_value
 from .network import DataSource
@@ -165,12 +165,10 @@ def fit_stochastic(state, cfg, X, Y, sw, random_state, incremental, stratify, sc
     data = source.data(Y, sw)
     batch_size = batch_size_for(cfg, n)
     parts = training_parts(net.sizes, batch_size)
-    threads = training_threads(parts)
+    threads, part_blas_threads = training_threads(parts)
     work = net.workspace(batch_size, parts)
-    loop = _EpochLoop(net, data, work, batch_size, cfg.alpha, threads)
-    # BLAS threads only when the batch rows are not split across threads already
-    with limit_blas(1 if parts > 1 else blas_threads(net.sizes, batch_size)), \
-            numba_threads(threads):
+    loop = _EpochLoop(net, data, work, batch_size, cfg.alpha, threads, part_blas_threads)
+    with numba_threads(threads):
         state.rows_per_epoch = n
         try:
             for _ in range(cfg.max_iter):
@@ -192,9 +190,10 @@ def fit_stochastic(state, cfg, X, Y, sw, random_state, incremental, stratify, sc
 class _EpochLoop:
     """One epoch of the compiled minibatch loop, in calls of about FLOPS_PER_CALL flops."""
 
-    def __init__(self, net, data, work, batch_size, alpha, threads):
+    def __init__(self, net, data, work, batch_size, alpha, threads, blas_threads):
         self.net, self.data, self.work = net, data, work
-        self.batch_size, self.alpha, self.threads = batch_size, alpha, threads
+        self.batch_size, self.alpha = batch_size, alpha
+        self.threads, self.blas_threads = threads, blas_threads
         n = data.order.shape[0]
         self.n_batches = -(-n // batch_size)
         flops_per_batch = 6 * batch_size * float(np.sum(net.sizes[:-1] * net.sizes[1:]))
@@ -209,7 +208,8 @@ class _EpochLoop:
         for first in range(0, self.n_batches, self.per_call):
             last = min(first + self.per_call, self.n_batches)
             d, p = self.net.run_batches(self.data, self.work, make_rule(), first, last,
-                                        self.batch_size, self.alpha, self.threads)
+                                        self.batch_size, self.alpha, self.threads,
+                                        self.blas_threads)
             data_sum, penalty_sum = data_sum + d, penalty_sum + p
         n = self.data.order.shape[0]
         norms = np.sqrt(self.work.layer_sq / max(int(self.work.n_updates[0]), 1))
@@ -236,10 +236,9 @@ def _end_epoch(state, cfg, data, penalty, norms, validation, incremental, observ
         if validation is not None:
             print("Validation score: %f" % score)
     stop = observer is not None and observer.epoch_ends(record)
-    if validation is None and not np.isfinite(loss) and not np.all(np.isfinite(state.net.theta)):
-        # Diverged. Without early stopping nothing can bring finite weights back, and the
-        # estimator raises on them; scikit-learn runs on to max_iter first. (With early
-        # stopping the best weights are restored at the end, so training goes on as there.)
+    if not np.isfinite(loss):
+        # Diverged: the estimator raises and stays as it was (scikit-learn runs on to
+        # max_iter first, and with early stopping may even return the last finite weights).
         return True
     _update_no_improvement_count(state, cfg, record,
                                  data / per_output_divisor(state.net) + penalty)
@@ -314,12 +313,13 @@ def fit_lbfgs(state, cfg, X, Y, sw, observer=None):
     source = DataSource(X, net.dtype)
     data = source.data(Y, sw)
     work = net.workspace(source.n_samples)
+    threads = blas_threads(net.sizes, source.n_samples)
     last_eval = {}  # the most recent evaluation: x and its loss
     accepted = {"x": net.theta.astype(np.float64), "loss": None, "n_iter": 0}
 
     def loss_grad(x):
         net.theta[:] = x
-        value, grad = net.loss_grad_data(data, work, cfg.alpha)
+        value, grad = net.loss_grad_data(data, work, cfg.alpha, threads)
         last_eval["x"], last_eval["loss"] = x.copy(), value
         return value, grad.astype(np.float64)
 
@@ -334,26 +334,25 @@ def fit_lbfgs(state, cfg, X, Y, sw, observer=None):
                 raise StopIteration
 
     iprint = 1 if cfg.verbose else -1
-    with limit_blas(blas_threads(net.sizes, source.n_samples)):
-        try:
-            opt_res = scipy.optimize.minimize(
-                loss_grad,
-                net.theta.astype(np.float64),
-                method="L-BFGS-B",
-                jac=True,
-                callback=record_iterate,
-                options={"maxfun": cfg.max_fun, "maxiter": cfg.max_iter, "gtol": cfg.tol,
-                         **lbfgs_iprint_options(iprint)},
-            )
-        except KeyboardInterrupt:
-            warnings.warn("Training interrupted by user.")
-            net.theta[:] = accepted["x"]
-            state.n_iter = accepted["n_iter"]
-            loss = accepted["loss"]
-            if loss is None:
-                loss, _ = net.loss_grad_data(data, work, cfg.alpha)
-            state.loss = np.float64(loss)
-            return
+    try:
+        opt_res = scipy.optimize.minimize(
+            loss_grad,
+            net.theta.astype(np.float64),
+            method="L-BFGS-B",
+            jac=True,
+            callback=record_iterate,
+            options={"maxfun": cfg.max_fun, "maxiter": cfg.max_iter, "gtol": cfg.tol,
+                     **lbfgs_iprint_options(iprint)},
+        )
+    except KeyboardInterrupt:
+        warnings.warn("Training interrupted by user.")
+        net.theta[:] = accepted["x"]
+        state.n_iter = accepted["n_iter"]
+        loss = accepted["loss"]
+        if loss is None:
+            loss, _ = net.loss_grad_data(data, work, cfg.alpha, threads)
+        state.loss = np.float64(loss)
+        return
     if accepted.get("stopped"):
         state.n_iter = accepted["n_iter"]
     else:

@@ -208,8 +208,9 @@ def thread_count(config, batch_size, override=None):
     (``_threads.training_threads``)."""
     if override:
         return int(override)
-    return int(training_threads(training_parts(np.asarray(config.sizes, dtype=np.int64),
-                                               batch_size)))
+    threads, _ = training_threads(training_parts(np.asarray(config.sizes, dtype=np.int64),
+                                                 batch_size))
+    return int(threads)
 
 
 def estimator_params(case, epochs=None):
