@@ -11,16 +11,19 @@ by name only: ``from fastfnn import X`` / ``from .. import X`` must name somethi
 purpose, where it belongs. Import cycles between modules fail as well.
 
     __main__                  ``python -m fastfnn``: runs the CLI
-    cli, bench                the ``fastfnn`` command (package ``cli/``), which uses the public API
-                              and the optional public modules only; the benchmark tool (package
-                              ``bench/``), which uses the public API and ``_threads``
-    onnx, model_io            optional public modules: the public API and the estimators
+    cli                       the ``fastfnn`` command (package ``cli/``): the public API, the
+                              optional public modules and, for ``fastfnn bench``, ``bench``
+    bench, onnx, scaling      the benchmark tool (package ``bench/``: the public API and
+                              ``_threads``); optional public modules (ONNX export; Dask): the
+                              public API only
     __init__                  the public API (``__all__``)
-    estimators, gradcheck
-    trainer
+    estimators, gradcheck, model_io
+    _base                     the estimators' shared fit/predict walk
+    trainer, _callbacks, fitstate
     optimizers, network
+    _threads, _validation     (thread policy on the kernels' BLAS; the registries' names)
     losses                    (uses the activation registry)
-    _threads, activations, _validation
+    activations, _version
     _kernels                  imports nothing of the package
 
 Oracle: the source itself, parsed with ``ast`` (nothing is imported).
@@ -39,23 +42,26 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # Units, top layer first. Adjust when modules move; every module must appear here.
 LAYERS = [
     ["__main__"],
-    ["cli", "bench"],
-    ["onnx", "model_io"],
+    ["cli"],
+    ["bench", "onnx", "scaling"],
     ["__init__"],
-    ["estimators", "gradcheck"],
-    ["trainer"],
+    ["estimators", "gradcheck", "model_io"],
+    ["_base"],
+    ["trainer", "_callbacks", "fitstate"],
     ["optimizers", "network"],
+    ["_threads", "_validation"],
     ["losses"],
-    ["_threads", "activations", "_validation"],
+    ["activations", "_version"],
     ["_kernels"],
 ]
 # Units that may import only these units of the package (besides their own modules).
 ONLY = {
     "__main__": {"cli"},
-    "cli": {"__init__", "onnx", "model_io"},
+    "cli": {"__init__", "bench", "onnx", "scaling"},
     "bench": {"__init__", "_threads"},
-    "onnx": {"__init__", "estimators"},
-    "model_io": {"__init__", "estimators"},
+    "onnx": {"__init__"},
+    "scaling": {"__init__"},
+    "model_io": {"_version"},
 }
 LAYER_OF = {unit: i for i, units in enumerate(LAYERS) for unit in units}
 
