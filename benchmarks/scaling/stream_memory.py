@@ -123,8 +123,8 @@ def child(mode, args):
         try:
             pd.read_csv(args.path)
             out["result"] = "read the whole file"
-        except MemoryError as err:
-            out["result"] = f"MemoryError {err}"
+        except (MemoryError, OSError) as err:  # OSError: ENOMEM from mmap
+            out["result"] = f"{type(err).__name__}: {err}"
         model = None
     elif mode == "incremental":
         model = incremental_epoch(args)

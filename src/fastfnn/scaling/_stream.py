@@ -188,6 +188,8 @@ def _validation_score(est, table, val, stats, classify, dtype, prefetch):
             diff = y.reshape(len(y), -1) - np.asarray(pred).reshape(len(y), -1)
             sse = sse + (diff * diff).sum(axis=0)
         n += len(y)
+    if n == 0:
+        return float("nan")
     return correct / n if classify else _r2(sse, stats.ss_tot)
 
 
