@@ -478,11 +478,9 @@ def test_a_diverging_fit_tears_down_and_leaves_the_model_as_it_was():
     assert _state(est) == before
 
 
-# ---- known defects -------------------------------------------------------------------------
+# ---- what the callbacks see: labels, the caller's weights, the model a stop would leave --
 
 
-@pytest.mark.xfail(strict=True, reason="the classifier hands the callbacks its encoded targets "
-                   "(label-binarized floats) as y, not the class labels")
 def test_classifier_callbacks_see_the_class_labels():
     X, y = _data(FNNClassifier)
     recorder = Recorder()
@@ -491,8 +489,6 @@ def test_classifier_callbacks_see_the_class_labels():
         np.testing.assert_array_equal(seen_y, y)
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason="the classifier hands the callbacks "
-                   "its encoded targets as y, so scoring against them fails")
 def test_scoring_monitor_records_the_accuracy_of_each_epoch():
     X, y = _data(FNNClassifier)
     params = _params("adam", max_iter=3)
@@ -504,8 +500,6 @@ def test_scoring_monitor_records_the_accuracy_of_each_epoch():
         for e in range(1, 4)]
 
 
-@pytest.mark.xfail(strict=True, reason="class_weight is folded into the metadata's "
-                   "sample_weight (scikit-learn's own estimators pass the caller's weights)")
 def test_class_weight_is_not_passed_as_sample_weight():
     X, y = _data(FNNClassifier)
     recorder = Recorder()
@@ -514,8 +508,6 @@ def test_class_weight_is_not_passed_as_sample_weight():
     assert [metadata for _, _, metadata in recorder.seen] == [None, None]
 
 
-@pytest.mark.xfail(strict=True, reason="with early stopping the fitted copy has no "
-                   "validation_scores_ (the history is read after it is reset)")
 def test_early_stopping_copies_hold_the_validation_scores_so_far():
     X, y, params = _early_stopping_case()
     recorder = Recorder()
@@ -524,8 +516,6 @@ def test_early_stopping_copies_hold_the_validation_scores_so_far():
         assert fitted.validation_scores_ == est.validation_scores_[:e]
 
 
-@pytest.mark.xfail(strict=True, reason="with early stopping the fitted copy holds the current "
-                   "weights, not the best ones a fit stopped there keeps")
 def test_early_stopping_copies_are_the_model_stopped_there():
     X, y, params = _early_stopping_case()
     recorder = Recorder(stop_at=7)
@@ -534,8 +524,6 @@ def test_early_stopping_copies_are_the_model_stopped_there():
     _assert_same_model(recorder.fitted[-1], est, X)
 
 
-@pytest.mark.xfail(strict=True, reason="the root task's fitted copy keeps the attributes of "
-                   "before the fit (n_iter_ 0, no loss_ / loss_curve_)")
 def test_the_root_task_copy_is_the_fitted_estimator():
     X, y = _data(FNNRegressor)
     recorder = Recorder()

@@ -146,9 +146,11 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
     def _fit_and_publish(self, X, y, sample_weight, incremental):
         hidden = self._hidden_sizes()
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        labels = y
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
+        user_weight = sample_weight
         sample_weight = self._weighted(y, sample_weight, incremental)
         if sample_weight is not None and not np.sum(sample_weight) > 0:
             raise ValueError(
@@ -168,11 +170,17 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         net = Network(sizes, self.activation, self._output_activation(), self._loss_name(),
                       self.coefs_[0].dtype)
         net.set_params(self.coefs_, self.intercepts_)
-        max_subtasks = 1 if incremental else self.max_iter
-        with callback_observer(self, X, y, sample_weight, net, max_subtasks) as observer:
+        observer = callback_observer(self, X, labels, user_weight, net,
+                                     1 if incremental else self.max_iter)
+        try:
             state = self._train(net, X, Y, sample_weight, incremental, stochastic, observer)
+        finally:
+            if observer is not None:
+                observer.close()
         _check_converged(state, net, stochastic)
         fitstate.publish(state, self, stochastic)
+        if observer is not None:
+            observer.finish()
         return self
 
     def _train(self, net, X, Y, sample_weight, incremental, stochastic, observer):
@@ -189,6 +197,8 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         mode = fitstate.VALIDATION if self.early_stopping else fitstate.LOSS
         keep_optimizer = incremental and hasattr(self, "_optimizer")
         state = fitstate.resume(self, net, mode, keep_optimizer)
+        if observer is not None:
+            observer.resume(state)
         fit_stochastic(state, self, X, Y, sample_weight, self._random_state, incremental,
                        stratify=is_classifier(self) and self.n_outputs_ == 1,
                        scoring=self._validation_scoring(), observer=observer)

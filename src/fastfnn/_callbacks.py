@@ -9,8 +9,6 @@ callback that returns True ends training as an early stop does. Without callback
 is made, so the hooks cost nothing.
 """
 
-from contextlib import contextmanager
-
 
 class CallbackObserver:
     """The trainer's observer: forwards each epoch to the callbacks of the fit's context."""
@@ -19,9 +17,13 @@ class CallbackObserver:
         self.estimator, self.context, self.task_name = estimator, context, task_name
         self.X, self.y, self.metadata, self.net = X, y, metadata, net
         self.subtask = None
-        self.history = {"loss_curve_": list(getattr(estimator, "loss_curve_", None) or [])}
-        scores = getattr(estimator, "validation_scores_", None)
-        self.history["validation_scores_"] = None if scores is None else list(scores)
+        self.history = {}
+
+    def resume(self, state):
+        """Start from the history a stochastic fit continues (fitstate.TrainState)."""
+        self.history = {"loss_curve_": list(getattr(self.estimator, "loss_curve_", None) or []),
+                        "validation_scores_": (None if state.validation_scores is None
+                                               else list(state.validation_scores))}
 
     def epoch_begins(self):
         """Opens the next subtask."""
@@ -29,27 +31,21 @@ class CallbackObserver:
         self.subtask.call_on_fit_task_begin(estimator=self.estimator, X=self.X, y=self.y,
                                             metadata=self.metadata)
 
-    def epoch_ends(self, record):
-        """Closes the subtask with the epoch's ``record`` (trainer.EpochEnd); True to stop."""
-        if self.task_name == "epoch":
+    def epoch_ends(self, record, theta):
+        """Closes the subtask with the epoch's ``record`` (trainer.EpochEnd) and ``theta``, the
+        weights a stop here would leave (the best so far, with early stopping); True to stop."""
+        if self.history:
             self.history["loss_curve_"].append(record.loss)
             if self.history["validation_scores_"] is not None:
                 self.history["validation_scores_"].append(record.validation_score)
+        history = {k: (None if v is None else list(v)) for k, v in self.history.items()}
         subtask, self.subtask = self.subtask, None
         return subtask.call_on_fit_task_end(
             estimator=self.estimator, X=self.X, y=self.y, metadata=self.metadata,
-            reconstruction_attributes=lambda: self.fitted_attributes(record))
-
-    def fitted_attributes(self, record=None):
-        """The attributes of a fitted copy of the estimator at this point of training."""
-        attributes = {"coefs_": [w.copy() for w in self.net.coefs()],
-                      "intercepts_": [b.copy() for b in self.net.intercepts()]}
-        if record is not None:
-            attributes.update(n_iter_=record.epoch, loss_=record.loss)
-            if self.task_name == "epoch":
-                attributes.update({k: (None if v is None else list(v))
-                                   for k, v in self.history.items()})
-        return attributes
+            reconstruction_attributes=lambda: {
+                "coefs_": [w.copy() for w in self.net.coefs(theta)],
+                "intercepts_": [b.copy() for b in self.net.intercepts(theta)],
+                "n_iter_": record.epoch, "loss_": record.loss, **history})
 
     def close(self):
         """Ends a subtask left open (training interrupted or failed inside an epoch)."""
@@ -57,27 +53,25 @@ class CallbackObserver:
             self.subtask.call_on_fit_task_end(estimator=self.estimator)
             self.subtask = None
 
+    def finish(self):
+        """Ends the fit's root task, once the estimator holds the fitted model."""
+        self.context.call_on_fit_task_end(estimator=self.estimator, X=self.X, y=self.y,
+                                          metadata=self.metadata, reconstruction_attributes={})
 
-@contextmanager
+
 def callback_observer(estimator, X, y, sample_weight, net, max_subtasks):
-    """Yields the observer for this fit, or None when the estimator has no callbacks.
+    """The observer for this fit, or None when the estimator has no callbacks (no cost).
 
     Opens the fit's root task (up to ``max_subtasks`` subtasks: ``max_iter``, or 1 for
-    ``partial_fit``) and closes it when the block ends; a subtask left open by an error is
-    closed first.
+    ``partial_fit``); the caller ends a subtask left open with ``close()`` and the root task,
+    after a successful fit, with ``finish()``. ``y`` are the targets as the user gave them (class
+    labels, not their encoding) and ``sample_weight`` the user's weights.
     """
     if not getattr(estimator, "_skl_callbacks", None):
-        yield None
-        return
+        return None
     stochastic = estimator.solver in ("sgd", "adam")
     context = estimator._init_callback_context(max_subtasks=max_subtasks)
     metadata = None if sample_weight is None else {"sample_weight": sample_weight}
     context.call_on_fit_task_begin(estimator=estimator, X=X, y=y, metadata=metadata)
-    observer = CallbackObserver(estimator, context, "epoch" if stochastic else "lbfgs-iter",
-                                X, y, metadata, net)
-    try:
-        yield observer
-    finally:
-        observer.close()
-    context.call_on_fit_task_end(estimator=estimator, X=X, y=y, metadata=metadata,
-                                 reconstruction_attributes=observer.fitted_attributes)
+    return CallbackObserver(estimator, context, "epoch" if stochastic else "lbfgs-iter",
+                            X, y, metadata, net)

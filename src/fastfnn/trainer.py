@@ -149,8 +149,9 @@ def fit_stochastic(state, cfg, X, Y, sw, random_state, incremental, stratify, sc
     scoring : callable(Y_val, output activations, sw_val) -> float
         The early-stopping score (accuracy or R^2; NaN as scikit-learn's).
     observer : object, optional
-        ``observer.epoch_begins()`` before each epoch and ``observer.epoch_ends(EpochEnd)``
-        after it; True from the latter stops training as an early stop does.
+        ``observer.epoch_begins()`` before each epoch and ``observer.epoch_ends(EpochEnd,
+        theta)`` after it (theta: the weights a stop there leaves); True from the latter stops
+        training as an early stop does.
     """
     net = state.net
     if (not incremental or state.optimizer is None
@@ -235,13 +236,14 @@ def _end_epoch(state, cfg, data, penalty, norms, validation, incremental, observ
         print("Iteration %d, loss = %.8f" % (record.epoch, loss))
         if validation is not None:
             print("Validation score: %f" % score)
-    stop = observer is not None and observer.epoch_ends(record)
     if not np.isfinite(loss):
         # Diverged: the estimator raises and stays as it was (scikit-learn runs on to
         # max_iter first, and with early stopping may even return the last finite weights).
         return True
     _update_no_improvement_count(state, cfg, record,
                                  data / per_output_divisor(state.net) + penalty)
+    stop = observer is not None and observer.epoch_ends(
+        record, state.best_theta if validation is not None else state.net.theta)
     if cfg.solver == "sgd" and cfg.learning_rate == "invscaling":
         samples_seen = state.samples_seen + len(state.epochs) * state.rows_per_epoch
         opt.learning_rate = invscaling_rate(opt.learning_rate_init, samples_seen, cfg.power_t)
@@ -329,7 +331,8 @@ def fit_lbfgs(state, cfg, X, Y, sw, observer=None):
         accepted["loss"] = last_eval["loss"] if same else None
         if observer is not None:
             observer.epoch_begins()
-            if observer.epoch_ends(EpochEnd(accepted["n_iter"], accepted["loss"])):
+            net.theta[:] = xk  # the iterate a stop here would keep
+            if observer.epoch_ends(EpochEnd(accepted["n_iter"], accepted["loss"]), net.theta):
                 accepted["stopped"] = True
                 raise StopIteration
 
