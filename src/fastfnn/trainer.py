@@ -323,6 +323,10 @@ def fit_lbfgs(state, cfg, X, Y, sw, observer=None):
         net.theta[:] = x
         value, grad = net.loss_grad_data(data, work, cfg.alpha, threads)
         last_eval["x"], last_eval["loss"] = x.copy(), value
+        if "first" not in last_eval:
+            last_eval["first"] = value
+        if not np.isfinite(value):
+            last_eval["overflowed"] = value
         return value, grad.astype(np.float64)
 
     def record_iterate(xk):
@@ -355,6 +359,11 @@ def fit_lbfgs(state, cfg, X, Y, sw, observer=None):
         if loss is None:
             loss, _ = net.loss_grad_data(data, work, cfg.alpha, threads)
         state.loss = np.float64(loss)
+        return
+    if "overflowed" in last_eval and not opt_res.fun < last_eval["first"]:
+        # The line search stepped into an overflow (e.g. exp of a huge input) and SciPy gave up
+        # where it started, calling it converged: report the divergence instead.
+        state.loss = np.float64(last_eval["overflowed"])
         return
     if accepted.get("stopped"):
         state.n_iter = accepted["n_iter"]

@@ -2,8 +2,9 @@
 
 The estimators follow scikit-learn's callback API (``sklearn.callback``): a fit is the root task
 and each epoch a subtask named "epoch" ("lbfgs-iter" for an L-BFGS iteration), whose end hook
-receives ``metadata`` with the epoch's "loss" and "validation_score". The bar observes only: it
-never stops training, so the model is exactly the one a plain ``fit`` gives.
+can ask for ``fitted_estimator``, the model as if training had stopped there (its ``loss_`` and,
+with early stopping, ``validation_scores_``). The bar observes only: it never stops training, so
+the model is exactly the one a plain ``fit`` gives.
 """
 
 import sys
@@ -37,17 +38,18 @@ class ProgressBar:
     def on_fit_task_begin(self, estimator, context, *, metadata=None):
         return None
 
-    def on_fit_task_end(self, estimator, context, *, metadata=None):
+    def on_fit_task_end(self, estimator, context, *, fitted_estimator=None):
         if context.task_name not in SUBTASKS or self.bar is None:
             return False
         self.epochs += 1
         self.bar.update(1)
-        metadata = metadata or {}
+        loss = getattr(fitted_estimator, "loss_", None)
+        scores = getattr(fitted_estimator, "validation_scores_", None)
         postfix = []
-        if metadata.get("loss") is not None:
-            postfix.append(f"loss={metadata['loss']:.4g}")
-        if metadata.get("validation_score") is not None:
-            postfix.append(f"val={metadata['validation_score']:.4f}")
+        if loss is not None:
+            postfix.append(f"loss={loss:.4g}")
+        if scores:
+            postfix.append(f"val={scores[-1]:.4f}")
         if postfix:
             self.bar.set_postfix_str(", ".join(postfix), refresh=False)
         return False
