@@ -171,7 +171,7 @@ def test_streaming_classifier_from_a_parquet_glob(tmp_path):
 
 def test_streaming_from_dask_arrays_in_float32():
     X, y = make_friedman1(n_samples=3000, noise=0.5, random_state=1)
-    Xd, yd = da.from_array(X[:2000], chunks=250), da.from_array(y[:2000], chunks=250)
+    Xd, yd = da.from_array(X[:2000], chunks=250), da.from_array(y[:2000], chunks=500)
     fit = fit_streaming(regressor(), Xd, yd, epochs=12, validation_fraction=0,
                         dtype=np.float32, random_state=0)
     assert fit.best_epoch is None and fit.validation_partitions == ()

@@ -73,7 +73,7 @@ def _align(X, y):
                         f"a dask Series) of the same rows, got {type(y).__name__}.")
     if y.ndim == 2 and len(y.chunks[1]) > 1:
         y = y.rechunk({1: -1})
-    if y.numblocks[0] != X.numblocks[0] and not np.isnan(X.shape[0]):
+    if y.chunks[0] != X.chunks[0] and not (np.isnan(X.shape[0]) or np.isnan(y.shape[0])):
         y = y.rechunk({0: X.chunks[0]})
     if y.numblocks[0] != X.numblocks[0]:
         raise ValueError(f"the target has {y.numblocks[0]} row blocks and the features "

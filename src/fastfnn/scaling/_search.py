@@ -5,8 +5,10 @@ Why not dask-ml's ``IncrementalSearchCV`` / ``HyperbandSearchCV``: with dask >= 
 ``fit`` fails with "Attempting to use an asynchronous Client in a synchronous context of
 `dask.compute`" (they call ``dask.persist`` inside the client's event loop, which dask now
 refuses, and persisting collections of futures, their way of chaining ``partial_fit`` calls,
-is no longer allowed by distributed). scikit-learn's successive halving over ``max_iter``
-covers the same adaptive idea: many candidates on few epochs, the best on more.
+is no longer allowed by distributed); with dask and distributed 2025.2.0 they run.
+scikit-learn's successive halving over ``max_iter`` covers the same adaptive idea without a
+pin: many candidates on few epochs, the best on more (restarted, where Hyperband continues
+them with ``partial_fit``).
 """
 
 import re
