@@ -111,8 +111,7 @@ def train(model, X_train, y_train, args, show_bar):
     startup = time.perf_counter() - start
 
     unit = "iteration" if args.solver == "lbfgs" else "epoch"
-    bar = ProgressBar(args.epochs, unit, disable=not show_bar)
-    if not attach(model, bar) and show_bar:
+    if show_bar and not attach(model, ProgressBar(args.epochs, unit)):
         print("training (no progress bar: this scikit-learn has no callback API) ...",
               file=sys.stderr, flush=True)
     start = time.perf_counter()
