@@ -340,6 +340,18 @@ def deriv_of_z(z, act):
 
 
 @jit
+def bias_act_keep_z_(A, Z, b, act):
+    """In place ``Z <- A + b``, ``A <- act(Z)`` for gelu and silu (whose derivative needs z);
+    A, Z (n, k), b (k,)."""
+    n, k = A.shape
+    for i in range(n):
+        for j in range(k):
+            z = A[i, j] + b[j]
+            Z[i, j] = z
+            A[i, j] = act_of_z(z, act)
+
+
+@jit
 def mul_act_deriv_z_(D, Z, act):
     """In place ``D <- D * act'(Z)`` for the activations whose derivative needs z (gelu,
     silu); D and Z (n, k)."""
@@ -682,12 +694,7 @@ def forward_(A_buf, Z_buf, theta, sizes, m, model, scratch):
         if i == L - 1:
             bias_act_(A_next, b, model.out_act)
         elif model.keeps_z:
-            Z = layer_view(Z_buf, units, m, i)  # (m, fan_out)
-            for r in range(m):
-                for c in range(A_next.shape[1]):
-                    z = A_next[r, c] + b[c]
-                    Z[r, c] = z
-                    A_next[r, c] = act_of_z(z, model.hidden_act)
+            bias_act_keep_z_(A_next, layer_view(Z_buf, units, m, i), b, model.hidden_act)
         else:
             bias_act_(A_next, b, model.hidden_act)
 
@@ -793,7 +800,7 @@ def load_batch_(A_buf, Y_buf, sw_buf, data, sizes, start, m):
     return Y_b, sw_b
 
 
-@jit_inline
+@jit
 def part_sums_(params, work, data, model, p, start, m):
     """Writes part p's gradient sums (Params.grad for p = 0, else part_grads[p-1]) for part p
     of the batch of m rows at ``start`` (rows split evenly, in order); returns the part's loss
