@@ -4,7 +4,7 @@ import argparse
 
 from fastfnn import HIDDEN_ACTIVATIONS, REGRESSION_LOSSES
 
-from . import columns, modelfile, training
+from . import columns, modelfile, streaming, training
 from .data import DATASETS, DEFAULT_DATASET, names_list, read_table, resolve_data
 from .options import (CLIError, Staged, batch_size, check_outputs, column_names, hidden_sizes,
                       number)
@@ -41,6 +41,15 @@ def add_parser(sub):
                    help="plot the loss curves, validation score and per-layer gradient norms to "
                         "a PNG; needs matplotlib")
     o.add_argument("--quiet", action="store_true", help="no progress bar; print results only")
+    s = p.add_argument_group("data larger than memory (needs Dask: pip install \"fastfnn[dask]\")")
+    s.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
+                   help="train out of core: the table's partitions streamed through "
+                        "partial_fit (adam or sgd, numeric features), standardised with the "
+                        "statistics of a first pass, --validation-fraction of the partitions "
+                        "held out, the best epoch kept; no test split. Default: on when DATA "
+                        "is a glob pattern ('dir/part-*.csv') or a file over 1 GiB")
+    s.add_argument("--partition-size", default="64MB", metavar="SIZE",
+                   help="bytes per partition of a CSV file with --stream (default 64MB)")
     p.set_defaults(func=cmd_fit)
 
 
@@ -51,8 +60,9 @@ def _add_training_options(g):
     g.add_argument("--activation", default="relu", choices=HIDDEN_ACTIVATIONS,
                    help="hidden activation (default relu)")
     g.add_argument("--solver", default="adam", choices=["adam", "sgd", "lbfgs"])
-    g.add_argument("--epochs", type=number(int, 1), default=200, metavar="N",
-                   help="maximum epochs, or L-BFGS iterations (max_iter; default 200)")
+    g.add_argument("--epochs", type=number(int, 1), default=None, metavar="N",
+                   help="maximum epochs, or L-BFGS iterations (max_iter; default 200; with "
+                        "--stream: the epochs run, default 10)")
     g.add_argument("--batch-size", type=batch_size, default="auto", metavar="N",
                    help="minibatch size, or 'auto' = min(200, rows) (default auto)")
     g.add_argument("--learning-rate", type=number(float, 0, low_open=True), default=0.001,
@@ -89,6 +99,11 @@ def cmd_fit(args):
     """``fastfnn fit``: train, report, optionally save the model and plot the curves."""
     import numpy as np
 
+    reason = streaming.stream_reason(args.data, getattr(args, "stream", False))
+    if reason is not None:
+        args.epochs = args.epochs or 10
+        return streaming.fit_stream(args, reason)
+    args.epochs = args.epochs or 200
     path, label, shown = resolve_data(args.data)
     _check_options(args, path)
     say = (lambda *a: None) if args.quiet else print

@@ -1,6 +1,8 @@
 """The ``fastfnn predict`` command: predictions of a saved model for the rows of a table."""
 
-from . import columns, modelfile
+import argparse
+
+from . import columns, modelfile, streaming
 from .data import names_list, read_table
 from .options import CLIError, Staged, check_outputs
 
@@ -21,6 +23,15 @@ def add_parser(sub):
                    help="write to FILE (default, or '-': stdout); never an input file")
     p.add_argument("--proba", action="store_true",
                    help="classifiers: the probability of each class instead of the label")
+    p.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
+                   help="predict a table larger than memory partition by partition "
+                        "(fastfnn.scaling, needs Dask: pip install \"fastfnn[dask]\"), in the "
+                        "input's row order, to --output (required; '-': stdout). Default: on "
+                        "when DATA is a glob pattern ('dir/part-*.csv') or a file over 1 GiB. "
+                        "The columns are named TARGET (one output), prediction_K (several) or "
+                        "TARGET_CLASS (--proba)")
+    p.add_argument("--partition-size", default="64MB", metavar="SIZE",
+                   help="bytes per partition of a CSV file with --stream (default 64MB)")
     p.set_defaults(func=cmd_predict)
 
 
@@ -28,6 +39,9 @@ def cmd_predict(args):
     """``fastfnn predict``: predictions of a saved model for the rows of a table."""
     import numpy as np
 
+    reason = streaming.stream_reason(args.data, args.stream)
+    if reason is not None:
+        return streaming.predict_stream(args, reason)
     check_outputs([("--output", args.output)], [("MODEL", args.model), ("DATA", args.data)],
                   allow_dash={"--output"})
     model, record = modelfile.load(args.model)

@@ -1,0 +1,244 @@
+"""``fastfnn fit --stream`` and ``fastfnn predict --stream``: tables larger than memory, read
+partition by partition through ``fastfnn.scaling`` (Dask), which is imported only here, inside
+the commands.
+
+A DATA that is a glob pattern (``*``, ``?``, ``[``) or a file larger than :data:`LARGE_FILE`
+streams without ``--stream`` (``--no-stream`` reads a large file into memory instead).
+"""
+
+import argparse
+import glob
+import os
+import sys
+
+from . import modelfile
+from .data import names_list
+from .options import CLIError, check_outputs
+
+#: Files larger than this stream by default.
+LARGE_FILE = 1 << 30
+GLOB_CHARACTERS = "*?["
+
+
+def scaling_module(what):
+    """``fastfnn.scaling``, or a CLIError saying how to install Dask."""
+    try:
+        import fastfnn.scaling as scaling
+    except ImportError:
+        raise CLIError(f'{what} needs Dask, which is not installed: pip install '
+                       f'"fastfnn[dask]"') from None
+    return scaling
+
+
+def stream_reason(data, stream):
+    """Why DATA streams (a note line), '' when asked with --stream, None when it does not."""
+    if stream is False:
+        return None
+    if stream:
+        return ""
+    if any(c in data for c in GLOB_CHARACTERS) and not os.path.exists(data):
+        return f"{data} is a glob pattern: streaming it partition by partition (out of core)"
+    try:
+        size = os.path.getsize(data)
+    except OSError:
+        return None
+    if os.path.isfile(data) and size > LARGE_FILE:
+        return (f"{data} is {size / 2**30:.1f} GiB (over {LARGE_FILE / 2**30:g} GiB): streaming "
+                "it partition by partition (--no-stream reads it into memory)")
+    return None
+
+
+def matching_files(data):
+    """The files DATA names (a file, or every match of a glob); CLIError when none."""
+    files = sorted(glob.glob(data)) if not os.path.exists(data) else [data]
+    if not files:
+        raise CLIError(f"{data}: no file matches (a glob such as 'data/part-*.csv' names many "
+                       "files; quote it so that the shell does not expand it)")
+    return files
+
+
+def _header(path):
+    import pandas as pd
+
+    if path.lower().endswith((".parquet", ".parq", ".pq")) or os.path.isdir(path):
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(path).names)
+    return [str(c).strip() for c in pd.read_csv(path, nrows=0).columns]
+
+
+# ---- fit --stream -------------------------------------------------------------------------------
+
+
+def check_fit_options(args):
+    """The fit options that partition-by-partition training cannot honour: one-line errors."""
+    if args.solver == "lbfgs":
+        raise CLIError("--stream trains with partial_fit, one partition at a time: --solver "
+                       "lbfgs needs all the rows at once; use --solver adam or sgd")
+    if args.schedule == "adaptive":
+        raise CLIError("--schedule adaptive is not available with --stream (partial_fit keeps "
+                       "no epoch loss to adapt on); use constant or invscaling")
+    if args.plot:
+        raise CLIError("--plot is not available with --stream; the per-epoch scores are printed")
+
+
+def fit_stream(args, reason):
+    """``fastfnn fit --stream``: train with ``fastfnn.scaling.fit_streaming``; returns 0."""
+    from .fit import _describe, _write_outputs
+
+    scaling = scaling_module("fit --stream")
+    check_fit_options(args)
+    files = matching_files(args.data)
+    check_outputs([("--save", args.save)], [("DATA", f) for f in files])
+    say = (lambda *a: None) if args.quiet else print
+    header = _header(files[0])
+    targets = args.target or [header[-1]]
+    missing = [t for t in targets if t not in header]
+    if missing:
+        raise CLIError(f"{files[0]}: missing column{'s' if len(missing) > 1 else ''} "
+                       f"{names_list(missing, quote=False)} (named by --target; the columns "
+                       f"are: {names_list(header)})")
+    n_features = len(header) - len(targets)
+    say(f"data     {args.data}: {len(files)} file{'s' if len(files) > 1 else ''}, "
+        f"{n_features} features, target {names_list(targets)}"
+        + ("" if args.target else " (the last column; --target to choose)"))
+    if reason:
+        say(f"note     {reason}")
+    validation = 0.0 if args.early_stopping is False else args.validation_fraction
+    patience = args.n_iter_no_change if args.early_stopping else None
+    plain = argparse.Namespace(**{**vars(args), "early_stopping": False})
+    say(f"model    {_describe(plain, False)}; partitions of "
+        f"{args.partition_size}, {validation:g} of them held out for validation"
+        + (f", patience {patience}" if patience else ""))
+    bar = _Bar(args.epochs, disable=args.quiet)
+    try:
+        result = _fit(scaling, args, targets, validation, patience, bar)
+    finally:
+        bar.close()
+    metric = "accuracy" if args.classify else "R²"
+    rows = sum(r.n_rows for r in result.history)
+    seconds = sum(r.seconds for r in result.history)
+    print(f"trained  {len(result.history)} epochs in {seconds:.2f} s: "
+          f"{rows / max(seconds, 1e-9):,.0f} samples/s ({result.n_train_rows} training rows in "
+          f"{len(result.train_partitions)} partitions, {result.n_validation_rows} validation "
+          f"rows in {len(result.validation_partitions)})")
+    if result.interrupted:
+        say("note     training interrupted: the results are for the model so far")
+    metrics = {}
+    if result.best_epoch is not None:
+        metrics[f"validation {metric}"] = f"{result.best_score:.4f}"
+        print(f"best     epoch {result.best_epoch}: validation {metric} {result.best_score:.4f} "
+              f"({result.n_validation_rows} rows; the model kept)")
+    features = list(result.model.feature_names_in_)
+    record = dict(kinds=dict.fromkeys(features, "numeric"), imputed=[], targets=targets,
+                  task="classification" if args.classify else "regression", dtype=args.dtype,
+                  data=args.data, metrics=metrics)
+    _write_outputs(args, result.model, None, args.data, record)
+    return 0
+
+
+def _fit(scaling, args, targets, validation, patience, bar):
+    import numpy as np
+
+    from fastfnn import FNNClassifier, FNNRegressor
+
+    params = dict(hidden_layer_sizes=args.hidden, activation=args.activation,
+                  solver=args.solver, alpha=args.alpha, batch_size=args.batch_size,
+                  learning_rate=args.schedule, learning_rate_init=args.learning_rate,
+                  random_state=args.seed)
+    if args.classify:
+        estimator = FNNClassifier(**params)
+    else:
+        estimator = FNNRegressor(loss=args.loss or "squared_error",
+                                 out_activation=args.out_activation or "identity", **params)
+    metric = "accuracy" if args.classify else "R²"
+
+    def on_epoch(record):
+        line = f"epoch    {record.epoch}: loss {record.train_loss:.4g}"
+        if record.validation_score is not None:
+            line += f", validation {metric} {record.validation_score:.4f}"
+            if record.best_epoch == record.epoch:
+                line += " (best so far)"
+        bar.write(line, record)
+
+    try:
+        return scaling.fit_streaming(
+            estimator, args.data, targets[0] if len(targets) == 1 else targets,
+            epochs=args.epochs, blocksize=args.partition_size,
+            validation_fraction=validation, patience=patience, random_state=args.seed,
+            dtype=np.dtype(args.dtype), on_epoch=None if args.quiet else on_epoch,
+            on_partition=bar.partition)
+    except FileNotFoundError as exc:
+        raise CLIError(str(exc)) from None
+    except ValueError as exc:
+        text = " ".join(str(exc).split())
+        if "not numeric" in text:
+            raise CLIError(f"{text} (--stream takes numeric features only: it does not one-hot "
+                           "encode text columns; encode them, or train in memory without "
+                           "--stream)") from None
+        raise
+
+
+class _Bar:
+    """fit's tqdm bar on stderr, one step per training partition, created at the first one."""
+
+    def __init__(self, epochs, disable):
+        self.epochs, self.disable, self.bar = epochs, disable, None
+
+    def partition(self, epoch, done, total):
+        if self.disable:
+            return
+        if self.bar is None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.epochs * total, desc="training", unit="partition",
+                            file=sys.stderr, dynamic_ncols=True, leave=True)
+        self.bar.set_description(f"epoch {epoch}/{self.epochs}", refresh=False)
+        self.bar.update(1)
+
+    def write(self, line, record):
+        if self.bar is not None:
+            postfix = f"loss={record.train_loss:.4g}"
+            if record.validation_score is not None:
+                postfix += f", val={record.validation_score:.4f}"
+            self.bar.set_postfix_str(postfix, refresh=False)
+            self.bar.clear()
+        print(line, flush=True)
+        if self.bar is not None:
+            self.bar.refresh()
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+# ---- predict --stream ---------------------------------------------------------------------------
+
+
+def predict_stream(args, reason):
+    """``fastfnn predict --stream``: ``fastfnn.scaling.predict_streaming``; returns 0."""
+    scaling = scaling_module("predict --stream")
+    if args.output is None:
+        raise CLIError("streaming predictions need --output FILE (or --output - for stdout)"
+                       + (f"; {reason}" if reason else ""))
+    files = matching_files(args.data)
+    check_outputs([("--output", args.output)],
+                  [("MODEL", args.model)] + [("DATA", f) for f in files],
+                  allow_dash={"--output"})
+    model, record = modelfile.load(args.model)
+    if args.proba and record.get("task") != "classification":
+        raise CLIError(f"--proba is for classifiers; {args.model} is a regression model")
+    if reason:
+        print(f"fastfnn predict: note: {reason}", file=sys.stderr)
+    targets = record["targets"]
+    output = sys.stdout if args.output == "-" else args.output
+    try:
+        rows = scaling.predict_streaming(
+            model, args.data, output, name=targets[0] if len(targets) == 1 else "prediction",
+            method="predict_proba" if args.proba else "predict",
+            blocksize=args.partition_size)
+    except FileNotFoundError as exc:
+        raise CLIError(str(exc)) from None
+    if args.output != "-":
+        print(f"fastfnn predict: wrote {rows} rows to {args.output}", file=sys.stderr)
+    return 0
