@@ -1,4 +1,4 @@
-"""The ``fastfnn`` command: ``fit``, ``predict``, ``export``, ``gradcheck`` and ``bench``.
+"""The ``fastfnn`` command: ``fit``, ``predict``, ``search``, ``export``, ``gradcheck``, ``bench``.
 
 ``python -m fastfnn`` is the same command. Heavy or optional imports (pandas, tqdm, matplotlib,
 scikit-learn's pipeline pieces, skl2onnx) happen inside the commands, so ``import fastfnn`` stays
@@ -10,8 +10,10 @@ its own module: ``fit``, ``predict``, ``export``, ``gradcheck`` (``bench`` in ``
 with ``options`` (option types, ``CLIError``, output checks, staged writes), ``data`` (reading
 CSV and Parquet, the bundled datasets), ``columns`` (feature kinds, checked cells, targets),
 ``training`` (the pipeline and the training run), ``progress`` (fit's progress bar, a
-scikit-learn callback), ``plot`` (fit's PNG) and ``modelfile`` (the model file). The package is a
-client of fastfnn's public API only.
+scikit-learn callback), ``plot`` (fit's PNG) and ``modelfile`` (the model file), ``streaming`` (``fit --stream``
+and ``predict --stream``) and ``search`` (the ``search`` command), the last two through the
+optional ``fastfnn.scaling`` (Dask), imported inside the commands. The package is a client of
+fastfnn's public API only.
 """
 
 import argparse
@@ -20,7 +22,7 @@ import sys
 
 from fastfnn import __version__
 
-from . import export, fit, gradcheck, predict
+from . import export, fit, gradcheck, predict, search
 from .data import DataError
 from .options import CLIError
 
@@ -79,6 +81,7 @@ def build_parser(argv=()):
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     fit.add_parser(sub)
     predict.add_parser(sub)
+    search.add_parser(sub)
     export.add_parser(sub)
     gradcheck.add_parser(sub)
     bench = sub.add_parser("bench", help="benchmark training throughput against scikit-learn",

@@ -1,0 +1,187 @@
+"""The ``fastfnn search`` command: a hyper-parameter search over a table held in memory, its
+cross-validation fits spread over a Dask cluster (``fastfnn.scaling.search``)."""
+
+import argparse
+
+from . import training
+from .data import DATASETS, DEFAULT_DATASET, names_list, resolve_data
+from .options import CLIError, check_outputs, column_names
+
+#: Candidates shown in the table of results.
+SHOWN = 10
+
+
+def parameter(text):
+    """``NAME=V1,V2,...`` -> (name, [values]): numbers, true/false/none, layer sizes as
+    ``64x64``, anything else as text."""
+    name, sep, values = text.partition("=")
+    name = name.strip()
+    if not sep or not name or not values.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=V1,V2,... such as alpha=0.0001,0.01, "
+                                         f"got {text!r}")
+    return name, [_value(v.strip()) for v in values.split(",") if v.strip()]
+
+
+def _value(text):
+    import re
+
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    words = {"true": True, "false": False, "none": None}
+    if text.lower() in words:
+        return words[text.lower()]
+    if re.fullmatch(r"\d+(x\d+)*", text):
+        return tuple(int(n) for n in text.split("x"))
+    return text
+
+
+def add_parser(sub):
+    from .fit import _add_training_options
+
+    p = sub.add_parser(
+        "search", help="search hyper-parameters by cross-validation on a Dask cluster",
+        description="Cross-validate every candidate of a parameter grid (or a random or "
+                    "successive-halving search) on a table read into memory, the fits spread "
+                    "over a Dask cluster (a local one by default), and print the best "
+                    "parameters, their score and the leading candidates. The model is the "
+                    "one 'fastfnn fit' trains (same preparation of the columns, same "
+                    "options); --param names the network's parameters (scikit-learn's: "
+                    "alpha, hidden_layer_sizes as 64x64, learning_rate_init...). Needs Dask: "
+                    "pip install \"fastfnn[dask]\".")
+    p.add_argument("data", nargs="?", default=DEFAULT_DATASET, metavar="DATA",
+                   help=f"CSV or .parquet file, or a bundled dataset ({', '.join(DATASETS)})")
+    p.add_argument("--target", type=column_names, metavar="COLUMN[,COLUMN...]",
+                   help="target column(s) (default: the last one)")
+    p.add_argument("--classify", action="store_true", help="classification (FNNClassifier)")
+    s = p.add_argument_group("search")
+    s.add_argument("--param", type=parameter, action="append", required=True,
+                   metavar="NAME=V1,V2,...", help="candidate values of a parameter (repeat for "
+                   "several parameters)")
+    s.add_argument("--kind", default="grid", choices=["grid", "random", "halving",
+                                                      "halving-random"],
+                   help="grid, random (--n-iter draws), or successive halving over epochs "
+                        "(default grid)")
+    s.add_argument("--cv", type=int, default=5, metavar="K", help="folds (default 5)")
+    s.add_argument("--n-iter", type=int, default=10, metavar="N",
+                   help="candidates of the random searches (default 10)")
+    s.add_argument("--scheduler", metavar="ADDRESS",
+                   help="a running Dask scheduler (tcp://host:8786); default: a local cluster")
+    s.add_argument("--workers", type=int, default=2, metavar="N",
+                   help="worker processes of the local cluster (default 2)")
+    _add_training_options(p.add_argument_group("network and training (fixed settings)"))
+    o = p.add_argument_group("output")
+    o.add_argument("--save", metavar="MODEL", help="save the best model, refitted on every "
+                   "row, as 'fit --save' does")
+    o.add_argument("--quiet", action="store_true", help="no progress bar; print results only")
+    p.set_defaults(func=cmd_search, plot=None)
+
+
+def cmd_search(args):
+    """``fastfnn search``: run the search, print the best candidates, save the best model."""
+    import numpy as np
+
+    from .fit import _read, _write_outputs
+    from .streaming import scaling_module
+
+    scaling = scaling_module("search")
+    if args.cv < 2 or args.n_iter < 1 or args.workers < 1:
+        raise CLIError("--cv needs 2 folds or more, --n-iter and --workers 1 or more")
+    path, label, shown = resolve_data(args.data)
+    check_outputs([("--save", args.save)], [("DATA", path)])
+    args.epochs = args.epochs or 200
+    data = _read(args, path, shown)
+    n_classes = len(np.unique(data.y)) if args.classify and data.y.ndim == 1 else 0
+    training.choose_early_stopping(args, len(data.y) - len(data.y) // args.cv, n_classes)
+    model, _ = training.build_model(args, data.features, np.dtype(args.dtype))
+    grid = _grid(model, args.param)
+    print(f"data     {label}: {data.rows} rows, target {names_list(data.targets)}")
+    where = args.scheduler or f"a local cluster of {args.workers} workers"
+    print(f"search   {args.kind} over {', '.join(n for n, _ in args.param)}, {args.cv}-fold "
+          f"cross-validation on {where}")
+    bar = None
+    if not args.quiet:
+        import sys
+
+        from tqdm.auto import tqdm
+
+        total = _n_candidates(grid, args) * args.cv if args.kind in ("grid", "random") else None
+        bar = tqdm(total=total, desc="searching", unit="fit", file=sys.stderr,
+                   dynamic_ncols=True)
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    try:
+        with warnings.catch_warnings():  # --epochs is the budget: reaching it is expected
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            found = scaling.search(
+                model, grid, data.features.frame, data.y, kind=args.kind,
+                scheduler=args.scheduler, n_workers=args.workers, cv=args.cv,
+                n_iter=args.n_iter, random_state=args.seed, refit=bool(args.save),
+                on_progress=None if bar is None else (lambda done: bar.update(done - bar.n)))
+    finally:
+        if bar is not None:
+            bar.close()
+    metric = "accuracy" if args.classify else "R²"
+    best = _short(found.best_params_)
+    print(f"best     {_text(best)}: mean {metric} {found.best_score_:.4f}")
+    _table(found, metric)
+    if args.save:
+        record = dict(kinds=data.kinds, imputed=training.imputed_kinds(data.features),
+                      targets=data.targets, task="classification" if args.classify
+                      else "regression", dtype=args.dtype, data=label,
+                      metrics={f"cross-validated {metric}": f"{found.best_score_:.4f}"})
+        _write_outputs(args, found.best_estimator_, None, label, record)
+    return 0
+
+
+def _grid(model, params):
+    """{full parameter path in ``model``: values} for the network's parameters by name."""
+    keys = model.get_params()
+    grid = {}
+    for name, values in params:
+        path = next((k for k in (f"fnn__{name}", f"regressor__fnn__{name}", name)
+                     if k in keys), None)
+        if path is None:
+            fnn = sorted(k.rsplit("__", 1)[1] for k in keys if k.split("__")[-2:-1] == ["fnn"])
+            raise CLIError(f"--param {name}: not a parameter of the network; its parameters "
+                           f"are: {', '.join(fnn)}")
+        if path in grid:
+            raise CLIError(f"--param {name} given twice; give its values once, "
+                           "comma-separated")
+        grid[path] = values
+    return grid
+
+
+def _n_candidates(grid, args):
+    import math
+
+    size = math.prod(len(v) for v in grid.values())
+    return size if args.kind == "grid" else min(size, args.n_iter)
+
+
+def _short(params):
+    return {key.rsplit("__", 1)[-1]: value for key, value in params.items()}
+
+
+def _text(params):
+    def show(v):
+        return "x".join(map(str, v)) if isinstance(v, tuple) else str(v)
+
+    return ", ".join(f"{k}={show(v)}" for k, v in params.items())
+
+
+def _table(found, metric):
+    import numpy as np
+
+    results = found.cv_results_
+    order = np.argsort(results["rank_test_score"], kind="stable")[:SHOWN]
+    print(f"rank  mean {metric}  std     parameters")
+    for i in order:
+        print(f"{results['rank_test_score'][i]:>4}  {results['mean_test_score'][i]:>8.4f}  "
+              f"{results['std_test_score'][i]:.4f}  {_text(_short(results['params'][i]))}")
+    if len(results["params"]) > SHOWN:
+        print(f"...   ({len(results['params'])} candidates in all)")
