@@ -102,7 +102,7 @@ def cmd_fit(args):
     reason = streaming.stream_reason(args.data, getattr(args, "stream", False))
     if reason is not None:
         args.epochs = args.epochs or 10
-        return streaming.fit_stream(args, reason)
+        return streaming.fit_stream(args, reason, _describe, _write_outputs)
     args.epochs = args.epochs or 200
     path, label, shown = resolve_data(args.data)
     _check_options(args, path)

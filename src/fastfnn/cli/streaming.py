@@ -82,10 +82,9 @@ def check_fit_options(args):
         raise CLIError("--plot is not available with --stream; the per-epoch scores are printed")
 
 
-def fit_stream(args, reason):
-    """``fastfnn fit --stream``: train with ``fastfnn.scaling.fit_streaming``; returns 0."""
-    from .fit import _describe, _write_outputs
-
+def fit_stream(args, reason, describe, write_outputs):
+    """``fastfnn fit --stream``: train with ``fastfnn.scaling.fit_streaming``; returns 0.
+    ``describe`` and ``write_outputs`` are fit's (the model line, the staged --save)."""
     scaling = scaling_module("fit --stream")
     check_fit_options(args)
     files = matching_files(args.data)
@@ -107,7 +106,7 @@ def fit_stream(args, reason):
     validation = 0.0 if args.early_stopping is False else args.validation_fraction
     patience = args.n_iter_no_change if args.early_stopping else None
     plain = argparse.Namespace(**{**vars(args), "early_stopping": False})
-    say(f"model    {_describe(plain, False)}; partitions of "
+    say(f"model    {describe(plain, False)}; partitions of "
         f"{args.partition_size}, {validation:g} of them held out for validation"
         + (f", patience {patience}" if patience else ""))
     bar = _Bar(args.epochs, disable=args.quiet)
@@ -133,7 +132,7 @@ def fit_stream(args, reason):
     record = dict(kinds=dict.fromkeys(features, "numeric"), imputed=[], targets=targets,
                   task="classification" if args.classify else "regression", dtype=args.dtype,
                   data=args.data, metrics=metrics)
-    _write_outputs(args, result.model, None, args.data, record)
+    write_outputs(args, result.model, None, args.data, record)
     return 0
 
 
