@@ -9,7 +9,8 @@ pytest.importorskip("dask")
 pytest.importorskip("distributed")
 pytest.importorskip("dask_ml")
 
-from test_cli_harness import assert_one_line_error, regression_table, run_forked, write_csv  # noqa: E402
+from test_cli_harness import (assert_one_line_error, regression_table,  # noqa: E402
+                              run_forked, write_csv)
 
 import fastfnn  # noqa: E402
 
