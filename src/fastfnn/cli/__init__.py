@@ -12,8 +12,8 @@ CSV and Parquet, the bundled datasets), ``columns`` (feature kinds, checked cell
 ``training`` (the pipeline and the training run), ``progress`` (fit's progress bar, a
 scikit-learn callback), ``plot`` (fit's PNG), ``modelfile`` (the model file), ``streaming``
 (``fit --stream`` and ``predict --stream``) and ``search`` (the ``search`` command), the last
-two through the optional ``fastfnn.scaling`` (Dask), imported inside the commands. The package is a client of
-fastfnn's public API only.
+two through the optional ``fastfnn.scaling`` (Dask), imported inside the commands. The package
+is a client of fastfnn's public API only.
 """
 
 import argparse
