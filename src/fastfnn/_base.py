@@ -24,7 +24,7 @@ from ._validation import (
     _fit_context,
     explained_errors,
 )
-from .network import Network, check_memory, init_params, layer_sizes
+from .network import Network, check_memory, check_sparse, init_params, layer_sizes
 from .trainer import fit_lbfgs, fit_stochastic
 
 STOCHASTIC_SOLVERS = ("sgd", "adam")
@@ -315,6 +315,7 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         Returns (network, X, Y (n, n_outputs) float64, sample_weight or None, alpha).
         """
         check_is_fitted(self)
+        check_sparse(X)
         with explained_errors():
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False,
                               dtype=np.float64)

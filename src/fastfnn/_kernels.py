@@ -71,10 +71,15 @@ jit_parallel = njit(parallel=True, cache=True, fastmath=FASTMATH, nogil=True, er
 
 class KernelBLAS:
     """The BLAS library behind scipy's cython_blas (the one Numba's ``np.dot`` calls), found
-    with threadpoolctl: ``path``, and ctypes functions ``set_local(n) -> previous`` (the calling
-    thread's thread count only; 0 means "the library's setting") and ``get_threads()`` (the
-    library's setting, which threadpoolctl limits and OPENBLAS_NUM_THREADS change). Where the
-    library has no thread-local setting, ``set_local`` is None."""
+    with threadpoolctl: ``path``, and ctypes functions ``set_local(n) -> previous`` (OpenBLAS's
+    ``openblas_set_num_threads_local``) and ``get_threads()`` (the library's setting, which
+    threadpoolctl limits and OPENBLAS_NUM_THREADS change). Where the library has no such
+    setter, ``set_local`` is None.
+
+    Known limit: in the OpenBLAS builds checked (0.3.30, 0.3.31) the "local" setter changes the
+    process-wide count. The compiled calls set it once before their products and restore the
+    previous value after, so a sequential program sees no change; a thread that calls BLAS
+    while a fit or prediction runs in another thread sees fastfnn's count meanwhile."""
 
     def __init__(self):
         self.path, self.set_local, self.get_threads = None, None, None
@@ -121,7 +126,8 @@ def _no_local_blas_threads(n):  # pragma: no cover - a BLAS without a thread-loc
 
 def _register_blas_threads_local(blas):
     """Make ``fastfnn_blas_threads_local`` (the BLAS's own setter, or a no-op) callable from
-    compiled code; registered by name, so cached kernels stay valid across processes."""
+    compiled code; registered by name, so cached kernels stay valid across processes. It
+    returns the previous count, which the caller restores."""
     import ctypes
 
     import llvmlite.binding as ll
@@ -852,10 +858,10 @@ def loss_grad_(params, work, data, model, blas_threads):
     """
     n = data.order.shape[0]
     part_loss, part_weight = work.part_loss, work.part_weight
-    blas_threads_local(blas_threads)
+    before = blas_threads_local(blas_threads)
     for p in range(work.A.shape[0]):
         part_loss[p], part_weight[p] = part_sums_(params, work, data, model, p, 0, n)
-    blas_threads_local(0)
+    blas_threads_local(before)
     value, penalty, _ = batch_gradient_(params, work, model)
     return value, penalty
 
@@ -940,19 +946,19 @@ def train_batches_(params, rule, work, data, model, first_batch, last_batch, bat
     part_loss, part_weight = work.part_loss, work.part_weight  # outside prange: written inside
     data_sum = 0.0
     penalty_sum = 0.0
+    before = blas_threads_local(blas_threads)  # set before the parts start, restored after
     for k in range(first_batch, last_batch):
         start = k * batch_size
         m = min(start + batch_size, n) - start
         for p in prange(P):
-            blas_threads_local(blas_threads)  # this thread's BLAS only; 0: the library's own
             part_loss[p], part_weight[p] = part_sums_(params, work, data, model, p, start, m)
-            blas_threads_local(0)
         value, penalty, S = batch_gradient_(params, work, model)
         if S == 0.0:
             continue
         data_sum += value * m
         penalty_sum += penalty * m
         update_(rule, params.theta, params.grad)
+    blas_threads_local(before)
     return data_sum, penalty_sum
 
 
@@ -978,7 +984,7 @@ def run_batches_parallel_(params, rule, work, data, model, first_batch, last_bat
 def forward_rows_(out, work, data, params, model, blas_threads):
     """Writes ``out`` (n, n_outputs): the output activations of all rows of ``data``, through
     the workspace's part 0 in chunks of its rows, with ``blas_threads`` BLAS threads."""
-    blas_threads_local(blas_threads)
+    before = blas_threads_local(blas_threads)
     n = data.order.shape[0]
     sizes = params.sizes
     L = len(sizes) - 1
@@ -991,7 +997,7 @@ def forward_rows_(out, work, data, params, model, blas_threads):
         for r in range(m):
             for j in range(A_out.shape[1]):
                 out[start + r, j] = A_out[r, j]
-    blas_threads_local(0)
+    blas_threads_local(before)
 
 
 def _load_numba_registries():

@@ -12,9 +12,11 @@
 * **Prediction** and full-batch L-BFGS run one product per layer over large chunks of rows:
   there BLAS's own threads are used, for large products only.
 
-Nothing here changes process-wide state: the BLAS thread count is set for the calling thread
-only, inside the compiled code (``_kernels.blas_threads_local``), and Numba's thread count with
-its per-thread setting. Limits the host sets are respected: ``FASTFNN_NUM_THREADS``, the CPU
+The BLAS thread count is set inside the compiled calls (``_kernels.blas_threads_local``) and
+restored when they end, and Numba's thread count with its per-thread setting. Known limit: in
+the OpenBLAS builds checked, OpenBLAS's "thread-local" setter is process-wide, so another thread
+calling BLAS during a fit or prediction sees fastfnn's count meanwhile (a sequential program
+sees no change). Limits the host sets are respected: ``FASTFNN_NUM_THREADS``, the CPU
 affinity, Numba's thread count (``NUMBA_NUM_THREADS``), ``OMP_NUM_THREADS``, the BLAS library's
 thread count (threadpoolctl's ``threadpool_limits``, ``OPENBLAS_NUM_THREADS``) and, inside a
 Dask worker, the worker's thread count.

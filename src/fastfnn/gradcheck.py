@@ -12,7 +12,7 @@ from ._validation import _check_sample_weight
 
 from .activations import HIDDEN_ACTIVATIONS
 from .losses import CANONICAL_OUTPUT, SQUARED_ERROR_OUTPUTS
-from .network import DataSource, Network, layer_sizes
+from .network import DataSource, Network, check_sparse, layer_sizes
 
 
 def gradcheck_cases():
@@ -143,6 +143,7 @@ def _network_of(pair, loss, activation, out_activation):
 
 def _checked_data(net, X, y, sample_weight):
     """``(X, Y (n, n_outputs), sample_weight)`` in float64, checked against the network."""
+    check_sparse(X)
     X = check_array(X, accept_sparse="csr", dtype=np.float64)
     if X.shape[1] != net.sizes[0]:
         raise ValueError(f"X has {X.shape[1]} features, but coefs[0] takes {net.sizes[0]}.")

@@ -98,6 +98,13 @@ def check_memory(sizes, dtype, n_samples, batch_rows, stochastic):
         )
 
 
+def check_sparse(X):
+    """ValueError where X is a CSR/CSC matrix whose index arrays are out of range or
+    inconsistent: checked before anything converts it (conversions trust the indices)."""
+    if sp.issparse(X) and hasattr(X, "check_format"):
+        X.check_format(full_check=True)
+
+
 def layer_sizes(coefs):
     """``[n_features, hidden..., n_outputs]`` of a list of W (fan_in, fan_out)."""
     return [np.shape(c)[0] for c in coefs] + [np.shape(coefs[-1])[1]]
@@ -114,6 +121,7 @@ class DataSource:
     def __init__(self, X, dtype):
         self.dtype = np.dtype(dtype)
         if sp.issparse(X):
+            check_sparse(X)  # before the conversion, which trusts the indices
             X = sp.csr_matrix(X, dtype=dtype)
             X.check_format(full_check=True)  # an index out of range would be a wild write
             self.rows = (
