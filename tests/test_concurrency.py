@@ -115,39 +115,48 @@ def test_the_problem_splits_batches_into_parts():
     assert threads.training_parts([N_FEATURES, *HIDDEN, 1], BATCH) > 1
 
 
-CHILDREN = {  # name: (environment, command prefix, runs)
-    "one thread": ({"FASTFNN_NUM_THREADS": "1"}, [], 1),
-    "OMP_NUM_THREADS=1": ({"OMP_NUM_THREADS": "1"}, [], 1),
-    "taskset -c 0": ({}, ["taskset", "-c", "0"], 1),
-    "default": ({}, [], 1),  # two threads on two CPUs or more
-}
+# child processes: (environment, command prefix, {run: FASTFNN_NUM_THREADS set in the child})
+CHILDREN = (
+    ({}, [], {"one thread": "1", "default": None}),  # default: two threads on two CPUs or more
+    ({"OMP_NUM_THREADS": "1"}, [], {"OMP_NUM_THREADS=1": None}),
+    ({}, ["taskset", "-c", "0"], {"taskset -c 0": None}),
+)
+
+
+def child_runs(runs, tmp):
+    """Lines of a child process that run ``save_problem`` once per run (FASTFNN_NUM_THREADS
+    set as given, or unset), saving to ``tmp``; and the files they write."""
+    lines, paths = ["import os, test_concurrency as t"], {}
+    for run, value in runs.items():
+        paths[run] = tmp / f"{run.replace(' ', '_')}.npz"
+        lines.append(f"os.environ['FASTFNN_NUM_THREADS'] = {value!r}" if value else
+                     "os.environ.pop('FASTFNN_NUM_THREADS', None)")
+        lines.append(f"t.save_problem({str(paths[run])!r})")
+    return lines, paths
 
 
 @pytest.fixture(scope="module")
 def children(tmp_path_factory):
-    """``{name: [(params by dtype, threads used)] * runs}`` of ``save_problem`` in one child
-    process per entry of CHILDREN, all started at once (they must not disturb each other)."""
+    """``{run: (params by dtype, threads used)}`` of ``save_problem`` in the CHILDREN, all
+    started at once (they must not disturb each other)."""
     tmp = tmp_path_factory.mktemp("children")
-    procs = {}
-    for name, (env, prefix, runs) in CHILDREN.items():
+    procs = []
+    for env, prefix, runs in CHILDREN:
         if prefix and not shutil.which(prefix[0]):
             continue
-        paths = [tmp / f"{len(procs)}_{i}.npz" for i in range(runs)]
-        code = child_code("import test_concurrency as t",
-                          *(f"t.save_problem({str(path)!r})" for path in paths))
-        procs[name] = (paths, subprocess.Popen(
-            [*prefix, sys.executable, "-c", code], env=clean_env(**env),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        lines, paths = child_runs(runs, tmp)
+        procs.append((paths, subprocess.Popen(
+            [*prefix, sys.executable, "-c", child_code(*lines)], env=clean_env(**env),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
     results = {}
-    for name, (paths, proc) in procs.items():
+    for paths, proc in procs:
         _, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, f"{name}: {err[-3000:]}"
-        results[name] = []
-        for path in paths:
+        assert proc.returncode == 0, f"{list(paths)}: {err[-3000:]}"
+        for run, path in paths.items():
             saved = np.load(path)
             params = {dtype: [saved[f"{dtype}_{i}"] for i in range(2 * (len(HIDDEN) + 1))]
                       for dtype in DTYPES}
-            results[name].append((params, json.loads(str(saved["used"]))))
+            results[run] = (params, json.loads(str(saved["used"])))
     return results
 
 
@@ -155,18 +164,18 @@ def children(tmp_path_factory):
 def test_same_bits_on_one_thread(reference, children, name):
     if name not in children:
         pytest.skip(f"no {name.split()[0]} here")
-    for params, used in children[name]:
-        assert used["max_threads"] == 1
-        assert used["float32"] == used["float64"] == [1, 1]
-        for dtype in DTYPES:
-            assert_same_bits(params[dtype], reference[dtype])
+    params, used = children[name]
+    assert used["max_threads"] == 1
+    assert used["float32"] == used["float64"] == [1, 1]
+    for dtype in DTYPES:
+        assert_same_bits(params[dtype], reference[dtype])
 
 
 def test_same_bits_on_the_default_threads(reference, children):
-    for params, used in children["default"]:
-        assert used["float32"][0] == used["float64"][0] == min(2, used["max_threads"])
-        for dtype in DTYPES:
-            assert_same_bits(params[dtype], reference[dtype])
+    params, used = children["default"]
+    assert used["float32"][0] == used["float64"][0] == min(2, used["max_threads"])
+    for dtype in DTYPES:
+        assert_same_bits(params[dtype], reference[dtype])
 
 
 def _fit_in_child(queue, dtype):
