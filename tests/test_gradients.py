@@ -13,7 +13,9 @@ from fastfnn import check_gradients
 from fastfnn.gradcheck import gradients
 from fastfnn.network import Network
 
-from cases import HIDDEN_ACTS, PAIRS  # noqa: E402
+# the cases scikit-learn and this file's references know (additions: test_model_family.py)
+from cases import SKLEARN_HIDDEN_ACTS as HIDDEN_ACTS  # noqa: E402
+from cases import SKLEARN_PAIRS as PAIRS  # noqa: E402
 N_FEATURES, WIDTH, N_SAMPLES = 4, 5, 20
 # Central differences in float64: step 1e-5 balances truncation (~h^2) against round-off
 # (~1e-16 / h); relu kinks are rare at this step for the seeds used.

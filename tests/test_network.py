@@ -19,7 +19,9 @@ from fastfnn import FNNClassifier, FNNRegressor, network
 from fastfnn.network import DataSource, Network
 from fastfnn.optimizers import SGD, Adam
 
-from cases import HIDDEN_ACTS, PAIRS  # noqa: E402
+# the cases scikit-learn and this file's references know (additions: test_model_family.py)
+from cases import SKLEARN_HIDDEN_ACTS as HIDDEN_ACTS  # noqa: E402
+from cases import SKLEARN_PAIRS as PAIRS  # noqa: E402
 PAIR_PARAMS = [pytest.param(loss, out, id=f"{loss}+{out}") for loss, out in PAIRS]
 DTYPES = [pytest.param(np.float32, id="float32"), pytest.param(np.float64, id="float64")]
 INPUTS = [pytest.param(False, id="dense"), pytest.param(True, id="csr")]
