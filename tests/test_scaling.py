@@ -7,6 +7,7 @@ RandomizedSearchCV / HalvingGridSearchCV run in this process), the estimator's o
 ``fit``/``predict``, pandas reading the written CSV back, a second Python process.
 """
 
+import io
 import os
 import subprocess
 import sys
@@ -268,6 +269,9 @@ def test_predict_streaming_writes_in_memory_predictions_in_order(friedman, strea
     np.testing.assert_allclose(out["y_hat"], fit.model.predict(table[FEATURES]), rtol=1e-13)
     assert done[-1][0] == done[-1][1] > 5
     assert sorted(os.listdir(tmp_path)) == ["out.csv", "to_predict.csv"]  # no temporary left
+    text = io.StringIO()  # a text stream (the command line's stdout) gets the same CSV
+    predict_streaming(fit.model, src, text, name="y_hat", blocksize=BLOCK, prefetch=False)
+    assert text.getvalue() == (tmp_path / "out.csv").read_text()
 
 
 def test_predict_streaming_on_the_cluster_matches_in_memory(client, friedman, streamed,
