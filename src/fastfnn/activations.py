@@ -98,7 +98,6 @@ ACTIVATIONS = {
 # scikit-learn's four first, then fastfnn's additions
 HIDDEN_ACTIVATIONS = tuple(name for name, a in ACTIVATIONS.items() if a.hidden)
 OUTPUT_ACTIVATIONS = tuple(ACTIVATIONS)
-SKLEARN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
 
 
 def code(name):

@@ -54,7 +54,6 @@ LOSS_CODES = {name: loss.code for name, loss in LOSSES.items()}
 CANONICAL_OUTPUT = {name: loss.canonical_output for name, loss in LOSSES.items()}
 SQUARED_ERROR_OUTPUTS = LOSSES["squared_error"].outputs
 REGRESSION_LOSSES = tuple(name for name, loss in LOSSES.items() if loss.regression)
-SKLEARN_REGRESSION_LOSSES = ("squared_error", "poisson")
 # FNNRegressor's ``out_activation`` choices (poisson's 'exp' is implied by the loss)
 REGRESSOR_OUTPUTS = tuple(a for a in SQUARED_ERROR_OUTPUTS if a != "exp")
 
