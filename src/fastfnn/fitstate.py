@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-LOSS, VALIDATION, BOTH = "loss", "validation", "both"
+LOSS, VALIDATION, BOTH, CURRENT = "loss", "validation", "both", "current"
 
 
 @dataclass
@@ -43,11 +43,12 @@ class TrainState:
     best_theta: np.ndarray = None  # the early-stopping snapshot, packed as theta
 
 
-# (fitted attribute, TrainState field, value of a fresh history, mode the history belongs to)
+# (fitted attribute, TrainState field, value of a fresh history, mode the history belongs to:
+#  BOTH is carried whatever the mode, CURRENT only when the recorded mode is the same)
 HISTORY = (
     ("t_", "samples_seen", lambda: 0, BOTH),
     ("loss_", "loss", lambda: None, BOTH),
-    ("_no_improvement_count", "no_improvement_count", lambda: 0, None),  # the current mode's
+    ("_no_improvement_count", "no_improvement_count", lambda: 0, CURRENT),  # either mode's
     ("best_loss_", "best_loss", lambda: np.inf, LOSS),
     ("_best_stall_loss", "best_stall_loss", lambda: np.inf, LOSS),
     ("validation_scores_", "validation_scores", list, VALIDATION),
@@ -71,12 +72,11 @@ def resume(estimator, net, mode, keep_optimizer):
     state = TrainState(net, n_iter=getattr(estimator, "n_iter_", 0))
     same_mode = history_mode(estimator) == mode
     for attribute, name, fresh, owner in HISTORY:
-        if owner in (BOTH, mode) or (owner is None and same_mode):
-            value = getattr(estimator, attribute, None) if owner == BOTH or same_mode else None
-            value = fresh() if value is None else value
-            setattr(state, name, list(value) if isinstance(value, list) else value)
-        elif owner is not None:
+        if owner not in (BOTH, CURRENT, mode):  # the other mode's history
             setattr(state, name, None)
+            continue
+        value = getattr(estimator, attribute, None) if owner == BOTH or same_mode else None
+        setattr(state, name, fresh() if value is None else copy.copy(value))
     if keep_optimizer:
         state.optimizer = copy.deepcopy(estimator._optimizer)
     if mode == VALIDATION:
