@@ -1,7 +1,8 @@
 """The pytest-benchmark suite of fastfnn (see README.md): same harness as ``fastfnn bench``.
 
 Every test records into one session-wide :class:`fastfnn.bench.Bench`; the paired comparison
-tables (ratios, GFLOP/s, GEMM floor, targets, start-up, memory) are printed at the end of the run.
+tables (ratios, physical limits, GEMM floor, predict, start-up, memory, and the targets with
+met / MISSED) are printed at the end of the run.
 Options mirror ``fastfnn bench`` with a ``--bench-`` prefix; the default here is the full suite.
 """
 
@@ -56,18 +57,20 @@ def _params(opts, name):
         vals = ([(d, t) for d in opts.dtypes for t in cpus] if on & {"train", "floor"} else [])
         return vals, [f"{d}-{t}thr" for d, t in vals]
     if name == "train":
-        vals = [(c, i) for c in cases for i in opts.impls()] if "train" in on else []
+        vals = [(c, i) for c in cases for i in opts.impls(c.solver)] if "train" in on else []
         return vals, [f"{c.key}-{i}" for c, i in vals]
     if name == "floor_case":
         vals = [c for c in cases if c.config.name in B.FLOOR_CONFIGS and c.solver == "sgd"]
         vals = vals if "floor" in on else []
         return vals, [c.key for c in vals]
-    if name == "predict":
-        vals = [(opts.config(n), d, i) for n in opts.pick(B.PREDICT_CONFIGS)
-                for d in opts.dtypes for i in opts.impls()] if "predict" in on else []
-        return vals, [f"{c.name}/{d}-{i}" for c, d, i in vals]
+    if name == "predict_impl":
+        vals = list(opts.impls()) if "predict" in on else []
+        return vals, vals
     if name == "startup_dtype":
         vals = list(opts.dtypes if opts.full else opts.dtypes[:1]) if "startup" in on else []
+        return vals, vals
+    if name == "fit_command":
+        vals = ["cold"] if "startup" in on and opts.full else []
         return vals, vals
     if name == "memory":
         vals = [(opts.config(n), opts.dtypes[0], i) for n in opts.pick(B.MEMORY_CONFIGS)
@@ -78,7 +81,8 @@ def _params(opts, name):
 
 def pytest_generate_tests(metafunc):
     opts = options(metafunc.config)
-    for name in ("peak", "train", "floor_case", "predict", "startup_dtype", "memory"):
+    for name in ("peak", "train", "floor_case", "predict_impl", "startup_dtype", "fit_command",
+                 "memory"):
         if name in metafunc.fixturenames:
             vals, ids = _params(opts, name)
             metafunc.parametrize(name, vals, ids=ids)

@@ -1,29 +1,37 @@
-"""Benchmark harness: fastfnn against scikit-learn and PyTorch eager on identical training work.
+"""Benchmark harness: fastfnn against scikit-learn, PyTorch eager and a straightforward compiled
+reference on identical training work, with every performance target and whether it was met.
 
 Used by ``fastfnn bench`` (:func:`add_arguments`, :func:`run`) and by the pytest-benchmark suite in
 ``benchmarks/`` (which drives the same :class:`Bench`). What is measured, all in one process and run:
 
-* training: ``FNNRegressor``, scikit-learn's ``MLPRegressor`` with the same parameters, and PyTorch
+* training: ``FNNRegressor``, scikit-learn's ``MLPRegressor`` with the same parameters, PyTorch
   eager (``nn.Sequential`` + ``torch.optim.SGD(nesterov=True)`` / ``Adam``, manual batching of a
-  pre-permuted tensor) when torch is installed. Seconds per epoch, samples/s, paired ratios, GFLOP/s
-  as a fraction of the machine's GEMM peak (a large ``np.matmul``, same run) at
-  ``6 * sum(fan_in * fan_out)`` flops per sample;
+  pre-permuted tensor) when torch is installed, and for sgd the "reference" (one plain Numba
+  function per epoch, ``np.dot`` into flat buffers, fused elementwise loops: ``reference``).
+  Seconds per epoch, samples/s, paired ratios;
+* physical limits: GFLOP/s at ``6 * sum(fan_in * fan_out)`` flops per sample against the GEMM
+  peak of one core and of all cores (a large ``np.matmul``, same run);
 * that they did the same work: epoch-1 losses from the same seed (fastfnn and scikit-learn draw the
-  same random numbers; torch is given scikit-learn's initial weights and batch order);
+  same random numbers; torch and the reference are given scikit-learn's initial weights and batch
+  order);
 * the "GEMM floor": the epoch's matrix products alone, at their real shapes;
-* predict throughput; start-up (import, first fit with an empty and a warm Numba cache) and the peak
-  memory of a fit, each in fresh subprocesses.
+* predict latency (1, 10, 100 rows) and throughput (100k rows) of a (64, 64) regressor;
+  start-up (import, first fit with an empty and a warm Numba cache, the first ``fastfnn fit``
+  command) and the peak memory of a fit, each in fresh subprocesses;
+* the targets (:data:`TARGETS`, one table), each with its value and met / MISSED.
 
 Choices (see benchmarks/README.md): every implementation runs with the same thread count, fastfnn's
 own choice for the problem (``_threads.training_threads``), set by threadpoolctl for scikit-learn and
-``torch.set_num_threads`` for torch. torch's L2 term is ``weight_decay = alpha / m`` on the weights
+``torch.set_num_threads`` for torch (the reference: threadpoolctl, its BLAS being its only
+threads). torch's L2 term is ``weight_decay = alpha / m`` on the weights
 only (``m`` the rows of the batch, reset for the shorter last batch): exactly scikit-learn's
 ``(A.T @ D + alpha * W) / m`` gradient. torch is imported only when its benchmarks run.
 
 The package, one job a module: ``cases`` (what runs: constants, targets, configs, options, data,
-estimator parameters), ``torch_impl`` (the PyTorch eager twin), ``gemm`` (GEMM peak and floor),
-``children`` (start-up and memory in fresh processes), ``suite`` (:class:`Bench`: measure and
-record), ``report`` (the tables and the machine header); here, the command and the names the
+estimator parameters), ``torch_impl`` (the PyTorch eager twin), ``reference`` (the straightforward
+compiled twin), ``gemm`` (GEMM peak and floor), ``children`` (start-up, the ``fastfnn fit``
+command and memory in fresh processes), ``suite`` (:class:`Bench`: measure and record),
+``report`` (the tables, the targets and the machine header); here, the command and the names the
 benchmarks import.
 """
 
@@ -33,27 +41,29 @@ import os  # noqa: F401 -- benchmarks/conftest.py reads ``fastfnn.bench.os.cpu_c
 import sys
 
 from .cases import (
-    ADAM_CONFIGS, ADAM_TARGET, ALPHA, CONFIGS, DTYPES, FLOOR_CONFIGS, FLOOR_TARGET, FULL_EPOCHS,
-    IMPLS, IMPORT_TARGET, LR, MEMORY_CONFIGS, MOMENTUM, PREDICT_CONFIGS, QUICK_CONFIGS,
-    QUICK_EPOCHS, ROUNDS, SECTIONS, SEED, TARGETS, TOLERANCE, TRAIN_COLUMNS, WARM_START_TARGET,
-    Case, Config, Options, estimator_class, estimator_params, make_data, options_from_args,
-    sklearn_draws, thread_count, torch_available,
+    ADAM_CONFIGS, ALPHA, CONFIGS, DTYPES, FLOOR_CONFIGS, FULL_EPOCHS, IMPLS, LR, MEMORY_CONFIGS,
+    MOMENTUM, PREDICT_CALLS, PREDICT_CASE, PREDICT_CONFIG, QUICK_CONFIGS, QUICK_EPOCHS, ROUNDS,
+    SECTIONS, SEED, TARGETS, TOLERANCE, TRAIN_COLUMNS, Case, Config, Options, Target,
+    estimator_class, estimator_params, make_data, options_from_args, sklearn_draws, thread_count,
+    torch_available,
 )
-from .children import MEMORY_CHILD, STARTUP_CHILD, memory_child
+from .children import MEMORY_CHILD, STARTUP_CHILD, fit_command_seconds, memory_child
 from .gemm import gemm_floor, gemm_peak
-from .report import machine_header, machine_info, startup_table
+from .reference import reference_fit
+from .report import machine_choices, machine_header, machine_info, startup_table
 from .suite import SETTLE_SECONDS, Bench, settle
 from .torch_impl import torch_fit, torch_model
 
 __all__ = [
-    "ADAM_CONFIGS", "ADAM_TARGET", "ALPHA", "CONFIGS", "DTYPES", "FLOOR_CONFIGS", "FLOOR_TARGET",
-    "FULL_EPOCHS", "IMPLS", "IMPORT_TARGET", "LR", "MEMORY_CONFIGS", "MOMENTUM", "PREDICT_CONFIGS",
+    "ADAM_CONFIGS", "ALPHA", "CONFIGS", "DTYPES", "FLOOR_CONFIGS", "FULL_EPOCHS", "IMPLS", "LR",
+    "MEMORY_CONFIGS", "MOMENTUM", "PREDICT_CALLS", "PREDICT_CASE", "PREDICT_CONFIG",
     "QUICK_CONFIGS", "QUICK_EPOCHS", "ROUNDS", "SECTIONS", "SEED", "TARGETS", "TOLERANCE",
-    "TRAIN_COLUMNS", "WARM_START_TARGET", "Case", "Config", "Options", "estimator_class",
+    "TRAIN_COLUMNS", "Case", "Config", "Options", "Target", "estimator_class",
     "estimator_params", "make_data", "options_from_args", "sklearn_draws", "thread_count",
-    "torch_available", "MEMORY_CHILD", "STARTUP_CHILD", "memory_child", "gemm_floor", "gemm_peak",
-    "machine_header", "machine_info", "startup_table", "SETTLE_SECONDS", "Bench", "settle",
-    "torch_fit", "torch_model", "add_arguments", "run", "main",
+    "torch_available", "MEMORY_CHILD", "STARTUP_CHILD", "fit_command_seconds", "memory_child",
+    "gemm_floor", "gemm_peak", "reference_fit", "machine_choices", "machine_header",
+    "machine_info", "startup_table", "SETTLE_SECONDS", "Bench", "settle", "torch_fit",
+    "torch_model", "add_arguments", "run", "main",
 ]
 
 

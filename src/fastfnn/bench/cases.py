@@ -1,5 +1,5 @@
-"""What the suite runs: constants and targets, the configs, cases and options, the data, the
-thread count and the estimators' shared parameters (and scikit-learn's random draws)."""
+"""What the suite runs: constants, the configs, the one table of targets, cases and options, the
+data, the thread count and the estimators' shared parameters (and scikit-learn's random draws)."""
 
 import dataclasses
 from dataclasses import dataclass
@@ -12,7 +12,8 @@ SEED = 0
 LR = 1e-3
 MOMENTUM = 0.9
 ALPHA = 1e-4
-IMPLS = ("fastfnn", "sklearn", "torch")
+# Training: fastfnn, the straightforward compiled reference (sgd only), scikit-learn, torch.
+IMPLS = ("fastfnn", "reference", "sklearn", "torch")
 DTYPES = ("float64", "float32")
 SECTIONS = ("train", "predict", "floor", "startup", "memory")
 
@@ -60,31 +61,72 @@ CONFIGS = {
 }
 QUICK_CONFIGS = ("tiny", "small")
 ADAM_CONFIGS = ("small", "wide")
-PREDICT_CONFIGS = ("small", "wide")
 FLOOR_CONFIGS = ("medium", "wide")
 MEMORY_CONFIGS = ("small", "medium", "wide")
 # Epochs per fit in the full suite (scikit-learn is slow on medium and wide).
 FULL_EPOCHS = {"tiny": 3, "small": 3, "medium": 2, "wide": 2, "deep": 3}
 QUICK_EPOCHS = 2
-ROUNDS = {"fastfnn": 3, "sklearn": 2, "torch": 3}
-# Issue 4's targets: samples/s ratio to scikit-learn (sgd); vs torch, floor, adam, start-up.
-TARGETS = {"tiny": 35.0, "small": 7.0, "medium": 2.2, "wide": 2.0, "deep": 4.0}
-FLOOR_TARGET = 1.25
-ADAM_TARGET = 0.9
-WARM_START_TARGET = 0.2
-IMPORT_TARGET = 0.5
+ROUNDS = {"fastfnn": 3, "reference": 3, "sklearn": 2, "torch": 3}
+# Predict: a (64, 64) regressor on 20 features, fitted briefly on PREDICT_FIT_ROWS rows; each row
+# count is timed as the best of PREDICT_REPEATS medians of that many calls; the last is throughput.
+PREDICT_CONFIG = Config("predict", 100_000, 20, (64, 64), 1, 64)
+PREDICT_FIT_ROWS = 2000
+PREDICT_CALLS = {1: 2000, 10: 1000, 100: 500, 100_000: 1}
+PREDICT_REPEATS = 5
+PREDICT_CASE = "(64, 64) float64"
+PREDICT_CHUNK = 1024  # rows per compiled forward pass in fastfnn's predict (its thread rule's unit)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One performance target: the measured ``measure`` of ``case`` ``op`` ``bound``."""
+
+    measure: str
+    case: str
+    op: str  # ">=", ">" or "<="
+    bound: float
+    unit: str = "x"
+
+    def met(self, value):
+        return {">=": value >= self.bound, ">": value > self.bound,
+                "<=": value <= self.bound}[self.op]
+
+    @property
+    def text(self):
+        return f"{self.op} {self.bound:g}{self.unit}"
+
+
+_SPEED = {"tiny": (40, 40), "small": (5, 9), "deep": (4, 7), "medium": (2.3, 2.3)}
+# Every target of the suite, in one table. Training: sgd, samples/s ratios in the same run
+# ("% of GEMM peak": GFLOP/s over the peak measured at the fit's thread count); "first `fastfnn
+# fit`": wall time of the command on the bundled data, fresh process, empty Numba cache.
+TARGETS = (
+    *(Target("vs sklearn", f"{c}/{d}", ">=", v[j])
+      for c, v in _SPEED.items() for j, d in enumerate(DTYPES)),
+    Target("% of GEMM peak", "wide/float64", ">=", 90, "%"),
+    Target("% of GEMM peak", "wide/float32", ">=", 80, "%"),
+    *(Target("vs reference", f"{c}/{d}", ">=", 1.15) for c in _SPEED for d in DTYPES),
+    *(Target("vs torch", f"{c}/{d}", ">", 1) for c in CONFIGS for d in DTYPES),
+    Target("predict 1 row vs sklearn", PREDICT_CASE, ">=", 10),
+    Target("predict 1 row", PREDICT_CASE, "<=", 25, " us"),
+    Target("predict 100k rows vs sklearn", PREDICT_CASE, ">=", 2),
+    Target("first `fastfnn fit`", "empty Numba cache", "<=", 8, " s"),
+    Target("peak RSS / sklearn's", "wide", "<=", 1),
+)
 # Same-work tolerances on the epoch-1 loss (relative); torch runs its own GEMMs (and sums in
 # another order), hence looser. x10 for adam, whose m / sqrt(v) amplifies rounding.
 TOLERANCE = {
     ("sklearn", "float64"): 1e-6,
     ("sklearn", "float32"): 1e-3,
+    ("reference", "float64"): 1e-6,
+    ("reference", "float32"): 1e-3,
     ("torch", "float64"): 1e-5,
     ("torch", "float32"): 1e-3,
 }
 TRAIN_COLUMNS = (
-    "config", "solver", "dtype", "epochs", "threads", "fastfnn s/epoch", "sklearn s/epoch",
-    "torch s/epoch", "fastfnn samples/s", "vs sklearn", "vs torch", "GFLOP/s", "% peak",
-    "epoch/floor", "same work",
+    "config", "solver", "dtype", "epochs", "threads", "fastfnn s/epoch", "reference s/epoch",
+    "sklearn s/epoch", "torch s/epoch", "fastfnn samples/s", "vs sklearn", "vs reference",
+    "vs torch", "epoch/floor", "same work",
 )
 
 
@@ -132,8 +174,11 @@ class Options:
     def rounds_for(self, impl):
         return self.rounds or (ROUNDS[impl] if self.full else min(2, ROUNDS[impl]))
 
-    def impls(self):
-        return IMPLS if self.torch and torch_available() else IMPLS[:2]
+    def impls(self, solver=None):
+        """Implementations of a training case with ``solver`` (the reference runs sgd only), or
+        with None those of predict and memory (fastfnn, scikit-learn, torch)."""
+        out = [i for i in IMPLS if i != "torch" or (self.torch and torch_available())]
+        return tuple(i for i in out if i != "reference" or solver == "sgd")
 
     def cases(self):
         """Training cases in run order: sgd for every config, adam on small and wide."""
@@ -208,8 +253,8 @@ def thread_count(config, batch_size, override=None):
     (``_threads.training_threads``)."""
     if override:
         return int(override)
-    threads, _ = training_threads(training_parts(np.asarray(config.sizes, dtype=np.int64),
-                                                 batch_size))
+    threads = training_threads(training_parts(np.asarray(config.sizes, dtype=np.int64),
+                                              batch_size))
     return int(threads)
 
 

@@ -1,9 +1,13 @@
-"""The fresh-process measurements: the start-up and peak-memory child scripts and their runner."""
+"""The fresh-process measurements: the start-up and peak-memory child scripts and their runner,
+and the wall time of the ``fastfnn fit`` command."""
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
+import tempfile
+import time
 import warnings
 
 from .cases import Case, Config, estimator_class, estimator_params, make_data, sklearn_draws
@@ -127,6 +131,24 @@ def _child(script, spec, env=None):
     if out.returncode != 0:
         raise RuntimeError(f"benchmark subprocess failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def fit_command_seconds(numba_cache):
+    """(argv, wall seconds) of ``fastfnn fit`` -- the bundled toy data, default parameters -- in a
+    fresh process whose Numba cache is the folder ``numba_cache``, run from an empty folder.
+
+    The ``fastfnn`` script beside this interpreter, as a user types it; ``python -m fastfnn``
+    where there is none (a source checkout without the script installed)."""
+    script = os.path.join(os.path.dirname(sys.executable), "fastfnn")
+    argv = ([script] if os.path.exists(script) else [sys.executable, "-m", "fastfnn"]) + ["fit"]
+    env = dict(os.environ, NUMBA_CACHE_DIR=numba_cache)
+    with tempfile.TemporaryDirectory(prefix="fastfnn-fit-") as cwd:
+        t = time.perf_counter()
+        out = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, check=False)
+        seconds = time.perf_counter() - t
+    if out.returncode != 0:
+        raise RuntimeError(f"`{' '.join(argv)}` failed:\n{out.stderr[-2000:]}")
+    return argv, seconds
 
 
 def _best_of(fn, n=2):

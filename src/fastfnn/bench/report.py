@@ -8,133 +8,176 @@ import time
 import numpy as np
 
 from .cases import (
-    ADAM_TARGET, FLOOR_TARGET, IMPLS, IMPORT_TARGET, TARGETS, TRAIN_COLUMNS, WARM_START_TARGET,
-    torch_available,
+    IMPLS, PREDICT_CALLS, PREDICT_CASE, PREDICT_REPEATS, TARGETS, TRAIN_COLUMNS, torch_available,
 )
+
+LIMIT_COLUMNS = ("case", "threads", "GFLOP/s", "1-core peak",
+                 "all-core peak", "% of 1-core peak", "% of all-core peak")
+PREDICT_COLUMNS = ("rows", "calls", "fastfnn us/call", "sklearn us/call", "torch us/call",
+                   "fastfnn rows/s", "vs sklearn", "vs torch")
+MEMORY_COLUMNS = ("config", "dtype", "impl", "data MB", "params MB", "workspace MB",
+                  "traced peak MB", "RSS peak MB", "RSS / sklearn's", "traced/(data+params+ws)",
+                  "RSS/(data+params+ws)")
+
+
+def _ratio(a, b):
+    return a / b if a and b else None
 
 
 class Tables:
     """The tables half of :class:`~fastfnn.bench.Bench` (a mixin): made from what its
-    ``measure_*`` methods recorded (``train``, ``floors``, ``predict``, ``startup``, ``memory``,
-    ``peaks``) and its ``same_work`` checks."""
+    ``measure_*`` methods recorded (``train``, ``floors``, ``predict``, ``startup``,
+    ``command``, ``memory``, ``peaks``) and its ``same_work`` checks."""
+
+    def _best_per_epoch(self, key):
+        case = self.cases[key]
+        return {impl: min(t) / case.epochs for impl, t in self.train.get(key, {}).items() if t}
 
     def train_rows(self):
         rows = []
-        for key, times in self.train.items():
+        for key in self.train:
             case = self.cases[key]
-            cfg = case.config
-            best = {impl: min(t) for impl, t in times.items() if t}
+            best = self._best_per_epoch(key)
             ff = best.get("fastfnn")
-            per_epoch = {impl: t / case.epochs for impl, t in best.items()}
-            row = {
-                "config": cfg.name, "solver": case.solver, "dtype": case.dtype,
-                "epochs": case.epochs, "threads": self.threads.get(key),
-            }
+            row = {"config": case.config.name, "solver": case.solver, "dtype": case.dtype,
+                   "epochs": case.epochs, "threads": self.threads.get(key),
+                   "fastfnn samples/s": _ratio(case.config.n_samples, ff)}
             for impl in IMPLS:
-                row[f"{impl} s/epoch"] = per_epoch.get(impl)
-            row["fastfnn samples/s"] = cfg.n_samples / per_epoch["fastfnn"] if ff else None
-            row["vs sklearn"] = best["sklearn"] / ff if ff and "sklearn" in best else None
-            row["vs torch"] = best["torch"] / ff if ff and "torch" in best else None
-            gflops = cfg.flops_per_sample * cfg.n_samples / per_epoch["fastfnn"] / 1e9 if ff \
-                else None
-            row["GFLOP/s"] = gflops
-            peak = self.peak(case.dtype)
-            row["% peak"] = 100 * gflops / peak if gflops and peak else None
-            floor = self.floors.get(f"{cfg.name}/sgd/{case.dtype}") if case.solver == "sgd" \
-                else None
-            row["epoch/floor"] = per_epoch["fastfnn"] / floor if ff and floor else None
+                row[f"{impl} s/epoch"] = best.get(impl)
+                if impl != "fastfnn":
+                    row[f"vs {impl}"] = _ratio(best.get(impl), ff)
+            floor = self.floors.get(key)
+            row["epoch/floor"] = _ratio(ff, floor)
             ok, detail = self.same_work(key)
             row["same work"] = ("ok " if ok else "FAIL " if ok is False else "") + detail
-            row["_targets"] = self._targets(case, row)
             rows.append(row)
         return rows
 
-    def _targets(self, case, row):
-        """Issue 4's targets for this row: [(what, target, value, met)]."""
-        out = []
-        if case.solver == "sgd" and row["vs sklearn"] is not None:
-            t = TARGETS[case.config.name]
-            out.append(("vs sklearn", f">= {t:g}x", row["vs sklearn"], row["vs sklearn"] >= t))
-        if row["vs torch"] is not None:
-            out.append(("vs torch", "> 1x", row["vs torch"], row["vs torch"] > 1))
-        if row["epoch/floor"] is not None:
-            out.append(("epoch/floor", f"<= {FLOOR_TARGET}", row["epoch/floor"],
-                        row["epoch/floor"] <= FLOOR_TARGET))
-        if case.solver == "adam":
-            sgd = self.train.get(f"{case.config.name}/sgd/{case.dtype}", {}).get("fastfnn")
-            mine = self.train[case.key].get("fastfnn")
-            if sgd and mine:
-                ratio = min(sgd) / min(mine)
-                out.append(("adam/sgd samples/s", f">= {ADAM_TARGET}", ratio,
-                            ratio >= ADAM_TARGET))
-        return out
+    def limit_rows(self):
+        """fastfnn's GFLOP/s per training case beside the GEMM peaks of 1 core and all cores."""
+        rows = []
+        for key in self.train:
+            case = self.cases[key]
+            ff = self._best_per_epoch(key).get("fastfnn")
+            if not ff:
+                continue
+            gflops = case.config.flops_per_sample * case.config.n_samples / ff / 1e9
+            one, every = self.peaks.get(case.dtype, {}).get(1), self.peak(case.dtype)
+            rows.append({"case": key, "threads": self.threads.get(key), "GFLOP/s": gflops,
+                         "1-core peak": one, "all-core peak": every,
+                         "% of 1-core peak": _ratio(100 * gflops, one),
+                         "% of all-core peak": _ratio(100 * gflops, every)})
+        return rows
+
+    def floor_rows(self):
+        rows = []
+        for key, floor in self.floors.items():
+            best = self._best_per_epoch(key)
+            rows.append({"case": key, "floor s/epoch": floor,
+                         **{f"{i}/floor": _ratio(best.get(i), floor) for i in IMPLS}})
+        return rows
+
+    def predict_rows(self):
+        rows = []
+        for n, calls in PREDICT_CALLS.items():
+            t = {i: r[n] for i, r in self.predict.items() if n in r}
+            if not t:
+                continue
+            ff = t.get("fastfnn")
+            rows.append({"rows": n, "calls": f"{calls} x {PREDICT_REPEATS}" if calls > 1
+                         else f"best of {PREDICT_REPEATS}",
+                         **{f"{i} us/call": 1e6 * t[i] if i in t else None
+                            for i in ("fastfnn", "sklearn", "torch")},
+                         "fastfnn rows/s": _ratio(n, ff),
+                         "vs sklearn": _ratio(t.get("sklearn"), ff),
+                         "vs torch": _ratio(t.get("torch"), ff)})
+        return rows
+
+    def memory_rows(self):
+        sk = {(m["config"], m["dtype"]): m["rss_peak"] for m in self.memory
+              if m["impl"] == "sklearn"}
+        rows = []
+        for m in self.memory:
+            model = m["data"] + m["params"] + m["workspace"]
+            rows.append({"config": m["config"], "dtype": m["dtype"], "impl": m["impl"],
+                         "data MB": m["data"] / 2**20, "params MB": m["params"] / 2**20,
+                         "workspace MB": m["workspace"] / 2**20,
+                         "traced peak MB": m["traced_peak"] / 2**20,
+                         "RSS peak MB": m["rss_peak"] / 2**20,
+                         "RSS / sklearn's": _ratio(m["rss_peak"], sk.get((m["config"],
+                                                                         m["dtype"]))),
+                         "traced/(data+params+ws)": m["traced_peak"] / model,
+                         "RSS/(data+params+ws)": m["rss_peak"] / model})
+        return rows
+
+    def measured(self):
+        """{(measure, case): value} of every measure :data:`TARGETS` names that was measured."""
+        out = {}
+        for row in self.train_rows():
+            if row["solver"] == "sgd":
+                case = f"{row['config']}/{row['dtype']}"
+                for what in ("vs sklearn", "vs reference", "vs torch"):
+                    out[(what, case)] = row[what]
+        for key in self.train:
+            case = self.cases[key]
+            ff = self._best_per_epoch(key).get("fastfnn")
+            peak = self.peak(case.dtype, self.threads.get(key))
+            if case.solver == "sgd" and ff and peak:
+                gflops = case.config.flops_per_sample * case.config.n_samples / ff / 1e9
+                out[("% of GEMM peak", f"{case.config.name}/{case.dtype}")] = 100 * gflops / peak
+        row = {r["rows"]: r for r in self.predict_rows()}
+        if 1 in row:
+            out[("predict 1 row vs sklearn", PREDICT_CASE)] = row[1]["vs sklearn"]
+            out[("predict 1 row", PREDICT_CASE)] = row[1]["fastfnn us/call"]
+        if 100_000 in row:
+            out[("predict 100k rows vs sklearn", PREDICT_CASE)] = row[100_000]["vs sklearn"]
+        if self.command:
+            out[("first `fastfnn fit`", "empty Numba cache")] = self.command["cold"]
+        for r in self.memory_rows():
+            if r["impl"] == "fastfnn":
+                out[("peak RSS / sklearn's", r["config"])] = r["RSS / sklearn's"]
+        return {k: v for k, v in out.items() if v is not None}
+
+    def target_rows(self):
+        """Every target of :data:`TARGETS` with its measured value and met / MISSED."""
+        measured = self.measured()
+        rows = []
+        for t in TARGETS:
+            value = measured.get((t.measure, t.case))
+            rows.append({"measure": t.measure, "case": t.case, "target": t.text, "value": value,
+                         "met": "not measured" if value is None else
+                         "met" if t.met(value) else "MISSED"})
+        return rows
 
     def report(self):
-        """All recorded measurements as Markdown tables (with a header on the machine)."""
+        """All recorded measurements as Markdown tables (with a header on the machine), the
+        targets last."""
         parts = [machine_header(self)]
-        if self.train:
-            rows = self.train_rows()
-            parts.append("### Training (best of rounds; ratios are samples/s, paired)\n")
-            parts.append(_table(TRAIN_COLUMNS, rows))
-            targets = [{"case": f"{r['config']}/{r['solver']}/{r['dtype']}", "measure": what,
-                        "target": target, "value": value, "met": "yes" if met else "MISSED"}
-                       for r in rows for what, target, value, met in r["_targets"]]
-            if targets:
-                parts.append("### Targets (issue 4)\n")
-                parts.append(_table(("case", "measure", "target", "value", "met"), targets))
-        if self.floors:
-            cols = ("case", "floor s/epoch", "fastfnn/floor", "sklearn/floor", "torch/floor")
-            rows = []
-            for key, floor in self.floors.items():
-                case = self.cases.get(key)
-                best = {i: min(t) / case.epochs for i, t in self.train.get(key, {}).items() if t}
-                rows.append({"case": key, "floor s/epoch": floor,
-                             **{f"{i}/floor": best[i] / floor if i in best else None
-                                for i in IMPLS}})
-            parts.append("### GEMM floor (the epoch's matrix products alone)\n")
-            parts.append(_table(cols, rows))
-        if self.predict:
-            cols = ("config", "dtype", "fastfnn rows/s", "sklearn rows/s", "torch rows/s",
-                    "vs sklearn", "vs torch")
-            rows = []
-            for key, times in self.predict.items():
-                name, dtype = key.split("/")
-                n = self.opts.config(name).n_samples
-                best = {i: min(t) for i, t in times.items() if t}
-                ff = best.get("fastfnn")
-                rows.append({"config": name, "dtype": dtype,
-                             **{f"{i} rows/s": n / best[i] if i in best else None for i in IMPLS},
-                             "vs sklearn": best["sklearn"] / ff if ff and "sklearn" in best
-                             else None,
-                             "vs torch": best["torch"] / ff if ff and "torch" in best else None})
-            parts.append("### Predict throughput (all rows, best of 5)\n")
-            parts.append(_table(cols, rows))
-        if self.startup:
-            parts.append("### Start-up (fresh processes, seconds)\n")
-            parts.append(_table(*startup_table(self.startup)))
-        if self.memory:
-            cols = ("config", "dtype", "impl", "data MB", "params MB", "workspace MB",
-                    "traced peak MB", "RSS peak MB", "traced/(data+params+ws)",
-                    "RSS/(data+params+ws)")
-            rows = []
-            for m in self.memory:
-                model = m["data"] + m["params"] + m["workspace"]
-                rows.append({"config": m["config"], "dtype": m["dtype"], "impl": m["impl"],
-                             "data MB": m["data"] / 2**20, "params MB": m["params"] / 2**20,
-                             "workspace MB": m["workspace"] / 2**20,
-                             "traced peak MB": m["traced_peak"] / 2**20,
-                             "RSS peak MB": m["rss_peak"] / 2**20,
-                             "traced/(data+params+ws)": m["traced_peak"] / model,
-                             "RSS/(data+params+ws)": m["rss_peak"] / model})
-            parts.append("### Peak memory of a one-epoch fit (fresh process, increase over the "
-                         "state before the fit)\n")
-            parts.append(_table(cols, rows))
+        sections = (
+            ("Training (best of rounds; ratios are samples/s, paired)", TRAIN_COLUMNS,
+             self.train_rows()),
+            ("Physical limits (fastfnn's training GFLOP/s against the GEMM peaks)",
+             LIMIT_COLUMNS, self.limit_rows()),
+            ("GEMM floor (the epoch's matrix products alone)",
+             ("case", "floor s/epoch", *(f"{i}/floor" for i in IMPLS)), self.floor_rows()),
+            (f"Predict, {PREDICT_CASE} regressor (best of 5 medians; plain ndarray)",
+             PREDICT_COLUMNS, self.predict_rows()),
+            ("Start-up (fresh processes, seconds)", *startup_table(self.startup, self.command)),
+            ("Peak memory of a one-epoch fit (fresh process, increase over the state before "
+             "the fit)", MEMORY_COLUMNS, self.memory_rows()),
+        )
+        for title, cols, rows in sections:
+            if rows:
+                parts += [f"### {title}\n", _table(cols, rows)]
+        parts += ["### Targets\n",
+                  _table(("measure", "case", "target", "value", "met"), self.target_rows())]
         return "\n".join(parts)
 
     def to_dict(self):
         """The raw measurements, JSON-ready."""
         return {
             "machine": machine_info(),
+            "choices": machine_choices(),
             "peaks": self.peaks,
             "train": self.train,
             "epochs": {k: c.epochs for k, c in self.cases.items()},
@@ -145,32 +188,38 @@ class Tables:
             "floors": self.floors,
             "predict": self.predict,
             "startup": self.startup,
+            "command": self.command,
             "memory": self.memory,
+            "targets": self.target_rows(),
         }
 
 
-def startup_table(startup):
-    """(columns, rows) of the start-up measurements, with the differences the targets name."""
-    cols = ("dtype", "measure", "fastfnn", "sklearn", "difference", "target")
+def startup_table(startup, command=None):
+    """(columns, rows) of the start-up measurements: import, first and second fit (fresh
+    processes; the first with an empty Numba cache when measured), and the ``fastfnn fit``
+    command."""
+    cols = ("dtype", "measure", "fastfnn", "sklearn", "difference")
     rows = []
     for dtype, s in startup.items():
         warm, sk, cold = s["warm"], s["sklearn"], s.get("cold")
-        d_import = warm["import"] - sk["import"]
-        d_warm = warm["first_fit"] - warm["second_fit"]
         rows += [
             {"dtype": dtype, "measure": "import", "fastfnn": warm["import"],
-             "sklearn": sk["import"], "difference": d_import,
-             "target": f"<= +{IMPORT_TARGET} ({'met' if d_import <= IMPORT_TARGET else 'MISSED'})"},
+             "sklearn": sk["import"], "difference": warm["import"] - sk["import"]},
             {"dtype": dtype, "measure": "first fit, empty Numba cache",
-             "fastfnn": cold["first_fit"] if cold else None, "sklearn": sk["first_fit"],
-             "difference": None, "target": ""},
+             "fastfnn": cold["first_fit"] if cold else None, "sklearn": sk["first_fit"]},
+            {"dtype": dtype, "measure": "import + first fit, empty Numba cache",
+             "fastfnn": cold["import"] + cold["first_fit"] if cold else None,
+             "sklearn": sk["import"] + sk["first_fit"]},
             {"dtype": dtype, "measure": "first fit, warm cache", "fastfnn": warm["first_fit"],
-             "sklearn": sk["first_fit"], "difference": d_warm,
-             "target": f"first - second <= {WARM_START_TARGET} "
-                       f"({'met' if d_warm <= WARM_START_TARGET else 'MISSED'})"},
+             "sklearn": sk["first_fit"], "difference": warm["first_fit"] - warm["second_fit"]},
             {"dtype": dtype, "measure": "second fit", "fastfnn": warm["second_fit"],
-             "sklearn": sk["second_fit"], "difference": None, "target": ""},
+             "sklearn": sk["second_fit"]},
         ]
+    if command:
+        rows += [{"dtype": "", "measure": "first `fastfnn fit` (wall), empty Numba cache",
+                  "fastfnn": command["cold"]},
+                 {"dtype": "", "measure": "second `fastfnn fit` (wall), warm cache",
+                  "fastfnn": command["warm"], "difference": command["cold"] - command["warm"]}]
     return cols, rows
 
 
@@ -234,6 +283,17 @@ def _cpu_name():
     return platform.processor() or "unknown"
 
 
+def machine_choices():
+    """The lines ``fastfnn._threads.describe_choices()`` gives (what fastfnn chose for this
+    machine), or [] where this version has no such function."""
+    from .. import _threads
+
+    describe = getattr(_threads, "describe_choices", None)
+    if not callable(describe):
+        return []
+    return [str(line) for line in describe()]
+
+
 def machine_header(bench):
     info = machine_info()
     lines = [
@@ -245,4 +305,7 @@ def machine_header(bench):
     for dtype, p in bench.peaks.items():
         lines.append(f"GEMM peak {dtype}: " + ", ".join(
             f"{v:.1f} GFLOP/s ({t} thread{'s' if t > 1 else ''})" for t, v in sorted(p.items())))
+    choices = machine_choices()
+    lines += ["", "Choices made on this machine:"]
+    lines += [f"- {line}" for line in choices] or ["- (this fastfnn does not describe them)"]
     return "\n".join(lines) + "\n"

@@ -1,4 +1,5 @@
-"""The suite: :class:`Bench`, which runs the measurements and records them (tables in ``report``)."""
+"""The suite: :class:`Bench`, which runs the measurements and records them (tables in
+``report``)."""
 
 import dataclasses
 import json
@@ -9,15 +10,16 @@ import warnings
 
 import numpy as np
 
-from .._threads import blas_threads
 from .cases import (
-    FLOOR_CONFIGS, MEMORY_CONFIGS, PREDICT_CONFIGS, TOLERANCE, Case, estimator_class,
+    ALPHA, FLOOR_CONFIGS, LR, MEMORY_CONFIGS, MOMENTUM, TOLERANCE, estimator_class,
     estimator_params, make_data, sklearn_draws, thread_count,
 )
-from .children import MEMORY_CHILD, STARTUP_CHILD, _best_of, _child
+from .children import MEMORY_CHILD, STARTUP_CHILD, _best_of, _child, fit_command_seconds
 from .gemm import gemm_floor, gemm_peak
+from .latency import Latency
+from .reference import reference_fit
 from .report import Tables
-from .torch_impl import torch_fit, torch_model
+from .torch_impl import torch_fit
 
 
 class _Env:
@@ -59,11 +61,12 @@ def _rel(a, b):
     return abs(a - b) / max(abs(b), 1e-300)
 
 
-class Bench(Tables):
+class Bench(Latency, Tables):
     """Measurements of one run, and the tables made from them.
 
     Each ``measure_*`` method measures and records; :meth:`report` formats what was recorded
-    (the tables come from :class:`fastfnn.bench.report.Tables`).
+    (the tables come from :class:`fastfnn.bench.report.Tables`, the predict measurements from
+    :class:`fastfnn.bench.latency.Latency`).
     ``timer(fn, rounds)`` runs ``fn`` ``rounds`` times (pytest-benchmark's ``pedantic`` in the
     suite); every run also times itself, so the numbers do not depend on the timer.
     """
@@ -78,9 +81,11 @@ class Bench(Tables):
         self.threads = {}  # case key -> threads
         self.losses = {}  # case key -> {implementation: epoch-1 loss}
         self._coefs = {}  # (case key, implementation) -> coefs_ after the last timed fit
+        self._models = {}  # impl -> predict function of the (64, 64) regressor (and its fit)
         self.floors = {}  # case key -> seconds per epoch
-        self.predict = {}  # "config/dtype" -> {impl: seconds per predict of all rows}
+        self.predict = {}  # impl -> {rows: seconds per call}
         self.startup = {}  # dtype -> {measure: seconds}
+        self.command = {}  # the `fastfnn fit` command: {"cold"/"warm": seconds, "argv": [...]}
         self.memory = []  # rows
 
     # ---- shared pieces ----
@@ -107,9 +112,13 @@ class Bench(Tables):
         self.log(f"GEMM peak {dtype} {threads} thread(s): {value:.1f} GFLOP/s")
         return value
 
-    def peak(self, dtype):
+    def peak(self, dtype, threads=None):
+        """The measured GEMM peak (GFLOP/s) with ``threads`` threads (None: all cores), else the
+        best measured; None if none was."""
         p = self.peaks.get(dtype)
-        return max(p.values()) if p else None
+        if not p:
+            return None
+        return p.get(threads or os.cpu_count() or 1, max(p.values()))
 
     # ---- training ----
 
@@ -147,6 +156,8 @@ class Bench(Tables):
 
             return fit
 
+        if impl == "reference":
+            return self._reference_runner(case, X, y, threads, times, losses)
         Est = estimator_class(impl)
         params = estimator_params(case)
 
@@ -166,6 +177,30 @@ class Bench(Tables):
             with warnings.catch_warnings(), self._thread_env():
                 warnings.simplefilter("ignore")
                 Est(**estimator_params(case, epochs=1)).fit(X[:256], y[:256])
+        return fit
+
+    def _reference_runner(self, case, X, y, threads, times, losses):
+        """The reference's timed fit (see :func:`train_runner`): scikit-learn's draws, its BLAS
+        limited to ``threads``; compiled (or loaded from Numba's cache) by an untimed fit."""
+        from threadpoolctl import threadpool_limits
+
+        init, orders = sklearn_draws(case.config, case.epochs)
+        Y = y.reshape(len(y), -1)  # (n, n_outputs)
+        n, k, bs = case.config.n_samples, case.config.n_outputs, case.config.batch_size
+        small = min(n, 256)
+        reference_fit(X[:small], Y[:small], init, [np.arange(small)], bs, LR, MOMENTUM, ALPHA)
+
+        def fit():
+            with threadpool_limits(limits=threads, user_api="blas"):
+                settle()
+                t = time.perf_counter()
+                coefs, _, curve = reference_fit(X, Y, init, orders, bs, LR, MOMENTUM, ALPHA)
+                times.append(time.perf_counter() - t)
+            data_term, penalty = curve[0]
+            losses["reference"] = (data_term + penalty) / n
+            losses["reference (sklearn's loss)"] = (data_term / k + penalty) / n
+            self._coefs[(case.key, "reference")] = coefs
+
         return fit
 
     def measure_train(self, case, impl, timer=None):
@@ -191,15 +226,17 @@ class Bench(Tables):
         """(ok, detail): did the implementations do the same work? ok is None if nothing compared.
 
         fastfnn's epoch-1 loss against scikit-learn's and torch's (torch starts from the same
-        weights and visits the batches in the same order), relative, to :data:`TOLERANCE` (x10
-        for adam). With several outputs scikit-learn reports the mean over outputs where fastfnn
+        weights and visits the batches in the same order), and the reference's (computed
+        scikit-learn's way) against scikit-learn's, relative, to :data:`TOLERANCE` (x10 for
+        adam). With several outputs scikit-learn reports the mean over outputs where fastfnn
         reports the sum it descends, so there the weights after the fit are compared ("sk W")
         and scikit-learn's loss is checked against torch's computed its way ("sk~torch").
         """
         case = self.cases[key]
         losses = self.losses.get(key, {})
         ff, sk = losses.get("fastfnn"), losses.get("sklearn")
-        checks = [("torch", "torch", _rel(ff, losses.get("torch")))]
+        checks = [("reference", "ref", _rel(losses.get("reference (sklearn's loss)"), sk)),
+                  ("torch", "torch", _rel(ff, losses.get("torch")))]
         if case.config.n_outputs == 1:
             checks.insert(0, ("sklearn", "sk", _rel(ff, sk)))
         else:
@@ -229,53 +266,6 @@ class Bench(Tables):
         self.log(f"floor {case.key:22s} {value:.4f} s/epoch")
         return value
 
-    # ---- predict ----
-
-    def predict_runner(self, config, dtype, impl):
-        """A callable predicting all rows of the config's data (timed and recorded)."""
-        from threadpoolctl import threadpool_limits
-
-        X, y = self.data(config, dtype)
-        threads = (int(self.opts.threads) if self.opts.threads else
-                   blas_threads(np.asarray(config.sizes), min(config.n_samples, 4096)))
-        key = f"{config.name}/{dtype}"
-        times = self.predict.setdefault(key, {}).setdefault(impl, [])
-        case = Case(config, "sgd", dtype, 1)
-        if impl == "torch":
-            import torch
-
-            init, _ = sklearn_draws(config, 0)
-            model = torch_model([(W.astype(dtype), b.astype(dtype)) for W, b in init], dtype)
-            Xt = torch.from_numpy(X)
-
-            def predict():
-                torch.set_num_threads(threads)
-                t = time.perf_counter()
-                with torch.inference_mode():
-                    model(Xt).numpy()
-                times.append(time.perf_counter() - t)
-        else:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                est = estimator_class(impl)(**estimator_params(case)).fit(X[:512], y[:512])
-
-            def predict():
-                with threadpool_limits(limits=threads, user_api="blas"):
-                    t = time.perf_counter()
-                    est.predict(X)
-                    times.append(time.perf_counter() - t)
-
-        predict()  # warm-up (compiled forward, torch's first call)
-        times.clear()
-        return predict
-
-    def measure_predict(self, config, dtype, impl, timer=None):
-        predict = self.predict_runner(config, dtype, impl)
-        (timer or _loop)(predict, 5)
-        best = min(self.predict[f"{config.name}/{dtype}"][impl])
-        self.log(f"predict {config.name}/{dtype} {impl:8s} {config.n_samples / best:,.0f} rows/s")
-        return best
-
     # ---- start-up and memory (fresh subprocesses) ----
 
     def measure_startup(self, dtype, cold=True):
@@ -299,6 +289,16 @@ class Bench(Tables):
         self.startup[dtype] = out
         self.log(f"startup {dtype}: {json.dumps(out)}")
         return out
+
+    def measure_fit_command(self):
+        """Wall time of the first ``fastfnn fit`` on the bundled data in a fresh process with an
+        empty Numba cache (as after a fresh install), then of a second one from that cache."""
+        with tempfile.TemporaryDirectory(prefix="fastfnn-numba-") as cache:
+            argv, cold = fit_command_seconds(cache)
+            _, warm = fit_command_seconds(cache)
+        self.command = {"argv": argv, "cold": cold, "warm": warm}
+        self.log(f"`fastfnn fit`: first {cold:.2f} s, second {warm:.2f} s")
+        return self.command
 
     def measure_memory(self, config, dtype, impl):
         """Peak memory of a one-epoch fit, in a fresh process, against its data + parameters +
@@ -330,20 +330,20 @@ class Bench(Tables):
                     self.measure_peak(dtype)
         if "train" in o.sections:
             for case in o.cases():
-                for impl in o.impls():
+                for impl in o.impls(case.solver):
                     self.measure_train(case, impl)
         if "floor" in o.sections:
             for case in o.cases():
                 if case.config.name in FLOOR_CONFIGS and case.solver == "sgd":
                     self.measure_floor(case)
         if "predict" in o.sections:
-            for name in o.pick(PREDICT_CONFIGS):
-                for dtype in o.dtypes:
-                    for impl in o.impls():
-                        self.measure_predict(o.config(name), dtype, impl)
+            for impl in o.impls():
+                self.measure_predict(impl)
         if "startup" in o.sections:
             for dtype in (o.dtypes if o.full else o.dtypes[:1]):
                 self.measure_startup(dtype, cold=o.full)
+            if o.full:
+                self.measure_fit_command()
         if "memory" in o.sections:
             for name in o.pick(MEMORY_CONFIGS):
                 for impl in o.impls():
