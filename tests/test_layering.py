@@ -21,10 +21,11 @@ purpose, where it belongs. Import cycles between modules fail as well.
     _base                     the estimators' shared fit/predict walk
     trainer, _callbacks, fitstate
     optimizers, network
-    _threads, _validation     (thread policy on the kernels' BLAS; the registries' names)
+    _threads, _validation     (thread policy: parts, chunks; the registries' names)
     losses                    (uses the activation registry)
     activations, _version
-    _kernels                  imports nothing of the package
+    _kernels                  the compiled code: imports only the BLAS it calls
+    _blas                     the private BLAS: imports nothing of the package
 
 Oracle: the source itself, parsed with ``ast`` (nothing is imported).
 """
@@ -53,6 +54,7 @@ LAYERS = [
     ["losses"],
     ["activations", "_version"],
     ["_kernels"],
+    ["_blas"],
 ]
 # Units that may import only these units of the package (besides their own modules).
 ONLY = {

@@ -49,8 +49,10 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from numba import cfunc, njit, prange, types
+from numba import njit, prange, types
 from numba.extending import overload
+
+from . import _blas
 
 # Fast-math flags that keep NaN/inf semantics (no "nnan", no "ninf").
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
@@ -65,83 +67,29 @@ jit_update = njit(cache=True, fastmath=FASTMATH - {"reassoc"}, nogil=True, error
 jit_parallel = njit(parallel=True, cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
 
 # ----------------------------------------------------------------------------------------------
-# The calling thread's BLAS threads: compiled code sets them per thread, never process-wide.
+# Matrix products: fastfnn's private single-threaded BLAS (see _blas.py), or compiled loops.
 # ----------------------------------------------------------------------------------------------
 
-
-class KernelBLAS:
-    """The BLAS library behind scipy's cython_blas (the one Numba's ``np.dot`` calls), found
-    with threadpoolctl: ``path``, and ctypes functions ``set_local(n) -> previous`` (OpenBLAS's
-    ``openblas_set_num_threads_local``) and ``get_threads()`` (the library's setting, which
-    threadpoolctl limits and OPENBLAS_NUM_THREADS change). Where the library has no such
-    setter, ``set_local`` is None.
-
-    Known limit: in the OpenBLAS builds checked (0.3.30, 0.3.31) the "local" setter changes the
-    process-wide count. The compiled calls set it once before their products and restore the
-    previous value after, so a sequential program sees no change; a thread that calls BLAS
-    while a fit or prediction runs in another thread sees fastfnn's count meanwhile."""
-
-    def __init__(self):
-        self.path, self.set_local, self.get_threads = None, None, None
-        try:
-            import scipy.linalg.cython_blas  # noqa: F401  (loads the library first)
-            from threadpoolctl import ThreadpoolController
-
-            libs = [c for c in ThreadpoolController().lib_controllers
-                    if c.user_api == "blas" and c.internal_api == "openblas"]
-        except Exception:  # noqa: BLE001 - no threadpoolctl/scipy BLAS info: no local setting
-            return
-        libs.sort(key=lambda c: "scipy" not in c.filepath.replace("scipy_openblas", ""))
-        for lib in libs:
-            prefix = getattr(lib, "_symbol_prefix", "")
-            suffix = getattr(lib, "_symbol_suffix", "")
-            setter = _symbol(lib.dynlib, ("openblas_set_num_threads_local",
-                                          f"{prefix}openblas_set_num_threads_local{suffix}"))
-            getter = _symbol(lib.dynlib, (f"{prefix}openblas_get_num_threads{suffix}",
-                                          "openblas_get_num_threads"), takes_int=False)
-            if setter is not None:
-                self.path, self.set_local, self.get_threads = lib.filepath, setter, getter
-                return
+BLAS = _blas.BLAS
 
 
-def _symbol(dynlib, names, takes_int=True):
-    """The first of ``names`` the library exports, as a ctypes ``int f(int)`` (or ``int f()``),
-    else None."""
-    import ctypes
-
-    for name in names:
-        try:
-            f = getattr(dynlib, name)
-        except AttributeError:
-            continue
-        f.restype, f.argtypes = ctypes.c_int, [ctypes.c_int] if takes_int else []
-        return f
-    return None
-
-
-@cfunc(types.intc(types.intc), cache=True)
-def _no_local_blas_threads(n):  # pragma: no cover - a BLAS without a thread-local setting
-    return 0
-
-
-def _register_blas_threads_local(blas):
-    """Make ``fastfnn_blas_threads_local`` (the BLAS's own setter, or a no-op) callable from
-    compiled code; registered by name, so cached kernels stay valid across processes. It
-    returns the previous count, which the caller restores."""
-    import ctypes
-
-    import llvmlite.binding as ll
-
-    if blas.set_local is not None:
-        address = ctypes.cast(blas.set_local, ctypes.c_void_p).value
+@jit_inline
+def gemm_(out, A, B, trans_a, trans_b):
+    """Writes ``out = op(A) @ op(B)`` (op(X) = X.T where ``trans_x``), all C-contiguous, with the
+    private BLAS's gemm (one thread, whatever the host's BLAS settings)."""
+    M, N = out.shape
+    K = A.shape[0] if trans_a else A.shape[1]
+    if M == 0 or N == 0:
+        return
+    ta = _blas.TRANS if trans_a else _blas.NO_TRANS
+    tb = _blas.TRANS if trans_b else _blas.NO_TRANS
+    lda, ldb = max(1, A.shape[1]), max(1, B.shape[1])
+    if A.itemsize == 8:
+        _blas.dgemm(_blas.ROW_MAJOR, ta, tb, M, N, K, 1.0, A.ctypes.data, lda, B.ctypes.data,
+                    ldb, 0.0, out.ctypes.data, N)
     else:
-        address = _no_local_blas_threads.address
-    ll.add_symbol("fastfnn_blas_threads_local", address)
-
-
-BLAS = KernelBLAS()
-_register_blas_threads_local(BLAS)
-blas_threads_local = types.ExternalFunction("fastfnn_blas_threads_local", types.intc(types.intc))
+        _blas.sgemm(_blas.ROW_MAJOR, ta, tb, M, N, K, np.float32(1.0), A.ctypes.data, lda,
+                    B.ctypes.data, ldb, np.float32(0.0), out.ctypes.data, N)
 
 
 # Activation codes (activations.py maps names to these).
@@ -591,7 +539,7 @@ def matmul_nt_(out, A, B):
                 out[i, p] = s
         return
     if not _use_small_kernel(A, m, n, k):
-        np.dot(A, B.T, out)
+        gemm_(out, A, B, False, True)
         return
     zero = A.dtype.type(0.0)
     m4 = m - m % 4
@@ -646,7 +594,7 @@ def matmul_tn_(out, A, B):
     m, k = A.shape
     n = B.shape[1]
     if n > THIN:
-        np.dot(A.T, B, out)
+        gemm_(out, A, B, True, False)
         return
     zero_(out)
     for i in range(m):
@@ -671,7 +619,7 @@ def matmul_(out, A, B, BT):
                 out[i, j] = s
         return
     if not _use_small_kernel(A, m, k, n) or BT.shape[0] < k * n:
-        np.dot(A, B, out)
+        gemm_(out, A, B, False, False)
         return
     Bt = BT[: n * k].reshape((n, k))
     for p in range(k):
@@ -847,8 +795,18 @@ def batch_gradient_(params, work, model):
     return total / S, penalty, S
 
 
-@jit
-def loss_grad_(params, work, data, model, blas_threads):
+@jit_inline
+def all_parts_(params, work, data, model, start, m):
+    """Writes every part's gradient sums, loss and weight sums for the batch of m rows at
+    ``start`` (:func:`part_sums_`), the parts under ``prange``: on several threads in a
+    parallel caller, one after the other otherwise."""
+    part_loss, part_weight = work.part_loss, work.part_weight  # outside prange: written inside
+    for p in prange(work.A.shape[0]):
+        part_loss[p], part_weight[p] = part_sums_(params, work, data, model, p, start, m)
+
+
+@jit_inline
+def full_batch_(params, work, data, model):
     """Writes Params.grad (and the workspace): forward, loss and backward on all rows of
     ``data`` as one batch, split into the workspace's parts.
 
@@ -856,14 +814,21 @@ def loss_grad_(params, work, data, model, blas_threads):
     s_i, or the row count) with ``grad`` = [dW..., db...], ``dW[i] = (A[i].T @ D[i] + alpha
     W[i]) / S``, ``db[i] = D[i].sum(0) / S``, ``D[i-1] = (D[i] @ W[i].T) * act'(A[i])``.
     """
-    n = data.order.shape[0]
-    part_loss, part_weight = work.part_loss, work.part_weight
-    before = blas_threads_local(blas_threads)
-    for p in range(work.A.shape[0]):
-        part_loss[p], part_weight[p] = part_sums_(params, work, data, model, p, 0, n)
-    blas_threads_local(before)
+    all_parts_(params, work, data, model, 0, data.order.shape[0])
     value, penalty, _ = batch_gradient_(params, work, model)
     return value, penalty
+
+
+@jit
+def loss_grad_(params, work, data, model):
+    """:func:`full_batch_` with the parts one after the other."""
+    return full_batch_(params, work, data, model)
+
+
+@jit_parallel
+def loss_grad_parallel_(params, work, data, model):
+    """:func:`full_batch_` with the parts on Numba's threads: the same bits."""
+    return full_batch_(params, work, data, model)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -931,73 +896,79 @@ def _update_by_rule(rule, theta, grad):
 
 
 @jit_inline
-def train_batches_(params, rule, work, data, model, first_batch, last_batch, batch_size,
-                   blas_threads):
+def train_batches_(params, rule, work, data, model, first_batch, last_batch, batch_size):
     """Writes Params (theta, grad), the rule's state and the workspace: batches
     ``first_batch..last_batch-1`` of ``data.order``, each loaded, differentiated (its parts
-    under ``prange``, each with ``blas_threads`` BLAS threads on its own thread) and applied.
+    under ``prange``: :func:`all_parts_`) and applied.
 
     Returns ``(data, penalty)``: the sums over batches of the batch's data term and L2 term
-    (see :func:`loss_grad_`), each times the batch's rows. A batch whose weights sum to 0
+    (see :func:`full_batch_`), each times the batch's rows. A batch whose weights sum to 0
     changes nothing.
     """
     n = data.order.shape[0]
-    P = work.A.shape[0]
-    part_loss, part_weight = work.part_loss, work.part_weight  # outside prange: written inside
     data_sum = 0.0
     penalty_sum = 0.0
-    before = blas_threads_local(blas_threads)  # set before the parts start, restored after
     for k in range(first_batch, last_batch):
         start = k * batch_size
         m = min(start + batch_size, n) - start
-        for p in prange(P):
-            part_loss[p], part_weight[p] = part_sums_(params, work, data, model, p, start, m)
+        all_parts_(params, work, data, model, start, m)
         value, penalty, S = batch_gradient_(params, work, model)
         if S == 0.0:
             continue
         data_sum += value * m
         penalty_sum += penalty * m
         update_(rule, params.theta, params.grad)
-    blas_threads_local(before)
     return data_sum, penalty_sum
 
 
 @jit
-def run_batches_(params, rule, work, data, model, first_batch, last_batch, batch_size,
-                 blas_threads):
+def run_batches_(params, rule, work, data, model, first_batch, last_batch, batch_size):
     """:func:`train_batches_` on one thread (the parts one after the other)."""
-    return train_batches_(params, rule, work, data, model, first_batch, last_batch, batch_size,
-                          blas_threads)
+    return train_batches_(params, rule, work, data, model, first_batch, last_batch, batch_size)
 
 
 @jit_parallel
 def run_batches_parallel_(params, rule, work, data, model, first_batch, last_batch,
-                          batch_size, blas_threads):
+                          batch_size):
     """:func:`train_batches_` with the parts of each batch on Numba's threads (OpenMP/TBB):
     the same bits as :func:`run_batches_`, since each part is summed on its own and the parts
     are added in order."""
-    return train_batches_(params, rule, work, data, model, first_batch, last_batch, batch_size,
-                          blas_threads)
+    return train_batches_(params, rule, work, data, model, first_batch, last_batch, batch_size)
 
 
-@jit
-def forward_rows_(out, work, data, params, model, blas_threads):
-    """Writes ``out`` (n, n_outputs): the output activations of all rows of ``data``, through
-    the workspace's part 0 in chunks of its rows, with ``blas_threads`` BLAS threads."""
-    before = blas_threads_local(blas_threads)
+@jit_inline
+def forward_chunks_(out, work, data, params, model):
+    """Writes ``out`` (n, n_outputs): the output activations of all rows of ``data``, in chunks
+    of the workspace's rows per part; part p (under ``prange``) takes chunks p, p + P, ...
+    Every row's result is the same whichever part computes it."""
     n = data.order.shape[0]
     sizes = params.sizes
     L = len(sizes) - 1
+    P = work.A.shape[0]
     chunk = work.sw.shape[1]
-    for start in range(0, n, chunk):
-        m = min(start + chunk, n) - start
-        load_batch_(work.A[0], work.Y[0], work.sw[0], data, sizes, start, m)
-        forward_(work.A[0], work.Z[0], params.theta, sizes, m, model, work.scratch[0])
-        A_out = layer_view(work.A[0], sizes, m, L)
-        for r in range(m):
-            for j in range(A_out.shape[1]):
-                out[start + r, j] = A_out[r, j]
-    blas_threads_local(before)
+    n_chunks = -(-n // chunk)
+    for p in prange(P):
+        for c in range(p, n_chunks, P):
+            start = c * chunk
+            m = min(start + chunk, n) - start
+            load_batch_(work.A[p], work.Y[p], work.sw[p], data, sizes, start, m)
+            forward_(work.A[p], work.Z[p], params.theta, sizes, m, model, work.scratch[p])
+            A_out = layer_view(work.A[p], sizes, m, L)
+            for r in range(m):
+                for j in range(A_out.shape[1]):
+                    out[start + r, j] = A_out[r, j]
+
+
+@jit
+def forward_rows_(out, work, data, params, model):
+    """:func:`forward_chunks_` on the calling thread."""
+    forward_chunks_(out, work, data, params, model)
+
+
+@jit_parallel
+def forward_rows_parallel_(out, work, data, params, model):
+    """:func:`forward_chunks_` with the parts on Numba's threads: the same bits."""
+    forward_chunks_(out, work, data, params, model)
 
 
 def _load_numba_registries():

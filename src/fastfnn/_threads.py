@@ -1,25 +1,26 @@
 """Threads: how many cores a fit or a prediction uses, and how, without touching process state.
 
+Every matrix product runs on fastfnn's private single-threaded BLAS (``_blas``); the cores are
+used by splitting the work into parts of fixed size, run under Numba's ``prange``:
+
 * **Training** splits each minibatch's rows into parts (``training_parts``: chosen from the
   problem alone) whose gradient sums are computed on their own and added in part order
   (``_kernels.run_batches_parallel_``), so the result is the same bits on one thread or several.
-  The parts run on up to ``max_threads()`` threads; on 2 cores that trains 1.5-1.7x faster than
-  one thread on the benchmark's deep and medium networks. Batches with little work
-  (DATA_PARALLEL_FLOPS) stay one part on one thread: there the fork and join and the other
-  core's availability decide more than the split. Parallel parts need a thread-safe Numba
-  threading layer (OpenMP or TBB): with only 'workqueue', and in a process forked from one that
-  trained (GNU OpenMP is not fork-safe), the parts run one after the other.
-* **Prediction** and full-batch L-BFGS run one product per layer over large chunks of rows:
-  there BLAS's own threads are used, for large products only.
+  On 2 cores that trains 1.5-1.7x faster than one thread on the benchmark's deep and medium
+  networks. Batches with little work (DATA_PARALLEL_FLOPS) stay one part on one thread: there
+  the fork and join and the other core's availability decide more than the split. Full-batch
+  L-BFGS splits its rows the same way, into more parts for more rows (``full_batch_parts``).
+* **Prediction** runs chunks of rows (a fixed size) on up to ``max_threads()`` threads where the
+  products are large (``prediction_threads``); a row's result does not depend on its chunk.
 
-The BLAS thread count is set inside the compiled calls (``_kernels.blas_threads_local``) and
-restored when they end, and Numba's thread count with its per-thread setting. Known limit: in
-the OpenBLAS builds checked, OpenBLAS's "thread-local" setter is process-wide, so another thread
-calling BLAS during a fit or prediction sees fastfnn's count meanwhile (a sequential program
-sees no change). Limits the host sets are respected: ``FASTFNN_NUM_THREADS``, the CPU
-affinity, Numba's thread count (``NUMBA_NUM_THREADS``), ``OMP_NUM_THREADS``, the BLAS library's
-thread count (threadpoolctl's ``threadpool_limits``, ``OPENBLAS_NUM_THREADS``) and, inside a
-Dask worker, the worker's thread count.
+Parallel parts need a thread-safe Numba threading layer (OpenMP or TBB): with only
+'workqueue', and in a process forked from one that trained (GNU OpenMP is not fork-safe), the
+parts run one after the other. Numba's thread count is set with its per-thread setting and
+restored. No process-wide thread count is ever changed. Limits the host sets are respected:
+``FASTFNN_NUM_THREADS``, the CPU affinity, Numba's thread count (``NUMBA_NUM_THREADS``),
+``OMP_NUM_THREADS``, the shared BLAS library's thread count (threadpoolctl's
+``threadpool_limits``, ``OPENBLAS_NUM_THREADS``) and, inside a Dask worker, the worker's
+thread count.
 """
 
 import os
@@ -28,7 +29,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from . import _kernels as K
+from . import _blas
 
 # Training flops per batch (6 * rows * sum(fan_in * fan_out)) from which the rows are split
 # into parts. Measured on 2 vCPUs: from ~1 MFLOP a split batch is faster on average (small:
@@ -36,10 +37,12 @@ from . import _kernels as K
 # thread is steady; from ~10 MFLOP (deep, medium, wide) the gain (1.5-1.7x) holds up.
 DATA_PARALLEL_FLOPS = 1e7
 # Parts such a batch is split into. Each part beyond the first holds a gradient-sized buffer, so
-# more parts cost memory (n_params each); two keep a wide fit's memory at scikit-learn's. On
-# more cores each part's products use BLAS threads (max_threads() // PARTS).
+# more parts cost memory (n_params each); two keep a wide fit's memory at scikit-learn's.
 PARTS = 2
-# Per-product work (rows * largest fan_in * fan_out) from which BLAS threads pay off.
+# Full-batch (L-BFGS) parts: one per FULL_BATCH_ROWS rows, at most FULL_BATCH_PARTS.
+FULL_BATCH_ROWS = 4096
+FULL_BATCH_PARTS = 8
+# Prediction work (rows * largest fan_in * fan_out) from which chunks run on several threads.
 MULTI_THREAD_WORK = 2**24
 
 _forked = False  # set in a child process made by fork()
@@ -108,45 +111,63 @@ def max_threads():
     omp = os.environ.get("OMP_NUM_THREADS", "")
     if omp.strip().isdigit() and int(omp) > 0:
         limits.append(int(omp))
-    if K.BLAS.get_threads is not None:
-        limits.append(K.BLAS.get_threads())
+    if _blas.BLAS.get_threads is not None:
+        limits.append(_blas.BLAS.get_threads())
     worker = _dask_worker_threads()
     if worker:
         limits.append(worker)
     return max(1, min(limits))
 
 
+def _batch_flops(sizes, rows):
+    """Training flops of a batch: 6 * rows * sum(fan_in * fan_out)."""
+    sizes = np.asarray(sizes)
+    return 6.0 * rows * float(np.sum(sizes[:-1] * sizes[1:]))
+
+
 def training_parts(sizes, batch_size):
     """Parts each minibatch's rows are split into, chosen from the problem alone (never from
     the thread count, so that the result is the same bits on any number of threads): PARTS for
     batches with enough work (each part keeping at least 8 rows), else 1."""
-    sizes = np.asarray(sizes)
-    flops = 6.0 * batch_size * float(np.sum(sizes[:-1] * sizes[1:]))
-    if flops < DATA_PARALLEL_FLOPS:
+    if _batch_flops(sizes, batch_size) < DATA_PARALLEL_FLOPS:
         return 1
     return max(1, min(PARTS, batch_size // 8))
 
 
+def full_batch_parts(sizes, rows):
+    """Parts of a full batch (L-BFGS): as :func:`training_parts`, and one more per
+    FULL_BATCH_ROWS rows, up to FULL_BATCH_PARTS (from the problem alone, as there)."""
+    parts = training_parts(sizes, rows)
+    if parts == 1:
+        return 1
+    return max(parts, min(FULL_BATCH_PARTS, rows // FULL_BATCH_ROWS))
+
+
+def _can_run_parallel():
+    """True where Numba's parallel loops may run here (module docstring)."""
+    return not _forked and _threadsafe_layer()
+
+
 def training_threads(parts):
-    """``(threads, blas_threads)``: threads that run a batch's parts (up to one per part, where
+    """Threads that run a batch's parts: up to one per part, within ``max_threads()``, where
     Numba's threading layer is thread-safe and this process was not forked from one that
-    trained), and BLAS threads inside each part (the rest of the budget)."""
+    trained."""
     budget = max_threads()  # read (and checked) on every fit
-    if parts <= 1:
-        return 1, 1
-    if _forked or not _threadsafe_layer():
-        return 1, 1
-    threads = max(1, min(budget, parts))
-    return threads, max(1, budget // parts)
+    if parts <= 1 or not _can_run_parallel():
+        return 1
+    return max(1, min(budget, parts))
 
 
-def blas_threads(sizes, rows):
-    """BLAS threads for products of ``rows`` rows through layers ``sizes`` on the calling
-    thread (predict, full-batch L-BFGS): all of ``max_threads()`` for large products, else 1."""
+def prediction_threads(sizes, rows, chunk):
+    """Threads for a forward pass over ``rows`` rows in chunks of ``chunk`` rows: up to one per
+    chunk within ``max_threads()`` for large products (MULTI_THREAD_WORK), else 1."""
     budget = max_threads()
     sizes = np.asarray(sizes)
-    work = rows * int(np.max(sizes[:-1] * sizes[1:]))
-    return budget if work >= MULTI_THREAD_WORK else 1
+    if rows * int(np.max(sizes[:-1] * sizes[1:])) < MULTI_THREAD_WORK:
+        return 1
+    if not _can_run_parallel():
+        return 1
+    return max(1, min(budget, -(-rows // chunk)))
 
 
 @contextmanager

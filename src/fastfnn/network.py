@@ -33,12 +33,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _kernels as K
-from ._threads import blas_threads
+from ._threads import numba_threads, prediction_threads
 from .activations import ACTIVATIONS, HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
 from .activations import code as act_code
 from .losses import LOSS_CODES, check_pair, clip_eps, delta_derivative_code
 
-PREDICT_CHUNK = 4096  # rows per compiled forward pass in predict (bounds the workspace)
+PREDICT_CHUNK = 1024  # rows per compiled forward pass in predict (bounds the workspace)
 
 
 def init_params(sizes, activation, random_state, dtype):
@@ -295,11 +295,16 @@ class Network:
         n = source.n_samples
         out = np.empty((n, self.sizes[-1]), self.dtype)
         chunk = max(1, min(n, PREDICT_CHUNK))
-        work = self.workspace(chunk)
+        threads = prediction_threads(self.sizes, n, chunk)
+        work = self.workspace(chunk * threads, threads)
         data = source.data()
-        self.check(data, work, chunk, targets=False)
-        K.forward_rows_(out, work, data, self.params, self.model(backward=False),
-                        blas_threads(self.sizes, chunk))
+        self.check(data, work, chunk * threads, targets=False)
+        model = self.model(backward=False)
+        if threads == 1:
+            K.forward_rows_(out, work, data, self.params, model)
+        else:
+            with numba_threads(threads):
+                K.forward_rows_parallel_(out, work, data, self.params, model)
         return out
 
     def loss_grad(self, X, Y, sample_weight=None, alpha=0.0, work=None):
@@ -315,23 +320,25 @@ class Network:
 
     def loss_grad_data(self, data, work, alpha=0.0, threads=1):
         """:meth:`loss_grad` on a ``_kernels.Data`` group, all its rows one batch, in the
-        workspace ``work`` (for that many rows), with ``threads`` BLAS threads. Returns
-        ``(loss, grad)``."""
+        workspace ``work`` (for that many rows), its parts on ``threads`` threads (the same
+        bits as one). Returns ``(loss, grad)``."""
         self.check(data, work, data.order.shape[0])
-        value, penalty = K.loss_grad_(self.params, work, data, self.model(alpha), threads)
+        if threads > 1:
+            value, penalty = K.loss_grad_parallel_(self.params, work, data, self.model(alpha))
+        else:
+            value, penalty = K.loss_grad_(self.params, work, data, self.model(alpha))
         return value + penalty, self.grad
 
     def run_batches(self, data, work, rule, first_batch, last_batch, batch_size, alpha,
-                    threads=1, blas_threads=1):
+                    threads=1):
         """The compiled minibatch loop over batches ``first_batch..last_batch-1`` of
         ``data.order``, updating theta by ``rule`` (a ``_kernels.SGDRule`` / ``AdamRule``).
 
         ``work`` is a workspace for ``batch_size`` rows; with ``threads`` > 1 its parts run on
-        that many threads (the same bits as one), each part's products on ``blas_threads``
-        BLAS threads. Returns ``(data, penalty)``: the sums over batches of the batch loss's
-        data term and L2 term, each times the batch's rows.
+        that many threads (the same bits as one). Returns ``(data, penalty)``: the sums over
+        batches of the batch loss's data term and L2 term, each times the batch's rows.
         """
         self.check(data, work, batch_size)
         run = K.run_batches_parallel_ if threads > 1 else K.run_batches_
         return run(self.params, rule, work, data, self.model(alpha), first_batch, last_batch,
-                   batch_size, blas_threads)
+                   batch_size)

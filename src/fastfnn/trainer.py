@@ -18,7 +18,7 @@ import scipy.optimize
 from sklearn.model_selection import train_test_split
 from sklearn.exceptions import ConvergenceWarning
 
-from ._threads import blas_threads, numba_threads, training_parts, training_threads
+from ._threads import full_batch_parts, numba_threads, training_parts, training_threads
 from ._validation import check_optimize_result, lbfgs_iprint_options
 from .losses import loss_value
 from .network import DataSource
@@ -166,9 +166,9 @@ def fit_stochastic(state, cfg, X, Y, sw, random_state, incremental, stratify, sc
     data = source.data(Y, sw)
     batch_size = batch_size_for(cfg, n)
     parts = training_parts(net.sizes, batch_size)
-    threads, part_blas_threads = training_threads(parts)
+    threads = training_threads(parts)
     work = net.workspace(batch_size, parts)
-    loop = _EpochLoop(net, data, work, batch_size, cfg.alpha, threads, part_blas_threads)
+    loop = _EpochLoop(net, data, work, batch_size, cfg.alpha, threads)
     with numba_threads(threads):
         state.rows_per_epoch = n
         try:
@@ -191,10 +191,9 @@ def fit_stochastic(state, cfg, X, Y, sw, random_state, incremental, stratify, sc
 class _EpochLoop:
     """One epoch of the compiled minibatch loop, in calls of about FLOPS_PER_CALL flops."""
 
-    def __init__(self, net, data, work, batch_size, alpha, threads, blas_threads):
+    def __init__(self, net, data, work, batch_size, alpha, threads):
         self.net, self.data, self.work = net, data, work
-        self.batch_size, self.alpha = batch_size, alpha
-        self.threads, self.blas_threads = threads, blas_threads
+        self.batch_size, self.alpha, self.threads = batch_size, alpha, threads
         n = data.order.shape[0]
         self.n_batches = -(-n // batch_size)
         flops_per_batch = 6 * batch_size * float(np.sum(net.sizes[:-1] * net.sizes[1:]))
@@ -209,8 +208,7 @@ class _EpochLoop:
         for first in range(0, self.n_batches, self.per_call):
             last = min(first + self.per_call, self.n_batches)
             d, p = self.net.run_batches(self.data, self.work, make_rule(), first, last,
-                                        self.batch_size, self.alpha, self.threads,
-                                        self.blas_threads)
+                                        self.batch_size, self.alpha, self.threads)
             data_sum, penalty_sum = data_sum + d, penalty_sum + p
         n = self.data.order.shape[0]
         norms = np.sqrt(self.work.layer_sq / max(int(self.work.n_updates[0]), 1))
@@ -314,14 +312,16 @@ def fit_lbfgs(state, cfg, X, Y, sw, observer=None):
     net = state.net
     source = DataSource(X, net.dtype)
     data = source.data(Y, sw)
-    work = net.workspace(source.n_samples)
-    threads = blas_threads(net.sizes, source.n_samples)
+    parts = full_batch_parts(net.sizes, source.n_samples)
+    work = net.workspace(source.n_samples, parts)
+    threads = training_threads(parts)
     last_eval = {}  # the most recent evaluation: x and its loss
     accepted = {"x": net.theta.astype(np.float64), "loss": None, "n_iter": 0}
 
     def loss_grad(x):
         net.theta[:] = x
-        value, grad = net.loss_grad_data(data, work, cfg.alpha, threads)
+        with numba_threads(threads):
+            value, grad = net.loss_grad_data(data, work, cfg.alpha, threads)
         last_eval["x"], last_eval["loss"] = x.copy(), value
         if "first" not in last_eval:
             last_eval["first"] = value

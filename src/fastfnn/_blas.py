@@ -1,0 +1,168 @@
+"""fastfnn's own BLAS: a private, single-threaded instance of the OpenBLAS that SciPy ships.
+
+The compiled kernels call ``fastfnn_dgemm`` / ``fastfnn_sgemm`` (CBLAS signatures, registered
+here by name so that cached kernels stay valid across processes). They are bound to a *private
+copy* of SciPy's OpenBLAS: the library file is copied into an anonymous in-memory file and
+loaded from there, so the dynamic loader gives it globals of its own. fastfnn sets that copy to
+one thread once, at import, and never touches it again; parallel work is split by fastfnn itself
+into parts of fixed size (see ``_threads``). So
+
+* a fit or a prediction never changes a thread count that other code can see (SciPy's, NumPy's,
+  threadpoolctl's view are left as they are), and concurrent fits and predictions in several
+  threads do not interfere;
+* every product is computed by the same single-threaded kernel, whatever the host's thread
+  count: the bits depend on the data, the parameters and the seed only.
+
+Where no private copy can be made (no OpenBLAS with CBLAS symbols behind SciPy, no anonymous
+files: not Linux), or where ``FASTFNN_BLAS=shared`` asks for it, the symbols are bound to
+compiled fallbacks that call ``np.dot`` through SciPy's BLAS as the host configured it;
+``BLAS.private`` is then False, and the guarantees above hold only when that BLAS runs one
+thread.
+
+``BLAS`` describes what was bound: ``private``, ``path`` (the library copied) and
+``get_threads()`` (the *shared* library's thread count: a limit the host set, which
+``_threads.max_threads`` respects).
+"""
+
+import ctypes
+import os
+import shutil
+
+import numpy as np
+from numba import carray, cfunc, types
+
+# CBLAS constants.
+ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
+
+_GEMM_ARGS = (types.intc, types.intc, types.intc, types.intc, types.intc, types.intc)
+
+
+def _gemm_signature(real, pointer=types.uintp):
+    """``void cblas_?gemm(order, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)``
+    with pointers passed as integers (``arr.ctypes.data`` in compiled code)."""
+    return types.void(*_GEMM_ARGS, real, pointer, types.intc, pointer, types.intc, real,
+                      pointer, types.intc)
+
+
+DGEMM = _gemm_signature(types.float64)
+SGEMM = _gemm_signature(types.float32)
+# The fallbacks' own view of the same ABI: typed pointers, for ``carray``.
+_DGEMM_POINTERS = _gemm_signature(types.float64, types.CPointer(types.float64))
+_SGEMM_POINTERS = _gemm_signature(types.float32, types.CPointer(types.float32))
+
+
+def _fallback():
+    """A compiled row-major CBLAS gemm on ``np.dot``, for the calls the kernels make: alpha =
+    1, beta = 0, every operand contiguous (leading dimension = its width)."""
+
+    def gemm(order, ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc):  # pragma: no cover
+        C = carray(c, (M, N))
+        if ta == TRANS and tb == TRANS:
+            np.dot(carray(a, (K, M)).T, carray(b, (N, K)).T, C)
+        elif ta == TRANS:
+            np.dot(carray(a, (K, M)).T, carray(b, (K, N)), C)
+        elif tb == TRANS:
+            np.dot(carray(a, (M, K)), carray(b, (N, K)).T, C)
+        else:
+            np.dot(carray(a, (M, K)), carray(b, (K, N)), C)
+
+    return gemm
+
+
+def _as_pointer_function(dynlib, name):
+    """The address of ``name`` in ``dynlib`` (a ctypes library), or None."""
+    try:
+        return ctypes.cast(getattr(dynlib, name), ctypes.c_void_p).value
+    except AttributeError:
+        return None
+
+
+class PrivateBLAS:
+    """Finds SciPy's OpenBLAS, loads a private copy with one thread and binds the kernels'
+    ``fastfnn_dgemm`` / ``fastfnn_sgemm`` to it (module docstring)."""
+
+    def __init__(self):
+        self.private, self.path, self.get_threads = False, None, None
+        self.dgemm = self.sgemm = None
+        shared = self._shared_openblas()
+        if shared is not None:
+            self.path = shared.filepath
+            self.get_threads = self._function(shared.dynlib, shared, "openblas_get_num_threads")
+            mode = os.environ.get("FASTFNN_BLAS", "private")
+            if mode not in ("private", "shared"):
+                raise ValueError(f"FASTFNN_BLAS must be 'private' or 'shared', got {mode!r}.")
+            if mode == "private":
+                self._load_private(shared)
+
+    @staticmethod
+    def _shared_openblas():
+        """threadpoolctl's controller of the OpenBLAS behind scipy's cython_blas, or None."""
+        try:
+            import scipy.linalg.cython_blas  # noqa: F401  (loads the library first)
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # pragma: no cover - scipy is a dependency
+            return None
+        for lib in ThreadpoolController().lib_controllers:
+            if lib.user_api == "blas" and lib.internal_api == "openblas" and \
+                    "scipy_openblas64" not in lib.filepath and "numpy" not in lib.filepath:
+                return lib
+        return None
+
+    @staticmethod
+    def _function(dynlib, lib, name, takes_int=False):
+        """``int name()`` (or ``int name(int)``) from the library, with its symbol prefix."""
+        prefix = getattr(lib, "_symbol_prefix", "")
+        suffix = getattr(lib, "_symbol_suffix", "")
+        for symbol in (f"{prefix}{name}{suffix}", name):
+            f = getattr(dynlib, symbol, None)
+            if f is not None:
+                f.restype, f.argtypes = ctypes.c_int, [ctypes.c_int] if takes_int else []
+                return f
+        return None
+
+    def _load_private(self, shared):
+        """Copy the library into an anonymous file, load it, set it to one thread, take its
+        gemm addresses. Leaves ``private`` False where any step is not possible."""
+        try:
+            fd = os.memfd_create("fastfnn-openblas")
+        except (AttributeError, OSError):  # not Linux
+            return
+        try:
+            with open(shared.filepath, "rb") as src, os.fdopen(os.dup(fd), "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            private = ctypes.CDLL(f"/proc/self/fd/{fd}", mode=os.RTLD_LOCAL)
+        except OSError:
+            return
+        finally:
+            os.close(fd)  # the mapping keeps the file alive
+        prefix = getattr(shared, "_symbol_prefix", "")
+        suffix = getattr(shared, "_symbol_suffix", "")
+        dgemm = _as_pointer_function(private, f"{prefix}cblas_dgemm{suffix}")
+        sgemm = _as_pointer_function(private, f"{prefix}cblas_sgemm{suffix}")
+        set_threads = self._function(private, shared, "openblas_set_num_threads", takes_int=True)
+        get_threads = self._function(private, shared, "openblas_get_num_threads")
+        if None in (dgemm, sgemm, set_threads, get_threads):
+            return
+        set_threads(1)
+        if get_threads() != 1:  # pragma: no cover - the copy shares the original's globals
+            return
+        self._library = private  # keeps the copy loaded
+        self.dgemm, self.sgemm, self.private = dgemm, sgemm, True
+
+    def register(self):
+        """Bind ``fastfnn_dgemm`` / ``fastfnn_sgemm`` for compiled code: the private copy's
+        gemm, else the np.dot fallbacks."""
+        import llvmlite.binding as ll
+
+        dgemm, sgemm = self.dgemm, self.sgemm
+        if not self.private:
+            dgemm = cfunc(_DGEMM_POINTERS)(_fallback()).address
+            sgemm = cfunc(_SGEMM_POINTERS)(_fallback()).address
+        ll.add_symbol("fastfnn_dgemm", dgemm)
+        ll.add_symbol("fastfnn_sgemm", sgemm)
+
+
+BLAS = PrivateBLAS()
+BLAS.register()
+dgemm = types.ExternalFunction("fastfnn_dgemm", DGEMM)
+sgemm = types.ExternalFunction("fastfnn_sgemm", SGEMM)
