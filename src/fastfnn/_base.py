@@ -24,7 +24,9 @@ from ._validation import (
     _fit_context,
     explained_errors,
 )
-from .network import Network, check_memory, check_sparse, init_params, layer_sizes
+from .network import (
+    SMALL_INPUT_ROWS, Network, check_memory, check_sparse, forward_small, init_params, layer_sizes,
+)
 from .trainer import fit_lbfgs, fit_stochastic
 
 STOCHASTIC_SOLVERS = ("sgd", "adam")
@@ -288,11 +290,30 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         Computed in float32 when both X and the model are float32, else in float64 (NumPy's
         promotion of ``X @ coefs_``, as in scikit-learn).
         """
+        out = self._forward_small(X)
+        if out is not None:
+            return out
         check_is_fitted(self)
         with explained_errors():
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         float32 = X.dtype == np.float32 and self.coefs_[0].dtype == np.float32
         return self._fitted_network(np.float32 if float32 else np.float64).forward(X)
+
+    def _forward_small(self, X):
+        """:meth:`_forward` for small inputs: a plain float ndarray of 1 to SMALL_INPUT_ROWS
+        rows, of the model's dtype, for a model fitted without feature names. Makes the checks
+        ``validate_data`` would (fitted, 2-D, the number of features; finite values, in the
+        kernel) without its dataframe machinery; returns None where any does not hold, and the
+        general path then gives its result or its error."""
+        if type(X) is not np.ndarray or X.ndim != 2 or X.dtype.kind != "f":
+            return None
+        coefs = self.__dict__.get("coefs_")
+        if coefs is None or "feature_names_in_" in self.__dict__:
+            return None
+        if not 0 < X.shape[0] <= SMALL_INPUT_ROWS or X.shape[1] != self.n_features_in_:
+            return None
+        return forward_small(np.ascontiguousarray(X), coefs, self.intercepts_, self.activation,
+                             self.out_activation_)
 
     def predict(self, X):
         """Predict using the network.

@@ -971,6 +971,35 @@ def forward_rows_parallel_(out, work, data, params, model):
     forward_chunks_(out, work, data, params, model)
 
 
+@jit
+def forward_layers_(out, X, Ws, bs, hidden_act, out_act, buf, scratch):
+    """Writes ``out`` (m, n_outputs) = A[L] for the rows X (m, n_features), and ``buf``: the
+    forward pass with the layers given as tuples ``Ws`` (W[i] (fan_in, fan_out)) and ``bs``
+    (b[i] (fan_out,)), hidden activations alternating between two halves of ``buf`` (at least
+    2 * m * max(hidden units) elements). Small inputs (predict) need no flat theta.
+
+    Returns False, writing nothing, where X holds a NaN or an infinity (the caller then
+    reports it), else True."""
+    m = X.shape[0]
+    for r in range(m):
+        for j in range(X.shape[1]):
+            if not np.isfinite(X[r, j]):
+                return False
+    L = len(Ws)
+    half = buf.shape[0] // 2
+    A_prev = X
+    for i in range(L):
+        fan_out = Ws[i].shape[1]
+        if i == L - 1:
+            A_next = out
+        else:
+            A_next = buf[(i % 2) * half: (i % 2) * half + m * fan_out].reshape((m, fan_out))
+        matmul_(A_next, A_prev, Ws[i], scratch)
+        bias_act_(A_next, bs[i], out_act if i == L - 1 else hidden_act)
+        A_prev = A_next
+    return True
+
+
 def _load_numba_registries():
     """Load Numba's lowering registries now, once per process (about 0.15 s), instead of in
     the middle of the first fit, where loading the first cached kernel would do it: so a first

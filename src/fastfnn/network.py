@@ -29,6 +29,8 @@ workspace is an object of its own, made per fit or per call and passed down: the
 buffers, so one fitted network can predict from several threads at once.
 """
 
+import threading
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -108,6 +110,48 @@ def check_sparse(X):
 def layer_sizes(coefs):
     """``[n_features, hidden..., n_outputs]`` of a list of W (fan_in, fan_out)."""
     return [np.shape(c)[0] for c in coefs] + [np.shape(coefs[-1])[1]]
+
+
+# Rows up to which predict takes the small-input path (:func:`forward_small`).
+SMALL_INPUT_ROWS = 256
+_thread_buffers = threading.local()  # per thread: {(use, dtype): 1-D scratch}, grown as needed
+
+
+def _thread_buffer(use, size, dtype):
+    """A scratch array for ``use`` of at least ``size`` elements of ``dtype``, owned by the
+    calling thread (reused across calls: no allocation once grown; never shared between
+    threads)."""
+    buffers = getattr(_thread_buffers, "arrays", None)
+    if buffers is None:
+        buffers = _thread_buffers.arrays = {}
+    buf = buffers.get((use, dtype))
+    if buf is None or buf.shape[0] < size:
+        grown = max(size, 2 * (0 if buf is None else buf.shape[0]))
+        buf = buffers[(use, dtype)] = np.empty(grown, dtype)
+    return buf
+
+
+def forward_small(X, coefs, intercepts, activation, out_activation):
+    """Output activations ``A[L]`` (m, n_outputs) of the dense, C-ordered rows X (m, n_features)
+    through the layers ``coefs`` (W[i] (fan_in, fan_out)) and ``intercepts`` (b[i]
+    (fan_out,)); None where these arrays do not all share X's dtype and C order, or X holds a
+    NaN or an infinity (the caller then takes the general path, which reports it). The
+    kernels' wall for the small-input path: every shape is checked here. Buffers are the
+    calling thread's own; nothing of the network is built or copied."""
+    dtype = X.dtype
+    sizes = [X.shape[1]]
+    for W, b in zip(coefs, intercepts):
+        if (W.dtype != dtype or b.dtype != dtype or W.ndim != 2 or not W.flags.c_contiguous
+                or W.shape[0] != sizes[-1] or b.shape != (W.shape[1],)):
+            return None
+        sizes.append(W.shape[1])
+    m = X.shape[0]
+    buf = _thread_buffer("activations", 2 * m * max(sizes[1:-1], default=1), dtype)
+    scratch = _thread_buffer("scratch", K.scratch_size(sizes, dtype.itemsize), dtype)
+    out = np.empty((m, sizes[-1]), dtype)
+    finite = K.forward_layers_(out, X, tuple(coefs), tuple(intercepts), act_code(activation),
+                               act_code(out_activation), buf, scratch)
+    return out if finite else None
 
 
 class DataSource:
