@@ -20,7 +20,7 @@ optimizers.py), not a row of positions:
 
     Data       the rows: X (dense, or CSR data/indices/indptr), Y, sample weights, the order
     Params     theta, its gradient, the layer sizes
-    Workspace  per part of a batch: A, D, Y and weight buffers, scratch, gradient sums
+    Workspace  per part of a batch: A, D, Y and weight buffers, gradient sums
     Model      activation and loss codes, L2 strength, the log-loss clip
     SGDRule / AdamRule   an update rule: its own state and its hyper-parameters by name
 
@@ -141,8 +141,7 @@ class Workspace(NamedTuple):
 
     A (P, rows * sum(sizes)): A[0..L]; D (P, rows * sum(sizes[1:])): D[0..L-1]; Z: the
     hidden layers' z laid out as D where the activation needs it (Model.keeps_z), else (P, 0);
-    Y (P, rows * n_outputs) and sw (P, rows): the part's targets and weights; scratch (P, s)
-    for the small-product kernel; part_grads (P - 1, n_params): gradient sums of parts 1..P-1
+    Y (P, rows * n_outputs) and sw (P, rows): the part's targets and weights; part_grads (P - 1, n_params): gradient sums of parts 1..P-1
     (part 0 sums into Params.grad); part_loss, part_weight (P,) float64: each part's loss and
     weight sums; layer_sq (L,) float64 and n_updates (1,) int64: the sums of each layer's
     squared gradient norm over the updates made, and their number (gradient norms per epoch).
@@ -153,7 +152,6 @@ class Workspace(NamedTuple):
     Z: np.ndarray
     Y: np.ndarray
     sw: np.ndarray
-    scratch: np.ndarray
     part_grads: np.ndarray
     part_loss: np.ndarray
     part_weight: np.ndarray
@@ -494,103 +492,38 @@ def zero_(x):
 
 
 # ----------------------------------------------------------------------------------------------
-# Small matrix products. On narrow float64 layers (e.g. 64 x 64 x 64) OpenBLAS's call and packing
-# overhead dominate and a 4 x 4 register-blocked dot-product kernel is 1.6-2x faster (float32 and
-# short contractions: no gain, so they stay with BLAS). Measured with benchmarks' A/B script.
+# Matrix products of the layers: plain loops where one dimension is at most THIN (matrix-vector:
+# one-output layers, where a gemm call costs 2-6x the loop), else the private BLAS, whose
+# kernels OpenBLAS picks for the CPU it runs on (measured on an AMD EPYC, AVX2: from (32, 10, 32)
+# to (128, 64, 64) it beats a 4 x 4 register-blocked compiled kernel by 1.05-1.6x in float64;
+# `fastfnn bench` prints these choices and times them on the machine that runs it).
 # ----------------------------------------------------------------------------------------------
-
-SMALL_GEMM = 128 * 64 * 64  # m*k*n up to which float64 products use the compiled kernel
-MIN_CONTRACTION = 16  # shorter dot products do not amortise the kernel's final reductions
-
-
-@jit
-def _use_small_kernel(A, rows, contraction, cols):
-    """True where :func:`matmul_nt_`'s compiled kernel beats BLAS: float64, small products,
-    dot products of at least MIN_CONTRACTION terms."""
-    return (A.itemsize == 8 and rows * contraction * cols <= SMALL_GEMM
-            and contraction >= MIN_CONTRACTION)
-
-
-def scratch_size(sizes, itemsize):
-    """Elements of the scratch that :func:`matmul_` needs: room for a transposed W of every
-    layer small enough for the compiled kernel (float64 only); at least 1."""
-    need = [fi * fo for fi, fo in zip(sizes[:-1], sizes[1:])
-            if itemsize == 8 and fi * fo <= SMALL_GEMM]
-    return int(max(need, default=1))
-
 
 THIN = 2  # products with a dimension this small (matrix-vector) are plain loops, not BLAS calls
 
 
-@jit_inline
+@jit
 def matmul_nt_(out, A, B):
-    """Writes ``out = A @ B.T``; A (m, n), B (k, n), out (m, k), all C-contiguous.
-
-    4 x 4 blocks of dot products along the contiguous rows; BLAS for large products.
-    """
+    """Writes ``out = A @ B.T``; A (m, n), B (k, n), out (m, k), all C-contiguous: the delta
+    recursion's ``D[i] @ W[i].T``. Short rows (n <= THIN: one-output layers) as a plain loop,
+    else BLAS."""
     m, n = A.shape
     k = B.shape[0]
-    if n <= THIN:  # outer products (one-output layers): a plain loop beats a BLAS call
-        for i in range(m):
-            for p in range(k):
-                s = A[i, 0] * B[p, 0]
-                for j in range(1, n):
-                    s += A[i, j] * B[p, j]
-                out[i, p] = s
-        return
-    if not _use_small_kernel(A, m, n, k):
+    if n > THIN:
         gemm_(out, A, B, False, True)
         return
-    zero = A.dtype.type(0.0)
-    m4 = m - m % 4
-    k4 = k - k % 4
-    for i in range(0, m4, 4):
-        for p in range(0, k4, 4):
-            s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
-            s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = zero
-            for j in range(n):  # indexed, not row views: views cost atomic refcounts
-                x0, x1, x2, x3 = A[i, j], A[i + 1, j], A[i + 2, j], A[i + 3, j]
-                y0, y1, y2, y3 = B[p, j], B[p + 1, j], B[p + 2, j], B[p + 3, j]
-                s00 += x0 * y0
-                s01 += x0 * y1
-                s02 += x0 * y2
-                s03 += x0 * y3
-                s10 += x1 * y0
-                s11 += x1 * y1
-                s12 += x1 * y2
-                s13 += x1 * y3
-                s20 += x2 * y0
-                s21 += x2 * y1
-                s22 += x2 * y2
-                s23 += x2 * y3
-                s30 += x3 * y0
-                s31 += x3 * y1
-                s32 += x3 * y2
-                s33 += x3 * y3
-            out[i, p], out[i, p + 1], out[i, p + 2], out[i, p + 3] = s00, s01, s02, s03
-            out[i + 1, p], out[i + 1, p + 1], out[i + 1, p + 2], out[i + 1, p + 3] = s10, s11, s12, s13
-            out[i + 2, p], out[i + 2, p + 1], out[i + 2, p + 2], out[i + 2, p + 3] = s20, s21, s22, s23
-            out[i + 3, p], out[i + 3, p + 1], out[i + 3, p + 2], out[i + 3, p + 3] = s30, s31, s32, s33
-        for p in range(k4, k):
-            for r in range(i, i + 4):
-                s = zero
-                for j in range(n):
-                    s += A[r, j] * B[p, j]
-                out[r, p] = s
-    for r in range(m4, m):
+    for i in range(m):
         for p in range(k):
-            s = zero
-            for j in range(n):
-                s += A[r, j] * B[p, j]
-            out[r, p] = s
+            s = A[i, 0] * B[p, 0]
+            for j in range(1, n):
+                s += A[i, j] * B[p, j]
+            out[i, p] = s
 
 
-@jit_inline
+@jit
 def matmul_tn_(out, A, B):
-    """Writes ``out = A.T @ B``; A (m, k), B (m, n), out (k, n): the weight gradient ``A[i].T @ D[i]``.
-
-    For thin B (one-output layers) a plain loop over the rows, else BLAS.
-    """
+    """Writes ``out = A.T @ B``; A (m, k), B (m, n), out (k, n): the weight gradient
+    ``A[i].T @ D[i]``. For thin B (one-output layers) a plain loop over the rows, else BLAS."""
     m, k = A.shape
     n = B.shape[1]
     if n > THIN:
@@ -604,28 +537,21 @@ def matmul_tn_(out, A, B):
                 out[p, j] += A[i, p] * b
 
 
-@jit_inline
-def matmul_(out, A, B, BT):
-    """Writes ``out = A @ B``; A (m, k), B (k, n), out (m, n). Small products transpose B into the
-    scratch ``BT`` (at least k*n elements) and use :func:`matmul_nt_`."""
+@jit
+def matmul_(out, A, B):
+    """Writes ``out = A @ B``; A (m, k), B (k, n), out (m, n): the forward's ``A[i] @ W[i]``.
+    For thin B (one-output layers) dot products along A's rows, else BLAS."""
     m, k = A.shape
     n = B.shape[1]
-    if n <= THIN:  # matrix-vector (one-output layers): dot products along A's rows
-        for i in range(m):
-            for j in range(n):
-                s = A.dtype.type(0.0)
-                for p in range(k):
-                    s += A[i, p] * B[p, j]
-                out[i, j] = s
-        return
-    if not _use_small_kernel(A, m, k, n) or BT.shape[0] < k * n:
+    if n > THIN:
         gemm_(out, A, B, False, False)
         return
-    Bt = BT[: n * k].reshape((n, k))
-    for p in range(k):
+    for i in range(m):
         for j in range(n):
-            Bt[j, p] = B[p, j]
-    matmul_nt_(out, A, Bt)
+            s = A.dtype.type(0.0)
+            for p in range(k):
+                s += A[i, p] * B[p, j]
+            out[i, j] = s
 
 
 # ----------------------------------------------------------------------------------------------
@@ -633,17 +559,17 @@ def matmul_(out, A, B, BT):
 # ----------------------------------------------------------------------------------------------
 
 
-@jit_inline
-def forward_(A_buf, Z_buf, theta, sizes, m, model, scratch):
+@jit
+def forward_(A_buf, Z_buf, theta, sizes, m, model):
     """Writes ``A_buf`` (and ``Z_buf``): ``A[i+1] = act(A[i] @ W[i] + b[i])`` for i = 0..L-1,
     A[0] (m, n_features) filled. Where the hidden activation's derivative needs z
     (``model.keeps_z``), hidden layer i's ``z = A[i] @ W[i] + b[i]`` is kept as Z[i] in
-    ``Z_buf`` (laid out as D). ``scratch`` holds at least max(fan_in * fan_out) elements."""
+    ``Z_buf`` (laid out as D)."""
     L = len(sizes) - 1
     units = sizes[1:]
     for i in range(L):
         A_next = layer_view(A_buf, sizes, m, i + 1)  # (m, fan_out)
-        matmul_(A_next, layer_view(A_buf, sizes, m, i), w_view(theta, sizes, i), scratch)
+        matmul_(A_next, layer_view(A_buf, sizes, m, i), w_view(theta, sizes, i))
         b = b_view(theta, sizes, i)
         if i == L - 1:
             bias_act_(A_next, b, model.out_act)
@@ -653,8 +579,8 @@ def forward_(A_buf, Z_buf, theta, sizes, m, model, scratch):
             bias_act_(A_next, b, model.hidden_act)
 
 
-@jit_inline
-def backward_sums_(grad, A_buf, D_buf, Z_buf, scratch, theta, sizes, model, Y, sw, use_sw, m):
+@jit
+def backward_sums_(grad, A_buf, D_buf, Z_buf, theta, sizes, model, Y, sw, use_sw, m):
     """Writes ``grad``, ``A_buf``, ``D_buf`` (and ``Z_buf``): forward, loss and the delta
     recursion on the rows in A[0], without the 1/S scaling.
 
@@ -664,7 +590,7 @@ def backward_sums_(grad, A_buf, D_buf, Z_buf, scratch, theta, sizes, model, Y, s
     """
     L = len(sizes) - 1
     units = sizes[1:]
-    forward_(A_buf, Z_buf, theta, sizes, m, model, scratch)
+    forward_(A_buf, Z_buf, theta, sizes, m, model)
     A_out = layer_view(A_buf, sizes, m, L)
     total, S = loss_sums(A_out, Y, sw, use_sw, model.loss, model.eps)
     output_delta_(layer_view(D_buf, units, m, L - 1), A_out, Y, sw, use_sw, model.loss,
@@ -743,7 +669,7 @@ def gather_rows_(A0, Y_b, sw_b, data, start):
             sw_b[r] = sw[src]
 
 
-@jit_inline
+@jit
 def load_batch_(A_buf, Y_buf, sw_buf, data, sizes, start, m):
     """Writes A[0] of ``A_buf`` and the target and weight buffers with rows
     ``order[start:start+m]``; returns the batch's views Y_b (m, n_outputs) and sw_b (m,)."""
@@ -767,7 +693,7 @@ def part_sums_(params, work, data, model, p, start, m):
         zero_(g)
         return 0.0, 0.0
     Y_b, sw_b = load_batch_(work.A[p], work.Y[p], work.sw[p], data, params.sizes, r0, mp)
-    return backward_sums_(g, work.A[p], work.D[p], work.Z[p], work.scratch[p], params.theta,
+    return backward_sums_(g, work.A[p], work.D[p], work.Z[p], params.theta,
                           params.sizes, model, Y_b, sw_b, data.use_sw, mp)
 
 
@@ -952,7 +878,7 @@ def forward_chunks_(out, work, data, params, model):
             start = c * chunk
             m = min(start + chunk, n) - start
             load_batch_(work.A[p], work.Y[p], work.sw[p], data, sizes, start, m)
-            forward_(work.A[p], work.Z[p], params.theta, sizes, m, model, work.scratch[p])
+            forward_(work.A[p], work.Z[p], params.theta, sizes, m, model)
             A_out = layer_view(work.A[p], sizes, m, L)
             for r in range(m):
                 for j in range(A_out.shape[1]):
@@ -972,7 +898,7 @@ def forward_rows_parallel_(out, work, data, params, model):
 
 
 @jit
-def forward_layers_(out, X, Ws, bs, hidden_act, out_act, buf, scratch):
+def forward_layers_(out, X, Ws, bs, hidden_act, out_act, buf):
     """Writes ``out`` (m, n_outputs) = A[L] for the rows X (m, n_features), and ``buf``: the
     forward pass with the layers given as tuples ``Ws`` (W[i] (fan_in, fan_out)) and ``bs``
     (b[i] (fan_out,)), hidden activations alternating between two halves of ``buf`` (at least
@@ -994,7 +920,7 @@ def forward_layers_(out, X, Ws, bs, hidden_act, out_act, buf, scratch):
             A_next = out
         else:
             A_next = buf[(i % 2) * half: (i % 2) * half + m * fan_out].reshape((m, fan_out))
-        matmul_(A_next, A_prev, Ws[i], scratch)
+        matmul_(A_next, A_prev, Ws[i])
         bias_act_(A_next, bs[i], out_act if i == L - 1 else hidden_act)
         A_prev = A_next
     return True

@@ -114,20 +114,19 @@ def layer_sizes(coefs):
 
 # Rows up to which predict takes the small-input path (:func:`forward_small`).
 SMALL_INPUT_ROWS = 256
-_thread_buffers = threading.local()  # per thread: {(use, dtype): 1-D scratch}, grown as needed
+_thread_buffers = threading.local()  # per thread: {dtype: 1-D buffer}, grown as needed
 
 
-def _thread_buffer(use, size, dtype):
-    """A scratch array for ``use`` of at least ``size`` elements of ``dtype``, owned by the
-    calling thread (reused across calls: no allocation once grown; never shared between
-    threads)."""
+def _thread_buffer(size, dtype):
+    """An array of at least ``size`` elements of ``dtype``, owned by the calling thread (reused
+    across calls: no allocation once grown; never shared between threads)."""
     buffers = getattr(_thread_buffers, "arrays", None)
     if buffers is None:
         buffers = _thread_buffers.arrays = {}
-    buf = buffers.get((use, dtype))
+    buf = buffers.get(dtype)
     if buf is None or buf.shape[0] < size:
-        grown = max(size, 2 * (0 if buf is None else buf.shape[0]))
-        buf = buffers[(use, dtype)] = np.empty(grown, dtype)
+        buf = buffers[dtype] = np.empty(max(size, 2 * (0 if buf is None else buf.shape[0])),
+                                        dtype)
     return buf
 
 
@@ -146,11 +145,10 @@ def forward_small(X, coefs, intercepts, activation, out_activation):
             return None
         sizes.append(W.shape[1])
     m = X.shape[0]
-    buf = _thread_buffer("activations", 2 * m * max(sizes[1:-1], default=1), dtype)
-    scratch = _thread_buffer("scratch", K.scratch_size(sizes, dtype.itemsize), dtype)
+    buf = _thread_buffer(2 * m * max(sizes[1:-1], default=1), dtype)
     out = np.empty((m, sizes[-1]), dtype)
     finite = K.forward_layers_(out, X, tuple(coefs), tuple(intercepts), act_code(activation),
-                               act_code(out_activation), buf, scratch)
+                               act_code(out_activation), buf)
     return out if finite else None
 
 
@@ -288,7 +286,6 @@ class Network:
             Z=buffers(per_part * int(s[1:].sum()) if self.keeps_z else 0),  # z of hidden layers
             Y=buffers(per_part * int(s[-1])),
             sw=buffers(per_part),
-            scratch=buffers(K.scratch_size(s, dt.itemsize)),
             part_grads=np.empty((parts - 1, self.theta.size), dt),
             part_loss=np.zeros(parts),
             part_weight=np.zeros(parts),
