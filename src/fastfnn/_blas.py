@@ -19,8 +19,8 @@ compiled fallbacks that call ``np.dot`` through SciPy's BLAS as the host configu
 ``BLAS.private`` is then False, and the guarantees above hold only when that BLAS runs one
 thread.
 
-``BLAS`` describes what was bound: ``private``, ``path`` (the library copied) and
-``get_threads()`` (the *shared* library's thread count: a limit the host set, which
+``BLAS`` describes what was bound: ``private``, ``path`` (the library copied), ``core`` (the
+kernels OpenBLAS picked for this CPU, e.g. 'Haswell', 'SkylakeX', 'Zen') and ``get_threads()`` (the *shared* library's thread count: a limit the host set, which
 ``_threads.max_threads`` respects).
 """
 
@@ -82,7 +82,7 @@ class PrivateBLAS:
     ``fastfnn_dgemm`` / ``fastfnn_sgemm`` to it (module docstring)."""
 
     def __init__(self):
-        self.private, self.path, self.get_threads = False, None, None
+        self.private, self.path, self.get_threads, self.core = False, None, None, None
         self.dgemm = self.sgemm = None
         shared = self._shared_openblas()
         if shared is not None:
@@ -146,6 +146,10 @@ class PrivateBLAS:
         set_threads(1)
         if get_threads() != 1:  # pragma: no cover - the copy shares the original's globals
             return
+        corename = getattr(private, f"{prefix}openblas_get_corename{suffix}", None)
+        if corename is not None:
+            corename.restype, corename.argtypes = ctypes.c_char_p, []
+            self.core = corename().decode()
         self._library = private  # keeps the copy loaded
         self.dgemm, self.sgemm, self.private = dgemm, sgemm, True
 

@@ -30,6 +30,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from . import _blas
+from . import _kernels as K
 
 # Training flops per batch (6 * rows * sum(fan_in * fan_out)) from which the rows are split
 # into parts. Measured on 2 vCPUs: from ~1 MFLOP a split batch is faster on average (small:
@@ -185,3 +186,29 @@ def numba_threads(n_threads):
         yield
     finally:
         numba.set_num_threads(before)
+
+
+def describe_choices():
+    """What fastfnn chose on this machine, and why, one line each (``fastfnn bench`` prints
+    them): the BLAS and its CPU kernels, the product paths, the threads and the part rules."""
+    from numba import config
+
+    blas = _blas.BLAS
+    if blas.private:
+        where = f"a private single-threaded copy of {blas.path}"
+    else:
+        where = "SciPy's BLAS as configured (FASTFNN_BLAS=shared, or no private copy possible)"
+    return [
+        f"products: {where}; OpenBLAS kernels for this CPU: {blas.core or 'unknown'} "
+        "(picked by OpenBLAS from the CPU it runs on)",
+        f"product paths: a plain loop where a dimension is <= {K.THIN} (matrix-vector: "
+        "one-output layers, where a gemm call costs 2-6x the loop), else gemm",
+        f"threads: up to {max_threads()} (affinity, Numba, OMP, BLAS and Dask limits, "
+        f"FASTFNN_NUM_THREADS); Numba threading layer {config.THREADING_LAYER!r}, parallel "
+        f"parts {'possible' if _can_run_parallel() else 'not possible'} here",
+        f"training: a batch of >= {DATA_PARALLEL_FLOPS:.0e} flops is split into {PARTS} parts "
+        "(fixed by the problem, so the bits do not depend on the thread count), run on one "
+        "thread each; smaller batches run whole on one thread",
+        f"L-BFGS: {FULL_BATCH_PARTS} parts at most, one per {FULL_BATCH_ROWS} rows; predict: "
+        f"chunks of rows on several threads from {MULTI_THREAD_WORK} multiply-adds per layer",
+    ]
