@@ -14,6 +14,10 @@ function that calls another lives here. The file keeps the shape of the Python h
             mul_act_deriv_  D[i-1] = (D[i] @ W[i].T) * act'(A[i])     (matmul_nt_)
         finish_grad_        dW = (sums + alpha W) / S, db = sums / S
       update_               the update rule: sgd_step_ or adam_step_, chosen by the rule's type
+    loss_grad_(_parallel_)  the full batch (L-BFGS): all rows as one batch, in parts
+    forward_rows_(_parallel_)  predict: forward_ over fixed chunks of rows
+    forward_layers_         predict, small inputs: the layers as tuples, no flat theta
+    matmul_, matmul_nt_, matmul_tn_   the products: thin loops or gemm_ (the private BLAS)
 
 The compiled loop takes a few named groups (NamedTuples, built in network.py and
 optimizers.py), not a row of positions:
@@ -62,6 +66,9 @@ jit = njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
 # b2*v + g^2 - b2*g^2, which is inf - inf = NaN where g^2 overflows (NumPy gives inf).
 # Small helpers that return views are inlined into their callers: numba then prunes the
 # reference-count updates (atomic operations) that each returned view would otherwise cost.
+# Larger blocks (the products, forward_, backward_sums_) are compiled once and called: inlined
+# at every call site they multiplied the compile time (a first fit 38 s -> 25 s without) and
+# gained no speed.
 jit_inline = njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy", inline="always")
 jit_update = njit(cache=True, fastmath=FASTMATH - {"reassoc"}, nogil=True, error_model="numpy")
 jit_parallel = njit(parallel=True, cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
