@@ -271,3 +271,16 @@ def test_gradients_equal_torch_autograd(torch, act, loss, out, n_hidden, n_out, 
     value, grad = net.loss_grad(X, Y, sw, alpha)
     assert value == pytest.approx(want_value, rel=1e-12)
     np.testing.assert_allclose(grad, want_grad, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("scale, eps, match", [(1e300, 1e-6, "overflows at these weights"),
+                                               (1.0, 1e300, "smaller eps")])
+def test_an_overflowing_check_is_a_clear_error_not_nan(scale, eps, match):
+    """Where the loss overflows there is nothing finite to compare: a ValueError saying what to
+    change, not a NaN error (which compares as neither small nor large)."""
+    rng = np.random.default_rng(0)
+    coefs = [rng.standard_normal((3, 4)), rng.standard_normal((4, 1))]
+    intercepts = [np.zeros(4), np.zeros(1)]
+    X = rng.standard_normal((20, 3)) * scale
+    with pytest.raises(ValueError, match=match):
+        check_gradients((coefs, intercepts), X, X[:, 0], eps=eps, activation="tanh")

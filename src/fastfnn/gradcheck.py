@@ -31,10 +31,15 @@ def gradients(net, X, Y, sample_weight=None, alpha=0.0, eps=1e-6):
     """Analytic and central-difference gradients of the full-batch loss, both (n_params,).
 
     ``net`` is a float64 Network (left unchanged); X (n, n_features); Y (n, n_outputs).
+    Raises ValueError where the loss or a gradient overflows (no finite comparison exists).
     """
     source = DataSource(X, net.dtype)
     theta0 = net.theta.copy()
-    _, grad = net.loss_grad(source, Y, sample_weight, alpha)
+    loss, grad = net.loss_grad(source, Y, sample_weight, alpha)
+    if not (np.isfinite(loss) and np.isfinite(grad).all()):
+        raise ValueError("The loss or its gradient overflows at these weights and data, so "
+                         "there is nothing finite to compare: scale X (e.g. StandardScaler) "
+                         "or check smaller weights.")
     analytic = grad.copy()
     numeric = np.empty_like(analytic)
     try:
@@ -47,6 +52,9 @@ def gradients(net, X, Y, sample_weight=None, alpha=0.0, eps=1e-6):
             numeric[p] = (f_plus - f_minus) / (2 * eps)
     finally:
         net.theta[:] = theta0
+    if not np.isfinite(numeric).all():
+        raise ValueError(f"The loss overflows within a step of eps={eps!r} of the weights: "
+                         "use a smaller eps.")
     return analytic, numeric
 
 
