@@ -5,15 +5,17 @@ function that calls another lives here. The file keeps the shape of the Python h
 
     run_batches_            the compiled minibatch loop: per batch, load, gradient, update
     run_batches_parallel_   the same loop with the parts of each batch on several threads
-      batch_gradient_       the batch's gradient: part sums, added in part order, then scaled
+      all_parts_            each part's sums (under prange)
         part_sums_          one part of a batch: load_batch_ then backward_sums_
           load_batch_       rows order[start:start+m] of X, Y, sample weights -> batch buffers
           backward_sums_    forward_, loss sums and the delta recursion (unscaled sums)
             forward_        A[i+1] = act(A[i] @ W[i] + b[i])          (matmul_, bias_act_)
             output_delta_   D[L-1] = (A[L] - Y) * act_out'(A[L]) (* sample_weight)
             mul_act_deriv_  D[i-1] = (D[i] @ W[i].T) * act'(A[i])     (matmul_nt_)
-        finish_grad_        dW = (sums + alpha W) / S, db = sums / S
-      update_               the update rule: sgd_step_ or adam_step_, chosen by the rule's type
+      batch_step_           the parts' sums added in part order, scaled, and the rule's step,
+                            by the rule's type: SGD in one pass (sgd_batch_step_), others as
+        batch_gradient_     the gradient: dW = (sums + alpha W) / S, db = sums / S (finish_grad_)
+        update_             then the update rule's step (adam_step_)
     loss_grad_(_parallel_)  the full batch (L-BFGS): all rows as one batch, in parts
     forward_rows_(_parallel_)  predict: forward_ over fixed chunks of rows
     forward_layers_         predict, small inputs: the layers as tuples, no flat theta
@@ -828,6 +830,87 @@ def _update_by_rule(rule, theta, grad):
     return None
 
 
+@jit_update
+def sgd_batch_step_(theta, grad, parts, velocity, layer_sq, sizes, alpha, S, lr, mu, nesterov):
+    """Writes theta, grad, the velocity and ``layer_sq``: the batch's gradient finished and the
+    SGD step taken in one pass over the parameters (one pass where the two-pass form,
+    :func:`batch_gradient_` then :func:`sgd_step_`, reads and writes every parameter 3 times).
+
+    Per parameter, the same arithmetic: ``g = (grad + parts[0] + ... + alpha w) / S`` (alpha
+    only on W), ``v <- mu v - lr g``, ``theta += mu v - lr g`` (Nesterov) or ``theta += v``;
+    grad ends as g. Adds each layer's ``||dW[i]||^2`` to ``layer_sq`` (L,). Returns the L2
+    term ``alpha/2 sum ||W||^2 / S`` (W before the step).
+    """
+    dt = theta.dtype.type
+    a, s, rate, m = dt(alpha), dt(S), dt(lr), dt(mu)
+    sq = 0.0
+    p = 0
+    for i in range(len(sizes) - 1):
+        layer = 0.0
+        for _ in range(sizes[i] * sizes[i + 1]):
+            g = grad[p]
+            for q in range(parts.shape[0]):
+                g += parts[q, p]
+            w = theta[p]
+            sq += np.float64(w) * np.float64(w)
+            g = (g + a * w) / s
+            grad[p] = g
+            layer += np.float64(g) * np.float64(g)
+            v = m * velocity[p] - rate * g
+            velocity[p] = v
+            theta[p] = w + (m * v - rate * g if nesterov else v)
+            p += 1
+        layer_sq[i] += layer
+    for q in range(p, theta.shape[0]):  # the intercepts
+        g = grad[q]
+        for r in range(parts.shape[0]):
+            g += parts[r, q]
+        g = g / s
+        grad[q] = g
+        v = m * velocity[q] - rate * g
+        velocity[q] = v
+        theta[q] += m * v - rate * g if nesterov else v
+    return 0.5 * alpha * sq / S
+
+
+def batch_step_(params, rule, work, model):
+    """Writes theta, grad, the rule's state and the workspace: the batch's gradient from the
+    parts' sums, and one step of the rule. Returns ``(data term, L2 term, S)`` of the batch
+    loss; S = 0 (every weight zero) changes nothing. Compiled code takes SGD in one pass
+    (:func:`sgd_batch_step_`), other rules as :func:`batch_gradient_` then :func:`update_`."""
+    value, penalty, S = batch_gradient_(params, work, model)
+    if S != 0.0:
+        update_(rule, params.theta, params.grad)
+    return value, penalty, S
+
+
+@overload(batch_step_, jit_options={"cache": True})
+def _batch_step_by_rule(params, rule, work, model):
+    """The compiled :func:`batch_step_`, resolved by the rule's type at compile time."""
+    if rule.instance_class is SGDRule:
+        def fused(params, rule, work, model):
+            total = 0.0
+            S = 0.0
+            for p in range(work.part_loss.shape[0]):
+                total += work.part_loss[p]
+                S += work.part_weight[p]
+            if S == 0.0:
+                return 0.0, 0.0, S
+            penalty = sgd_batch_step_(params.theta, params.grad, work.part_grads,
+                                      rule.velocity, work.layer_sq, params.sizes, model.alpha,
+                                      S, rule.learning_rate, rule.momentum, rule.nesterov)
+            work.n_updates[0] += 1
+            return total / S, penalty, S
+        return fused
+
+    def two_passes(params, rule, work, model):
+        value, penalty, S = batch_gradient_(params, work, model)
+        if S != 0.0:
+            update_(rule, params.theta, params.grad)
+        return value, penalty, S
+    return two_passes
+
+
 @jit_inline
 def train_batches_(params, rule, work, data, model, first_batch, last_batch, batch_size):
     """Writes Params (theta, grad), the rule's state and the workspace: batches
@@ -845,12 +928,11 @@ def train_batches_(params, rule, work, data, model, first_batch, last_batch, bat
         start = k * batch_size
         m = min(start + batch_size, n) - start
         all_parts_(params, work, data, model, start, m)
-        value, penalty, S = batch_gradient_(params, work, model)
+        value, penalty, S = batch_step_(params, rule, work, model)
         if S == 0.0:
             continue
         data_sum += value * m
         penalty_sum += penalty * m
-        update_(rule, params.theta, params.grad)
     return data_sum, penalty_sum
 
 
