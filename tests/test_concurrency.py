@@ -404,3 +404,25 @@ def test_a_bad_blas_choice_is_one_clear_error():
                          text=True, env=clean_env(FASTFNN_BLAS="mkl"), timeout=300)
     assert run.returncode != 0
     assert "FASTFNN_BLAS must be 'private' or 'shared'" in run.stderr
+
+
+@pytest.mark.parametrize("where", ["cache folder", "unwritable: in memory"])
+def test_the_private_blas_is_a_copy_of_its_own(tmp_path, where):
+    """The private BLAS is loaded from a copy kept in fastfnn's cache folder (shared by every
+    process through the page cache), or from an in-memory copy where that folder cannot be
+    written; either way it is a different file from SciPy's library, set to one thread."""
+    folder = tmp_path / "cache" if where == "cache folder" else "/dev/null/not-a-folder"
+    code = child_code(
+        "from fastfnn import _blas",
+        "maps = [line.split(None, 5)[-1].strip() for line in open('/proc/self/maps')",
+        "        if 'openblas' in line]",
+        "print(_blas.BLAS.private, sorted(set(maps)))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=clean_env(FASTFNN_CACHE_DIR=str(folder)), timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    private, maps = run.stdout.split(" ", 1)
+    assert private == "True"
+    if where == "cache folder":
+        assert str(folder) in maps and len(list(folder.iterdir())) == 1
+    else:
+        assert "fastfnn-openblas" in maps

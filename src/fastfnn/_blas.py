@@ -2,8 +2,9 @@
 
 The compiled kernels call ``fastfnn_dgemm`` / ``fastfnn_sgemm`` (CBLAS signatures, registered
 here by name so that cached kernels stay valid across processes). They are bound to a *private
-copy* of SciPy's OpenBLAS: the library file is copied into an anonymous in-memory file and
-loaded from there, so the dynamic loader gives it globals of its own. fastfnn sets that copy to
+copy* of SciPy's OpenBLAS: the library file is copied (once, into fastfnn's cache folder; else
+into an anonymous in-memory file) and loaded from there, so the dynamic loader gives it globals
+of its own. fastfnn sets that copy to
 one thread once, at import, and never touches it again; parallel work is split by fastfnn itself
 into parts of fixed size (see ``_threads``). So
 
@@ -27,6 +28,7 @@ kernels OpenBLAS picked for this CPU, e.g. 'Haswell', 'SkylakeX', 'Zen') and ``g
 import ctypes
 import os
 import shutil
+import tempfile
 
 import numpy as np
 from numba import carray, cfunc, types
@@ -77,6 +79,48 @@ def _as_pointer_function(dynlib, name):
         return None
 
 
+def _cache_dir():
+    """Where the copy of the library is kept: ``FASTFNN_CACHE_DIR``, else fastfnn's folder in
+    the user's cache (``XDG_CACHE_HOME`` or ``~/.cache``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.environ.get("FASTFNN_CACHE_DIR") or os.path.join(base, "fastfnn")
+
+
+def _private_copy(path):
+    """The library at ``path`` loaded from a file of its own (a different file, so the dynamic
+    loader gives it globals of its own), or None.
+
+    The copy is kept on disk in :func:`_cache_dir`, named after the original's size and
+    modification time: made once (written under a temporary name, then renamed), then shared
+    by every process through the page cache. Where that folder cannot be written, the copy is
+    an anonymous in-memory file of this process (``memfd_create``, Linux)."""
+    try:
+        stat = os.stat(path)
+        folder = _cache_dir()
+        copy = os.path.join(folder, f"openblas-{stat.st_size}-{stat.st_mtime_ns}.so")
+        if not (os.path.exists(copy) and os.path.getsize(copy) == stat.st_size):
+            os.makedirs(folder, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder, delete=False) as dst, \
+                    open(path, "rb") as src:
+                shutil.copyfileobj(src, dst)
+            os.replace(dst.name, copy)
+        return ctypes.CDLL(copy, mode=os.RTLD_LOCAL)
+    except OSError:
+        pass
+    try:
+        fd = os.memfd_create("fastfnn-openblas")
+    except (AttributeError, OSError):  # not Linux
+        return None
+    try:
+        with open(path, "rb") as src, os.fdopen(os.dup(fd), "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        return ctypes.CDLL(f"/proc/self/fd/{fd}", mode=os.RTLD_LOCAL)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)  # the mapping keeps the file alive
+
+
 class PrivateBLAS:
     """Finds SciPy's OpenBLAS, loads a private copy with one thread and binds the kernels'
     ``fastfnn_dgemm`` / ``fastfnn_sgemm`` to it (module docstring)."""
@@ -121,20 +165,11 @@ class PrivateBLAS:
         return None
 
     def _load_private(self, shared):
-        """Copy the library into an anonymous file, load it, set it to one thread, take its
+        """Load a copy of the library (:func:`_private_copy`), set it to one thread, take its
         gemm addresses. Leaves ``private`` False where any step is not possible."""
-        try:
-            fd = os.memfd_create("fastfnn-openblas")
-        except (AttributeError, OSError):  # not Linux
+        private = _private_copy(shared.filepath)
+        if private is None:
             return
-        try:
-            with open(shared.filepath, "rb") as src, os.fdopen(os.dup(fd), "wb") as dst:
-                shutil.copyfileobj(src, dst)
-            private = ctypes.CDLL(f"/proc/self/fd/{fd}", mode=os.RTLD_LOCAL)
-        except OSError:
-            return
-        finally:
-            os.close(fd)  # the mapping keeps the file alive
         prefix = getattr(shared, "_symbol_prefix", "")
         suffix = getattr(shared, "_symbol_suffix", "")
         dgemm = _as_pointer_function(private, f"{prefix}cblas_dgemm{suffix}")
