@@ -4,9 +4,8 @@ The compiled kernels call ``fastfnn_dgemm`` / ``fastfnn_sgemm`` (CBLAS signature
 here by name so that cached kernels stay valid across processes). They are bound to a *private
 copy* of SciPy's OpenBLAS: the library file is copied (once, into fastfnn's cache folder; else
 into an anonymous in-memory file) and loaded from there, so the dynamic loader gives it globals
-of its own. fastfnn sets that copy to
-one thread once, at import, and never touches it again; parallel work is split by fastfnn itself
-into parts of fixed size (see ``_threads``). So
+of its own. fastfnn sets that copy to one thread once, at import, and never touches it again;
+parallel work is split by fastfnn itself into parts of fixed size (see ``_threads``). So
 
 * a fit or a prediction never changes a thread count that other code can see (SciPy's, NumPy's,
   threadpoolctl's view are left as they are), and concurrent fits and predictions in several
@@ -21,8 +20,9 @@ compiled fallbacks that call ``np.dot`` through SciPy's BLAS as the host configu
 thread.
 
 ``BLAS`` describes what was bound: ``private``, ``path`` (the library copied), ``core`` (the
-kernels OpenBLAS picked for this CPU, e.g. 'Haswell', 'SkylakeX', 'Zen') and ``get_threads()`` (the *shared* library's thread count: a limit the host set, which
-``_threads.max_threads`` respects).
+kernels OpenBLAS picked for this CPU, e.g. 'Haswell', 'SkylakeX', 'Zen') and ``get_threads()``
+(the *shared* library's thread count: a limit the host set, which ``_threads.max_threads``
+respects).
 """
 
 import ctypes
