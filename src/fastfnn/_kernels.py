@@ -13,9 +13,9 @@ function that calls another lives here. The file keeps the shape of the Python h
             output_delta_   D[L-1] = (A[L] - Y) * act_out'(A[L]) (* sample_weight)
             mul_act_deriv_  D[i-1] = (D[i] @ W[i].T) * act'(A[i])     (matmul_nt_)
       batch_step_           the parts' sums added in part order, scaled, and the rule's step,
-                            by the rule's type: SGD in one pass (sgd_batch_step_), others as
-        batch_gradient_     the gradient: dW = (sums + alpha W) / S, db = sums / S (finish_grad_)
-        update_             then the update rule's step (adam_step_)
+                            chosen by the rule's type: SGD in one pass (sgd_batch_step_);
+        batch_gradient_     Adam: the gradient dW = (sums + alpha W) / S, db = sums / S
+        adam_step_          (finish_grad_), then the step
     loss_grad_(_parallel_)  the full batch (L-BFGS): all rows as one batch, in parts
     forward_rows_(_parallel_)  predict: forward_ over fixed chunks of rows
     forward_layers_         predict, small inputs: the layers as tuples, no flat theta
@@ -707,6 +707,17 @@ def part_sums_(params, work, data, model, p, start, m):
 
 
 @jit_inline
+def batch_loss_(work):
+    """``(sum_i s_i l_i, S)`` of the batch: the parts' loss and weight sums, added in order."""
+    total = 0.0
+    S = 0.0
+    for p in range(work.part_loss.shape[0]):
+        total += work.part_loss[p]
+        S += work.part_weight[p]
+    return total, S
+
+
+@jit_inline
 def batch_gradient_(params, work, model):
     """Writes Params.grad: the parts' sums added in part order, then scaled (finish_grad_).
 
@@ -718,11 +729,7 @@ def batch_gradient_(params, work, model):
         g = work.part_grads[q]
         for j in range(grad.shape[0]):
             grad[j] += g[j]
-    total = 0.0
-    S = 0.0
-    for p in range(work.part_loss.shape[0]):
-        total += work.part_loss[p]
-        S += work.part_weight[p]
+    total, S = batch_loss_(work)
     if S == 0.0:
         return 0.0, 0.0, S
     penalty = finish_grad_(grad, work.layer_sq, params.theta, params.sizes, model.alpha, S)
@@ -772,23 +779,6 @@ def loss_grad_parallel_(params, work, data, model):
 
 
 @jit_update
-def sgd_step_(rule, theta, grad):
-    """Writes the velocity and theta: ``v <- mu v - lr g``; ``theta += mu v - lr g``
-    (Nesterov) or ``theta += v``."""
-    dt = theta.dtype.type
-    lr = dt(rule.learning_rate)
-    mu = dt(rule.momentum)
-    velocity = rule.velocity
-    for p in range(theta.shape[0]):
-        v = mu * velocity[p] - lr * grad[p]
-        velocity[p] = v
-        if rule.nesterov:
-            theta[p] += mu * v - lr * grad[p]
-        else:
-            theta[p] += v
-
-
-@jit_update
 def adam_step_(rule, theta, grad):
     """Writes the moments, the step count and theta: ``t += 1``; ``m <- b1 m + (1-b1) g``;
     ``v <- b2 v + (1-b2) g^2``; ``theta -= lr_t m / (sqrt(v) + eps)``, with
@@ -811,30 +801,11 @@ def adam_step_(rule, theta, grad):
         theta[p] -= lr * m1[p] / (np.sqrt(m2[p]) + eps)
 
 
-def update_(rule, theta, grad):
-    """Writes the rule's state and theta: one step of the update rule (SGDRule or AdamRule).
-
-    Compiled code picks the step by the rule's type (an overload); from Python, the same.
-    """
-    step = sgd_step_ if isinstance(rule, SGDRule) else adam_step_
-    step(rule, theta, grad)
-
-
-@overload(update_, jit_options={"cache": True})
-def _update_by_rule(rule, theta, grad):
-    """The compiled :func:`update_`: the step of the rule's type, resolved at compile time."""
-    if rule.instance_class is SGDRule:
-        return lambda rule, theta, grad: sgd_step_(rule, theta, grad)
-    if rule.instance_class is AdamRule:
-        return lambda rule, theta, grad: adam_step_(rule, theta, grad)
-    return None
-
-
 @jit_update
 def sgd_batch_step_(theta, grad, parts, velocity, layer_sq, sizes, alpha, S, lr, mu, nesterov):
     """Writes theta, grad, the velocity and ``layer_sq``: the batch's gradient finished and the
-    SGD step taken in one pass over the parameters (one pass where the two-pass form,
-    :func:`batch_gradient_` then :func:`sgd_step_`, reads and writes every parameter 3 times).
+    SGD step taken in one pass over the parameters (the two-pass form, as Adam's, reads and
+    writes every parameter 3 times).
 
     Per parameter, the same arithmetic: ``g = (grad + parts[0] + ... + alpha w) / S`` (alpha
     only on W), ``v <- mu v - lr g``, ``theta += mu v - lr g`` (Nesterov) or ``theta += v``;
@@ -873,42 +844,47 @@ def sgd_batch_step_(theta, grad, parts, velocity, layer_sq, sizes, alpha, S, lr,
     return 0.5 * alpha * sq / S
 
 
-def batch_step_(params, rule, work, model):
-    """Writes theta, grad, the rule's state and the workspace: the batch's gradient from the
-    parts' sums, and one step of the rule. Returns ``(data term, L2 term, S)`` of the batch
-    loss; S = 0 (every weight zero) changes nothing. Compiled code takes SGD in one pass
-    (:func:`sgd_batch_step_`), other rules as :func:`batch_gradient_` then :func:`update_`."""
+@jit_inline
+def sgd_fused_step_(params, rule, work, model):
+    """:func:`batch_step_` for SGD: the loss sums, then :func:`sgd_batch_step_`."""
+    total, S = batch_loss_(work)
+    if S == 0.0:
+        return 0.0, 0.0, S
+    penalty = sgd_batch_step_(params.theta, params.grad, work.part_grads, rule.velocity,
+                              work.layer_sq, params.sizes, model.alpha, S, rule.learning_rate,
+                              rule.momentum, rule.nesterov)
+    work.n_updates[0] += 1
+    return total / S, penalty, S
+
+
+@jit_inline
+def adam_two_pass_step_(params, rule, work, model):
+    """:func:`batch_step_` for Adam: :func:`batch_gradient_`, then :func:`adam_step_`."""
     value, penalty, S = batch_gradient_(params, work, model)
     if S != 0.0:
-        update_(rule, params.theta, params.grad)
+        adam_step_(rule, params.theta, params.grad)
     return value, penalty, S
+
+
+def batch_step_(params, rule, work, model):
+    """Writes theta, grad, the rule's state and the workspace: the batch's gradient from the
+    parts' sums, and one step of the rule (SGDRule or AdamRule). Returns ``(data term, L2
+    term, S)`` of the batch loss; S = 0 (every weight zero) changes nothing.
+
+    Compiled code picks the step by the rule's type (an overload); from Python, the same.
+    """
+    step = sgd_fused_step_ if isinstance(rule, SGDRule) else adam_two_pass_step_
+    return step(params, rule, work, model)
 
 
 @overload(batch_step_, jit_options={"cache": True})
 def _batch_step_by_rule(params, rule, work, model):
-    """The compiled :func:`batch_step_`, resolved by the rule's type at compile time."""
+    """The compiled :func:`batch_step_`: the step of the rule's type, resolved at compile time."""
     if rule.instance_class is SGDRule:
-        def fused(params, rule, work, model):
-            total = 0.0
-            S = 0.0
-            for p in range(work.part_loss.shape[0]):
-                total += work.part_loss[p]
-                S += work.part_weight[p]
-            if S == 0.0:
-                return 0.0, 0.0, S
-            penalty = sgd_batch_step_(params.theta, params.grad, work.part_grads,
-                                      rule.velocity, work.layer_sq, params.sizes, model.alpha,
-                                      S, rule.learning_rate, rule.momentum, rule.nesterov)
-            work.n_updates[0] += 1
-            return total / S, penalty, S
-        return fused
-
-    def two_passes(params, rule, work, model):
-        value, penalty, S = batch_gradient_(params, work, model)
-        if S != 0.0:
-            update_(rule, params.theta, params.grad)
-        return value, penalty, S
-    return two_passes
+        return lambda params, rule, work, model: sgd_fused_step_(params, rule, work, model)
+    if rule.instance_class is AdamRule:
+        return lambda params, rule, work, model: adam_two_pass_step_(params, rule, work, model)
+    return None
 
 
 @jit_inline

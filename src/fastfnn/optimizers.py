@@ -7,7 +7,7 @@ compiled step in ``_kernels.py``, side by side in name:
 rule         compiled group / step  update per batch (g: the batch gradient)
 ===========  =====================  ====================================================
 :class:`SGD`   ``SGDRule``            ``v <- mu v - lr g``; ``theta += mu v - lr g``
-             ``sgd_step_``            (Nesterov) or ``theta += v``
+             ``sgd_batch_step_``      (Nesterov) or ``theta += v``
 :class:`Adam`  ``AdamRule``           ``steps += 1``; ``m <- b1 m + (1-b1) g``;
              ``adam_step_``           ``v <- b2 v + (1-b2) g^2``;
                                     ``theta -= lr sqrt(1-b2^steps)/(1-b1^steps) m/(sqrt(v)+eps)``
