@@ -13,9 +13,9 @@ purpose, where it belongs. Import cycles between modules fail as well.
     __main__                  ``python -m fastfnn``: runs the CLI
     cli                       the ``fastfnn`` command (package ``cli/``): the public API, the
                               optional public modules and, for ``fastfnn bench``, ``bench``
-    bench, onnx, scaling      the benchmark tool (package ``bench/``: the public API and
-                              ``_threads``); optional public modules (ONNX export; Dask): the
-                              public API only
+    bench, onnx, scaling,     the benchmark tool (package ``bench/``: the public API and
+    precompile                ``_threads``); optional public modules (ONNX export; Dask) and
+                              the kernels compiled ahead of a first fit: the public API only
     __init__                  the public API (``__all__``)
     estimators, gradcheck, model_io
     _base                     the estimators' shared fit/predict walk
@@ -44,7 +44,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 LAYERS = [
     ["__main__"],
     ["cli"],
-    ["bench", "onnx", "scaling"],
+    ["bench", "onnx", "scaling", "precompile"],
     ["__init__"],
     ["estimators", "gradcheck", "model_io"],
     ["_base"],
@@ -59,10 +59,11 @@ LAYERS = [
 # Units that may import only these units of the package (besides their own modules).
 ONLY = {
     "__main__": {"cli"},
-    "cli": {"__init__", "bench", "onnx", "scaling"},
+    "cli": {"__init__", "bench", "onnx", "scaling", "precompile"},
     "bench": {"__init__", "_threads"},
     "onnx": {"__init__"},
     "scaling": {"__init__"},
+    "precompile": {"__init__"},
     "model_io": {"_version"},
 }
 LAYER_OF = {unit: i for i, units in enumerate(LAYERS) for unit in units}

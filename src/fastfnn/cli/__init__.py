@@ -1,4 +1,5 @@
-"""The ``fastfnn`` command: ``fit``, ``predict``, ``search``, ``export``, ``gradcheck``, ``bench``.
+"""The ``fastfnn`` command: ``fit``, ``predict``, ``search``, ``export``, ``gradcheck``, ``bench``,
+``precompile``.
 
 ``python -m fastfnn`` is the same command. Heavy or optional imports (pandas, tqdm, matplotlib,
 scikit-learn's pipeline pieces, skl2onnx) happen inside the commands, so ``import fastfnn`` stays
@@ -6,7 +7,8 @@ light. A user error (bad file, bad cell, wrong model file...) is one line on std
 1; ``FASTFNN_DEBUG=1`` shows the traceback of unexpected errors instead.
 
 This module is the parser, the entry point ``main`` and its error handling; each command lives in
-its own module: ``fit``, ``predict``, ``export``, ``gradcheck`` (``bench`` in ``fastfnn.bench``),
+its own module: ``fit``, ``predict``, ``export``, ``gradcheck``, ``precompile`` (``bench`` in
+``fastfnn.bench``),
 with ``options`` (option types, ``CLIError``, output checks, staged writes), ``data`` (reading
 CSV and Parquet, the bundled datasets), ``columns`` (feature kinds, checked cells, targets),
 ``training`` (the pipeline and the training run), ``progress`` (fit's progress bar, a
@@ -22,7 +24,7 @@ import sys
 
 from fastfnn import __version__
 
-from . import export, fit, gradcheck, predict, search
+from . import export, fit, gradcheck, precompile, predict, search
 from .data import DataError
 from .options import CLIError
 
@@ -84,6 +86,7 @@ def build_parser(argv=()):
     search.add_parser(sub)
     export.add_parser(sub)
     gradcheck.add_parser(sub)
+    precompile.add_parser(sub)
     bench = sub.add_parser("bench", help="benchmark training throughput against scikit-learn",
                            description="Benchmark training throughput against scikit-learn.")
     if next((a for a in argv if not a.startswith("-")), None) == "bench":

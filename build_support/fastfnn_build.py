@@ -1,0 +1,89 @@
+"""fastfnn's build backend: setuptools' own, plus the compiled kernels in the wheel.
+
+A wheel built here carries Numba's cache of fastfnn's kernels for the machine that builds it
+(``fastfnn/__pycache__/*.nbi``, ``*.nbc``), so the first fit after ``pip install .`` loads
+machine code instead of compiling it (about a minute of compilation for every common fit,
+paid once at install). Numba checks each cache entry against the CPU, its own version and the
+source file's contents, and compiles as usual where any differs: a wheel taken to another
+machine works, only without the head start.
+
+* The compilation runs ``fastfnn.precompile`` from the freshly built package in a child
+  process; the build environment gets the runtime dependencies that needs
+  (``get_requires_for_build_wheel``). Should it fail, the wheel is built without the cache and
+  a warning says why.
+* ``FASTFNN_PRECOMPILE=0`` skips it (packagers building wheels for other machines);
+  ``FASTFNN_PRECOMPILE=float64,float32`` also prepares float32. Editable installs skip it: the
+  first fit compiles into the source tree's cache, or run ``fastfnn precompile``.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import tomllib
+from pathlib import Path
+
+from setuptools import build_meta as _setuptools
+from setuptools.build_meta import *  # noqa: F401,F403 - every PEP 517 hook not redefined here
+from setuptools.command.build_py import build_py as _build_py
+
+# Runtime dependencies the kernels' compilation imports (the rest are the CLI's).
+COMPILE_NEEDS = ("numpy", "numba", "scikit-learn", "scipy", "threadpoolctl")
+TIMEOUT_S = 1800
+
+
+def _dtypes():
+    """The dtypes to prepare, from ``FASTFNN_PRECOMPILE`` (default float64; "0": none)."""
+    value = os.environ.get("FASTFNN_PRECOMPILE", "float64").strip()
+    if value in ("", "0", "no", "false"):
+        return ()
+    return tuple(d.strip() for d in value.split(",") if d.strip())
+
+
+def _compile_requirements():
+    """The project's own requirement strings for :data:`COMPILE_NEEDS` (one source of the
+    versions: pyproject.toml)."""
+    project = tomllib.loads(Path("pyproject.toml").read_text())["project"]
+    name = re.compile(r"^\s*([A-Za-z0-9_.-]+)")
+    return [req for req in project["dependencies"]
+            if name.match(req).group(1).lower() in COMPILE_NEEDS]
+
+
+def get_requires_for_build_wheel(config_settings=None):
+    """setuptools' build requirements, plus what compiling the kernels imports."""
+    needs = _compile_requirements() if _dtypes() else []
+    return _setuptools.get_requires_for_build_wheel(config_settings) + needs
+
+
+class BuildPy(_build_py):
+    """setuptools' ``build_py``, then the kernels compiled into the built package's cache."""
+
+    def run(self):
+        super().run()
+        dtypes = _dtypes()
+        if dtypes and not self.editable_mode:
+            self._precompile(Path(self.build_lib).resolve(), dtypes)
+
+    def _precompile(self, build_lib, dtypes):
+        with tempfile.TemporaryDirectory() as scratch:
+            env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", FASTFNN_CACHE_DIR=scratch,
+                       PYTHONPATH=os.pathsep.join(
+                           [str(build_lib)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+            env.pop("NUMBA_CACHE_DIR", None)  # the cache goes next to the built sources
+            code = f"from fastfnn.precompile import precompile; print(round(precompile({dtypes!r})))"
+            print(f"fastfnn: compiling the kernels for {', '.join(dtypes)} into the wheel "
+                  "(about a minute per dtype; FASTFNN_PRECOMPILE=0 skips it)", file=sys.stderr)
+            try:
+                done = subprocess.run([sys.executable, "-c", code], env=env, cwd=scratch,
+                                      capture_output=True, text=True, timeout=TIMEOUT_S)
+            except (OSError, subprocess.SubprocessError) as exc:
+                print(f"fastfnn: WARNING: kernels not precompiled ({exc}); the first fit "
+                      "will compile them", file=sys.stderr)
+                return
+            if done.returncode != 0:
+                last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+                print(f"fastfnn: WARNING: kernels not precompiled ({last}); the first fit "
+                      "will compile them", file=sys.stderr)
+                return
+            print(f"fastfnn: kernels compiled in {done.stdout.strip()} s", file=sys.stderr)

@@ -1,0 +1,83 @@
+"""Compile fastfnn's kernels ahead of the first fit, into Numba's on-disk cache.
+
+Numba compiles each kernel the first time a fit uses it (about 25 s for the first float64 fit on
+a 2-core machine) and caches the machine code on disk, next to the source (``__pycache__``), or
+where ``NUMBA_CACHE_DIR`` says. :func:`precompile` runs small fits and predictions through the
+public estimators, so every kernel a common fit takes is compiled and cached before anyone
+waits for it:
+
+* float64 (NumPy's default) and, on request, float32;
+* solvers 'adam', 'sgd' and 'lbfgs', regressor and classifier;
+* the training loop with a batch's rows on one thread and split into parts on several (where
+  the machine has them), the full-batch gradient, the validation loss of early stopping,
+  prediction of many rows and of a few.
+
+Installing fastfnn from source (``pip install .``) runs it at build time, so the wheel carries
+the cache for the machine that built it; Numba loads it only on a machine whose CPU, Numba
+version and source file match, and compiles as usual otherwise. ``fastfnn precompile`` runs it
+by hand: after an editable install, in a container image, or for float32.
+"""
+
+import time
+import warnings
+
+import numpy as np
+
+from fastfnn import FNNClassifier, FNNRegressor
+
+# Small networks train on one thread; the wide one has enough work per batch to be split into
+# parts on several threads (and to predict many rows on several). The small-input predict path
+# is compiled per depth: one, two and three hidden layers are prepared.
+_SMALL = dict(batch_size=16, max_iter=2, random_state=0)
+_SPLIT = dict(hidden_layer_sizes=(256, 256), batch_size=200, max_iter=1, random_state=0)
+_ROWS = 400  # rows each fit trains on
+_PREDICT_ROWS = 2100  # rows the wide networks predict: more than one chunk
+
+
+def _cases(dtype, features=10, seed=0):
+    """(estimator, X, y) triples for :func:`precompile`: every solver, both estimators, one
+    to three hidden layers, small networks and a wide one. Fits use the first ``_ROWS`` rows
+    of X, predictions all of them."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((_PREDICT_ROWS, features)).astype(dtype)
+    y = X[:, 0] - 2.0 * X[:, 1]
+    labels = (y > 0).astype(int) + (y > 1)
+    cases = [
+        (FNNRegressor(solver="adam", hidden_layer_sizes=(8, 8), early_stopping=True, **_SMALL),
+         X, y),
+        (FNNRegressor(solver="sgd", hidden_layer_sizes=(8,), **_SMALL), X, y),
+        (FNNRegressor(solver="lbfgs", hidden_layer_sizes=(8, 8), max_iter=2, random_state=0),
+         X, y),
+        (FNNClassifier(hidden_layer_sizes=(8, 8, 8), **_SMALL), X, labels),
+    ]
+    cases += [(FNNRegressor(solver=solver, **_SPLIT), X, y) for solver in ("adam", "sgd")]
+    cases.append((FNNRegressor(solver="lbfgs", hidden_layer_sizes=(256, 256), max_iter=1,
+                               random_state=0), X, y))
+    return cases
+
+
+def precompile(dtypes=("float64",)):
+    """Compile (or load from the cache) the kernels of common fits and predictions.
+
+    Parameters
+    ----------
+    dtypes : sequence of {"float64", "float32"}
+        The input dtypes to prepare: float32 input trains in float32, with kernels of its own.
+
+    Returns
+    -------
+    seconds : float
+        Wall time taken: about the cold first fit's compile time when the cache was empty, a
+        second or two when it was already filled.
+    """
+    start = time.perf_counter()
+    for dtype in dtypes:
+        if np.dtype(dtype) not in (np.float32, np.float64):
+            raise ValueError(f"dtypes must be float32 or float64, got {dtype!r}.")
+        for estimator, X, y in _cases(np.dtype(dtype)):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # two epochs do not converge, on purpose
+                estimator.fit(X[:_ROWS], y[:_ROWS])
+            estimator.predict(X)  # many rows: the forward pass in chunks
+            estimator.predict(X[:1])  # one row: the small-input path
+    return time.perf_counter() - start

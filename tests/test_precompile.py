@@ -1,0 +1,115 @@
+"""Kernels compiled ahead of the first fit: ``fastfnn precompile`` and the build backend.
+
+Oracle: Numba's own compile events, counted in fresh processes that share one empty cache
+folder. The process that precompiles must compile (the cache was empty); a later process that
+runs the newcomer's first command (``fastfnn fit`` on the bundled data) and default estimator
+fits must compile nothing: every kernel it needs comes from the cache.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from fastfnn import _threads
+
+ROOT = Path(__file__).resolve().parents[1]
+
+COUNT_COMPILES = textwrap.dedent("""
+    import sys
+    from numba.core import event
+
+    compiled = []
+
+    class Count(event.Listener):
+        def on_start(self, ev):
+            compiled.append(ev.data["dispatcher"].py_func.__name__)
+
+        def on_end(self, ev):
+            pass
+
+    event.register("numba:compile", Count())
+""")
+
+
+def _run(tmp_path, body):
+    """Run ``body`` after COUNT_COMPILES in a fresh process with its own Numba cache folder;
+    returns the names of the functions it compiled."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"),
+               FASTFNN_CACHE_DIR=str(tmp_path / "fastfnn"))
+    code = COUNT_COMPILES + textwrap.dedent(body) + "\nprint('COMPILED', ','.join(compiled))\n"
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = [ln for ln in done.stdout.splitlines() if ln.startswith("COMPILED")][-1]
+    return [name for name in line.split(" ", 1)[1].split(",") if name]
+
+
+@pytest.mark.slow
+def test_after_precompile_a_first_fit_compiles_nothing(tmp_path):
+    compiled = _run(tmp_path, """
+        from fastfnn.cli import main
+        assert main(["precompile"]) == 0
+    """)
+    assert {"run_batches_", "forward_rows_", "loss_grad_", "forward_layers_"} <= set(compiled)
+    if _threads.max_threads() > 1 and _threads._can_run_parallel():
+        assert {"run_batches_parallel_", "loss_grad_parallel_",
+                "forward_rows_parallel_"} <= set(compiled)
+
+    compiled = _run(tmp_path, """
+        import warnings
+        import numpy as np
+        from fastfnn import FNNClassifier, FNNRegressor
+        from fastfnn.cli import main
+
+        assert main(["fit", "--quiet", "--save", "model.skops"]) == 0
+        X = np.random.default_rng(0).standard_normal((300, 5))
+        y = X[:, 0] + X[:, 1] ** 2
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for solver in ("adam", "sgd", "lbfgs"):
+                FNNRegressor(solver=solver, max_iter=3).fit(X, y).predict(X[:3])
+            FNNClassifier(max_iter=3).fit(X, y > 1).predict_proba(X)
+    """)
+    assert compiled == []
+
+
+def test_precompile_rejects_other_dtypes():
+    from fastfnn.precompile import precompile
+
+    with pytest.raises(ValueError, match="float32 or float64"):
+        precompile(("float16",))
+
+
+@pytest.fixture
+def backend(monkeypatch):
+    """The build backend module, imported from its folder, run from the project root."""
+    monkeypatch.syspath_prepend(str(ROOT / "build_support"))
+    monkeypatch.chdir(ROOT)
+    pytest.importorskip("setuptools")
+    import fastfnn_build
+
+    return fastfnn_build
+
+
+def test_the_wheel_build_gets_what_compiling_the_kernels_imports(backend, monkeypatch):
+    monkeypatch.delenv("FASTFNN_PRECOMPILE", raising=False)
+    needs = backend.get_requires_for_build_wheel()
+    names = {req.split(">")[0].split("=")[0].split("<")[0].strip() for req in needs}
+    assert {"numba", "numpy", "scikit-learn", "scipy"} <= names
+    monkeypatch.setenv("FASTFNN_PRECOMPILE", "0")
+    assert not {"numba", "scikit-learn"} & {req.split(">")[0] for req in
+                                            backend.get_requires_for_build_wheel()}
+
+
+@pytest.mark.parametrize("value, dtypes", [(None, ("float64",)), ("0", ()), ("", ()),
+                                           ("float64,float32", ("float64", "float32"))])
+def test_the_build_prepares_the_dtypes_asked_for(backend, monkeypatch, value, dtypes):
+    if value is None:
+        monkeypatch.delenv("FASTFNN_PRECOMPILE", raising=False)
+    else:
+        monkeypatch.setenv("FASTFNN_PRECOMPILE", value)
+    assert backend._dtypes() == dtypes
