@@ -5,7 +5,8 @@ function that calls another lives here. The file keeps the shape of the Python h
 
     run_batches_            the compiled minibatch loop: per batch, load, gradient, update
     run_batches_parallel_   the same loop with the parts of each batch on several threads
-      all_parts_            each part's sums (under prange)
+      all_parts_            each part's sums (under prange), one after the other ...
+      parts_parallel_       ... or on several threads: the one parallel kernel of training
         part_sums_          one part of a batch: load_batch_ then backward_sums_
           load_batch_       rows order[start:start+m] of X, Y, sample weights -> batch buffers
           backward_sums_    forward_, loss sums and the delta recursion (unscaled sums)
@@ -744,33 +745,39 @@ def all_parts_(params, work, data, model, start, m):
     parallel caller, one after the other otherwise."""
     part_loss, part_weight = work.part_loss, work.part_weight  # outside prange: written inside
     for p in prange(work.A.shape[0]):
-        part_loss[p], part_weight[p] = part_sums_(params, work, data, model, p, start, m)
+        part = np.int64(p)  # one compiled part_sums_ for every caller, not prange's uint64 too
+        part_loss[p], part_weight[p] = part_sums_(params, work, data, model, part, start, m)
 
 
-@jit_inline
-def full_batch_(params, work, data, model):
+@jit_parallel
+def parts_parallel_(params, work, data, model, start, m):
+    """:func:`all_parts_` with the parts on Numba's threads (OpenMP/TBB): the same bits as one
+    after the other, since each part is summed on its own. The one parallel kernel of
+    training: the minibatch loop and the full batch both call it, so Numba's parallel
+    compilation (several times a plain function's) runs once, on this small function."""
+    all_parts_(params, work, data, model, start, m)
+
+
+@jit
+def loss_grad_(params, work, data, model):
     """Writes Params.grad (and the workspace): forward, loss and backward on all rows of
-    ``data`` as one batch, split into the workspace's parts.
+    ``data`` as one batch, its parts one after the other.
 
     Returns ``(sum_i s_i l_i / S, alpha/2 sum ||W||^2 / S)`` (data term, L2 term; S = sum_i
     s_i, or the row count) with ``grad`` = [dW..., db...], ``dW[i] = (A[i].T @ D[i] + alpha
     W[i]) / S``, ``db[i] = D[i].sum(0) / S``, ``D[i-1] = (D[i] @ W[i].T) * act'(A[i])``.
     """
-    all_parts_(params, work, data, model, 0, data.order.shape[0])
+    all_parts_(params, work, data, model, np.int64(0), data.order.shape[0])
     value, penalty, _ = batch_gradient_(params, work, model)
     return value, penalty
 
 
 @jit
-def loss_grad_(params, work, data, model):
-    """:func:`full_batch_` with the parts one after the other."""
-    return full_batch_(params, work, data, model)
-
-
-@jit_parallel
 def loss_grad_parallel_(params, work, data, model):
-    """:func:`full_batch_` with the parts on Numba's threads: the same bits."""
-    return full_batch_(params, work, data, model)
+    """:func:`loss_grad_` with the parts on Numba's threads: the same bits."""
+    parts_parallel_(params, work, data, model, np.int64(0), data.order.shape[0])
+    value, penalty, _ = batch_gradient_(params, work, model)
+    return value, penalty
 
 
 # ----------------------------------------------------------------------------------------------
@@ -888,43 +895,56 @@ def _batch_step_by_rule(params, rule, work, model):
 
 
 @jit_inline
-def train_batches_(params, rule, work, data, model, first_batch, last_batch, batch_size):
-    """Writes Params (theta, grad), the rule's state and the workspace: batches
-    ``first_batch..last_batch-1`` of ``data.order``, each loaded, differentiated (its parts
-    under ``prange``: :func:`all_parts_`) and applied.
+def batch_rows(k, batch_size, n):
+    """``(start, m)``: batch k's first position in the order of n rows, and its rows."""
+    start = k * batch_size
+    return start, min(start + batch_size, n) - start
 
-    Returns ``(data, penalty)``: the sums over batches of the batch's data term and L2 term
-    (see :func:`full_batch_`), each times the batch's rows. A batch whose weights sum to 0
-    changes nothing.
-    """
-    n = data.order.shape[0]
-    data_sum = 0.0
-    penalty_sum = 0.0
-    for k in range(first_batch, last_batch):
-        start = k * batch_size
-        m = min(start + batch_size, n) - start
-        all_parts_(params, work, data, model, start, m)
-        value, penalty, S = batch_step_(params, rule, work, model)
-        if S == 0.0:
-            continue
-        data_sum += value * m
-        penalty_sum += penalty * m
-    return data_sum, penalty_sum
+
+@jit_inline
+def apply_batch_(params, rule, work, model, m):
+    """Writes Params, the rule's state and the workspace: the batch's gradient from its parts'
+    sums and the rule's step (:func:`batch_step_`). Returns the batch's data term and L2 term,
+    each times its m rows (0, 0 for a batch whose weights sum to 0, which changes nothing)."""
+    value, penalty, S = batch_step_(params, rule, work, model)
+    if S == 0.0:
+        return 0.0, 0.0
+    return value * m, penalty * m
 
 
 @jit
 def run_batches_(params, rule, work, data, model, first_batch, last_batch, batch_size):
-    """:func:`train_batches_` on one thread (the parts one after the other)."""
-    return train_batches_(params, rule, work, data, model, first_batch, last_batch, batch_size)
+    """Writes Params (theta, grad), the rule's state and the workspace: batches
+    ``first_batch..last_batch-1`` of ``data.order``, each loaded, differentiated in parts (one
+    after the other: :func:`all_parts_`) and applied (:func:`apply_batch_`).
+
+    Returns ``(data, penalty)``: the sums over batches of the batch's data term and L2 term,
+    each times the batch's rows.
+    """
+    data_sum = penalty_sum = 0.0
+    for k in range(first_batch, last_batch):
+        start, m = batch_rows(k, batch_size, data.order.shape[0])
+        all_parts_(params, work, data, model, start, m)
+        value, penalty = apply_batch_(params, rule, work, model, m)
+        data_sum += value
+        penalty_sum += penalty
+    return data_sum, penalty_sum
 
 
-@jit_parallel
+@jit
 def run_batches_parallel_(params, rule, work, data, model, first_batch, last_batch,
                           batch_size):
-    """:func:`train_batches_` with the parts of each batch on Numba's threads (OpenMP/TBB):
-    the same bits as :func:`run_batches_`, since each part is summed on its own and the parts
-    are added in order."""
-    return train_batches_(params, rule, work, data, model, first_batch, last_batch, batch_size)
+    """:func:`run_batches_` with the parts of each batch on Numba's threads
+    (:func:`parts_parallel_`): the same bits, since each part is summed on its own and the
+    parts are added in order."""
+    data_sum = penalty_sum = 0.0
+    for k in range(first_batch, last_batch):
+        start, m = batch_rows(k, batch_size, data.order.shape[0])
+        parts_parallel_(params, work, data, model, start, m)
+        value, penalty = apply_batch_(params, rule, work, model, m)
+        data_sum += value
+        penalty_sum += penalty
+    return data_sum, penalty_sum
 
 
 @jit_inline

@@ -47,7 +47,7 @@ from .cases import (
     estimator_class, estimator_params, make_data, options_from_args, sklearn_draws, thread_count,
     torch_available,
 )
-from .children import MEMORY_CHILD, STARTUP_CHILD, fit_command_seconds, memory_child
+from .children import MEMORY_CHILD, STARTUP_CHILD, command_seconds, memory_child
 from .gemm import gemm_floor, gemm_peak
 from .reference import reference_fit
 from .report import machine_choices, machine_header, machine_info, startup_table
@@ -60,7 +60,7 @@ __all__ = [
     "QUICK_CONFIGS", "QUICK_EPOCHS", "ROUNDS", "SECTIONS", "SEED", "TARGETS", "TOLERANCE",
     "TRAIN_COLUMNS", "Case", "Config", "Options", "Target", "estimator_class",
     "estimator_params", "make_data", "options_from_args", "sklearn_draws", "thread_count",
-    "torch_available", "MEMORY_CHILD", "STARTUP_CHILD", "fit_command_seconds", "memory_child",
+    "torch_available", "MEMORY_CHILD", "STARTUP_CHILD", "command_seconds", "memory_child",
     "gemm_floor", "gemm_peak", "reference_fit", "machine_choices", "machine_header",
     "machine_info", "startup_table", "SETTLE_SECONDS", "Bench", "settle", "torch_fit",
     "torch_model", "add_arguments", "run", "main",

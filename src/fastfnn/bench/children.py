@@ -133,14 +133,16 @@ def _child(script, spec, env=None):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def fit_command_seconds(numba_cache):
-    """(argv, wall seconds) of ``fastfnn fit`` -- the bundled toy data, default parameters -- in a
-    fresh process whose Numba cache is the folder ``numba_cache``, run from an empty folder.
+def command_seconds(numba_cache, command="fit"):
+    """(argv, wall seconds) of ``fastfnn COMMAND`` (default ``fit``: the bundled toy data,
+    default parameters) in a fresh process whose Numba cache is the folder ``numba_cache``,
+    run from an empty folder.
 
     The ``fastfnn`` script beside this interpreter, as a user types it; ``python -m fastfnn``
     where there is none (a source checkout without the script installed)."""
     script = os.path.join(os.path.dirname(sys.executable), "fastfnn")
-    argv = ([script] if os.path.exists(script) else [sys.executable, "-m", "fastfnn"]) + ["fit"]
+    argv = ([script] if os.path.exists(script) else [sys.executable, "-m", "fastfnn"])
+    argv.append(command)
     env = dict(os.environ, NUMBA_CACHE_DIR=numba_cache)
     with tempfile.TemporaryDirectory(prefix="fastfnn-fit-") as cwd:
         t = time.perf_counter()

@@ -14,7 +14,7 @@ from .cases import (
     ALPHA, FLOOR_CONFIGS, LR, MEMORY_CONFIGS, MOMENTUM, TOLERANCE, estimator_class,
     estimator_params, make_data, sklearn_draws, thread_count,
 )
-from .children import MEMORY_CHILD, STARTUP_CHILD, _best_of, _child, fit_command_seconds
+from .children import MEMORY_CHILD, STARTUP_CHILD, _best_of, _child, command_seconds
 from .gemm import gemm_floor, gemm_peak
 from .latency import Latency
 from .reference import reference_fit
@@ -291,13 +291,24 @@ class Bench(Latency, Tables):
         return out
 
     def measure_fit_command(self):
-        """Wall time of the first ``fastfnn fit`` on the bundled data in a fresh process with an
-        empty Numba cache (as after a fresh install), then of a second one from that cache."""
+        """Wall time of the first ``fastfnn fit`` on the bundled data in fresh processes:
+
+        * with an empty Numba cache (an editable install, or a wheel built on another CPU:
+          every kernel it needs is compiled);
+        * after ``fastfnn precompile`` into an empty cache (timed too), which is what
+          ``pip install .`` does at build time: the installed package then carries that cache;
+        * a second run, from the cache the first one filled.
+        """
         with tempfile.TemporaryDirectory(prefix="fastfnn-numba-") as cache:
-            argv, cold = fit_command_seconds(cache)
-            _, warm = fit_command_seconds(cache)
-        self.command = {"argv": argv, "cold": cold, "warm": warm}
-        self.log(f"`fastfnn fit`: first {cold:.2f} s, second {warm:.2f} s")
+            argv, cold = command_seconds(cache)
+            _, warm = command_seconds(cache)
+        with tempfile.TemporaryDirectory(prefix="fastfnn-numba-") as cache:
+            _, precompile = command_seconds(cache, "precompile")
+            _, prepared = command_seconds(cache)
+        self.command = {"argv": argv, "cold": cold, "warm": warm, "precompile": precompile,
+                        "prepared": prepared}
+        self.log(f"`fastfnn fit`: first {cold:.2f} s with an empty cache, {prepared:.2f} s after "
+                 f"`fastfnn precompile` ({precompile:.1f} s), second {warm:.2f} s")
         return self.command
 
     def measure_memory(self, config, dtype, impl):
