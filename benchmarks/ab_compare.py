@@ -7,6 +7,11 @@ package ``fastfnn_ab`` and imported beside ``fastfnn``; the benchmark configs (t
 medium) are then timed alternately, A then B then A..., so that the machine's load falls on both
 alike. Prints the median seconds per epoch of each and the ratio B/A, with the CPU. Also times the
 cold start (kernel compilation into an empty Numba cache, in a fresh process) of each.
+
+Caveat: the two versions share one process, so their parallel kernels share Numba's thread
+pool. Where the versions' parallel code differs (the configs split into parts on several
+threads: deep, medium, wide), this was seen to favour one side by 1.2-1.9x that runs in
+separate processes did not show: compare such changes in fresh processes, alternating.
 """
 
 import argparse
