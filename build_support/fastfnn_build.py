@@ -66,6 +66,8 @@ class BuildPy(_build_py):
             self._precompile(Path(self.build_lib).resolve(), dtypes)
 
     def _precompile(self, build_lib, dtypes):
+        for stale in (build_lib / "fastfnn").rglob("*.nb[ic]"):  # a build folder reused
+            stale.unlink()
         with tempfile.TemporaryDirectory() as scratch:
             env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", FASTFNN_CACHE_DIR=scratch,
                        PYTHONPATH=os.pathsep.join(
