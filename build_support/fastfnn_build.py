@@ -2,10 +2,10 @@
 
 A wheel built here carries Numba's cache of fastfnn's kernels for the machine that builds it
 (``fastfnn/__pycache__/*.nbi``, ``*.nbc``), so the first fit after ``pip install .`` loads
-machine code instead of compiling it (about a minute of compilation for every common fit,
-paid once at install). Numba checks each cache entry against the CPU, its own version and the
-source file's contents, and compiles as usual where any differs: a wheel taken to another
-machine works, only without the head start.
+machine code instead of compiling it: about 75 s of compiling on 2 cores for every common fit,
+paid once at install, plus about 30 s for pip to prepare the build environment. Numba checks
+each cache entry against the CPU, its own version and the source file's contents, and compiles
+as usual where any differs: a wheel taken to another machine works, only without the head start.
 
 * The compilation runs ``fastfnn.precompile`` from the freshly built package in a child
   process; the build environment gets the runtime dependencies that needs
@@ -13,7 +13,8 @@ machine works, only without the head start.
   a warning says why.
 * ``FASTFNN_PRECOMPILE=0`` skips it (packagers building wheels for other machines);
   ``FASTFNN_PRECOMPILE=float64,float32`` also prepares float32. Editable installs skip it: the
-  first fit compiles into the source tree's cache, or run ``fastfnn precompile``.
+  first fit compiles into the source tree's cache, or run ``fastfnn precompile``. So does
+  Python 3.10, which has no TOML reader to take the dependencies' versions from.
 """
 
 import os
@@ -21,8 +22,12 @@ import re
 import subprocess
 import sys
 import tempfile
-import tomllib
 from pathlib import Path
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10: no TOML reader to take the versions from; no precompiling
+    tomllib = None
 
 from setuptools import build_meta as _setuptools
 from setuptools.build_meta import *  # noqa: F401,F403 - every PEP 517 hook not redefined here
@@ -36,7 +41,7 @@ TIMEOUT_S = 1800
 def _dtypes():
     """The dtypes to prepare, from ``FASTFNN_PRECOMPILE`` (default float64; "0": none)."""
     value = os.environ.get("FASTFNN_PRECOMPILE", "float64").strip()
-    if value in ("", "0", "no", "false"):
+    if value in ("", "0", "no", "false") or tomllib is None:
         return ()
     return tuple(d.strip() for d in value.split(",") if d.strip())
 
@@ -73,9 +78,10 @@ class BuildPy(_build_py):
                        PYTHONPATH=os.pathsep.join(
                            [str(build_lib)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
             env.pop("NUMBA_CACHE_DIR", None)  # the cache goes next to the built sources
-            code = f"from fastfnn.precompile import precompile; print(round(precompile({dtypes!r})))"
+            code = ("from fastfnn.precompile import precompile; "
+                    f"print(round(precompile({dtypes!r})))")
             print(f"fastfnn: compiling the kernels for {', '.join(dtypes)} into the wheel "
-                  "(about a minute per dtype; FASTFNN_PRECOMPILE=0 skips it)", file=sys.stderr)
+                  "(a minute or two per dtype; FASTFNN_PRECOMPILE=0 skips it)", file=sys.stderr)
             try:
                 done = subprocess.run([sys.executable, "-c", code], env=env, cwd=scratch,
                                       capture_output=True, text=True, timeout=TIMEOUT_S)

@@ -406,6 +406,21 @@ def test_a_bad_blas_choice_is_one_clear_error():
     assert "FASTFNN_BLAS must be 'private' or 'shared'" in run.stderr
 
 
+def test_threadpool_limits_cannot_reach_the_private_blas():
+    """threadpoolctl neither lists fastfnn's private BLAS nor sets its threads: under a
+    ``threadpool_limits`` that raises the BLAS threads (scikit-learn, joblib and Dask set such
+    limits) it stays on one thread. With two BLAS threads under each of fastfnn's part threads
+    the cores are oversubscribed and a split fit runs several times slower."""
+    from fastfnn import _blas
+
+    if not _blas.BLAS.private:
+        pytest.skip("no private BLAS here (FASTFNN_BLAS=shared, or no OpenBLAS to copy)")
+    with threadpool_limits(limits=4, user_api="blas"):
+        assert _blas.BLAS.private_threads() == 1
+    with threadpool_limits(limits=4):
+        assert _blas.BLAS.private_threads() == 1
+
+
 @pytest.mark.parametrize("where", ["cache folder", "unwritable: in memory"])
 def test_the_private_blas_is_a_copy_of_its_own(tmp_path, where):
     """The private BLAS is loaded from a copy kept in fastfnn's cache folder (shared by every

@@ -22,7 +22,7 @@ thread.
 ``BLAS`` describes what was bound: ``private``, ``path`` (the library copied), ``core`` (the
 kernels OpenBLAS picked for this CPU, e.g. 'Haswell', 'SkylakeX', 'Zen') and ``get_threads()``
 (the *shared* library's thread count: a limit the host set, which ``_threads.max_threads``
-respects).
+respects); ``private_threads()`` is the private copy's own (always 1), None without one.
 """
 
 import ctypes
@@ -97,7 +97,10 @@ def _private_copy(path):
     try:
         stat = os.stat(path)
         folder = _cache_dir()
-        copy = os.path.join(folder, f"openblas-{stat.st_size}-{stat.st_mtime_ns}.so")
+        # Not named like a BLAS (libopenblas*, openblas*, ...): threadpoolctl would list the copy
+        # and let any threadpool_limits(n, "blas") set its threads (n BLAS threads under each
+        # of fastfnn's part threads: oversubscribed cores, a fit several times slower).
+        copy = os.path.join(folder, f"fastfnn-openblas-{stat.st_size}-{stat.st_mtime_ns}.so")
         if not (os.path.exists(copy) and os.path.getsize(copy) == stat.st_size):
             os.makedirs(folder, exist_ok=True)
             with tempfile.NamedTemporaryFile(dir=folder, delete=False) as dst, \
@@ -127,6 +130,7 @@ class PrivateBLAS:
 
     def __init__(self):
         self.private, self.path, self.get_threads, self.core = False, None, None, None
+        self.private_threads = None
         self.dgemm = self.sgemm = None
         shared = self._shared_openblas()
         if shared is not None:
@@ -187,6 +191,7 @@ class PrivateBLAS:
             self.core = corename().decode()
         self._library = private  # keeps the copy loaded
         self.dgemm, self.sgemm, self.private = dgemm, sgemm, True
+        self.private_threads = get_threads
 
     def register(self):
         """Bind ``fastfnn_dgemm`` / ``fastfnn_sgemm`` for compiled code: the private copy's
