@@ -26,6 +26,7 @@ respects); ``private_threads()`` is the private copy's own (always 1), None with
 """
 
 import ctypes
+import hashlib
 import os
 import shutil
 import tempfile
@@ -86,27 +87,54 @@ def _cache_dir():
     return os.environ.get("FASTFNN_CACHE_DIR") or os.path.join(base, "fastfnn")
 
 
+def _identity(path, stat, sample=1 << 20):
+    """A name part for the library file at ``path``: its size and a digest of its first and
+    last ``sample`` bytes. The same library installed in several environments (the same wheel,
+    other modification times) gets the same name, so one copy serves them all."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        digest.update(f.read(sample))
+        f.seek(max(0, stat.st_size - sample))
+        digest.update(f.read(sample))
+    return f"{stat.st_size}-{digest.hexdigest()[:16]}"
+
+
+def _remove_old_copies(folder):
+    """Remove the copies an earlier version kept in ``folder`` (``openblas-<size>-<mtime>.so``:
+    one per environment, 25 MB each). A process that has one loaded keeps its mapping; best
+    effort."""
+    for name in os.listdir(folder):
+        if name.startswith("openblas-") and name.endswith(".so"):
+            try:
+                os.remove(os.path.join(folder, name))
+            except OSError:
+                pass
+
+
 def _private_copy(path):
     """The library at ``path`` loaded from a file of its own (a different file, so the dynamic
     loader gives it globals of its own), or None.
 
-    The copy is kept on disk in :func:`_cache_dir`, named after the original's size and
-    modification time: made once (written under a temporary name, then renamed), then shared
-    by every process through the page cache. Where that folder cannot be written, the copy is
-    an anonymous in-memory file of this process (``memfd_create``, Linux)."""
+    The copy is kept on disk in :func:`_cache_dir`, named after the original's contents
+    (:func:`_identity`): made once (written under a temporary name, then renamed), then shared
+    by every process, and every environment with the same library, through the page cache.
+    An earlier version's copies (:func:`_remove_old_copies`) are removed when a copy is made.
+    Where that folder cannot be written, the copy is an anonymous in-memory file of this
+    process (``memfd_create``, Linux)."""
     try:
         stat = os.stat(path)
         folder = _cache_dir()
         # Not named like a BLAS (libopenblas*, openblas*, ...): threadpoolctl would list the copy
         # and let any threadpool_limits(n, "blas") set its threads (n BLAS threads under each
         # of fastfnn's part threads: oversubscribed cores, a fit several times slower).
-        copy = os.path.join(folder, f"fastfnn-openblas-{stat.st_size}-{stat.st_mtime_ns}.so")
+        copy = os.path.join(folder, f"fastfnn-openblas-{_identity(path, stat)}.so")
         if not (os.path.exists(copy) and os.path.getsize(copy) == stat.st_size):
             os.makedirs(folder, exist_ok=True)
             with tempfile.NamedTemporaryFile(dir=folder, delete=False) as dst, \
                     open(path, "rb") as src:
                 shutil.copyfileobj(src, dst)
             os.replace(dst.name, copy)
+            _remove_old_copies(folder)
         return ctypes.CDLL(copy, mode=os.RTLD_LOCAL)
     except OSError:
         pass
