@@ -281,6 +281,65 @@ def test_pandas_series_target_and_float32_frame():
     assert est.predict(df).dtype == np.float32
 
 
+def test_fit_checks_plain_arrays_without_validate_data_and_all_else_with_it(monkeypatch):
+    """Plain float arrays skip ``validate_data`` in fit; every other input, and every input a
+    check rejects, still goes through it (and so gets scikit-learn's result or error)."""
+    import fastfnn._base
+
+    calls = []
+    real = fastfnn._base.validate_data
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fastfnn._base, "validate_data", counted)
+    X, y = data("reg")
+    Xc, yc = data("multiclass")
+
+    def n_calls(fit):
+        calls.clear()
+        fit()
+        return len(calls)
+
+    plain = [
+        lambda: make("reg", solver="sgd").fit(X, y),
+        lambda: make("reg", solver="sgd").fit(X.astype(np.float32), y.astype(np.float32)),
+        lambda: make("reg", solver="sgd").fit(np.asfortranarray(X), np.c_[y, -y]),
+        lambda: make("multiclass", solver="sgd").fit(Xc, yc),
+        lambda: make("reg", solver="sgd").fit(X, y).partial_fit(X, y),
+    ]
+    for fit in plain:
+        assert n_calls(fit) == 0
+    others = [
+        lambda: make("reg", solver="sgd").fit(X.tolist(), y),  # a list
+        lambda: make("reg", solver="sgd").fit(X.astype(np.float16), y),  # converted
+        lambda: make("multiclass", solver="sgd").fit(Xc, yc.astype(str)),  # string labels
+        lambda: make("reg", solver="sgd").fit(pd.DataFrame(X, columns=list("abcd")), y),
+    ]
+    for fit in others:
+        assert n_calls(fit) == 1
+    bad = [
+        (np.where(np.arange(X.size).reshape(X.shape) == 5, np.nan, X), y, "NaN"),
+        (X, np.r_[np.inf, y[1:]], "infinity"),
+        (X, y[:-1], "inconsistent numbers of samples"),
+        (X[:0], y[:0], "0 sample"),
+        (X[:, :0], y, "0 feature"),
+    ]
+    for X_bad, y_bad, message in bad:
+        with pytest.raises(ValueError, match=message):
+            n_calls(lambda: make("reg", solver="sgd").fit(X_bad, y_bad))
+        assert len(calls) == 1
+    est = make("reg", solver="sgd").fit(X, y)
+    with pytest.raises(ValueError, match="features"):
+        n_calls(lambda: est.partial_fit(X[:, :3], y))
+    assert len(calls) == 1
+    # a refit with an array drops the names a DataFrame fit set, as scikit-learn does
+    est = make("reg", solver="sgd").fit(pd.DataFrame(X, columns=list("abcd")), y)
+    assert n_calls(lambda: est.fit(X, y)) == 1
+    assert not hasattr(est, "feature_names_in_") and est.n_features_in_ == 4
+
+
 # ---- predict dtype and layouts ----------------------------------------------------------------
 
 

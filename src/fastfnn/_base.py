@@ -36,6 +36,31 @@ _CALLBACK_ATTRIBUTES = ("_callback_fit_ctx", "_skl_callbacks_to_teardown", "_par
                         "_skl_callbacks")
 
 
+def _finite(a):
+    """Whether the float array ``a`` holds no NaN or infinity (its sum first: no temporary
+    array unless the sum overflows)."""
+    return bool(np.isfinite(a.sum()) or np.isfinite(a).all())
+
+
+def _plain_training_arrays(estimator, X, y, reset):
+    """Whether (X, y) pass ``validate_data``'s checks for ``fit`` as they are: X a float64 /
+    float32 ndarray (n, n_features), n and n_features >= 1, finite; y a numeric ndarray (n,)
+    or (n, k >= 1), finite where float; an estimator fitted without feature names, with X's
+    feature count unless ``reset``."""
+    if type(X) is not np.ndarray or type(y) is not np.ndarray:
+        return False
+    if X.ndim != 2 or X.dtype not in (np.float64, np.float32) or 0 in X.shape:
+        return False
+    if y.ndim not in (1, 2) or y.shape[0] != X.shape[0] or 0 in y.shape or \
+            y.dtype.kind not in "biuf":
+        return False
+    fitted = estimator.__dict__
+    if "feature_names_in_" in fitted or \
+            (not reset and fitted.get("n_features_in_") != X.shape[1]):
+        return False
+    return _finite(X) and (y.dtype.kind != "f" or _finite(y))
+
+
 @contextmanager
 def rollback_on_error(estimator):
     """Restore the estimator's attributes if the block raises (nothing is half-updated).
@@ -101,6 +126,24 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
     def _validate_input(self, X, y, incremental, reset):
         """Validated ``(X, Y)``: X float32/float64, Y the encoded targets (n,) or (n, k)."""
         raise NotImplementedError
+
+    def _check_fit_data(self, X, y, reset, y_numeric=False):
+        """``validate_data(self, X, y, ...)`` as scikit-learn's MLP calls it in ``fit``: X a
+        float64/float32 array or CSR/CSC matrix, y (n,) or (n, k); sets ``n_features_in_``
+        where ``reset``.
+
+        Plain float arrays (the common case) take a shortcut that makes the same checks
+        (2-D, at least one row and one column, finite, as many targets as rows, numeric y,
+        the fitted feature count) without ``validate_data``'s dataframe machinery (about 1 ms
+        of a fit); anything else, including every input a check rejects, goes through
+        ``validate_data``, which gives scikit-learn's result or error.
+        """
+        if _plain_training_arrays(self, X, y, reset):
+            if reset:
+                self.n_features_in_ = X.shape[1]
+            return X, y
+        return validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             y_numeric=y_numeric, dtype=(np.float64, np.float32), reset=reset)
 
     def _weighted(self, Y, sample_weight, incremental):
         """The sample weights training uses (the classifier multiplies in ``class_weight``)."""

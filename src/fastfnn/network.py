@@ -85,10 +85,17 @@ def training_bytes(sizes, dtype, n_samples, batch_rows, stochastic):
     return np.dtype(dtype).itemsize * (vectors * n_params + rows * per_row)
 
 
+# Below this much a fit does not read the available memory (a file read on every fit): any
+# machine that runs Python with NumPy and Numba has it.
+SURELY_AVAILABLE = 64 * 2**20
+
+
 def check_memory(sizes, dtype, n_samples, batch_rows, stochastic):
     """MemoryError, before anything is allocated, where a fit needs more memory than is
     available, saying how much it needs."""
     need = training_bytes(sizes, dtype, n_samples, batch_rows, stochastic)
+    if need < SURELY_AVAILABLE:
+        return
     have = available_memory()
     if have is not None and need > have:
         raise MemoryError(
