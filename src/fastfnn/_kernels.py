@@ -57,7 +57,9 @@ from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange, types
-from numba.extending import overload
+from numba.core.imputils import impl_ret_borrowed
+from numba.extending import intrinsic, overload
+from numba.np.arrayobj import populate_array
 
 from . import _blas
 
@@ -462,13 +464,44 @@ def n_weights(sizes):
     return n
 
 
+@intrinsic
+def _rows_view(typingctx, buf, offset, rows, cols):
+    """The (rows, cols) C-contiguous view of a 1-D C-contiguous ``buf`` that starts at element
+    ``offset``, unchecked (:func:`rows_view` checks). Built directly: ``reshape`` searches
+    strides in a C helper, about 30 ns a view, a dozen views a batch."""
+    if not (isinstance(buf, types.Array) and buf.ndim == 1 and buf.layout == "C"):
+        return None
+    view_type = buf.copy(ndim=2, layout="C")
+
+    def codegen(context, builder, sig, args):
+        src = context.make_array(sig.args[0])(context, builder, args[0])
+        off, m, k = (context.cast(builder, value, ty, types.intp)
+                     for value, ty in zip(args[1:], sig.args[1:]))
+        view = context.make_array(view_type)(context, builder)
+        populate_array(view, data=builder.gep(src.data, [off]), shape=[m, k],
+                       strides=[builder.mul(k, src.itemsize), src.itemsize],
+                       itemsize=src.itemsize, meminfo=src.meminfo, parent=src.parent)
+        return impl_ret_borrowed(context, builder, view_type, view._getvalue())
+
+    return view_type(buf, offset, rows, cols), codegen
+
+
+@jit_inline
+def rows_view(buf, offset, rows, cols):
+    """``buf[offset : offset + rows * cols].reshape((rows, cols))`` for a 1-D C-contiguous
+    buf; IndexError where that range is not inside buf."""
+    if offset < 0 or rows < 0 or cols < 0 or offset + rows * cols > buf.shape[0]:
+        raise IndexError("view outside its buffer")
+    return _rows_view(buf, offset, rows, cols)
+
+
 @jit_inline
 def w_view(theta, sizes, i):
     """W[i] (sizes[i], sizes[i+1]) inside the flat parameter vector."""
     off = 0
     for l in range(i):
         off += sizes[l] * sizes[l + 1]
-    return theta[off : off + sizes[i] * sizes[i + 1]].reshape((sizes[i], sizes[i + 1]))
+    return rows_view(theta, off, sizes[i], sizes[i + 1])
 
 
 @jit_inline
@@ -486,7 +519,7 @@ def layer_view(buf, units, m, i):
     off = 0
     for l in range(i):
         off += m * units[l]
-    return buf[off : off + m * units[i]].reshape((m, units[i]))
+    return rows_view(buf, off, m, units[i])
 
 
 @jit_inline
@@ -684,7 +717,7 @@ def load_batch_(A_buf, Y_buf, sw_buf, data, sizes, start, m):
     """Writes A[0] of ``A_buf`` and the target and weight buffers with rows
     ``order[start:start+m]``; returns the batch's views Y_b (m, n_outputs) and sw_b (m,)."""
     n_out = data.Y.shape[1]
-    Y_b = Y_buf[: m * n_out].reshape((m, n_out))
+    Y_b = rows_view(Y_buf, 0, m, n_out)
     sw_b = sw_buf[:m]
     gather_rows_(layer_view(A_buf, sizes, m, 0), Y_b, sw_b, data, start)
     return Y_b, sw_b
@@ -1039,7 +1072,7 @@ def forward_layers_(out, X, Ws, bs, hidden_act, out_act, buf):
         if i == L - 1:
             A_next = out
         else:
-            A_next = buf[(i % 2) * half: (i % 2) * half + m * fan_out].reshape((m, fan_out))
+            A_next = rows_view(buf, (i % 2) * half, m, fan_out)
         matmul_(A_next, A_prev, Ws[i])
         bias_act_(A_next, bs[i], out_act if i == L - 1 else hidden_act)
         A_prev = A_next
