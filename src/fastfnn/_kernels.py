@@ -524,11 +524,10 @@ def layer_view(buf, units, m, i):
 
 @jit_inline
 def zero_(x):
-    """Writes x: all zeros. A loop, not ``x[:] = 0``: inside a parallel loop an array
+    """Writes x (n,): all zeros. A loop, not ``x[:] = 0``: inside a parallel loop an array
     expression becomes a nested parallel loop of its own, which Numba does not run as written."""
-    flat = x.reshape(x.size)  # C-contiguous: a view
-    for j in range(flat.shape[0]):
-        flat[j] = 0
+    for j in range(x.shape[0]):
+        x[j] = 0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -569,7 +568,9 @@ def matmul_tn_(out, A, B):
     if n > THIN:
         gemm_(out, A, B, True, False)
         return
-    zero_(out)
+    for p in range(k):
+        for j in range(n):
+            out[p, j] = 0
     for i in range(m):
         for j in range(n):
             b = B[i, j]
