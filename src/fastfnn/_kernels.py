@@ -56,7 +56,9 @@ import math
 from typing import NamedTuple
 
 import numpy as np
+from llvmlite import ir
 from numba import njit, prange, types
+from numba.core import cgutils
 from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic, overload
 from numba.np.arrayobj import populate_array
@@ -713,6 +715,41 @@ def gather_rows_(A0, Y_b, sw_b, data, start):
             sw_b[r] = sw[src]
 
 
+@intrinsic
+def _prefetch(typingctx, address):
+    """Asks the CPU to start loading the cache line at ``address`` (an integer) into its caches
+    (LLVM's prefetch: for reading, kept in every level). A hint: it never faults and changes no
+    result."""
+
+    def codegen(context, builder, sig, args):
+        byte_ptr = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [byte_ptr, i32, i32, i32]),
+            "llvm.prefetch.p0")
+        builder.call(fn, [builder.inttoptr(args[0], byte_ptr), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.void(types.uintp), codegen
+
+
+@jit_inline
+def prefetch_rows(data, start, m):
+    """Starts loading rows ``order[start:start+m]`` of X and Y (dense X) into the caches, a batch
+    ahead of the gather that reads them: a shuffled epoch's rows are scattered through memory,
+    and without this each row's loads wait for it (about a fifth of the tiny network's time)."""
+    if data.is_sparse:
+        return
+    X, Y = data.X, data.Y
+    x_row, y_row = X.strides[0], Y.strides[0]
+    for r in range(m):
+        src = data.order[start + r]
+        first = X.ctypes.data + src * x_row
+        _prefetch(first)
+        _prefetch(first + x_row - 1)  # the row's last line (rows straddle lines)
+        _prefetch(Y.ctypes.data + src * y_row)
+
+
 @jit
 def load_batch_(A_buf, Y_buf, sw_buf, data, sizes, start, m):
     """Writes A[0] of ``A_buf`` and the target and weight buffers with rows
@@ -993,6 +1030,8 @@ def run_batches_(params, rule, work, data, model, first_batch, last_batch, batch
     data_sum = penalty_sum = 0.0
     for k in range(first_batch, last_batch):
         start, m = batch_rows(k, batch_size, data.order.shape[0])
+        next_start, next_m = batch_rows(k + 1, batch_size, data.order.shape[0])
+        prefetch_rows(data, next_start, next_m)
         all_parts_(params, work, data, model, start, m)
         value, penalty = apply_batch_(params, rule, work, model, m)
         data_sum += value
@@ -1009,6 +1048,8 @@ def run_batches_parallel_(params, rule, work, data, model, first_batch, last_bat
     data_sum = penalty_sum = 0.0
     for k in range(first_batch, last_batch):
         start, m = batch_rows(k, batch_size, data.order.shape[0])
+        next_start, next_m = batch_rows(k + 1, batch_size, data.order.shape[0])
+        prefetch_rows(data, next_start, next_m)
         parts_parallel_(params, work, data, model, start, m)
         value, penalty = apply_batch_(params, rule, work, model, m)
         data_sum += value
