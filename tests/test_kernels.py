@@ -288,3 +288,36 @@ def test_poisson_loss_at_zero_mean_equals_twin(dtype):
     want = losses.reference_loss_value(A, Y, None, "poisson")
     assert want == np.inf
     assert losses.loss_value(A, Y, None, "poisson") == want
+
+
+# ---- views of the flat buffers ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_layer_views_are_numpys_reshaped_slices(dtype):
+    """The kernels' layer views (built without reshape) are NumPy's slice-and-reshape of the
+    buffer: the same elements, shape and strides, and writes reach the buffer."""
+    from fastfnn import _kernels as K
+
+    units = np.array([3, 5, 2], np.int64)
+    m = 4
+    buf = np.arange(m * units.sum(), dtype=dtype)
+    offset = 0
+    for i, k in enumerate(units):
+        view = K.layer_view(buf, units, m, i)
+        expected = buf[offset:offset + m * k].reshape(m, k)
+        assert view.shape == expected.shape and view.strides == expected.strides
+        np.testing.assert_array_equal(view, expected)
+        assert np.shares_memory(view, buf)
+        offset += m * k
+    K.layer_view(buf, units, m, 1)[0, 0] = -1
+    assert buf[m * units[0]] == -1
+
+
+@pytest.mark.parametrize("rows, units", [(5, [3, 5, 2]), (4, [3, 5, 3])])
+def test_a_view_past_its_buffer_is_an_error_not_a_read_out_of_bounds(rows, units):
+    from fastfnn import _kernels as K
+
+    buf = np.zeros(4 * 10)  # holds 4 rows of layers of 3, 5 and 2 units
+    with pytest.raises(IndexError, match="outside its buffer"):
+        K.layer_view(buf, np.array(units, np.int64), rows, 2)

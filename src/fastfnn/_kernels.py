@@ -488,12 +488,19 @@ def _rows_view(typingctx, buf, offset, rows, cols):
     return view_type(buf, offset, rows, cols), codegen
 
 
+@jit
+def check_view(size, offset, rows, cols):
+    """IndexError unless ``[offset, offset + rows * cols)`` lies inside ``[0, size)``. Called,
+    not inlined: a raise written inside a ``prange`` body stops Numba running it in parallel."""
+    if offset < 0 or rows < 0 or cols < 0 or offset + rows * cols > size:
+        raise IndexError("view outside its buffer")
+
+
 @jit_inline
 def rows_view(buf, offset, rows, cols):
     """``buf[offset : offset + rows * cols].reshape((rows, cols))`` for a 1-D C-contiguous
     buf; IndexError where that range is not inside buf."""
-    if offset < 0 or rows < 0 or cols < 0 or offset + rows * cols > buf.shape[0]:
-        raise IndexError("view outside its buffer")
+    check_view(buf.shape[0], offset, rows, cols)
     return _rows_view(buf, offset, rows, cols)
 
 
