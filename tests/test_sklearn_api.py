@@ -311,6 +311,17 @@ def test_fit_checks_plain_arrays_without_validate_data_and_all_else_with_it(monk
     ]
     for fit in plain:
         assert n_calls(fit) == 0
+    # what the shortcut returns is what validate_data returns, on a twin estimator
+    for X_in, y_in in [(X, y), (np.asfortranarray(X.astype(np.float32)), np.c_[y, -y]),
+                       (Xc, yc)]:
+        est, twin = make("reg"), make("reg")
+        got = est._check_fit_data(X_in, y_in, reset=True, y_numeric=True)
+        want = real(twin, X_in, y_in, accept_sparse=["csr", "csc"], multi_output=True,
+                    y_numeric=True, dtype=(np.float64, np.float32), reset=True)
+        for a, b in zip(got, want):
+            assert a.dtype == b.dtype and a.flags.c_contiguous == b.flags.c_contiguous
+            np.testing.assert_array_equal(a, b)
+        assert est.n_features_in_ == twin.n_features_in_
     others = [
         lambda: make("reg", solver="sgd").fit(X.tolist(), y),  # a list
         lambda: make("reg", solver="sgd").fit(X.astype(np.float16), y),  # converted

@@ -67,7 +67,7 @@ def precompile(dtypes=("float64",)):
     Returns
     -------
     seconds : float
-        Wall time taken: about 70-80 s per dtype on 2 cores with an empty cache, a second or
+        Wall time taken: about 70-100 s per dtype on 2 cores with an empty cache, a second or
         two when it was already filled.
     """
     start = time.perf_counter()
