@@ -22,6 +22,7 @@ purpose, where it belongs. Import cycles between modules fail as well.
     trainer, _callbacks, fitstate
     optimizers, network
     _threads, _validation     (thread policy: parts, chunks; the registries' names)
+    _tuning                   the kernel choices timed on this machine, cached on disk
     losses                    (uses the activation registry)
     activations, _version
     _kernels                  the compiled code: imports only the BLAS it calls
@@ -51,6 +52,7 @@ LAYERS = [
     ["trainer", "_callbacks", "fitstate"],
     ["optimizers", "network"],
     ["_threads", "_validation"],
+    ["_tuning"],
     ["losses"],
     ["activations", "_version"],
     ["_kernels"],

@@ -1,11 +1,17 @@
 """The compiled matrix products of ``_kernels`` against NumPy's ``@``, on every code path.
 
-``matmul_(out, A, B)`` writes ``A @ B``, ``matmul_nt_(out, A, B)`` writes ``A @ B.T`` and
-``matmul_tn_(out, A, B)`` writes ``A.T @ B``. Each picks one of two code paths:
+``matmul_(out, A, B, limit)`` writes ``A @ B``, ``matmul_nt_(out, A, B, limit, scratch)``
+writes ``A @ B.T`` and ``matmul_tn_(out, A, B, limit)`` writes ``A.T @ B``. Each picks one of
+three code paths:
 
 * ``thin``: a plain loop, when the dimension the kernel tests is at most ``THIN``;
+* ``tile``: the tile kernel (registers, LLVM vectors), when the output's columns are a whole
+  number of vectors and the layer's weights are at most ``limit`` (for ``matmul_nt_``: and
+  ``scratch`` holds W.T);
 * ``blas``: the private BLAS's gemm (``_kernels.gemm_``), with the operand transposed as the
   product needs.
+
+Every shape runs with ``limit`` 0 (never the tile kernel) and unlimited (wherever it can).
 
 Shapes are taken on both sides of the threshold (read from the module, so the tests follow it),
 with sizes from 1 row up to products BLAS blocks (several hundred). Oracle: NumPy's ``@`` in
@@ -20,21 +26,33 @@ from fastfnn import _kernels as K
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 KERNELS = ["matmul_", "matmul_nt_", "matmul_tn_"]
-THIN, BLAS = "thin", "blas"
+THIN, TILE, BLAS = "thin", "tile", "blas"
+UNLIMITED = 2**62
+LIMITS = [0, UNLIMITED]
 
-# Output rows / columns: around THIN and around the SIMD widths.
-ROWS_COLS = sorted({1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 17, K.THIN, K.THIN + 1})
+# Output rows / columns: around THIN, the tile heights (6, 4, 2, 1) and the vector widths.
+WIDTH = K.VECTOR_BYTES // 8  # float64 elements a vector
+ROWS_COLS = sorted({1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 16, 17, 24, 32, K.THIN, K.THIN + 1,
+                    WIDTH, 2 * WIDTH, 3 * WIDTH, 4 * WIDTH})
 # Contraction lengths: around THIN and longer.
 CONTRACTIONS = sorted({1, K.THIN, K.THIN + 1, 15, 16, 17, 35})
 # Larger products (BLAS packs and blocks them).
-LARGE_SHAPES = [(64, 64, 64), (129, 64, 17), (300, 257, 3), (1, 300, 200), (200, 300, 1)]
+LARGE_SHAPES = [(64, 64, 64), (129, 64, 17), (300, 257, 3), (1, 300, 200), (200, 300, 1),
+                (67, 96, 160), (200, 256, 64)]
 
 
-def code_path(kernel, m, k, n):
+def code_path(kernel, m, k, n, limit, dtype=np.float64):
     """The path a product of output (m, n) and contraction k takes, by the kernels' own rule."""
-    if kernel == "matmul_nt_":  # thin when the dot products are short
-        return THIN if k <= K.THIN else BLAS
-    return THIN if n <= K.THIN else BLAS  # matmul_, matmul_tn_: thin when B has few columns
+    width = K.VECTOR_BYTES // np.dtype(dtype).itemsize
+    if kernel == "matmul_nt_":  # thin when the dot products are short; W (n, k)
+        thin, weights = k <= K.THIN, n * k
+    elif kernel == "matmul_tn_":  # W (m, n)
+        thin, weights = n <= K.THIN, m * n
+    else:  # thin when B has few columns; W (k, n)
+        thin, weights = n <= K.THIN, k * n
+    if thin:
+        return THIN
+    return TILE if n % width == 0 and weights <= limit else BLAS
 
 
 def operands(kernel, dtype, m, k, n, seed):
@@ -54,39 +72,84 @@ def operands(kernel, dtype, m, k, n, seed):
     return args, ref, scale
 
 
-def run_kernel(kernel, dtype, m, k, n, seed=0):
+def call(kernel, out, A, B, limit, dtype):
+    """The kernel with its limit (and, for matmul_nt_, a scratch just big enough for W.T)."""
+    if kernel == "matmul_nt_":
+        K.matmul_nt_(out, A, B, limit, np.full(B.size, np.nan, dtype))
+    else:
+        getattr(K, kernel)(out, A, B, limit)
+
+
+def run_kernel(kernel, dtype, m, k, n, limit, seed=0):
     """Call the kernel into a NaN-filled ``out`` (so an unwritten entry shows) and compare."""
     (A, B), ref, scale = operands(kernel, dtype, m, k, n, seed)
     out = np.full((m, n), np.nan, dtype)
-    getattr(K, kernel)(out, A, B)
-    tol = 4 * k * np.finfo(dtype).eps
+    call(kernel, out, A, B, limit, dtype)
+    tol = 4 * max(k, 1) * np.finfo(dtype).eps
     np.testing.assert_allclose(
         out, ref, rtol=tol, atol=tol * scale.max(),
         err_msg=f"{kernel} {np.dtype(dtype).name} out {(m, n)}, contraction {k}, "
-                f"path {code_path(kernel, m, k, n)}")
+                f"path {code_path(kernel, m, k, n, limit, dtype)}")
 
 
+@pytest.mark.parametrize("limit", LIMITS, ids=["gemm", "tile"])
 @pytest.mark.parametrize("k", CONTRACTIONS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kernel", KERNELS)
-def test_product_grid(kernel, dtype, k):
+def test_product_grid(kernel, dtype, k, limit):
     """Every (rows, cols) of the grid for one contraction length."""
     for m in ROWS_COLS:
         for n in ROWS_COLS:
-            run_kernel(kernel, DTYPES[dtype], m, k, n, seed=m * 1000 + n)
+            run_kernel(kernel, DTYPES[dtype], m, k, n, limit, seed=m * 1000 + n)
 
 
+@pytest.mark.parametrize("limit", LIMITS, ids=["gemm", "tile"])
 @pytest.mark.parametrize("m,k,n", LARGE_SHAPES, ids=lambda v: str(v))
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kernel", KERNELS)
-def test_product_large(kernel, dtype, m, k, n):
-    run_kernel(kernel, DTYPES[dtype], m, k, n)
+def test_product_large(kernel, dtype, m, k, n, limit):
+    run_kernel(kernel, DTYPES[dtype], m, k, n, limit)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kernel", KERNELS)
-def test_shapes_cover_every_path(kernel):
+def test_shapes_cover_every_path(kernel, dtype):
     shapes = [(m, k, n) for k in CONTRACTIONS for m in ROWS_COLS for n in ROWS_COLS]
-    assert {code_path(kernel, *s) for s in shapes + LARGE_SHAPES} == {THIN, BLAS}
+    paths = {code_path(kernel, *s, limit, DTYPES[dtype])
+             for s in shapes + LARGE_SHAPES for limit in LIMITS}
+    assert paths == {THIN, TILE, BLAS}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_the_limit_counts_the_layers_weights(kernel, dtype):
+    """A limit just below a layer's weights sends it to gemm, at it to the tile kernel; both
+    give the product (up to rounding)."""
+    dtype = DTYPES[dtype]
+    m, k, n = 10, 24, 32
+    weights = {"matmul_": k * n, "matmul_tn_": m * n, "matmul_nt_": n * k}[kernel]
+    assert code_path(kernel, m, k, n, weights - 1, dtype) == BLAS
+    assert code_path(kernel, m, k, n, weights, dtype) == TILE
+    run_kernel(kernel, dtype, m, k, n, weights - 1)
+    run_kernel(kernel, dtype, m, k, n, weights)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_rows_tile_result_does_not_depend_on_the_rows_beside_it(dtype):
+    """The tile kernel sums entry (r, j) over t in order whatever tile holds the row (6, 4, 2
+    or 1 rows; 2 vectors or 1): each row computed alone gives the bits it gets among 13.
+    Oracle: the same kernel on one row (predictions must not depend on their chunk)."""
+    dtype = DTYPES[dtype]
+    rng = np.random.default_rng(3)
+    width = K.VECTOR_BYTES // np.dtype(dtype).itemsize
+    m, k, n = 13, 9, 3 * width
+    A, B = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
+    out = np.empty((m, n), dtype)
+    K.matmul_(out, A, B, UNLIMITED)
+    for r in range(m):
+        one = np.empty((1, n), dtype)
+        K.matmul_(one, A[r:r + 1], B, UNLIMITED)
+        np.testing.assert_array_equal(one[0], out[r])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -97,6 +160,6 @@ def test_gemm_writes_only_its_output(dtype):
     A, B = rng.standard_normal((7, 5)).astype(dtype), rng.standard_normal((5, 9)).astype(dtype)
     buf = np.full(7 * 9 + 6, -7.0, dtype)
     out = buf[3: 3 + 63].reshape(7, 9)
-    K.matmul_(out, A, B)
+    K.matmul_(out, A, B, 0)
     assert np.all(buf[:3] == -7.0) and np.all(buf[66:] == -7.0)
     np.testing.assert_allclose(out, A.astype(np.float64) @ B, rtol=1e-5, atol=1e-5)

@@ -108,6 +108,175 @@ def gemm_(out, A, B, trans_a, trans_b):
                     B.ctypes.data, ldb, np.float32(0.0), out.ctypes.data, N)
 
 
+# ----------------------------------------------------------------------------------------------
+# The tile kernel: small products in registers (LLVM vector types), for the layers of small
+# networks, where a gemm call's fixed costs (checks, packing) outweigh its arithmetic.
+# ----------------------------------------------------------------------------------------------
+
+
+def _vector_bytes():
+    """The width of the host CPU's SIMD registers in bytes (64 with AVX-512, 32 with AVX, else
+    16), as LLVM sees it. Numba compiles for the host and keys its cache by the CPU and its
+    features, so code built with this width runs only where it was built."""
+    import llvmlite.binding as llvm
+
+    features = llvm.get_host_cpu_features()
+    if features.get("avx512f", False):
+        return 64
+    return 32 if features.get("avx", False) else 16
+
+
+VECTOR_BYTES = _vector_bytes()
+TILE_ROWS = (6, 4, 2, 1)  # rows of a tile: 6 x 2 vectors = 12 accumulators, < 16 registers
+
+
+def _tile_kernel(rows, vectors):
+    """An intrinsic ``tile(C, c_off, ldc, A, a_off, sa_r, sa_t, B, b_off, ldb, n_t)`` that writes
+    one (rows, vectors * W) tile of C (W = VECTOR_BYTES / itemsize elements a vector):
+
+        C[c_off + r*ldc + j] = sum_{t < n_t} A[a_off + r*sa_r + t*sa_t] * B[b_off + t*ldb + j]
+
+    for r < rows, j < vectors * W, the arrays read through their data pointers as flat
+    (elements; A's strides are free, B's and C's rows contiguous). The tile's sums stay in
+    registers across the t loop: per t, one broadcast of A[r, t] per row and one vector load
+    of B per vector, then a fused multiply-add per accumulator. Unchecked: the caller
+    guarantees every index is inside its array."""
+
+    @intrinsic
+    def tile(typingctx, C, c_off, ldc, A, a_off, sa_r, sa_t, B, b_off, ldb, n_t):
+        arrays, ints = (C, A, B), (c_off, ldc, a_off, sa_r, sa_t, b_off, ldb, n_t)
+        if not (all(isinstance(a, types.Array) and a.dtype in (types.float32, types.float64)
+                    and a.dtype == C.dtype for a in arrays)
+                and all(isinstance(i, types.Integer) for i in ints)):
+            return None
+
+        def codegen(context, builder, sig, args):
+            fty = context.get_value_type(sig.args[0].dtype)
+            size = context.get_abi_sizeof(fty)
+            width = VECTOR_BYTES // size
+            vty = ir.VectorType(fty, width)
+            i64 = ir.IntType(64)
+            c_ptr, a_ptr, b_ptr = (context.make_array(sig.args[k])(context, builder, args[k]).data
+                                   for k in (0, 3, 7))
+            c_off, ldc, a_off, sa_r, sa_t, b_off, ldb, n_t = (
+                context.cast(builder, args[k], sig.args[k], types.int64)
+                for k in (1, 2, 4, 5, 6, 8, 9, 10))
+            fma = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(vty, [vty, vty, vty]),
+                f"llvm.fma.v{width}f{8 * size}")
+
+            def vector_at(row_ptr, v):  # the v-th vector of a row, unaligned
+                return builder.bitcast(builder.gep(row_ptr, [i64(v * width)]), vty.as_pointer())
+
+            acc = [[cgutils.alloca_once_value(builder, ir.Constant(vty, [0.0] * width))
+                    for _ in range(vectors)] for _ in range(rows)]
+            undef = ir.Constant(vty, ir.Undefined)
+            splat = ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width)
+            with cgutils.for_range(builder, n_t) as loop:
+                t = loop.index
+                b_row = builder.gep(b_ptr, [builder.add(b_off, builder.mul(t, ldb))])
+                b = [builder.load(vector_at(b_row, v), align=size) for v in range(vectors)]
+                a_t = builder.add(a_off, builder.mul(t, sa_t))
+                for r in range(rows):
+                    a_rt = builder.gep(a_ptr, [builder.add(a_t, builder.mul(i64(r), sa_r))])
+                    a = builder.insert_element(undef, builder.load(a_rt), ir.IntType(32)(0))
+                    a = builder.shuffle_vector(a, undef, splat)
+                    for v in range(vectors):
+                        builder.store(builder.call(fma, [a, b[v], builder.load(acc[r][v])]),
+                                      acc[r][v])
+            for r in range(rows):
+                c_row = builder.gep(c_ptr, [builder.add(c_off, builder.mul(i64(r), ldc))])
+                for v in range(vectors):
+                    builder.store(builder.load(acc[r][v]), vector_at(c_row, v), align=size)
+            return context.get_dummy_value()
+
+        return types.void(C, c_off, ldc, A, a_off, sa_r, sa_t, B, b_off, ldb, n_t), codegen
+
+    return tile
+
+
+_TILE_6x2, _TILE_4x2, _TILE_2x2, _TILE_1x2 = (_tile_kernel(r, 2) for r in TILE_ROWS)
+_TILE_6x1, _TILE_4x1, _TILE_2x1, _TILE_1x1 = (_tile_kernel(r, 1) for r in TILE_ROWS)
+
+
+@jit_inline
+def tile_block_(out, i, j, rows, wide, A, sa_r, sa_t, B):
+    """Writes ``out[i:i+rows, j:j+width]`` (width: 2 vectors if ``wide``, else 1) of
+    ``out = Â @ B``, Â(r, t) = A.flat[r * sa_r + t * sa_t] (see :func:`tile_gemm_`)."""
+    ldc, ldb, n_t = out.shape[1], B.shape[1], B.shape[0]
+    c, a = i * ldc + j, i * sa_r
+    if wide:
+        if rows == 6:
+            _TILE_6x2(out, c, ldc, A, a, sa_r, sa_t, B, j, ldb, n_t)
+        elif rows == 4:
+            _TILE_4x2(out, c, ldc, A, a, sa_r, sa_t, B, j, ldb, n_t)
+        elif rows == 2:
+            _TILE_2x2(out, c, ldc, A, a, sa_r, sa_t, B, j, ldb, n_t)
+        else:
+            _TILE_1x2(out, c, ldc, A, a, sa_r, sa_t, B, j, ldb, n_t)
+    elif rows == 6:
+        _TILE_6x1(out, c, ldc, A, a, sa_r, sa_t, B, j, ldb, n_t)
+    elif rows == 4:
+        _TILE_4x1(out, c, ldc, A, a, sa_r, sa_t, B, j, ldb, n_t)
+    elif rows == 2:
+        _TILE_2x1(out, c, ldc, A, a, sa_r, sa_t, B, j, ldb, n_t)
+    else:
+        _TILE_1x1(out, c, ldc, A, a, sa_r, sa_t, B, j, ldb, n_t)
+
+
+@jit
+def tile_gemm_(out, A, sa_r, sa_t, B):
+    """Writes ``out`` (M, N) = Â @ B with the tile kernel: Â (M, n_t) read from A with element
+    strides ``(sa_r, sa_t)`` (A @ W: (k, 1); A.T @ D: (1, A's row length)), B (n_t, N) and out
+    C-contiguous, N a multiple of the vector width (:func:`tiles`). Tiles of 6, 4, 2 or 1 rows
+    by 2 vectors, then 1 vector for the last columns; each sums its n_t products in order."""
+    M, N = out.shape
+    width = VECTOR_BYTES // out.itemsize
+    j = 0
+    while j < N:
+        wide = j + 2 * width <= N
+        i = 0
+        while i < M:
+            left = M - i
+            rows = 6 if left >= 6 else (4 if left >= 4 else (2 if left >= 2 else 1))
+            tile_block_(out, i, j, rows, wide, A, sa_r, sa_t, B)
+            i += rows
+        j += 2 * width if wide else width
+
+
+@jit_inline
+def tiles(out, weights, limit):
+    """Whether a layer's product into ``out`` (., n) takes the tile kernel: n a whole number
+    of vectors and the layer's ``weights = fan_in * fan_out <= limit`` (the measured crossover
+    with gemm for this machine, dtype and product, ``Model.tile_*``; 0: never). The row count
+    plays no part, so a row's result never depends on the rows computed with it."""
+    return out.shape[1] % (VECTOR_BYTES // out.itemsize) == 0 and weights <= limit
+
+
+@jit
+def transpose_(out, B):
+    """Writes ``out`` (n, k) = B.T for B (k, n), both C-contiguous (row by row of out: a
+    64 x 64 layer in about 2 us; blocked loops with bounds ran 2-4x slower)."""
+    k, n = B.shape
+    for t in range(n):
+        for j in range(k):
+            out[t, j] = B[j, t]
+
+
+@jit
+def time_products_(out, A, B, scratch, product, limit, repeats):
+    """Runs one layer product ``repeats`` times, as training runs it: ``product`` 0: out = A @ B
+    (:func:`matmul_`), 1: out = A.T @ B (:func:`matmul_tn_`), 2: out = A @ B.T
+    (:func:`matmul_nt_`), with the tile limit ``limit`` (0: gemm). For timing the kernels."""
+    for _ in range(repeats):
+        if product == 0:
+            matmul_(out, A, B, limit)
+        elif product == 1:
+            matmul_tn_(out, A, B, limit)
+        else:
+            matmul_nt_(out, A, B, limit, scratch)
+
+
 # Activation codes (activations.py maps names to these).
 IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP = 0, 1, 2, 3, 4, 5
 LEAKY_RELU, ELU, SOFTPLUS, GELU, SILU = 6, 7, 8, 9, 10
@@ -157,7 +326,9 @@ class Workspace(NamedTuple):
 
     A (P, rows * sum(sizes)): A[0..L]; D (P, rows * sum(sizes[1:])): D[0..L-1]; Z: the
     hidden layers' z laid out as D where the activation needs it (Model.keeps_z), else (P, 0);
-    Y (P, rows * n_outputs) and sw (P, rows): the part's targets and weights; part_grads (P - 1, n_params): gradient sums of parts 1..P-1
+    WT (P, size): room for the largest W[i].T the tile kernel's delta products take (size 0
+    where none does); Y (P, rows * n_outputs) and sw (P, rows): the part's targets and
+    weights; part_grads (P - 1, n_params): gradient sums of parts 1..P-1
     (part 0 sums into Params.grad); part_loss, part_weight (P,) float64: each part's loss and
     weight sums; layer_sq (L,) float64 and n_updates (1,) int64: the sums of each layer's
     squared gradient norm over the updates made, and their number (gradient norms per epoch).
@@ -166,6 +337,7 @@ class Workspace(NamedTuple):
     A: np.ndarray
     D: np.ndarray
     Z: np.ndarray
+    WT: np.ndarray
     Y: np.ndarray
     sw: np.ndarray
     part_grads: np.ndarray
@@ -178,8 +350,10 @@ class Workspace(NamedTuple):
 class Model(NamedTuple):
     """What the network computes: activation codes (hidden, output), whether the hidden
     activation's derivative needs z (``keeps_z``), the loss code, the code of the output delta's
-    factor act_out' (IDENTITY for canonical pairs), the L2 strength ``alpha`` and the
-    probability clip ``eps`` of the log-losses."""
+    factor act_out' (IDENTITY for canonical pairs), the L2 strength ``alpha``, the
+    probability clip ``eps`` of the log-losses, and the products' choice of kernel: the
+    largest layer (fan_in * fan_out weights) the tile kernel takes, per product (A @ W,
+    A.T @ D, D @ W.T; measured on this machine, see :func:`tiles`)."""
 
     hidden_act: int
     out_act: int
@@ -188,6 +362,9 @@ class Model(NamedTuple):
     deriv_act: int
     alpha: float
     eps: float
+    tile_nn: int
+    tile_tn: int
+    tile_nt: int
 
 
 class SGDRule(NamedTuple):
@@ -553,12 +730,18 @@ THIN = 2  # products with a dimension this small (matrix-vector) are plain loops
 
 
 @jit
-def matmul_nt_(out, A, B):
+def matmul_nt_(out, A, B, limit, scratch):
     """Writes ``out = A @ B.T``; A (m, n), B (k, n), out (m, k), all C-contiguous: the delta
-    recursion's ``D[i] @ W[i].T``. Short rows (n <= THIN: one-output layers) as a plain loop,
-    else BLAS."""
+    recursion's ``D[i] @ W[i].T``. Short rows (n <= THIN: one-output layers) as a plain loop;
+    where the tile kernel takes the product (:func:`tiles`) and ``scratch`` (1-D) holds B.T, B
+    is transposed into it and the tile kernel runs; else BLAS."""
     m, n = A.shape
     k = B.shape[0]
+    if n > THIN and tiles(out, n * k, limit) and scratch.shape[0] >= n * k:
+        BT = rows_view(scratch, 0, n, k)
+        transpose_(BT, B)
+        tile_gemm_(out, A, n, 1, BT)
+        return
     if n > THIN:
         gemm_(out, A, B, False, True)
         return
@@ -571,11 +754,15 @@ def matmul_nt_(out, A, B):
 
 
 @jit
-def matmul_tn_(out, A, B):
+def matmul_tn_(out, A, B, limit):
     """Writes ``out = A.T @ B``; A (m, k), B (m, n), out (k, n): the weight gradient
-    ``A[i].T @ D[i]``. For thin B (one-output layers) a plain loop over the rows, else BLAS."""
+    ``A[i].T @ D[i]``. For thin B (one-output layers) a plain loop over the rows; the tile
+    kernel where it takes the product (:func:`tiles`, ``limit``); else BLAS."""
     m, k = A.shape
     n = B.shape[1]
+    if n > THIN and tiles(out, k * n, limit):
+        tile_gemm_(out, A, 1, k, B)
+        return
     if n > THIN:
         gemm_(out, A, B, True, False)
         return
@@ -590,11 +777,15 @@ def matmul_tn_(out, A, B):
 
 
 @jit
-def matmul_(out, A, B):
+def matmul_(out, A, B, limit):
     """Writes ``out = A @ B``; A (m, k), B (k, n), out (m, n): the forward's ``A[i] @ W[i]``.
-    For thin B (one-output layers) dot products along A's rows, else BLAS."""
+    For thin B (one-output layers) dot products along A's rows; the tile kernel where it takes
+    the product (:func:`tiles`, ``limit``); else BLAS."""
     m, k = A.shape
     n = B.shape[1]
+    if n > THIN and tiles(out, k * n, limit):
+        tile_gemm_(out, A, k, 1, B)
+        return
     if n > THIN:
         gemm_(out, A, B, False, False)
         return
@@ -621,7 +812,8 @@ def forward_(A_buf, Z_buf, theta, sizes, m, model):
     units = sizes[1:]
     for i in range(L):
         A_next = layer_view(A_buf, sizes, m, i + 1)  # (m, fan_out)
-        matmul_(A_next, layer_view(A_buf, sizes, m, i), w_view(theta, sizes, i))
+        matmul_(A_next, layer_view(A_buf, sizes, m, i), w_view(theta, sizes, i),
+                model.tile_nn)
         b = b_view(theta, sizes, i)
         if i == L - 1:
             bias_act_(A_next, b, model.out_act)
@@ -632,9 +824,10 @@ def forward_(A_buf, Z_buf, theta, sizes, m, model):
 
 
 @jit
-def backward_sums_(grad, A_buf, D_buf, Z_buf, theta, sizes, model, Y, sw, use_sw, m):
-    """Writes ``grad``, ``A_buf``, ``D_buf`` (and ``Z_buf``): forward, loss and the delta
-    recursion on the rows in A[0], without the 1/S scaling.
+def backward_sums_(grad, A_buf, D_buf, Z_buf, WT_buf, theta, sizes, model, Y, sw, use_sw, m):
+    """Writes ``grad``, ``A_buf``, ``D_buf`` (and ``Z_buf``, ``WT_buf``: W[i].T for the tile
+    kernel): forward, loss and the delta recursion on the rows in A[0], without the 1/S
+    scaling.
 
     ``grad`` = [A[i].T @ D[i] ..., D[i].sum(0) ...] (the data term's sums) with
     ``D[L-1] = dl/dA[L] * act_out'(A[L]) [* s]``, ``D[i-1] = (D[i] @ W[i].T) * act'(z[i-1])``.
@@ -650,7 +843,7 @@ def backward_sums_(grad, A_buf, D_buf, Z_buf, theta, sizes, model, Y, sw, use_sw
     for i in range(L - 1, -1, -1):
         D = layer_view(D_buf, units, m, i)  # (m, fan_out)
         A = layer_view(A_buf, sizes, m, i)  # (m, fan_in)
-        matmul_tn_(w_view(grad, sizes, i), A, D)  # (fan_in, fan_out)
+        matmul_tn_(w_view(grad, sizes, i), A, D, model.tile_tn)  # (fan_in, fan_out)
         db = b_view(grad, sizes, i)
         zero_(db)
         for r in range(m):
@@ -658,7 +851,7 @@ def backward_sums_(grad, A_buf, D_buf, Z_buf, theta, sizes, model, Y, sw, use_sw
                 db[c] += D[r, c]
         if i > 0:
             D_prev = layer_view(D_buf, units, m, i - 1)  # (m, fan_in)
-            matmul_nt_(D_prev, D, w_view(theta, sizes, i))
+            matmul_nt_(D_prev, D, w_view(theta, sizes, i), model.tile_nt, WT_buf)
             if model.keeps_z:
                 mul_act_deriv_z_(D_prev, layer_view(Z_buf, units, m, i - 1), model.hidden_act)
             else:
@@ -790,7 +983,7 @@ def part_sums_(params, work, data, model, p, start, m):
         zero_(g)
         return 0.0, 0.0
     Y_b, sw_b = load_batch_(work.A[p], work.Y[p], work.sw[p], data, params.sizes, r0, mp)
-    return backward_sums_(g, work.A[p], work.D[p], work.Z[p], params.theta,
+    return backward_sums_(g, work.A[p], work.D[p], work.Z[p], work.WT[p], params.theta,
                           params.sizes, model, Y_b, sw_b, data.use_sw, mp)
 
 
@@ -1107,11 +1300,12 @@ def forward_rows_parallel_(out, work, data, params, model):
 
 
 @jit
-def forward_layers_(out, X, Ws, bs, hidden_act, out_act, buf):
+def forward_layers_(out, X, Ws, bs, hidden_act, out_act, buf, tile_limit):
     """Writes ``out`` (m, n_outputs) = A[L] for the rows X (m, n_features), and ``buf``: the
     forward pass with the layers given as tuples ``Ws`` (W[i] (fan_in, fan_out)) and ``bs``
     (b[i] (fan_out,)), hidden activations alternating between two halves of ``buf`` (at least
-    2 * m * max(hidden units) elements). Small inputs (predict) need no flat theta.
+    2 * m * max(hidden units) elements); products as :func:`matmul_` with ``tile_limit``.
+    Small inputs (predict) need no flat theta.
 
     Returns False, writing nothing, where X holds a NaN or an infinity (the caller then
     reports it), else True."""
@@ -1129,7 +1323,7 @@ def forward_layers_(out, X, Ws, bs, hidden_act, out_act, buf):
             A_next = out
         else:
             A_next = rows_view(buf, (i % 2) * half, m, fan_out)
-        matmul_(A_next, A_prev, Ws[i])
+        matmul_(A_next, A_prev, Ws[i], tile_limit)
         bias_act_(A_next, bs[i], out_act if i == L - 1 else hidden_act)
         A_prev = A_next
     return True

@@ -31,6 +31,7 @@ import numpy as np
 
 from . import _blas
 from . import _kernels as K
+from . import _tuning
 
 # Training flops per batch (6 * rows * sum(fan_in * fan_out)) from which the rows are split
 # into parts. Measured on 2 vCPUs: from ~1 MFLOP a split batch is faster on average (small:
@@ -202,7 +203,9 @@ def describe_choices():
         f"products: {where}; OpenBLAS kernels for this CPU: {blas.core or 'unknown'} "
         "(picked by OpenBLAS from the CPU it runs on)",
         f"product paths: a plain loop where a dimension is <= {K.THIN} (matrix-vector: "
-        "one-output layers, where a gemm call costs 2-6x the loop), else gemm",
+        "one-output layers, where a gemm call costs 2-6x the loop), else the tile kernel or "
+        "gemm, by the crossover timed on this machine:",
+        *(f"  {line}" for line in _tuning.describe()),
         f"threads: up to {max_threads()} (affinity, Numba, OMP, BLAS and Dask limits, "
         f"FASTFNN_NUM_THREADS); Numba threading layer {config.THREADING_LAYER!r}, parallel "
         f"parts {'possible' if _can_run_parallel() else 'not possible'} here",

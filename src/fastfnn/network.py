@@ -36,6 +36,7 @@ import scipy.sparse as sp
 
 from . import _kernels as K
 from ._threads import numba_threads, prediction_threads
+from ._tuning import tile_limits
 from .activations import ACTIVATIONS, HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
 from .activations import code as act_code
 from .losses import LOSS_CODES, check_pair, clip_eps, delta_derivative_code
@@ -155,7 +156,7 @@ def forward_small(X, coefs, intercepts, activation, out_activation):
     buf = _thread_buffer(2 * m * max(sizes[1:-1], default=1), dtype)
     out = np.empty((m, sizes[-1]), dtype)
     finite = K.forward_layers_(out, X, tuple(coefs), tuple(intercepts), act_code(activation),
-                               act_code(out_activation), buf)
+                               act_code(out_activation), buf, tile_limits(dtype).nn)
     return out if finite else None
 
 
@@ -251,7 +252,7 @@ class Network:
         forward pass alone (``backward=False``) needs no z kept."""
         return K.Model(act_code(self.activation), act_code(self.out_activation),
                        self.keeps_z and backward, *self._codes, float(alpha),
-                       clip_eps(self.dtype))
+                       clip_eps(self.dtype), *tile_limits(self.dtype))
 
     # ---- parameters ---------------------------------------------------------------------------
 
@@ -287,10 +288,13 @@ class Network:
         def buffers(size):  # (parts, size): row p is part p's buffer
             return np.empty((parts, size), dt)
 
+        weights = s[1:-1] * s[2:]  # W[1..L-1]: the delta recursion's D @ W[i].T
+        tiled = weights[weights <= tile_limits(dt).nt]
         return K.Workspace(
             A=buffers(per_part * int(s.sum())),  # A[0..L]
             D=buffers(per_part * int(s[1:].sum())),  # D[0..L-1]
             Z=buffers(per_part * int(s[1:].sum()) if self.keeps_z else 0),  # z of hidden layers
+            WT=buffers(int(tiled.max(initial=0))),  # W[i].T for the tile kernel
             Y=buffers(per_part * int(s[-1])),
             sw=buffers(per_part),
             part_grads=np.empty((parts - 1, self.theta.size), dt),

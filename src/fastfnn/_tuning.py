@@ -1,0 +1,191 @@
+"""Which kernel computes a layer's products, measured on the machine that runs them, once.
+
+A layer's three products (the forward's ``A @ W``, the weight gradient's ``A.T @ D``, the delta
+recursion's ``D @ W.T``) run either in the tile kernel (``_kernels.tile_gemm_``: the output
+tile in registers, no packing, no call) or in the private BLAS's gemm (packing and cache
+blocking, a fixed cost per call). Which is faster depends on the CPU and on OpenBLAS's kernels
+for it, so the crossover is timed here, not assumed: for each dtype and product, both kernels
+run layers of ``side x side`` weights on ``ROWS`` rows, sides growing (``SIDES``), alternating,
+medians of ``ROUNDS``; the tile kernel takes every layer up to the largest side where it won at
+that side and every smaller one (``Limits``: a weight count per product; 0: never).
+
+The result is kept on disk (``kernel-choices.json`` in fastfnn's cache folder, keyed by the
+CPU, its features, OpenBLAS's kernels and fastfnn's version; written under a file lock, so
+processes that start together measure once), and every later process on the machine reads it:
+the same choices, hence the same bits, run after run. ``FASTFNN_TILE=off`` keeps every product
+on gemm, ``on`` takes the tile kernel wherever the vector width allows; either skips the
+measurement. ``describe()`` says what was chosen and why (``fastfnn bench`` prints it).
+"""
+
+import json
+import os
+import time
+from typing import NamedTuple
+
+import numpy as np
+
+from . import _blas
+from . import _kernels as K
+from ._version import __version__
+
+ROWS = 64  # rows of the timed products: a batch part's rows in common fits (32-200)
+SIDES = (16, 32, 48, 64, 96, 128, 192, 256)  # fan_in = fan_out of the timed layers
+ROUNDS = 5  # alternating timings per kernel and side; the medians are compared
+SECONDS = 1e-4  # each timing runs the product this long at least (repeated)
+PRODUCTS = ("A @ W", "A.T @ D", "D @ W.T")
+UNLIMITED = 2**62
+FILE = "kernel-choices.json"
+
+
+class Limits(NamedTuple):
+    """The largest layer (fan_in * fan_out) whose products take the tile kernel, per product;
+    ``Model.tile_nn``, ``tile_tn``, ``tile_nt``."""
+
+    nn: int
+    tn: int
+    nt: int
+
+
+_limits = {}  # dtype name -> (Limits, where they came from), this process's memo
+
+
+def tile_limits(dtype):
+    """The ``Limits`` for ``dtype`` (float32 or float64) on this machine: FASTFNN_TILE's, else
+    the cached measurement, else measured now (about 0.1 s) and cached."""
+    name = np.dtype(dtype).name
+    if name not in _limits:
+        _limits[name] = _choose(name)
+    return _limits[name][0]
+
+
+def _choose(name):
+    mode = os.environ.get("FASTFNN_TILE", "").strip().lower()
+    if mode == "off":
+        return Limits(0, 0, 0), "FASTFNN_TILE=off"
+    if mode == "on":
+        return Limits(UNLIMITED, UNLIMITED, UNLIMITED), "FASTFNN_TILE=on"
+    path = os.path.join(_blas._cache_dir(), FILE)
+    key = machine_key()
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with _locked(path + ".lock"):
+            entry = _read(path).get(key, {}).get(name)
+            if entry is None:
+                entry = measure(name)
+                _write(path, key, name, entry)
+                how = f"measured now, kept in {path}"
+            else:
+                how = f"measured {entry['when']}, read from {path}"
+    except OSError:  # no writable cache folder: this process measures for itself
+        entry, how = measure(name), "measured by this process (no writable cache folder)"
+    return Limits(*entry["limits"]), how
+
+
+def machine_key():
+    """What the measurement depends on: the CPU, its features (as LLVM compiles for them),
+    OpenBLAS's kernels, fastfnn's version."""
+    import llvmlite.binding as llvm
+
+    return " | ".join([llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten(),
+                       f"OpenBLAS {_blas.BLAS.core}", f"fastfnn {__version__}"])
+
+
+def measure(name):
+    """Times both kernels on each product and side for dtype ``name``; returns the cache entry:
+    ``limits`` (nn, tn, nt), ``timings`` (product, side, tile seconds, gemm seconds), ``when``."""
+    dtype = np.dtype(name)
+    rng = np.random.default_rng(0)
+    limits, timings = [], []
+    for product in range(len(PRODUCTS)):
+        limit = 0
+        for side in SIDES:
+            tile, gemm = _time(product, side, dtype, rng)
+            timings.append([PRODUCTS[product], side, tile, gemm])
+            if tile >= gemm:
+                break
+            limit = side * side
+        limits.append(limit)
+    return {"limits": limits, "timings": timings, "when": time.strftime("%Y-%m-%d %H:%M")}
+
+
+def _time(product, side, dtype, rng):
+    """Median seconds of one product of a (side, side) layer on ROWS rows: (tile, gemm)."""
+    W = rng.standard_normal((side, side)).astype(dtype)
+    A = rng.standard_normal((ROWS, side)).astype(dtype)
+    out = np.empty((side, side) if product == 1 else (ROWS, side), dtype)
+    scratch = np.empty(side * side, dtype)
+    B = A if product == 1 else W  # A.T @ D: D (ROWS, side) as the right operand
+    repeats = 1
+    while True:  # enough repeats for SECONDS (also compiles and warms both paths)
+        start = time.perf_counter()
+        K.time_products_(out, A, B, scratch, product, UNLIMITED, repeats)
+        K.time_products_(out, A, B, scratch, product, 0, repeats)
+        if time.perf_counter() - start >= 2 * SECONDS or repeats >= 1 << 16:
+            break
+        repeats *= 4
+    times = {UNLIMITED: [], 0: []}
+    for _ in range(ROUNDS):
+        for limit in times:
+            start = time.perf_counter()
+            K.time_products_(out, A, B, scratch, product, limit, repeats)
+            times[limit].append((time.perf_counter() - start) / repeats)
+    return float(np.median(times[UNLIMITED])), float(np.median(times[0]))
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def _write(path, key, name, entry):
+    """Adds ``entry`` under ``key``/``name`` to the file, replaced whole (never half written)."""
+    table = _read(path)
+    table.setdefault(key, {})[name] = entry
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(table, f, indent=1)
+    os.replace(tmp, path)
+
+
+class _locked:
+    """An exclusive lock on the file ``path`` (POSIX ``flock``; a no-op elsewhere)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __enter__(self):
+        self.file = open(self.path, "a")
+        try:
+            import fcntl
+
+            fcntl.flock(self.file, fcntl.LOCK_EX)
+        except ImportError:  # pragma: no cover - not POSIX
+            pass
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()  # releases the lock
+
+
+def describe():
+    """One line per dtype: the tile kernel's limits and where they came from."""
+    lines = []
+    for name in ("float64", "float32"):
+        limits = tile_limits(name)
+        how = _limits[name][1]
+        sides = ", ".join(f"{p} up to {_side(v)}" for p, v in zip(PRODUCTS, limits))
+        lines.append(f"{name} layer products: the tile kernel ({K.VECTOR_BYTES}-byte vectors) "
+                     f"for layers of {sides} weights, gemm above ({how})")
+    return lines
+
+
+def _side(limit):
+    if limit >= UNLIMITED:
+        return "any size"
+    if limit == 0:
+        return "none (gemm only)"
+    s = int(round(limit ** 0.5))
+    return f"{s} x {s}"
