@@ -56,6 +56,8 @@ def test_after_precompile_a_first_fit_compiles_nothing(tmp_path):
         assert main(["precompile"]) == 0
     """)
     assert {"run_batches_", "forward_rows_", "loss_grad_", "forward_layers_"} <= set(compiled)
+    # the tile kernel, and the timing of its crossover with gemm (cached beside the kernels)
+    assert {"tile_gemm_", "time_products_"} <= set(compiled)
     if _threads.max_threads() > 1 and _threads._can_run_parallel():
         assert {"run_batches_parallel_", "loss_grad_parallel_",
                 "forward_rows_parallel_"} <= set(compiled)

@@ -21,7 +21,10 @@ function that calls another lives here. The file keeps the shape of the Python h
     loss_grad_(_parallel_)  the full batch (L-BFGS): all rows as one batch, in parts
     forward_rows_(_parallel_)  predict: forward_ over fixed chunks of rows
     forward_layers_         predict, small inputs: the layers as tuples, no flat theta
-    matmul_, matmul_nt_, matmul_tn_   the products: thin loops or gemm_ (the private BLAS)
+    matmul_, matmul_nt_, matmul_tn_   the products: thin loops, the tile kernel or gemm_
+      tile_gemm_            small products in registers (LLVM vectors); the crossover with
+                            gemm_ is timed per machine (_tuning.py) and passed in Model
+    time_products_          one product, repeated: what _tuning.py times
     rows_view, w_view, layer_view     2-D views of the flat buffers, built without reshape
 
 The compiled loop takes a few named groups (NamedTuples, built in network.py and
@@ -720,10 +723,10 @@ def zero_(x):
 
 # ----------------------------------------------------------------------------------------------
 # Matrix products of the layers: plain loops where one dimension is at most THIN (matrix-vector:
-# one-output layers, where a gemm call costs 2-6x the loop), else the private BLAS, whose
-# kernels OpenBLAS picks for the CPU it runs on (measured on an AMD EPYC, AVX2: from (32, 10, 32)
-# to (128, 64, 64) it beats a 4 x 4 register-blocked compiled kernel by 1.05-1.6x in float64;
-# `fastfnn bench` prints these choices and times them on the machine that runs it).
+# one-output layers, where a gemm call costs 2-6x the loop); else the tile kernel for layers up
+# to the size where it beats gemm on this machine (Model.tile_*, timed by _tuning.py; on a
+# Zen 3 EPYC it ran 1.1-3.9x OpenBLAS's speed up to 96 x 96 to 256 x 256 weights); else the
+# private BLAS, whose cache blocking wins on larger layers. `fastfnn bench` prints the choice.
 # ----------------------------------------------------------------------------------------------
 
 THIN = 2  # products with a dimension this small (matrix-vector) are plain loops, not BLAS calls

@@ -46,7 +46,7 @@ class Limits(NamedTuple):
     nt: int
 
 
-_limits = {}  # dtype name -> (Limits, where they came from), this process's memo
+_limits = {}  # dtype name -> (Limits, where they came from, timings), this process's memo
 
 
 def tile_limits(dtype):
@@ -61,9 +61,9 @@ def tile_limits(dtype):
 def _choose(name):
     mode = os.environ.get("FASTFNN_TILE", "").strip().lower()
     if mode == "off":
-        return Limits(0, 0, 0), "FASTFNN_TILE=off"
+        return Limits(0, 0, 0), "FASTFNN_TILE=off", []
     if mode == "on":
-        return Limits(UNLIMITED, UNLIMITED, UNLIMITED), "FASTFNN_TILE=on"
+        return Limits(UNLIMITED, UNLIMITED, UNLIMITED), "FASTFNN_TILE=on", []
     path = os.path.join(_blas._cache_dir(), FILE)
     key = machine_key()
     try:
@@ -78,7 +78,7 @@ def _choose(name):
                 how = f"measured {entry['when']}, read from {path}"
     except OSError:  # no writable cache folder: this process measures for itself
         entry, how = measure(name), "measured by this process (no writable cache folder)"
-    return Limits(*entry["limits"]), how
+    return Limits(*entry["limits"]), how, entry["timings"]
 
 
 def machine_key():
@@ -171,14 +171,21 @@ class _locked:
 
 
 def describe():
-    """One line per dtype: the tile kernel's limits and where they came from."""
+    """Lines per dtype: the tile kernel's limits, where they came from, and why (gemm's time
+    over the tile kernel's at each side timed)."""
     lines = []
     for name in ("float64", "float32"):
         limits = tile_limits(name)
-        how = _limits[name][1]
+        _, how, timings = _limits[name]
         sides = ", ".join(f"{p} up to {_side(v)}" for p, v in zip(PRODUCTS, limits))
         lines.append(f"{name} layer products: the tile kernel ({K.VECTOR_BYTES}-byte vectors) "
                      f"for layers of {sides} weights, gemm above ({how})")
+        for product in PRODUCTS:
+            speed = [f"{side}: {gemm / tile:.2f}x" for p, side, tile, gemm in timings
+                     if p == product]
+            if speed:
+                lines.append(f"  {name} {product}, gemm time / tile time by side on {ROWS} "
+                             f"rows: {', '.join(speed)}")
     return lines
 
 

@@ -1,0 +1,186 @@
+"""The tile kernel's place in training and prediction, and the crossover measured per machine.
+
+Oracles: central finite differences of the loss (gradients through the tile kernel's three
+products), the gemm path on the same weights (fits and predictions agree to rounding), the
+rule "largest side where the tile kernel won at it and every smaller side" applied by hand to
+the recorded timings, and the cache file (a second process reads what the first measured).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from fastfnn import FNNClassifier, FNNRegressor
+from fastfnn import _kernels as K
+from fastfnn import _tuning
+from fastfnn.gradcheck import gradients
+from fastfnn.network import Network
+
+ON = _tuning.Limits(_tuning.UNLIMITED, _tuning.UNLIMITED, _tuning.UNLIMITED)
+OFF = _tuning.Limits(0, 0, 0)
+# Hidden widths that are whole vectors in both dtypes on any SIMD width up to AVX-512.
+HIDDEN = (16, 32)
+
+
+@pytest.fixture
+def kernel(monkeypatch):
+    """Sets this process's choice for both dtypes: ``kernel(ON)`` or ``kernel(OFF)``."""
+
+    def choose(limits):
+        for name in ("float64", "float32"):
+            monkeypatch.setitem(_tuning._limits, name, (limits, "test", []))
+
+    return choose
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "logistic"])
+@pytest.mark.parametrize("limits", [ON, OFF], ids=["tile", "gemm"])
+def test_gradients_through_either_kernel_match_finite_differences(kernel, limits, activation):
+    kernel(limits)
+    rng = np.random.default_rng(0)
+    sizes = [16, *HIDDEN, 16]  # every product of every layer is tile-able
+    net = Network(sizes, activation, "identity", "squared_error", np.float64)
+    for W in net.coefs():
+        W[...] = rng.standard_normal(W.shape) / np.sqrt(W.shape[0])
+    for b in net.intercepts():
+        b[...] = 0.1 * rng.standard_normal(b.shape)
+    X, Y = rng.standard_normal((23, sizes[0])), rng.standard_normal((23, sizes[-1]))
+    analytic, numeric = gradients(net, X, Y, alpha=0.01, eps=1e-5)
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+def test_fits_with_the_tile_kernel_and_with_gemm_agree(kernel, dtype, solver):
+    rng = np.random.RandomState(0)
+    X = rng.randn(300, 16).astype(dtype)
+    y = (np.sin(X[:, 0]) + X[:, 1] * X[:, 2]).astype(dtype)
+    params = dict(hidden_layer_sizes=HIDDEN, solver=solver, max_iter=5, random_state=0,
+                  batch_size=40)
+    fits = {}
+    for name, limits in (("tile", ON), ("gemm", OFF)):
+        kernel(limits)
+        with pytest.warns(Warning):  # not converged in 5 iterations
+            fits[name] = FNNRegressor(**params).fit(X, y)
+    tol = 1e-9 if dtype == np.float64 else 2e-3
+    for a, b in zip(fits["tile"].coefs_, fits["gemm"].coefs_):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+    Xq = rng.randn(5, 16).astype(dtype)
+    np.testing.assert_allclose(fits["tile"].predict(Xq), fits["gemm"].predict(Xq), rtol=tol,
+                               atol=tol)
+
+
+def test_predictions_do_not_depend_on_how_many_rows_come_together():
+    """Whatever the measured choice, a row's prediction is the same bits alone, in a small
+    batch (the small-input path) and among many (the chunked path)."""
+    rng = np.random.RandomState(1)
+    X = rng.randn(2000, 16)
+    clf = FNNClassifier(hidden_layer_sizes=(32, 64), max_iter=3, random_state=0)
+    with pytest.warns(Warning):
+        clf.fit(X, X[:, 0] > 0)
+    many = clf.predict_proba(X)
+    for r in (0, 7, 1999):
+        np.testing.assert_array_equal(clf.predict_proba(X[r:r + 1])[0], many[r])
+    np.testing.assert_array_equal(clf.predict_proba(X[:10]), many[:10])
+
+
+def test_the_limit_is_the_largest_side_won_with_every_smaller_one(monkeypatch):
+    """measure() against its own timings: the rule applied by hand."""
+    plan = {0: [1, 1, 0, 1], 1: [1, 1, 1, 1, 1, 1, 1, 1], 2: [0]}  # 1: the tile kernel wins
+
+    def fake_time(product, side, dtype, rng):
+        wins = plan[product][_tuning.SIDES.index(side)]
+        return (1.0, 2.0) if wins else (2.0, 1.0)
+
+    monkeypatch.setattr(_tuning, "_time", fake_time)
+    entry = _tuning.measure("float64")
+    assert entry["limits"] == [32 * 32, 256 * 256, 0]
+    assert [t[:2] for t in entry["timings"] if t[0] == "A @ W"] == [
+        ["A @ W", 16], ["A @ W", 32], ["A @ W", 48]]  # stops at the first loss
+
+
+def test_measure_times_real_kernels():
+    entry = _tuning.measure("float32")
+    assert len(entry["limits"]) == 3
+    for product, side, tile, gemm in entry["timings"]:
+        assert product in _tuning.PRODUCTS and side in _tuning.SIDES
+        assert 0 < tile < 1 and 0 < gemm < 1
+    by_product = {}
+    for product, side, tile, gemm in entry["timings"]:
+        by_product.setdefault(product, []).append((side, tile < gemm))
+    for product, limit in zip(_tuning.PRODUCTS, entry["limits"]):
+        won = 0
+        for side, tile_won in by_product[product]:
+            if not tile_won:
+                break
+            won = side * side
+        assert limit == won
+
+
+CHOOSE = textwrap.dedent("""
+    import json, sys
+    from fastfnn import _tuning
+    measured = []
+    real = _tuning.measure
+    _tuning.measure = lambda name: measured.append(name) or real(name)
+    limits = [list(_tuning.tile_limits(name)) for name in ("float64", "float32")]
+    print(json.dumps({"limits": limits, "measured": measured}))
+""")
+
+
+def _choose_in_new_process(cache, **env):
+    done = subprocess.run([sys.executable, "-c", CHOOSE], capture_output=True, text=True,
+                          env=dict(os.environ, FASTFNN_CACHE_DIR=str(cache), **env),
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_a_second_process_reads_the_first_ones_measurement(tmp_path):
+    env = {"FASTFNN_TILE": ""}
+    first = _choose_in_new_process(tmp_path, **env)
+    second = _choose_in_new_process(tmp_path, **env)
+    assert first["measured"] == ["float64", "float32"] and second["measured"] == []
+    assert second["limits"] == first["limits"]
+    table = json.loads((tmp_path / _tuning.FILE).read_text())
+    (entries,) = table.values()  # one machine
+    assert [entries[name]["limits"] for name in ("float64", "float32")] == first["limits"]
+
+
+@pytest.mark.slow
+def test_fastfnn_tile_overrides_and_an_unwritable_cache_measures_in_process(tmp_path):
+    assert _choose_in_new_process(tmp_path, FASTFNN_TILE="off") == {
+        "limits": [list(OFF)] * 2, "measured": []}
+    assert _choose_in_new_process(tmp_path, FASTFNN_TILE="on") == {
+        "limits": [list(ON)] * 2, "measured": []}
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    done = _choose_in_new_process(blocked, FASTFNN_TILE="")
+    assert done["measured"] == ["float64", "float32"]
+
+
+def test_describe_names_each_dtype_and_product(kernel):
+    kernel(OFF)
+    lines = _tuning.describe()  # no timings when the choice is set, not measured
+    assert len(lines) == 2 and lines[0].startswith("float64") and lines[1].startswith("float32")
+    for line in lines:
+        assert all(p in line for p in _tuning.PRODUCTS) and "none (gemm only)" in line
+    assert f"{K.VECTOR_BYTES}-byte vectors" in lines[0]
+
+
+def test_describe_gives_the_timings_behind_a_measured_choice(monkeypatch):
+    timings = [["A @ W", 16, 1.0, 2.0], ["A @ W", 32, 2.0, 1.0], ["A.T @ D", 16, 2.0, 1.0]]
+    for name in ("float64", "float32"):
+        monkeypatch.setitem(_tuning._limits, name,
+                            (_tuning.Limits(256, 0, 0), "measured", timings))
+    lines = _tuning.describe()
+    assert "A @ W up to 16 x 16" in lines[0] and "A.T @ D up to none (gemm only)" in lines[0]
+    assert lines[1].endswith("A @ W, gemm time / tile time by side on 64 rows: 16: 2.00x, "
+                             "32: 0.50x")
+    assert lines[2].endswith("A.T @ D, gemm time / tile time by side on 64 rows: 16: 0.50x")
