@@ -33,7 +33,7 @@ def kernel(monkeypatch):
 
     def choose(limits):
         for name in ("float64", "float32"):
-            monkeypatch.setitem(_tuning._limits, name, (limits, "test", []))
+            monkeypatch.setitem(_tuning._limits, np.dtype(name), (limits, "test", []))
 
     return choose
 
@@ -177,7 +177,7 @@ def test_describe_names_each_dtype_and_product(kernel):
 def test_describe_gives_the_timings_behind_a_measured_choice(monkeypatch):
     timings = [["A @ W", 16, 1.0, 2.0], ["A @ W", 32, 2.0, 1.0], ["A.T @ D", 16, 2.0, 1.0]]
     for name in ("float64", "float32"):
-        monkeypatch.setitem(_tuning._limits, name,
+        monkeypatch.setitem(_tuning._limits, np.dtype(name),
                             (_tuning.Limits(256, 0, 0), "measured", timings))
     lines = _tuning.describe()
     assert "A @ W up to 16 x 16" in lines[0] and "A.T @ D up to none (gemm only)" in lines[0]

@@ -46,16 +46,16 @@ class Limits(NamedTuple):
     nt: int
 
 
-_limits = {}  # dtype name -> (Limits, where they came from, timings), this process's memo
+_limits = {}  # np.dtype -> (Limits, where they came from, timings), this process's memo
 
 
 def tile_limits(dtype):
     """The ``Limits`` for ``dtype`` (float32 or float64) on this machine: FASTFNN_TILE's, else
     the cached measurement, else measured now (about 0.1 s) and cached."""
-    name = np.dtype(dtype).name
-    if name not in _limits:
-        _limits[name] = _choose(name)
-    return _limits[name][0]
+    dtype = np.dtype(dtype)  # the key: a dtype's name costs microseconds, per predict call
+    if dtype not in _limits:
+        _limits[dtype] = _choose(dtype.name)
+    return _limits[dtype][0]
 
 
 def _choose(name):
@@ -176,7 +176,7 @@ def describe():
     lines = []
     for name in ("float64", "float32"):
         limits = tile_limits(name)
-        _, how, timings = _limits[name]
+        _, how, timings = _limits[np.dtype(name)]
         sides = ", ".join(f"{p} up to {_side(v)}" for p, v in zip(PRODUCTS, limits))
         lines.append(f"{name} layer products: the tile kernel ({K.VECTOR_BYTES}-byte vectors) "
                      f"for layers of {sides} weights, gemm above ({how})")

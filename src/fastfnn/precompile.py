@@ -10,7 +10,9 @@ waits for it:
 * solvers 'adam', 'sgd' and 'lbfgs', regressor and classifier;
 * the training loop with a batch's rows on one thread and split into parts on several (where
   the machine has them), the full-batch gradient, the validation loss of early stopping,
-  prediction of many rows and of a few.
+  prediction of many rows and of a few;
+* the small-product tile kernel, and the timing of its crossover with gemm, which the first
+  fit on a machine runs and keeps in fastfnn's cache folder (so the later first fit reads it).
 
 Installing fastfnn from source (``pip install .``) runs it at build time, so the wheel carries
 the cache for the machine that built it; Numba loads it only on a machine whose CPU, Numba
