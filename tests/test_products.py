@@ -7,7 +7,8 @@ three code paths:
 * ``thin``: a plain loop, when the dimension the kernel tests is at most ``THIN``;
 * ``tile``: the tile kernel (registers, LLVM vectors), when the output's columns are a whole
   number of vectors and the layer's weights are at most ``limit`` (for ``matmul_nt_``: and
-  ``scratch`` holds W.T);
+  ``scratch`` holds W.T); also a one-output layer's outer product (``matmul_nt_``) and
+  gradient (``matmul_tn_``, its (k, 1) output as a row);
 * ``blas``: the private BLAS's gemm (``_kernels.gemm_``), with the operand transposed as the
   product needs.
 
@@ -46,8 +47,12 @@ def code_path(kernel, m, k, n, limit, dtype=np.float64):
     width = K.VECTOR_BYTES // np.dtype(dtype).itemsize
     if kernel == "matmul_nt_":  # thin when the dot products are short; W (n, k)
         thin, weights = k <= K.THIN, n * k
+        if k == 1:  # an outer product: the tile kernel where it takes the layer
+            return TILE if n % width == 0 and weights <= limit else THIN
     elif kernel == "matmul_tn_":  # W (m, n)
         thin, weights = n <= K.THIN, m * n
+        if n == 1:  # out (m, 1) as a row: the tile kernel where it takes the layer
+            return TILE if m % width == 0 and weights <= limit else THIN
     else:  # thin when B has few columns; W (k, n)
         thin, weights = n <= K.THIN, k * n
     if thin:

@@ -38,12 +38,16 @@ def kernel(monkeypatch):
     return choose
 
 
+@pytest.mark.parametrize("n_outputs", [16, 1])
 @pytest.mark.parametrize("activation", ["tanh", "relu", "logistic"])
 @pytest.mark.parametrize("limits", [ON, OFF], ids=["tile", "gemm"])
-def test_gradients_through_either_kernel_match_finite_differences(kernel, limits, activation):
+def test_gradients_through_either_kernel_match_finite_differences(kernel, limits, activation,
+                                                                  n_outputs):
+    """16 outputs: every product of every layer is tile-able; 1 output: the last layer's
+    gradient and outer product take the tile kernel's one-row form."""
     kernel(limits)
     rng = np.random.default_rng(0)
-    sizes = [16, *HIDDEN, 16]  # every product of every layer is tile-able
+    sizes = [16, *HIDDEN, n_outputs]
     net = Network(sizes, activation, "identity", "squared_error", np.float64)
     for W in net.coefs():
         W[...] = rng.standard_normal(W.shape) / np.sqrt(W.shape[0])

@@ -140,9 +140,7 @@ def _tile_kernel(rows, vectors):
         C[c_off + r*ldc + j] = sum_{t < n_t} A[a_off + r*sa_r + t*sa_t] * B[b_off + t*ldb + j]
 
     for r < rows, j < vectors * W, the arrays read through their data pointers as flat
-    (elements; A's strides are free, B's and C's rows contiguous). The tile's sums stay in
-    registers across the t loop: per t, one broadcast of A[r, t] per row and one vector load
-    of B per vector, then a fused multiply-add per accumulator. Unchecked: the caller
+    (elements; A's strides are free, B's and C's rows contiguous). Unchecked: the caller
     guarantees every index is inside its array."""
 
     @intrinsic
@@ -154,48 +152,53 @@ def _tile_kernel(rows, vectors):
             return None
 
         def codegen(context, builder, sig, args):
-            fty = context.get_value_type(sig.args[0].dtype)
-            size = context.get_abi_sizeof(fty)
-            width = VECTOR_BYTES // size
-            vty = ir.VectorType(fty, width)
-            i64 = ir.IntType(64)
-            c_ptr, a_ptr, b_ptr = (context.make_array(sig.args[k])(context, builder, args[k]).data
-                                   for k in (0, 3, 7))
-            c_off, ldc, a_off, sa_r, sa_t, b_off, ldb, n_t = (
-                context.cast(builder, args[k], sig.args[k], types.int64)
-                for k in (1, 2, 4, 5, 6, 8, 9, 10))
-            fma = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(vty, [vty, vty, vty]),
-                f"llvm.fma.v{width}f{8 * size}")
-
-            def vector_at(row_ptr, v):  # the v-th vector of a row, unaligned
-                return builder.bitcast(builder.gep(row_ptr, [i64(v * width)]), vty.as_pointer())
-
-            acc = [[cgutils.alloca_once_value(builder, ir.Constant(vty, [0.0] * width))
-                    for _ in range(vectors)] for _ in range(rows)]
-            undef = ir.Constant(vty, ir.Undefined)
-            splat = ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width)
-            with cgutils.for_range(builder, n_t) as loop:
-                t = loop.index
-                b_row = builder.gep(b_ptr, [builder.add(b_off, builder.mul(t, ldb))])
-                b = [builder.load(vector_at(b_row, v), align=size) for v in range(vectors)]
-                a_t = builder.add(a_off, builder.mul(t, sa_t))
-                for r in range(rows):
-                    a_rt = builder.gep(a_ptr, [builder.add(a_t, builder.mul(i64(r), sa_r))])
-                    a = builder.insert_element(undef, builder.load(a_rt), ir.IntType(32)(0))
-                    a = builder.shuffle_vector(a, undef, splat)
-                    for v in range(vectors):
-                        builder.store(builder.call(fma, [a, b[v], builder.load(acc[r][v])]),
-                                      acc[r][v])
-            for r in range(rows):
-                c_row = builder.gep(c_ptr, [builder.add(c_off, builder.mul(i64(r), ldc))])
-                for v in range(vectors):
-                    builder.store(builder.load(acc[r][v]), vector_at(c_row, v), align=size)
+            _emit_tile(context, builder, sig, args, rows, vectors)
             return context.get_dummy_value()
 
         return types.void(C, c_off, ldc, A, a_off, sa_r, sa_t, B, b_off, ldb, n_t), codegen
 
     return tile
+
+
+def _emit_tile(context, builder, sig, args, rows, vectors):
+    """The LLVM code of one tile (see :func:`_tile_kernel`). The tile's sums stay in registers
+    across the t loop (allocas that LLVM promotes): per t, one vector load of B per vector,
+    one broadcast of A[r, t] per row, and a fused multiply-add per accumulator; then one store
+    per accumulator."""
+    fty = context.get_value_type(sig.args[0].dtype)
+    size = context.get_abi_sizeof(fty)
+    width = VECTOR_BYTES // size
+    vty = ir.VectorType(fty, width)
+    i64 = ir.IntType(64)
+    c_ptr, a_ptr, b_ptr = (context.make_array(sig.args[k])(context, builder, args[k]).data
+                           for k in (0, 3, 7))
+    c_off, ldc, a_off, sa_r, sa_t, b_off, ldb, n_t = (
+        context.cast(builder, args[k], sig.args[k], types.int64) for k in (1, 2, 4, 5, 6, 8, 9, 10))
+    fma = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(vty, [vty, vty, vty]), f"llvm.fma.v{width}f{8 * size}")
+
+    def vector_at(row_ptr, v):  # the v-th vector of a row, unaligned
+        return builder.bitcast(builder.gep(row_ptr, [i64(v * width)]), vty.as_pointer())
+
+    acc = [[cgutils.alloca_once_value(builder, ir.Constant(vty, [0.0] * width))
+            for _ in range(vectors)] for _ in range(rows)]
+    undef = ir.Constant(vty, ir.Undefined)
+    splat = ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width)
+    with cgutils.for_range(builder, n_t) as loop:
+        t = loop.index
+        b_row = builder.gep(b_ptr, [builder.add(b_off, builder.mul(t, ldb))])
+        b = [builder.load(vector_at(b_row, v), align=size) for v in range(vectors)]
+        a_t = builder.add(a_off, builder.mul(t, sa_t))
+        for r in range(rows):
+            a_rt = builder.gep(a_ptr, [builder.add(a_t, builder.mul(i64(r), sa_r))])
+            a = builder.insert_element(undef, builder.load(a_rt), ir.IntType(32)(0))
+            a = builder.shuffle_vector(a, undef, splat)
+            for v in range(vectors):
+                builder.store(builder.call(fma, [a, b[v], builder.load(acc[r][v])]), acc[r][v])
+    for r in range(rows):
+        c_row = builder.gep(c_ptr, [builder.add(c_off, builder.mul(i64(r), ldc))])
+        for v in range(vectors):
+            builder.store(builder.load(acc[r][v]), vector_at(c_row, v), align=size)
 
 
 _TILE_6x2, _TILE_4x2, _TILE_2x2, _TILE_1x2 = (_tile_kernel(r, 2) for r in TILE_ROWS)
@@ -650,10 +653,11 @@ def n_weights(sizes):
 
 @intrinsic
 def _rows_view(typingctx, buf, offset, rows, cols):
-    """The (rows, cols) C-contiguous view of a 1-D C-contiguous ``buf`` that starts at element
-    ``offset``, unchecked (:func:`rows_view` checks). Built directly: ``reshape`` searches
-    strides in a C helper, about 30 ns a view, a dozen views a batch."""
-    if not (isinstance(buf, types.Array) and buf.ndim == 1 and buf.layout == "C"):
+    """The (rows, cols) C-contiguous view of a C-contiguous ``buf`` (any number of dimensions,
+    its elements in order) that starts at element ``offset``, unchecked (:func:`rows_view`
+    checks). Built directly: ``reshape`` searches strides in a C helper, about 30 ns a view, a
+    dozen views a batch."""
+    if not (isinstance(buf, types.Array) and buf.layout == "C"):
         return None
     view_type = buf.copy(ndim=2, layout="C")
 
@@ -680,9 +684,9 @@ def check_view(size, offset, rows, cols):
 
 @jit_inline
 def rows_view(buf, offset, rows, cols):
-    """``buf[offset : offset + rows * cols].reshape((rows, cols))`` for a 1-D C-contiguous
+    """``buf.ravel()[offset : offset + rows * cols].reshape((rows, cols))`` for a C-contiguous
     buf; IndexError where that range is not inside buf."""
-    check_view(buf.shape[0], offset, rows, cols)
+    check_view(buf.size, offset, rows, cols)
     return _rows_view(buf, offset, rows, cols)
 
 
@@ -735,11 +739,15 @@ THIN = 2  # products with a dimension this small (matrix-vector) are plain loops
 @jit
 def matmul_nt_(out, A, B, limit, scratch):
     """Writes ``out = A @ B.T``; A (m, n), B (k, n), out (m, k), all C-contiguous: the delta
-    recursion's ``D[i] @ W[i].T``. Short rows (n <= THIN: one-output layers) as a plain loop;
-    where the tile kernel takes the product (:func:`tiles`) and ``scratch`` (1-D) holds B.T, B
-    is transposed into it and the tile kernel runs; else BLAS."""
+    recursion's ``D[i] @ W[i].T``. Short rows (n <= THIN: one-output layers) as a plain loop,
+    or for n = 1 (an outer product; B (k, 1) is the row B.T) in the tile kernel where it takes
+    the layer (:func:`tiles`); where it takes a wider product and ``scratch`` (1-D) holds B.T,
+    B is transposed into it and the tile kernel runs; else BLAS."""
     m, n = A.shape
     k = B.shape[0]
+    if n == 1 and tiles(out, k, limit):
+        tile_gemm_(out, A, 1, 1, rows_view(B, 0, 1, k))
+        return
     if n > THIN and tiles(out, n * k, limit) and scratch.shape[0] >= n * k:
         BT = rows_view(scratch, 0, n, k)
         transpose_(BT, B)
@@ -759,10 +767,16 @@ def matmul_nt_(out, A, B, limit, scratch):
 @jit
 def matmul_tn_(out, A, B, limit):
     """Writes ``out = A.T @ B``; A (m, k), B (m, n), out (k, n): the weight gradient
-    ``A[i].T @ D[i]``. For thin B (one-output layers) a plain loop over the rows; the tile
+    ``A[i].T @ D[i]``. For thin B (one-output layers) a plain loop over the rows, or for n = 1
+    (out (k, 1) is the row (B.T @ A)) the tile kernel where it takes the layer; the tile
     kernel where it takes the product (:func:`tiles`, ``limit``); else BLAS."""
     m, k = A.shape
     n = B.shape[1]
+    if n == 1:
+        row = rows_view(out, 0, 1, k)  # out (k, 1) as the row out.T
+        if tiles(row, k, limit):
+            tile_gemm_(row, B, 1, 1, A)
+            return
     if n > THIN and tiles(out, k * n, limit):
         tile_gemm_(out, A, 1, k, B)
         return
