@@ -168,3 +168,42 @@ def test_gemm_writes_only_its_output(dtype):
     K.matmul_(out, A, B, 0)
     assert np.all(buf[:3] == -7.0) and np.all(buf[66:] == -7.0)
     np.testing.assert_allclose(out, A.astype(np.float64) @ B, rtol=1e-5, atol=1e-5)
+
+
+WIDTH_CHECK = """
+import sys
+import numpy as np
+from fastfnn import _kernels as K
+K.VECTOR_BYTES = int(sys.argv[1])  # before anything compiles: the kernels read it then
+rng = np.random.default_rng(0)
+for dtype in (np.float32, np.float64):
+    width = K.VECTOR_BYTES // np.dtype(dtype).itemsize
+    for m, k, n in [(13, 7, width), (6, 33, 3 * width), (1, 5, 2 * width), (20, 1, width)]:
+        A, B = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
+        ref = A.astype(np.float64) @ B
+        out = np.full((m, n), np.nan, dtype)
+        K.matmul_(out, A, B, 2**62)
+        tn = np.full((m, n), np.nan, dtype)
+        K.matmul_tn_(tn, np.ascontiguousarray(A.T), B, 2**62)
+        nt = np.full((m, n), np.nan, dtype)
+        K.matmul_nt_(nt, A, np.ascontiguousarray(B.T), 2**62, np.empty(B.size, dtype))
+        for got in (out, tn, nt):
+            np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
+print("ok")
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("vector_bytes", [16, 64])
+def test_the_tile_kernel_at_other_vector_widths(tmp_path, vector_bytes):
+    """The tile kernel built for SSE's 16-byte and AVX-512's 64-byte vectors (LLVM splits or
+    joins them on this CPU) gives the product: the widths of machines this one is not.
+    In a fresh process with its own Numba cache, so no kernel of another width is stored."""
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", WIDTH_CHECK, str(vector_bytes)],
+                          env=dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path)),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
