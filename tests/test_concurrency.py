@@ -34,12 +34,15 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 import fastfnn._threads as threads
 from fastfnn import FNNClassifier, FNNRegressor
+from fastfnn._parts import training_parts
 
-# Big enough that each batch is split into parts: 6 * 128 * (100*256 + 256*256 + 256) = 70 MFLOP.
+# Each batch holds 6 * 128 * (100*256 + 256*256 + 256) = 70 MFLOP of training work, and is split
+# into parts whatever this machine measured (SPLIT_FLOPS, set for this module and its children).
 N, N_FEATURES, HIDDEN, BATCH = 1000, 100, (256, 256), 128
 PARAMS = dict(hidden_layer_sizes=HIDDEN, solver="sgd", batch_size=BATCH, max_iter=2,
               random_state=0)
 DTYPES = ("float32", "float64")
+SPLIT_FLOPS = "1e7"
 THREAD_VARIABLES = ("FASTFNN_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                     "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
@@ -55,7 +58,7 @@ def fit_problem(dtype):
     """The problem's fitted parameters ``coefs_ + intercepts_``, and the threads the budget of
     this process gives its batches' parts as the fit starts."""
     X, y = problem(dtype)
-    used = threads.training_threads(threads.training_parts([N_FEATURES, *HIDDEN, 1], BATCH))
+    used = threads.training_threads(training_parts([N_FEATURES, *HIDDEN, 1], BATCH, dtype))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         est = FNNRegressor(**PARAMS).fit(X, y)
@@ -97,9 +100,24 @@ def reference():
         return {dtype: fit_problem(dtype)[0] for dtype in DTYPES}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def split_batches():
+    """The module's fits split their batches, and so do its child processes and loky workers:
+    they copy the environment as they start (the reusable loky workers are restarted on the
+    way in and out, so that none outlives the setting it started with)."""
+    from joblib.externals.loky import get_reusable_executor
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FASTFNN_SPLIT_FLOPS", SPLIT_FLOPS)
+        get_reusable_executor().shutdown(wait=True)
+        yield
+    get_reusable_executor().shutdown(wait=True)
+
+
 def test_the_problem_splits_batches_into_parts():
     # the premise of the comparisons below: with one part there is nothing to split
-    assert threads.training_parts([N_FEATURES, *HIDDEN, 1], BATCH) > 1
+    for dtype in DTYPES:
+        assert training_parts([N_FEATURES, *HIDDEN, 1], BATCH, dtype) > 1
 
 
 # child processes: (environment, command prefix, {run: FASTFNN_NUM_THREADS set in the child})

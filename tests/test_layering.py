@@ -13,13 +13,15 @@ purpose, where it belongs. Import cycles between modules fail as well.
     __main__                  ``python -m fastfnn``: runs the CLI
     cli                       the ``fastfnn`` command (package ``cli/``): the public API, the
                               optional public modules and, for ``fastfnn bench``, ``bench``
-    bench, onnx, scaling,     the benchmark tool (package ``bench/``: the public API and
-    precompile                ``_threads``); optional public modules (ONNX export; Dask) and
-                              the kernels compiled ahead of a first fit: the public API only
+    bench, onnx, scaling,     the benchmark tool (package ``bench/``: the public API,
+    precompile                ``_threads`` and ``_parts``); optional public modules (ONNX
+                              export; Dask) and the kernels compiled ahead of a first fit: the
+                              public API only
     __init__                  the public API (``__all__``)
     estimators, gradcheck, model_io
     _base                     the estimators' shared fit/predict walk
     trainer, _callbacks, fitstate
+    _parts                    the training split timed on this machine (runs the loop to time it)
     optimizers, network
     _threads, _validation     (thread policy: parts, chunks; the registries' names)
     _tuning                   the kernel choices timed on this machine, cached on disk
@@ -50,6 +52,7 @@ LAYERS = [
     ["estimators", "gradcheck", "model_io"],
     ["_base"],
     ["trainer", "_callbacks", "fitstate"],
+    ["_parts"],
     ["optimizers", "network"],
     ["_threads", "_validation"],
     ["_tuning"],
@@ -62,7 +65,7 @@ LAYERS = [
 ONLY = {
     "__main__": {"cli"},
     "cli": {"__init__", "bench", "onnx", "scaling", "precompile"},
-    "bench": {"__init__", "_threads"},
+    "bench": {"__init__", "_threads", "_parts"},
     "onnx": {"__init__"},
     "scaling": {"__init__"},
     "precompile": {"__init__"},

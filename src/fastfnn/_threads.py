@@ -3,13 +3,11 @@
 Every matrix product runs on fastfnn's private single-threaded BLAS (``_blas``); the cores are
 used by splitting the work into parts of fixed size, run under Numba's ``prange``:
 
-* **Training** splits each minibatch's rows into parts (``training_parts``: chosen from the
-  problem alone) whose gradient sums are computed on their own and added in part order
-  (``_kernels.run_batches_parallel_``), so the result is the same bits on one thread or several.
-  On 2 cores that trains 1.5-1.7x faster than one thread on the benchmark's deep and medium
-  networks. Batches with little work (DATA_PARALLEL_FLOPS) stay one part on one thread: there
-  the fork and join and the other core's availability decide more than the split. Full-batch
-  L-BFGS splits its rows the same way, into more parts for more rows (``full_batch_parts``).
+* **Training** splits each minibatch's rows into parts (``_parts.training_parts``: from the
+  problem and a measurement of this machine, never from the thread count) whose gradient sums
+  are computed on their own and added in part order (``_kernels.run_batches_parallel_``), so
+  the result is the same bits on one thread or several; ``training_threads`` runs them on up to
+  one thread each.
 * **Prediction** runs chunks of rows (a fixed size) on up to ``max_threads()`` threads where the
   products are large (``prediction_threads``); a row's result does not depend on its chunk.
 
@@ -20,7 +18,9 @@ restored. No process-wide thread count is ever changed. Limits the host sets are
 ``FASTFNN_NUM_THREADS``, the CPU affinity, Numba's thread count (``NUMBA_NUM_THREADS``),
 ``OMP_NUM_THREADS``, the shared BLAS library's thread count (threadpoolctl's
 ``threadpool_limits``, ``OPENBLAS_NUM_THREADS``) and, inside a Dask worker, the worker's
-thread count.
+thread count; only the one-time timing of the training split runs on two threads where such a
+limit allows one, within the CPU affinity (``_parts``: the split decides the bits, so every
+process on a machine must split alike).
 """
 
 import os
@@ -33,17 +33,6 @@ from . import _blas
 from . import _kernels as K
 from . import _tuning
 
-# Training flops per batch (6 * rows * sum(fan_in * fan_out)) from which the rows are split
-# into parts. Measured on 2 vCPUs: from ~1 MFLOP a split batch is faster on average (small:
-# 1.3x) but its speed varies by 2x from run to run with the other core's availability, while one
-# thread is steady; from ~10 MFLOP (deep, medium, wide) the gain (1.5-1.7x) holds up.
-DATA_PARALLEL_FLOPS = 1e7
-# Parts such a batch is split into. Each part beyond the first holds a gradient-sized buffer, so
-# more parts cost memory (n_params each); two keep a wide fit's memory at scikit-learn's.
-PARTS = 2
-# Full-batch (L-BFGS) parts: one per FULL_BATCH_ROWS rows, at most FULL_BATCH_PARTS.
-FULL_BATCH_ROWS = 4096
-FULL_BATCH_PARTS = 8
 # Prediction work (rows * largest fan_in * fan_out) from which chunks run on several threads.
 MULTI_THREAD_WORK = 2**24
 
@@ -121,30 +110,6 @@ def max_threads():
     return max(1, min(limits))
 
 
-def _batch_flops(sizes, rows):
-    """Training flops of a batch: 6 * rows * sum(fan_in * fan_out)."""
-    sizes = np.asarray(sizes)
-    return 6.0 * rows * float(np.sum(sizes[:-1] * sizes[1:]))
-
-
-def training_parts(sizes, batch_size):
-    """Parts each minibatch's rows are split into, chosen from the problem alone (never from
-    the thread count, so that the result is the same bits on any number of threads): PARTS for
-    batches with enough work (each part keeping at least 8 rows), else 1."""
-    if _batch_flops(sizes, batch_size) < DATA_PARALLEL_FLOPS:
-        return 1
-    return max(1, min(PARTS, batch_size // 8))
-
-
-def full_batch_parts(sizes, rows):
-    """Parts of a full batch (L-BFGS): as :func:`training_parts`, and one more per
-    FULL_BATCH_ROWS rows, up to FULL_BATCH_PARTS (from the problem alone, as there)."""
-    parts = training_parts(sizes, rows)
-    if parts == 1:
-        return 1
-    return max(parts, min(FULL_BATCH_PARTS, rows // FULL_BATCH_ROWS))
-
-
 def _can_run_parallel():
     """True where Numba's parallel loops may run here (module docstring)."""
     return not _forked and _threadsafe_layer()
@@ -191,7 +156,8 @@ def numba_threads(n_threads):
 
 def describe_choices():
     """What fastfnn chose on this machine, and why, one line each (``fastfnn bench`` prints
-    them): the BLAS and its CPU kernels, the product paths, the threads and the part rules."""
+    them): the BLAS and its CPU kernels, the product paths and the threads (the training
+    split's lines are ``_parts.describe()``'s)."""
     from numba import config
 
     blas = _blas.BLAS
@@ -209,9 +175,6 @@ def describe_choices():
         f"threads: up to {max_threads()} (affinity, Numba, OMP, BLAS and Dask limits, "
         f"FASTFNN_NUM_THREADS); Numba threading layer {config.THREADING_LAYER!r}, parallel "
         f"parts {'possible' if _can_run_parallel() else 'not possible'} here",
-        f"training: a batch of >= {DATA_PARALLEL_FLOPS:.0e} flops is split into {PARTS} parts "
-        "(fixed by the problem, so the bits do not depend on the thread count), run on one "
-        "thread each; smaller batches run whole on one thread",
-        f"L-BFGS: {FULL_BATCH_PARTS} parts at most, one per {FULL_BATCH_ROWS} rows; predict: "
-        f"chunks of rows on several threads from {MULTI_THREAD_WORK} multiply-adds per layer",
+        f"predict: chunks of rows on several threads from {MULTI_THREAD_WORK} multiply-adds "
+        "per layer",
     ]

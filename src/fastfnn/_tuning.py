@@ -10,8 +10,9 @@ medians of ``ROUNDS``; the tile kernel takes every layer up to the largest side 
 that side and every smaller one (``Limits``: a weight count per product; 0: never).
 
 The result is kept on disk (``kernel-choices.json`` in fastfnn's cache folder, keyed by the
-CPU, its features, OpenBLAS's kernels and fastfnn's version; written under a file lock, so
-processes that start together measure once), and every later process on the machine reads it:
+CPU, its features, the CPU count, OpenBLAS's kernels and fastfnn's version; written under a
+file lock, so processes that start together measure once: :func:`cached`, which also keeps
+``_parts``' measurement of the training split), and every later process on the machine reads it:
 the same choices, hence the same bits, run after run. ``FASTFNN_TILE=off`` keeps every product
 on gemm, ``on`` takes the tile kernel wherever the vector width allows; either skips the
 measurement. ``describe()`` says what was chosen and why (``fastfnn bench`` prints it).
@@ -64,29 +65,41 @@ def _choose(name):
         return Limits(0, 0, 0), "FASTFNN_TILE=off", []
     if mode == "on":
         return Limits(UNLIMITED, UNLIMITED, UNLIMITED), "FASTFNN_TILE=on", []
+    entry, how = cached(name, lambda: measure(name))
+    return Limits(*entry["limits"]), how, entry["timings"]
+
+
+def cached(name, measure_now, may_measure=True):
+    """``(entry, how)``: this machine's measurement ``name`` (a JSON-able dict), read from the
+    cache file, else made now by ``measure_now()`` and kept there (under a file lock, so that
+    processes that start together measure once), else, without a writable cache folder, made
+    for this process alone. With ``may_measure`` false, what is cached or ``(None, None)``."""
     path = os.path.join(_blas._cache_dir(), FILE)
     key = machine_key()
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with _locked(path + ".lock"):
             entry = _read(path).get(key, {}).get(name)
-            if entry is None:
-                entry = measure(name)
-                _write(path, key, name, entry)
-                how = f"measured now, kept in {path}"
-            else:
-                how = f"measured {entry['when']}, read from {path}"
+            if entry is not None:
+                return entry, f"measured {entry['when']}, read from {path}"
+            if not may_measure:
+                return None, None
+            entry = measure_now()
+            _write(path, key, name, entry)
+            return entry, f"measured now, kept in {path}"
     except OSError:  # no writable cache folder: this process measures for itself
-        entry, how = measure(name), "measured by this process (no writable cache folder)"
-    return Limits(*entry["limits"]), how, entry["timings"]
+        if not may_measure:
+            return None, None
+        return measure_now(), "measured by this process (no writable cache folder)"
 
 
 def machine_key():
-    """What the measurement depends on: the CPU, its features (as LLVM compiles for them),
-    OpenBLAS's kernels, fastfnn's version."""
+    """What the measurements depend on: the CPU, its features (as LLVM compiles for them), the
+    machine's CPU count, OpenBLAS's kernels, fastfnn's version."""
     import llvmlite.binding as llvm
 
     return " | ".join([llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten(),
+                       f"{os.cpu_count()} CPUs",
                        f"OpenBLAS {_blas.BLAS.core}", f"fastfnn {__version__}"])
 
 
@@ -105,7 +118,7 @@ def measure(name):
                 break
             limit = side * side
         limits.append(limit)
-    return {"limits": limits, "timings": timings, "when": time.strftime("%Y-%m-%d %H:%M")}
+    return {"limits": limits, "timings": timings, "when": now()}
 
 
 def _time(product, side, dtype, rng):
@@ -130,6 +143,11 @@ def _time(product, side, dtype, rng):
             K.time_products_(out, A, B, scratch, product, limit, repeats)
             times[limit].append((time.perf_counter() - start) / repeats)
     return float(np.median(times[UNLIMITED])), float(np.median(times[0]))
+
+
+def now():
+    """The time a measurement is stamped with."""
+    return time.strftime("%Y-%m-%d %H:%M")
 
 
 def _read(path):

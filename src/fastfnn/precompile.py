@@ -11,8 +11,9 @@ waits for it:
 * the training loop with a batch's rows on one thread and split into parts on several (where
   the machine has them), the full-batch gradient, the validation loss of early stopping,
   prediction of many rows and of a few;
-* the small-product tile kernel, and the timing of its crossover with gemm, which the first
-  fit on a machine runs and keeps in fastfnn's cache folder (so the later first fit reads it).
+* the small-product tile kernel, and the timings the first fit on a machine runs and keeps in
+  fastfnn's cache folder (so the later first fit reads them): the tile kernel's crossover with
+  gemm, and from which batch size splitting a batch over two threads pays (``_parts``).
 
 Installing fastfnn from source (``pip install .``) runs it at build time, so the wheel carries
 the cache for the machine that built it; Numba loads it only on a machine whose CPU, Numba
@@ -28,7 +29,8 @@ import numpy as np
 from fastfnn import FNNClassifier, FNNRegressor
 
 # Small networks train on one thread; the wide one has enough work per batch to be split into
-# parts on several threads (and to predict many rows on several). The small-input predict path
+# parts on several threads where the machine measured that to pay (its fit runs the measurement;
+# and predicts many rows on several). The small-input predict path
 # is compiled per depth: one, two and three hidden layers are prepared.
 _SMALL = dict(batch_size=16, max_iter=2, random_state=0)
 _SPLIT = dict(hidden_layer_sizes=(256, 256), batch_size=200, max_iter=1, random_state=0)

@@ -18,7 +18,8 @@ import scipy.optimize
 from sklearn.model_selection import train_test_split
 from sklearn.exceptions import ConvergenceWarning
 
-from ._threads import full_batch_parts, numba_threads, training_parts, training_threads
+from ._parts import full_batch_parts, training_parts
+from ._threads import numba_threads, training_threads
 from ._validation import check_optimize_result, lbfgs_iprint_options
 from .losses import loss_value
 from .network import DataSource
@@ -165,7 +166,7 @@ def fit_stochastic(state, cfg, X, Y, sw, random_state, incremental, stratify, sc
     n = source.n_samples
     data = source.data(Y, sw)
     batch_size = batch_size_for(cfg, n)
-    parts = training_parts(net.sizes, batch_size)
+    parts = training_parts(net.sizes, batch_size, net.dtype)
     threads = training_threads(parts)
     work = net.workspace(batch_size, parts)
     loop = _EpochLoop(net, data, work, batch_size, cfg.alpha, threads)
@@ -312,7 +313,7 @@ def fit_lbfgs(state, cfg, X, Y, sw, observer=None):
     net = state.net
     source = DataSource(X, net.dtype)
     data = source.data(Y, sw)
-    parts = full_batch_parts(net.sizes, source.n_samples)
+    parts = full_batch_parts(net.sizes, source.n_samples, net.dtype)
     work = net.workspace(source.n_samples, parts)
     threads = training_threads(parts)
     last_eval = {}  # the most recent evaluation: x and its loss

@@ -20,9 +20,10 @@ Used by ``fastfnn bench`` (:func:`add_arguments`, :func:`run`) and by the pytest
   command) and the peak memory of a fit, each in fresh subprocesses;
 * the targets (:data:`TARGETS`, one table), each with its value and met / MISSED.
 
-Choices (see benchmarks/README.md): every implementation runs with the same thread count, fastfnn's
-own choice for the problem (``_threads.training_threads``), set by threadpoolctl for scikit-learn and
-``torch.set_num_threads`` for torch (the reference: threadpoolctl, its BLAS being its only
+Choices (see benchmarks/README.md): every implementation runs with the same thread count,
+fastfnn's own choice for the problem (``_threads.training_threads`` of
+``_parts.training_parts``), set by threadpoolctl for scikit-learn and ``torch.set_num_threads``
+for torch (the reference: threadpoolctl, its BLAS being its only
 threads). torch's L2 term is ``weight_decay = alpha / m`` on the weights
 only (``m`` the rows of the batch, reset for the shorter last batch): exactly scikit-learn's
 ``(A.T @ D + alpha * W) / m`` gradient. torch is imported only when its benchmarks run.

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._threads import training_parts, training_threads
+from .._parts import training_parts
+from .._threads import training_threads
 
 SEED = 0
 LR = 1e-3
@@ -248,13 +249,13 @@ def make_data(config, dtype, seed=SEED):
     return X.astype(dtype), (Y[:, 0] if k == 1 else Y).astype(dtype)
 
 
-def thread_count(config, batch_size, override=None):
-    """Threads for one problem: ``override``, else fastfnn's own choice
-    (``_threads.training_threads``)."""
+def thread_count(config, dtype, override=None):
+    """Threads for one problem in ``dtype``: ``override``, else fastfnn's own choice
+    (``_threads.training_threads`` of ``_parts.training_parts``)."""
     if override:
         return int(override)
     threads = training_threads(training_parts(np.asarray(config.sizes, dtype=np.int64),
-                                              batch_size))
+                                              config.batch_size, dtype))
     return int(threads)
 
 

@@ -288,14 +288,19 @@ def _cpu_name():
 
 
 def machine_choices():
-    """The lines ``fastfnn._threads.describe_choices()`` gives (what fastfnn chose for this
-    machine), or [] where this version has no such function."""
-    from .. import _threads
+    """What fastfnn chose for this machine: the lines of ``_threads.describe_choices()`` and
+    ``_parts.describe()``, each where this version has it."""
+    import importlib
 
-    describe = getattr(_threads, "describe_choices", None)
-    if not callable(describe):
-        return []
-    return [str(line) for line in describe()]
+    lines = []
+    for module, name in (("_threads", "describe_choices"), ("_parts", "describe")):
+        try:
+            describe = getattr(importlib.import_module(f"fastfnn.{module}"), name, None)
+        except ImportError:
+            describe = None
+        if callable(describe):
+            lines += [str(line) for line in describe()]
+    return lines
 
 
 def machine_header(bench):

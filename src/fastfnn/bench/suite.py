@@ -96,8 +96,8 @@ class Bench(Latency, Tables):
             self._data[key] = make_data(config, dtype)
         return self._data[key]
 
-    def _threads(self, config, batch):
-        return thread_count(config, batch, self.opts.threads)
+    def _threads(self, config, dtype):
+        return thread_count(config, dtype, self.opts.threads)
 
     def _thread_env(self):
         """``FASTFNN_NUM_THREADS`` set to the override for fastfnn's own fits, if any."""
@@ -126,7 +126,7 @@ class Bench(Latency, Tables):
         """Prepare one (case, implementation): data, warm-up and the same-work record; returns a
         callable that runs one timed fit of ``case.epochs`` epochs and records its time."""
         X, y = self.data(case.config, case.dtype)
-        threads = self._threads(case.config, case.config.batch_size)
+        threads = self._threads(case.config, case.dtype)
         self.cases[case.key] = case
         self.threads[case.key] = threads
         times = self.train.setdefault(case.key, {}).setdefault(impl, [])
@@ -259,7 +259,7 @@ class Bench(Latency, Tables):
     # ---- GEMM floor ----
 
     def measure_floor(self, case):
-        threads = self._threads(case.config, case.config.batch_size)
+        threads = self._threads(case.config, case.dtype)
         value = gemm_floor(case.config, case.dtype, threads, reps=3 if self.opts.full else 2)
         self.cases[case.key] = case
         self.floors[case.key] = value
@@ -315,7 +315,7 @@ class Bench(Latency, Tables):
         """Peak memory of a one-epoch fit, in a fresh process, against its data + parameters +
         workspace. See :func:`memory_child`."""
         spec = dict(config=dataclasses.asdict(config), dtype=dtype, impl=impl,
-                    threads=self._threads(config, config.batch_size))
+                    threads=self._threads(config, dtype))
         res = _child(MEMORY_CHILD, spec)
         item = np.dtype(dtype).itemsize
         X_bytes = config.n_samples * (config.n_features + config.n_outputs) * item

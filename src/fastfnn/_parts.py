@@ -1,0 +1,210 @@
+"""How many parts a batch's rows are split into for threads, measured on the machine, once.
+
+Training may split each minibatch's rows into ``PARTS`` parts whose gradient sums run on threads
+of their own and are added in part order (``_kernels.run_batches_parallel_``), so a fit gives the
+same bits on one thread or several. The split pays when the batch holds enough work to outweigh
+the fork and join, adding the parts' gradients, and the other cores' availability; where that
+starts depends on the CPU, its cores and its BLAS, so it is timed, not assumed:
+
+* for each dtype, the compiled training loop runs batches of ``ROWS`` rows through networks of
+  ``LAYERS`` square relu layers, ``width`` wide (``WIDTHS``, narrowest first, the work about
+  doubling from one to the next), whole on one thread and in ``PARTS`` parts on ``PARTS``
+  threads, back to back, ``ROUNDS`` pairs: the median of the pairs' time ratios is the split's
+  gain at that width (each pair sees the same state of a busy machine, so phases of a shared
+  host cancel out);
+* the split wins at a width when its gain is at least ``MARGIN``: enough to be worth a second
+  core and a second gradient buffer;
+* batches of at least the training work (:func:`batch_flops`) of the first of two widths in a
+  row where the split won are split (the widest width alone, where only it won); none where it
+  never won. Wider networks are not timed: from there, the work to split only grows against
+  the fixed costs of a split.
+
+The result is kept with the product choices (``_tuning.cached``: one file, keyed by the CPU, its
+CPU count, OpenBLAS's kernels and fastfnn's version), so every process on the machine splits the
+same batches, whatever its thread limits: the parts decide the bits, the thread count never does.
+The one measurement runs on ``PARTS`` threads whenever the process's CPU affinity holds that many,
+even where ``FASTFNN_NUM_THREADS`` or a Dask worker allows fewer (about a second, once per machine
+and dtype), so that a process with a smaller thread budget splits as the others do. A process
+that cannot run ``PARTS`` threads at all (a narrower affinity, one Numba thread, no thread-safe
+threading layer) and finds no measurement splits nothing and keeps nothing. On a machine with
+fewer than ``PARTS`` CPUs nothing is split. ``FASTFNN_SPLIT_FLOPS`` sets the threshold instead (a
+number of flops; ``inf`` never splits). ``describe()`` says what was chosen and why.
+"""
+
+import os
+import time
+
+import numpy as np
+
+from . import _threads
+from . import _tuning
+from .network import DataSource, Network
+from .optimizers import SGD
+
+PARTS = 2  # parts of a split batch: each beyond the first holds a gradient-sized buffer
+FULL_BATCH_ROWS = 4096  # full-batch (L-BFGS) parts: one per FULL_BATCH_ROWS rows ...
+FULL_BATCH_PARTS = 8  # ... up to this many
+ROWS = 64  # rows of a timed batch (32 a part): common batch sizes are 32-256
+LAYERS = 3  # square hidden-to-hidden layers of the timed networks (then one output)
+WIDTHS = (16, 24, 32, 48, 64, 96, 128, 176, 256)  # the work about doubling a step
+MARGIN = 1.1  # the least gain (one thread's median time over the split's) that wins
+ROUNDS = 9  # timed pairs (one thread, then the split) per width; the median ratio counts
+SECONDS = 0.01  # each timing runs at least about this long
+BATCHES = 16  # distinct batches of the timed data (cycled through)
+
+_chosen = {}  # np.dtype -> (threshold flops, how, timings): this process's memo
+
+
+def batch_flops(sizes, rows):
+    """Training flops of a batch of ``rows`` rows: 6 * rows * sum(fan_in * fan_out)."""
+    sizes = np.asarray(sizes)
+    return 6.0 * rows * float(np.sum(sizes[:-1] * sizes[1:]))
+
+
+def _ladder_sizes(width):
+    return [width] * (LAYERS + 1) + [1]
+
+
+SMALLEST = batch_flops(_ladder_sizes(WIDTHS[0]), ROWS)  # below it, nothing is measured or split
+
+
+def training_parts(sizes, batch_size, dtype):
+    """Parts each minibatch's rows are split into: ``PARTS`` (each part keeping at least 8
+    rows) for batches of at least :func:`split_flops` training flops, else 1. Chosen from the
+    problem and the machine's measurement, never from the thread count."""
+    flops = batch_flops(sizes, batch_size)
+    if flops < split_flops(dtype, at_least=flops):
+        return 1
+    return max(1, min(PARTS, batch_size // 8))
+
+
+def full_batch_parts(sizes, rows, dtype):
+    """Parts of a full batch (L-BFGS): as :func:`training_parts`, and one more per
+    FULL_BATCH_ROWS rows, up to FULL_BATCH_PARTS."""
+    parts = training_parts(sizes, rows, dtype)
+    if parts == 1:
+        return 1
+    return max(parts, min(FULL_BATCH_PARTS, rows // FULL_BATCH_ROWS))
+
+
+def split_flops(dtype, at_least=np.inf):
+    """The training flops from which a ``dtype`` batch is split on this machine (``inf``:
+    never): ``FASTFNN_SPLIT_FLOPS``, else the cached measurement, else measured now. A caller
+    whose batch has less work than any timed one (``at_least`` < SMALLEST) gets ``inf``
+    without a measurement."""
+    env = os.environ.get("FASTFNN_SPLIT_FLOPS")
+    if env is not None:
+        return _env_flops(env)
+    dtype = np.dtype(dtype)
+    if dtype not in _chosen:
+        if at_least < SMALLEST:
+            return np.inf
+        _chosen[dtype] = _choose(dtype)
+    return _chosen[dtype][0]
+
+
+def _env_flops(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise ValueError("FASTFNN_SPLIT_FLOPS must be a number of flops >= 0 (inf: never split), "
+                         f"got {text!r}.")
+    return value
+
+
+def _choose(dtype):
+    """``(threshold, how, timings)`` for ``dtype`` (module docstring)."""
+    if (os.cpu_count() or 1) < PARTS:
+        return np.inf, f"fewer than {PARTS} CPUs", []
+    entry, how = _tuning.cached(f"split {dtype.name}", lambda: measure(dtype.name),
+                                may_measure=can_measure())
+    if entry is None:
+        return np.inf, (f"not measured: this process cannot run {PARTS} threads, and no "
+                        "measurement is kept"), []
+    threshold = np.inf if entry["split_flops"] is None else entry["split_flops"]
+    return threshold, how, entry["timings"]
+
+
+def can_measure():
+    """True where this process can run ``PARTS`` Numba threads on ``PARTS`` CPUs."""
+    from numba import config
+
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return (cpus >= PARTS and config.NUMBA_NUM_THREADS >= PARTS
+            and _threads._can_run_parallel())
+
+
+def measure(name):
+    """Times batches whole on one thread and in parts on ``PARTS`` threads, narrowest network
+    first, until the split wins at two widths in a row (or the widths run out); returns the
+    cache entry: ``split_flops`` (the first of the two wins' batch flops; the widest width's
+    when only it won; None: never), ``timings`` (width, batch flops, the median over rounds
+    of one thread's time over the split's), ``when``."""
+    rng = np.random.default_rng(0)
+    threshold, timings, won = None, [], None
+    for width in WIDTHS:
+        flops = batch_flops(_ladder_sizes(width), ROWS)
+        gain = _gain(width, np.dtype(name), rng)
+        timings.append([width, flops, gain])
+        if gain < MARGIN:
+            won = None
+            continue
+        if won is not None:
+            break
+        won = flops
+    if won is not None:
+        threshold = won
+    return {"split_flops": threshold, "timings": timings, "when": _tuning.now()}
+
+
+def _gain(width, dtype, rng):
+    """The median over ROUNDS of (seconds of a batch whole on one thread) / (in PARTS parts on
+    PARTS threads), each pair timed back to back, so that both see the same state of a busy
+    machine."""
+    net = Network(_ladder_sizes(width), "relu", "identity", "squared_error", dtype)
+    net.theta[:] = rng.uniform(-0.1, 0.1, net.theta.size)
+    X = rng.standard_normal((BATCHES * ROWS, width))
+    data = DataSource(X, dtype).data(rng.standard_normal((BATCHES * ROWS, 1)))
+    rule = SGD(net.theta.size, dtype, learning_rate_init=1e-6, nesterov=False).rule()
+    whole, split = (net.workspace(ROWS, 1), 1), (net.workspace(ROWS, PARTS), PARTS)
+
+    def run(way, repeats):
+        work, threads = way
+        start = time.perf_counter()
+        for _ in range(repeats):
+            net.run_batches(data, work, rule, 0, BATCHES, ROWS, 0.0, threads)
+        return time.perf_counter() - start
+
+    with _threads.numba_threads(PARTS):
+        repeats = 1
+        while run(whole, repeats) < SECONDS / 2:  # also compiles and warms up
+            repeats *= 2
+        run(split, repeats)
+        return float(np.median([run(whole, repeats) / run(split, repeats)
+                                for _ in range(ROUNDS)]))
+
+
+def describe():
+    """Lines per dtype: the batches split into parts, where the choice came from, and the
+    timings behind it."""
+    lines = []
+    for name in ("float64", "float32"):
+        threshold = split_flops(name)
+        _, how, timings = (_chosen[np.dtype(name)] if "FASTFNN_SPLIT_FLOPS" not in os.environ
+                           else (threshold, "FASTFNN_SPLIT_FLOPS", []))
+        rule = ("every batch runs whole on one thread" if threshold == np.inf
+                else f"batches of >= {threshold:.3g} training flops are split into {PARTS} "
+                "parts, one thread each; smaller ones run whole on one thread")
+        lines.append(f"{name} training: {rule} ({how})")
+        speed = [f"{w} ({flops:.2g} flops): {gain:.2f}x" for w, flops, gain in timings]
+        if speed:
+            lines.append(f"  {name} one thread's time / the split's by width, {ROWS}-row "
+                         f"batches (a win from {MARGIN}x): {', '.join(speed)}")
+    lines.append(f"L-BFGS: split batches of all rows get one part per {FULL_BATCH_ROWS} rows, "
+                 f"{FULL_BATCH_PARTS} at most")
+    return lines

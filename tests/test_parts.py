@@ -1,0 +1,235 @@
+"""Which batches are split into parts for threads, measured once per machine.
+
+Oracles: the rule "the first of two widths in a row where the split gained at least MARGIN"
+applied by hand to scripted and to recorded gains; the unsplit fit (a split fit agrees with it
+to rounding); the cache file and fresh processes (a process with a one-thread budget measures
+what the others read; one that cannot run two threads keeps nothing).
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from fastfnn import FNNRegressor
+from fastfnn import _parts, _tuning
+
+
+def flops(width):
+    return _parts.batch_flops(_parts._ladder_sizes(width), _parts.ROWS)
+
+
+@pytest.fixture
+def fresh(monkeypatch):
+    """No threshold set or memoised in this process."""
+    monkeypatch.delenv("FASTFNN_SPLIT_FLOPS", raising=False)
+    monkeypatch.setattr(_parts, "_chosen", {})
+
+
+def scripted(monkeypatch, gains):
+    """``_parts.measure`` sees ``gains`` (width -> gain) instead of timings; returns the widths
+    it timed, in order."""
+    timed = []
+
+    def gain(width, dtype, rng):
+        timed.append(width)
+        return gains[width]
+
+    monkeypatch.setattr(_parts, "_gain", gain)
+    return timed
+
+
+W = _parts.WIDTHS  # 16, 24, 32, 48, 64, 96, 128, 176, 256
+
+
+@pytest.mark.parametrize("wins, threshold, last", [
+    ({48, 64, 96, 128, 176, 256}, 48, 64),  # two wins in a row: the first counts
+    ({24, 64, 96}, 64, 96),  # a lone win is not enough
+    ({16, 24}, 16, 24),
+    ({256}, 256, 256),  # the widest alone: nothing wider to confirm it
+    (set(), None, 256),  # never
+    ({16, 48, 96, 176}, None, 256),  # never twice in a row, and not the widest
+])
+def test_the_rule_on_scripted_gains(monkeypatch, wins, threshold, last):
+    gains = {w: (_parts.MARGIN if w in wins else 0.99 * _parts.MARGIN) for w in W}
+    timed = scripted(monkeypatch, gains)
+    entry = _parts.measure("float64")
+    assert timed == list(W[: W.index(last) + 1])  # stops at the second win
+    assert entry["split_flops"] == (None if threshold is None else flops(threshold))
+    assert [row[:2] for row in entry["timings"]] == [[w, flops(w)] for w in timed]
+    assert [row[2] for row in entry["timings"]] == [gains[w] for w in timed]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["float64", "float32"])
+def test_a_real_measurement_follows_its_own_rule(name):
+    if not _parts.can_measure():
+        pytest.skip("this process cannot run two threads")
+    entry = _parts.measure(name)
+    gains = [row[2] for row in entry["timings"]]
+    assert all(np.isfinite(g) and g > 0 for g in gains)
+    wins = [g >= _parts.MARGIN for g in gains]
+    expected = None
+    for i in range(len(wins)):
+        if wins[i] and (i + 1 < len(wins) and wins[i + 1] or i + 1 == len(W)):
+            expected = entry["timings"][i][1]
+            assert len(gains) == min(i + 2, len(W))
+            break
+    assert entry["split_flops"] == expected
+
+
+def test_a_batch_splits_from_the_threshold_on(monkeypatch):
+    sizes = [20, 64, 64, 1]
+    work = _parts.batch_flops(sizes, 64)
+    assert work == 6 * 64 * (20 * 64 + 64 * 64 + 64)
+    monkeypatch.setenv("FASTFNN_SPLIT_FLOPS", repr(work))
+    assert _parts.training_parts(sizes, 64, np.float64) == _parts.PARTS
+    assert _parts.training_parts(sizes, 63, np.float64) == 1
+    monkeypatch.setenv("FASTFNN_SPLIT_FLOPS", "inf")
+    assert _parts.training_parts(sizes, 10**6, np.float32) == 1
+
+
+def test_each_part_keeps_eight_rows(monkeypatch):
+    monkeypatch.setenv("FASTFNN_SPLIT_FLOPS", "0")
+    assert _parts.training_parts([4, 4, 1], 15, np.float64) == 1
+    assert _parts.training_parts([4, 4, 1], 16, np.float64) == 2
+
+
+def test_full_batches_get_a_part_per_4096_rows(monkeypatch):
+    monkeypatch.setenv("FASTFNN_SPLIT_FLOPS", "0")
+    assert _parts.full_batch_parts([4, 4, 1], 10_000, np.float64) == 2
+    assert _parts.full_batch_parts([4, 4, 1], 5 * 4096, np.float64) == 5
+    assert _parts.full_batch_parts([4, 4, 1], 10**6, np.float64) == _parts.FULL_BATCH_PARTS
+    monkeypatch.setenv("FASTFNN_SPLIT_FLOPS", "inf")
+    assert _parts.full_batch_parts([4, 4, 1], 10**6, np.float64) == 1
+
+
+def test_batches_below_the_smallest_timed_work_are_neither_measured_nor_split(monkeypatch,
+                                                                              fresh):
+    def fail(dtype):
+        raise AssertionError("measured")
+
+    monkeypatch.setattr(_parts, "_choose", fail)
+    sizes = [10, 32, 1]  # 6 * 32 * 352 = 68k flops a batch
+    assert _parts.batch_flops(sizes, 32) < _parts.SMALLEST
+    assert _parts.training_parts(sizes, 32, np.float64) == 1
+    with pytest.raises(AssertionError, match="measured"):
+        _parts.training_parts([100, 256, 256, 1], 128, np.float64)
+
+
+@pytest.mark.parametrize("text", ["-1", "many", "nan", ""])
+def test_a_bad_threshold_is_a_clear_error_and_the_model_stays(monkeypatch, text):
+    X, y = np.random.default_rng(0).standard_normal((50, 3)), np.arange(50.0)
+    est = FNNRegressor(hidden_layer_sizes=(4,), max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+    before = [c.copy() for c in est.coefs_]
+    monkeypatch.setenv("FASTFNN_SPLIT_FLOPS", text)
+    with pytest.raises(ValueError, match="FASTFNN_SPLIT_FLOPS must be a number of flops"):
+        _parts.training_parts([3, 4, 1], 200, np.float64)
+    with pytest.raises(ValueError, match="FASTFNN_SPLIT_FLOPS"):
+        est.partial_fit(X, y)
+    for a, b in zip(est.coefs_, before):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-10), (np.float32, 2e-4)])
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+def test_a_split_fit_agrees_with_the_whole_one(monkeypatch, dtype, rtol, solver):
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((300, 12)).astype(dtype)
+    y = (np.sin(X[:, 0]) + X[:, 1] * X[:, 2]).astype(dtype)
+    params = dict(hidden_layer_sizes=(32, 16), solver=solver, batch_size=40, max_iter=5,
+                  random_state=0)
+    fits = {}
+    for threshold in ("0", "inf"):
+        monkeypatch.setenv("FASTFNN_SPLIT_FLOPS", threshold)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            fits[threshold] = FNNRegressor(**params).fit(X, y)
+    split, whole = fits["0"], fits["inf"]
+    for a, b in zip(split.coefs_ + split.intercepts_, whole.coefs_ + whole.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol)
+
+
+def test_one_cpu_splits_nothing(monkeypatch, fresh):
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert _parts.split_flops(np.float64) == np.inf
+    assert _parts.training_parts([100, 256, 256, 1], 128, np.float64) == 1
+    assert "fewer than 2 CPUs" in _parts.describe()[0]
+
+
+def test_describe_gives_the_threshold_and_the_gains_behind_it(monkeypatch, fresh):
+    timings = [[16, flops(16), 0.9], [24, flops(24), 1.25], [32, flops(32), 1.5]]
+    monkeypatch.setitem(_parts._chosen, np.dtype("float64"), (flops(24), "measured", timings))
+    monkeypatch.setitem(_parts._chosen, np.dtype("float32"), (np.inf, "measured", []))
+    lines = _parts.describe()
+    assert lines[0].startswith(f"float64 training: batches of >= {flops(24):.3g} training flops "
+                               "are split into 2 parts")
+    assert lines[1].endswith("16 (3e+05 flops): 0.90x, 24 (6.7e+05 flops): 1.25x, "
+                             "32 (1.2e+06 flops): 1.50x")
+    assert lines[2] == "float32 training: every batch runs whole on one thread (measured)"
+    monkeypatch.setenv("FASTFNN_SPLIT_FLOPS", "1e6")
+    assert "(FASTFNN_SPLIT_FLOPS)" in _parts.describe()[0]
+
+
+SPLIT = textwrap.dedent("""
+    import json
+    import numpy as np
+    from fastfnn import _parts
+    measured = []
+    real = _parts.measure
+    _parts.measure = lambda name: measured.append(name) or real(name)
+    parts = _parts.training_parts([100, 256, 256, 1], 128, np.float64)
+    threshold = _parts.split_flops(np.float64)
+    print(json.dumps({"parts": parts, "threshold": None if threshold == np.inf else threshold,
+                      "how": _parts._chosen[np.dtype("float64")][1], "measured": measured}))
+""")
+
+
+def _split_in_new_process(cache, prefix=(), **env):
+    env = {k: v for k, v in dict(os.environ, FASTFNN_CACHE_DIR=str(cache), FASTFNN_TILE="off",
+                                 **env).items() if k != "FASTFNN_SPLIT_FLOPS"}
+    done = subprocess.run([*prefix, sys.executable, "-c", SPLIT], capture_output=True,
+                          text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _kept(cache):
+    path = cache / _tuning.FILE
+    if not path.exists():
+        return {}
+    (entries,) = json.loads(path.read_text()).values()  # one machine
+    return entries
+
+
+@pytest.mark.slow
+def test_a_one_thread_process_measures_what_every_process_then_reads(tmp_path):
+    if not _parts.can_measure():
+        pytest.skip("this process cannot run two threads")
+    first = _split_in_new_process(tmp_path, FASTFNN_NUM_THREADS="1")
+    assert first["measured"] == ["float64"] and first["how"].startswith("measured now")
+    second = _split_in_new_process(tmp_path)
+    assert second["measured"] == [] and "read from" in second["how"]
+    assert second["threshold"] == first["threshold"] == _kept(tmp_path)["split float64"][
+        "split_flops"]
+    assert second["parts"] == first["parts"]
+
+
+@pytest.mark.slow
+def test_a_process_pinned_to_one_cpu_splits_nothing_and_keeps_nothing(tmp_path):
+    if not shutil.which("taskset") or (os.cpu_count() or 1) < 2:
+        pytest.skip("needs taskset and two CPUs")
+    pinned = _split_in_new_process(tmp_path, prefix=("taskset", "-c", "0"))
+    assert pinned["measured"] == [] and pinned["parts"] == 1 and pinned["threshold"] is None
+    assert pinned["how"].startswith("not measured")
+    assert "split float64" not in _kept(tmp_path)
