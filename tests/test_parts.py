@@ -33,38 +33,34 @@ def fresh(monkeypatch):
     monkeypatch.setattr(_parts, "_chosen", {})
 
 
-def scripted(monkeypatch, gains):
-    """``_parts.measure`` sees ``gains`` (width -> gain) instead of timings; returns the widths
-    it timed, in order."""
-    timed = []
-
-    def gain(width, dtype, rng):
-        timed.append(width)
-        return gains[width]
-
-    monkeypatch.setattr(_parts, "_gain", gain)
-    return timed
-
-
 W = _parts.WIDTHS  # 16, 24, 32, 48, 64, 96, 128, 176, 256
 
 
-@pytest.mark.parametrize("wins, threshold, last", [
-    ({48, 64, 96, 128, 176, 256}, 48, 64),  # two wins in a row: the first counts
-    ({24, 64, 96}, 64, 96),  # a lone win is not enough
-    ({16, 24}, 16, 24),
-    ({256}, 256, 256),  # the widest alone: nothing wider to confirm it
-    (set(), None, 256),  # never
-    ({16, 48, 96, 176}, None, 256),  # never twice in a row, and not the widest
+@pytest.mark.parametrize("wins, first", [
+    ({48, 64, 96, 128, 176, 256}, 48),  # two wins in a row: the first counts
+    ({24, 64, 96}, 64),  # a lone win is not enough
+    ({16, 24, 128}, 16),  # a loss further on does not count
+    ({256}, 256),  # the widest alone: nothing wider to confirm it
+    (set(), None),  # never
+    ({16, 48, 96, 176}, None),  # never twice in a row, and not the widest
 ])
-def test_the_rule_on_scripted_gains(monkeypatch, wins, threshold, last):
+def test_the_rule_on_scripted_gains(monkeypatch, wins, first):
     gains = {w: (_parts.MARGIN if w in wins else 0.99 * _parts.MARGIN) for w in W}
-    timed = scripted(monkeypatch, gains)
+    orders = []
+
+    def pair(width, dtype, rng):
+        def timed(whole_first):
+            orders.append(whole_first)
+            return gains[width]
+
+        return timed
+
+    monkeypatch.setattr(_parts, "_pair", pair)
     entry = _parts.measure("float64")
-    assert timed == list(W[: W.index(last) + 1])  # stops at the second win
-    assert entry["split_flops"] == (None if threshold is None else flops(threshold))
-    assert [row[:2] for row in entry["timings"]] == [[w, flops(w)] for w in timed]
-    assert [row[2] for row in entry["timings"]] == [gains[w] for w in timed]
+    assert entry["split_flops"] == (None if first is None else flops(first))
+    assert entry["timings"] == [[w, flops(w), gains[w]] for w in W]
+    # every round visits every width; every other round times the split first
+    assert orders == [r % 2 == 0 for r in range(_parts.ROUNDS) for _ in W]
 
 
 @pytest.mark.slow
@@ -73,14 +69,13 @@ def test_a_real_measurement_follows_its_own_rule(name):
     if not _parts.can_measure():
         pytest.skip("this process cannot run two threads")
     entry = _parts.measure(name)
+    assert [row[:2] for row in entry["timings"]] == [[w, flops(w)] for w in W]
     gains = [row[2] for row in entry["timings"]]
     assert all(np.isfinite(g) and g > 0 for g in gains)
-    wins = [g >= _parts.MARGIN for g in gains]
     expected = None
-    for i in range(len(wins)):
-        if wins[i] and (i + 1 < len(wins) and wins[i + 1] or i + 1 == len(W)):
-            expected = entry["timings"][i][1]
-            assert len(gains) == min(i + 2, len(W))
+    for i, width in enumerate(W):
+        if gains[i] >= _parts.MARGIN and (width == W[-1] or gains[i + 1] >= _parts.MARGIN):
+            expected = flops(width)
             break
     assert entry["split_flops"] == expected
 

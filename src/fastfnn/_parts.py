@@ -7,28 +7,30 @@ the fork and join, adding the parts' gradients, and the other cores' availabilit
 starts depends on the CPU, its cores and its BLAS, so it is timed, not assumed:
 
 * for each dtype, the compiled training loop runs batches of ``ROWS`` rows through networks of
-  ``LAYERS`` square relu layers, ``width`` wide (``WIDTHS``, narrowest first, the work about
-  doubling from one to the next), whole on one thread and in ``PARTS`` parts on ``PARTS``
-  threads, back to back, ``ROUNDS`` pairs: the median of the pairs' time ratios is the split's
-  gain at that width (each pair sees the same state of a busy machine, so phases of a shared
-  host cancel out);
+  ``LAYERS`` square relu layers, ``width`` wide (``WIDTHS``, the work about doubling from one
+  to the next), whole on one thread and in ``PARTS`` parts on ``PARTS`` threads, back to back
+  (each first in every other round); a round times such a pair at every width, and the median
+  over ``ROUNDS`` rounds of a width's time ratios is the split's gain there. Each pair sees
+  the same state of a busy machine, and each width's rounds are spread over the whole
+  measurement, so a shared host's slow spells and the order of the two weigh little;
 * the split wins at a width when its gain is at least ``MARGIN``: enough to be worth a second
   core and a second gradient buffer;
 * batches of at least the training work (:func:`batch_flops`) of the first of two widths in a
-  row where the split won are split (the widest width alone, where only it won); none where it
-  never won. Wider networks are not timed: from there, the work to split only grows against
-  the fixed costs of a split.
+  row where the split won are split (the widest width alone, where only it won); none where
+  there is no such width. A win at two widths in a row is taken to hold for all wider ones:
+  there the work to split only grows against the fixed costs of a split.
 
-The result is kept with the product choices (``_tuning.cached``: one file, keyed by the CPU, its
-CPU count, OpenBLAS's kernels and fastfnn's version), so every process on the machine splits the
-same batches, whatever its thread limits: the parts decide the bits, the thread count never does.
-The one measurement runs on ``PARTS`` threads whenever the process's CPU affinity holds that many,
-even where ``FASTFNN_NUM_THREADS`` or a Dask worker allows fewer (about a second, once per machine
-and dtype), so that a process with a smaller thread budget splits as the others do. A process
-that cannot run ``PARTS`` threads at all (a narrower affinity, one Numba thread, no thread-safe
-threading layer) and finds no measurement splits nothing and keeps nothing. On a machine with
-fewer than ``PARTS`` CPUs nothing is split. ``FASTFNN_SPLIT_FLOPS`` sets the threshold instead (a
-number of flops; ``inf`` never splits). ``describe()`` says what was chosen and why.
+The result is kept with the product choices (``_tuning.cached``: one file, keyed by the CPU,
+its CPU count, OpenBLAS's kernels and fastfnn's version), so every process on the machine
+splits the same batches, whatever its thread limits: the parts decide the bits, the thread
+count never does. The one measurement runs on ``PARTS`` threads whenever the process's CPU
+affinity holds that many, even where ``FASTFNN_NUM_THREADS`` or a Dask worker allows fewer (one
+to three seconds, once per machine and dtype), so that a process with a smaller thread budget
+splits as the others do. A process that cannot run ``PARTS`` threads at all (a narrower
+affinity, one Numba thread, no thread-safe threading layer) and finds no measurement splits
+nothing and keeps nothing. On a machine with fewer than ``PARTS`` CPUs nothing is split.
+``FASTFNN_SPLIT_FLOPS`` sets the threshold instead (a number of flops; ``inf`` never splits).
+``describe()`` says what was chosen and why.
 """
 
 import os
@@ -48,8 +50,8 @@ ROWS = 64  # rows of a timed batch (32 a part): common batch sizes are 32-256
 LAYERS = 3  # square hidden-to-hidden layers of the timed networks (then one output)
 WIDTHS = (16, 24, 32, 48, 64, 96, 128, 176, 256)  # the work about doubling a step
 MARGIN = 1.1  # the least gain (one thread's median time over the split's) that wins
-ROUNDS = 9  # timed pairs (one thread, then the split) per width; the median ratio counts
-SECONDS = 0.01  # each timing runs at least about this long
+ROUNDS = 10  # rounds of timed pairs at every width; the median ratio per width counts
+SECONDS = 0.005  # each timing runs at least about this long
 BATCHES = 16  # distinct batches of the timed data (cycled through)
 
 _chosen = {}  # np.dtype -> (threshold flops, how, timings): this process's memo
@@ -140,32 +142,35 @@ def can_measure():
 
 
 def measure(name):
-    """Times batches whole on one thread and in parts on ``PARTS`` threads, narrowest network
-    first, until the split wins at two widths in a row (or the widths run out); returns the
-    cache entry: ``split_flops`` (the first of the two wins' batch flops; the widest width's
-    when only it won; None: never), ``timings`` (width, batch flops, the median over rounds
-    of one thread's time over the split's), ``when``."""
+    """Times batches whole on one thread and in parts on ``PARTS`` threads at every width, in
+    rounds that visit every width (module docstring); returns the cache entry: ``split_flops``
+    (:func:`threshold` of the gains; None: never), ``timings`` (width, batch flops, gain: the
+    median over rounds of one thread's time over the split's), ``when``."""
     rng = np.random.default_rng(0)
-    threshold, timings, won = None, [], None
-    for width in WIDTHS:
-        flops = batch_flops(_ladder_sizes(width), ROWS)
-        gain = _gain(width, np.dtype(name), rng)
-        timings.append([width, flops, gain])
-        if gain < MARGIN:
-            won = None
-            continue
-        if won is not None:
-            break
-        won = flops
-    if won is not None:
-        threshold = won
-    return {"split_flops": threshold, "timings": timings, "when": _tuning.now()}
+    with _threads.numba_threads(PARTS):
+        pairs = [_pair(width, np.dtype(name), rng) for width in WIDTHS]
+        ratios = [[pair(r % 2 == 0) for pair in pairs] for r in range(ROUNDS)]
+    gains = np.median(ratios, axis=0)
+    work = [batch_flops(_ladder_sizes(width), ROWS) for width in WIDTHS]
+    return {"split_flops": threshold(gains, work),
+            "timings": [[w, f, float(g)] for w, f, g in zip(WIDTHS, work, gains)],
+            "when": _tuning.now()}
 
 
-def _gain(width, dtype, rng):
-    """The median over ROUNDS of (seconds of a batch whole on one thread) / (in PARTS parts on
-    PARTS threads), each pair timed back to back, so that both see the same state of a busy
-    machine."""
+def threshold(gains, work):
+    """The ``work`` of the first of two widths in a row whose gains are at least MARGIN (the
+    last width's, where only it won); None where there is none."""
+    wins = [gain >= MARGIN for gain in gains] + [True]  # nothing wider to confirm the last
+    for i in range(len(gains)):
+        if wins[i] and wins[i + 1]:
+            return work[i]
+    return None
+
+
+def _pair(width, dtype, rng):
+    """A function of ``whole_first`` that times a batch whole on one thread and in PARTS parts
+    on PARTS threads (on Numba's threads as set), back to back, in that order or the other, and
+    returns one thread's time over the split's."""
     net = Network(_ladder_sizes(width), "relu", "identity", "squared_error", dtype)
     net.theta[:] = rng.uniform(-0.1, 0.1, net.theta.size)
     X = rng.standard_normal((BATCHES * ROWS, width))
@@ -180,13 +185,19 @@ def _gain(width, dtype, rng):
             net.run_batches(data, work, rule, 0, BATCHES, ROWS, 0.0, threads)
         return time.perf_counter() - start
 
-    with _threads.numba_threads(PARTS):
-        repeats = 1
-        while run(whole, repeats) < SECONDS / 2:  # also compiles and warms up
-            repeats *= 2
-        run(split, repeats)
-        return float(np.median([run(whole, repeats) / run(split, repeats)
-                                for _ in range(ROUNDS)]))
+    repeats = 1
+    while run(whole, repeats) < SECONDS:  # also compiles and warms up
+        repeats *= 2
+    run(split, repeats)
+
+    def pair(whole_first):
+        if whole_first:
+            one = run(whole, repeats)
+            return one / run(split, repeats)
+        two = run(split, repeats)
+        return run(whole, repeats) / two
+
+    return pair
 
 
 def describe():
