@@ -191,8 +191,8 @@ SPLIT = textwrap.dedent("""
 
 
 def _split_in_new_process(cache, prefix=(), **env):
-    env = {k: v for k, v in dict(os.environ, FASTFNN_CACHE_DIR=str(cache), FASTFNN_TILE="off",
-                                 **env).items() if k != "FASTFNN_SPLIT_FLOPS"}
+    env = {**os.environ, "FASTFNN_CACHE_DIR": str(cache), "FASTFNN_TILE": "off", **env}
+    env.pop("FASTFNN_SPLIT_FLOPS", None)
     done = subprocess.run([*prefix, sys.executable, "-c", SPLIT], capture_output=True,
                           text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -228,3 +228,16 @@ def test_a_process_pinned_to_one_cpu_splits_nothing_and_keeps_nothing(tmp_path):
     assert pinned["measured"] == [] and pinned["parts"] == 1 and pinned["threshold"] is None
     assert pinned["how"].startswith("not measured")
     assert "split float64" not in _kept(tmp_path)
+
+
+@pytest.mark.slow
+def test_the_split_timing_may_measure_the_tile_kernel_first(tmp_path):
+    """The split's timing runs the training loop, which needs the tile kernel's choice: made
+    inside the split's hold on the cache file's lock, which must not wait for itself."""
+    if not _parts.can_measure():
+        pytest.skip("this process cannot run two threads")
+    first = _split_in_new_process(tmp_path, FASTFNN_TILE="")
+    assert first["measured"] == ["float64"]
+    kept = _kept(tmp_path)
+    assert kept["split float64"]["split_flops"] == first["threshold"]
+    assert "limits" in kept["float64"]  # the tile kernel's choice, measured and kept as well

@@ -6,13 +6,15 @@ same bits on one thread or several. The split pays when the batch holds enough w
 the fork and join, adding the parts' gradients, and the other cores' availability; where that
 starts depends on the CPU, its cores and its BLAS, so it is timed, not assumed:
 
-* for each dtype, the compiled training loop runs batches of ``ROWS`` rows through networks of
-  ``LAYERS`` square relu layers, ``width`` wide (``WIDTHS``, the work about doubling from one
-  to the next), whole on one thread and in ``PARTS`` parts on ``PARTS`` threads, back to back
-  (each first in every other round); a round times such a pair at every width, and the median
-  over ``ROUNDS`` rounds of a width's time ratios is the split's gain there. Each pair sees
-  the same state of a busy machine, and each width's rounds are spread over the whole
-  measurement, so a shared host's slow spells and the order of the two weigh little;
+* for each dtype, the compiled training loop (with Adam, the default solver, so that a first
+  fit that splits reuses what the timing compiled) runs batches of ``ROWS`` rows through
+  networks of ``LAYERS`` square relu layers, ``width`` wide (``WIDTHS``, the work about
+  doubling from one to the next), whole on one thread and in ``PARTS`` parts on ``PARTS``
+  threads, back to back (each first in every other round); a round times such a pair at every
+  width, and the median over ``ROUNDS`` rounds of a width's time ratios is the split's gain
+  there. Each pair sees the same state of a busy machine, and each width's rounds are spread
+  over the whole measurement, so a shared host's slow spells and the order of the two weigh
+  little;
 * the split wins at a width when its gain is at least ``MARGIN``: enough to be worth a second
   core and a second gradient buffer;
 * batches of at least the training work (:func:`batch_flops`) of the first of two widths in a
@@ -41,7 +43,7 @@ import numpy as np
 from . import _threads
 from . import _tuning
 from .network import DataSource, Network
-from .optimizers import SGD
+from .optimizers import Adam
 
 PARTS = 2  # parts of a split batch: each beyond the first holds a gradient-sized buffer
 FULL_BATCH_ROWS = 4096  # full-batch (L-BFGS) parts: one per FULL_BATCH_ROWS rows ...
@@ -175,7 +177,7 @@ def _pair(width, dtype, rng):
     net.theta[:] = rng.uniform(-0.1, 0.1, net.theta.size)
     X = rng.standard_normal((BATCHES * ROWS, width))
     data = DataSource(X, dtype).data(rng.standard_normal((BATCHES * ROWS, 1)))
-    rule = SGD(net.theta.size, dtype, learning_rate_init=1e-6, nesterov=False).rule()
+    rule = Adam(net.theta.size, dtype, learning_rate_init=1e-6).rule()  # the default solver's
     whole, split = (net.workspace(ROWS, 1), 1), (net.workspace(ROWS, PARTS), PARTS)
 
     def run(way, repeats):

@@ -20,6 +20,7 @@ measurement. ``describe()`` says what was chosen and why (``fastfnn bench`` prin
 
 import json
 import os
+import threading
 import time
 from typing import NamedTuple
 
@@ -168,24 +169,49 @@ def _write(path, key, name, entry):
     os.replace(tmp, path)
 
 
+_held = threading.RLock()  # this process's hold on the file lock: re-entered by its holder
+_depth = 0  # how deep the holding thread is inside _locked
+
+
 class _locked:
-    """An exclusive lock on the file ``path`` (POSIX ``flock``; a no-op elsewhere)."""
+    """An exclusive lock on the file ``path`` (POSIX ``flock``; a no-op elsewhere) for this
+    process, re-entrant in the thread that holds it (a measurement may need another one, e.g.
+    the training split's timing needs the tile kernel's choice): other threads and processes
+    wait."""
 
     def __init__(self, path):
         self.path = path
+        self.file = None
 
     def __enter__(self):
-        self.file = open(self.path, "a")
+        global _depth
+        _held.acquire()
         try:
-            import fcntl
-
-            fcntl.flock(self.file, fcntl.LOCK_EX)
-        except ImportError:  # pragma: no cover - not POSIX
-            pass
+            if _depth == 0:
+                self.file = open(self.path, "a")
+                _flock(self.file)
+        except BaseException:
+            if self.file is not None:
+                self.file.close()
+            _held.release()
+            raise
+        _depth += 1
         return self
 
     def __exit__(self, *exc):
-        self.file.close()  # releases the lock
+        global _depth
+        _depth -= 1
+        if self.file is not None:
+            self.file.close()  # releases the file lock
+        _held.release()
+
+
+def _flock(file):
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return
+    fcntl.flock(file, fcntl.LOCK_EX)
 
 
 def describe():
