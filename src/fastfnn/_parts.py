@@ -18,9 +18,10 @@ starts depends on the CPU, its cores and its BLAS, so it is timed, not assumed:
 * the split wins at a width when its gain is at least ``MARGIN``: enough to be worth a second
   core and a second gradient buffer;
 * batches of at least the training work (:func:`batch_flops`) of the first of two widths in a
-  row where the split won are split (the widest width alone, where only it won); none where
-  there is no such width. A win at two widths in a row is taken to hold for all wider ones:
-  there the work to split only grows against the fixed costs of a split.
+  row where the split won are split. A win at two widths in a row is taken to hold for all
+  wider ones, and past the timed range the split is taken (from twice the widest width's work,
+  where no two widths in a row won): there the work to split only grows against the fixed
+  costs of a split.
 
 The result is kept with the product choices (``_tuning.cached``: one file, keyed by the CPU,
 its CPU count, OpenBLAS's kernels and fastfnn's version), so every process on the machine
@@ -127,8 +128,7 @@ def _choose(dtype):
     if entry is None:
         return np.inf, (f"not measured: this process cannot run {PARTS} threads, and no "
                         "measurement is kept"), []
-    threshold = np.inf if entry["split_flops"] is None else entry["split_flops"]
-    return threshold, how, entry["timings"]
+    return entry["split_flops"], how, entry["timings"]
 
 
 def can_measure():
@@ -146,7 +146,7 @@ def can_measure():
 def measure(name):
     """Times batches whole on one thread and in parts on ``PARTS`` threads at every width, in
     rounds that visit every width (module docstring); returns the cache entry: ``split_flops``
-    (:func:`threshold` of the gains; None: never), ``timings`` (width, batch flops, gain: the
+    (:func:`threshold` of the gains), ``timings`` (width, batch flops, gain: the
     median over rounds of one thread's time over the split's), ``when``."""
     rng = np.random.default_rng(0)
     with _threads.numba_threads(PARTS):
@@ -160,13 +160,14 @@ def measure(name):
 
 
 def threshold(gains, work):
-    """The ``work`` of the first of two widths in a row whose gains are at least MARGIN (the
-    last width's, where only it won); None where there is none."""
-    wins = [gain >= MARGIN for gain in gains] + [True]  # nothing wider to confirm the last
-    for i in range(len(gains)):
+    """The ``work`` of the first of two widths in a row whose gains are at least MARGIN. Beyond
+    the widest width, a batch of twice its work counts as a win: past the timed range a split
+    is taken, since the work to split only grows against its fixed costs."""
+    wins = [gain >= MARGIN for gain in gains] + [True, True]
+    work = [*work, 2 * work[-1]]
+    for i, w in enumerate(work):
         if wins[i] and wins[i + 1]:
-            return work[i]
-    return None
+            return w
 
 
 def _pair(width, dtype, rng):
