@@ -67,6 +67,7 @@ def batch_flops(sizes, rows):
 
 
 def _ladder_sizes(width):
+    """A timed network's sizes: ``width`` inputs, LAYERS layers of ``width`` units, 1 output."""
     return [width] * (LAYERS + 1) + [1]
 
 
