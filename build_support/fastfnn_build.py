@@ -6,6 +6,10 @@ machine code instead of compiling it: about 80-100 s of compiling on 2 cores for
 paid once at install, plus about 30 s for pip to prepare the build environment. Numba checks
 each cache entry against the CPU, its own version and the source file's contents, and compiles
 as usual where any differs: a wheel taken to another machine works, only without the head start.
+The kernel choices timed on the way (``fastfnn/kernel-choices.json``: the tile kernel's
+crossover and the training split, keyed by the machine) travel in the wheel too, so the first
+fit reads them instead of timing them; on another machine the key does not match and the first
+fit times its own.
 
 * The compilation runs ``fastfnn.precompile`` from the freshly built package in a child
   process; the build environment gets the runtime dependencies that needs
@@ -19,6 +23,7 @@ as usual where any differs: a wheel taken to another machine works, only without
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -95,3 +100,7 @@ class BuildPy(_build_py):
                       "will compile them", file=sys.stderr)
                 return
             print(f"fastfnn: kernels compiled in {done.stdout.strip()} s", file=sys.stderr)
+            # the kernel choices timed on the way (keyed by this machine), read by the first fit
+            choices = Path(scratch) / "kernel-choices.json"
+            if choices.exists():
+                shutil.copyfile(choices, build_lib / "fastfnn" / choices.name)

@@ -23,7 +23,7 @@ purpose, where it belongs. Import cycles between modules fail as well.
     trainer, _callbacks, fitstate
     _parts                    the training split timed on this machine (runs the loop to time it)
     optimizers, network
-    _threads, _validation     (thread policy: parts, chunks; the registries' names)
+    _threads, _validation     (thread budget, prediction chunks; the registries' names)
     _tuning                   the kernel choices timed on this machine, cached on disk
     losses                    (uses the activation registry)
     activations, _version

@@ -119,7 +119,7 @@ def test_batches_below_the_smallest_timed_work_are_neither_measured_nor_split(mo
         _parts.training_parts([100, 256, 256, 1], 128, np.float64)
 
 
-@pytest.mark.parametrize("text", ["-1", "many", "nan", ""])
+@pytest.mark.parametrize("text", ["-1", "many", "nan"])
 def test_a_bad_threshold_is_a_clear_error_and_the_model_stays(monkeypatch, text):
     X, y = np.random.default_rng(0).standard_normal((50, 3)), np.arange(50.0)
     est = FNNRegressor(hidden_layer_sizes=(4,), max_iter=2, random_state=0)
@@ -215,19 +215,75 @@ def test_a_one_thread_process_measures_what_every_process_then_reads(tmp_path):
     assert first["measured"] == ["float64"] and first["how"].startswith("measured now")
     second = _split_in_new_process(tmp_path)
     assert second["measured"] == [] and "read from" in second["how"]
-    assert second["threshold"] == first["threshold"] == _kept(tmp_path)["split float64"][
+    assert second["threshold"] == first["threshold"] == _kept(tmp_path)["training split float64"][
         "split_flops"] > 0
     assert second["parts"] == first["parts"]
 
 
 @pytest.mark.slow
-def test_a_process_pinned_to_one_cpu_splits_nothing_and_keeps_nothing(tmp_path):
-    if not shutil.which("taskset") or (os.cpu_count() or 1) < 2:
-        pytest.skip("needs taskset and two CPUs")
-    pinned = _split_in_new_process(tmp_path, prefix=("taskset", "-c", "0"))
-    assert pinned["measured"] == [] and pinned["parts"] == 1 and pinned["threshold"] is None
-    assert pinned["how"].startswith("not measured")
-    assert "split float64" not in _kept(tmp_path)
+@pytest.mark.parametrize("limit", ["taskset -c 0", "NUMBA_NUM_THREADS=1"])
+def test_a_process_that_cannot_run_two_threads_has_a_fresh_one_measure(tmp_path, limit):
+    """Pinned to one CPU, or with one Numba thread as in a loky worker: a fresh process free of
+    the limit measures for the machine, and every process then splits alike."""
+    if not _parts.can_measure():
+        pytest.skip("this process cannot run two threads")
+    if limit.startswith("taskset"):
+        if not shutil.which("taskset"):
+            pytest.skip("no taskset here")
+        limited = _split_in_new_process(tmp_path, prefix=limit.split())
+    else:
+        limited = _split_in_new_process(tmp_path, NUMBA_NUM_THREADS="1")
+    assert limited["measured"] == [] and "read from" in limited["how"]  # not by itself
+    kept = _kept(tmp_path)["training split float64"]["split_flops"]
+    assert limited["threshold"] == kept
+    free = _split_in_new_process(tmp_path)
+    assert free["measured"] == [] and (free["threshold"], free["parts"]) == (
+        limited["threshold"], limited["parts"])
+
+
+def test_an_empty_threshold_is_unset(monkeypatch, fresh):
+    monkeypatch.setenv("FASTFNN_SPLIT_FLOPS", " ")
+    monkeypatch.setitem(_parts._chosen, np.dtype("float64"), (flops(64), "measured", []))
+    assert _parts.split_flops(np.float64) == flops(64)
+
+
+def test_a_measurement_shipped_with_the_package_is_read_and_kept(monkeypatch, tmp_path):
+    entry = {"split_flops": 123.0, "timings": [], "when": "2026-01-01 00:00"}
+    shipped = tmp_path / "shipped.json"
+    shipped.write_text(json.dumps({_tuning.machine_key(): {"training split float64": entry}}))
+    monkeypatch.setattr(_tuning, "SHIPPED", str(shipped))
+    monkeypatch.setenv("FASTFNN_CACHE_DIR", str(tmp_path / "cache"))
+
+    def fail():
+        raise AssertionError("measured")
+
+    got, how = _tuning.cached("training split float64", fail)
+    assert got == entry and how == f"measured {entry['when']}, read from {shipped}"
+    assert _kept(tmp_path / "cache")["training split float64"] == entry  # kept for the others
+    got, how = _tuning.cached("training split float64", fail)
+    assert got == entry and str(tmp_path / "cache") in how
+
+
+def test_the_cache_lock_is_reentrant_in_its_thread_and_holds_off_others(tmp_path):
+    import threading
+
+    path = str(tmp_path / "lock")
+    order = []
+    with _tuning._locked(path):
+        with _tuning._locked(path):  # a measurement inside a measurement: no wait
+            waiter = threading.Thread(target=_hold_and_log, args=(path, order))
+            waiter.start()
+            waiter.join(0.3)
+            assert waiter.is_alive() and order == []  # held off while this thread holds it
+        order.append("outer")
+    waiter.join(10)
+    assert order == ["outer", "other"]
+    assert _tuning._depth == 0
+
+
+def _hold_and_log(path, order):
+    with _tuning._locked(path):
+        order.append("other")
 
 
 @pytest.mark.slow
@@ -239,5 +295,5 @@ def test_the_split_timing_may_measure_the_tile_kernel_first(tmp_path):
     first = _split_in_new_process(tmp_path, FASTFNN_TILE="")
     assert first["measured"] == ["float64"]
     kept = _kept(tmp_path)
-    assert kept["split float64"]["split_flops"] == first["threshold"]
+    assert kept["training split float64"]["split_flops"] == first["threshold"]
     assert "limits" in kept["float64"]  # the tile kernel's choice, measured and kept as well

@@ -61,10 +61,10 @@ def test_after_precompile_a_first_fit_compiles_nothing(tmp_path):
     assert {"tile_gemm_", "time_products_"} <= set(compiled)
     if _threads.max_threads() > 1 and _threads._can_run_parallel():
         assert {"run_batches_parallel_", "forward_rows_parallel_"} <= set(compiled)
-        # the full batch splits where the precompiling process measured a split to pay
+        # the full batch (164 MFLOP) splits where the precompiling process measured that to pay
         kept = json.loads((tmp_path / "fastfnn" / "kernel-choices.json").read_text())
         (entries,) = kept.values()
-        if entries["split float64"]["split_flops"] is not None:
+        if entries["training split float64"]["split_flops"] <= 6 * 400 * (10 * 256 + 256 * 257):
             assert "loss_grad_parallel_" in compiled
 
     compiled = _run(tmp_path, """

@@ -18,25 +18,29 @@ starts depends on the CPU, its cores and its BLAS, so it is timed, not assumed:
 * the split wins at a width when its gain is at least ``MARGIN``: enough to be worth a second
   core and a second gradient buffer;
 * batches of at least the training work (:func:`batch_flops`) of the first of two widths in a
-  row where the split won are split. A win at two widths in a row is taken to hold for all
-  wider ones, and past the timed range the split is taken (from twice the widest width's work,
-  where no two widths in a row won): there the work to split only grows against the fixed
-  costs of a split.
+  row where the split won are split (a win at the widest width alone counts: past the timed
+  range the split is taken), else from twice the widest width's work: a win at two widths in a
+  row is taken to hold for all wider ones, since there the work to split only grows against
+  the fixed costs of a split.
 
 The result is kept with the product choices (``_tuning.cached``: one file, keyed by the CPU,
-its CPU count, OpenBLAS's kernels and fastfnn's version), so every process on the machine
-splits the same batches, whatever its thread limits: the parts decide the bits, the thread
-count never does. The one measurement runs on ``PARTS`` threads whenever the process's CPU
-affinity holds that many, even where ``FASTFNN_NUM_THREADS`` or a Dask worker allows fewer (one
-to three seconds, once per machine and dtype), so that a process with a smaller thread budget
-splits as the others do. A process that cannot run ``PARTS`` threads at all (a narrower
-affinity, one Numba thread, no thread-safe threading layer) and finds no measurement splits
-nothing and keeps nothing. On a machine with fewer than ``PARTS`` CPUs nothing is split.
-``FASTFNN_SPLIT_FLOPS`` sets the threshold instead (a number of flops; ``inf`` never splits).
-``describe()`` says what was chosen and why.
+its CPU count, OpenBLAS's kernels and fastfnn's version; the build's precompile step ships its
+own in the wheel), so every process on the machine splits the same batches, whatever its thread
+limits: the parts decide the bits, the thread count never does. The measurement (1.5-2.5 s per
+dtype, once per machine) runs on ``PARTS`` threads whenever the process's CPU affinity holds
+that many, even where ``FASTFNN_NUM_THREADS`` or a Dask worker allows fewer. A process that
+cannot run ``PARTS`` threads at all (pinned to fewer CPUs, one Numba thread as in a loky worker,
+forked from a process that ran OpenMP) and finds no measurement has a fresh process, free of its
+limits, measure for the machine. Only where no process here can (no thread-safe threading
+layer), or the machine has fewer than ``PARTS`` CPUs, is nothing split.
+``FASTFNN_SPLIT_FLOPS`` sets the threshold instead (a number of flops; ``inf`` never splits;
+empty: unset). ``describe()`` says what was chosen and why.
 """
 
 import os
+import subprocess
+import sys
+import threading
 import time
 
 import numpy as np
@@ -58,6 +62,7 @@ SECONDS = 0.005  # each timing runs at least about this long
 BATCHES = 16  # distinct batches of the timed data (cycled through)
 
 _chosen = {}  # np.dtype -> (threshold flops, how, timings): this process's memo
+_choosing = threading.Lock()
 
 
 def batch_flops(sizes, rows):
@@ -79,33 +84,35 @@ def training_parts(sizes, batch_size, dtype):
     rows) for batches of at least :func:`split_flops` training flops, else 1. Chosen from the
     problem and the machine's measurement, never from the thread count."""
     flops = batch_flops(sizes, batch_size)
-    if flops < split_flops(dtype, at_least=flops):
+    if flops < split_flops(dtype, batch=flops):
         return 1
     return max(1, min(PARTS, batch_size // 8))
 
 
 def full_batch_parts(sizes, rows, dtype):
-    """Parts of a full batch (L-BFGS): as :func:`training_parts`, and one more per
-    FULL_BATCH_ROWS rows, up to FULL_BATCH_PARTS."""
+    """Parts of a full batch (L-BFGS): 1 where :func:`training_parts` gives 1, else one per
+    FULL_BATCH_ROWS rows, at least training_parts' and at most FULL_BATCH_PARTS."""
     parts = training_parts(sizes, rows, dtype)
     if parts == 1:
         return 1
     return max(parts, min(FULL_BATCH_PARTS, rows // FULL_BATCH_ROWS))
 
 
-def split_flops(dtype, at_least=np.inf):
+def split_flops(dtype, batch=np.inf):
     """The training flops from which a ``dtype`` batch is split on this machine (``inf``:
     never): ``FASTFNN_SPLIT_FLOPS``, else the cached measurement, else measured now. A caller
-    whose batch has less work than any timed one (``at_least`` < SMALLEST) gets ``inf``
-    without a measurement."""
-    env = os.environ.get("FASTFNN_SPLIT_FLOPS")
-    if env is not None:
+    whose ``batch`` has less work than any timed one (SMALLEST, below every threshold) gets
+    ``inf`` without a measurement."""
+    env = os.environ.get("FASTFNN_SPLIT_FLOPS", "").strip()
+    if env:
         return _env_flops(env)
     dtype = np.dtype(dtype)
     if dtype not in _chosen:
-        if at_least < SMALLEST:
+        if batch < SMALLEST:
             return np.inf
-        _chosen[dtype] = _choose(dtype)
+        with _choosing:  # one choice per process, even when two threads fit at once
+            if dtype not in _chosen:
+                _chosen[dtype] = _choose(dtype)
     return _chosen[dtype][0]
 
 
@@ -121,15 +128,44 @@ def _env_flops(text):
 
 
 def _choose(dtype):
-    """``(threshold, how, timings)`` for ``dtype`` (module docstring)."""
+    """``(threshold, how, timings)`` for ``dtype`` (module docstring). A process that cannot
+    run PARTS threads has a fresh process measure for the machine."""
     if (os.cpu_count() or 1) < PARTS:
         return np.inf, f"fewer than {PARTS} CPUs", []
-    entry, how = _tuning.cached(f"split {dtype.name}", lambda: measure(dtype.name),
-                                may_measure=can_measure())
+    name = f"training split {dtype.name}"
+    entry, how = _tuning.cached(name, lambda: measure(dtype.name), may_measure=can_measure())
     if entry is None:
-        return np.inf, (f"not measured: this process cannot run {PARTS} threads, and no "
-                        "measurement is kept"), []
-    return entry["split_flops"], how, entry["timings"]
+        _measure_in_a_fresh_process(dtype)
+        entry, how = _tuning.cached(name, None, may_measure=False)
+    if entry is None:
+        return np.inf, f"not measured: no process here could run {PARTS} threads", []
+    return max(SMALLEST, float(entry["split_flops"])), how, entry["timings"]
+
+
+# What limits a process's threads: the fresh process that measures for the machine is free of it.
+THREAD_LIMITS = ("FASTFNN_NUM_THREADS", "NUMBA_NUM_THREADS", "OMP_NUM_THREADS",
+                 "FASTFNN_SPLIT_FLOPS")
+
+
+def _measure_in_a_fresh_process(dtype):
+    """Runs :func:`split_flops` in a fresh Python process on every CPU of the machine, free of
+    this one's thread limits (a loky worker's one Numba thread, a pin to one CPU, a fork of a
+    process that ran OpenMP): it measures and keeps the result, as any process that can would.
+    Failures leave nothing kept."""
+    import fastfnn
+
+    env = {k: v for k, v in os.environ.items() if k not in THREAD_LIMITS}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fastfnn.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
+    code = ("import os\n"
+            "try:\n    os.sched_setaffinity(0, range(os.cpu_count()))\n"
+            "except (AttributeError, OSError):\n    pass\n"
+            f"from fastfnn import _parts\n_parts.split_flops({dtype.name!r})\n")
+    try:
+        subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                       timeout=900, check=False)
+    except (OSError, subprocess.SubprocessError):
+        pass
 
 
 def can_measure():
@@ -161,9 +197,8 @@ def measure(name):
 
 
 def threshold(gains, work):
-    """The ``work`` of the first of two widths in a row whose gains are at least MARGIN. Beyond
-    the widest width, a batch of twice its work counts as a win: past the timed range a split
-    is taken, since the work to split only grows against its fixed costs."""
+    """The ``work`` of the first of two widths in a row whose gains are at least MARGIN; past
+    the widest width a win is assumed (so its win alone counts), else twice its work."""
     wins = [gain >= MARGIN for gain in gains] + [True, True]
     work = [*work, 2 * work[-1]]
     for i, w in enumerate(work):
@@ -209,11 +244,12 @@ def describe():
     timings behind it."""
     lines = []
     for name in ("float64", "float32"):
-        threshold = split_flops(name)
-        _, how, timings = (_chosen[np.dtype(name)] if "FASTFNN_SPLIT_FLOPS" not in os.environ
-                           else (threshold, "FASTFNN_SPLIT_FLOPS", []))
-        rule = ("every batch runs whole on one thread" if threshold == np.inf
-                else f"batches of >= {threshold:.3g} training flops are split into {PARTS} "
+        flops = split_flops(name)
+        _, how, timings = (_chosen[np.dtype(name)]
+                           if not os.environ.get("FASTFNN_SPLIT_FLOPS", "").strip()
+                           else (flops, "FASTFNN_SPLIT_FLOPS", []))
+        rule = ("every batch runs whole on one thread" if flops == np.inf
+                else f"batches of >= {flops:.3g} training flops are split into {PARTS} "
                 "parts, one thread each; smaller ones run whole on one thread")
         lines.append(f"{name} training: {rule} ({how})")
         speed = [f"{w} ({flops:.2g} flops): {gain:.2f}x" for w, flops, gain in timings]

@@ -37,6 +37,9 @@ SECONDS = 1e-4  # each timing runs the product this long at least (repeated)
 PRODUCTS = ("A @ W", "A.T @ D", "D @ W.T")
 UNLIMITED = 2**62
 FILE = "kernel-choices.json"
+# The measurements made where this fastfnn was built (the build's precompile step puts them in
+# the package, as it does Numba's cache): read where the cache file has no entry of its own.
+SHIPPED = os.path.join(os.path.dirname(os.path.abspath(__file__)), FILE)
 
 
 class Limits(NamedTuple):
@@ -71,27 +74,43 @@ def _choose(name):
 
 
 def cached(name, measure_now, may_measure=True):
-    """``(entry, how)``: this machine's measurement ``name`` (a JSON-able dict), read from the
-    cache file, else made now by ``measure_now()`` and kept there (under a file lock, so that
-    processes that start together measure once), else, without a writable cache folder, made
-    for this process alone. With ``may_measure`` false, what is cached or ``(None, None)``."""
+    """``(entry, how)``: this machine's measurement ``name`` (a JSON-able dict): read from the
+    cache file; else the one made where this fastfnn was built on this machine (``SHIPPED``,
+    then kept in the cache file); else made now by ``measure_now()`` and kept (under a file
+    lock, so that processes that start together measure once). Without a writable cache folder,
+    what the file or ``SHIPPED`` holds, else made for this process alone. With ``may_measure``
+    false, ``(None, None)`` where nothing is kept."""
     path = os.path.join(_blas._cache_dir(), FILE)
     key = machine_key()
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with _locked(path + ".lock"):
-            entry = _read(path).get(key, {}).get(name)
+            entry, how = _kept(path, key, name)
             if entry is not None:
-                return entry, f"measured {entry['when']}, read from {path}"
+                if how != path:
+                    _write(path, key, name, entry)
+                return entry, f"measured {entry['when']}, read from {how}"
             if not may_measure:
                 return None, None
             entry = measure_now()
             _write(path, key, name, entry)
             return entry, f"measured now, kept in {path}"
-    except OSError:  # no writable cache folder: this process measures for itself
+    except OSError:  # no writable cache folder: what is kept, else this process measures
+        entry, how = _kept(path, key, name)
+        if entry is not None:
+            return entry, f"measured {entry['when']}, read from {how}"
         if not may_measure:
             return None, None
         return measure_now(), "measured by this process (no writable cache folder)"
+
+
+def _kept(path, key, name):
+    """``(entry, the file it came from)``: from ``path``, else ``SHIPPED``; else (None, None)."""
+    for source in (path, SHIPPED):
+        entry = _read(source).get(key, {}).get(name)
+        if entry is not None:
+            return entry, source
+    return None, None
 
 
 def machine_key():
@@ -173,11 +192,20 @@ _held = threading.RLock()  # this process's hold on the file lock: re-entered by
 _depth = 0  # how deep the holding thread is inside _locked
 
 
+def _fresh_lock_in_child():
+    """A forked child starts unlocked: the thread that held the lock is not in it."""
+    global _held, _depth
+    _held, _depth = threading.RLock(), 0
+
+
+os.register_at_fork(after_in_child=_fresh_lock_in_child)
+
+
 class _locked:
     """An exclusive lock on the file ``path`` (POSIX ``flock``; a no-op elsewhere) for this
     process, re-entrant in the thread that holds it (a measurement may need another one, e.g.
     the training split's timing needs the tile kernel's choice): other threads and processes
-    wait."""
+    wait. One lock file per process: a nested lock on another path takes the outer one's."""
 
     def __init__(self, path):
         self.path = path
