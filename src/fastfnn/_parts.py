@@ -152,10 +152,8 @@ def _measure_in_a_fresh_process(dtype):
     this one's thread limits (a loky worker's one Numba thread, a pin to one CPU, a fork of a
     process that ran OpenMP): it measures and keeps the result, as any process that can would.
     Failures leave nothing kept."""
-    import fastfnn
-
     env = {k: v for k, v in os.environ.items() if k not in THREAD_LIMITS}
-    root = os.path.dirname(os.path.dirname(os.path.abspath(fastfnn.__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # holds this fastfnn
     env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
     code = ("import os\n"
             "try:\n    os.sched_setaffinity(0, range(os.cpu_count()))\n"
