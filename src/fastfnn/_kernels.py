@@ -46,8 +46,9 @@ Layouts (row-batch, like scikit-learn; see network.py for the table of the math)
   actual row count ``m`` so every view is C-contiguous.
 
 Parts: a batch is split into a fixed number of parts (``Workspace.A.shape[0]``, chosen from the
-problem and the machine's measurement, never from the thread count); each part's sums are computed on their own and added in
-part order. So the result is the same bits whether one thread or several run the parts.
+problem and the machine's measurement, never from the thread count); each part's sums are
+computed on their own and added in part order. So the result is the same bits whether one thread
+or several run the parts.
 
 Naming: a trailing underscore marks a function that writes into its leading argument(s) (arrays,
 or groups of arrays, named in the first line of its docstring); it returns nothing, or scalar

@@ -82,26 +82,27 @@ def cached(name, measure_now, may_measure=True):
     false, ``(None, None)`` where nothing is kept."""
     path = os.path.join(_blas._cache_dir(), FILE)
     key = machine_key()
+    lock = _locked(path + ".lock")
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with _locked(path + ".lock"):
-            entry, how = _kept(path, key, name)
-            if entry is not None:
-                if how != path:
-                    _write(path, key, name, entry)
-                return entry, f"measured {entry['when']}, read from {how}"
-            if not may_measure:
-                return None, None
-            entry = measure_now()
-            _write(path, key, name, entry)
-            return entry, f"measured now, kept in {path}"
+        lock.__enter__()
     except OSError:  # no writable cache folder: what is kept, else this process measures
-        entry, how = _kept(path, key, name)
+        lock = None
+    try:
+        entry, source = _kept(path, key, name)
         if entry is not None:
-            return entry, f"measured {entry['when']}, read from {how}"
+            if lock is not None and source != path:
+                _keep(path, key, name, entry)
+            return entry, f"measured {entry['when']}, read from {source}"
         if not may_measure:
             return None, None
-        return measure_now(), "measured by this process (no writable cache folder)"
+        entry = measure_now()
+        if lock is None or not _keep(path, key, name, entry):
+            return entry, "measured by this process (no writable cache folder)"
+        return entry, f"measured now, kept in {path}"
+    finally:
+        if lock is not None:
+            lock.__exit__()
 
 
 def _kept(path, key, name):
@@ -178,14 +179,19 @@ def _read(path):
         return {}
 
 
-def _write(path, key, name, entry):
-    """Adds ``entry`` under ``key``/``name`` to the file, replaced whole (never half written)."""
+def _keep(path, key, name, entry):
+    """Adds ``entry`` under ``key``/``name`` to the file, replaced whole (never half written);
+    False where it cannot be written (the entry is still good)."""
     table = _read(path)
     table.setdefault(key, {})[name] = entry
     tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(table, f, indent=1)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(table, f, indent=1)
+        os.replace(tmp, path)
+    except OSError:
+        return False
+    return True
 
 
 _held = threading.RLock()  # this process's hold on the file lock: re-entered by its holder
