@@ -8,6 +8,11 @@ medium) are then timed alternately, A then B then A..., so that the machine's lo
 alike. Prints the median seconds per epoch of each and the ratio B/A, with the CPU. Also times the
 cold start (kernel compilation into an empty Numba cache, in a fresh process) of each.
 
+The timing runs twice, in two fresh processes: one imports A first, the other B. In one process
+the version imported first ran up to 1.3x faster on tiny (two copies of the same code gave B/A
+1.27-1.35 on a Zen 3 VM): where a version's compiled code and data land matters at this scale.
+Each process's ratio is printed, and their geometric mean, in which that bias cancels.
+
 Caveat: the two versions share one process, so their parallel kernels share Numba's thread
 pool. Where the versions' parallel code differs (the configs split into parts on several
 threads: deep, medium, wide), this was seen to favour one side by 1.2-1.9x that runs in
@@ -15,6 +20,8 @@ separate processes did not show: compare such changes in fresh processes, altern
 """
 
 import argparse
+import json
+import math
 import os
 import platform
 import statistics
@@ -43,7 +50,6 @@ def export(rev, folder):
                              check=True, capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
     (Path(folder) / "src" / "fastfnn").rename(Path(folder) / "fastfnn_ab")
-    sys.path.insert(0, str(folder))
 
 
 def problem(config, dtype):
@@ -77,34 +83,60 @@ def cold_start(package, folder):
     return float(out.split()[-1])
 
 
+def time_both(args, folder):
+    """In this process: imports the two versions in the order ``args.first`` names, times every
+    config and dtype alternately, and prints one JSON line: ``{case: [A's, B's median]}``."""
+    sys.path.insert(0, folder)
+    import importlib
+
+    packages = {"A": "fastfnn", "B": "fastfnn_ab"}
+    order = "AB" if args.first == "A" else "BA"
+    modules = {v: importlib.import_module(packages[v]) for v in order}
+    result = {}
+    for config in args.configs.split(","):
+        for dtype in (np.float64, np.float32):
+            X, y, params = problem(config, dtype)
+            times = {"A": [], "B": []}
+            for _ in range(2):  # warm-up: compilation and caches
+                for v in order:
+                    epoch_seconds(modules[v].FNNRegressor, X, y, params, 1)
+            for _ in range(args.repeats):
+                for v in order:
+                    times[v].append(epoch_seconds(modules[v].FNNRegressor, X, y, params,
+                                                  args.epochs))
+            result[f"{config} {np.dtype(dtype).name}"] = [statistics.median(times["A"]),
+                                                          statistics.median(times["B"])]
+    print(json.dumps(result))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("rev", help="the other revision (B), e.g. a commit or HEAD~3")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--configs", default="tiny,small,deep")
+    parser.add_argument("--first", choices=["A", "B"], help=argparse.SUPPRESS)  # a child
+    parser.add_argument("--folder", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.first:
+        time_both(args, args.folder)
+        return
     folder = tempfile.mkdtemp(prefix="fastfnn_ab_")
     export(args.rev, folder)
-    import fastfnn
-    import fastfnn_ab
-
     print(f"CPU: {platform.processor() or platform.machine()} "
           f"({os.cpu_count()} logical); A = this checkout, B = {args.rev}")
-    for config in args.configs.split(","):
-        for dtype in (np.float64, np.float32):
-            X, y, params = problem(config, dtype)
-            times = {"A": [], "B": []}
-            for _ in range(2):  # warm-up: compilation and caches
-                for cls in (fastfnn.FNNRegressor, fastfnn_ab.FNNRegressor):
-                    epoch_seconds(cls, X, y, params, 1)
-            for _ in range(args.repeats):
-                times["A"].append(epoch_seconds(fastfnn.FNNRegressor, X, y, params, args.epochs))
-                times["B"].append(epoch_seconds(fastfnn_ab.FNNRegressor, X, y, params,
-                                                args.epochs))
-            a, b = statistics.median(times["A"]), statistics.median(times["B"])
-            print(f"{config:7s} {np.dtype(dtype).name:8s} A {a * 1e3:8.2f} ms/epoch   "
-                  f"B {b * 1e3:8.2f} ms/epoch   B/A {b / a:5.2f}")
+    runs = {}
+    for first in ("A", "B"):
+        child = [sys.executable, __file__, *sys.argv[1:], "--first", first, "--folder", folder]
+        out = subprocess.run(child, check=True, capture_output=True, text=True).stdout
+        runs[first] = json.loads(out.strip().splitlines()[-1])
+    for case in runs["A"]:
+        ratios = [runs[first][case][1] / runs[first][case][0] for first in ("A", "B")]
+        a = statistics.median(runs[first][case][0] for first in ("A", "B"))
+        b = statistics.median(runs[first][case][1] for first in ("A", "B"))
+        print(f"{case:15s} A {a * 1e3:8.2f} ms/epoch   B {b * 1e3:8.2f} ms/epoch   B/A "
+              f"{math.sqrt(ratios[0] * ratios[1]):5.2f} (A imported first {ratios[0]:.2f}, "
+              f"B first {ratios[1]:.2f})")
     print(f"cold first fit (empty Numba cache): A {cold_start('fastfnn', folder):.1f} s, "
           f"B {cold_start('fastfnn_ab', folder):.1f} s")
 

@@ -11,9 +11,9 @@ function that calls another lives here. The file keeps the shape of the Python h
         part_sums_          one part of a batch: load_batch_ then backward_sums_
           load_batch_       rows order[start:start+m] of X, Y, sample weights -> batch buffers
           backward_sums_    forward_, loss sums and the delta recursion (unscaled sums)
-            forward_        A[i+1] = act(A[i] @ W[i] + b[i])          (matmul_, bias_act_)
+            forward_        A[i+1] = act(A[i] @ W[i] + b[i])          (affine_act_)
             output_delta_   D[L-1] = (A[L] - Y) * act_out'(A[L]) (* sample_weight)
-            mul_act_deriv_  D[i-1] = (D[i] @ W[i].T) * act'(A[i])     (matmul_nt_)
+            delta_back_     D[i-1] = (D[i] @ W[i].T) * act'(A[i])     (matmul_nt_)
       batch_step_           the parts' sums added in part order, scaled, and the rule's step,
                             chosen by the rule's type: SGD in one pass (sgd_batch_step_);
         batch_gradient_     Adam: the gradient dW = (sums + alpha W) / S, db = sums / S
@@ -23,7 +23,8 @@ function that calls another lives here. The file keeps the shape of the Python h
     forward_layers_         predict, small inputs: the layers as tuples, no flat theta
     matmul_, matmul_nt_, matmul_tn_   the products: thin loops, the tile kernel or gemm_
       tile_gemm_            small products in registers (LLVM vectors); the crossover with
-                            gemm_ is timed per machine (_tuning.py) and passed in Model
+                            gemm_ is timed per machine (_tuning.py) and passed in Model; the
+                            bias and relu, or relu's mask, added as it stores (epilogues)
     time_products_          one product, repeated: what _tuning.py times
     rows_view, w_view, layer_view     2-D views of the flat buffers, built without reshape
 
@@ -134,19 +135,34 @@ VECTOR_BYTES = _vector_bytes()
 TILE_ROWS = (6, 4, 2, 1)  # rows of a tile: 6 x 2 vectors = 12 accumulators, < 16 registers
 
 
-def _tile_kernel(rows, vectors):
-    """An intrinsic ``tile(C, c_off, ldc, A, a_off, sa_r, sa_t, B, b_off, ldb, n_t)`` that writes
-    one (rows, vectors * W) tile of C (W = VECTOR_BYTES / itemsize elements a vector):
+# What a tile does with its sums as it stores them (``epilogue``): nothing; add the bias; add the
+# bias and take relu; or zero the entries where E (a layer's activations, laid out as C) is 0
+# (the delta recursion's relu derivative). Each is what the separate elementwise pass would do to
+# the stored sums (the same bits), without a second pass over C.
+PLAIN, BIAS, BIAS_RELU, RELU_MASK = 0, 1, 2, 3
 
-        C[c_off + r*ldc + j] = sum_{t < n_t} A[a_off + r*sa_r + t*sa_t] * B[b_off + t*ldb + j]
+
+def _tile_kernel(rows, vectors):
+    """An intrinsic ``tile(C, c_off, ldc, A, a_off, sa_r, sa_t, B, b_off, ldb, n_t, e_ptr,
+    e_off, lde, epilogue)`` that writes one (rows, vectors * W) tile of C (W = VECTOR_BYTES /
+    itemsize elements a vector):
+
+        S[r, j] = sum_{t < n_t} A[a_off + r*sa_r + t*sa_t] * B[b_off + t*ldb + j]
+        C[c_off + r*ldc + j] = S[r, j]                                  (PLAIN)
+                             = S[r, j] + E[e_off + r*lde + j]           (BIAS; lde = 0: a row)
+                             = max(S[r, j] + E[e_off + r*lde + j], 0)   (BIAS_RELU)
+                             = 0 if E[e_off + r*lde + j] == 0 else S[r, j]   (RELU_MASK)
 
     for r < rows, j < vectors * W, the arrays read through their data pointers as flat
-    (elements; A's strides are free, B's and C's rows contiguous). Unchecked: the caller
+    (elements; A's strides are free, B's and C's rows contiguous; E, of C's dtype, at the
+    address ``e_ptr``, read only by the epilogues that name it). Unchecked: the caller
     guarantees every index is inside its array."""
 
     @intrinsic
-    def tile(typingctx, C, c_off, ldc, A, a_off, sa_r, sa_t, B, b_off, ldb, n_t):
-        arrays, ints = (C, A, B), (c_off, ldc, a_off, sa_r, sa_t, b_off, ldb, n_t)
+    def tile(typingctx, C, c_off, ldc, A, a_off, sa_r, sa_t, B, b_off, ldb, n_t, e_ptr, e_off,
+             lde, epilogue):
+        arrays = (C, A, B)
+        ints = (c_off, ldc, a_off, sa_r, sa_t, b_off, ldb, n_t, e_ptr, e_off, lde, epilogue)
         if not (all(isinstance(a, types.Array) and a.dtype in (types.float32, types.float64)
                     and a.dtype == C.dtype for a in arrays)
                 and all(isinstance(i, types.Integer) for i in ints)):
@@ -156,7 +172,8 @@ def _tile_kernel(rows, vectors):
             _emit_tile(context, builder, sig, args, rows, vectors)
             return context.get_dummy_value()
 
-        return types.void(C, c_off, ldc, A, a_off, sa_r, sa_t, B, b_off, ldb, n_t), codegen
+        return types.void(C, c_off, ldc, A, a_off, sa_r, sa_t, B, b_off, ldb, n_t, e_ptr,
+                          e_off, lde, epilogue), codegen
 
     return tile
 
@@ -165,7 +182,7 @@ def _emit_tile(context, builder, sig, args, rows, vectors):
     """The LLVM code of one tile (see :func:`_tile_kernel`). The tile's sums stay in registers
     across the t loop (allocas that LLVM promotes): per t, one vector load of B per vector,
     one broadcast of A[r, t] per row, and a fused multiply-add per accumulator; then one store
-    per accumulator."""
+    per accumulator, through the epilogue (a branch per tile, not per entry)."""
     fty = context.get_value_type(sig.args[0].dtype)
     size = context.get_abi_sizeof(fty)
     width = VECTOR_BYTES // size
@@ -173,8 +190,10 @@ def _emit_tile(context, builder, sig, args, rows, vectors):
     i64 = ir.IntType(64)
     c_ptr, a_ptr, b_ptr = (context.make_array(sig.args[k])(context, builder, args[k]).data
                            for k in (0, 3, 7))
-    c_off, ldc, a_off, sa_r, sa_t, b_off, ldb, n_t = (
-        context.cast(builder, args[k], sig.args[k], types.int64) for k in (1, 2, 4, 5, 6, 8, 9, 10))
+    c_off, ldc, a_off, sa_r, sa_t, b_off, ldb, n_t, e_addr, e_off, lde, epilogue = (
+        context.cast(builder, args[k], sig.args[k], types.int64)
+        for k in (1, 2, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14))
+    e_ptr = builder.inttoptr(e_addr, fty.as_pointer())
     fma = cgutils.get_or_insert_function(
         builder.module, ir.FunctionType(vty, [vty, vty, vty]), f"llvm.fma.v{width}f{8 * size}")
 
@@ -196,10 +215,36 @@ def _emit_tile(context, builder, sig, args, rows, vectors):
             a = builder.shuffle_vector(a, undef, splat)
             for v in range(vectors):
                 builder.store(builder.call(fma, [a, b[v], builder.load(acc[r][v])]), acc[r][v])
-    for r in range(rows):
-        c_row = builder.gep(c_ptr, [builder.add(c_off, builder.mul(i64(r), ldc))])
-        for v in range(vectors):
-            builder.store(builder.load(acc[r][v]), vector_at(c_row, v), align=size)
+
+    zero = ir.Constant(vty, [0.0] * width)
+
+    def store_all(finish):  # C's tile <- finish(sums, E's vector), row by row
+        for r in range(rows):
+            c_row = builder.gep(c_ptr, [builder.add(c_off, builder.mul(i64(r), ldc))])
+            e_row = builder.gep(e_ptr, [builder.add(e_off, builder.mul(i64(r), lde))])
+            for v in range(vectors):
+                s = builder.load(acc[r][v])
+                e = (lambda: builder.load(vector_at(e_row, v), align=size))
+                builder.store(finish(s, e), vector_at(c_row, v), align=size)
+
+    def biased(s, e):  # s + e, then max(., 0) for BIAS_RELU (relu as bias_act_: 0 > z ? 0 : z)
+        z = builder.fadd(s, e())
+        relu = builder.select(builder.fcmp_ordered(">", zero, z), zero, z)
+        return builder.select(builder.icmp_signed("==", epilogue, i64(BIAS_RELU)), relu, z)
+
+    def masked(s, e):  # 0 where E is 0 (as mul_act_deriv_'s relu: E == 0 ? 0 : s)
+        return builder.select(builder.fcmp_ordered("==", e(), zero), zero, s)
+
+    with builder.if_else(builder.icmp_signed("==", epilogue, i64(PLAIN))) as (plain, other):
+        with plain:
+            store_all(lambda s, e: s)
+        with other:
+            with builder.if_else(builder.icmp_signed("==", epilogue, i64(RELU_MASK))) as (
+                    mask, bias):
+                with mask:
+                    store_all(masked)
+                with bias:
+                    store_all(biased)
 
 
 _TILE_6x2, _TILE_4x2, _TILE_2x2, _TILE_1x2 = (_tile_kernel(r, 2) for r in TILE_ROWS)
@@ -207,36 +252,59 @@ _TILE_6x1, _TILE_4x1, _TILE_2x1, _TILE_1x1 = (_tile_kernel(r, 1) for r in TILE_R
 
 
 @jit_inline
-def tile_block_(out, i, j, rows, wide, A, sa_r, sa_t, B):
+def tile_block_(out, i, j, rows, wide, A, sa_r, sa_t, B, epi):
     """Writes ``out[i:i+rows, j:j+width]`` (width: 2 vectors if ``wide``, else 1) of
-    ``out = Â @ B``, Â(r, t) = A.flat[r * sa_r + t * sa_t] (see :func:`tile_gemm_`)."""
+    ``out = Â @ B``, Â(r, t) = A.flat[r * sa_r + t * sa_t], through the epilogue ``epi``
+    (see :func:`tile_gemm_`)."""
     ldc, ldb, n_t = out.shape[1], B.shape[1], B.shape[0]
     c, a = i * ldc + j, i * sa_r
+    e_ptr, e_ld, epilogue = epi
+    e = i * e_ld + j
     if wide:
         if rows == 6:
-            _TILE_6x2(out, c, ldc, A, a, sa_r, sa_t, B, j, ldb, n_t)
+            _TILE_6x2(out, c, ldc, A, a, sa_r, sa_t, B, j, ldb, n_t, e_ptr, e, e_ld, epilogue)
         elif rows == 4:
-            _TILE_4x2(out, c, ldc, A, a, sa_r, sa_t, B, j, ldb, n_t)
+            _TILE_4x2(out, c, ldc, A, a, sa_r, sa_t, B, j, ldb, n_t, e_ptr, e, e_ld, epilogue)
         elif rows == 2:
-            _TILE_2x2(out, c, ldc, A, a, sa_r, sa_t, B, j, ldb, n_t)
+            _TILE_2x2(out, c, ldc, A, a, sa_r, sa_t, B, j, ldb, n_t, e_ptr, e, e_ld, epilogue)
         else:
-            _TILE_1x2(out, c, ldc, A, a, sa_r, sa_t, B, j, ldb, n_t)
+            _TILE_1x2(out, c, ldc, A, a, sa_r, sa_t, B, j, ldb, n_t, e_ptr, e, e_ld, epilogue)
     elif rows == 6:
-        _TILE_6x1(out, c, ldc, A, a, sa_r, sa_t, B, j, ldb, n_t)
+        _TILE_6x1(out, c, ldc, A, a, sa_r, sa_t, B, j, ldb, n_t, e_ptr, e, e_ld, epilogue)
     elif rows == 4:
-        _TILE_4x1(out, c, ldc, A, a, sa_r, sa_t, B, j, ldb, n_t)
+        _TILE_4x1(out, c, ldc, A, a, sa_r, sa_t, B, j, ldb, n_t, e_ptr, e, e_ld, epilogue)
     elif rows == 2:
-        _TILE_2x1(out, c, ldc, A, a, sa_r, sa_t, B, j, ldb, n_t)
+        _TILE_2x1(out, c, ldc, A, a, sa_r, sa_t, B, j, ldb, n_t, e_ptr, e, e_ld, epilogue)
     else:
-        _TILE_1x1(out, c, ldc, A, a, sa_r, sa_t, B, j, ldb, n_t)
+        _TILE_1x1(out, c, ldc, A, a, sa_r, sa_t, B, j, ldb, n_t, e_ptr, e, e_ld, epilogue)
+
+
+@jit_inline
+def no_epilogue():
+    """The tile kernel's ``epi`` for a plain product: ``(e_ptr, e_ld, PLAIN)``."""
+    return np.uintp(0), np.int64(0), np.int64(PLAIN)
+
+
+@jit_inline
+def bias_epilogue(b, relu):
+    """``epi`` that adds b (n,), contiguous, to every row (and takes relu where ``relu``)."""
+    return np.uintp(b.ctypes.data), np.int64(0), np.int64(BIAS_RELU if relu else BIAS)
+
+
+@jit_inline
+def relu_mask_epilogue(A):
+    """``epi`` that zeroes the entries where A, laid out as the output (C-contiguous), is 0."""
+    return np.uintp(A.ctypes.data), np.int64(A.shape[1]), np.int64(RELU_MASK)
 
 
 @jit
-def tile_gemm_(out, A, sa_r, sa_t, B):
+def tile_gemm_(out, A, sa_r, sa_t, B, epi):
     """Writes ``out`` (M, N) = Â @ B with the tile kernel: Â (M, n_t) read from A with element
     strides ``(sa_r, sa_t)`` (A @ W: (k, 1); A.T @ D: (1, A's row length)), B (n_t, N) and out
     C-contiguous, N a multiple of the vector width (:func:`tiles`). Tiles of 6, 4, 2 or 1 rows
-    by 2 vectors, then 1 vector for the last columns; each sums its n_t products in order."""
+    by 2 vectors, then 1 vector for the last columns; each sums its n_t products in order and
+    stores them through the epilogue ``epi = (e_ptr, e_ld, code)`` (:func:`no_epilogue`,
+    :func:`bias_epilogue`, :func:`relu_mask_epilogue`; see :func:`_tile_kernel`)."""
     M, N = out.shape
     width = VECTOR_BYTES // out.itemsize
     j = 0
@@ -246,7 +314,7 @@ def tile_gemm_(out, A, sa_r, sa_t, B):
         while i < M:
             left = M - i
             rows = 6 if left >= 6 else (4 if left >= 4 else (2 if left >= 2 else 1))
-            tile_block_(out, i, j, rows, wide, A, sa_r, sa_t, B)
+            tile_block_(out, i, j, rows, wide, A, sa_r, sa_t, B, epi)
             i += rows
         j += 2 * width if wide else width
 
@@ -277,11 +345,11 @@ def time_products_(out, A, B, scratch, product, limit, repeats):
     (:func:`matmul_nt_`), with the tile limit ``limit`` (0: gemm). For timing the kernels."""
     for _ in range(repeats):
         if product == 0:
-            matmul_(out, A, B, limit)
+            matmul_(out, A, B, limit, no_epilogue())
         elif product == 1:
             matmul_tn_(out, A, B, limit)
         else:
-            matmul_nt_(out, A, B, limit, scratch)
+            matmul_nt_(out, A, B, limit, scratch, no_epilogue())
 
 
 # Activation codes (activations.py maps names to these).
@@ -738,31 +806,35 @@ THIN = 2  # products with a dimension this small (matrix-vector) are plain loops
 
 
 @jit
-def matmul_nt_(out, A, B, limit, scratch):
+def matmul_nt_(out, A, B, limit, scratch, epi):
     """Writes ``out = A @ B.T``; A (m, n), B (k, n), out (m, k), all C-contiguous: the delta
     recursion's ``D[i] @ W[i].T``. Short rows (n <= THIN: one-output layers) as a plain loop,
     or for n = 1 (an outer product; B (k, 1) is the row B.T) in the tile kernel where it takes
     the layer (:func:`tiles`); where it takes a wider product and ``scratch`` (1-D) holds B.T,
-    B is transposed into it and the tile kernel runs; else BLAS."""
+    B is transposed into it and the tile kernel runs; else BLAS.
+
+    Returns whether the tile kernel ran, applying the epilogue ``epi`` (:func:`tile_gemm_`)
+    as it stored out; elsewhere the caller applies it."""
     m, n = A.shape
     k = B.shape[0]
     if n == 1 and tiles(out, k, limit):
-        tile_gemm_(out, A, 1, 1, rows_view(B, 0, 1, k))
-        return
+        tile_gemm_(out, A, 1, 1, rows_view(B, 0, 1, k), epi)
+        return True
     if n > THIN and tiles(out, n * k, limit) and scratch.shape[0] >= n * k:
         BT = rows_view(scratch, 0, n, k)
         transpose_(BT, B)
-        tile_gemm_(out, A, n, 1, BT)
-        return
+        tile_gemm_(out, A, n, 1, BT, epi)
+        return True
     if n > THIN:
         gemm_(out, A, B, False, True)
-        return
+        return False
     for i in range(m):
         for p in range(k):
             s = A[i, 0] * B[p, 0]
             for j in range(1, n):
                 s += A[i, j] * B[p, j]
             out[i, p] = s
+    return False
 
 
 @jit
@@ -776,10 +848,10 @@ def matmul_tn_(out, A, B, limit):
     if n == 1:
         row = rows_view(out, 0, 1, k)  # out (k, 1) as the row out.T
         if tiles(row, k, limit):
-            tile_gemm_(row, B, 1, 1, A)
+            tile_gemm_(row, B, 1, 1, A, no_epilogue())
             return
     if n > THIN and tiles(out, k * n, limit):
-        tile_gemm_(out, A, 1, k, B)
+        tile_gemm_(out, A, 1, k, B, no_epilogue())
         return
     if n > THIN:
         gemm_(out, A, B, True, False)
@@ -795,24 +867,53 @@ def matmul_tn_(out, A, B, limit):
 
 
 @jit
-def matmul_(out, A, B, limit):
+def matmul_(out, A, B, limit, epi):
     """Writes ``out = A @ B``; A (m, k), B (k, n), out (m, n): the forward's ``A[i] @ W[i]``.
     For thin B (one-output layers) dot products along A's rows; the tile kernel where it takes
-    the product (:func:`tiles`, ``limit``); else BLAS."""
+    the product (:func:`tiles`, ``limit``); else BLAS.
+
+    Returns whether the tile kernel ran, applying the epilogue ``epi`` (:func:`tile_gemm_`)
+    as it stored out; elsewhere the caller applies it."""
     m, k = A.shape
     n = B.shape[1]
     if n > THIN and tiles(out, k * n, limit):
-        tile_gemm_(out, A, k, 1, B)
-        return
+        tile_gemm_(out, A, k, 1, B, epi)
+        return True
     if n > THIN:
         gemm_(out, A, B, False, False)
-        return
+        return False
     for i in range(m):
         for j in range(n):
             s = A.dtype.type(0.0)
             for p in range(k):
                 s += A[i, p] * B[p, j]
             out[i, j] = s
+    return False
+
+
+@jit
+def affine_act_(out, A, W, b, act, limit):
+    """Writes ``out = act(A @ W + b)``; A (m, k), W (k, n), b (n,), out (m, n): one layer of
+    the forward pass. Where the tile kernel takes the product, the bias (and relu) are added
+    as it stores the sums (:func:`bias_epilogue`); else :func:`bias_act_` runs after it. The
+    same bits either way."""
+    fused = (act == IDENTITY or act == RELU) and b.strides[0] == b.itemsize
+    epi = bias_epilogue(b, act == RELU) if fused else no_epilogue()
+    if not (matmul_(out, A, W, limit, epi) and fused):
+        bias_act_(out, b, act)
+
+
+@jit
+def delta_back_(D_prev, D, W, A, act, limit, scratch):
+    """Writes ``D_prev = (D @ W.T) * act'(A)``; D (m, n), W (k, n), A and D_prev (m, k): one
+    step of the delta recursion, act' written in terms of the layer's output A (not for gelu
+    and silu, whose derivative needs z). For relu, where the tile kernel takes the product,
+    the mask is applied as it stores the sums (:func:`relu_mask_epilogue`); else
+    :func:`mul_act_deriv_` runs after it. The same bits either way."""
+    fused = act == RELU
+    epi = relu_mask_epilogue(A) if fused else no_epilogue()
+    if not (matmul_nt_(D_prev, D, W, limit, scratch, epi) and fused):
+        mul_act_deriv_(D_prev, A, act)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -830,15 +931,13 @@ def forward_(A_buf, Z_buf, theta, sizes, m, model):
     units = sizes[1:]
     for i in range(L):
         A_next = layer_view(A_buf, sizes, m, i + 1)  # (m, fan_out)
-        matmul_(A_next, layer_view(A_buf, sizes, m, i), w_view(theta, sizes, i),
-                model.tile_nn)
-        b = b_view(theta, sizes, i)
-        if i == L - 1:
-            bias_act_(A_next, b, model.out_act)
-        elif model.keeps_z:
+        A, W, b = layer_view(A_buf, sizes, m, i), w_view(theta, sizes, i), b_view(theta, sizes, i)
+        if i < L - 1 and model.keeps_z:
+            matmul_(A_next, A, W, model.tile_nn, no_epilogue())
             bias_act_keep_z_(A_next, layer_view(Z_buf, units, m, i), b, model.hidden_act)
         else:
-            bias_act_(A_next, b, model.hidden_act)
+            affine_act_(A_next, A, W, b, model.out_act if i == L - 1 else model.hidden_act,
+                        model.tile_nn)
 
 
 @jit
@@ -869,11 +968,12 @@ def backward_sums_(grad, A_buf, D_buf, Z_buf, WT_buf, theta, sizes, model, Y, sw
                 db[c] += D[r, c]
         if i > 0:
             D_prev = layer_view(D_buf, units, m, i - 1)  # (m, fan_in)
-            matmul_nt_(D_prev, D, w_view(theta, sizes, i), model.tile_nt, WT_buf)
+            W = w_view(theta, sizes, i)
             if model.keeps_z:
+                matmul_nt_(D_prev, D, W, model.tile_nt, WT_buf, no_epilogue())
                 mul_act_deriv_z_(D_prev, layer_view(Z_buf, units, m, i - 1), model.hidden_act)
             else:
-                mul_act_deriv_(D_prev, A, model.hidden_act)
+                delta_back_(D_prev, D, W, A, model.hidden_act, model.tile_nt, WT_buf)
     return total, S
 
 
@@ -1341,8 +1441,8 @@ def forward_layers_(out, X, Ws, bs, hidden_act, out_act, buf, tile_limit):
             A_next = out
         else:
             A_next = rows_view(buf, (i % 2) * half, m, fan_out)
-        matmul_(A_next, A_prev, Ws[i], tile_limit)
-        bias_act_(A_next, bs[i], out_act if i == L - 1 else hidden_act)
+        affine_act_(A_next, A_prev, Ws[i], bs[i], out_act if i == L - 1 else hidden_act,
+                    tile_limit)
         A_prev = A_next
     return True
 
