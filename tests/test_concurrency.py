@@ -58,7 +58,7 @@ def fit_problem(dtype):
     """The problem's fitted parameters ``coefs_ + intercepts_``, and the threads the budget of
     this process gives its batches' parts as the fit starts."""
     X, y = problem(dtype)
-    used = threads.training_threads(training_parts([N_FEATURES, *HIDDEN, 1], BATCH, dtype))
+    used = threads.part_threads(training_parts([N_FEATURES, *HIDDEN, 1], BATCH, dtype))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         est = FNNRegressor(**PARAMS).fit(X, y)
@@ -351,7 +351,7 @@ def test_a_fit_gives_its_bits_while_another_thread_predicts(reference, monkeypat
 def test_threadpool_limits_are_respected(reference):
     with threadpool_limits(1):
         assert threads.max_threads() == 1
-        assert threads.training_threads(2) == 1
+        assert threads.part_threads(2) == 1
         params, used = fit_problem("float64")
     assert used == 1
     assert_same_bits(params, reference["float64"])

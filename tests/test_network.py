@@ -556,12 +556,12 @@ def test_training_in_a_forked_child_after_parallel_training(monkeypatch):
     from fastfnn import FNNRegressor
 
     from fastfnn._parts import training_parts
-    from fastfnn._threads import training_threads
+    from fastfnn._threads import part_threads
 
     rs = np.random.RandomState(0)
     X, y = rs.standard_normal((600, 30)), rs.standard_normal(600)
     params = dict(hidden_layer_sizes=(128, 128), batch_size=256, max_iter=2, random_state=0)
-    if training_threads(training_parts([30, 128, 128, 1], 256, np.float64)) < 2:
+    if part_threads(training_parts([30, 128, 128, 1], 256, np.float64)) < 2:
         pytest.skip("one core (or no thread-safe Numba layer): no data-parallel training here")
     parent = FNNRegressor(**params).fit(X, y)  # data-parallel
     ctx = multiprocessing.get_context("fork")

@@ -1,4 +1,5 @@
-"""Which batches are split into parts for threads, measured once per machine.
+"""Which batches are split into parts for threads, and from what work a prediction's chunks run
+on threads of their own: both measured once per machine.
 
 Oracles: the rule "the first of two widths in a row where the split gained at least MARGIN"
 applied by hand to scripted and to recorded gains; the unsplit fit (a split fit agrees with it
@@ -24,6 +25,10 @@ from fastfnn import _parts, _tuning
 
 def flops(width):
     return _parts.batch_flops(_parts._ladder_sizes(width), _parts.ROWS)
+
+
+def chunk_flops(width):
+    return _parts.forward_flops(_parts._ladder_sizes(width), _parts.PREDICT_CHUNK)
 
 
 @pytest.fixture
@@ -164,14 +169,27 @@ def test_one_cpu_splits_nothing(monkeypatch, fresh):
 
 def test_describe_gives_the_threshold_and_the_gains_behind_it(monkeypatch, fresh):
     timings = [[16, flops(16), 0.9], [24, flops(24), 1.25], [32, flops(32), 1.5]]
-    monkeypatch.setitem(_parts._chosen, np.dtype("float64"), (flops(24), "measured", timings))
-    monkeypatch.setitem(_parts._chosen, np.dtype("float32"), (np.inf, "measured", []))
+    monkeypatch.setitem(_parts._chosen, ("training", np.dtype("float64")),
+                        (flops(24), "measured", timings))
+    monkeypatch.setitem(_parts._chosen, ("training", np.dtype("float32")),
+                        (np.inf, "measured", []))
+    chunk = [[8, chunk_flops(8), 0.8], [12, chunk_flops(12), 1.3], [16, chunk_flops(16), 1.4]]
+    monkeypatch.setitem(_parts._chosen, ("prediction", np.dtype("float64")),
+                        (chunk_flops(12), "measured", chunk))
+    monkeypatch.setitem(_parts._chosen, ("prediction", np.dtype("float32")),
+                        (np.inf, "measured", []))
     lines = _parts.describe()
     assert lines[0].startswith(f"float64 training: batches of >= {flops(24):.3g} training flops "
                                "are split into 2 parts")
     assert lines[1].endswith("16 (3e+05 flops): 0.90x, 24 (6.7e+05 flops): 1.25x, "
                              "32 (1.2e+06 flops): 1.50x")
     assert lines[2] == "float32 training: every batch runs whole on one thread (measured)"
+    assert lines[4] == (f"float64 predict (1024-row chunks): chunks of >= {chunk_flops(12):.3g} "
+                        "forward flops run on up to one thread each (measured)")
+    assert lines[5].endswith("8 (4.1e+05 flops): 0.80x, 12 (9.1e+05 flops): 1.30x, "
+                             "16 (1.6e+06 flops): 1.40x")
+    assert lines[6] == "float32 predict (1024-row chunks): every chunk runs on the calling thread " \
+                       "(measured)"
     monkeypatch.setenv("FASTFNN_SPLIT_FLOPS", "1e6")
     assert "(FASTFNN_SPLIT_FLOPS)" in _parts.describe()[0]
 
@@ -186,7 +204,7 @@ SPLIT = textwrap.dedent("""
     parts = _parts.training_parts([100, 256, 256, 1], 128, np.float64)
     threshold = _parts.split_flops(np.float64)
     print(json.dumps({"parts": parts, "threshold": None if threshold == np.inf else threshold,
-                      "how": _parts._chosen[np.dtype("float64")][1], "measured": measured}))
+                      "how": _parts._chosen[("training", np.dtype("float64"))][1], "measured": measured}))
 """)
 
 
@@ -243,7 +261,8 @@ def test_a_process_that_cannot_run_two_threads_has_a_fresh_one_measure(tmp_path,
 
 def test_an_empty_threshold_is_unset(monkeypatch, fresh):
     monkeypatch.setenv("FASTFNN_SPLIT_FLOPS", " ")
-    monkeypatch.setitem(_parts._chosen, np.dtype("float64"), (flops(64), "measured", []))
+    monkeypatch.setitem(_parts._chosen, ("training", np.dtype("float64")),
+                        (flops(64), "measured", []))
     assert _parts.split_flops(np.float64) == flops(64)
 
 
@@ -297,3 +316,104 @@ def test_the_split_timing_may_measure_the_tile_kernel_first(tmp_path):
     kept = _kept(tmp_path)
     assert kept["training split float64"]["split_flops"] == first["threshold"]
     assert "limits" in kept["float64"]  # the tile kernel's choice, measured and kept as well
+
+
+# ---- prediction's threads -------------------------------------------------------------------
+
+P = _parts.PREDICT_WIDTHS  # 4, 6, ..., 128
+
+
+@pytest.mark.parametrize("wins, first", [
+    ({12, 16, 24, 32, 48, 64, 96, 128}, 12),  # two wins in a row: the first counts
+    ({6, 32, 48}, 32),  # a lone win is not enough
+    ({128}, 128),  # the widest alone
+    (set(), "beyond"),  # never in the timed range: from twice the widest width's work
+])
+def test_the_prediction_rule_on_scripted_gains(monkeypatch, wins, first):
+    gains = {w: (_parts.MARGIN if w in wins else 0.5) for w in P}
+    orders = []
+
+    def pair(width, dtype, rng):
+        def timed(one_first):
+            orders.append(one_first)
+            return gains[width]
+
+        return timed
+
+    monkeypatch.setattr(_parts, "_forward_pair", pair)
+    entry = _parts.measure_prediction("float32")
+    assert entry["chunk_flops"] == (2 * chunk_flops(P[-1]) if first == "beyond"
+                                    else chunk_flops(first))
+    assert entry["timings"] == [[w, chunk_flops(w), gains[w]] for w in P]
+    assert orders == [r % 2 == 0 for r in range(_parts.ROUNDS) for _ in P]
+
+
+@pytest.mark.slow
+def test_a_real_prediction_measurement_follows_its_own_rule():
+    if not _parts.can_measure():
+        pytest.skip("this process cannot run two threads")
+    entry = _parts.measure_prediction("float64")
+    assert [row[:2] for row in entry["timings"]] == [[w, chunk_flops(w)] for w in P]
+    gains = [row[2] for row in entry["timings"]]
+    assert all(np.isfinite(g) and g > 0 for g in gains)
+    assert entry["chunk_flops"] == _parts.threshold(gains, [chunk_flops(w) for w in P])
+
+
+def test_chunks_run_on_threads_from_the_measured_work_on(monkeypatch, fresh):
+    """Several chunks whose work reaches the threshold get up to one thread each (within the
+    budget ``part_threads`` gives); less work, or a single chunk, one thread."""
+    from fastfnn import _threads
+
+    sizes = [20, 64, 64, 1]
+    chunk = _parts.forward_flops(sizes, _parts.PREDICT_CHUNK)
+    assert chunk == 2 * 1024 * (20 * 64 + 64 * 64 + 64)
+    key = ("prediction", np.dtype("float64"))
+    monkeypatch.setitem(_parts._chosen, key, (chunk, "measured", []))
+    assert _parts.prediction_threads(sizes, 1024, np.float64) == 1  # one chunk
+    assert _parts.prediction_threads(sizes, 1025, np.float64) == _threads.part_threads(2)
+    assert _parts.prediction_threads(sizes, 10**5, np.float64) == _threads.part_threads(98)
+    monkeypatch.setitem(_parts._chosen, key, (chunk + 1, "measured", []))
+    assert _parts.prediction_threads(sizes, 10**5, np.float64) == 1
+    monkeypatch.setenv("FASTFNN_NUM_THREADS", "1")
+    monkeypatch.setitem(_parts._chosen, key, (0.0, "measured", []))
+    assert _parts.prediction_threads(sizes, 10**5, np.float64) == 1
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_forward_pass_gives_its_bits_on_any_number_of_threads(monkeypatch, dtype):
+    """Oracle: the same forward on one thread; chunks of 7 rows, so 100 rows make 15."""
+    from fastfnn import network
+
+    monkeypatch.setattr(network, "PREDICT_CHUNK", 7)
+    rng = np.random.default_rng(4)
+    net = network.Network([9, 32, 16, 2], "relu", "identity", "squared_error", dtype)
+    net.theta[:] = rng.uniform(-0.5, 0.5, net.theta.size)
+    X = rng.standard_normal((100, 9)).astype(dtype)
+    one = net.forward(X, 1)
+    for threads in (2, 3, 15, 40):
+        np.testing.assert_array_equal(net.forward(X, threads), one)
+
+
+def test_predict_runs_on_the_threads_the_measurement_gives(monkeypatch, fresh):
+    """An estimator's predict (and the validation of early stopping) hands the forward pass the
+    threads of ``prediction_threads``: several from a threshold of 0, one from inf."""
+    from fastfnn import network
+
+    seen = []
+    real = network.Network.forward
+    monkeypatch.setattr(network.Network, "forward",
+                        lambda self, X, threads=1: seen.append(threads) or real(self, X, threads))
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((2500, 5)), rng.standard_normal(2500)
+    est = FNNRegressor(hidden_layer_sizes=(8,), max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+    from fastfnn._threads import part_threads
+
+    for threshold, expected in ((0.0, part_threads(3)), (np.inf, 1)):  # 2500 rows: 3 chunks
+        monkeypatch.setitem(_parts._chosen, ("prediction", np.dtype("float64")),
+                            (threshold, "measured", []))
+        seen.clear()
+        est.predict(X)
+        assert seen == [expected]

@@ -17,6 +17,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import fitstate
 from ._callbacks import callback_observer
+from ._parts import prediction_threads
 from ._validation import (
     MLP_CONSTRAINTS,
     CallbackSupportMixin,
@@ -340,7 +341,8 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         with explained_errors():
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         float32 = X.dtype == np.float32 and self.coefs_[0].dtype == np.float32
-        return self._fitted_network(np.float32 if float32 else np.float64).forward(X)
+        net = self._fitted_network(np.float32 if float32 else np.float64)
+        return net.forward(X, prediction_threads(net.sizes, X.shape[0], net.dtype))
 
     def _forward_small(self, X):
         """:meth:`_forward` for small inputs: a plain float ndarray of 1 to SMALL_INPUT_ROWS

@@ -216,31 +216,46 @@ def _emit_tile(context, builder, sig, args, rows, vectors):
             for v in range(vectors):
                 builder.store(builder.call(fma, [a, b[v], builder.load(acc[r][v])]), acc[r][v])
 
-    zero = ir.Constant(vty, [0.0] * width)
+    def at(ptr, off, ld, r, v):  # the v-th vector of row r of a tile at ptr[off], rows ld apart
+        return vector_at(builder.gep(ptr, [builder.add(off, builder.mul(i64(r), ld))]), v)
 
-    def store_all(finish):  # C's tile <- finish(sums, E's vector), row by row
-        for r in range(rows):
-            c_row = builder.gep(c_ptr, [builder.add(c_off, builder.mul(i64(r), ldc))])
-            e_row = builder.gep(e_ptr, [builder.add(e_off, builder.mul(i64(r), lde))])
-            for v in range(vectors):
-                s = builder.load(acc[r][v])
-                e = (lambda: builder.load(vector_at(e_row, v), align=size))
-                builder.store(finish(s, e), vector_at(c_row, v), align=size)
+    _emit_epilogue(builder, [[builder.load(a) for a in row] for row in acc],
+                   lambda r, v: at(c_ptr, c_off, ldc, r, v),
+                   lambda r, v: at(e_ptr, e_off, lde, r, v), epilogue, size)
 
-    def biased(s, e):  # s + e, then max(., 0) for BIAS_RELU (relu as bias_act_: 0 > z ? 0 : z)
-        z = builder.fadd(s, e())
+
+def _emit_epilogue(builder, sums, c_at, e_at, epilogue, align):
+    """The LLVM code that stores a tile's sums (rows x vectors LLVM vectors) at the addresses
+    ``c_at(r, v)`` through the epilogue, one branch per tile (see :func:`_tile_kernel`): PLAIN
+    as they are; BIAS plus the vector at ``e_at(r, v)``; BIAS_RELU then ``0 > z ? 0 : z``, as
+    bias_act_'s relu; RELU_MASK ``e == 0 ? 0 : s``, as mul_act_deriv_'s relu."""
+    vty = sums[0][0].type
+    zero = ir.Constant(vty, [0.0] * vty.count)
+
+    def is_code(code):
+        return builder.icmp_signed("==", epilogue, ir.IntType(64)(code))
+
+    def e_vector(r, v):
+        return builder.load(e_at(r, v), align=align)
+
+    def store_all(finish):  # C's tile <- finish(sum, r, v)
+        for r, row in enumerate(sums):
+            for v, s in enumerate(row):
+                builder.store(finish(s, r, v), c_at(r, v), align=align)
+
+    def biased(s, r, v):
+        z = builder.fadd(s, e_vector(r, v))
         relu = builder.select(builder.fcmp_ordered(">", zero, z), zero, z)
-        return builder.select(builder.icmp_signed("==", epilogue, i64(BIAS_RELU)), relu, z)
+        return builder.select(is_code(BIAS_RELU), relu, z)
 
-    def masked(s, e):  # 0 where E is 0 (as mul_act_deriv_'s relu: E == 0 ? 0 : s)
-        return builder.select(builder.fcmp_ordered("==", e(), zero), zero, s)
+    def masked(s, r, v):
+        return builder.select(builder.fcmp_ordered("==", e_vector(r, v), zero), zero, s)
 
-    with builder.if_else(builder.icmp_signed("==", epilogue, i64(PLAIN))) as (plain, other):
+    with builder.if_else(is_code(PLAIN)) as (plain, other):
         with plain:
-            store_all(lambda s, e: s)
+            store_all(lambda s, r, v: s)
         with other:
-            with builder.if_else(builder.icmp_signed("==", epilogue, i64(RELU_MASK))) as (
-                    mask, bias):
+            with builder.if_else(is_code(RELU_MASK)) as (mask, bias):
                 with mask:
                     store_all(masked)
                 with bias:

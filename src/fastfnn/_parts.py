@@ -1,4 +1,5 @@
-"""How many parts a batch's rows are split into for threads, measured on the machine, once.
+"""How many parts a batch's rows are split into for threads, and how many threads a prediction's
+chunks run on: both measured on the machine, once.
 
 Training may split each minibatch's rows into ``PARTS`` parts whose gradient sums run on threads
 of their own and are added in part order (``_kernels.run_batches_parallel_``), so a fit gives the
@@ -35,6 +36,14 @@ limits, measure for the machine. Only where no process here can (no thread-safe 
 layer), or the machine has fewer than ``PARTS`` CPUs, is nothing split.
 ``FASTFNN_SPLIT_FLOPS`` sets the threshold instead (a number of flops; ``inf`` never splits;
 empty: unset). ``describe()`` says what was chosen and why.
+
+Prediction (:func:`prediction_threads`) runs the forward pass in chunks of ``PREDICT_CHUNK`` rows;
+a row's result never depends on its chunk, so the threads change only the speed. Chunks run on
+threads of their own where a chunk holds at least the forward work from which two chunks on two
+threads beat them on one here: timed as the split is (pairs back to back, the order alternating,
+rounds over every width, the median gain per width, :func:`threshold`), on two chunks of rows
+through networks of ``LAYERS`` square relu layers ``PREDICT_WIDTHS`` wide. Kept in the same
+file; a process that cannot run two threads predicts on one and measures nothing.
 """
 
 import os
@@ -47,7 +56,7 @@ import numpy as np
 
 from . import _threads
 from . import _tuning
-from .network import DataSource, Network
+from .network import PREDICT_CHUNK, DataSource, Network
 from .optimizers import Adam
 
 PARTS = 2  # parts of a split batch: each beyond the first holds a gradient-sized buffer
@@ -61,7 +70,9 @@ ROUNDS = 10  # rounds of timed pairs at every width; the median ratio per width 
 SECONDS = 0.005  # each timing runs at least about this long
 BATCHES = 16  # distinct batches of the timed data (cycled through)
 
-_chosen = {}  # np.dtype -> (threshold flops, how, timings): this process's memo
+PREDICT_WIDTHS = (4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)  # chunk work about doubling
+
+_chosen = {}  # (what, np.dtype) -> (threshold flops, how, timings): this process's memo
 _choosing = threading.Lock()
 
 
@@ -106,14 +117,14 @@ def split_flops(dtype, batch=np.inf):
     env = os.environ.get("FASTFNN_SPLIT_FLOPS", "").strip()
     if env:
         return _env_flops(env)
-    dtype = np.dtype(dtype)
-    if dtype not in _chosen:
+    key = ("training", np.dtype(dtype))
+    if key not in _chosen:
         if batch < SMALLEST:
             return np.inf
         with _choosing:  # one choice per process, even when two threads fit at once
-            if dtype not in _chosen:
-                _chosen[dtype] = _choose(dtype)
-    return _chosen[dtype][0]
+            if key not in _chosen:
+                _chosen[key] = _choose(key[1])
+    return _chosen[key][0]
 
 
 def _env_flops(text):
@@ -207,32 +218,43 @@ def threshold(gains, work):
 def _pair(width, dtype, rng):
     """A function of ``whole_first`` that times a batch whole on one thread and in PARTS parts
     on PARTS threads (on Numba's threads as set), back to back, in that order or the other, and
-    returns one thread's time over the split's."""
+    returns one thread's time over the split's (:func:`_paired`)."""
     net = Network(_ladder_sizes(width), "relu", "identity", "squared_error", dtype)
     net.theta[:] = rng.uniform(-0.1, 0.1, net.theta.size)
     X = rng.standard_normal((BATCHES * ROWS, width))
     data = DataSource(X, dtype).data(rng.standard_normal((BATCHES * ROWS, 1)))
     rule = Adam(net.theta.size, dtype, learning_rate_init=1e-6).rule()  # the default solver's
-    whole, split = (net.workspace(ROWS, 1), 1), (net.workspace(ROWS, PARTS), PARTS)
 
-    def run(way, repeats):
-        work, threads = way
+    def batches(parts):
+        work = net.workspace(ROWS, parts)
+        return lambda: net.run_batches(data, work, rule, 0, BATCHES, ROWS, 0.0, parts)
+
+    return _paired(batches(1), batches(PARTS))
+
+
+def _paired(one, other):
+    """A function of ``one_first`` that runs ``one()`` and ``other()`` the same number of times
+    each, back to back, in that order or the other, and returns one's time over the other's.
+    The number is doubled first until ``one`` takes SECONDS (which also compiles and warms up
+    both)."""
+
+    def timed(run, repeats):
         start = time.perf_counter()
         for _ in range(repeats):
-            net.run_batches(data, work, rule, 0, BATCHES, ROWS, 0.0, threads)
+            run()
         return time.perf_counter() - start
 
     repeats = 1
-    while run(whole, repeats) < SECONDS:  # also compiles and warms up
+    while timed(one, repeats) < SECONDS:
         repeats *= 2
-    run(split, repeats)
+    timed(other, repeats)
 
-    def pair(whole_first):
-        if whole_first:
-            one = run(whole, repeats)
-            return one / run(split, repeats)
-        two = run(split, repeats)
-        return run(whole, repeats) / two
+    def pair(one_first):
+        if one_first:
+            first = timed(one, repeats)
+            return first / timed(other, repeats)
+        second = timed(other, repeats)
+        return timed(one, repeats) / second
 
     return pair
 
@@ -243,7 +265,7 @@ def describe():
     lines = []
     for name in ("float64", "float32"):
         flops = split_flops(name)
-        _, how, timings = (_chosen[np.dtype(name)]
+        _, how, timings = (_chosen[("training", np.dtype(name))]
                            if not os.environ.get("FASTFNN_SPLIT_FLOPS", "").strip()
                            else (flops, "FASTFNN_SPLIT_FLOPS", []))
         rule = ("every batch runs whole on one thread" if flops == np.inf
@@ -256,4 +278,83 @@ def describe():
                          f"batches (a win from {MARGIN}x): {', '.join(speed)}")
     lines.append(f"L-BFGS: split batches of all rows get one part per {FULL_BATCH_ROWS} rows, "
                  f"{FULL_BATCH_PARTS} at most")
+    for name in ("float64", "float32"):
+        flops = prediction_flops(name)
+        _, how, timings = _chosen[("prediction", np.dtype(name))]
+        rule = ("every chunk runs on the calling thread" if flops == np.inf
+                else f"chunks of >= {flops:.3g} forward flops run on up to one thread each")
+        lines.append(f"{name} predict ({PREDICT_CHUNK}-row chunks): {rule} ({how})")
+        speed = [f"{w} ({flops:.2g} flops): {gain:.2f}x" for w, flops, gain in timings]
+        if speed:
+            lines.append(f"  {name} one thread's time / two threads' for two chunks, by width "
+                         f"(a win from {MARGIN}x): {', '.join(speed)}")
     return lines
+
+
+# ---- prediction -----------------------------------------------------------------------------
+
+
+def forward_flops(sizes, rows):
+    """Forward flops of ``rows`` rows: 2 * rows * sum(fan_in * fan_out)."""
+    sizes = np.asarray(sizes)
+    return 2.0 * rows * float(np.sum(sizes[:-1] * sizes[1:]))
+
+
+def prediction_threads(sizes, rows, dtype):
+    """Threads for a forward pass over ``rows`` rows in chunks of PREDICT_CHUNK rows: up to one
+    per chunk (``_threads.part_threads``) where a chunk's forward work is at least
+    :func:`prediction_flops`, else 1. The speed only: the result is the same bits."""
+    chunks = -(-rows // PREDICT_CHUNK)
+    threads = _threads.part_threads(chunks)
+    if threads < 2 or forward_flops(sizes, PREDICT_CHUNK) < prediction_flops(dtype):
+        return 1
+    return threads
+
+
+def prediction_flops(dtype):
+    """The forward flops of a chunk from which a ``dtype`` prediction's chunks run on threads of
+    their own (``inf``: never): the cached measurement, else measured now where this process
+    can run two threads."""
+    key = ("prediction", np.dtype(dtype))
+    if key not in _chosen:
+        with _choosing:
+            if key not in _chosen:
+                _chosen[key] = _choose_prediction(key[1])
+    return _chosen[key][0]
+
+
+def _choose_prediction(dtype):
+    """``(threshold, how, timings)`` of prediction's threads for ``dtype`` (module docstring)."""
+    if (os.cpu_count() or 1) < PARTS:
+        return np.inf, f"fewer than {PARTS} CPUs", []
+    entry, how = _tuning.cached(f"prediction threads {dtype.name}",
+                                lambda: measure_prediction(dtype.name), may_measure=can_measure())
+    if entry is None:
+        return np.inf, f"not measured: this process cannot run {PARTS} threads", []
+    return float(entry["chunk_flops"]), how, entry["timings"]
+
+
+def measure_prediction(name):
+    """Times a forward pass over two chunks of rows on one thread and on two, in rounds over
+    every width of PREDICT_WIDTHS (as :func:`measure`); returns the cache entry:
+    ``chunk_flops`` (:func:`threshold` of the gains over a chunk's forward flops), ``timings``
+    (width, a chunk's flops, gain), ``when``."""
+    rng = np.random.default_rng(0)
+    with _threads.numba_threads(PARTS):
+        pairs = [_forward_pair(width, np.dtype(name), rng) for width in PREDICT_WIDTHS]
+        ratios = [[pair(r % 2 == 0) for pair in pairs] for r in range(ROUNDS)]
+    gains = np.median(ratios, axis=0)
+    work = [forward_flops(_ladder_sizes(width), PREDICT_CHUNK) for width in PREDICT_WIDTHS]
+    return {"chunk_flops": threshold(gains, work),
+            "timings": [[w, f, float(g)] for w, f, g in zip(PREDICT_WIDTHS, work, gains)],
+            "when": _tuning.now()}
+
+
+def _forward_pair(width, dtype, rng):
+    """A function of ``one_first`` that times a forward pass over 2 * PREDICT_CHUNK rows on one
+    thread and on PARTS threads, back to back, in that order or the other, and returns one
+    thread's time over the other's (:func:`_paired`)."""
+    net = Network(_ladder_sizes(width), "relu", "identity", "squared_error", dtype)
+    net.theta[:] = rng.uniform(-0.1, 0.1, net.theta.size)
+    source = DataSource(rng.standard_normal((2 * PREDICT_CHUNK, width)), dtype)
+    return _paired(lambda: net.forward(source, 1), lambda: net.forward(source, PARTS))

@@ -6,10 +6,11 @@ used by splitting the work into parts of fixed size, run under Numba's ``prange`
 * **Training** splits each minibatch's rows into parts (``_parts.training_parts``: from the
   problem and a measurement of this machine, never from the thread count) whose gradient sums
   are computed on their own and added in part order (``_kernels.run_batches_parallel_``), so
-  the result is the same bits on one thread or several; ``training_threads`` runs them on up to
+  the result is the same bits on one thread or several; ``part_threads`` runs them on up to
   one thread each.
-* **Prediction** runs chunks of rows (a fixed size) on up to ``max_threads()`` threads where the
-  products are large (``prediction_threads``); a row's result does not depend on its chunk.
+* **Prediction** runs chunks of rows (a fixed size) on up to one thread each where a chunk holds
+  enough work (``_parts.prediction_threads``, measured on the machine); a row's result does not
+  depend on its chunk.
 
 Parallel parts need a thread-safe Numba threading layer (OpenMP or TBB): with only
 'workqueue', and in a process forked from one that trained (GNU OpenMP is not fork-safe), the
@@ -27,14 +28,9 @@ import os
 import sys
 from contextlib import contextmanager
 
-import numpy as np
-
 from . import _blas
 from . import _kernels as K
 from . import _tuning
-
-# Prediction work (rows * largest fan_in * fan_out) from which chunks run on several threads.
-MULTI_THREAD_WORK = 2**24
 
 _forked = False  # set in a child process made by fork()
 
@@ -115,26 +111,14 @@ def _can_run_parallel():
     return not _forked and _threadsafe_layer()
 
 
-def training_threads(parts):
-    """Threads that run a batch's parts: up to one per part, within ``max_threads()``, where
-    Numba's threading layer is thread-safe and this process was not forked from one that
-    trained."""
-    budget = max_threads()  # read (and checked) on every fit
+def part_threads(parts):
+    """Threads that run ``parts`` parts that need not wait for each other (a batch's, or a
+    prediction's chunks): up to one per part, within ``max_threads()``, where Numba's
+    threading layer is thread-safe and this process was not forked from one that trained."""
+    budget = max_threads()  # read (and checked) on every call
     if parts <= 1 or not _can_run_parallel():
         return 1
     return max(1, min(budget, parts))
-
-
-def prediction_threads(sizes, rows, chunk):
-    """Threads for a forward pass over ``rows`` rows in chunks of ``chunk`` rows: up to one per
-    chunk within ``max_threads()`` for large products (MULTI_THREAD_WORK), else 1."""
-    budget = max_threads()
-    sizes = np.asarray(sizes)
-    if rows * int(np.max(sizes[:-1] * sizes[1:])) < MULTI_THREAD_WORK:
-        return 1
-    if not _can_run_parallel():
-        return 1
-    return max(1, min(budget, -(-rows // chunk)))
 
 
 @contextmanager
@@ -156,8 +140,8 @@ def numba_threads(n_threads):
 
 def describe_choices():
     """What fastfnn chose on this machine, and why, one line each (``fastfnn bench`` prints
-    them): the BLAS and its CPU kernels, the product paths and the threads (the training
-    split's lines are ``_parts.describe()``'s)."""
+    them): the BLAS and its CPU kernels, the product paths and the threads (the lines of the
+    training split and of prediction's threads are ``_parts.describe()``'s)."""
     from numba import config
 
     blas = _blas.BLAS
@@ -175,6 +159,4 @@ def describe_choices():
         f"threads: up to {max_threads()} (affinity, Numba, OMP, BLAS and Dask limits, "
         f"FASTFNN_NUM_THREADS); Numba threading layer {config.THREADING_LAYER!r}, parallel "
         f"parts {'possible' if _can_run_parallel() else 'not possible'} here",
-        f"predict: chunks of rows on several threads from {MULTI_THREAD_WORK} multiply-adds "
-        "per layer",
     ]

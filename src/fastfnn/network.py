@@ -35,7 +35,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _kernels as K
-from ._threads import numba_threads, prediction_threads
+from ._threads import numba_threads
 from ._tuning import tile_limits
 from .activations import ACTIVATIONS, HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
 from .activations import code as act_code
@@ -339,15 +339,16 @@ class Network:
 
     # ---- compute ------------------------------------------------------------------------------
 
-    def forward(self, X):
+    def forward(self, X, threads=1):
         """Output activations ``A[L]`` (n, n_outputs) for X (n, n_features), dense, sparse or a
         DataSource: the compiled forward pass over chunks of at most ``PREDICT_CHUNK`` rows, in
-        a workspace of this call's own."""
+        a workspace of this call's own, the chunks on up to ``threads`` threads (the same bits
+        on any number: a row's result does not depend on its chunk)."""
         source = X if isinstance(X, DataSource) else DataSource(X, self.dtype)
         n = source.n_samples
         out = np.empty((n, self.sizes[-1]), self.dtype)
         chunk = max(1, min(n, PREDICT_CHUNK))
-        threads = prediction_threads(self.sizes, n, chunk)
+        threads = max(1, min(int(threads), -(-n // chunk)))
         work = self.workspace(chunk * threads, threads)
         data = source.data()
         self.check(data, work, chunk * threads, targets=False)

@@ -13,7 +13,8 @@ waits for it:
   prediction of many rows and of a few;
 * the small-product tile kernel, and the timings the first fit on a machine runs and keeps in
   fastfnn's cache folder (so the later first fit reads them): the tile kernel's crossover with
-  gemm, and from which batch size splitting a batch over two threads pays (``_parts``).
+  gemm, from which batch size splitting a batch over two threads pays, and from which chunk
+  size a prediction's chunks run on threads of their own (``_parts``).
 
 Installing fastfnn from source (``pip install .``) runs it at build time, so the wheel carries
 the cache for the machine that built it; Numba loads it only on a machine whose CPU, Numba

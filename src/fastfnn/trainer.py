@@ -18,8 +18,8 @@ import scipy.optimize
 from sklearn.model_selection import train_test_split
 from sklearn.exceptions import ConvergenceWarning
 
-from ._parts import full_batch_parts, training_parts
-from ._threads import numba_threads, training_threads
+from ._parts import full_batch_parts, prediction_threads, training_parts
+from ._threads import numba_threads, part_threads
 from ._validation import check_optimize_result, lbfgs_iprint_options
 from .losses import loss_value
 from .network import DataSource
@@ -122,7 +122,8 @@ class _Validation:
         per sample, no L2: the units of the training loss's data term)."""
         if net.dtype not in self.sources:
             self.sources[net.dtype] = DataSource(self.X, net.dtype)
-        out = net.forward(self.sources[net.dtype])
+        source = self.sources[net.dtype]
+        out = net.forward(source, prediction_threads(net.sizes, source.n_samples, net.dtype))
         Y = np.ascontiguousarray(self.Y, dtype=net.dtype).reshape(out.shape)
         sw = None if self.sw is None else np.ascontiguousarray(self.sw, dtype=net.dtype)
         with np.errstate(all="ignore"):
@@ -167,7 +168,7 @@ def fit_stochastic(state, cfg, X, Y, sw, random_state, incremental, stratify, sc
     data = source.data(Y, sw)
     batch_size = batch_size_for(cfg, n)
     parts = training_parts(net.sizes, batch_size, net.dtype)
-    threads = training_threads(parts)
+    threads = part_threads(parts)
     work = net.workspace(batch_size, parts)
     loop = _EpochLoop(net, data, work, batch_size, cfg.alpha, threads)
     with numba_threads(threads):
@@ -315,7 +316,7 @@ def fit_lbfgs(state, cfg, X, Y, sw, observer=None):
     data = source.data(Y, sw)
     parts = full_batch_parts(net.sizes, source.n_samples, net.dtype)
     work = net.workspace(source.n_samples, parts)
-    threads = training_threads(parts)
+    threads = part_threads(parts)
     last_eval = {}  # the most recent evaluation: x and its loss
     accepted = {"x": net.theta.astype(np.float64), "loss": None, "n_iter": 0}
 

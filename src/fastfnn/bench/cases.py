@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._parts import training_parts
-from .._threads import training_threads
+from .._threads import part_threads
 
 SEED = 0
 LR = 1e-3
@@ -75,7 +75,6 @@ PREDICT_FIT_ROWS = 2000
 PREDICT_CALLS = {1: 2000, 10: 1000, 100: 500, 100_000: 1}
 PREDICT_REPEATS = 5
 PREDICT_CASE = "(64, 64) float64"
-PREDICT_CHUNK = 1024  # rows per compiled forward pass in fastfnn's predict (its thread rule's unit)
 
 
 @dataclass(frozen=True)
@@ -251,10 +250,10 @@ def make_data(config, dtype, seed=SEED):
 
 def thread_count(config, dtype, override=None):
     """Threads for one problem in ``dtype``: ``override``, else fastfnn's own choice
-    (``_threads.training_threads`` of ``_parts.training_parts``)."""
+    (``_threads.part_threads`` of ``_parts.training_parts``)."""
     if override:
         return int(override)
-    threads = training_threads(training_parts(np.asarray(config.sizes, dtype=np.int64),
+    threads = part_threads(training_parts(np.asarray(config.sizes, dtype=np.int64),
                                               config.batch_size, dtype))
     return int(threads)
 

@@ -7,9 +7,9 @@ import warnings
 
 import numpy as np
 
-from .._threads import prediction_threads
+from .._parts import prediction_threads
 from .cases import (
-    PREDICT_CALLS, PREDICT_CHUNK, PREDICT_CONFIG, PREDICT_FIT_ROWS, PREDICT_REPEATS, Case,
+    PREDICT_CALLS, PREDICT_CONFIG, PREDICT_FIT_ROWS, PREDICT_REPEATS, Case,
     estimator_class, estimator_params,
 )
 from .torch_impl import torch_model
@@ -52,7 +52,7 @@ class Latency:
         """Seconds per ``predict`` call of ``impl`` on 1, 10, 100 and 100k rows (a plain float64
         ndarray): per row count the best of :data:`PREDICT_REPEATS` medians of
         :data:`PREDICT_CALLS` calls, after a warm-up call. Threads: fastfnn's predict rule for
-        that many rows (``_threads.prediction_threads``), given to scikit-learn's BLAS and to
+        that many rows (``_parts.prediction_threads``), given to scikit-learn's BLAS and to
         torch, set once per row count."""
         from threadpoolctl import threadpool_limits
 
@@ -62,7 +62,7 @@ class Latency:
         for rows, calls in PREDICT_CALLS.items():
             x = np.ascontiguousarray(X[:rows])
             threads = (int(self.opts.threads) if self.opts.threads else
-                       prediction_threads(PREDICT_CONFIG.sizes, rows, PREDICT_CHUNK))
+                       prediction_threads(PREDICT_CONFIG.sizes, rows, np.float64))
             if impl == "torch":
                 import torch
 
