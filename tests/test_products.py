@@ -339,3 +339,16 @@ def test_a_strided_bias_takes_the_separate_pass():
     out = np.empty((7, 2 * WIDTH), dtype)
     K.affine_act_(out, A, W, b, K.RELU, UNLIMITED)
     np.testing.assert_allclose(out, np.maximum(A @ W + b, 0), rtol=1e-12, atol=1e-12)
+
+
+def test_a_strided_activation_takes_the_separate_mask():
+    """Activations A whose rows are not laid out as the output's (a column slice of a wider
+    array) cannot be read by the mask epilogue: ``delta_back_`` masks in the pass, and gets it
+    right. Oracle: NumPy's (D @ W.T) * (A != 0)."""
+    rng = np.random.default_rng(2)
+    m, n, k = 7, 3, 2 * WIDTH
+    D, W = rng.standard_normal((m, n)), rng.standard_normal((k, n))
+    A = np.maximum(rng.standard_normal((m, 2 * k)), 0)[:, :k]
+    out = np.empty((m, k))
+    K.delta_back_(out, D, W, A, K.RELU, UNLIMITED, np.empty(W.size))
+    np.testing.assert_allclose(out, (D @ W.T) * (A != 0), rtol=1e-12, atol=1e-12)

@@ -925,7 +925,7 @@ def delta_back_(D_prev, D, W, A, act, limit, scratch):
     and silu, whose derivative needs z). For relu, where the tile kernel takes the product,
     the mask is applied as it stores the sums (:func:`relu_mask_epilogue`); else
     :func:`mul_act_deriv_` runs after it. The same bits either way."""
-    fused = act == RELU
+    fused = act == RELU and A.strides[0] == A.shape[1] * A.itemsize  # rows laid out as D_prev's
     epi = relu_mask_epilogue(A) if fused else no_epilogue()
     if not (matmul_nt_(D_prev, D, W, limit, scratch, epi) and fused):
         mul_act_deriv_(D_prev, A, act)

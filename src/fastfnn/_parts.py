@@ -194,14 +194,27 @@ def measure(name):
     rounds that visit every width (module docstring); returns the cache entry: ``split_flops``
     (:func:`threshold` of the gains), ``timings`` (width, batch flops, gain: the
     median over rounds of one thread's time over the split's), ``when``."""
+    gains = _median_gains(_pair, WIDTHS, name)
+    work = [batch_flops(_ladder_sizes(width), ROWS) for width in WIDTHS]
+    return _entry("split_flops", WIDTHS, work, gains)
+
+
+def _median_gains(make_pair, widths, name):
+    """Each width's median over ROUNDS rounds of ``pair(first)``, ``pair = make_pair(width,
+    dtype, rng)`` (one thread's time over PARTS threads', :func:`_paired`); a round visits every
+    width, and every other round times the one-thread side second."""
     rng = np.random.default_rng(0)
     with _threads.numba_threads(PARTS):
-        pairs = [_pair(width, np.dtype(name), rng) for width in WIDTHS]
+        pairs = [make_pair(width, np.dtype(name), rng) for width in widths]
         ratios = [[pair(r % 2 == 0) for pair in pairs] for r in range(ROUNDS)]
-    gains = np.median(ratios, axis=0)
-    work = [batch_flops(_ladder_sizes(width), ROWS) for width in WIDTHS]
-    return {"split_flops": threshold(gains, work),
-            "timings": [[w, f, float(g)] for w, f, g in zip(WIDTHS, work, gains)],
+    return np.median(ratios, axis=0)
+
+
+def _entry(key, widths, work, gains):
+    """The cache entry of a measurement: ``key`` (the :func:`threshold` of the gains over the
+    work), ``timings`` ([width, work, gain] rows) and ``when``."""
+    return {key: threshold(gains, work),
+            "timings": [[w, f, float(g)] for w, f, g in zip(widths, work, gains)],
             "when": _tuning.now()}
 
 
@@ -339,15 +352,9 @@ def measure_prediction(name):
     every width of PREDICT_WIDTHS (as :func:`measure`); returns the cache entry:
     ``chunk_flops`` (:func:`threshold` of the gains over a chunk's forward flops), ``timings``
     (width, a chunk's flops, gain), ``when``."""
-    rng = np.random.default_rng(0)
-    with _threads.numba_threads(PARTS):
-        pairs = [_forward_pair(width, np.dtype(name), rng) for width in PREDICT_WIDTHS]
-        ratios = [[pair(r % 2 == 0) for pair in pairs] for r in range(ROUNDS)]
-    gains = np.median(ratios, axis=0)
+    gains = _median_gains(_forward_pair, PREDICT_WIDTHS, name)
     work = [forward_flops(_ladder_sizes(width), PREDICT_CHUNK) for width in PREDICT_WIDTHS]
-    return {"chunk_flops": threshold(gains, work),
-            "timings": [[w, f, float(g)] for w, f, g in zip(PREDICT_WIDTHS, work, gains)],
-            "when": _tuning.now()}
+    return _entry("chunk_flops", PREDICT_WIDTHS, work, gains)
 
 
 def _forward_pair(width, dtype, rng):
