@@ -7,7 +7,7 @@ paid once at install, plus about 30 s for pip to prepare the build environment. 
 each cache entry against the CPU, its own version and the source file's contents, and compiles
 as usual where any differs: a wheel taken to another machine works, only without the head start.
 The kernel choices timed on the way (``fastfnn/kernel-choices.json``: the tile kernel's
-crossover and the training split, keyed by the machine) travel in the wheel too, so the first
+crossover, the training split and prediction's threads, keyed by the machine) travel in the wheel too, so the first
 fit reads them instead of timing them; on another machine the key does not match and the first
 fit times its own.
 

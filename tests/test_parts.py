@@ -51,21 +51,36 @@ W = _parts.WIDTHS  # 16, 24, 32, 48, 64, 96, 128, 176, 256
 ])
 def test_the_rule_on_scripted_gains(monkeypatch, wins, first):
     gains = {w: (_parts.MARGIN if w in wins else 0.99 * _parts.MARGIN) for w in W}
-    orders = []
-
-    def pair(width, dtype, rng):
-        def timed(whole_first):
-            orders.append(whole_first)
-            return gains[width]
-
-        return timed
-
-    monkeypatch.setattr(_parts, "_pair", pair)
-    entry = _parts.measure("float64")
+    entry, orders = _scripted(monkeypatch, "_pair", _parts.measure, gains)
     assert entry["split_flops"] == (2 * flops(W[-1]) if first == "beyond" else flops(first))
     assert entry["timings"] == [[w, flops(w), gains[w]] for w in W]
     # every round visits every width; every other round times the split first
     assert orders == [r % 2 == 0 for r in range(_parts.ROUNDS) for _ in W]
+
+
+def _scripted(monkeypatch, pair_name, measure, gains):
+    """``measure("float64")`` with the timed pair ``pair_name`` replaced by one that returns
+    ``gains[width]``; returns the entry and the order argument of every timing, in turn."""
+    orders = []
+
+    def pair(width, dtype, rng):
+        def timed(one_first):
+            orders.append(one_first)
+            return gains[width]
+
+        return timed
+
+    monkeypatch.setattr(_parts, pair_name, pair)
+    return measure("float64"), orders
+
+
+def _by_hand(gains, work):
+    """The rule, written out: the work of the first of two widths in a row that gained
+    MARGIN (the widest alone counts), else twice the widest work."""
+    for i in range(len(gains)):
+        if gains[i] >= _parts.MARGIN and (i == len(gains) - 1 or gains[i + 1] >= _parts.MARGIN):
+            return work[i]
+    return 2 * work[-1]
 
 
 @pytest.mark.slow
@@ -77,12 +92,7 @@ def test_a_real_measurement_follows_its_own_rule(name):
     assert [row[:2] for row in entry["timings"]] == [[w, flops(w)] for w in W]
     gains = [row[2] for row in entry["timings"]]
     assert all(np.isfinite(g) and g > 0 for g in gains)
-    expected = 2 * flops(W[-1])  # where no two widths in a row won
-    for i, width in enumerate(W):
-        if gains[i] >= _parts.MARGIN and (width == W[-1] or gains[i + 1] >= _parts.MARGIN):
-            expected = flops(width)
-            break
-    assert entry["split_flops"] == expected
+    assert entry["split_flops"] == _by_hand(gains, [flops(w) for w in W])
 
 
 def test_a_batch_splits_from_the_threshold_on(monkeypatch):
@@ -331,17 +341,7 @@ P = _parts.PREDICT_WIDTHS  # 4, 6, ..., 128
 ])
 def test_the_prediction_rule_on_scripted_gains(monkeypatch, wins, first):
     gains = {w: (_parts.MARGIN if w in wins else 0.5) for w in P}
-    orders = []
-
-    def pair(width, dtype, rng):
-        def timed(one_first):
-            orders.append(one_first)
-            return gains[width]
-
-        return timed
-
-    monkeypatch.setattr(_parts, "_forward_pair", pair)
-    entry = _parts.measure_prediction("float32")
+    entry, orders = _scripted(monkeypatch, "_forward_pair", _parts.measure_prediction, gains)
     assert entry["chunk_flops"] == (2 * chunk_flops(P[-1]) if first == "beyond"
                                     else chunk_flops(first))
     assert entry["timings"] == [[w, chunk_flops(w), gains[w]] for w in P]
@@ -356,7 +356,7 @@ def test_a_real_prediction_measurement_follows_its_own_rule():
     assert [row[:2] for row in entry["timings"]] == [[w, chunk_flops(w)] for w in P]
     gains = [row[2] for row in entry["timings"]]
     assert all(np.isfinite(g) and g > 0 for g in gains)
-    assert entry["chunk_flops"] == _parts.threshold(gains, [chunk_flops(w) for w in P])
+    assert entry["chunk_flops"] == _by_hand(gains, [chunk_flops(w) for w in P])
 
 
 def test_chunks_run_on_threads_from_the_measured_work_on(monkeypatch, fresh):

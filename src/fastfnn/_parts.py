@@ -118,12 +118,19 @@ def split_flops(dtype, batch=np.inf):
     if env:
         return _env_flops(env)
     key = ("training", np.dtype(dtype))
+    if key not in _chosen and batch < SMALLEST:
+        return np.inf
+    return _chosen_once(key, _choose)
+
+
+def _chosen_once(key, choose):
+    """The threshold of ``key = (what, dtype)``: this process's memo, else ``choose(dtype)``
+    (``(threshold, how, timings)``), memoised under a lock: one choice per process, even when
+    two threads fit or predict at once."""
     if key not in _chosen:
-        if batch < SMALLEST:
-            return np.inf
-        with _choosing:  # one choice per process, even when two threads fit at once
+        with _choosing:
             if key not in _chosen:
-                _chosen[key] = _choose(key[1])
+                _chosen[key] = choose(key[1])
     return _chosen[key][0]
 
 
@@ -285,10 +292,8 @@ def describe():
                 else f"batches of >= {flops:.3g} training flops are split into {PARTS} "
                 "parts, one thread each; smaller ones run whole on one thread")
         lines.append(f"{name} training: {rule} ({how})")
-        speed = [f"{w} ({flops:.2g} flops): {gain:.2f}x" for w, flops, gain in timings]
-        if speed:
-            lines.append(f"  {name} one thread's time / the split's by width, {ROWS}-row "
-                         f"batches (a win from {MARGIN}x): {', '.join(speed)}")
+        lines += _gains_line(f"{name} one thread's time / the split's by width, {ROWS}-row "
+                             "batches", timings)
     lines.append(f"L-BFGS: split batches of all rows get one part per {FULL_BATCH_ROWS} rows, "
                  f"{FULL_BATCH_PARTS} at most")
     for name in ("float64", "float32"):
@@ -297,11 +302,15 @@ def describe():
         rule = ("every chunk runs on the calling thread" if flops == np.inf
                 else f"chunks of >= {flops:.3g} forward flops run on up to one thread each")
         lines.append(f"{name} predict ({PREDICT_CHUNK}-row chunks): {rule} ({how})")
-        speed = [f"{w} ({flops:.2g} flops): {gain:.2f}x" for w, flops, gain in timings]
-        if speed:
-            lines.append(f"  {name} one thread's time / two threads' for two chunks, by width "
-                         f"(a win from {MARGIN}x): {', '.join(speed)}")
+        lines += _gains_line(f"{name} one thread's time / two threads' for two chunks, by "
+                             "width", timings)
     return lines
+
+
+def _gains_line(what, timings):
+    """``[line]``: ``what`` then each timed width's work and gain; ``[]`` where none was timed."""
+    speed = [f"{w} ({flops:.2g} flops): {gain:.2f}x" for w, flops, gain in timings]
+    return [f"  {what} (a win from {MARGIN}x): {', '.join(speed)}"] if speed else []
 
 
 # ---- prediction -----------------------------------------------------------------------------
@@ -328,12 +337,7 @@ def prediction_flops(dtype):
     """The forward flops of a chunk from which a ``dtype`` prediction's chunks run on threads of
     their own (``inf``: never): the cached measurement, else measured now where this process
     can run two threads."""
-    key = ("prediction", np.dtype(dtype))
-    if key not in _chosen:
-        with _choosing:
-            if key not in _chosen:
-                _chosen[key] = _choose_prediction(key[1])
-    return _chosen[key][0]
+    return _chosen_once(("prediction", np.dtype(dtype)), _choose_prediction)
 
 
 def _choose_prediction(dtype):

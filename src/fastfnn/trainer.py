@@ -120,9 +120,9 @@ class _Validation:
     def evaluate(self, net):
         """``(score, loss)``: the early-stopping score, and the loss's data term (weighted mean
         per sample, no L2: the units of the training loss's data term)."""
-        if net.dtype not in self.sources:
-            self.sources[net.dtype] = DataSource(self.X, net.dtype)
-        source = self.sources[net.dtype]
+        source = self.sources.get(net.dtype)
+        if source is None:
+            source = self.sources[net.dtype] = DataSource(self.X, net.dtype)
         out = net.forward(source, prediction_threads(net.sizes, source.n_samples, net.dtype))
         Y = np.ascontiguousarray(self.Y, dtype=net.dtype).reshape(out.shape)
         sw = None if self.sw is None else np.ascontiguousarray(self.sw, dtype=net.dtype)

@@ -254,7 +254,7 @@ def thread_count(config, dtype, override=None):
     if override:
         return int(override)
     threads = part_threads(training_parts(np.asarray(config.sizes, dtype=np.int64),
-                                              config.batch_size, dtype))
+                                          config.batch_size, dtype))
     return int(threads)
 
 
