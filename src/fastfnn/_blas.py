@@ -1,41 +1,51 @@
-"""fastfnn's own BLAS: a private, single-threaded instance of the OpenBLAS that SciPy ships.
+"""fastfnn's BLAS: the OpenBLAS of the ``scipy-openblas32`` package, a library of its own, held
+at one thread.
 
 The compiled kernels call ``fastfnn_dgemm`` / ``fastfnn_sgemm`` (CBLAS signatures, registered
-here by name so that cached kernels stay valid across processes). They are bound to a *private
-copy* of SciPy's OpenBLAS: the library file is copied (once, into fastfnn's cache folder; else
-into an anonymous in-memory file) and loaded from there, so the dynamic loader gives it globals
-of its own. fastfnn sets that copy to one thread once, at import, and never touches it again;
-parallel work is split by fastfnn itself into parts of fixed size (see ``_threads``). So
+here by name so that cached kernels stay valid across processes). They are bound to the OpenBLAS
+that the declared dependency ``scipy-openblas32`` installs (wheels for Linux, macOS and Windows):
+a library file of its own, apart from the copies SciPy and NumPy bundle, hence globals and a
+thread count of its own. fastfnn sets it to one thread and holds it there
+(:meth:`PrivateBLAS.hold_one_thread`, at every fit and prediction: threadpoolctl lists it like any
+BLAS, and a ``threadpool_limits`` block may have raised it); parallel work is split by fastfnn
+itself into parts of fixed size (see ``_threads``). So
 
-* a fit or a prediction never changes a thread count that other code can see (SciPy's, NumPy's,
-  threadpoolctl's view are left as they are), and concurrent fits and predictions in several
-  threads do not interfere;
+* a fit or a prediction never changes a thread count that other code relies on (SciPy's,
+  NumPy's), and concurrent fits and predictions in several threads do not interfere;
 * every product is computed by the same single-threaded kernel, whatever the host's thread
   count: the bits depend on the data, the parameters and the seed only.
 
-Where no private copy can be made (no OpenBLAS with CBLAS symbols behind SciPy, no anonymous
-files: not Linux), or where ``FASTFNN_BLAS=shared`` asks for it, the symbols are bound to
-compiled fallbacks that call ``np.dot`` through SciPy's BLAS as the host configured it;
-``BLAS.private`` is then False, and the guarantees above hold only when that BLAS runs one
-thread.
+The library is loaded from the installed package, never from a folder a user can write to, when
+``_kernels`` is imported (a ``dlopen`` of an installed file: tens of microseconds; OpenBLAS
+starts its idle worker threads then, as SciPy's does). Where it cannot be loaded (not installed,
+a platform without a wheel, a file without the CBLAS symbols), where it is the very file another
+package already uses (its thread count would not be fastfnn's to set), or where
+``FASTFNN_BLAS=shared`` asks for it, the symbols are bound to compiled fallbacks that call
+``np.dot`` (NumPy's BLAS as the host configured it: OpenBLAS, MKL, Accelerate); ``BLAS.private``
+is then False: the results agree with the private library's within floating-point tolerance, and
+are the same bits on any thread count only where that BLAS runs one thread.
 
-``BLAS`` describes what was bound: ``private``, ``path`` (the library copied), ``core`` (the
-kernels OpenBLAS picked for this CPU, e.g. 'Haswell', 'SkylakeX', 'Zen') and ``get_threads()``
-(the *shared* library's thread count: a limit the host set, which ``_threads.max_threads``
-respects); ``private_threads()`` is the private copy's own (always 1), None without one.
+``BLAS`` describes what was bound: ``private``, ``path`` (the library loaded), ``core`` (the
+kernels OpenBLAS picked for this CPU, e.g. 'Haswell', 'SkylakeX', 'Zen'), ``host_threads()``
+(the least thread count of the host's BLAS libraries, a limit the host set, which
+``_threads.max_threads`` respects) and ``private_threads()`` (the private library's own: 1;
+None without one).
 """
 
 import ctypes
-import hashlib
+import glob
+import importlib.util
 import os
-import shutil
-import tempfile
 
 import numpy as np
 from numba import carray, cfunc, types
 
+from . import _env
+
 # CBLAS constants.
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
+PACKAGE = "scipy_openblas32"  # the declared dependency that holds the library
+PREFIXES = ("scipy_", "")  # its symbols' prefix (scipy_cblas_dgemm), else plain names
 
 _GEMM_ARGS = (types.intc, types.intc, types.intc, types.intc, types.intc, types.intc)
 
@@ -72,157 +82,129 @@ def _fallback():
     return gemm
 
 
-def _as_pointer_function(dynlib, name):
-    """The address of ``name`` in ``dynlib`` (a ctypes library), or None."""
+def library_path():
+    """The OpenBLAS file of the installed ``scipy-openblas32`` package, or None. Found from the
+    package's location without importing it."""
     try:
-        return ctypes.cast(getattr(dynlib, name), ctypes.c_void_p).value
-    except AttributeError:
+        spec = importlib.util.find_spec(PACKAGE)
+    except (ImportError, ValueError):
         return None
-
-
-def _cache_dir():
-    """Where the copy of the library is kept: ``FASTFNN_CACHE_DIR``, else fastfnn's folder in
-    the user's cache (``XDG_CACHE_HOME`` or ``~/.cache``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.environ.get("FASTFNN_CACHE_DIR") or os.path.join(base, "fastfnn")
-
-
-def _identity(path, stat, sample=1 << 20):
-    """A name part for the library file at ``path``: its size and a digest of its first and
-    last ``sample`` bytes. The same library installed in several environments (the same wheel,
-    other modification times) gets the same name, so one copy serves them all."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        digest.update(f.read(sample))
-        f.seek(max(0, stat.st_size - sample))
-        digest.update(f.read(sample))
-    return f"{stat.st_size}-{digest.hexdigest()[:16]}"
-
-
-def _remove_old_copies(folder):
-    """Remove the copies an earlier version kept in ``folder`` (``openblas-<size>-<mtime>.so``:
-    one per environment, 25 MB each). A process that has one loaded keeps its mapping; best
-    effort."""
-    for name in os.listdir(folder):
-        if name.startswith("openblas-") and name.endswith(".so"):
-            try:
-                os.remove(os.path.join(folder, name))
-            except OSError:
-                pass
-
-
-def _private_copy(path):
-    """The library at ``path`` loaded from a file of its own (a different file, so the dynamic
-    loader gives it globals of its own), or None.
-
-    The copy is kept on disk in :func:`_cache_dir`, named after the original's contents
-    (:func:`_identity`): made once (written under a temporary name, then renamed), then shared
-    by every process, and every environment with the same library, through the page cache.
-    An earlier version's copies (:func:`_remove_old_copies`) are removed when a copy is made.
-    Where that folder cannot be written, the copy is an anonymous in-memory file of this
-    process (``memfd_create``, Linux)."""
-    try:
-        stat = os.stat(path)
-        folder = _cache_dir()
-        # Not named like a BLAS (libopenblas*, openblas*, ...): threadpoolctl would list the copy
-        # and let any threadpool_limits(n, "blas") set its threads (n BLAS threads under each
-        # of fastfnn's part threads: oversubscribed cores, a fit several times slower).
-        copy = os.path.join(folder, f"fastfnn-openblas-{_identity(path, stat)}.so")
-        if not (os.path.exists(copy) and os.path.getsize(copy) == stat.st_size):
-            os.makedirs(folder, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=folder, delete=False) as dst, \
-                    open(path, "rb") as src:
-                shutil.copyfileobj(src, dst)
-            os.replace(dst.name, copy)
-            _remove_old_copies(folder)
-        return ctypes.CDLL(copy, mode=os.RTLD_LOCAL)
-    except OSError:
-        pass
-    try:
-        fd = os.memfd_create("fastfnn-openblas")
-    except (AttributeError, OSError):  # not Linux
+    if spec is None or not spec.submodule_search_locations:
         return None
+    for folder in spec.submodule_search_locations:
+        for pattern in ("libscipy_openblas*.so*", "libscipy_openblas*.dylib",
+                        "libscipy_openblas*.dll", "scipy_openblas*.dll"):
+            found = sorted(glob.glob(os.path.join(folder, "lib", pattern)))
+            if found:
+                return found[0]
+    return None
+
+
+def _symbol(dynlib, name, restype=ctypes.c_int, argtypes=()):
+    """The function ``name`` (with the package's prefix, else plain) of ``dynlib``, or None."""
+    for prefix in PREFIXES:
+        f = getattr(dynlib, prefix + name, None)
+        if f is not None:
+            f.restype, f.argtypes = restype, list(argtypes)
+            return f
+    return None
+
+
+def _host_blas():
+    """threadpoolctl's controllers of the BLAS libraries loaded now (SciPy's, NumPy's, ...),
+    through its public API; [] where threadpoolctl cannot tell."""
     try:
-        with open(path, "rb") as src, os.fdopen(os.dup(fd), "wb") as dst:
-            shutil.copyfileobj(src, dst)
-        return ctypes.CDLL(f"/proc/self/fd/{fd}", mode=os.RTLD_LOCAL)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)  # the mapping keeps the file alive
+        import scipy.linalg.cython_blas  # noqa: F401  (loads SciPy's library first)
+        from threadpoolctl import ThreadpoolController
+
+        return list(ThreadpoolController().select(user_api="blas").lib_controllers)
+    except Exception:  # noqa: BLE001 - no BLAS threadpoolctl knows: no host limit to read
+        return []
 
 
 class PrivateBLAS:
-    """Finds SciPy's OpenBLAS, loads a private copy with one thread and binds the kernels'
-    ``fastfnn_dgemm`` / ``fastfnn_sgemm`` to it (module docstring)."""
+    """Loads ``scipy-openblas32``'s library, sets it to one thread and binds the kernels'
+    ``fastfnn_dgemm`` / ``fastfnn_sgemm`` to it, else to the ``np.dot`` fallbacks (module
+    docstring)."""
 
-    def __init__(self):
-        self.private, self.path, self.get_threads, self.core = False, None, None, None
-        self.private_threads = None
+    def __init__(self, path=None):
+        self.private, self.path, self.core, self.why = False, None, None, ""
         self.dgemm = self.sgemm = None
-        shared = self._shared_openblas()
-        if shared is not None:
-            self.path = shared.filepath
-            self.get_threads = self._function(shared.dynlib, shared, "openblas_get_num_threads")
-            mode = os.environ.get("FASTFNN_BLAS", "private")
-            if mode not in ("private", "shared"):
-                raise ValueError(f"FASTFNN_BLAS must be 'private' or 'shared', got {mode!r}.")
-            if mode == "private":
-                self._load_private(shared)
-
-    @staticmethod
-    def _shared_openblas():
-        """threadpoolctl's controller of the OpenBLAS behind scipy's cython_blas, or None."""
+        self._set_threads = self._get_threads = None
+        self.error = None  # a bad FASTFNN_BLAS: raised by check() at the first fit or predict
+        self._host = _host_blas()
         try:
-            import scipy.linalg.cython_blas  # noqa: F401  (loads the library first)
-            from threadpoolctl import ThreadpoolController
-        except ImportError:  # pragma: no cover - scipy is a dependency
-            return None
-        for lib in ThreadpoolController().lib_controllers:
-            if lib.user_api == "blas" and lib.internal_api == "openblas" and \
-                    "scipy_openblas64" not in lib.filepath and "numpy" not in lib.filepath:
-                return lib
-        return None
-
-    @staticmethod
-    def _function(dynlib, lib, name, takes_int=False):
-        """``int name()`` (or ``int name(int)``) from the library, with its symbol prefix."""
-        prefix = getattr(lib, "_symbol_prefix", "")
-        suffix = getattr(lib, "_symbol_suffix", "")
-        for symbol in (f"{prefix}{name}{suffix}", name):
-            f = getattr(dynlib, symbol, None)
-            if f is not None:
-                f.restype, f.argtypes = ctypes.c_int, [ctypes.c_int] if takes_int else []
-                return f
-        return None
-
-    def _load_private(self, shared):
-        """Load a copy of the library (:func:`_private_copy`), set it to one thread, take its
-        gemm addresses. Leaves ``private`` False where any step is not possible."""
-        private = _private_copy(shared.filepath)
-        if private is None:
+            mode = _env.choice("FASTFNN_BLAS", ("private", "shared"), "private")
+        except ValueError as exc:
+            self.error, mode = exc, "private"
+        if mode == "shared":
+            self.why = "FASTFNN_BLAS=shared"
             return
-        prefix = getattr(shared, "_symbol_prefix", "")
-        suffix = getattr(shared, "_symbol_suffix", "")
-        dgemm = _as_pointer_function(private, f"{prefix}cblas_dgemm{suffix}")
-        sgemm = _as_pointer_function(private, f"{prefix}cblas_sgemm{suffix}")
-        set_threads = self._function(private, shared, "openblas_set_num_threads", takes_int=True)
-        get_threads = self._function(private, shared, "openblas_get_num_threads")
+        self.path = library_path() if path is None else path
+        if self.path is None:
+            self.why = f"the {PACKAGE} package is not installed"
+            return
+        self._load()
+
+    def _load(self):
+        """Load the library, set it to one thread, take its gemm addresses; leaves ``private``
+        False (and says ``why``) where any step is not possible."""
+        real = os.path.realpath(self.path)
+        if any(os.path.realpath(lib.filepath or "") == real for lib in self._host):
+            self.why = f"{self.path} is already another package's BLAS"
+            return
+        try:
+            dynlib = ctypes.CDLL(self.path, mode=getattr(ctypes, "RTLD_LOCAL", 0))
+        except OSError as exc:
+            self.why = f"{self.path} cannot be loaded ({exc})"
+            return
+        dgemm, sgemm = (_symbol(dynlib, f"cblas_{p}gemm", None) for p in "ds")
+        set_threads = _symbol(dynlib, "openblas_set_num_threads", None, [ctypes.c_int])
+        get_threads = _symbol(dynlib, "openblas_get_num_threads")
         if None in (dgemm, sgemm, set_threads, get_threads):
+            self.why = f"{self.path} has no OpenBLAS CBLAS symbols"
             return
         set_threads(1)
-        if get_threads() != 1:  # pragma: no cover - the copy shares the original's globals
+        if get_threads() != 1:  # pragma: no cover - a build that cannot run one thread
+            self.why = f"{self.path} does not run on one thread"
             return
-        corename = getattr(private, f"{prefix}openblas_get_corename{suffix}", None)
-        if corename is not None:
-            corename.restype, corename.argtypes = ctypes.c_char_p, []
-            self.core = corename().decode()
-        self._library = private  # keeps the copy loaded
-        self.dgemm, self.sgemm, self.private = dgemm, sgemm, True
-        self.private_threads = get_threads
+        corename = _symbol(dynlib, "openblas_get_corename", ctypes.c_char_p)
+        self.core = corename().decode() if corename is not None else None
+        self._library = dynlib  # keeps it loaded
+        self._set_threads, self._get_threads = set_threads, get_threads
+        self.dgemm, self.sgemm = (ctypes.cast(f, ctypes.c_void_p).value for f in (dgemm, sgemm))
+        self.private = True
+
+    def check(self):
+        """Raise the ``ValueError`` of a bad ``FASTFNN_BLAS`` (kept from import, so that
+        ``import fastfnn`` and ``fastfnn --version`` still work)."""
+        if self.error is not None:
+            raise self.error
+
+    def hold_one_thread(self):
+        """Set the private library back to one thread where something (a ``threadpool_limits``
+        block) changed it: the products' bits and the cores' budget assume one."""
+        if self.private and self._get_threads() != 1:
+            self._set_threads(1)
+
+    def private_threads(self):
+        """The private library's thread count, or None without one."""
+        return self._get_threads() if self.private else None
+
+    def host_threads(self):
+        """The least thread count of the host's BLAS libraries (a limit the host set, e.g.
+        ``threadpool_limits(1)``), or None where none is known."""
+        counts = []
+        for lib in self._host:
+            try:
+                counts.append(int(lib.get_num_threads()))
+            except Exception:  # noqa: BLE001 - a library that cannot say: no limit from it
+                pass
+        counts = [c for c in counts if c >= 1]
+        return min(counts) if counts else None
 
     def register(self):
-        """Bind ``fastfnn_dgemm`` / ``fastfnn_sgemm`` for compiled code: the private copy's
+        """Bind ``fastfnn_dgemm`` / ``fastfnn_sgemm`` for compiled code: the private library's
         gemm, else the np.dot fallbacks."""
         import llvmlite.binding as ll
 
@@ -233,8 +215,22 @@ class PrivateBLAS:
         ll.add_symbol("fastfnn_dgemm", dgemm)
         ll.add_symbol("fastfnn_sgemm", sgemm)
 
+    def describe(self):
+        """One line: what computes the products, and why."""
+        if self.private:
+            return (f"products: {self.path} ({PACKAGE}), held at one thread; OpenBLAS kernels "
+                    f"for this CPU: {self.core or 'unknown'}")
+        return (f"products: np.dot on the host's BLAS as configured ({self.why}): the same "
+                "results within floating-point tolerance, the same bits only on one BLAS "
+                "thread")
+
 
 BLAS = PrivateBLAS()
 BLAS.register()
 dgemm = types.ExternalFunction("fastfnn_dgemm", DGEMM)
 sgemm = types.ExternalFunction("fastfnn_sgemm", SGEMM)
+
+
+def _cache_dir():  # TEMPORARY: kept until _tuning reads the folder from _cache
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.environ.get("FASTFNN_CACHE_DIR") or os.path.join(base, "fastfnn")

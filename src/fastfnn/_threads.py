@@ -17,7 +17,7 @@ Parallel parts need a thread-safe Numba threading layer (OpenMP or TBB): with on
 parts run one after the other. Numba's thread count is set with its per-thread setting and
 restored. No process-wide thread count is ever changed. Limits the host sets are respected:
 ``FASTFNN_NUM_THREADS``, the CPU affinity, Numba's thread count (``NUMBA_NUM_THREADS``),
-``OMP_NUM_THREADS``, the shared BLAS library's thread count (threadpoolctl's
+``OMP_NUM_THREADS``, the host's BLAS libraries' thread counts (threadpoolctl's
 ``threadpool_limits``, ``OPENBLAS_NUM_THREADS``) and, inside a Dask worker, the worker's
 thread count; only the one-time timing of the training split runs on two threads where such a
 limit allows one, within the CPU affinity (``_parts``: the split decides the bits, so every
@@ -28,7 +28,7 @@ import os
 import sys
 from contextlib import contextmanager
 
-from . import _blas
+from . import _blas, _env
 from . import _kernels as K
 from . import _tuning
 
@@ -59,17 +59,6 @@ def _threadsafe_layer():
     return False
 
 
-def _positive_int(name, text):
-    """``int(text)`` for the environment variable ``name``; ValueError unless it is >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer (a thread count), got {text!r}.")
-    return value
-
-
 def _dask_worker_threads():
     """The thread count of the Dask worker running this code, or None outside one."""
     if "distributed" not in sys.modules:
@@ -84,10 +73,14 @@ def _dask_worker_threads():
 
 def max_threads():
     """The threads fastfnn may use: ``FASTFNN_NUM_THREADS`` if set (a positive integer, else
-    ValueError), else the least of the host's limits (module docstring)."""
-    env = os.environ.get("FASTFNN_NUM_THREADS")
+    ValueError), else the least of the host's limits (module docstring). Read at every fit and
+    prediction, which is also when a bad ``FASTFNN_BLAS`` is reported and the private BLAS is
+    held at one thread."""
+    _blas.BLAS.check()
+    _blas.BLAS.hold_one_thread()
+    env = _env.positive_int("FASTFNN_NUM_THREADS", "a thread count")
     if env is not None:
-        return _positive_int("FASTFNN_NUM_THREADS", env)
+        return env
     from numba import get_num_threads
 
     try:
@@ -98,8 +91,9 @@ def max_threads():
     omp = os.environ.get("OMP_NUM_THREADS", "")
     if omp.strip().isdigit() and int(omp) > 0:
         limits.append(int(omp))
-    if _blas.BLAS.get_threads is not None:
-        limits.append(_blas.BLAS.get_threads())
+    host_blas = _blas.BLAS.host_threads()
+    if host_blas is not None:
+        limits.append(host_blas)
     worker = _dask_worker_threads()
     if worker:
         limits.append(worker)
@@ -144,14 +138,8 @@ def describe_choices():
     training split and of prediction's threads are ``_parts.describe()``'s)."""
     from numba import config
 
-    blas = _blas.BLAS
-    if blas.private:
-        where = f"a private single-threaded copy of {blas.path}"
-    else:
-        where = "SciPy's BLAS as configured (FASTFNN_BLAS=shared, or no private copy possible)"
     return [
-        f"products: {where}; OpenBLAS kernels for this CPU: {blas.core or 'unknown'} "
-        "(picked by OpenBLAS from the CPU it runs on)",
+        _blas.BLAS.describe(),
         f"product paths: a plain loop where a dimension is <= {K.THIN} (matrix-vector: "
         "one-output layers, where a gemm call costs 2-6x the loop), else the tile kernel or "
         "gemm, by the crossover timed on this machine:",

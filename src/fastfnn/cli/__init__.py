@@ -49,7 +49,7 @@ def main(argv=None):
         _error(args.command, "interrupted")
         return 130
     except ValueError as exc:  # scikit-learn's and the estimators' messages on bad settings
-        if os.environ.get("FASTFNN_DEBUG"):
+        if _debugging():
             raise
         _error(args.command, " ".join(str(exc).split()))
         return 1
@@ -57,11 +57,16 @@ def main(argv=None):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except Exception as exc:  # noqa: BLE001 - one line, not a traceback, unless debugging
-        if os.environ.get("FASTFNN_DEBUG"):
+        if _debugging():
             raise
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         _error(args.command, f"{type(exc).__name__}: {message} (FASTFNN_DEBUG=1 shows where)")
         return 1
+
+
+def _debugging():
+    """``FASTFNN_DEBUG`` set to 1 (true, yes, on): tracebacks instead of one-line errors."""
+    return os.environ.get("FASTFNN_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _error(command, message, limit=500):

@@ -1,0 +1,82 @@
+"""fastfnn's environment variables (``FASTFNN_*``), read one way.
+
+A value is stripped of surrounding white space; an empty value means unset; names of choices are
+case-insensitive. A value that does not parse is a ``ValueError`` naming the variable and what it
+takes (the command line prints it as one line). Variables are read when they are needed (at a
+fit, a prediction or a measurement), never at import, so a bad value cannot break
+``import fastfnn`` or ``fastfnn --version``.
+
+=======================  =====================================================================
+``FASTFNN_BLAS``         ``private`` (default) or ``shared``: which BLAS the kernels call
+``FASTFNN_TILE``         ``auto`` (default), ``on`` or ``off``: the tile kernel for products
+``FASTFNN_SPLIT_FLOPS``  a number >= 0 (``inf``: never): the work from which batches split
+``FASTFNN_NUM_THREADS``  a positive integer: the most threads fastfnn uses
+``FASTFNN_CACHE_DIR``    a folder: where measurements are kept
+``FASTFNN_DEBUG``        ``1``/``true``/``yes``/``on`` (or ``0``/``false``/``no``/``off``)
+=======================  =====================================================================
+"""
+
+import math
+import os
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def value(name):
+    """The stripped text of ``name``, or None when it is unset or empty."""
+    text = os.environ.get(name)
+    if text is None:
+        return None
+    return text.strip() or None
+
+
+def choice(name, choices, default):
+    """One of ``choices`` (lower-case names) for ``name``, or ``default`` when unset."""
+    text = value(name)
+    if text is None:
+        return default
+    if text.lower() not in choices:
+        options = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name} must be one of {options} (or unset), got {text!r}.")
+    return text.lower()
+
+
+def flag(name):
+    """True or False for ``name`` (``1``/``true``/``yes``/``on`` or the opposites); False when
+    unset."""
+    text = value(name)
+    if text is None:
+        return False
+    if text.lower() not in _TRUE + _FALSE:
+        raise ValueError(f"{name} must be 1 or 0 (true/false, yes/no, on/off), got {text!r}.")
+    return text.lower() in _TRUE
+
+
+def positive_int(name, what):
+    """A positive integer for ``name`` (``what`` it counts, for the message), or None when
+    unset."""
+    text = value(name)
+    if text is None:
+        return None
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise ValueError(f"{name} must be a positive integer ({what}), got {text!r}.")
+    return number
+
+
+def non_negative(name, what):
+    """A float >= 0 (``inf`` allowed) for ``name``, or None when unset."""
+    text = value(name)
+    if text is None:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if not number >= 0:
+        raise ValueError(f"{name} must be a number >= 0 ({what}), got {text!r}.")
+    return number
