@@ -15,11 +15,33 @@ a NUL byte, the length as 8 little-endian bytes, the bytes); ``metadata_sha256``
 canonical JSON (sorted keys, no spaces, ASCII) of ``{"metadata": ..., "written_by": ...}``.
 skops ignores the extra member, so ``skops.io.load(path, trusted=[...])`` still reads the model.
 
-Loading reads the file once into memory and then, in this order: checks the header (format name
-and version), verifies both hashes (zip's CRC-32 checks each member as well), lists the types the
-file names without building anything (:func:`skops.io.get_untrusted_types`), refuses the file
-unless it holds a fastfnn estimator and every type is trusted, builds the model with skops from
-the verified bytes, and checks that each network's weight shapes agree. Nothing is unpickled.
+Loading reads the file once into memory and then, in this order: checks the sizes the zip
+directory declares (below), checks the header (format name and version), verifies both hashes
+while decompressing each member in bounded chunks (zip's CRC-32 checks each member as well, and
+each ``.npy`` member's header must account for exactly its size), lists the types the file names
+without building anything (:func:`skops.io.get_untrusted_types`), refuses the file unless it
+holds a fastfnn estimator and every type is trusted, builds the model with skops from the
+verified bytes, and checks every field of every fastfnn estimator in it
+(:mod:`fastfnn._modelcheck`: types, dtypes, shapes, order, finiteness, ranges, and agreement
+with the network). Nothing is unpickled, and no model is returned that compiled code could
+not safely run: a refusal names the field, e.g. ``field '_optimizer.m' has shape (1,),
+expected (64,)``. The checksums protect against damage, not against the file's author.
+
+Sizes
+-----
+A zip member can decompress to about 1000 times its compressed size, so a small file could
+ask for gigabytes. Before anything is decompressed, the sizes the zip directory declares
+(all members together) must stay within ``FREE_BYTES`` (64 MiB) plus ``MAX_RATIO`` (40) times
+the file's size, and within ``MAX_MODEL_BYTES`` (16 GiB). Weights and optimizer state compress
+to 80-95% of their size (float mantissas are close to random), and the JSON schema, the most
+compressible part, about 10-20 times, so a real model file is far inside the ratio; 64 MiB
+covers any small model outright. Only the two methods fastfnn writes, stored and deflate, are
+read. A member is then decompressed in chunks and never beyond its declared size (one that
+holds more or fewer bytes is damage), and a ``.npy`` member's header must declare exactly the
+bytes that follow it, since NumPy allocates the array the header describes before it reads the
+data; a ``.npz`` member (a zip of ``.npy`` files) is checked in the same way. Loading therefore
+holds the file, the payload decompressed at most twice (skops's buffers and the arrays built
+from them) and no more, and a file that asks for more is refused having decompressed nothing.
 
 Trusted types: skops's own defaults (scikit-learn estimators, numpy arrays, scalars, random
 states, built-in containers), ``numpy.dtype``, and the classes defined in the fastfnn modules that
@@ -67,6 +89,13 @@ EXTRA_TRUSTED_TYPES = ("numpy.dtype",)
 _MODEL_MODULES = ("estimators", "_base", "optimizers", "network", "trainer", "fitstate")
 _PICKLE_BASED_MAGIC = b"FASTFNN-MODEL 1\n"  # files of the earlier, pickle-based CLI format
 _ZIP_MAGIC = b"PK\x03\x04"
+# Bounds on what a model file may decompress to, checked from the zip directory before any
+# member is decompressed (see "Sizes" in the module docstring).
+FREE_BYTES = 64 * 2**20  # any file may hold this much: every small model, schemas included
+MAX_RATIO = 40  # beyond that, content up to 40 times the file's size
+MAX_MODEL_BYTES = 16 * 2**30  # and never more than this, whatever the file's size
+MAX_MEMBERS = 100_000
+CHUNK_BYTES = 2**20  # members are decompressed and hashed in chunks of this size
 
 
 class ModelFileError(ValueError):
@@ -157,7 +186,7 @@ def load_model(path, *, return_metadata=False):
                  f"{header['written_by'].get('fastfnn', '?')}, it", ModelFileError)
     trusted = sorted(fastfnn_types) + list(EXTRA_TRUSTED_TYPES)
     model = _payload_call(skops.io.loads, path, data, trusted=trusted)
-    _check_networks(model, path)
+    _check_estimators(model, path)
     return (model, header["metadata"]) if return_metadata else model
 
 
@@ -305,32 +334,134 @@ def _check_format(header, path):
 
 
 def _read_archive(data, path):
-    """(header, {member: bytes}) of the zip archive ``data``; every read error is damage."""
+    """The header of the zip archive ``data`` and the SHA-256 of its other members (the
+    payload's hashing rule), with every size checked before anything is decompressed.
+
+    Each member is decompressed in chunks, at most its declared size, and hashed as it
+    streams: loading holds no copy of the payload. Every read error is damage.
+    """
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        names = archive.namelist()
+        infos = archive.infolist()
+        names = [info.filename for info in infos]
         if len(set(names)) != len(names):
             raise ModelFileError(f"{path}: damaged fastfnn model file (repeated member names).")
         if HEADER_NAME not in names:
             raise ModelFileError(f"{path}: a zip archive, but not a fastfnn model file (no "
                                  f"{HEADER_NAME}), or a damaged one.")
-        header = json.loads(archive.read(HEADER_NAME))
+        _check_declared_sizes(infos, len(data), path)
+        header_info = infos[names.index(HEADER_NAME)]
+        header = json.loads(b"".join(_member_chunks(archive, header_info, path)))
         _check_format(header, path)
-        members = {name: archive.read(name) for name in names if name != HEADER_NAME}
-    return header, members
+        digest = hashlib.sha256()
+        for info in sorted(infos, key=lambda info: info.filename):
+            if info.filename == HEADER_NAME:
+                continue
+            _check_member_layout(archive, info, path)
+            digest.update(info.filename.encode("utf-8") + b"\0")
+            digest.update(info.file_size.to_bytes(8, "little"))
+            for chunk in _member_chunks(archive, info, path):
+                digest.update(chunk)
+    return header, digest.hexdigest()
+
+
+def _size_limit(file_size):
+    """The most bytes a model file of ``file_size`` bytes may decompress to (all members)."""
+    return min(MAX_MODEL_BYTES, FREE_BYTES + MAX_RATIO * file_size)
+
+
+def _check_declared_sizes(infos, file_size, path, what="the archive"):
+    """Refuse, from the zip directory alone, an archive that would decompress to more than
+    :func:`_size_limit` allows, or that uses a compression method fastfnn does not write."""
+    if len(infos) > MAX_MEMBERS:
+        raise ModelFileError(f"{path}: damaged fastfnn model file ({what} has {len(infos)} "
+                             f"members; model files have far fewer than {MAX_MEMBERS}).")
+    for info in infos:
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise ModelFileError(f"{path}: damaged fastfnn model file (member "
+                                 f"{info.filename!r} uses compression method "
+                                 f"{info.compress_type}; model files use deflate).")
+    total = sum(info.file_size for info in infos)
+    limit = _size_limit(file_size)
+    if total > limit:
+        raise ModelFileError(
+            f"{path}: refused: {what} declares {total} bytes of content in a "
+            f"{file_size}-byte file, more than the {limit} bytes that a fastfnn model file "
+            f"of this size can hold ({FREE_BYTES // 2**20} MiB plus {MAX_RATIO} times the "
+            f"file's size, at most {MAX_MODEL_BYTES // 2**30} GiB); nothing was decompressed.")
+
+
+def _member_chunks(archive, info, path):
+    """The bytes of member ``info`` in chunks of up to CHUNK_BYTES, decompressing no more than
+    its declared size; ModelFileError unless it holds exactly that many."""
+    left = info.file_size
+    with archive.open(info) as f:
+        while left:
+            chunk = f.read(min(CHUNK_BYTES, left))
+            if not chunk:
+                break
+            left -= len(chunk)
+            yield chunk
+        if left or f.read(1):
+            raise ModelFileError(f"{path}: damaged fastfnn model file (member "
+                                 f"{info.filename!r} does not hold the {info.file_size} bytes "
+                                 "its directory entry declares).")
+
+
+def _check_member_layout(archive, info, path):
+    """Refuse a ``.npy`` member whose header's shape and dtype do not account for exactly its
+    declared size (NumPy allocates what the header says before reading the data), and an
+    ``.npz`` member (a zip of ``.npy`` files) whose own members would not pass these checks."""
+    if info.filename.endswith(".npz"):
+        inner = b"".join(_member_chunks(archive, info, path))
+        with zipfile.ZipFile(io.BytesIO(inner)) as npz:
+            infos = npz.infolist()
+            _check_declared_sizes(infos, len(inner), path, f"member {info.filename!r}")
+            for inner_info in infos:
+                _check_npy(npz, inner_info, path, f"{info.filename}/")
+    elif info.filename.endswith(".npy"):
+        _check_npy(archive, info, path)
+
+
+def _check_npy(archive, info, path, where=""):
+    name = where + info.filename
+    with archive.open(info) as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise ValueError(f"unsupported .npy format version {version}")
+            header_size = f.tell()
+        except (ValueError, TypeError, SyntaxError, OverflowError, EOFError) as exc:
+            raise ModelFileError(f"{path}: damaged fastfnn model file (array member {name!r}: "
+                                 f"{exc}).") from None
+    if dtype.hasobject:
+        raise ModelFileError(f"{path}: refused: array member {name!r} holds Python objects "
+                             "(dtype {dtype}), which model files never store as arrays.")
+    count = 1
+    for n in shape:
+        count *= int(n)
+    if header_size + count * dtype.itemsize != info.file_size:
+        raise ModelFileError(
+            f"{path}: damaged fastfnn model file (array member {name!r} declares shape "
+            f"{shape} of {dtype}, {count * dtype.itemsize} bytes, but holds "
+            f"{info.file_size - header_size}).")
 
 
 def _verified_header(data, path):
-    """The header of ``data`` after checking the format and both hashes."""
+    """The header of ``data`` after checking the format, the sizes and both hashes."""
     path = os.fspath(path)
     _refuse_foreign(data, path)
     try:
-        header, members = _read_archive(data, path)
+        header, payload_sha256 = _read_archive(data, path)
     except ModelFileError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure to read the archive is damage
         raise ModelFileError(f"{path}: damaged fastfnn model file ({type(exc).__name__}: "
                              f"{exc}).") from exc
-    if _payload_sha256(members) != header["payload_sha256"]:
+    if payload_sha256 != header["payload_sha256"]:
         raise ModelFileError(f"{path}: damaged fastfnn model file (the model's checksum does "
                              "not match).")
     signed = {"metadata": header["metadata"], "written_by": header["written_by"]}
@@ -399,43 +530,41 @@ def _check_types(types, fastfnn_types, subject, error):
         raise error(f"{subject} holds no fastfnn model (FNNRegressor or FNNClassifier).")
 
 
-def _fnn_estimators(obj, seen):
-    """The fastfnn estimators inside ``obj`` (through estimators' attributes, lists, dicts)."""
+def _fnn_estimators(obj, seen, where=""):
+    """``(where, estimator)`` for the fastfnn estimators inside ``obj`` (through objects'
+    attributes, lists, tuples, sets, dicts); ``where`` is the path to it from ``obj``, such as
+    ``"regressor_.steps[1][1]"`` ("" for ``obj`` itself)."""
     from sklearn.base import BaseEstimator
 
     if id(obj) in seen:
         return
     seen.add(id(obj))
     if isinstance(obj, BaseEstimator) and type(obj).__module__.startswith(__package__ + "."):
-        yield obj
-    if isinstance(obj, BaseEstimator):
-        children = list(vars(obj).values())
-    elif isinstance(obj, dict):
-        children = list(obj.values())
+        yield where, obj
+    if isinstance(obj, dict):
+        children = [(f"{where}[{key!r}]", value) for key, value in obj.items()]
     elif isinstance(obj, (list, tuple)):
-        children = obj
+        children = [(f"{where}[{i}]", value) for i, value in enumerate(obj)]
+    elif isinstance(obj, (set, frozenset)):
+        children = [(f"{where}{{}}", value) for value in obj]
+    elif isinstance(getattr(obj, "__dict__", None), dict) and not isinstance(obj, type):
+        children = [(f"{where}.{key}" if where else str(key), value)
+                    for key, value in vars(obj).items()]
     else:
         return
-    for child in children:
-        yield from _fnn_estimators(child, seen)
+    for child_where, child in children:
+        yield from _fnn_estimators(child, seen, child_where)
 
 
-def _network_is_consistent(est):
-    W, b = est.coefs_, est.intercepts_
-    if not (isinstance(W, list) and isinstance(b, list) and 1 <= len(W) == len(b)
-            and all(isinstance(a, np.ndarray) and a.dtype in (np.float32, np.float64)
-                    and a.dtype == W[0].dtype for a in W + b)
-            and all(w.ndim == 2 and v.shape == (w.shape[1],) for w, v in zip(W, b))):
-        return False
-    return (all(W[i].shape[1] == W[i + 1].shape[0] for i in range(len(W) - 1))
-            and getattr(est, "n_features_in_", None) == W[0].shape[0]
-            and getattr(est, "n_outputs_", None) == W[-1].shape[1])
+def _check_estimators(model, path):
+    """Refuse a model holding a fastfnn estimator whose fields a model fastfnn saved cannot
+    hold (:mod:`fastfnn._modelcheck`): the message names the field."""
+    from ._modelcheck import FieldError, check_estimator
 
-
-def _check_networks(model, path):
-    """Refuse a model whose fitted weights disagree with each other or with its attributes."""
-    for est in _fnn_estimators(model, set()):
-        if hasattr(est, "coefs_") and not _network_is_consistent(est):
-            raise ModelFileError(f"{os.fspath(path)}: the network in this file is inconsistent "
-                                 "(weight shapes or dtypes disagree); it is not a model that "
-                                 "fastfnn saved.")
+    for where, est in _fnn_estimators(model, set()):
+        try:
+            check_estimator(est)
+        except FieldError as exc:
+            field = ".".join(part for part in (where, exc.field) if part) or "the model"
+            raise ModelFileError(f"{os.fspath(path)}: refused: field {field!r} {exc.problem}; "
+                                 "it is not a model that fastfnn saved.") from None
