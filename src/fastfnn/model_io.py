@@ -439,7 +439,7 @@ def _check_npy(archive, info, path, where=""):
                                  f"{exc}).") from None
     if dtype.hasobject:
         raise ModelFileError(f"{path}: refused: array member {name!r} holds Python objects "
-                             "(dtype {dtype}), which model files never store as arrays.")
+                             f"(dtype {dtype}), which model files never store as arrays.")
     count = 1
     for n in shape:
         count *= int(n)
