@@ -622,3 +622,21 @@ def test_csr_rows_with_repeated_columns_add_up():
     net = Network([3, 4, 2], "tanh", "identity", "squared_error", np.float64)
     net.theta[:] = rs.standard_normal(net.theta.size)
     np.testing.assert_allclose(net.forward(X), net.forward(X.toarray()), rtol=1e-12)
+
+
+@pytest.mark.parametrize("solver, field, bad", [("sgd", "velocity", np.zeros(3)),
+                                                ("adam", "m", np.zeros(1)),
+                                                ("adam", "steps", np.zeros(0, np.int64))])
+def test_an_update_rule_the_step_would_index_past_is_refused(solver, field, bad):
+    """The compiled step trusts its state's lengths: a state that disagrees with the network
+    (set in memory; files are checked on load) is a ValueError before anything runs, and the
+    model stays as it was."""
+    X = np.random.RandomState(0).randn(60, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = FNNRegressor(hidden_layer_sizes=(8,), solver=solver, max_iter=2).fit(X, X[:, 0])
+    setattr(est._optimizer, field, bad)
+    before = [w.copy() for w in est.coefs_]
+    with pytest.raises(ValueError, match=f"update rule's {field}"):
+        est.partial_fit(X, X[:, 0])
+    assert all(np.array_equal(a, b) for a, b in zip(est.coefs_, before))

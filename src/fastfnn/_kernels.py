@@ -133,6 +133,8 @@ def _vector_bytes():
 
 VECTOR_BYTES = _vector_bytes()
 TILE_ROWS = (6, 4, 2, 1)  # rows of a tile: 6 x 2 vectors = 12 accumulators, < 16 registers
+TILE_BLOCK_BYTES = 1 << 17  # the part of Â one block of rows reads: within a core's L2 cache
+PACK_BYTES, PACK_ROWS = 1 << 16, 32  # prediction packs larger layers' strips, for 32+ rows
 
 
 # What a tile does with its sums as it stores them (``epilogue``): nothing; add the bias; add the
@@ -267,31 +269,32 @@ _TILE_6x1, _TILE_4x1, _TILE_2x1, _TILE_1x1 = (_tile_kernel(r, 1) for r in TILE_R
 
 
 @jit_inline
-def tile_block_(out, i, j, rows, wide, A, sa_r, sa_t, B, epi):
+def tile_block_(out, i, j, rows, wide, A, sa_r, sa_t, B, b_off, ldb, n_t, epi):
     """Writes ``out[i:i+rows, j:j+width]`` (width: 2 vectors if ``wide``, else 1) of
-    ``out = Â @ B``, Â(r, t) = A.flat[r * sa_r + t * sa_t], through the epilogue ``epi``
-    (see :func:`tile_gemm_`)."""
-    ldc, ldb, n_t = out.shape[1], B.shape[1], B.shape[0]
+    ``out = Â @ B̂``, Â(r, t) = A.flat[r * sa_r + t * sa_t], B̂(t, c) = B.flat[b_off + t * ldb
+    + c], through the epilogue ``epi`` (see :func:`tile_loop_`); out's rows may be longer
+    than its view (a column slice: its leading dimension comes from its strides)."""
+    ldc = out.strides[0] // out.itemsize
     c, a = i * ldc + j, i * sa_r
     e_ptr, e_ld, epilogue = epi
     e = i * e_ld + j
     if wide:
         if rows == 6:
-            _TILE_6x2(out, c, ldc, A, a, sa_r, sa_t, B, j, ldb, n_t, e_ptr, e, e_ld, epilogue)
+            _TILE_6x2(out, c, ldc, A, a, sa_r, sa_t, B, b_off, ldb, n_t, e_ptr, e, e_ld, epilogue)
         elif rows == 4:
-            _TILE_4x2(out, c, ldc, A, a, sa_r, sa_t, B, j, ldb, n_t, e_ptr, e, e_ld, epilogue)
+            _TILE_4x2(out, c, ldc, A, a, sa_r, sa_t, B, b_off, ldb, n_t, e_ptr, e, e_ld, epilogue)
         elif rows == 2:
-            _TILE_2x2(out, c, ldc, A, a, sa_r, sa_t, B, j, ldb, n_t, e_ptr, e, e_ld, epilogue)
+            _TILE_2x2(out, c, ldc, A, a, sa_r, sa_t, B, b_off, ldb, n_t, e_ptr, e, e_ld, epilogue)
         else:
-            _TILE_1x2(out, c, ldc, A, a, sa_r, sa_t, B, j, ldb, n_t, e_ptr, e, e_ld, epilogue)
+            _TILE_1x2(out, c, ldc, A, a, sa_r, sa_t, B, b_off, ldb, n_t, e_ptr, e, e_ld, epilogue)
     elif rows == 6:
-        _TILE_6x1(out, c, ldc, A, a, sa_r, sa_t, B, j, ldb, n_t, e_ptr, e, e_ld, epilogue)
+        _TILE_6x1(out, c, ldc, A, a, sa_r, sa_t, B, b_off, ldb, n_t, e_ptr, e, e_ld, epilogue)
     elif rows == 4:
-        _TILE_4x1(out, c, ldc, A, a, sa_r, sa_t, B, j, ldb, n_t, e_ptr, e, e_ld, epilogue)
+        _TILE_4x1(out, c, ldc, A, a, sa_r, sa_t, B, b_off, ldb, n_t, e_ptr, e, e_ld, epilogue)
     elif rows == 2:
-        _TILE_2x1(out, c, ldc, A, a, sa_r, sa_t, B, j, ldb, n_t, e_ptr, e, e_ld, epilogue)
+        _TILE_2x1(out, c, ldc, A, a, sa_r, sa_t, B, b_off, ldb, n_t, e_ptr, e, e_ld, epilogue)
     else:
-        _TILE_1x1(out, c, ldc, A, a, sa_r, sa_t, B, j, ldb, n_t, e_ptr, e, e_ld, epilogue)
+        _TILE_1x1(out, c, ldc, A, a, sa_r, sa_t, B, b_off, ldb, n_t, e_ptr, e, e_ld, epilogue)
 
 
 @jit_inline
@@ -315,23 +318,72 @@ def relu_mask_epilogue(A):
 @jit
 def tile_gemm_(out, A, sa_r, sa_t, B, epi):
     """Writes ``out`` (M, N) = Â @ B with the tile kernel: Â (M, n_t) read from A with element
-    strides ``(sa_r, sa_t)`` (A @ W: (k, 1); A.T @ D: (1, A's row length)), B (n_t, N) and out
-    C-contiguous, N a multiple of the vector width (:func:`tiles`). Tiles of 6, 4, 2 or 1 rows
-    by 2 vectors, then 1 vector for the last columns; each sums its n_t products in order and
-    stores them through the epilogue ``epi = (e_ptr, e_ld, code)`` (:func:`no_epilogue`,
-    :func:`bias_epilogue`, :func:`relu_mask_epilogue`; see :func:`_tile_kernel`)."""
-    M, N = out.shape
-    width = VECTOR_BYTES // out.itemsize
+    strides ``(sa_r, sa_t)`` (A @ W: (k, 1); A.T @ D: (1, A's row length)), B (n_t, N) with
+    contiguous rows (a column slice allowed), out likewise, N a multiple of the vector width
+    (:func:`tiles`). See :func:`tile_loop_`."""
+    tile_loop_(out, A, sa_r, sa_t, B, B.shape[0], B.strides[0] // B.itemsize, False, epi)
+
+
+@jit
+def tile_gemm_packed_(out, A, B, epi):
+    """Writes ``out`` (M, N) = A @ B for A (M, k) C-contiguous and B (k, N) (a column slice
+    allowed), out's rows contiguous, N a multiple of the vector width, as :func:`tile_gemm_` with B's column strips first copied next to each other
+    (:func:`pack_strips`): for layers too large for the cache, where B's rows, a page apart,
+    would each cost a cache and a TLB miss per strip. The same bits as unpacked."""
+    k = B.shape[0]
+    tile_loop_(out, A, k, 1, pack_strips(B), k, 0, True, epi)
+
+
+@jit_inline
+def strip_width(j, N, width):
+    """The columns of the strip that starts at column j of N: 2 vectors, else 1."""
+    return 2 * width if j + 2 * width <= N else width
+
+
+@jit_inline
+def pack_strips(B):
+    """B (k, N), N a multiple of the vector width, as its column strips (:func:`strip_width`)
+    one after the other: the strip at column j is the (k, its width) block at ``j * k``."""
+    k, N = B.shape
+    width = VECTOR_BYTES // B.itemsize
+    packed = np.empty(k * N, B.dtype)
     j = 0
     while j < N:
-        wide = j + 2 * width <= N
-        i = 0
-        while i < M:
-            left = M - i
-            rows = 6 if left >= 6 else (4 if left >= 4 else (2 if left >= 2 else 1))
-            tile_block_(out, i, j, rows, wide, A, sa_r, sa_t, B, epi)
-            i += rows
-        j += 2 * width if wide else width
+        w = strip_width(j, N, width)
+        for t in range(k):
+            for c in range(w):
+                packed[j * k + t * w + c] = B[t, j + c]
+        j += w
+    return packed
+
+
+@jit_inline
+def tile_loop_(out, A, sa_r, sa_t, B, n_t, ldb, packed, epi):
+    """Writes ``out`` (M, N) = Â @ B̂: tiles of 6, 4, 2 or 1 rows by 2 vectors, then 1 vector
+    for the last columns, in blocks of rows whose part of Â fits ``TILE_BLOCK_BYTES`` (each
+    block's rows are read from the cache once per column strip, not from memory); B̂ (n_t, N)
+    is B's rows ``ldb`` apart, or with ``packed`` its strips one after the other
+    (:func:`pack_strips`). Each tile sums its n_t products in order and stores them through
+    the epilogue ``epi = (e_ptr, e_ld, code)`` (:func:`no_epilogue`, :func:`bias_epilogue`,
+    :func:`relu_mask_epilogue`; see :func:`_tile_kernel`). An entry's sum is the same sequence
+    of fused multiply-adds whatever the tile, block or row count: a row's result does not
+    depend on the rows computed with it."""
+    M, N = out.shape
+    width = VECTOR_BYTES // out.itemsize
+    block = max(6, TILE_BLOCK_BYTES // max(1, n_t * out.itemsize) // 6 * 6)
+    for i0 in range(0, M, block):
+        i1 = min(M, i0 + block)
+        j = 0
+        while j < N:
+            w = strip_width(j, N, width)
+            b_off, ld = (j * n_t, w) if packed else (j, ldb)
+            i = i0
+            while i < i1:
+                left = i1 - i
+                rows = 6 if left >= 6 else (4 if left >= 4 else (2 if left >= 2 else 1))
+                tile_block_(out, i, j, rows, w > width, A, sa_r, sa_t, B, b_off, ld, n_t, epi)
+                i += rows
+            j += w
 
 
 @jit_inline
@@ -818,6 +870,11 @@ def zero_(x):
 # ----------------------------------------------------------------------------------------------
 
 THIN = 2  # products with a dimension this small (matrix-vector) are plain loops, not BLAS calls
+# The forward's tile limit for prediction: the tile kernel for every layer (the columns past the
+# last whole vector as dot products), never gemm, whose sums for a row depend on how many rows
+# it is given (OpenBLAS's kernels for row tails, small inputs and one row differ): so a row's
+# prediction is the same bits whatever rows are predicted with it.
+EVERY_SHAPE = -1
 
 
 @jit
@@ -885,25 +942,61 @@ def matmul_tn_(out, A, B, limit):
 def matmul_(out, A, B, limit, epi):
     """Writes ``out = A @ B``; A (m, k), B (k, n), out (m, n): the forward's ``A[i] @ W[i]``.
     For thin B (one-output layers) dot products along A's rows; the tile kernel where it takes
-    the product (:func:`tiles`, ``limit``); else BLAS.
+    the product (:func:`tiles`, ``limit``), or for every shape where ``limit`` is
+    ``EVERY_SHAPE`` (prediction: the columns past the last whole vector as dot products, the
+    epilogue then left to the caller); else BLAS.
 
     Returns whether the tile kernel ran, applying the epilogue ``epi`` (:func:`tile_gemm_`)
     as it stored out; elsewhere the caller applies it."""
     m, k = A.shape
     n = B.shape[1]
+    if n > THIN and limit == EVERY_SHAPE:
+        whole = n - n % (VECTOR_BYTES // out.itemsize)
+        fused = whole == n
+        head, W = (out, B) if fused else (out[:, :whole], B[:, :whole])
+        if whole > 0 and m >= PACK_ROWS and k * whole * out.itemsize > PACK_BYTES:
+            tile_gemm_packed_(head, A, W, epi if fused else no_epilogue())
+        elif whole > 0:
+            tile_gemm_(head, A, k, 1, W, epi if fused else no_epilogue())
+        if not fused:
+            tail_columns_(out, A, B, whole)
+        return fused
     if n > THIN and tiles(out, k * n, limit):
         tile_gemm_(out, A, k, 1, B, epi)
         return True
     if n > THIN:
         gemm_(out, A, B, False, False)
         return False
+    dot_rows_(out, A, B)
+    return False
+
+
+@jit_inline
+def dot_rows_(out, A, B):
+    """Writes ``out = A @ B``; A (m, k), B (k, n), out (m, n): each entry a dot product along
+    A's row (thin B: one-output layers), the same code for every row."""
+    m, k = A.shape
     for i in range(m):
-        for j in range(n):
+        for j in range(B.shape[1]):
             s = A.dtype.type(0.0)
             for p in range(k):
                 s += A[i, p] * B[p, j]
             out[i, j] = s
-    return False
+
+
+@jit_inline
+def tail_columns_(out, A, B, j0):
+    """Writes ``out[:, j0:] = A @ B[:, j0:]``; A (m, k), B (k, n), out (m, n): the columns past
+    the tile kernel's last whole vector, each row's entries summed over k in order (B's rows
+    read along, not down its columns), the same code for every row."""
+    m, k = A.shape
+    for i in range(m):
+        for j in range(j0, B.shape[1]):
+            out[i, j] = 0
+        for p in range(k):
+            a = A[i, p]
+            for j in range(j0, B.shape[1]):
+                out[i, j] += a * B[p, j]
 
 
 @jit

@@ -156,7 +156,7 @@ def forward_small(X, coefs, intercepts, activation, out_activation):
     buf = _thread_buffer(2 * m * max(sizes[1:-1], default=1), dtype)
     out = np.empty((m, sizes[-1]), dtype)
     finite = K.forward_layers_(out, X, tuple(coefs), tuple(intercepts), act_code(activation),
-                               act_code(out_activation), buf, tile_limits(dtype).nn)
+                               act_code(out_activation), buf, K.EVERY_SHAPE)
     return out if finite else None
 
 
@@ -248,11 +248,16 @@ class Network:
         self._codes = (LOSS_CODES[loss], delta_derivative_code(loss, out_activation))
 
     def model(self, alpha=0.0, backward=True):
-        """The ``_kernels.Model`` group: activation and loss codes, L2 ``alpha``, clip eps. A
-        forward pass alone (``backward=False``) needs no z kept."""
+        """The ``_kernels.Model`` group: activation and loss codes, L2 ``alpha``, clip eps,
+        tile limits. A forward pass alone (``backward=False``: prediction) needs no z kept, and
+        takes the tile kernel for every layer (``EVERY_SHAPE``: a row's result then does not
+        depend on the rows predicted with it)."""
+        limits = tile_limits(self.dtype)
+        if not backward:
+            limits = (K.EVERY_SHAPE, *limits[1:])
         return K.Model(act_code(self.activation), act_code(self.out_activation),
                        self.keeps_z and backward, *self._codes, float(alpha),
-                       clip_eps(self.dtype), *tile_limits(self.dtype))
+                       clip_eps(self.dtype), *limits)
 
     # ---- parameters ---------------------------------------------------------------------------
 
@@ -382,6 +387,19 @@ class Network:
             value, penalty = K.loss_grad_(self.params, work, data, self.model(alpha))
         return value + penalty, self.grad
 
+    def check_rule(self, rule):
+        """Refuse an update rule whose state the compiled step would index past: every state
+        array of the network's dtype and one entry per parameter (Adam's step count: one
+        int64)."""
+        for name, array in zip(rule._fields, rule):
+            if not isinstance(array, np.ndarray):
+                continue
+            want = ((1,), np.dtype(np.int64)) if name == "steps" else (self.theta.shape,
+                                                                       self.dtype)
+            if (array.shape, array.dtype) != want or not array.flags.c_contiguous:
+                raise ValueError(f"The update rule's {name} has shape {array.shape} and dtype "
+                                 f"{array.dtype}; this network needs {want[0]} and {want[1]}.")
+
     def run_batches(self, data, work, rule, first_batch, last_batch, batch_size, alpha,
                     threads=1):
         """The compiled minibatch loop over batches ``first_batch..last_batch-1`` of
@@ -392,6 +410,7 @@ class Network:
         batches of the batch loss's data term and L2 term, each times the batch's rows.
         """
         self.check(data, work, batch_size)
+        self.check_rule(rule)
         run = K.run_batches_parallel_ if threads > 1 else K.run_batches_
         return run(self.params, rule, work, data, self.model(alpha), first_batch, last_batch,
                    batch_size)
