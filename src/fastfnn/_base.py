@@ -5,8 +5,16 @@ network, resume the fit's state from the fitted attributes (``fitstate``), train
 and publish the state only when training succeeded: a failed call changes nothing. Nothing below
 calls back up into the estimator: the validation score and the callbacks are handed down as
 plain functions and objects.
+
+Threads: the fits of one estimator run one at a time (a lock per estimator, held for the whole
+``fit`` / ``partial_fit``), each on a staged copy of the estimator's attributes that is published
+in one step, by replacing the estimator's attribute dict. Predictions take no lock: they read one
+attribute dict from start to end, so they see the model before a fit or after it, never a mix.
 """
 
+import functools
+import threading
+import weakref
 from contextlib import contextmanager
 from numbers import Integral
 
@@ -23,6 +31,7 @@ from ._validation import (
     CallbackSupportMixin,
     _check_sample_weight,
     _fit_context,
+    check_prediction_activation,
     explained_errors,
 )
 from .network import (
@@ -62,27 +71,68 @@ def _plain_training_arrays(estimator, X, y, reset):
     return _finite(X) and (y.dtype.kind != "f" or _finite(y))
 
 
-@contextmanager
-def rollback_on_error(estimator):
-    """Restore the estimator's attributes if the block raises (nothing is half-updated).
+# One lock per estimator, held by its fit / partial_fit for the whole call. Kept here rather
+# than on the estimator, so that copies, pickles, clones, skops files and ``get_params`` never
+# meet a lock (each copy gets its own on its first fit).
+_FIT_LOCKS = weakref.WeakKeyDictionary()
+_FIT_LOCKS_GUARD = threading.Lock()
 
-    A fit replaces attributes rather than mutating them (training works on copies), so a
-    shallow snapshot of ``__dict__`` suffices; the one object a fit advances in place, a
-    ``RandomState`` passed as ``random_state``, has its state restored as well.
+
+def fit_lock(estimator):
+    """The re-entrant lock that serializes the fits of ``estimator`` (made on first use)."""
+    with _FIT_LOCKS_GUARD:
+        lock = _FIT_LOCKS.get(estimator)
+        if lock is None:
+            lock = _FIT_LOCKS[estimator] = threading.RLock()
+        return lock
+
+
+def one_fit_at_a_time(method):
+    """Decorate ``fit`` / ``partial_fit``: calls on one estimator from several threads run one
+    after another, each whole (the last to run is the model left); predictions are not held."""
+
+    @functools.wraps(method)
+    def serialized(estimator, *args, **kwargs):
+        with fit_lock(estimator):
+            return method(estimator, *args, **kwargs)
+
+    return serialized
+
+
+@contextmanager
+def staged(estimator):
+    """Yield a stand-in for ``estimator`` holding a copy of its attributes, for a fit to change
+    at will; when the block succeeds, publish the stand-in's attributes as the estimator's in one
+    step (the attribute dict is replaced, so a reader sees the old model or the new one).
+
+    When the block raises, the estimator keeps its attributes (nothing is half-updated), except
+    those of scikit-learn's callback machinery set during the fit, which its decorator still
+    tears down; a ``RandomState`` passed as ``random_state``, the one object a fit advances in
+    place, has its state restored. The fit must not mutate the values it finds (training works
+    on copies); the lists among the fitted attributes, which ``fitstate.publish`` extends, are
+    copied here. Parameters set with ``set_params`` while the fit ran are kept.
     """
-    saved = dict(estimator.__dict__)
+    live = estimator.__dict__
+    params = set(type(estimator)._get_param_names())
+    work = object.__new__(type(estimator))
+    work.__dict__.update({key: list(value) if type(value) is list and key not in params
+                          else value for key, value in live.items()})
     rng = estimator.random_state
     rng_state = rng.get_state() if isinstance(rng, np.random.RandomState) else None
     try:
-        yield
+        yield work
     except BaseException:
-        kept = {k: v for k, v in estimator.__dict__.items() if k in _CALLBACK_ATTRIBUTES}
-        estimator.__dict__.clear()
-        estimator.__dict__.update(saved)
-        estimator.__dict__.update(kept)
+        current = estimator.__dict__
+        for key in _CALLBACK_ATTRIBUTES:
+            if key in work.__dict__:
+                current[key] = work.__dict__[key]
         if rng_state is not None:
             rng.set_state(rng_state)
         raise
+    fitted = work.__dict__
+    current = estimator.__dict__
+    fitted.update({key: current[key] for key in params if key in current})
+    estimator.__dict__ = fitted
 
 
 def _check_converged(state, net, stochastic):
@@ -116,8 +166,9 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         """Loss of the network to train: 'squared_error', 'poisson', 'binary_log_loss'..."""
         raise NotImplementedError
 
-    def _fitted_loss(self):
-        """The loss of the fitted network, told by its output activation."""
+    def _fitted_loss(self, strict=False):
+        """The loss the fitted network was trained with. ``strict``: ValueError where the
+        parameters no longer tell it (else a loss that goes with ``out_activation_``)."""
         raise NotImplementedError
 
     def _output_activation(self):
@@ -151,7 +202,8 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         return sample_weight
 
     def _encode_targets(self, y):
-        """The network's targets for labels/values ``y`` (for check_gradients)."""
+        """The network's targets (n, n_outputs) for labels/values ``y`` (for check_gradients);
+        ValueError, saying what to pass, for targets the model cannot have been fitted to."""
         raise NotImplementedError
 
     def _validation_scoring(self):
@@ -185,11 +237,18 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
             )
         return [int(s) for s in sizes]
 
-    def _fit(self, X, y, sample_weight=None, incremental=False):
-        with rollback_on_error(self), explained_errors():
-            return self._fit_and_publish(X, y, sample_weight, incremental)
+    def _fit(self, X, y, sample_weight=None, incremental=False, classes=None):
+        """fit / partial_fit on a staged copy of the attributes, published on success."""
+        with staged(self) as work, explained_errors():
+            work._fit_and_publish(X, y, sample_weight, incremental, classes)
+        return self
 
-    def _fit_and_publish(self, X, y, sample_weight, incremental):
+    def _start_incremental(self, y, classes):
+        """What ``partial_fit`` sets up before validating (the classifier's labels)."""
+
+    def _fit_and_publish(self, X, y, sample_weight, incremental, classes=None):
+        if incremental:
+            self._start_incremental(y, classes)
         hidden = self._hidden_sizes()
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         labels = y
@@ -289,9 +348,13 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         self.coefs_, self.intercepts_ = init_params(sizes, self.activation, self._random_state,
                                                     dtype)
 
+    @one_fit_at_a_time
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
         """Fit the model to data matrix X and target(s) y.
+
+        Fits of one estimator from several threads run one after another (the last one's
+        model is left); predictions from other threads meanwhile use the previous model.
 
         Parameters
         ----------
@@ -320,11 +383,19 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
 
     # ---- prediction ---------------------------------------------------------------------------
 
-    def _fitted_network(self, dtype):
-        """A Network holding the fitted parameters, in ``dtype``, with the fitted model's loss
-        (not the current ``loss`` parameter, which ``set_params`` may have changed since)."""
+    def _published(self):
+        """A stand-in sharing the estimator's current attribute dict: a prediction reads the
+        model from it alone, so a fit published meanwhile (a new dict) does not reach into it."""
+        view = object.__new__(type(self))
+        view.__dict__ = self.__dict__
+        return view
+
+    def _fitted_network(self, dtype, loss=None):
+        """A Network holding the fitted parameters, in ``dtype``, with ``loss`` (default: the
+        fitted model's, see ``_fitted_loss``; not the current ``loss`` parameter as such, which
+        ``set_params`` may have changed since)."""
         net = Network(layer_sizes(self.coefs_), self.activation, self.out_activation_,
-                      self._fitted_loss(), dtype)
+                      loss or self._fitted_loss(), dtype)
         net.set_params(self.coefs_, self.intercepts_)
         return net
 
@@ -332,8 +403,14 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         """Output activations (n_samples, n_outputs) for X, computed by the compiled forward.
 
         Computed in float32 when both X and the model are float32, else in float64 (NumPy's
-        promotion of ``X @ coefs_``, as in scikit-learn).
+        promotion of ``X @ coefs_``, as in scikit-learn). The hidden layers use the
+        ``activation`` parameter, as scikit-learn's MLP does; one that is not a hidden
+        activation is the same ValueError for any number of rows. Call it on
+        :meth:`_published` for a consistent model under concurrent fits.
         """
+        if "coefs_" not in self.__dict__:
+            check_is_fitted(self)
+        check_prediction_activation(self)
         out = self._forward_small(X)
         if out is not None:
             return out
@@ -363,6 +440,9 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
     def predict(self, X):
         """Predict using the network.
 
+        Safe from several threads at once, also while another thread fits the estimator: a
+        prediction uses the model as it was when it began, whole.
+
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
@@ -373,10 +453,15 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
             Predicted values (regressor) or class labels (classifier; (n_samples, n_classes)
             indicators for multilabel problems).
         """
-        return self._output_to_prediction(self._forward(X))
+        model = self._published()
+        return model._output_to_prediction(model._forward(X))
 
     def _gradient_problem(self, X, y, sample_weight=None):
         """For check_gradients: a float64 copy of the fitted network and the targets it fits.
+
+        The network has the loss the model was fitted with (``_fitted_loss(strict=True)``).
+        X and y are checked up front: one row of y per row of X, as many target columns as
+        the model has outputs (classifier: labels among ``classes_``).
 
         Returns (network, X, Y (n, n_outputs) float64, sample_weight or None, alpha).
         """
@@ -385,8 +470,18 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         with explained_errors():
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False,
                               dtype=np.float64)
+        if np.ndim(y) not in (1, 2):
+            raise ValueError(f"y must be an array of targets, (n_samples,) or (n_samples, "
+                             f"n_outputs), got {type(y).__name__} of shape {np.shape(y)}.")
+        if np.shape(y)[0] != X.shape[0]:
+            raise ValueError(f"y has {np.shape(y)[0]} rows but X has {X.shape[0]}: pass one "
+                             "target (row of y) per sample (row of X).")
         Y = np.asarray(self._encode_targets(y), dtype=np.float64)
-        net = self._fitted_network(np.float64)
+        Y = Y.reshape(-1, 1) if Y.ndim == 1 else Y
+        if Y.shape != (X.shape[0], self.n_outputs_):
+            raise ValueError(f"y gives {Y.shape[1]} target column(s) per sample but the model "
+                             f"has {self.n_outputs_} output(s): pass y shaped as for fit.")
+        net = self._fitted_network(np.float64, self._fitted_loss(strict=True))
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
         return net, X, Y, sample_weight, self.alpha

@@ -10,7 +10,12 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import _fit_context  # noqa: F401  (re-exported)
-from sklearn.utils._param_validation import Interval, Options, StrOptions  # noqa: F401
+from sklearn.utils._param_validation import (  # noqa: F401
+    Interval,
+    InvalidParameterError,
+    Options,
+    StrOptions,
+)
 from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
 from sklearn.utils.multiclass import _check_partial_fit_first_call  # noqa: F401
 from sklearn.utils.optimize import _check_optimize_result
@@ -58,6 +63,26 @@ REGRESSOR_CONSTRAINTS = {
     "loss": [StrOptions(set(REGRESSION_LOSSES))],
     "out_activation": [StrOptions(set(REGRESSOR_OUTPUTS))],
 }
+
+
+def check_prediction_activation(estimator):
+    """Raise InvalidParameterError (a ValueError) unless the estimator's ``activation``
+    parameter is a hidden activation.
+
+    Prediction reads this parameter for the hidden layers, as scikit-learn's MLP does (it has
+    no fitted attribute for it), so ``set_params(activation=...)`` after fitting changes the
+    predictions. Fit validates every parameter; prediction checks this one, the only one it
+    reads, the same way for any number of rows (scikit-learn would apply a 'softmax' to the
+    hidden layers, which fit refuses).
+    """
+    activation = estimator.activation
+    if not (isinstance(activation, str) and activation in HIDDEN_ACTIVATIONS):
+        raise InvalidParameterError(
+            f"The 'activation' parameter of {type(estimator).__name__} must be a str among "
+            f"{sorted(HIDDEN_ACTIVATIONS)} to predict (the hidden layers' activation, which "
+            f"predict reads as scikit-learn's MLP does). Got {activation!r} instead: set it "
+            "back to the activation the model was fitted with (set_params(activation=...))."
+        )
 
 
 def lbfgs_iprint_options(iprint):

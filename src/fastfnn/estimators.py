@@ -40,9 +40,9 @@ from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
-from sklearn.utils.validation import check_is_fitted, column_or_1d
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
-from ._base import BaseFNN, rollback_on_error
+from ._base import BaseFNN, one_fit_at_a_time
 from ._validation import (
     MLP_CONSTRAINTS,
     REGRESSOR_CONSTRAINTS,
@@ -51,6 +51,7 @@ from ._validation import (
     _fit_context,
     explained_errors,
 )
+from .losses import LOSSES
 
 
 def _validation_scoring(decode, metric):
@@ -183,7 +184,7 @@ class FNNClassifier(ClassifierMixin, BaseFNN):
             return Y
         return self._label_binarizer.inverse_transform(_ravel_single(Y))
 
-    def _fitted_loss(self):
+    def _fitted_loss(self, strict=False):
         return "log_loss" if self.out_activation_ == "softmax" else "binary_log_loss"
 
     def _output_activation(self):
@@ -216,8 +217,22 @@ class FNNClassifier(ClassifierMixin, BaseFNN):
         return X, self._label_binarizer.transform(y).astype(X.dtype)
 
     def _encode_targets(self, y):
-        return self._label_binarizer.transform(column_or_1d(y) if np.ndim(y) == 2 and
-                                               np.shape(y)[1] == 1 else y)
+        binarizer = self._label_binarizer
+        if np.ndim(y) == 2 and np.shape(y)[1] == 1:
+            y = column_or_1d(y)
+        if binarizer.y_type_.startswith("multilabel"):
+            if np.ndim(y) != 2 or np.shape(y)[1] != len(self.classes_):
+                raise ValueError(f"y must hold {len(self.classes_)} label indicator columns "
+                                 f"(one per class in classes_), got shape {np.shape(y)}.")
+        else:
+            if np.ndim(y) != 1:
+                raise ValueError(f"y must be a 1-D array of class labels, got shape "
+                                 f"{np.shape(y)}.")
+            unknown = np.setdiff1d(unique_labels(y), self.classes_)
+            if len(unknown):
+                raise ValueError(f"y holds labels {unknown} that are not among the model's "
+                                 f"classes_ {self.classes_}: pass labels it was fitted to.")
+        return binarizer.transform(y)
 
     def _validation_scoring(self):
         binarizer = self._label_binarizer
@@ -228,27 +243,32 @@ class FNNClassifier(ClassifierMixin, BaseFNN):
         """Labels from the output activations (n, n_outputs), as ``predict``."""
         return self._label_binarizer.inverse_transform(_ravel_single(out))
 
+    def _start_incremental(self, y, classes):
+        """The first ``partial_fit`` call fits the label binarizer to ``classes``."""
+        if _check_partial_fit_first_call(self, classes):
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+
     @available_if(lambda est: est._check_solver())
+    @one_fit_at_a_time
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """Update the model with a single epoch over the given data ('sgd' and 'adam' only).
 
-        ``classes`` (all classes across calls) is required on the first call.
+        ``classes`` (all classes across calls) is required on the first call. Calls from
+        several threads run one after another.
         """
-        with rollback_on_error(self), explained_errors():
-            if _check_partial_fit_first_call(self, classes):
-                self._label_binarizer = LabelBinarizer()
-                if type_of_target(y).startswith("multilabel"):
-                    self._label_binarizer.fit(y)
-                else:
-                    self._label_binarizer.fit(classes)
-            return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True, classes=classes)
 
     def predict_proba(self, X):
         """Class probabilities (n_samples, n_classes), columns ordered as ``classes_``."""
-        check_is_fitted(self)
-        out = self._forward(X)
-        if self.n_outputs_ == 1:
+        model = self._published()  # one model throughout, whatever fits run meanwhile
+        check_is_fitted(model)
+        out = model._forward(X)
+        if model.n_outputs_ == 1:
             p = out.ravel()
             return np.vstack([1 - p, p]).T
         return out
@@ -351,8 +371,22 @@ class FNNRegressor(RegressorMixin, BaseFNN):
     def _loss_name(self):
         return self.loss
 
-    def _fitted_loss(self):
-        return "poisson" if self.out_activation_ == "exp" else "squared_error"
+    def _fitted_loss(self, strict=False):
+        """The ``loss`` parameter where it goes with the fitted ``out_activation_`` (the model
+        has no other record of its loss); else, after ``set_params(loss=...)``, ValueError if
+        ``strict``, or the loss that output implies (enough to build the network)."""
+        out = self.out_activation_
+        loss = self.loss
+        if isinstance(loss, str) and loss in LOSSES and LOSSES[loss].regression \
+                and out in LOSSES[loss].outputs:
+            return loss
+        if strict:
+            raise ValueError(
+                f"The model was fitted with the output activation {out!r}, which the 'loss' "
+                f"parameter {loss!r} does not take, so the loss it was fitted with is unknown: "
+                "set loss back to the value it was fitted with (set_params(loss=...))."
+            )
+        return "poisson" if out == "exp" else "squared_error"
 
     def _output_activation(self):
         if self.loss == "poisson":
@@ -376,7 +410,12 @@ class FNNRegressor(RegressorMixin, BaseFNN):
         return X, y
 
     def _encode_targets(self, y):
-        return np.asarray(y, dtype=np.float64)
+        with explained_errors():
+            Y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
+        if Y.ndim == 1 or Y.shape[1:] == (self.n_outputs_,):
+            return Y.reshape(len(Y), -1)
+        raise ValueError(f"y has {Y.shape[1]} target columns but the model has "
+                         f"{self.n_outputs_} output(s): pass y shaped as for fit.")
 
     def _validation_scoring(self):
         return _validation_scoring(_ravel_single, r2_score)
@@ -385,9 +424,12 @@ class FNNRegressor(RegressorMixin, BaseFNN):
         return _ravel_single(out)
 
     @available_if(lambda est: est._check_solver())
+    @one_fit_at_a_time
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
-        """Update the model with a single epoch over the given data ('sgd' and 'adam' only)."""
+        """Update the model with a single epoch over the given data ('sgd' and 'adam' only).
+
+        Calls from several threads run one after another."""
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
 

@@ -3,7 +3,18 @@
 For every parameter ``theta_p``: ``g_fd[p] = (l(theta + eps e_p) - l(theta - eps e_p)) / (2 eps)``
 on the full loss (data term + L2), in float64. Each parameter block (``W[i]``, ``b[i]``) is scored
 by the relative error ``||g - g_fd|| / (||g|| + ||g_fd||)`` (0 when both vanish).
+
+A comparison is refused (ValueError saying what to change) where finite differences cannot
+measure the gradient, rather than reported as a large error:
+
+* ``eps`` below :data:`MIN_EPS` or above :data:`MAX_EPS` (see there);
+* outputs saturated where a log-loss clips its probabilities (the loss is flat there for finite
+  differences, while the analytic gradient, scikit-learn's ``a - y``, is not);
+* no parameter whose step of ``eps`` changes the loss by more than a few units in the last place
+  of the loss (a flat loss, or a step too small for the loss's size).
 """
+
+from numbers import Real
 
 import numpy as np
 from sklearn.utils import check_array
@@ -11,8 +22,68 @@ from sklearn.utils import check_array
 from ._validation import _check_sample_weight
 
 from .activations import HIDDEN_ACTIVATIONS
-from .losses import CANONICAL_OUTPUT, SQUARED_ERROR_OUTPUTS
+from .losses import CANONICAL_OUTPUT, SQUARED_ERROR_OUTPUTS, clip_eps
 from .network import DataSource, Network, check_sparse, layer_sizes
+
+_FLOAT64_EPS = float(np.finfo(np.float64).eps)
+# The smallest step. The differences are taken in float64, where each loss value carries a
+# rounding error of about eps_mach * |l|, so a difference quotient carries eps_mach * |l| / eps.
+# At eps = 1e-4 * sqrt(eps_mach) (about 1.5e-12) that is already 1e4 * sqrt(eps_mach) * |l|,
+# about 1.5e-4 * |l|; smaller steps drown the gradient in rounding (and below about
+# eps_mach * |theta_p| the step does not even change the weight). The default, 1e-6, sits near
+# the step that balances this rounding against the truncation error (eps^2 times the third
+# derivative).
+MIN_EPS = 1e-4 * float(np.sqrt(_FLOAT64_EPS))
+# The largest step: beyond it the truncation error (eps^2 / 6 times the third derivative) is of
+# the order of the gradient itself for weights of order 1: the differences no longer measure a
+# derivative.
+MAX_EPS = 1e-1
+# The loss must move by more than this many units in its last place over +-eps for some weight.
+_ULPS = 4
+
+
+def check_eps(eps):
+    """``eps`` as a float; TypeError unless a real number, ValueError unless within
+    [MIN_EPS, MAX_EPS] (see the module's notes for why)."""
+    if isinstance(eps, (bool, np.bool_)) or not isinstance(eps, Real):
+        raise TypeError(f"eps must be a real number, the finite-difference step (default "
+                        f"1e-6), got {eps!r} of type {type(eps).__name__}.")
+    eps = float(eps)
+    if not np.isfinite(eps) or eps <= 0:
+        raise ValueError(f"eps must be a positive finite step, got {eps!r}: use the default "
+                         "1e-6, or a step between 1e-8 and 1e-4.")
+    if eps < MIN_EPS:
+        raise ValueError(f"eps={eps!r} is below {MIN_EPS:.2g}, where float64 rounding of the "
+                         "loss swamps its central differences: use a larger eps (the default "
+                         "1e-6, or between 1e-8 and 1e-4).")
+    if eps > MAX_EPS:
+        raise ValueError(f"eps={eps!r} is above {MAX_EPS!r}, too large a step for the "
+                         "differences to measure a derivative: use a smaller eps (the default "
+                         "1e-6, or between 1e-8 and 1e-4).")
+    return eps
+
+
+def _check_unsaturated(net, source, Y, sample_weight):
+    """ValueError where a log-loss output is clipped on the side its target weighs (there the
+    loss is flat for finite differences but not for the analytic gradient)."""
+    if net.loss not in ("binary_log_loss", "log_loss"):
+        return
+    A = net.forward(source)  # (n, n_outputs)
+    eps = clip_eps(A.dtype)
+    clipped = (A < eps) & (Y > 0)
+    if net.loss == "binary_log_loss":
+        clipped |= (A > 1 - eps) & (Y < 1)
+    if sample_weight is not None:
+        clipped &= (np.asarray(sample_weight) != 0)[:, None]
+    n = int(np.count_nonzero(clipped.any(axis=1)))
+    if n:
+        raise ValueError(
+            f"The model's outputs are saturated on {n} of the {len(A)} rows (probabilities "
+            "within machine epsilon of 0 or 1, against the targets, where the log-loss clips "
+            "them): finite differences see a flat loss there but the analytic gradient does "
+            "not, so no comparison is possible. Check the gradients on rows where the model is "
+            "less certain, or at less extreme weights."
+        )
 
 
 def gradcheck_cases():
@@ -31,8 +102,12 @@ def gradients(net, X, Y, sample_weight=None, alpha=0.0, eps=1e-6):
     """Analytic and central-difference gradients of the full-batch loss, both (n_params,).
 
     ``net`` is a float64 Network (left unchanged); X (n, n_features); Y (n, n_outputs).
-    Raises ValueError where the loss or a gradient overflows (no finite comparison exists).
+    Raises ValueError where the loss or a gradient overflows (no finite comparison exists), and
+    where finite differences cannot resolve the gradient (see the module's notes): ``eps``
+    outside [MIN_EPS, MAX_EPS], saturated log-loss outputs, or a loss that no step of ``eps``
+    moves by more than a few units in its last place while the analytic gradient is not zero.
     """
+    eps = check_eps(eps)
     source = DataSource(X, net.dtype)
     theta0 = net.theta.copy()
     loss, grad = net.loss_grad(source, Y, sample_weight, alpha)
@@ -40,8 +115,10 @@ def gradients(net, X, Y, sample_weight=None, alpha=0.0, eps=1e-6):
         raise ValueError("The loss or its gradient overflows at these weights and data, so "
                          "there is nothing finite to compare: scale X (e.g. StandardScaler) "
                          "or check smaller weights.")
+    _check_unsaturated(net, source, Y, sample_weight)
     analytic = grad.copy()
     numeric = np.empty_like(analytic)
+    resolved = False
     try:
         for p in range(theta0.size):
             net.theta[p] = theta0[p] + eps
@@ -50,11 +127,21 @@ def gradients(net, X, Y, sample_weight=None, alpha=0.0, eps=1e-6):
             f_minus, _ = net.loss_grad(source, Y, sample_weight, alpha)
             net.theta[p] = theta0[p]
             numeric[p] = (f_plus - f_minus) / (2 * eps)
+            resolved = resolved or \
+                abs(f_plus - f_minus) > _ULPS * _FLOAT64_EPS * max(abs(f_plus), abs(f_minus))
     finally:
         net.theta[:] = theta0
     if not np.isfinite(numeric).all():
         raise ValueError(f"The loss overflows within a step of eps={eps!r} of the weights: "
                          "use a smaller eps.")
+    if not resolved and np.any(analytic):
+        raise ValueError(
+            f"No weight changes the loss ({float(loss):.6g}) by more than {_ULPS} units in its "
+            f"last place over a step of eps={eps!r}, yet the analytic gradient is not zero "
+            f"(norm {np.linalg.norm(analytic):.3g}): finite differences cannot resolve it. Use "
+            "a larger eps (e.g. the default 1e-6, or 1e-4), or check the gradients where the "
+            "loss is not flat (units or outputs not saturated)."
+        )
     return analytic, numeric
 
 
@@ -81,15 +168,17 @@ def check_gradients(model, X, y, eps=1e-6, *, sample_weight=None, loss="squared_
     Parameters
     ----------
     model : fitted FNNRegressor / FNNClassifier, or a pair ``(coefs, intercepts)``
-        An estimator is checked as fitted, with its own loss, activations and ``alpha`` (and
-        never changed). A pair of lists ``W[i]`` (fan_in, fan_out), ``b[i]`` (fan_out,) is
-        checked with ``loss``, ``activation``, ``out_activation`` (default: the loss's canonical
-        one) and ``alpha``.
+        An estimator is checked as fitted, with its own loss (an FNNRegressor's ``loss``
+        parameter, which must still go with its fitted ``out_activation_``), activations and
+        ``alpha`` (and never changed). A pair of lists ``W[i]`` (fan_in, fan_out), ``b[i]``
+        (fan_out,) is checked with ``loss``, ``activation``, ``out_activation`` (default: the
+        loss's canonical one) and ``alpha``.
     X : array-like (n_samples, n_features)
     y : array-like (n_samples,) or (n_samples, n_outputs)
         Targets: labels for a classifier, values (or 0/1 indicators) otherwise.
     eps : float
-        Finite-difference step.
+        Finite-difference step, in [MIN_EPS, MAX_EPS] (about 1.5e-12 to 0.1; 1e-8 to 1e-4 is
+        the useful range in float64).
     sample_weight : array-like (n_samples,), optional
     per_layer : bool
         Return ``[(error_W, error_b), ...]`` per layer instead of the maximum.
@@ -102,7 +191,15 @@ def check_gradients(model, X, y, eps=1e-6, *, sample_weight=None, loss="squared_
     ------
     sklearn.exceptions.NotFittedError
         If ``model`` is an unfitted estimator.
+    TypeError
+        If ``eps`` is not a real number, or ``model`` neither an estimator nor a pair.
+    ValueError
+        For inputs that do not fit the model (X's columns, y's rows or columns, labels), and
+        where finite differences cannot resolve the gradient: ``eps`` outside
+        [MIN_EPS, MAX_EPS], saturated log-loss outputs, or a loss no step of ``eps`` moves
+        measurably (the message says what to change).
     """
+    eps = check_eps(eps)
     if hasattr(model, "_gradient_problem"):
         net, X, Y, sample_weight, alpha = model._gradient_problem(X, y, sample_weight)
     elif isinstance(model, (tuple, list)) and len(model) == 2:
@@ -113,8 +210,6 @@ def check_gradients(model, X, y, eps=1e-6, *, sample_weight=None, loss="squared_
             "check_gradients takes a fitted FNNRegressor/FNNClassifier or a pair "
             f"(coefs, intercepts); got {type(model).__name__}."
         )
-    if not (np.isfinite(eps) and eps > 0):
-        raise ValueError(f"eps must be a positive finite step, got {eps!r}.")
     errors = layer_errors(net, X, Y, sample_weight, alpha, eps)
     return errors if per_layer else max(max(e) for e in errors)
 
