@@ -19,6 +19,10 @@ STRAY_SHARE = 0.95
 MISSING_TEXT = ""
 #: A regression target with at most this many distinct integer values looks like classes.
 FEW_CLASSES = 10
+#: Largest magnitude that can be standardised: StandardScaler sums squares in float64, and the
+#: square of a value over sqrt(max float64) = 1.3e154 overflows (its variance becomes inf and
+#: the scaled column NaN); a margin of 1e4 for the sum over the rows.
+LARGEST_STANDARDISED = float(np.sqrt(np.finfo(np.float64).max)) / 1e4
 
 
 @dataclass
@@ -36,10 +40,11 @@ def feature_kinds(table, names):
     return {name: _kind(table, name) for name in names}
 
 
-def features(table, kinds, dtype, fills_numeric=True):
+def features(table, kinds, dtype, fills_numeric=True, check_scale=False):
     """The :class:`Features` of ``table`` for ``kinds`` ({column: kind}, in model order).
     Without ``fills_numeric`` (a model that has no numeric imputer) a missing numeric cell is
-    an error."""
+    an error; with ``check_scale`` (before training) a numeric value too large to standardise
+    or to hold in ``dtype`` is (:func:`check_magnitude`)."""
     import pandas as pd
 
     columns, missing = {}, {}
@@ -54,8 +59,11 @@ def features(table, kinds, dtype, fills_numeric=True):
         if kind == "numeric":
             hint = "" if fills_numeric else ("; the model was trained without missing numbers "
                                              "and cannot fill them")
-            columns[name] = numeric_values(table, name, allow_missing=fills_numeric,
-                                           missing_hint=hint).astype(dtype)
+            values = numeric_values(table, name, allow_missing=fills_numeric,
+                                    missing_hint=hint)
+            if check_scale:
+                check_magnitude(table, name, values, dtype)
+            columns[name] = values.astype(dtype)
         else:
             columns[name] = _text_values(cells)
     frame = pd.DataFrame(columns, index=table.frame.index)
@@ -89,6 +97,24 @@ def numeric_values(table, name, allow_missing=False, hint="", missing_hint=""):
         table.fail(int(infinite[0]), name, f"{short(cells.iloc[infinite[0]])!r} is not a "
                    "finite number (inf is not allowed)")
     return values
+
+
+def check_magnitude(table, name, values, dtype=np.float64, what="column"):
+    """Refuse the first value of column ``name`` (float64 ``values``, NaN for missing) that is
+    too large to standardise (over :data:`LARGEST_STANDARDISED`) or to hold in ``dtype``."""
+    limit = min(LARGEST_STANDARDISED, float(np.finfo(dtype).max))
+    with np.errstate(invalid="ignore"):
+        big = np.flatnonzero(np.abs(values) > limit)
+    if not big.size:
+        return
+    if limit < LARGEST_STANDARDISED:
+        why = (f"is too large for --dtype {np.dtype(dtype).name} (largest "
+               f"{np.finfo(dtype).max:.2g}); rescale the {what} or train in float64")
+    else:
+        why = (f"is too large to standardise (over {limit:.1e}, the squares summed for "
+               f"the variance overflow float64); rescale the {what}, e.g. divide it by a "
+               f"power of ten")
+    table.fail(int(big[0]), name, f"{values[big[0]]:g} {why}")
 
 
 def _kind(table, name):

@@ -105,7 +105,9 @@ def check_outputs(outputs, inputs=(), allow_dash=()):
                 raise CLIError(f"{option} -: stdout is not available for this output; give a "
                                "file name")
             continue
-        if not is_stream(target):
+        if is_stream(target):
+            _check_stream_output(option, target)
+        else:
             _check_file_output(option, target)
         for what, source in inputs:
             if source is not None and _same_file(target, source):
@@ -132,6 +134,45 @@ def _check_file_output(option, target):
                        "(permission denied)")
     if os.path.exists(real) and not os.access(real, os.W_OK):
         raise CLIError(f"{option} {target}: the file is read-only (permission denied)")
+    _probe_directory(option, target, directory, shown_dir)
+
+
+def _probe_directory(option, target, directory, shown_dir):
+    """Create and remove a file of a random name in ``directory`` (O_EXCL, O_NOFOLLOW): what
+    the staged write will do, tried before any work (a read-only file system, a full quota,
+    a directory of /proc or /sys fail here, not after training)."""
+    import secrets
+
+    probe = os.path.join(directory, f".fastfnn-probe-{secrets.token_hex(8)}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(probe, flags, 0o600)
+    except OSError as exc:
+        raise CLIError(f"{option} {target}: cannot create a file in the directory {shown_dir} "
+                       f"({exc.strerror or exc})") from None
+    os.close(fd)
+    try:
+        os.remove(probe)
+    except OSError:  # pragma: no cover - created a moment ago
+        pass
+
+
+def _check_stream_output(option, target):
+    """A stream output (a device, a FIFO, a path under /dev or /proc) must exist and open for
+    writing; a FIFO or socket is not opened here (closing it would end its reader's input)."""
+    try:
+        mode = os.stat(target).st_mode
+    except OSError as exc:
+        raise CLIError(f"{option} {target}: cannot write ({exc.strerror or exc}; a path under "
+                       "/dev or /proc is written as a stream, never created: give a file in "
+                       "a writable directory)") from None
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        return
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except OSError as exc:
+        raise CLIError(f"{option} {target}: cannot write ({exc.strerror or exc})") from None
+    os.close(fd)
 
 
 def _same_file(a, b):

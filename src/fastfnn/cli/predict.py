@@ -30,8 +30,8 @@ def add_parser(sub):
                         "when DATA is a glob pattern ('dir/part-*.csv') or a file over 1 GiB. "
                         "The columns are named TARGET (one output), prediction_K (several) or "
                         "TARGET_CLASS (--proba)")
-    p.add_argument("--partition-size", default="64MB", metavar="SIZE",
-                   help="bytes per partition of a CSV file with --stream (default 64MB)")
+    p.add_argument("--partition-size", default="16MB", metavar="SIZE",
+                   help="bytes per partition of a CSV file with --stream (default 16MB)")
     p.set_defaults(func=cmd_predict)
 
 

@@ -10,6 +10,7 @@ import argparse
 import glob
 import os
 import sys
+import warnings
 
 from . import modelfile
 from .data import names_list
@@ -109,11 +110,16 @@ def fit_stream(args, reason, describe, write_outputs):
     say(f"model    {describe(plain, False)}; partitions of "
         f"{args.partition_size}, {validation:g} of them held out for validation"
         + (f", patience {patience}" if patience else ""))
-    bar = _Bar(args.epochs, disable=args.quiet)
+    notes = _Notes(say)
+    bar = _Bar(args.epochs, disable=args.quiet, before=notes.flush)
     try:
-        result = _fit(scaling, args, targets, validation, patience, bar)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            notes.caught = caught
+            result = _fit(scaling, args, targets, validation, patience, bar)
     finally:
         bar.close()
+        notes.flush()
     metric = "accuracy" if args.classify else "R²"
     rows = sum(r.n_rows for r in result.history)
     seconds = sum(r.seconds for r in result.history)
@@ -178,13 +184,32 @@ def _fit(scaling, args, targets, validation, patience, bar):
         raise
 
 
-class _Bar:
-    """fit's tqdm bar on stderr, one step per training partition, created at the first one."""
+class _Notes:
+    """The warnings of the streaming fit (files skipped for want of rows), printed as notes as
+    soon as the training reports progress, and at its end."""
 
-    def __init__(self, epochs, disable):
-        self.epochs, self.disable, self.bar = epochs, disable, None
+    def __init__(self, say):
+        self.say, self.caught, self.shown = say, [], 0
+
+    def flush(self):
+        for w in self.caught[self.shown:]:
+            message = " ".join(str(w.message).split())
+            if w.category.__name__ != "EmptyFileWarning":
+                message = f"{w.category.__name__}: {message}"
+            self.say(f"note     {message}")
+        self.shown = len(self.caught)
+
+
+class _Bar:
+    """fit's tqdm bar on stderr, one step per training partition, created at the first one;
+    ``before()`` runs before each line and the bar's first step (the notes so far)."""
+
+    def __init__(self, epochs, disable, before=lambda: None):
+        self.epochs, self.disable, self.bar, self.before = epochs, disable, None, before
 
     def partition(self, epoch, done, total):
+        if self.bar is None:
+            self.before()
         if self.disable:
             return
         if self.bar is None:
@@ -196,6 +221,7 @@ class _Bar:
         self.bar.update(1)
 
     def write(self, line, record):
+        self.before()
         if self.bar is not None:
             postfix = f"loss={record.train_loss:.4g}"
             if record.validation_score is not None:
@@ -232,12 +258,20 @@ def predict_stream(args, reason):
     targets = record["targets"]
     output = sys.stdout if args.output == "-" else args.output
     try:
-        rows = scaling.predict_streaming(
-            model, args.data, output, name=targets[0] if len(targets) == 1 else "prediction",
-            method="predict_proba" if args.proba else "predict",
-            blocksize=args.partition_size)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", scaling.EmptyFileWarning)
+            rows = scaling.predict_streaming(
+                model, args.data, output,
+                name=targets[0] if len(targets) == 1 else "prediction",
+                method="predict_proba" if args.proba else "predict",
+                blocksize=args.partition_size)
     except FileNotFoundError as exc:
         raise CLIError(str(exc)) from None
+    for w in caught:
+        if issubclass(w.category, scaling.EmptyFileWarning):
+            print(f"fastfnn predict: note: {w.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if args.output != "-":
         print(f"fastfnn predict: wrote {rows} rows to {args.output}", file=sys.stderr)
     return 0

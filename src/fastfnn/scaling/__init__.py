@@ -32,7 +32,8 @@ if _MISSING is not None:
 from ._cluster import cluster_client
 from ._predict import predict_dask, predict_streaming
 from ._search import SEARCH_KINDS, make_search, search
+from ._data import EmptyFileWarning
 from ._stream import EpochRecord, StreamingFit, fit_streaming
 
-__all__ = ["fit_streaming", "StreamingFit", "EpochRecord", "search", "make_search", "SEARCH_KINDS",
-           "predict_streaming", "predict_dask", "cluster_client"]
+__all__ = ["fit_streaming", "StreamingFit", "EpochRecord", "EmptyFileWarning", "search",
+           "make_search", "SEARCH_KINDS", "predict_streaming", "predict_dask", "cluster_client"]

@@ -2,14 +2,19 @@
 DataFrames, or a dask Array of features with a dask Array of targets.
 
 A table knows its partitions, its feature columns and its target, and loads partition ``i`` as
-``(X, y)`` in memory: X a pandas DataFrame of the feature columns (a NumPy array for array
-input), y a NumPy array (None when there is no target). A partition is computed by dask's
-synchronous scheduler in the calling thread (one partition's tasks; about 4 ms of overhead
-against 20-40 ms through ``get_partition(i).compute()`` and the thread pool).
+``(X, y)`` in memory: X a float64 pandas DataFrame of the feature columns (a NumPy array for
+array input), y a NumPy array (None when there is no target); ``where(i, row)`` says where a
+row came from (file and line for CSV files), and ``skipped`` lists the files that held no data
+rows. CSV files are read block by block by :mod:`._csv` (the same partitions as
+``dask.dataframe.read_csv``, without building a dask graph); the partitions of Parquet files
+and dask collections are computed by dask's synchronous scheduler in the calling thread (one
+partition's tasks; about 4 ms of overhead against 20-40 ms through
+``get_partition(i).compute()`` and the thread pool).
 """
 
 import glob
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import dask
@@ -18,7 +23,20 @@ import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 
+from ._csv import CsvTable
+
 PARQUET_SUFFIXES = (".parquet", ".parq", ".pq")
+
+
+class EmptyFileWarning(UserWarning):
+    """A file of the table held no data rows and was left out."""
+
+
+def warn_skipped(table):
+    """One :class:`EmptyFileWarning` per file of ``table`` that held no data rows."""
+    for path in getattr(table, "skipped", ()):
+        warnings.warn(f"{path}: no data rows (a header only, or an empty file); skipped.",
+                      EmptyFileWarning, stacklevel=4)
 
 
 class FrameTable:
@@ -31,15 +49,25 @@ class FrameTable:
         self.n_partitions = frame.npartitions
         self._parts = frame.to_delayed()
 
+    skipped = ()
+
+    def where(self, i, row=None):
+        """Where partition ``i`` (or its data row ``row``, 0-based) is."""
+        return f"partition {i}" + ("" if row is None else f", row {row + 1}")
+
     def load(self, i):
         (part,) = dask.compute(self._parts[i], scheduler="sync")
+        missing = [c for c in self.features if c not in part.columns]
+        if missing:
+            raise ValueError(f"partition {i}: missing column(s) {missing}; every partition "
+                             f"needs the columns of the first.")
         try:
-            X = part[self.features].astype(np.float64)
+            X = part[self.features].to_numpy(dtype=np.float64)
         except (TypeError, ValueError) as err:
             raise ValueError(f"partition {i}: a feature column holds a value that is not a "
                              f"number ({err}); fix the data or drop the column.") from err
         y = None if self.target is None else part[self.target].to_numpy()
-        return X, y
+        return pd.DataFrame(X, columns=self.features, copy=False), y
 
 
 class ArrayTable:
@@ -55,6 +83,12 @@ class ArrayTable:
         self.n_partitions = self.X.numblocks[0]
         self._X = self.X.to_delayed().ravel()
         self._y = None if self.y is None else self.y.to_delayed().reshape(self.n_partitions, -1)
+
+    skipped = ()
+
+    def where(self, i, row=None):
+        """Where block ``i`` (or its row ``row``, 0-based) is."""
+        return f"row block {i}" + ("" if row is None else f", row {row + 1}")
 
     def load(self, i):
         if self._y is None:
@@ -81,50 +115,23 @@ def _align(X, y):
     return y
 
 
-def read_files(path, *, blocksize=None, read_kwargs=None, keep=()):
-    """A dask DataFrame of one CSV or Parquet file, or of every file a glob matches.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        A file or a glob (``data/part-*.csv``); files ending in .parquet/.parq/.pq (or a folder
-        of them) are Parquet, every other file CSV with a header row.
-    blocksize : str or int, optional
-        Bytes per partition (``"64MB"``): CSV files are cut at line ends into blocks of about
-        this size; Parquet row groups are combined up to it. None keeps dask's default.
-    read_kwargs : dict, optional
-        More arguments for ``dask.dataframe.read_csv`` / ``read_parquet``.
-    keep : collection of str or callable, optional
-        CSV columns whose inferred type is kept (class labels); every other column whose first
-        block reads as numbers is read as float64 (a callable gets the column names).
-
-    Returns
-    -------
-    dask.dataframe.DataFrame
-    """
+def _matches(path):
+    """The files a path or glob names, sorted; FileNotFoundError when none."""
     path = os.fspath(path)
     matches = sorted(glob.glob(path))
     if not matches:
         raise FileNotFoundError(f"no file matches {path!r}: check the path (a glob such as "
                                 f"'data/part-*.csv' may name many files).")
+    return matches
+
+
+def read_parquet(matches, *, blocksize=None, read_kwargs=None):
+    """A dask DataFrame of Parquet files (or a folder of them); row groups are combined up to
+    ``blocksize`` bytes."""
     kwargs = dict(read_kwargs or {})
     if blocksize is not None:
         kwargs["blocksize"] = blocksize
-    first = matches[0]
-    if first.endswith(PARQUET_SUFFIXES) or os.path.isdir(first):
-        return dd.read_parquet(matches if len(matches) > 1 else first, **kwargs)
-    if os.path.getsize(first) == 0:
-        raise ValueError(f"{first} is empty: a CSV file needs a header row and data rows.")
-    frame = dd.read_csv(matches, **kwargs)
-    if "dtype" not in kwargs:
-        # Read every column whose sample is numeric as float64, so that a later block with
-        # decimals where the sample had integers does not stop the read half way.
-        keep = set(keep(list(frame.columns)) if callable(keep) else keep)
-        numeric = {c: "float64" for c, t in frame.dtypes.items()
-                   if c not in keep and pd.api.types.is_numeric_dtype(t)
-                   and not pd.api.types.is_bool_dtype(t)}
-        frame = dd.read_csv(matches, dtype=numeric, **kwargs)
-    return frame
+    return dd.read_parquet(matches if len(matches) > 1 else matches[0], **kwargs)
 
 
 def _target_columns(columns, target):
@@ -164,17 +171,24 @@ def frame_table(frame, target=None, *, features=None, with_target=True):
 
 def open_table(source, target=None, *, features=None, with_target=True, labels=False,
                blocksize=None, read_kwargs=None):
-    """A table from a path or glob, a dask DataFrame, or a dask Array (``target`` then a dask
-    Array of the same rows, or None for prediction); ``labels``: the target holds class labels
-    (read from CSV with their own type, not as float64)."""
-    if isinstance(source, (str, os.PathLike)):
-        def keep(columns):
-            if not (labels and with_target):
-                return ()
-            tcol = _target_columns(columns, target)
-            return [tcol] if isinstance(tcol, str) else tcol
+    """A table from a path or glob of CSV or Parquet files, a dask DataFrame, or a dask Array
+    (``target`` then a dask Array of the same rows, or None for prediction).
 
-        source = read_files(source, blocksize=blocksize, read_kwargs=read_kwargs, keep=keep)
+    CSV files become a :class:`~fastfnn.scaling._csv.CsvTable` (cut into blocks of
+    ``blocksize`` bytes as dask cuts them; files without data rows skipped, listed in its
+    ``skipped``); ``labels``: the target holds class labels (kept as read, not as float64)."""
+    if isinstance(source, (str, os.PathLike)):
+        matches = _matches(source)
+        if not (matches[0].endswith(PARQUET_SUFFIXES) or os.path.isdir(matches[0])):
+            def columns(names):
+                tcol = _target_columns(names, target) if with_target else None
+                tnames = [] if tcol is None else ([tcol] if isinstance(tcol, str) else tcol)
+                return ([c for c in names if c not in tnames] if features is None
+                        else list(features)), tcol
+
+            return CsvTable(matches, columns, blocksize=_bytes(blocksize),
+                            read_kwargs=read_kwargs)
+        source = read_parquet(matches, blocksize=blocksize, read_kwargs=read_kwargs)
     if isinstance(source, dd.DataFrame):
         return frame_table(source, target, features=features, with_target=with_target)
     if isinstance(source, da.Array):
@@ -185,6 +199,18 @@ def open_table(source, target=None, *, features=None, with_target=True, labels=F
     raise TypeError(f"the data must be a path or glob of CSV/Parquet files, a dask DataFrame "
                     f"or a dask Array, got {type(source).__name__}; wrap in-memory data with "
                     f"dask.array.from_array(X, chunks=ROWS) or dask.dataframe.from_pandas.")
+
+
+def _bytes(blocksize):
+    """``blocksize`` ("16MB", an int or None) in bytes."""
+    if blocksize is None:
+        return None
+    from dask.utils import parse_bytes
+
+    size = parse_bytes(blocksize) if isinstance(blocksize, str) else int(blocksize)
+    if size < 1:
+        raise ValueError(f"blocksize must be a positive number of bytes, got {blocksize!r}.")
+    return size
 
 
 def iter_partitions(table, indices, *, prefetch=True):

@@ -11,7 +11,7 @@ from dask_ml.wrappers import ParallelPostFit
 from sklearn.utils.validation import check_is_fitted
 
 from ._cluster import cluster_client
-from ._data import iter_partitions, open_table
+from ._data import iter_partitions, open_table, warn_skipped
 
 _METHODS = ("predict", "predict_proba")
 
@@ -23,6 +23,7 @@ def _model_table(model, source, blocksize, read_kwargs):
     names = getattr(model, "feature_names_in_", None)
     table = open_table(source, features=None if names is None else list(names),
                        with_target=False, blocksize=blocksize, read_kwargs=read_kwargs)
+    warn_skipped(table)
     n_in = getattr(model, "n_features_in_", None)
     n_have = len(table.features) if table.features is not None else table.X.shape[1]
     if n_in is not None and n_have != n_in:
@@ -32,7 +33,7 @@ def _model_table(model, source, blocksize, read_kwargs):
     return table
 
 
-def predict_dask(model, source, *, method="predict", blocksize="64MB", read_kwargs=None):
+def predict_dask(model, source, *, method="predict", blocksize="16MB", read_kwargs=None):
     """Lazy predictions of a fitted model: one task per partition
     (``dask_ml.wrappers.ParallelPostFit``), computed where dask computes (a ``Client``'s
     cluster when one is the default, else local threads).
@@ -43,7 +44,7 @@ def predict_dask(model, source, *, method="predict", blocksize="64MB", read_kwar
     source : str, os.PathLike, dask DataFrame or dask Array
         A CSV/Parquet file or glob, or a dask collection of features.
     method : {"predict", "predict_proba"}, default="predict"
-    blocksize : str or int, default="64MB"
+    blocksize : str or int, default="16MB"
         Bytes per partition of a CSV file.
     read_kwargs : dict, optional
         More arguments for ``dask.dataframe.read_csv`` / ``read_parquet``.
@@ -68,7 +69,8 @@ def _columns(model, method, name, n_columns):
 
 def _local_parts(model, method, table, prefetch):
     for _, X, _ in iter_partitions(table, range(table.n_partitions), prefetch=prefetch):
-        yield getattr(model, method)(X)
+        if len(X):
+            yield getattr(model, method)(X)
 
 
 def _cluster_parts(lazy, client, window):
@@ -95,7 +97,7 @@ def _write(parts, out, columns_of):
 
 
 def predict_streaming(model, source, output, *, name="prediction", method="predict",
-                      scheduler=None, n_workers=2, window=None, blocksize="64MB",
+                      scheduler=None, n_workers=2, window=None, blocksize="16MB",
                       prefetch=True, read_kwargs=None, on_partition=None):
     """Write a fitted model's predictions of a table larger than memory to CSV, in row order.
 
@@ -126,7 +128,7 @@ def predict_streaming(model, source, output, *, name="prediction", method="predi
     n_workers : int, default=2
     window : int, optional
         Partitions in flight on a cluster (default: twice the cluster's threads).
-    blocksize : str or int, default="64MB"
+    blocksize : str or int, default="16MB"
         Bytes per partition of a CSV file.
     prefetch : bool, default=True
         In this process, read the next partition while one is predicted.

@@ -18,7 +18,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
 
-from ._data import iter_partitions, open_table
+from ._data import iter_partitions, open_table, warn_skipped
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,9 @@ class StreamingFit:
     interrupted : bool
         True when KeyboardInterrupt stopped training after at least one epoch: the model is
         then the last (or best) one reached.
+    skipped_files : tuple of str
+        CSV files that held no data rows (a header only, or no bytes): left out, with a
+        :class:`~fastfnn.scaling.EmptyFileWarning` each.
     """
 
     model: object
@@ -83,6 +86,8 @@ class StreamingFit:
     validation_partitions: tuple
     classes: np.ndarray | None = None
     interrupted: bool = False
+    skipped_files: tuple = ()
+
 
 
 def _check_arguments(estimator, epochs, validation_fraction, patience, dtype, callbacks):
@@ -122,13 +127,62 @@ def split_partitions(n_partitions, validation_fraction, rng):
     return [i for i in range(n_partitions) if i not in set(val)], val
 
 
-def _features(X, dtype, i):
-    """X as ``dtype`` (DataFrame or ndarray), checked finite."""
-    X = X.astype(dtype) if isinstance(X, pd.DataFrame) else X.astype(dtype, copy=False)
-    if not np.isfinite(np.asarray(X)).all():
-        raise ValueError(f"partition {i} holds a missing (NaN) or infinite feature value: "
-                         f"fill or drop those rows first.")
-    return X
+#: Largest feature magnitude that can be standardised: the scaler sums squares in float64,
+#: and the square of a value over sqrt(max float64) = 1.3e154 overflows (a margin of 1e4
+#: for the sum over rows).
+LARGEST_VALUE = float(np.sqrt(np.finfo(np.float64).max)) / 1e4
+
+
+def check_values(table, i, X, y, classify):
+    """Refuse partition ``i``'s first missing, infinite or too large feature value, and its
+    first missing or infinite regression target, naming where it is (file and line for CSV).
+
+    ``X``: the float64 features (n, n_features); ``y``: the targets (n,) or (n, n_targets).
+    """
+    names = getattr(table, "features", None)
+    A = np.asarray(X)
+    bad = ~np.isfinite(A)
+    if bad.any():
+        row, col = (int(k[0]) for k in np.nonzero(bad))
+        raise ValueError(f"{table.where(i, row)}{_column(names, col)}: a missing (NaN) or "
+                         f"infinite feature value ({A[row, col]}): fill or drop those rows "
+                         f"first.")
+    big = np.abs(A) > LARGEST_VALUE
+    if big.any():
+        row, col = (int(k[0]) for k in np.nonzero(big))
+        raise ValueError(f"{table.where(i, row)}{_column(names, col)}: {A[row, col]:g} is too "
+                         f"large to standardise (over {LARGEST_VALUE:.1e}, the squares summed "
+                         f"for the variance overflow float64): rescale the column, e.g. divide "
+                         f"it by a power of ten.")
+    if not classify:
+        try:
+            values = np.asarray(y, dtype=np.float64)
+        except (TypeError, ValueError):
+            values = pd.to_numeric(pd.Series(np.ravel(y)), errors="coerce").to_numpy()
+        bad = ~np.isfinite(values.reshape(len(values), -1))
+        if bad.any():
+            row = int(np.nonzero(bad)[0][0])
+            raise ValueError(f"{table.where(i, row)}: a missing, infinite or non-numeric "
+                             f"target value ({np.ravel(y)[row]}).")
+        return values
+    return y
+
+
+def _column(names, col):
+    return f", column {names[col]!r}" if names else f", column {col}"
+
+
+def _standardised(X, scaler, dtype, perm=None):
+    """``scaler.transform(X)`` as a new ``dtype`` array (rows in ``perm``'s order), computed in
+    place on one copy: ``(X - mean_) / scale_``, as the scaler computes it."""
+    A = np.asarray(X)
+    B = np.take(A, perm, axis=0) if perm is not None else np.array(A, dtype=np.float64)
+    B = B.astype(dtype, copy=False)
+    if scaler.with_mean:
+        B -= scaler.mean_
+    if scaler.with_std:
+        B /= scaler.scale_
+    return B
 
 
 @dataclass
@@ -138,34 +192,39 @@ class _FirstPass:
     n_train: int
     n_val: int
     ss_tot: np.ndarray | None  # per-output sum of squares of the validation targets
+    empty: tuple = ()  # partitions without rows
 
 
 def _first_pass(table, train, val, classify, dtype, prefetch):
     """Standardisation statistics of the training partitions, the classes (all partitions) and
-    the validation targets' total sum of squares, in one streamed pass."""
+    the validation targets' total sum of squares, in one streamed pass that also checks every
+    value (:func:`check_values`)."""
     scaler, ystats = StandardScaler(), StandardScaler()
-    labels, counts, held = [], {"train": 0, "val": 0}, set(val)
+    labels, counts, held, empty = [], {"train": 0, "val": 0}, set(val), []
     for i, X, y in iter_partitions(table, sorted(train + val), prefetch=prefetch):
         if len(y) == 0:
+            empty.append(i)
             continue
-        X = _features(X, dtype, i)
+        y = check_values(table, i, X, y, classify)
         if classify:
             labels.append(np.unique(y))
-        elif not np.isfinite(y.astype(np.float64)).all():
-            raise ValueError(f"partition {i} holds a missing or infinite target value.")
         if i in held:
             counts["val"] += len(y)
             if not classify:
-                ystats.partial_fit(y.reshape(len(y), -1).astype(np.float64))
+                ystats.partial_fit(y.reshape(len(y), -1))
         else:
             counts["train"] += len(y)
             scaler.partial_fit(X)
     if counts["train"] == 0:
         raise ValueError("the training partitions hold no rows.")
+    if val and counts["val"] == 0:
+        raise ValueError(f"the {len(val)} held-out validation partition(s) hold no rows "
+                         f"({', '.join(table.where(i) for i in val[:3])}): remove the empty "
+                         f"files, or set validation_fraction=0 to train without validation.")
     classes = np.unique(np.concatenate(labels)) if classify else None
     ss_tot = (ystats.var_ * ystats.n_samples_seen_
               if counts["val"] and not classify else None)
-    return _FirstPass(scaler, classes, counts["train"], counts["val"], ss_tot)
+    return _FirstPass(scaler, classes, counts["train"], counts["val"], ss_tot, tuple(empty))
 
 
 def _r2(sse, ss_tot):
@@ -181,7 +240,10 @@ def _validation_score(est, table, val, stats, classify, dtype, prefetch):
     for i, X, y in iter_partitions(table, val, prefetch=prefetch):
         if len(y) == 0:
             continue
-        pred = est.predict(stats.scaler.transform(_features(X, dtype, i)))
+        pred = est.predict(_standardised(X, stats.scaler, dtype))
+        del X
+        if not classify:
+            y = y.astype(np.float64)
         if classify:
             correct += accuracy_score(y, pred, normalize=False)
         else:
@@ -201,30 +263,37 @@ def _train_epoch(est, table, order, stats, rng, classify, dtype, prefetch, repor
         n = len(y)
         if n:
             perm = rng.permutation(n)
-            Xs = stats.scaler.transform(_features(X, dtype, i))[perm]
+            Xs = _standardised(X, stats.scaler, dtype, perm)
+            del X
+            y = y[perm] if classify else y[perm].astype(np.float64)
             first = classify and not hasattr(est, "classes_")
-            est.partial_fit(Xs, y[perm], **({"classes": stats.classes} if first else {}))
+            est.partial_fit(Xs, y, **({"classes": stats.classes} if first else {}))
+            del Xs
             loss, rows = loss + float(getattr(est, "loss_", np.nan)) * n, rows + n
         if report is not None:
             report(k + 1, len(order))
     return loss / max(rows, 1), rows
 
 
-def fit_streaming(estimator, source, target=None, *, epochs=10, blocksize="64MB",
+def fit_streaming(estimator, source, target=None, *, epochs=10, blocksize="16MB",
                   validation_fraction=0.1, patience=None, restore_best=True, random_state=None,
                   dtype=np.float64, prefetch=True, read_kwargs=None, on_epoch=None,
                   on_partition=None):
     """Train a copy of ``estimator`` on a table larger than memory, partition by partition.
 
-    Partitions come from dask: a CSV file is cut into blocks of ``blocksize`` bytes, Parquet
-    files into row groups, a glob gives many files; a dask DataFrame or Array keeps its own.
+    Partitions: a CSV file is cut into blocks of ``blocksize`` bytes (where dask cuts them,
+    each read on its own), Parquet files into row groups, a glob gives many files; a dask
+    DataFrame or Array keeps its own. A CSV file without data rows is skipped with an
+    :class:`~fastfnn.scaling.EmptyFileWarning`; a bad cell, row or file is a ValueError naming
+    the file and line.
     At most two partitions are read at a time (the one training and, with ``prefetch``, the
     next), so the peak memory is a few partitions plus the model, whatever the table's size.
 
     1. Hold out a seeded ``validation_fraction`` of the partitions (whole partitions).
     2. One streamed pass over the table: standardisation statistics of the training rows
        (``StandardScaler.partial_fit``, per feature mean and variance merged over partitions),
-       the classes (classifier), the finiteness of every value.
+       the classes (classifier), every value checked (finite, and small enough to
+       standardise); held-out partitions without rows are refused.
     3. Each epoch: the training partitions in a new seeded order; each one's rows shuffled and
        standardised, then one ``partial_fit`` (one pass of minibatches of ``batch_size`` rows;
        the classifier's first call gets ``classes``); then R^2 (regressor) or accuracy
@@ -257,9 +326,11 @@ def fit_streaming(estimator, source, target=None, *, epochs=10, blocksize="64MB"
         Target column(s) of a table (default: the last column; every other column is a
         feature), or the dask Array of targets of a dask Array of features (same row chunks).
     epochs : int, default=10
-    blocksize : str or int, default="64MB"
-        Bytes per partition of a CSV file (Parquet row groups are combined up to it); None
-        keeps dask's default. Ignored for a dask DataFrame or Array.
+    blocksize : str or int, default="16MB"
+        Bytes per partition of a CSV file, cut where ``dask.dataframe.read_csv`` cuts (a
+        partition costs about six times this while it is read and trained on: 16 MB keeps
+        the peak near 300 MB of imports plus 100 MB); None: one partition per CSV file.
+        Parquet row groups are combined up to it. Ignored for a dask DataFrame or Array.
     validation_fraction : float in [0, 1), default=0.1
         Fraction of the partitions held out (0: none; else at least one, and the table needs 2
         partitions or more).
@@ -291,6 +362,7 @@ def fit_streaming(estimator, source, target=None, *, epochs=10, blocksize="64MB"
     est, classify = clone(estimator), is_classifier(estimator)
     table = open_table(source, target, labels=classify, blocksize=blocksize,
                        read_kwargs=read_kwargs)
+    warn_skipped(table)
     rng = check_random_state(random_state)
     train, val = split_partitions(table.n_partitions, validation_fraction, rng)
     if "random_state" in est.get_params() and est.random_state is None:
@@ -324,4 +396,5 @@ def fit_streaming(estimator, source, target=None, *, epochs=10, blocksize="64MB"
         model=make_pipeline(stats.scaler, est), history=history, best_epoch=best[0],
         best_score=None if best[0] is None else best[1], n_train_rows=stats.n_train,
         n_validation_rows=stats.n_val, train_partitions=tuple(train),
-        validation_partitions=tuple(val), classes=stats.classes, interrupted=interrupted)
+        validation_partitions=tuple(val), classes=stats.classes, interrupted=interrupted,
+        skipped_files=tuple(getattr(table, "skipped", ())))
