@@ -15,7 +15,7 @@ def add_parser(sub):
     p.add_argument("--tol", type=number(float, 0, low_open=True), default=1e-7,
                    help="largest relative error allowed (default 1e-7)")
     p.add_argument("--eps", type=number(float, 0, low_open=True), default=1e-6,
-                   help="finite-difference step (default 1e-6)")
+                   help="finite-difference step, 1.5e-12 to 0.1 (default 1e-6)")
     p.add_argument("--alpha", type=number(float, 0), default=0.1,
                    help="L2 penalty included in the loss (default 0.1)")
     p.add_argument("--sizes", type=hidden_sizes, default=(3, 5, 4, 2), metavar="3,5,4,2",
