@@ -20,7 +20,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 
 from fastfnn import FNNRegressor
-from fastfnn import _parts, _tuning
+from fastfnn import _cache, _parts, _tuning
 
 
 def flops(width):
@@ -143,7 +143,7 @@ def test_a_bad_threshold_is_a_clear_error_and_the_model_stays(monkeypatch, text)
         est.fit(X, y)
     before = [c.copy() for c in est.coefs_]
     monkeypatch.setenv("FASTFNN_SPLIT_FLOPS", text)
-    with pytest.raises(ValueError, match="FASTFNN_SPLIT_FLOPS must be a number of flops"):
+    with pytest.raises(ValueError, match="FASTFNN_SPLIT_FLOPS must be a number >= 0"):
         _parts.training_parts([3, 4, 1], 200, np.float64)
     with pytest.raises(ValueError, match="FASTFNN_SPLIT_FLOPS"):
         est.partial_fit(X, y)
@@ -298,8 +298,8 @@ def test_the_cache_lock_is_reentrant_in_its_thread_and_holds_off_others(tmp_path
 
     path = str(tmp_path / "lock")
     order = []
-    with _tuning._locked(path):
-        with _tuning._locked(path):  # a measurement inside a measurement: no wait
+    with _cache.locked(path):
+        with _cache.locked(path):  # a measurement inside a measurement: no wait
             waiter = threading.Thread(target=_hold_and_log, args=(path, order))
             waiter.start()
             waiter.join(0.3)
@@ -307,11 +307,11 @@ def test_the_cache_lock_is_reentrant_in_its_thread_and_holds_off_others(tmp_path
         order.append("outer")
     waiter.join(10)
     assert order == ["outer", "other"]
-    assert _tuning._depth == 0
+    assert _cache._depth == 0
 
 
 def _hold_and_log(path, order):
-    with _tuning._locked(path):
+    with _cache.locked(path):
         order.append("other")
 
 

@@ -25,17 +25,18 @@ starts depends on the CPU, its cores and its BLAS, so it is timed, not assumed:
   the fixed costs of a split.
 
 The result is kept with the product choices (``_tuning.cached``: one file, keyed by the CPU,
-its CPU count, OpenBLAS's kernels and fastfnn's version; the build's precompile step ships its
-own in the wheel), so every process on the machine splits the same batches, whatever its thread
-limits: the parts decide the bits, the thread count never does. The measurement (1.5-2.5 s per
-dtype, once per machine) runs on ``PARTS`` threads whenever the process's CPU affinity holds
+its CPU count, OpenBLAS's kernels and fastfnn's version, each entry validated on reading against
+its schema, ``_tuning.SCHEMAS``; the build's precompile step ships its own in the wheel), so
+every process on the machine splits the same batches, whatever its thread limits: the parts
+decide the bits, the thread count never does. The measurement (1.5-2.5 s per dtype, once per
+machine) runs on ``PARTS`` threads whenever the process's CPU affinity holds
 that many, even where ``FASTFNN_NUM_THREADS`` or a Dask worker allows fewer. A process that
 cannot run ``PARTS`` threads at all (pinned to fewer CPUs, one Numba thread as in a loky worker,
 forked from a process that ran OpenMP) and finds no measurement has a fresh process, free of its
 limits, measure for the machine. Only where no process here can (no thread-safe threading
 layer), or the machine has fewer than ``PARTS`` CPUs, is nothing split.
 ``FASTFNN_SPLIT_FLOPS`` sets the threshold instead (a number of flops; ``inf`` never splits;
-empty: unset). ``describe()`` says what was chosen and why.
+empty: unset; read through ``_env``). ``describe()`` says what was chosen and why.
 
 Prediction (:func:`prediction_threads`) runs the forward pass in chunks of ``PREDICT_CHUNK`` rows;
 a row's result never depends on its chunk, so the threads change only the speed. Chunks run on
@@ -54,8 +55,7 @@ import time
 
 import numpy as np
 
-from . import _threads
-from . import _tuning
+from . import _env, _threads, _tuning
 from .network import PREDICT_CHUNK, DataSource, Network
 from .optimizers import Adam
 
@@ -114,9 +114,9 @@ def split_flops(dtype, batch=np.inf):
     never): ``FASTFNN_SPLIT_FLOPS``, else the cached measurement, else measured now. A caller
     whose ``batch`` has less work than any timed one (SMALLEST, below every threshold) gets
     ``inf`` without a measurement."""
-    env = os.environ.get("FASTFNN_SPLIT_FLOPS", "").strip()
-    if env:
-        return _env_flops(env)
+    env = _env_flops()
+    if env is not None:
+        return env
     key = ("training", np.dtype(dtype))
     if key not in _chosen and batch < SMALLEST:
         return np.inf
@@ -134,15 +134,11 @@ def _chosen_once(key, choose):
     return _chosen[key][0]
 
 
-def _env_flops(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        raise ValueError("FASTFNN_SPLIT_FLOPS must be a number of flops >= 0 (inf: never split), "
-                         f"got {text!r}.")
-    return value
+def _env_flops():
+    """``FASTFNN_SPLIT_FLOPS`` (``_env``: a number >= 0, ``inf`` never splits), or None where it
+    is unset or empty."""
+    return _env.non_negative("FASTFNN_SPLIT_FLOPS", "the training flops from which batches are "
+                             "split; inf: never")
 
 
 def _choose(dtype):
@@ -285,8 +281,7 @@ def describe():
     lines = []
     for name in ("float64", "float32"):
         flops = split_flops(name)
-        _, how, timings = (_chosen[("training", np.dtype(name))]
-                           if not os.environ.get("FASTFNN_SPLIT_FLOPS", "").strip()
+        _, how, timings = (_chosen[("training", np.dtype(name))] if _env_flops() is None
                            else (flops, "FASTFNN_SPLIT_FLOPS", []))
         rule = ("every batch runs whole on one thread" if flops == np.inf
                 else f"batches of >= {flops:.3g} training flops are split into {PARTS} "

@@ -9,24 +9,26 @@ run layers of ``side x side`` weights on ``ROWS`` rows, sides growing (``SIDES``
 medians of ``ROUNDS``; the tile kernel takes every layer up to the largest side where it won at
 that side and every smaller one (``Limits``: a weight count per product; 0: never).
 
-The result is kept on disk (``kernel-choices.json`` in fastfnn's cache folder, keyed by the
-CPU, its features, the CPU count, OpenBLAS's kernels and fastfnn's version; written under a
-file lock, so processes that start together measure once: :func:`cached`, which also keeps
-``_parts``' measurement of the training split), and every later process on the machine reads it:
-the same choices, hence the same bits, run after run. ``FASTFNN_TILE=off`` keeps every product
-on gemm, ``on`` takes the tile kernel wherever the vector width allows; either skips the
-measurement. ``describe()`` says what was chosen and why (``fastfnn bench`` prints it).
+The result is kept on disk (``kernel-choices.json`` in fastfnn's cache folder, ``_cache``, keyed
+by the CPU, its features, the CPU count, OpenBLAS's kernels and fastfnn's version; written under
+a file lock, so processes that start together measure once: :func:`cached`, which also keeps
+``_parts``' measurements of the training split and of prediction's threads), and every later
+process on the machine reads it: the same choices, hence the same bits, run after run. What is
+read there (or in the copy the wheel ships, ``SHIPPED``) is a hint: an entry that does not
+validate against its schema (:func:`entry_problem`, one for each kind of entry) is ignored, then
+measured again and written over. ``FASTFNN_TILE=off`` keeps every product on gemm, ``on`` takes
+the tile kernel wherever the vector width allows; either skips the measurement (``auto``, the
+default, measures). ``describe()`` says what was chosen and why (``fastfnn bench`` prints it).
 """
 
-import json
+import math
 import os
-import threading
 import time
 from typing import NamedTuple
 
 import numpy as np
 
-from . import _blas
+from . import _blas, _cache, _env
 from . import _kernels as K
 from ._version import __version__
 
@@ -64,7 +66,7 @@ def tile_limits(dtype):
 
 
 def _choose(name):
-    mode = os.environ.get("FASTFNN_TILE", "").strip().lower()
+    mode = _env.choice("FASTFNN_TILE", ("auto", "on", "off"), "auto")
     if mode == "off":
         return Limits(0, 0, 0), "FASTFNN_TILE=off", []
     if mode == "on":
@@ -74,20 +76,23 @@ def _choose(name):
 
 
 def cached(name, measure_now, may_measure=True):
-    """``(entry, how)``: this machine's measurement ``name`` (a JSON-able dict): read from the
-    cache file; else the one made where this fastfnn was built on this machine (``SHIPPED``,
-    then kept in the cache file); else made now by ``measure_now()`` and kept (under a file
-    lock, so that processes that start together measure once). Without a writable cache folder,
-    what the file or ``SHIPPED`` holds, else made for this process alone. With ``may_measure``
+    """``(entry, how)``: this machine's measurement ``name`` (a JSON-able dict that
+    :func:`entry_problem` accepts): read from the cache file; else the one made where this
+    fastfnn was built on this machine (``SHIPPED``, then kept in the cache file); else made now
+    by ``measure_now()`` and kept (under a file lock, so that processes that start together
+    measure once). Without a usable cache folder (none writable, or one refused as untrusted:
+    ``_cache``), what ``SHIPPED`` holds, else made for this process alone. With ``may_measure``
     false, ``(None, None)`` where nothing is kept."""
-    path = os.path.join(_blas._cache_dir(), FILE)
+    _schema(name)  # a name of no kind of entry: a mistake of the caller, not of the file
     key = machine_key()
-    lock = _locked(path + ".lock")
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        lock.__enter__()
-    except OSError:  # no writable cache folder: what is kept, else this process measures
-        lock = None
+    folder = _cache.usable_folder()
+    path = None if folder is None else os.path.join(folder, FILE)
+    lock = None
+    if path is not None:
+        try:
+            lock = _cache.locked(path + ".lock").__enter__()
+        except OSError:  # not writable (or refused): what is kept there is still read
+            lock = None
     try:
         entry, source = _kept(path, key, name)
         if entry is not None:
@@ -97,21 +102,132 @@ def cached(name, measure_now, may_measure=True):
         if not may_measure:
             return None, None
         entry = measure_now()
-        if lock is None or not _keep(path, key, name, entry):
-            return entry, "measured by this process (no writable cache folder)"
-        return entry, f"measured now, kept in {path}"
+        if lock is not None and not entry_problem(name, entry) and _keep(path, key, name, entry):
+            return entry, f"measured now, kept in {path}"
+        return entry, "measured by this process (no usable cache folder)"
     finally:
         if lock is not None:
             lock.__exit__()
 
 
 def _kept(path, key, name):
-    """``(entry, the file it came from)``: from ``path``, else ``SHIPPED``; else (None, None)."""
+    """``(entry, the file it came from)``: the valid entry of ``path`` (None: no cache file),
+    else of ``SHIPPED``; else (None, None)."""
     for source in (path, SHIPPED):
-        entry = _read(source).get(key, {}).get(name)
-        if entry is not None:
-            return entry, source
+        if source is not None:
+            entry = entry_in(_cache.read_json(source, check=source != SHIPPED), key, name)
+            if entry is not None:
+                return entry, source
     return None, None
+
+
+def entry_in(table, key, name):
+    """The entry ``name`` of machine ``key`` in ``table`` (a cache file's JSON), where there is
+    one and it is valid (:func:`entry_problem`); else None."""
+    if not isinstance(table, dict):
+        return None
+    entries = table.get(key)
+    if not isinstance(entries, dict):
+        return None
+    entry = entries.get(name)
+    return None if entry is None or entry_problem(name, entry) else entry
+
+
+def _keep(path, key, name, entry):
+    """Adds ``entry`` under ``key``/``name`` to the file, replaced whole (never half written);
+    what is there and not a table is written over. False where it cannot be written (the entry
+    is still good)."""
+    table = _cache.read_json(path)
+    if not isinstance(table, dict):
+        table = {}
+    if not isinstance(table.get(key), dict):
+        table[key] = {}
+    table[key][name] = entry
+    return _cache.write_json(path, table)
+
+
+# ---- what an entry of the file holds ---------------------------------------------------------
+
+
+def _count(low, high):
+    """A test of an int (not a bool) from ``low`` to ``high``."""
+    return lambda v: type(v) is int and low <= v <= high
+
+
+def _number(positive=False, infinite=False):
+    """A test of a number (int or float, not a bool, not NaN): >= 0 (``positive``: > 0), finite
+    unless ``infinite``."""
+
+    def test(v):
+        return (type(v) in (int, float) and (v > 0 if positive else v >= 0)
+                and (infinite or math.isfinite(v)))
+
+    return test
+
+
+def _rows(*columns):
+    """A test of a list of rows, each a list of ``len(columns)`` values that pass the tests
+    ``columns``."""
+
+    def test(v):
+        return isinstance(v, list) and all(
+            isinstance(row, list) and len(row) == len(columns)
+            and all(column(x) for column, x in zip(columns, row)) for row in v)
+
+    return test
+
+
+def _when(v):
+    """A test of a measurement's time stamp: one short printable line."""
+    return isinstance(v, str) and len(v) <= 64 and v.isprintable()
+
+
+_WIDE = 1 << 20  # the widest timed layer any version of the measurements could record
+# Each kind of entry: its fields and each field's test (every field required, no other).
+SCHEMAS = {
+    # tile kernel or gemm (measure): the largest tile-kernel layer per product; the timings
+    # (product, side, tile seconds, gemm seconds)
+    "": {"limits": lambda v: (isinstance(v, list) and len(v) == len(PRODUCTS)
+                              and all(map(_count(0, UNLIMITED), v))),
+         "timings": _rows(PRODUCTS.__contains__, _count(1, _WIDE), _number(positive=True),
+                          _number(positive=True)),
+         "when": _when},
+    # the training split (_parts.measure): the least batch flops split (inf: none); the
+    # timings (width, batch flops, gain)
+    "training split ": {"split_flops": _number(infinite=True),
+                        "timings": _rows(_count(1, _WIDE), _number(), _number(positive=True)),
+                        "when": _when},
+    # prediction's threads (_parts.measure_prediction): the least chunk flops run on threads
+    # (inf: none); the timings (width, chunk flops, gain)
+    "prediction threads ": {"chunk_flops": _number(infinite=True),
+                            "timings": _rows(_count(1, _WIDE), _number(),
+                                             _number(positive=True)),
+                            "when": _when},
+}
+DTYPES = ("float64", "float32")
+
+
+def _schema(name):
+    """The fields of entry ``name`` (a kind's prefix, then a dtype: ``float64``, ``training
+    split float32``); ValueError for a name of no kind."""
+    for prefix, schema in SCHEMAS.items():
+        if name[len(prefix):] in DTYPES and name.startswith(prefix):
+            return schema
+    raise ValueError(f"no kind of measurement is named {name!r}")
+
+
+def entry_problem(name, entry):
+    """What is wrong with ``entry`` as the measurement ``name`` (its kind's fields, each of the
+    right type and range), or None: it is valid."""
+    schema = _schema(name)
+    if not isinstance(entry, dict):
+        return f"{name}: not an object"
+    if set(entry) != set(schema):
+        return f"{name}: fields {sorted(map(str, entry))}, not {sorted(schema)}"
+    for field, test in schema.items():
+        if not test(entry[field]):
+            return f"{name}: {field} {entry[field]!r:.80} is out of its type or range"
+    return None
 
 
 def machine_key():
@@ -169,83 +285,6 @@ def _time(product, side, dtype, rng):
 def now():
     """The time a measurement is stamped with."""
     return time.strftime("%Y-%m-%d %H:%M")
-
-
-def _read(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return {}
-
-
-def _keep(path, key, name, entry):
-    """Adds ``entry`` under ``key``/``name`` to the file, replaced whole (never half written);
-    False where it cannot be written (the entry is still good)."""
-    table = _read(path)
-    table.setdefault(key, {})[name] = entry
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "w") as f:
-            json.dump(table, f, indent=1)
-        os.replace(tmp, path)
-    except OSError:
-        return False
-    return True
-
-
-_held = threading.RLock()  # this process's hold on the file lock: re-entered by its holder
-_depth = 0  # how deep the holding thread is inside _locked
-
-
-def _fresh_lock_in_child():
-    """A forked child starts unlocked: the thread that held the lock is not in it."""
-    global _held, _depth
-    _held, _depth = threading.RLock(), 0
-
-
-os.register_at_fork(after_in_child=_fresh_lock_in_child)
-
-
-class _locked:
-    """An exclusive lock on the file ``path`` (POSIX ``flock``; a no-op elsewhere) for this
-    process, re-entrant in the thread that holds it (a measurement may need another one, e.g.
-    the training split's timing needs the tile kernel's choice): other threads and processes
-    wait. One lock file per process: a nested lock on another path takes the outer one's."""
-
-    def __init__(self, path):
-        self.path = path
-        self.file = None
-
-    def __enter__(self):
-        global _depth
-        _held.acquire()
-        try:
-            if _depth == 0:
-                self.file = open(self.path, "a")
-                _flock(self.file)
-        except BaseException:
-            if self.file is not None:
-                self.file.close()
-            _held.release()
-            raise
-        _depth += 1
-        return self
-
-    def __exit__(self, *exc):
-        global _depth
-        _depth -= 1
-        if self.file is not None:
-            self.file.close()  # releases the file lock
-        _held.release()
-
-
-def _flock(file):
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
-        return
-    fcntl.flock(file, fcntl.LOCK_EX)
 
 
 def describe():
