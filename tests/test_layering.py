@@ -18,17 +18,21 @@ purpose, where it belongs. Import cycles between modules fail as well.
                               export; Dask) and the kernels compiled ahead of a first fit: the
                               public API only
     __init__                  the public API (``__all__``)
-    estimators, gradcheck, model_io
+    model_io                  model files
+    _modelcheck               a model file's fields checked against the network
+    estimators, gradcheck
     _base                     the estimators' shared fit/predict walk
     trainer, _callbacks, fitstate
     _parts                    the training split timed on this machine (runs the loop to time it)
     optimizers, network
     _threads, _validation     (thread budget, prediction chunks; the registries' names)
     _tuning                   the kernel choices timed on this machine, cached on disk
+    _cache                    the cache folder: trusted or refused, JSON read and written safely
     losses                    (uses the activation registry)
     activations, _version
     _kernels                  the compiled code: imports only the BLAS it calls
-    _blas                     the private BLAS: imports nothing of the package
+    _blas                     the private BLAS: imports only the environment's reader
+    _env                      the FASTFNN_* variables: imports nothing of the package
 
 Oracle: the source itself, parsed with ``ast`` (nothing is imported).
 """
@@ -49,17 +53,21 @@ LAYERS = [
     ["cli"],
     ["bench", "onnx", "scaling", "precompile"],
     ["__init__"],
-    ["estimators", "gradcheck", "model_io"],
+    ["model_io"],
+    ["_modelcheck"],
+    ["estimators", "gradcheck"],
     ["_base"],
     ["trainer", "_callbacks", "fitstate"],
     ["_parts"],
     ["optimizers", "network"],
     ["_threads", "_validation"],
     ["_tuning"],
+    ["_cache"],
     ["losses"],
     ["activations", "_version"],
     ["_kernels"],
     ["_blas"],
+    ["_env"],
 ]
 # Units that may import only these units of the package (besides their own modules).
 ONLY = {
@@ -69,7 +77,8 @@ ONLY = {
     "onnx": {"__init__"},
     "scaling": {"__init__"},
     "precompile": {"__init__"},
-    "model_io": {"_version"},
+    "model_io": {"_version", "_modelcheck"},
+    "_cache": {"_env", "_version"},
 }
 LAYER_OF = {unit: i for i, units in enumerate(LAYERS) for unit in units}
 

@@ -230,7 +230,3 @@ BLAS.register()
 dgemm = types.ExternalFunction("fastfnn_dgemm", DGEMM)
 sgemm = types.ExternalFunction("fastfnn_sgemm", SGEMM)
 
-
-def _cache_dir():  # TEMPORARY: kept until _tuning reads the folder from _cache
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.environ.get("FASTFNN_CACHE_DIR") or os.path.join(base, "fastfnn")
