@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from sklearn.exceptions import ConvergenceWarning
 
 from fastfnn import FNNRegressor
-from fastfnn import _cache, _parts, _tuning
+from fastfnn import _cache, _kernels, _parts, _tuning
 
 KEY = "test machine | fastfnn test"
 TIMINGS = [["A @ W", 16, 1e-6, 2e-6], ["A @ W", 32, 3e-6, 2e-6]]
@@ -42,6 +42,9 @@ VALID = {  # one valid entry of each kind
                                    "when": "2026-01-01 00:00"},
 }
 MEASURED = {"limits": [64, 64, 64], "timings": [], "when": "2026-02-02 02:02"}
+# The tile kernel's share by the rule for this CPU's vector width: no file may change it.
+RULE = {name: _tuning.RULES.get(_kernels.VECTOR_BYTES, {}).get(name, _tuning.Limits(0, 0, 0))
+        for name in ("float64", "float32")}
 
 
 @pytest.fixture
@@ -355,8 +358,8 @@ def test_a_fit_works_whatever_odd_entry_the_file_holds(fakes, monkeypatch, shape
         est.fit(X, y)
     assert np.isfinite(est.predict(X)).all()  # 3 chunks: prediction's threads looked up
     assert est.coefs_[0].dtype == dtype
-    assert list(_tuning.tile_limits(dtype)) == VALID[dtype.name]["limits"]
-    assert _parts.split_flops(dtype) == max(_parts.SMALLEST, VALID[
+    assert _tuning.tile_limits(dtype) == RULE[dtype.name]  # never read from the file
+    assert _parts.parallel_flops(dtype) == max(_parts.SMALLEST, VALID[
         "training split " + dtype.name]["split_flops"])
     if _parts.prediction_threads([16, 32, 32, 1], len(X), dtype) > 1 or dtype == np.float64:
         assert _parts.prediction_flops(dtype) == VALID["prediction threads float64"][
@@ -407,13 +410,9 @@ def test_whatever_the_file_holds_each_choice_is_valid(fakes, data):
     _tuning._limits.clear()
     _parts._chosen.clear()
     for name in ("float64", "float32"):
-        entry = _tuning.entry_in(table, KEY, name)
-        limits = _tuning.tile_limits(name)
-        assert all(type(x) is int and 0 <= x <= _tuning.UNLIMITED for x in limits)
-        assert list(limits) == (entry or VALID[name])["limits"]
-        assert _tuning.describe()
-    assert _parts.split_flops(np.float64) >= _parts.SMALLEST
-    assert _parts.split_flops(np.float32) >= _parts.SMALLEST
+        assert _tuning.tile_limits(name) == RULE[name]
+    assert _parts.parallel_flops(np.float64) >= _parts.SMALLEST
+    assert _parts.parallel_flops(np.float32) >= _parts.SMALLEST
     assert _parts.prediction_flops(np.float64) >= 0
     assert _parts.describe()
     assert not _cache._refused
@@ -444,8 +443,8 @@ def test_the_schema_accepts_what_the_measurements_write(monkeypatch):
 
 @pytest.mark.parametrize("text, limits", [
     (" ON ", _tuning.Limits(_tuning.UNLIMITED, _tuning.UNLIMITED, _tuning.UNLIMITED)),
-    ("off", _tuning.Limits(0, 0, 0)), ("Auto", _tuning.Limits(256, 0, 1024)),
-    ("", _tuning.Limits(256, 0, 1024)), ("maybe", None), ("1", None)])
+    ("off", _tuning.Limits(0, 0, 0)), ("Auto", RULE["float64"]),
+    ("", RULE["float64"]), ("maybe", None), ("1", None)])
 def test_fastfnn_tile_takes_auto_on_off(fakes, monkeypatch, text, limits):
     monkeypatch.setenv("FASTFNN_TILE", text)
     if limits is None:
@@ -455,7 +454,8 @@ def test_fastfnn_tile_takes_auto_on_off(fakes, monkeypatch, text, limits):
         assert _tuning.tile_limits(np.float64) == limits
 
 
-@pytest.mark.parametrize("text, flops", [(" 1e7 ", 1e7), ("INF", np.inf), ("", 1e6),
+@pytest.mark.parametrize("text, flops", [(" 1e7 ", 1e7), ("INF", np.inf),
+                                         ("", _parts.SPLIT_FLOPS["float64"]),
                                          ("-1", None), ("nan", None), ("lots", None)])
 def test_fastfnn_split_flops_is_read_through_env(fakes, monkeypatch, text, flops):
     monkeypatch.setenv("FASTFNN_SPLIT_FLOPS", text)

@@ -1,10 +1,10 @@
-"""Which batches are split into parts for threads, and from what work a prediction's chunks run
-on threads of their own: both measured once per machine.
+"""Which batches are split into parts (a rule), and from what work a split batch's parts and a
+prediction's chunks run on threads of their own (measured once per machine).
 
 Oracles: the rule "the first of two widths in a row where the split gained at least MARGIN"
 applied by hand to scripted and to recorded gains; the unsplit fit (a split fit agrees with it
-to rounding); the cache file and fresh processes (a process with a one-thread budget measures
-what the others read; one that cannot run two threads keeps nothing).
+to rounding); the cache file and fresh processes (one that cannot run two threads measures
+nothing and splits as every other process does; the next one that can measures and keeps).
 """
 
 import json
@@ -127,11 +127,14 @@ def test_batches_below_the_smallest_timed_work_are_neither_measured_nor_split(mo
         raise AssertionError("measured")
 
     monkeypatch.setattr(_parts, "_choose", fail)
+    monkeypatch.setattr(_parts._threads, "part_threads", lambda parts: parts)
     sizes = [10, 32, 1]  # 6 * 32 * 352 = 68k flops a batch
     assert _parts.batch_flops(sizes, 32) < _parts.SMALLEST
     assert _parts.training_parts(sizes, 32, np.float64) == 1
+    assert _parts.training_threads(sizes, 32, np.float64, 2) == 1
+    assert _parts.training_parts([100, 256, 256, 1], 128, np.float64) == 2  # the rule alone
     with pytest.raises(AssertionError, match="measured"):
-        _parts.training_parts([100, 256, 256, 1], 128, np.float64)
+        _parts.training_threads([100, 256, 256, 1], 128, np.float64, 2)
 
 
 @pytest.mark.parametrize("text", ["-1", "many", "nan"])
@@ -170,10 +173,11 @@ def test_a_split_fit_agrees_with_the_whole_one(monkeypatch, dtype, rtol, solver)
         np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol)
 
 
-def test_one_cpu_splits_nothing(monkeypatch, fresh):
+def test_one_cpu_splits_as_any_machine_on_one_thread(monkeypatch, fresh):
     monkeypatch.setattr(os, "cpu_count", lambda: 1)
-    assert _parts.split_flops(np.float64) == np.inf
-    assert _parts.training_parts([100, 256, 256, 1], 128, np.float64) == 1
+    assert _parts.parallel_flops(np.float64) == np.inf
+    assert _parts.training_parts([100, 256, 256, 1], 128, np.float64) == 2
+    assert _parts.training_threads([100, 256, 256, 1], 128, np.float64, 2) == 1
     assert "fewer than 2 CPUs" in _parts.describe()[0]
 
 
@@ -189,11 +193,13 @@ def test_describe_gives_the_threshold_and_the_gains_behind_it(monkeypatch, fresh
     monkeypatch.setitem(_parts._chosen, ("prediction", np.dtype("float32")),
                         (np.inf, "measured", []))
     lines = _parts.describe()
-    assert lines[0].startswith(f"float64 training: batches of >= {flops(24):.3g} training flops "
-                               "are split into 2 parts")
+    assert lines[0] == ("float64 training: batches of >= 2e+06 training flops are split into 2 "
+                        f"parts (the rule); the parts run on one thread each from "
+                        f"{flops(24):.3g} flops (measured)")
     assert lines[1].endswith("16 (3e+05 flops): 0.90x, 24 (6.7e+05 flops): 1.25x, "
                              "32 (1.2e+06 flops): 1.50x")
-    assert lines[2] == "float32 training: every batch runs whole on one thread (measured)"
+    assert lines[2] == ("float32 training: batches of >= 4e+06 training flops are split into 2 "
+                        "parts (the rule); the parts run on one thread (measured)")
     assert lines[4] == (f"float64 predict (1024-row chunks): chunks of >= {chunk_flops(12):.3g} "
                         "forward flops run on up to one thread each (measured)")
     assert lines[5].endswith("8 (4.1e+05 flops): 0.80x, 12 (9.1e+05 flops): 1.30x, "
@@ -212,9 +218,12 @@ SPLIT = textwrap.dedent("""
     real = _parts.measure
     _parts.measure = lambda name: measured.append(name) or real(name)
     parts = _parts.training_parts([100, 256, 256, 1], 128, np.float64)
-    threshold = _parts.split_flops(np.float64)
-    print(json.dumps({"parts": parts, "threshold": None if threshold == np.inf else threshold,
-                      "how": _parts._chosen[("training", np.dtype("float64"))][1], "measured": measured}))
+    threads = _parts.training_threads([100, 256, 256, 1], 128, np.float64, parts)
+    threshold = _parts._chosen.get(("training", np.dtype("float64")), (None, ""))[0]
+    print(json.dumps({"parts": parts, "threads": threads,
+                      "threshold": None if threshold == np.inf else threshold,
+                      "how": _parts._chosen.get(("training", np.dtype("float64")), (0, ""))[1],
+                      "measured": measured}))
 """)
 
 
@@ -236,44 +245,34 @@ def _kept(cache):
 
 
 @pytest.mark.slow
-def test_a_one_thread_process_measures_what_every_process_then_reads(tmp_path):
+@pytest.mark.parametrize("limit", ["FASTFNN_NUM_THREADS=1", "taskset -c 0",
+                                   "NUMBA_NUM_THREADS=1"])
+def test_a_process_that_cannot_run_two_threads_splits_alike_and_measures_nothing(tmp_path,
+                                                                                 limit):
+    """A one-thread budget, a pin to one CPU, one Numba thread as in a loky worker: the batch's
+    parts are the rule's, as in every process (the parts decide the bits), run on one thread,
+    and nothing is measured or kept; the next process that can run two threads measures, keeps
+    its measurement, and splits the same batches."""
     if not _parts.can_measure():
         pytest.skip("this process cannot run two threads")
-    first = _split_in_new_process(tmp_path, FASTFNN_NUM_THREADS="1")
-    assert first["measured"] == ["float64"] and first["how"].startswith("measured now")
-    second = _split_in_new_process(tmp_path)
-    assert second["measured"] == [] and "read from" in second["how"]
-    assert second["threshold"] == first["threshold"] == _kept(tmp_path)["training split float64"][
-        "split_flops"] > 0
-    assert second["parts"] == first["parts"]
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("limit", ["taskset -c 0", "NUMBA_NUM_THREADS=1"])
-def test_a_process_that_cannot_run_two_threads_has_a_fresh_one_measure(tmp_path, limit):
-    """Pinned to one CPU, or with one Numba thread as in a loky worker: a fresh process free of
-    the limit measures for the machine, and every process then splits alike."""
-    if not _parts.can_measure():
-        pytest.skip("this process cannot run two threads")
+    name, _, value = limit.partition("=")
     if limit.startswith("taskset"):
         if not shutil.which("taskset"):
             pytest.skip("no taskset here")
         limited = _split_in_new_process(tmp_path, prefix=limit.split())
     else:
-        limited = _split_in_new_process(tmp_path, NUMBA_NUM_THREADS="1")
-    assert limited["measured"] == [] and "read from" in limited["how"]  # not by itself
-    kept = _kept(tmp_path)["training split float64"]["split_flops"]
-    assert limited["threshold"] == kept
+        limited = _split_in_new_process(tmp_path, **{name: value})
+    assert limited["measured"] == [] and limited["threads"] == 1
+    assert "training split float64" not in _kept(tmp_path)
     free = _split_in_new_process(tmp_path)
-    assert free["measured"] == [] and (free["threshold"], free["parts"]) == (
-        limited["threshold"], limited["parts"])
+    assert free["measured"] == ["float64"] and free["how"].startswith("measured now")
+    assert free["threshold"] == _kept(tmp_path)["training split float64"]["split_flops"] > 0
+    assert free["parts"] == limited["parts"] == _parts.PARTS
 
 
 def test_an_empty_threshold_is_unset(monkeypatch, fresh):
     monkeypatch.setenv("FASTFNN_SPLIT_FLOPS", " ")
-    monkeypatch.setitem(_parts._chosen, ("training", np.dtype("float64")),
-                        (flops(64), "measured", []))
-    assert _parts.split_flops(np.float64) == flops(64)
+    assert _parts.split_flops(np.float64) == _parts.SPLIT_FLOPS["float64"]
 
 
 def test_a_measurement_shipped_with_the_package_is_read_and_kept(monkeypatch, tmp_path):
@@ -313,19 +312,6 @@ def test_the_cache_lock_is_reentrant_in_its_thread_and_holds_off_others(tmp_path
 def _hold_and_log(path, order):
     with _cache.locked(path):
         order.append("other")
-
-
-@pytest.mark.slow
-def test_the_split_timing_may_measure_the_tile_kernel_first(tmp_path):
-    """The split's timing runs the training loop, which needs the tile kernel's choice: made
-    inside the split's hold on the cache file's lock, which must not wait for itself."""
-    if not _parts.can_measure():
-        pytest.skip("this process cannot run two threads")
-    first = _split_in_new_process(tmp_path, FASTFNN_TILE="")
-    assert first["measured"] == ["float64"]
-    kept = _kept(tmp_path)
-    assert kept["training split float64"]["split_flops"] == first["threshold"]
-    assert "limits" in kept["float64"]  # the tile kernel's choice, measured and kept as well
 
 
 # ---- prediction's threads -------------------------------------------------------------------

@@ -1,21 +1,16 @@
-"""The tile kernel's place in training and prediction, and the crossover measured per machine.
+"""The tile kernel's place in training and prediction: a rule by the vector width, never a timing;
+the crossover timed on the machine, for the benchmark's report.
 
 Oracles: central finite differences of the loss (gradients through the tile kernel's three
 products), the gemm path on the same weights (fits and predictions agree to rounding), the
 rule "largest side where the tile kernel won at it and every smaller side" applied by hand to
-the recorded timings, and the cache file (a second process reads what the first measured).
+the recorded timings.
 """
-
-import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
 
-from fastfnn import FNNClassifier, FNNRegressor
+from fastfnn import FNNRegressor
 from fastfnn import _kernels as K
 from fastfnn import _tuning
 from fastfnn.gradcheck import gradients
@@ -79,20 +74,6 @@ def test_fits_with_the_tile_kernel_and_with_gemm_agree(kernel, dtype, solver):
                                atol=tol)
 
 
-def test_predictions_do_not_depend_on_how_many_rows_come_together():
-    """Whatever the measured choice, a row's prediction is the same bits alone, in a small
-    batch (the small-input path) and among many (the chunked path)."""
-    rng = np.random.RandomState(1)
-    X = rng.randn(2000, 16)
-    clf = FNNClassifier(hidden_layer_sizes=(32, 64), max_iter=3, random_state=0)
-    with pytest.warns(Warning):
-        clf.fit(X, X[:, 0] > 0)
-    many = clf.predict_proba(X)
-    for r in (0, 7, 1999):
-        np.testing.assert_array_equal(clf.predict_proba(X[r:r + 1])[0], many[r])
-    np.testing.assert_array_equal(clf.predict_proba(X[:10]), many[:10])
-
-
 def test_the_limit_is_the_largest_side_won_with_every_smaller_one(monkeypatch):
     """measure() against its own timings: the rule applied by hand."""
     plan = {0: [1, 1, 0, 1], 1: [1, 1, 1, 1, 1, 1, 1, 1], 2: [0]}  # 1: the tile kernel wins
@@ -126,65 +107,41 @@ def test_measure_times_real_kernels():
         assert limit == won
 
 
-CHOOSE = textwrap.dedent("""
-    import json, sys
-    from fastfnn import _tuning
-    measured = []
-    real = _tuning.measure
-    _tuning.measure = lambda name: measured.append(name) or real(name)
-    limits = [list(_tuning.tile_limits(name)) for name in ("float64", "float32")]
-    print(json.dumps({"limits": limits, "measured": measured}))
-""")
+@pytest.mark.parametrize("text, limits", [("", None), ("auto", None), ("off", OFF),
+                                          ("on", ON)])
+def test_the_tile_choice_is_the_rule_never_a_timing(monkeypatch, text, limits):
+    """Every process chooses alike, whatever this moment's timings would say: the rule for the
+    CPU's vector width (or FASTFNN_TILE's override), and nothing is measured."""
+    def fail(name):
+        raise AssertionError("measured")
+
+    monkeypatch.setattr(_tuning, "measure", fail)
+    monkeypatch.setattr(_tuning, "_limits", {})
+    monkeypatch.setenv("FASTFNN_TILE", text)
+    for name in ("float64", "float32"):
+        rule = _tuning.RULES.get(K.VECTOR_BYTES, {}).get(name, OFF)
+        assert _tuning.tile_limits(name) == (rule if limits is None else limits)
 
 
-def _choose_in_new_process(cache, **env):
-    done = subprocess.run([sys.executable, "-c", CHOOSE], capture_output=True, text=True,
-                          env=dict(os.environ, FASTFNN_CACHE_DIR=str(cache), **env),
-                          timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-@pytest.mark.slow
-def test_a_second_process_reads_the_first_ones_measurement(tmp_path):
-    env = {"FASTFNN_TILE": ""}
-    first = _choose_in_new_process(tmp_path, **env)
-    second = _choose_in_new_process(tmp_path, **env)
-    assert first["measured"] == ["float64", "float32"] and second["measured"] == []
-    assert second["limits"] == first["limits"]
-    table = json.loads((tmp_path / _tuning.FILE).read_text())
-    (entries,) = table.values()  # one machine
-    assert [entries[name]["limits"] for name in ("float64", "float32")] == first["limits"]
-
-
-@pytest.mark.slow
-def test_fastfnn_tile_overrides_and_an_unwritable_cache_measures_in_process(tmp_path):
-    assert _choose_in_new_process(tmp_path, FASTFNN_TILE="off") == {
-        "limits": [list(OFF)] * 2, "measured": []}
-    assert _choose_in_new_process(tmp_path, FASTFNN_TILE="on") == {
-        "limits": [list(ON)] * 2, "measured": []}
-    blocked = tmp_path / "a-file"
-    blocked.write_text("not a folder")
-    done = _choose_in_new_process(blocked, FASTFNN_TILE="")
-    assert done["measured"] == ["float64", "float32"]
-
-
-def test_describe_names_each_dtype_and_product(kernel):
+def test_describe_names_each_dtype_and_product(kernel, monkeypatch):
     kernel(OFF)
-    lines = _tuning.describe()  # no timings when the choice is set, not measured
+    monkeypatch.setattr(_tuning, "measure", lambda name: {"timings": []})
+    lines = _tuning.describe()
     assert len(lines) == 2 and lines[0].startswith("float64") and lines[1].startswith("float32")
     for line in lines:
         assert all(p in line for p in _tuning.PRODUCTS) and "none (gemm only)" in line
     assert f"{K.VECTOR_BYTES}-byte vectors" in lines[0]
 
 
-def test_describe_gives_the_timings_behind_a_measured_choice(monkeypatch):
+def test_describe_gives_this_machines_timings_beside_the_rule(monkeypatch):
     timings = [["A @ W", 16, 1.0, 2.0], ["A @ W", 32, 2.0, 1.0], ["A.T @ D", 16, 2.0, 1.0]]
+    monkeypatch.setattr(_tuning, "measure", lambda name: {"timings": timings})
     for name in ("float64", "float32"):
         monkeypatch.setitem(_tuning._limits, np.dtype(name),
-                            (_tuning.Limits(256, 0, 0), "measured", timings))
+                            (_tuning.Limits(256, 0, 0), "the rule", []))
     lines = _tuning.describe()
     assert "A @ W up to 16 x 16" in lines[0] and "A.T @ D up to none (gemm only)" in lines[0]
-    assert lines[1].endswith("A @ W, gemm time / tile time by side on 64 rows: 16: 2.00x, "
-                             "32: 0.50x")
-    assert lines[2].endswith("A.T @ D, gemm time / tile time by side on 64 rows: 16: 0.50x")
+    assert lines[1].endswith("A @ W, gemm time / tile time by side on 64 rows, timed now (up to "
+                             "the first loss): 16: 2.00x, 32: 0.50x")
+    assert lines[2].endswith("A.T @ D, gemm time / tile time by side on 64 rows, timed now (up "
+                             "to the first loss): 16: 0.50x")

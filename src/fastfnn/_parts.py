@@ -1,42 +1,33 @@
-"""How many parts a batch's rows are split into for threads, and how many threads a prediction's
-chunks run on: both measured on the machine, once.
+"""How many parts a batch's rows are split into (a rule), and how many threads run the parts of
+a batch or a prediction's chunks (measured on the machine, once).
 
-Training may split each minibatch's rows into ``PARTS`` parts whose gradient sums run on threads
-of their own and are added in part order (``_kernels.run_batches_parallel_``), so a fit gives the
-same bits on one thread or several. The split pays when the batch holds enough work to outweigh
-the fork and join, adding the parts' gradients, and the other cores' availability; where that
-starts depends on the CPU, its cores and its BLAS, so it is timed, not assumed:
+Training splits each minibatch of at least ``SPLIT_FLOPS`` training flops into ``PARTS`` parts
+whose gradient sums are computed on their own and added in part order
+(``_kernels.run_batches_parallel_``). The parts decide the bits, so they follow from the problem
+alone (:func:`training_parts`: the same on every machine, thread count and measurement;
+``FASTFNN_SPLIT_FLOPS`` sets the rule's threshold instead, ``inf`` never splits). Whether the
+parts run on threads of their own is the speed only, and depends on the CPU, its cores and its
+BLAS, so it is timed, not assumed (:func:`training_threads`):
 
 * for each dtype, the compiled training loop (with Adam, the default solver, so that a first
   fit that splits reuses what the timing compiled) runs batches of ``ROWS`` rows through
   networks of ``LAYERS`` square relu layers, ``width`` wide (``WIDTHS``, the work about
   doubling from one to the next), whole on one thread and in ``PARTS`` parts on ``PARTS``
   threads, back to back (each first in every other round); a round times such a pair at every
-  width, and the median over ``ROUNDS`` rounds of a width's time ratios is the split's gain
-  there. Each pair sees the same state of a busy machine, and each width's rounds are spread
-  over the whole measurement, so a shared host's slow spells and the order of the two weigh
-  little;
-* the split wins at a width when its gain is at least ``MARGIN``: enough to be worth a second
-  core and a second gradient buffer;
-* batches of at least the training work (:func:`batch_flops`) of the first of two widths in a
-  row where the split won are split (a win at the widest width alone counts: past the timed
-  range the split is taken), else from twice the widest width's work: a win at two widths in a
-  row is taken to hold for all wider ones, since there the work to split only grows against
-  the fixed costs of a split.
+  width, and the median over ``ROUNDS`` rounds of a width's time ratios is the gain there.
+  Each pair sees the same state of a busy machine, and each width's rounds are spread over the
+  whole measurement, so a shared host's slow spells and the order of the two weigh little;
+* two threads win at a width when the gain is at least ``MARGIN``;
+* split batches of at least the training work (:func:`batch_flops`) of the first of two widths
+  in a row that won run their parts on threads of their own (a win at the widest width alone
+  counts), else from twice the widest width's work.
 
-The result is kept with the product choices (``_tuning.cached``: one file, keyed by the CPU,
+The result is kept with the other measurements (``_tuning.cached``: one file, keyed by the CPU,
 its CPU count, OpenBLAS's kernels and fastfnn's version, each entry validated on reading against
-its schema, ``_tuning.SCHEMAS``; the build's precompile step ships its own in the wheel), so
-every process on the machine splits the same batches, whatever its thread limits: the parts
-decide the bits, the thread count never does. The measurement (1.5-2.5 s per dtype, once per
-machine) runs on ``PARTS`` threads whenever the process's CPU affinity holds
-that many, even where ``FASTFNN_NUM_THREADS`` or a Dask worker allows fewer. A process that
-cannot run ``PARTS`` threads at all (pinned to fewer CPUs, one Numba thread as in a loky worker,
-forked from a process that ran OpenMP) and finds no measurement has a fresh process, free of its
-limits, measure for the machine. Only where no process here can (no thread-safe threading
-layer), or the machine has fewer than ``PARTS`` CPUs, is nothing split.
-``FASTFNN_SPLIT_FLOPS`` sets the threshold instead (a number of flops; ``inf`` never splits;
-empty: unset; read through ``_env``). ``describe()`` says what was chosen and why.
+its schema, ``_tuning.SCHEMAS``; the build's precompile step ships its own in the wheel). The
+measurement (1.5-2.5 s per dtype, once per machine) runs where the process can run ``PARTS``
+threads; one that cannot runs its parts on one thread and measures nothing.
+``describe()`` says what was chosen and why.
 
 Prediction (:func:`prediction_threads`) runs the forward pass in chunks of ``PREDICT_CHUNK`` rows;
 a row's result never depends on its chunk, so the threads change only the speed. Chunks run on
@@ -48,8 +39,6 @@ file; a process that cannot run two threads predicts on one and measures nothing
 """
 
 import os
-import subprocess
-import sys
 import threading
 import time
 
@@ -60,6 +49,10 @@ from .network import PREDICT_CHUNK, DataSource, Network
 from .optimizers import Adam
 
 PARTS = 2  # parts of a split batch: each beyond the first holds a gradient-sized buffer
+# The training flops of a batch from which it is split into parts, on every machine (where the
+# split on two threads gained 1.1-1.4x on a Zen 3 EPYC: 1.2 MFLOP float64, 2.7-4.7 float32; in
+# parts on one thread it costs 1-15% more than whole, so not much lower).
+SPLIT_FLOPS = {"float64": 2e6, "float32": 4e6}
 FULL_BATCH_ROWS = 4096  # full-batch (L-BFGS) parts: one per FULL_BATCH_ROWS rows ...
 FULL_BATCH_PARTS = 8  # ... up to this many
 ROWS = 64  # rows of a timed batch (32 a part): common batch sizes are 32-256
@@ -92,12 +85,24 @@ SMALLEST = batch_flops(_ladder_sizes(WIDTHS[0]), ROWS)  # below it, nothing is m
 
 def training_parts(sizes, batch_size, dtype):
     """Parts each minibatch's rows are split into: ``PARTS`` (each part keeping at least 8
-    rows) for batches of at least :func:`split_flops` training flops, else 1. Chosen from the
-    problem and the machine's measurement, never from the thread count."""
-    flops = batch_flops(sizes, batch_size)
-    if flops < split_flops(dtype, batch=flops):
+    rows) for batches of at least :func:`split_flops` training flops, else 1. A function of
+    the problem only: the parts decide the bits, so neither the thread count nor a
+    measurement may."""
+    if batch_flops(sizes, batch_size) < split_flops(dtype):
         return 1
     return max(1, min(PARTS, batch_size // 8))
+
+
+def training_threads(sizes, batch_size, dtype, parts):
+    """Threads that run a batch's ``parts``: up to one per part (``_threads.part_threads``)
+    where the batch's work is at least :func:`parallel_flops`, the measured point from which a
+    split batch on two threads beat the whole batch on one here, else 1. The speed only: the
+    parts are added in the same order on any number of threads."""
+    threads = _threads.part_threads(parts)  # read (and checked) on every fit
+    flops = batch_flops(sizes, batch_size)
+    if threads < 2 or flops < parallel_flops(dtype, batch=flops):
+        return 1
+    return threads
 
 
 def full_batch_parts(sizes, rows, dtype):
@@ -109,14 +114,18 @@ def full_batch_parts(sizes, rows, dtype):
     return max(parts, min(FULL_BATCH_PARTS, rows // FULL_BATCH_ROWS))
 
 
-def split_flops(dtype, batch=np.inf):
-    """The training flops from which a ``dtype`` batch is split on this machine (``inf``:
-    never): ``FASTFNN_SPLIT_FLOPS``, else the cached measurement, else measured now. A caller
-    whose ``batch`` has less work than any timed one (SMALLEST, below every threshold) gets
-    ``inf`` without a measurement."""
+def split_flops(dtype):
+    """The training flops from which a ``dtype`` batch is split into parts: ``SPLIT_FLOPS``
+    (a rule, the same on every machine), or ``FASTFNN_SPLIT_FLOPS`` (``inf``: never)."""
     env = _env_flops()
-    if env is not None:
-        return env
+    return SPLIT_FLOPS[np.dtype(dtype).name] if env is None else env
+
+
+def parallel_flops(dtype, batch=np.inf):
+    """The training flops from which a split ``dtype`` batch runs its parts on threads of their
+    own on this machine (``inf``: never): the cached measurement, else measured now where
+    this process can run ``PARTS`` threads. A caller whose ``batch`` has less work than any
+    timed one (SMALLEST) gets ``inf`` without a measurement."""
     key = ("training", np.dtype(dtype))
     if key not in _chosen and batch < SMALLEST:
         return np.inf
@@ -142,42 +151,15 @@ def _env_flops():
 
 
 def _choose(dtype):
-    """``(threshold, how, timings)`` for ``dtype`` (module docstring). A process that cannot
-    run PARTS threads has a fresh process measure for the machine."""
+    """``(threshold, how, timings)`` of training's threads for ``dtype`` (module docstring). A
+    process that cannot run PARTS threads runs parts on one and measures nothing."""
     if (os.cpu_count() or 1) < PARTS:
         return np.inf, f"fewer than {PARTS} CPUs", []
     name = f"training split {dtype.name}"
     entry, how = _tuning.cached(name, lambda: measure(dtype.name), may_measure=can_measure())
     if entry is None:
-        _measure_in_a_fresh_process(dtype)
-        entry, how = _tuning.cached(name, None, may_measure=False)
-    if entry is None:
-        return np.inf, f"not measured: no process here could run {PARTS} threads", []
+        return np.inf, f"not measured: this process cannot run {PARTS} threads", []
     return max(SMALLEST, float(entry["split_flops"])), how, entry["timings"]
-
-
-# What limits a process's threads: the fresh process that measures for the machine is free of it.
-THREAD_LIMITS = ("FASTFNN_NUM_THREADS", "NUMBA_NUM_THREADS", "OMP_NUM_THREADS",
-                 "FASTFNN_SPLIT_FLOPS")
-
-
-def _measure_in_a_fresh_process(dtype):
-    """Runs :func:`split_flops` in a fresh Python process on every CPU of the machine, free of
-    this one's thread limits (a loky worker's one Numba thread, a pin to one CPU, a fork of a
-    process that ran OpenMP): it measures and keeps the result, as any process that can would.
-    Failures leave nothing kept."""
-    env = {k: v for k, v in os.environ.items() if k not in THREAD_LIMITS}
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # holds this fastfnn
-    env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
-    code = ("import os\n"
-            "try:\n    os.sched_setaffinity(0, range(os.cpu_count()))\n"
-            "except (AttributeError, OSError):\n    pass\n"
-            f"from fastfnn import _parts\n_parts.split_flops({dtype.name!r})\n")
-    try:
-        subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                       timeout=900, check=False)
-    except (OSError, subprocess.SubprocessError):
-        pass
 
 
 def can_measure():
@@ -280,13 +262,14 @@ def describe():
     timings behind it."""
     lines = []
     for name in ("float64", "float32"):
-        flops = split_flops(name)
-        _, how, timings = (_chosen[("training", np.dtype(name))] if _env_flops() is None
-                           else (flops, "FASTFNN_SPLIT_FLOPS", []))
-        rule = ("every batch runs whole on one thread" if flops == np.inf
-                else f"batches of >= {flops:.3g} training flops are split into {PARTS} "
-                "parts, one thread each; smaller ones run whole on one thread")
-        lines.append(f"{name} training: {rule} ({how})")
+        flops, threads = split_flops(name), parallel_flops(name)
+        _, how, timings = _chosen[("training", np.dtype(name))]
+        rule = ("every batch is computed whole" if flops == np.inf
+                else f"batches of >= {flops:.3g} training flops are split into {PARTS} parts "
+                f"({'FASTFNN_SPLIT_FLOPS' if _env_flops() is not None else 'the rule'})")
+        run = ("the parts run on one thread" if threads == np.inf
+               else f"the parts run on one thread each from {threads:.3g} flops")
+        lines.append(f"{name} training: {rule}; {run} ({how})")
         lines += _gains_line(f"{name} one thread's time / the split's by width, {ROWS}-row "
                              "batches", timings)
     lines.append(f"L-BFGS: split batches of all rows get one part per {FULL_BATCH_ROWS} rows, "

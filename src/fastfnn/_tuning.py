@@ -1,24 +1,30 @@
-"""Which kernel computes a layer's products, measured on the machine that runs them, once.
+"""Which kernel computes a layer's products: a rule by the CPU's vector width, never a timing;
+and the file of the measurements that choose threads (:func:`cached`).
 
 A layer's three products (the forward's ``A @ W``, the weight gradient's ``A.T @ D``, the delta
 recursion's ``D @ W.T``) run either in the tile kernel (``_kernels.tile_gemm_``: the output
 tile in registers, no packing, no call) or in the private BLAS's gemm (packing and cache
-blocking, a fixed cost per call). Which is faster depends on the CPU and on OpenBLAS's kernels
-for it, so the crossover is timed here, not assumed: for each dtype and product, both kernels
-run layers of ``side x side`` weights on ``ROWS`` rows, sides growing (``SIDES``), alternating,
-medians of ``ROUNDS``; the tile kernel takes every layer up to the largest side where it won at
-that side and every smaller one (``Limits``: a weight count per product; 0: never).
+blocking, a fixed cost per call). The two round differently, and a fit's bits may depend on
+the data, the parameters and the seed only, so the choice is a rule (``RULES``: the largest
+layer, in weights, each product gives the tile kernel, by the vector width and dtype), not a
+timing of the moment: a busy machine cannot change a result, and every process on a machine
+chooses alike. The rule was read off the crossovers :func:`measure` timed on both kinds of
+machine this was tuned on: a Zen 3 EPYC (32-byte vectors; OpenBLAS's Haswell kernels), where the
+tile kernel beat gemm up to 96 x 96 to 256 x 256 weights, and a Rocket Lake Xeon (64-byte
+vectors; SkylakeX kernels, whose small-matrix gemm beat it from 16 x 16 in ``A @ W`` and
+``A.T @ D``). ``FASTFNN_TILE=off`` keeps every product on gemm, ``on`` takes the tile kernel
+wherever the vector width allows (``auto``, the default: the rule); either changes rounding,
+as choosing another BLAS would. Prediction takes the tile kernel for every layer
+(``_kernels.EVERY_SHAPE``), whatever this says. ``describe()`` gives the rule and this
+machine's timings beside it (``fastfnn bench`` prints them).
 
-The result is kept on disk (``kernel-choices.json`` in fastfnn's cache folder, ``_cache``, keyed
-by the CPU, its features, the CPU count, OpenBLAS's kernels and fastfnn's version; written under
-a file lock, so processes that start together measure once: :func:`cached`, which also keeps
-``_parts``' measurements of the training split and of prediction's threads), and every later
-process on the machine reads it: the same choices, hence the same bits, run after run. What is
-read there (or in the copy the wheel ships, ``SHIPPED``) is a hint: an entry that does not
-validate against its schema (:func:`entry_problem`, one for each kind of entry) is ignored, then
-measured again and written over. ``FASTFNN_TILE=off`` keeps every product on gemm, ``on`` takes
-the tile kernel wherever the vector width allows; either skips the measurement (``auto``, the
-default, measures). ``describe()`` says what was chosen and why (``fastfnn bench`` prints it).
+Measurements that change only the speed (``_parts``: the threads of split batches and of
+prediction's chunks) are kept on disk (``kernel-choices.json`` in fastfnn's cache folder,
+``_cache``, keyed by the CPU, its features, the CPU count, OpenBLAS's kernels and fastfnn's
+version; written under a file lock, so processes that start together measure once:
+:func:`cached`). What is read there (or in the copy the wheel ships, ``SHIPPED``) is a hint: an
+entry that does not validate against its schema (:func:`entry_problem`, one for each kind of
+entry) is ignored, then measured again and written over.
 """
 
 import math
@@ -56,9 +62,17 @@ class Limits(NamedTuple):
 _limits = {}  # np.dtype -> (Limits, where they came from, timings), this process's memo
 
 
+# The tile kernel's share of each product (``Limits``) by vector width (bytes) and dtype.
+RULES = {
+    32: {"float64": Limits(96 * 96, 192 * 192, 96 * 96),
+         "float32": Limits(256 * 256, 256 * 256, 96 * 96)},
+    64: {"float64": Limits(0, 0, 96 * 96), "float32": Limits(0, 0, 96 * 96)},
+}
+
+
 def tile_limits(dtype):
     """The ``Limits`` for ``dtype`` (float32 or float64) on this machine: FASTFNN_TILE's, else
-    the cached measurement, else measured now (about 0.1 s) and cached."""
+    the rule for the CPU's vector width (``RULES``; gemm only for widths it does not name)."""
     dtype = np.dtype(dtype)  # the key: a dtype's name costs microseconds, per predict call
     if dtype not in _limits:
         _limits[dtype] = _choose(dtype.name)
@@ -71,8 +85,8 @@ def _choose(name):
         return Limits(0, 0, 0), "FASTFNN_TILE=off", []
     if mode == "on":
         return Limits(UNLIMITED, UNLIMITED, UNLIMITED), "FASTFNN_TILE=on", []
-    entry, how = cached(name, lambda: measure(name))
-    return Limits(*entry["limits"]), how, entry["timings"]
+    rule = RULES.get(K.VECTOR_BYTES, {}).get(name, Limits(0, 0, 0))
+    return rule, f"the rule for {K.VECTOR_BYTES}-byte vectors", []
 
 
 def cached(name, measure_now, may_measure=True):
@@ -288,12 +302,13 @@ def now():
 
 
 def describe():
-    """Lines per dtype: the tile kernel's limits, where they came from, and why (gemm's time
-    over the tile kernel's at each side timed)."""
+    """Lines per dtype: the tile kernel's limits, where they came from, and this machine's
+    timings beside them (gemm's time over the tile kernel's at each side, timed now)."""
     lines = []
     for name in ("float64", "float32"):
         limits = tile_limits(name)
-        _, how, timings = _limits[np.dtype(name)]
+        _, how, _ = _limits[np.dtype(name)]
+        timings = measure(name)["timings"]
         sides = ", ".join(f"{p} up to {_side(v)}" for p, v in zip(PRODUCTS, limits))
         lines.append(f"{name} layer products: the tile kernel ({K.VECTOR_BYTES}-byte vectors) "
                      f"for layers of {sides} weights, gemm above ({how})")
@@ -302,7 +317,7 @@ def describe():
                      if p == product]
             if speed:
                 lines.append(f"  {name} {product}, gemm time / tile time by side on {ROWS} "
-                             f"rows: {', '.join(speed)}")
+                             f"rows, timed now (up to the first loss): {', '.join(speed)}")
     return lines
 
 

@@ -12,9 +12,9 @@ waits for it:
   the machine has them), the full-batch gradient, the validation loss of early stopping,
   prediction of many rows and of a few;
 * the small-product tile kernel, and the timings the first fit on a machine runs and keeps in
-  fastfnn's cache folder (so the later first fit reads them): the tile kernel's crossover with
-  gemm, from which batch size splitting a batch over two threads pays, and from which chunk
-  size a prediction's chunks run on threads of their own (``_parts``).
+  fastfnn's cache folder (so the later first fit reads them): from which batch size a split
+  batch's parts run on two threads, and from which chunk size a prediction's chunks run on
+  threads of their own (``_parts``).
 
 Installing fastfnn from source (``pip install .``) runs it at build time, so the wheel carries
 the cache for the machine that built it; Numba loads it only on a machine whose CPU, Numba

@@ -18,7 +18,7 @@ import scipy.optimize
 from sklearn.model_selection import train_test_split
 from sklearn.exceptions import ConvergenceWarning
 
-from ._parts import full_batch_parts, prediction_threads, training_parts
+from ._parts import full_batch_parts, prediction_threads, training_parts, training_threads
 from ._threads import numba_threads, part_threads
 from ._validation import check_optimize_result, lbfgs_iprint_options
 from .losses import loss_value
@@ -168,7 +168,7 @@ def fit_stochastic(state, cfg, X, Y, sw, random_state, incremental, stratify, sc
     data = source.data(Y, sw)
     batch_size = batch_size_for(cfg, n)
     parts = training_parts(net.sizes, batch_size, net.dtype)
-    threads = part_threads(parts)
+    threads = training_threads(net.sizes, batch_size, net.dtype, parts)
     work = net.workspace(batch_size, parts)
     loop = _EpochLoop(net, data, work, batch_size, cfg.alpha, threads)
     with numba_threads(threads):
