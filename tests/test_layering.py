@@ -32,7 +32,8 @@ purpose, where it belongs. Import cycles between modules fail as well.
     activations, _version
     _kernels                  the compiled code: imports only the BLAS it calls
     _blas                     the private BLAS: imports only the environment's reader
-    _env                      the FASTFNN_* variables: imports nothing of the package
+    _env, _notice             the FASTFNN_* variables; the first compile's notice: nothing of
+                              the package
 
 Oracle: the source itself, parsed with ``ast`` (nothing is imported).
 """
@@ -67,7 +68,7 @@ LAYERS = [
     ["activations", "_version"],
     ["_kernels"],
     ["_blas"],
-    ["_env"],
+    ["_env", "_notice"],
 ]
 # Units that may import only these units of the package (besides their own modules).
 ONLY = {

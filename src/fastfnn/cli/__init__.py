@@ -19,6 +19,7 @@ is a client of fastfnn's public API only.
 """
 
 import argparse
+import logging
 import os
 import sys
 
@@ -35,6 +36,7 @@ from .options import CLIError
 def main(argv=None):
     """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    _show_notices()
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     if args.command is None:
@@ -62,6 +64,21 @@ def main(argv=None):
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         _error(args.command, f"{type(exc).__name__}: {message} (FASTFNN_DEBUG=1 shows where)")
         return 1
+
+
+class _StderrHandler(logging.Handler):
+    """fastfnn's log lines (a first compile's notice) on the current stderr, one line each."""
+
+    def emit(self, record):
+        print(f"fastfnn: note: {record.getMessage()}", file=sys.stderr, flush=True)
+
+
+def _show_notices():
+    """Print the ``fastfnn`` logger's notices on stderr (once per process)."""
+    logger = logging.getLogger("fastfnn")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        logger.addHandler(_StderrHandler(logging.INFO))
+        logger.propagate = False
 
 
 def _debugging():
