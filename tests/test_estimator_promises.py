@@ -266,7 +266,8 @@ def _np_loss(coefs, intercepts, X, Y, alpha, loss, activation):
         if i < len(coefs) - 1:
             A = np.tanh(A) if activation == "tanh" else np.maximum(A, 0)
     R = np.abs(A - Y)
-    per_output = np.where(R <= 1, 0.5 * R * R, R - 0.5) if loss == "huber" else R
+    per_output = {"huber": np.where(R <= 1, 0.5 * R * R, R - 0.5), "absolute_error": R,
+                  "squared_error": 0.5 * R * R}[loss]
     l2 = 0.5 * alpha * sum((W * W).sum() for W in coefs) / len(X)
     return per_output.sum(axis=1).mean() + l2
 
@@ -367,3 +368,23 @@ def test_check_gradients_names_targets_of_the_wrong_width_or_class(fitted_pair):
         check_gradients(reg, X, np.c_[y, y])
     with pytest.raises(ValueError, match="classes_"):
         check_gradients(clf, X, np.full(50, 7))
+
+
+def test_check_gradients_checks_the_fitted_loss_after_the_parameter_changes(tmp_path):
+    """Losses that share an output (identity: squared error, huber, absolute error) cannot be
+    told apart from it: the fit records its loss, which set_params and a model file keep."""
+    X, y = data(n=60, seed=3)
+    y = 4 * y
+    est = FNNRegressor(hidden_layer_sizes=(5,), activation="tanh", alpha=0.1, max_iter=5,
+                       random_state=0).fit(X, y)
+    est.set_params(loss="huber")
+    fastfnn.save_model(est, tmp_path / "m.skops")
+    for model in (est, fastfnn.load_model(tmp_path / "m.skops")):
+        Xc, yc = X[:30], y[:30]
+        want_W, want_b = _np_finite_differences(model.coefs_, model.intercepts_, Xc,
+                                                yc[:, None], model.alpha, "squared_error",
+                                                "tanh", 1e-6)
+        net, Xn, Y, sw, alpha = model._gradient_problem(Xc, yc)
+        analytic, _ = gradients(net, Xn, Y, sw, alpha, eps=1e-6)
+        for g, w in zip(net.coefs(analytic) + net.intercepts(analytic), want_W + want_b):
+            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-7)

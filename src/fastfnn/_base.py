@@ -167,8 +167,14 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         raise NotImplementedError
 
     def _fitted_loss(self, strict=False):
-        """The loss the fitted network was trained with. ``strict``: ValueError where the
-        parameters no longer tell it (else a loss that goes with ``out_activation_``)."""
+        """The loss the fitted network was trained with: recorded by the fit (``_loss``); for a
+        model saved before fits recorded it, the subclass's reading of the parameters
+        (``strict``: ValueError where they no longer tell it)."""
+        loss = self.__dict__.get("_loss")
+        return loss if loss is not None else self._loss_from_parameters(strict)
+
+    def _loss_from_parameters(self, strict):
+        """The fitted loss as the parameters and ``out_activation_`` tell it (no ``_loss``)."""
         raise NotImplementedError
 
     def _output_activation(self):
@@ -284,6 +290,7 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
                 observer.close()
         _check_converged(state, net, stochastic)
         fitstate.publish(state, self, stochastic)
+        self._loss = net.loss  # what the network was trained with, whatever set_params does
         if observer is not None:
             observer.finish()
         return self

@@ -32,7 +32,7 @@ import numpy as np
 
 from .activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
 from .fitstate import HISTORY
-from .losses import REGRESSOR_OUTPUTS, check_pair
+from .losses import LOSSES, REGRESSOR_OUTPUTS, check_pair
 from .optimizers import SGD, Adam
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -47,7 +47,7 @@ SKLEARN_ATTRIBUTES = ("_metadata_request", "_sklearn_output_config", "_skl_callb
 # ``feature_names_in_`` (only when fitted on a frame) may be missing.
 FITTED = ("n_features_in_", "n_iter_", "t_", "n_outputs_", "n_layers_", "out_activation_",
           "coefs_", "intercepts_", "loss_")
-OPTIONAL_FITTED = ("_random_state", "feature_names_in_")
+OPTIONAL_FITTED = ("_random_state", "feature_names_in_", "_loss")
 CLASSIFIER_FITTED = ("classes_", "_label_binarizer")
 # Set together by every stochastic fit ('sgd', 'adam'), removed together by a fresh fit.
 STOCHASTIC = tuple(name for name, _, _, _ in HISTORY if name not in ("t_", "loss_")) + (
@@ -234,6 +234,8 @@ def _check_fitted(est, a, classifier):
         _check_classes(a, sizes[-1])
     else:
         check_str(out, "out_activation_", REGRESSOR_OUTPUTS + ("exp",))
+    if "_loss" in a:
+        check_str(a["_loss"], "_loss", tuple(LOSSES))
     try:
         check_pair(est._fitted_loss(), out)
     except ValueError as exc:

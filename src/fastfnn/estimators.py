@@ -184,7 +184,7 @@ class FNNClassifier(ClassifierMixin, BaseFNN):
             return Y
         return self._label_binarizer.inverse_transform(_ravel_single(Y))
 
-    def _fitted_loss(self, strict=False):
+    def _loss_from_parameters(self, strict):
         return "log_loss" if self.out_activation_ == "softmax" else "binary_log_loss"
 
     def _output_activation(self):
@@ -371,10 +371,11 @@ class FNNRegressor(RegressorMixin, BaseFNN):
     def _loss_name(self):
         return self.loss
 
-    def _fitted_loss(self, strict=False):
-        """The ``loss`` parameter where it goes with the fitted ``out_activation_`` (the model
-        has no other record of its loss); else, after ``set_params(loss=...)``, ValueError if
-        ``strict``, or the loss that output implies (enough to build the network)."""
+    def _loss_from_parameters(self, strict):
+        """The ``loss`` parameter where it goes with the fitted ``out_activation_`` (a model
+        saved before fits recorded their loss); else, after ``set_params(loss=...)``,
+        ValueError if ``strict``, or the loss that output implies (enough to build the
+        network)."""
         out = self.out_activation_
         loss = self.loss
         if isinstance(loss, str) and loss in LOSSES and LOSSES[loss].regression \

@@ -76,6 +76,7 @@ import os
 import pkgutil
 import platform
 import secrets
+import stat
 import zipfile
 
 import numpy as np
@@ -291,10 +292,25 @@ def _write_atomically(path, data):
 
 
 def _read_file(path):
+    """The bytes of the regular file ``path``. A directory, a FIFO, a device or a file of more
+    than ``MAX_MODEL_BYTES`` is refused before anything is read (opened without blocking, so a
+    FIFO with no writer cannot hang the load)."""
+    name = os.fspath(path)
     if os.path.isdir(path):
-        raise ModelFileError(f"{os.fspath(path)}: is a directory, not a fastfnn model file.")
-    with open(path, "rb") as f:
-        return f.read()
+        raise ModelFileError(f"{name}: is a directory, not a fastfnn model file.")
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    with os.fdopen(os.open(path, flags | getattr(os, "O_CLOEXEC", 0)), "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ModelFileError(f"{name}: not a regular file (a FIFO, a device or a socket); "
+                                 "a model file is a file written by fastfnn.save_model.")
+        if info.st_size > MAX_MODEL_BYTES:
+            raise ModelFileError(f"{name}: {info.st_size} bytes, more than any model file "
+                                 f"fastfnn reads ({MAX_MODEL_BYTES} bytes); refused unread.")
+        data = f.read(info.st_size + 1)
+    if len(data) != info.st_size:
+        raise ModelFileError(f"{name}: the file changed while it was read; load it again.")
+    return data
 
 
 def _refuse_foreign(data, path):

@@ -187,7 +187,7 @@ class CsvTable:
         if offset:
             kwargs.update(header=None, names=self.headers[path])
         try:
-            return pd.read_csv(io.BytesIO(data), **kwargs)
+            frame = pd.read_csv(io.BytesIO(data), **kwargs)
         except UnicodeDecodeError:
             try:
                 data.decode("utf-8")
@@ -200,6 +200,11 @@ class CsvTable:
         except (pd.errors.ParserError, ValueError) as err:
             raise CsvDataError(f"{self._bad_row(path, offset, start, data)}: not a readable CSV "
                                f"row ({_first_line(err)}).") from None
+        if not frame.index.equals(pd.RangeIndex(len(frame))):
+            # a first row longer than the header: pandas took its first cells as an index
+            raise CsvDataError(f"{self._bad_row(path, offset, start, data)}: a row with more "
+                               "cells than the header.")
+        return frame
 
     def _bad_row(self, path, offset, start, data):
         """'FILE, line N' of the first row whose cell count differs from the header's."""
