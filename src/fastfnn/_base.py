@@ -25,6 +25,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import fitstate
 from ._callbacks import callback_observer
+from ._blas import BLAS
 from ._parts import prediction_threads
 from ._validation import (
     MLP_CONSTRAINTS,
@@ -42,6 +43,9 @@ from .trainer import fit_lbfgs, fit_stochastic
 STOCHASTIC_SOLVERS = ("sgd", "adam")
 # Attributes of scikit-learn's callback machinery, set around a fit by its decorator: a
 # rollback keeps them, so that the callbacks are still torn down after a failed fit.
+# Configuration scikit-learn's setters may store while a fit runs (set_output, set_*_request):
+# kept from the live estimator when the fit publishes, as its parameters are.
+_SET_ANY_TIME = {"_sklearn_output_config", "_metadata_request"}
 _CALLBACK_ATTRIBUTES = ("_callback_fit_ctx", "_skl_callbacks_to_teardown", "_parent_callback_ctx",
                         "_skl_callbacks")
 
@@ -110,7 +114,8 @@ def staged(estimator):
     tears down; a ``RandomState`` passed as ``random_state``, the one object a fit advances in
     place, has its state restored. The fit must not mutate the values it finds (training works
     on copies); the lists among the fitted attributes, which ``fitstate.publish`` extends, are
-    copied here. Parameters set with ``set_params`` while the fit ran are kept.
+    copied here. Parameters set with ``set_params`` while the fit ran are kept, and so is
+    configuration set meanwhile with ``set_output`` or ``set_*_request``.
     """
     live = estimator.__dict__
     params = set(type(estimator)._get_param_names())
@@ -131,7 +136,7 @@ def staged(estimator):
         raise
     fitted = work.__dict__
     current = estimator.__dict__
-    fitted.update({key: current[key] for key in params if key in current})
+    fitted.update({key: current[key] for key in params | _SET_ANY_TIME if key in current})
     estimator.__dict__ = fitted
 
 
@@ -245,6 +250,7 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
 
     def _fit(self, X, y, sample_weight=None, incremental=False, classes=None):
         """fit / partial_fit on a staged copy of the attributes, published on success."""
+        BLAS.prepare()
         with staged(self) as work, explained_errors():
             work._fit_and_publish(X, y, sample_weight, incremental, classes)
         return self
@@ -418,6 +424,7 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         if "coefs_" not in self.__dict__:
             check_is_fitted(self)
         check_prediction_activation(self)
+        BLAS.prepare()
         out = self._forward_small(X)
         if out is not None:
             return out

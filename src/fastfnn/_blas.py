@@ -6,9 +6,11 @@ here by name so that cached kernels stay valid across processes). They are bound
 that the declared dependency ``scipy-openblas32`` installs (wheels for Linux, macOS and Windows):
 a library file of its own, apart from the copies SciPy and NumPy bundle, hence globals and a
 thread count of its own. fastfnn sets it to one thread and holds it there
-(:meth:`PrivateBLAS.hold_one_thread`, at every fit and prediction: threadpoolctl lists it like any
-BLAS, and a ``threadpool_limits`` block may have raised it); parallel work is split by fastfnn
-itself into parts of fixed size (see ``_threads``). So
+(:meth:`PrivateBLAS.prepare`, at every fit and prediction: threadpoolctl lists it like any BLAS,
+and a ``threadpool_limits`` block may have raised it; a block that raises it in another thread
+while a fit runs may make that fit's larger products use more threads until the next fit or
+prediction); parallel work is split by fastfnn itself into parts of fixed
+size (see ``_threads``). So
 
 * a fit or a prediction never changes a thread count that other code relies on (SciPy's,
   NumPy's), and concurrent fits and predictions in several threads do not interfere;
@@ -175,15 +177,13 @@ class PrivateBLAS:
         self.dgemm, self.sgemm = (ctypes.cast(f, ctypes.c_void_p).value for f in (dgemm, sgemm))
         self.private = True
 
-    def check(self):
-        """Raise the ``ValueError`` of a bad ``FASTFNN_BLAS`` (kept from import, so that
-        ``import fastfnn`` and ``fastfnn --version`` still work)."""
+    def prepare(self):
+        """Before a fit or a prediction: raise the ``ValueError`` of a bad ``FASTFNN_BLAS``
+        (kept from import, so that ``import fastfnn`` and ``fastfnn --version`` still work),
+        and set the private library back to one thread where something (a
+        ``threadpool_limits`` block) changed it: the cores' budget assumes one."""
         if self.error is not None:
             raise self.error
-
-    def hold_one_thread(self):
-        """Set the private library back to one thread where something (a ``threadpool_limits``
-        block) changed it: the products' bits and the cores' budget assume one."""
         if self.private and self._get_threads() != 1:
             self._set_threads(1)
 

@@ -69,6 +69,15 @@ _chosen = {}  # (what, np.dtype) -> (threshold flops, how, timings): this proces
 _choosing = threading.Lock()
 
 
+def _fresh_lock_in_child():
+    """A forked child starts unlocked: the thread that was measuring is not in it."""
+    global _choosing
+    _choosing = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_fresh_lock_in_child)
+
+
 def batch_flops(sizes, rows):
     """Training flops of a batch of ``rows`` rows: 6 * rows * sum(fan_in * fan_out)."""
     sizes = np.asarray(sizes)

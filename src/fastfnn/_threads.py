@@ -74,10 +74,7 @@ def _dask_worker_threads():
 def max_threads():
     """The threads fastfnn may use: ``FASTFNN_NUM_THREADS`` if set (a positive integer, else
     ValueError), else the least of the host's limits (module docstring). Read at every fit and
-    prediction, which is also when a bad ``FASTFNN_BLAS`` is reported and the private BLAS is
-    held at one thread."""
-    _blas.BLAS.check()
-    _blas.BLAS.hold_one_thread()
+    prediction."""
     env = _env.positive_int("FASTFNN_NUM_THREADS", "a thread count")
     if env is not None:
         return env

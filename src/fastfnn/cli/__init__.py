@@ -76,9 +76,8 @@ class _StderrHandler(logging.Handler):
 def _show_notices():
     """Print the ``fastfnn`` logger's notices on stderr (once per process)."""
     logger = logging.getLogger("fastfnn")
-    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+    if not logger.handlers:  # an application that set its own handler keeps it
         logger.addHandler(_StderrHandler(logging.INFO))
-        logger.propagate = False
 
 
 def _debugging():

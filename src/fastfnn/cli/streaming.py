@@ -114,7 +114,7 @@ def fit_stream(args, reason, describe, write_outputs):
     bar = _Bar(args.epochs, disable=args.quiet, before=notes.flush)
     try:
         with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+            warnings.simplefilter("default")  # each distinct warning once, not every repeat
             notes.caught = caught
             result = _fit(scaling, args, targets, validation, patience, bar)
     finally:

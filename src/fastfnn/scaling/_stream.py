@@ -173,16 +173,16 @@ def _column(names, col):
 
 
 def _standardised(X, scaler, dtype, perm=None):
-    """``scaler.transform(X)`` as a new ``dtype`` array (rows in ``perm``'s order), computed in
-    place on one copy: ``(X - mean_) / scale_``, as the scaler computes it."""
-    A = np.asarray(X)
-    B = np.take(A, perm, axis=0) if perm is not None else np.array(A, dtype=np.float64)
-    B = B.astype(dtype, copy=False)
+    """``scaler.transform(X)`` as a new ``dtype`` array (rows in ``perm``'s order): ``(X -
+    mean_) / scale_`` in float64 on one copy, as the scaler computes it, then rounded to
+    ``dtype`` once (float32: a second copy), so training sees the values prediction will."""
+    A = np.asarray(X, dtype=np.float64)
+    B = np.take(A, perm, axis=0) if perm is not None else np.array(A)
     if scaler.with_mean:
         B -= scaler.mean_
     if scaler.with_std:
         B /= scaler.scale_
-    return B
+    return B.astype(dtype, copy=False)
 
 
 @dataclass
