@@ -500,3 +500,20 @@ def test_import_fastfnn_touches_no_cache_folder(tmp_path):
                           timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert list(home.iterdir()) == []
+
+
+def test_a_lock_held_too_long_is_not_waited_for(cache, monkeypatch):
+    """Another process holding the lock (stopped, hung): after LOCK_SECONDS this one measures
+    for itself and keeps nothing, rather than waiting for ever."""
+    import fcntl
+
+    monkeypatch.setattr(_cache, "LOCK_SECONDS", 0.2)
+    cache.mkdir(mode=0o700)
+    holder = os.open(cache / (_tuning.FILE + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)  # another open file description: another holder
+        entry, how = _tuning.cached("float64", fake())
+    finally:
+        os.close(holder)
+    assert entry == MEASURED and "measured by this process" in how
+    assert not (cache / _tuning.FILE).exists()

@@ -77,17 +77,19 @@ def _plain_training_arrays(estimator, X, y, reset):
 
 # One lock per estimator, held by its fit / partial_fit for the whole call. Kept here rather
 # than on the estimator, so that copies, pickles, clones, skops files and ``get_params`` never
-# meet a lock (each copy gets its own on its first fit).
-_FIT_LOCKS = weakref.WeakKeyDictionary()
+# meet a lock (each copy gets its own on its first fit). Keyed by identity, not by hash (a
+# subclass may define __eq__ without __hash__); an entry goes when its estimator does.
+_FIT_LOCKS = {}
 _FIT_LOCKS_GUARD = threading.Lock()
 
 
 def fit_lock(estimator):
     """The re-entrant lock that serializes the fits of ``estimator`` (made on first use)."""
     with _FIT_LOCKS_GUARD:
-        lock = _FIT_LOCKS.get(estimator)
+        lock = _FIT_LOCKS.get(id(estimator))
         if lock is None:
-            lock = _FIT_LOCKS[estimator] = threading.RLock()
+            lock = _FIT_LOCKS[id(estimator)] = threading.RLock()
+            weakref.finalize(estimator, _FIT_LOCKS.pop, id(estimator), None)
         return lock
 
 

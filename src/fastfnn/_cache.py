@@ -30,11 +30,13 @@ import os
 import secrets
 import stat
 import threading
+import time
 import warnings
 
 from . import _env
 
 MAX_BYTES = 1 << 20  # the most a cache file may hold: a larger one is ignored, not read
+LOCK_SECONDS = 60  # the longest a process waits for the lock another one holds (measuring)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -282,9 +284,23 @@ class locked:
         _held.release()
 
 
-def _flock(fd):
+def _flock(fd, seconds=None):
+    """Take the exclusive ``flock`` of ``fd``, waiting at most ``seconds`` (default
+    ``LOCK_SECONDS``: a measurement takes a few): a holder stopped or hung longer is not waited
+    for (OSError ETIMEDOUT; the caller then measures for itself and keeps nothing)."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX
         return
-    fcntl.flock(fd, fcntl.LOCK_EX)
+    deadline = time.monotonic() + (LOCK_SECONDS if seconds is None else seconds)
+    delay = 0.001
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise OSError(errno.ETIMEDOUT, "another process has held the cache file's lock "
+                              "for too long") from None
+            time.sleep(delay)
+            delay = min(0.05, 2 * delay)

@@ -2,9 +2,10 @@
 
 A value is stripped of surrounding white space; an empty value means unset; names of choices are
 case-insensitive. A value that does not parse is a ``ValueError`` naming the variable and what it
-takes (the command line prints it as one line). Variables are read when they are needed (at a
-fit, a prediction or a measurement), never at import, so a bad value cannot break
-``import fastfnn`` or ``fastfnn --version``.
+takes (the command line prints it as one line), raised at a fit or a prediction, never at
+import, so a bad value cannot break ``import fastfnn`` or ``fastfnn --version``. Most are read
+when they are needed; ``FASTFNN_BLAS`` is read once, when the kernels' BLAS is bound at import
+(its error kept until the first fit or prediction), so changing it later has no effect.
 
 =======================  =====================================================================
 ``FASTFNN_BLAS``         ``private`` (default) or ``shared``: which BLAS the kernels call
@@ -12,16 +13,12 @@ fit, a prediction or a measurement), never at import, so a bad value cannot brea
 ``FASTFNN_SPLIT_FLOPS``  a number >= 0 (``inf``: never): the work from which batches split
 ``FASTFNN_NUM_THREADS``  a positive integer: the most threads fastfnn uses
 ``FASTFNN_CACHE_DIR``    a folder: where measurements are kept
-``FASTFNN_DEBUG``        ``1``/``true``/``yes``/``on`` (or ``0``/``false``/``no``/``off``)
+``FASTFNN_DEBUG``        ``1``/``true``/``yes``/``on``: the command shows tracebacks
 =======================  =====================================================================
 """
 
 import math
 import os
-
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
-
 
 def value(name):
     """The stripped text of ``name``, or None when it is unset or empty."""
@@ -40,17 +37,6 @@ def choice(name, choices, default):
         options = ", ".join(repr(c) for c in choices)
         raise ValueError(f"{name} must be one of {options} (or unset), got {text!r}.")
     return text.lower()
-
-
-def flag(name):
-    """True or False for ``name`` (``1``/``true``/``yes``/``on`` or the opposites); False when
-    unset."""
-    text = value(name)
-    if text is None:
-        return False
-    if text.lower() not in _TRUE + _FALSE:
-        raise ValueError(f"{name} must be 1 or 0 (true/false, yes/no, on/off), got {text!r}.")
-    return text.lower() in _TRUE
 
 
 def positive_int(name, what):

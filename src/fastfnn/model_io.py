@@ -577,7 +577,12 @@ def _check_estimators(model, path):
     hold (:mod:`fastfnn._modelcheck`): the message names the field."""
     from ._modelcheck import FieldError, check_estimator
 
-    for where, est in _fnn_estimators(model, set()):
+    try:
+        estimators = list(_fnn_estimators(model, set()))
+    except RecursionError:
+        raise ModelFileError(f"{os.fspath(path)}: refused: objects nested deeper than any "
+                             "model fastfnn saves.") from None
+    for where, est in estimators:
         try:
             check_estimator(est)
         except FieldError as exc:

@@ -21,7 +21,7 @@ Used by ``fastfnn bench`` (:func:`add_arguments`, :func:`run`) and by the pytest
 * the targets (:data:`TARGETS`, one table), each with its value and met / MISSED.
 
 Choices (see benchmarks/README.md): every implementation runs with the same thread count,
-fastfnn's own choice for the problem (``_threads.part_threads`` of
+fastfnn's own choice for the problem (``_parts.training_threads`` of
 ``_parts.training_parts``), set by threadpoolctl for scikit-learn and ``torch.set_num_threads``
 for torch (the reference: threadpoolctl, its BLAS being its only
 threads). torch's L2 term is ``weight_decay = alpha / m`` on the weights

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._parts import training_parts
-from .._threads import part_threads
+from .._parts import training_parts, training_threads
 
 SEED = 0
 LR = 1e-3
@@ -250,12 +249,12 @@ def make_data(config, dtype, seed=SEED):
 
 def thread_count(config, dtype, override=None):
     """Threads for one problem in ``dtype``: ``override``, else fastfnn's own choice
-    (``_threads.part_threads`` of ``_parts.training_parts``)."""
+    (``_parts.training_threads`` of ``_parts.training_parts``)."""
     if override:
         return int(override)
-    threads = part_threads(training_parts(np.asarray(config.sizes, dtype=np.int64),
-                                          config.batch_size, dtype))
-    return int(threads)
+    sizes = np.asarray(config.sizes, dtype=np.int64)
+    parts = training_parts(sizes, config.batch_size, dtype)
+    return int(training_threads(sizes, config.batch_size, dtype, parts))
 
 
 def estimator_params(case, epochs=None):
