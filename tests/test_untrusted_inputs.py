@@ -60,3 +60,19 @@ def test_a_csv_row_longer_than_its_header_is_refused_at_its_line(tmp_path, line)
                                          r"3\)"):
         fit_streaming(FNNRegressor(max_iter=1), str(tmp_path / "part-*.csv"), target="y",
                       epochs=1, validation_fraction=0.0)
+
+
+def test_reading_options_that_would_move_rows_between_blocks_are_refused(tmp_path):
+    """CSV files are read in byte blocks, one header a file: options that change which bytes
+    make a row (skiprows, nrows, header, compression...) would give wrong partitions silently."""
+    pytest.importorskip("dask")
+    from fastfnn.scaling import fit_streaming
+
+    (tmp_path / "part-1.csv").write_text("a;b;y\n" + "\n".join(f"{i};{i};{i}" for i in range(9)))
+    glob = str(tmp_path / "part-*.csv")
+    with pytest.raises(ValueError, match=r"read_kwargs \['nrows', 'skiprows'\] are not taken"):
+        fit_streaming(FNNRegressor(max_iter=1), glob, target="y", epochs=1,
+                      read_kwargs={"sep": ";", "skiprows": 2, "nrows": 5})
+    fitted = fit_streaming(FNNRegressor(max_iter=1), glob, target="y", epochs=1,
+                           validation_fraction=0.0, read_kwargs={"sep": ";"})
+    assert fitted.n_train_rows == 9

@@ -80,6 +80,11 @@ def _record_lines(data, skip_header):
     return records[1:] if skip_header else records
 
 
+# pandas.read_csv's arguments a block may be read with: how a cell is written, not where rows are.
+READ_KWARGS = ("sep", "delimiter", "decimal", "thousands", "quotechar", "quoting", "doublequote",
+               "escapechar", "comment", "na_values", "keep_default_na", "na_filter",
+               "skipinitialspace", "true_values", "false_values")
+
 class CsvTable:
     """CSV files read partition by partition: features and target by column name.
 
@@ -93,11 +98,18 @@ class CsvTable:
     blocksize : int or None
         Bytes per block (None: one block per file).
     read_kwargs : dict, optional
-        More arguments for ``pandas.read_csv`` (``sep``, ``decimal``, ...).
+        More arguments for ``pandas.read_csv``: those of ``READ_KWARGS``, which describe a
+        cell; arguments that would change which bytes make a row or a block (``skiprows``,
+        ``nrows``, ``header``, ``compression``, ``encoding``...) are refused.
     """
 
     def __init__(self, files, columns, blocksize=None, read_kwargs=None):
         self.read_kwargs = dict(read_kwargs or {})
+        unknown = sorted(set(self.read_kwargs) - set(READ_KWARGS))
+        if unknown:
+            raise ValueError(f"read_kwargs {unknown} are not taken for CSV files, which are read "
+                             f"in blocks (byte offsets, one header a file, UTF-8): give only "
+                             f"{', '.join(READ_KWARGS)}.")
         self.skipped, self.headers, self.blocks = [], {}, []
         for path in files:
             header = self._header(path)
