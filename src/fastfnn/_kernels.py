@@ -22,10 +22,11 @@ function that calls another lives here. The file keeps the shape of the Python h
     forward_rows_(_parallel_)  predict: forward_ over fixed chunks of rows
     forward_layers_         predict, small inputs: the layers as tuples, no flat theta
     matmul_, matmul_nt_, matmul_tn_   the products: thin loops, the tile kernel or gemm_
-      tile_gemm_            small products in registers (LLVM vectors); the crossover with
-                            gemm_ is timed per machine (_tuning.py) and passed in Model; the
-                            bias and relu, or relu's mask, added as it stores (epilogues)
-    time_products_          one product, repeated: what _tuning.py times
+      tile_gemm_            small products in registers (LLVM vectors); its share of each
+                            product, a rule by the vector width (_tuning.py), passed in Model;
+                            the bias and relu, or relu's mask, added as it stores (epilogues);
+                            in prediction every product (row blocks, packed strips)
+    time_products_          one product, repeated: what _tuning.py times for fastfnn bench
     rows_view, w_view, layer_view     2-D views of the flat buffers, built without reshape
 
 The compiled loop takes a few named groups (NamedTuples, built in network.py and
@@ -34,7 +35,7 @@ optimizers.py), not a row of positions:
     Data       the rows: X (dense, or CSR data/indices/indptr), Y, sample weights, the order
     Params     theta, its gradient, the layer sizes
     Workspace  per part of a batch: A, D, Y and weight buffers, gradient sums
-    Model      activation and loss codes, L2 strength, the log-loss clip
+    Model      activation and loss codes, L2 strength, the log-loss clip, the tile limits
     SGDRule / AdamRule   an update rule: its own state and its hyper-parameters by name
 
 Layouts (row-batch, like scikit-learn; see network.py for the table of the math):
@@ -389,8 +390,8 @@ def tile_loop_(out, A, sa_r, sa_t, B, n_t, ldb, packed, epi):
 @jit_inline
 def tiles(out, weights, limit):
     """Whether a layer's product into ``out`` (., n) takes the tile kernel: n a whole number
-    of vectors and the layer's ``weights = fan_in * fan_out <= limit`` (the measured crossover
-    with gemm for this machine, dtype and product, ``Model.tile_*``; 0: never). The row count
+    of vectors and the layer's ``weights = fan_in * fan_out <= limit`` (the rule for this
+    machine's vector width, dtype and product, ``Model.tile_*``; 0: never). The row count
     plays no part, so a row's result never depends on the rows computed with it."""
     return out.shape[1] % (VECTOR_BYTES // out.itemsize) == 0 and weights <= limit
 
@@ -495,7 +496,8 @@ class Model(NamedTuple):
     factor act_out' (IDENTITY for canonical pairs), the L2 strength ``alpha``, the
     probability clip ``eps`` of the log-losses, and the products' choice of kernel: the
     largest layer (fan_in * fan_out weights) the tile kernel takes, per product (A @ W,
-    A.T @ D, D @ W.T; measured on this machine, see :func:`tiles`)."""
+    A.T @ D, D @ W.T; the rule for this machine's vector width, see :func:`tiles`; for A @ W
+    ``EVERY_SHAPE`` in prediction)."""
 
     hidden_act: int
     out_act: int
@@ -864,9 +866,10 @@ def zero_(x):
 # ----------------------------------------------------------------------------------------------
 # Matrix products of the layers: plain loops where one dimension is at most THIN (matrix-vector:
 # one-output layers, where a gemm call costs 2-6x the loop); else the tile kernel for layers up
-# to the size where it beats gemm on this machine (Model.tile_*, timed by _tuning.py; on a
-# Zen 3 EPYC it ran 1.1-3.9x OpenBLAS's speed up to 96 x 96 to 256 x 256 weights); else the
-# private BLAS, whose cache blocking wins on larger layers. `fastfnn bench` prints the choice.
+# to the rule's size for this vector width (Model.tile_*, _tuning.RULES; on a Zen 3 EPYC it
+# ran 1.1-3.9x OpenBLAS's speed up to 96 x 96 to 256 x 256 weights); else the private BLAS,
+# whose cache blocking wins on larger layers. Prediction takes the tile kernel for every layer
+# (EVERY_SHAPE). `fastfnn bench` prints the choice.
 # ----------------------------------------------------------------------------------------------
 
 THIN = 2  # products with a dimension this small (matrix-vector) are plain loops, not BLAS calls
@@ -951,16 +954,7 @@ def matmul_(out, A, B, limit, epi):
     m, k = A.shape
     n = B.shape[1]
     if n > THIN and limit == EVERY_SHAPE:
-        whole = n - n % (VECTOR_BYTES // out.itemsize)
-        fused = whole == n
-        head, W = (out, B) if fused else (out[:, :whole], B[:, :whole])
-        if whole > 0 and m >= PACK_ROWS and k * whole * out.itemsize > PACK_BYTES:
-            tile_gemm_packed_(head, A, W, epi if fused else no_epilogue())
-        elif whole > 0:
-            tile_gemm_(head, A, k, 1, W, epi if fused else no_epilogue())
-        if not fused:
-            tail_columns_(out, A, B, whole)
-        return fused
+        return matmul_every_shape_(out, A, B, epi)
     if n > THIN and tiles(out, k * n, limit):
         tile_gemm_(out, A, k, 1, B, epi)
         return True
@@ -969,6 +963,27 @@ def matmul_(out, A, B, limit, epi):
         return False
     dot_rows_(out, A, B)
     return False
+
+
+@jit_inline
+def matmul_every_shape_(out, A, B, epi):
+    """Writes ``out = A @ B`` as :func:`matmul_` with ``EVERY_SHAPE`` (prediction): the tile
+    kernel on the columns up to the last whole vector, their strips packed for layers of more
+    than PACK_BYTES of weights and at least PACK_ROWS rows (the same bits either way), the rest
+    by :func:`tail_columns_`. Returns whether the epilogue ``epi`` was applied (every column
+    in whole vectors); elsewhere the caller applies it."""
+    m, k = A.shape
+    n = B.shape[1]
+    whole = n - n % (VECTOR_BYTES // out.itemsize)
+    fused = whole == n
+    head, W = (out, B) if fused else (out[:, :whole], B[:, :whole])
+    if whole > 0 and m >= PACK_ROWS and k * whole * out.itemsize > PACK_BYTES:
+        tile_gemm_packed_(head, A, W, epi if fused else no_epilogue())
+    elif whole > 0:
+        tile_gemm_(head, A, k, 1, W, epi if fused else no_epilogue())
+    if not fused:
+        tail_columns_(out, A, B, whole)
+    return fused
 
 
 @jit_inline

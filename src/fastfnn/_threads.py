@@ -139,7 +139,7 @@ def describe_choices():
         _blas.BLAS.describe(),
         f"product paths: a plain loop where a dimension is <= {K.THIN} (matrix-vector: "
         "one-output layers, where a gemm call costs 2-6x the loop), else the tile kernel or "
-        "gemm, by the crossover timed on this machine:",
+        "gemm, by the rule for this CPU's vector width (prediction: the tile kernel):",
         *(f"  {line}" for line in _tuning.describe()),
         f"threads: up to {max_threads()} (affinity, Numba, OMP, BLAS and Dask limits, "
         f"FASTFNN_NUM_THREADS); Numba threading layer {config.THREADING_LAYER!r}, parallel "

@@ -400,7 +400,8 @@ def _check_declared_sizes(infos, file_size, path, what="the archive"):
     limit = _size_limit(file_size)
     if total > limit:
         raise ModelFileError(
-            f"{path}: refused: {what} declares {total} bytes of content in a "
+            f"{path}: damaged or crafted fastfnn model file, refused: {what} declares {total} "
+            f"bytes of content in a "
             f"{file_size}-byte file, more than the {limit} bytes that a fastfnn model file "
             f"of this size can hold ({FREE_BYTES // 2**20} MiB plus {MAX_RATIO} times the "
             f"file's size, at most {MAX_MODEL_BYTES // 2**30} GiB); nothing was decompressed.")
