@@ -3,7 +3,8 @@
 Oracle: Numba's own compile events, counted in fresh processes that share one empty cache
 folder. The process that precompiles must compile (the cache was empty); a later process that
 runs the newcomer's first command (``fastfnn fit`` on the bundled data) and default estimator
-fits must compile nothing: every kernel it needs comes from the cache.
+fits must compile nothing: every kernel it needs comes from the cache. A process whose target CPU
+is another (``NUMBA_CPU_NAME``) must not take that cache: it compiles, and trains alike.
 """
 
 import json
@@ -14,6 +15,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fastfnn import _threads
@@ -37,11 +39,11 @@ COUNT_COMPILES = textwrap.dedent("""
 """)
 
 
-def _run(tmp_path, body):
-    """Run ``body`` after COUNT_COMPILES in a fresh process with its own Numba cache folder;
-    returns the names of the functions it compiled."""
+def _run(tmp_path, body, **variables):
+    """Run ``body`` after COUNT_COMPILES in a fresh process with its own Numba cache folder
+    (and ``variables`` in its environment); returns the names of the functions it compiled."""
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"),
-               FASTFNN_CACHE_DIR=str(tmp_path / "fastfnn"))
+               FASTFNN_CACHE_DIR=str(tmp_path / "fastfnn"), **variables)
     code = COUNT_COMPILES + textwrap.dedent(body) + "\nprint('COMPILED', ','.join(compiled))\n"
     done = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=900)
@@ -84,6 +86,41 @@ def test_after_precompile_a_first_fit_compiles_nothing(tmp_path):
             FNNClassifier(max_iter=3).fit(X, y > 1).predict_proba(X)
     """)
     assert compiled == []
+
+    # Code compiled for this CPU serves only this CPU: as another (Numba's target CPU named
+    # otherwise, as on a machine the wheel was not built on) the first fit compiles, and trains
+    # as here.
+    compiled = _run(tmp_path, GENERIC_FIT, NUMBA_CPU_NAME="generic")
+    assert "run_batches_" in compiled
+    here = np.load(_fit_here(tmp_path))
+    np.testing.assert_allclose(np.load(tmp_path / "generic.npy"), here, rtol=1e-9, atol=1e-12)
+
+
+GENERIC_FIT = """
+    import warnings
+    import numpy as np
+    from fastfnn import FNNRegressor
+
+    X = np.random.default_rng(0).standard_normal((300, 5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = FNNRegressor(hidden_layer_sizes=(16,), max_iter=3, random_state=0)
+        np.save("generic.npy", est.fit(X, X[:, 0] + X[:, 1] ** 2).predict(X))
+"""
+
+
+def _fit_here(tmp_path):
+    """GENERIC_FIT's predictions in this process (this CPU's code), saved; returns the path."""
+    import warnings
+
+    from fastfnn import FNNRegressor
+
+    X = np.random.default_rng(0).standard_normal((300, 5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = FNNRegressor(hidden_layer_sizes=(16,), max_iter=3, random_state=0)
+        np.save(tmp_path / "here.npy", est.fit(X, X[:, 0] + X[:, 1] ** 2).predict(X))
+    return tmp_path / "here.npy"
 
 
 def test_precompile_rejects_other_dtypes():
