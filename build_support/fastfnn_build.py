@@ -6,10 +6,10 @@ machine code instead of compiling it: about 80-100 s of compiling on 2 cores for
 paid once at install, plus about 30 s for pip to prepare the build environment. Numba checks
 each cache entry against the CPU, its own version and the source file's contents, and compiles
 as usual where any differs: a wheel taken to another machine works, only without the head start.
-The kernel choices timed on the way (``fastfnn/kernel-choices.json``: the tile kernel's
-crossover, the training split and prediction's threads, keyed by the machine) travel in the wheel too, so the first
-fit reads them instead of timing them; on another machine the key does not match and the first
-fit times its own.
+The measurements timed on the way (``fastfnn/kernel-choices.json``: the threads of split
+batches and of prediction's chunks, keyed by the machine and its BLAS, hence made with the same
+``scipy-openblas32`` as at run time) travel in the wheel too, so the first fit reads them instead
+of timing them; on another machine the key does not match and the first fit times its own.
 
 * The compilation runs ``fastfnn.precompile`` from the freshly built package in a child
   process; the build environment gets the runtime dependencies that needs
@@ -39,7 +39,7 @@ from setuptools.build_meta import *  # noqa: F401,F403 - every PEP 517 hook not 
 from setuptools.command.build_py import build_py as _build_py
 
 # Runtime dependencies the kernels' compilation imports (the rest are the CLI's).
-COMPILE_NEEDS = ("numpy", "numba", "scikit-learn", "scipy", "threadpoolctl")
+COMPILE_NEEDS = ("numpy", "numba", "scikit-learn", "scipy", "threadpoolctl", "scipy-openblas32")
 TIMEOUT_S = 1800
 
 
