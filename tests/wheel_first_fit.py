@@ -18,20 +18,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_precompile import COUNT_COMPILES  # noqa: E402  (the compile counter, one copy)
+
 ROOT = Path(__file__).resolve().parents[1]
-FIRST_FIT = """
-import json, sys, time
-from numba.core import event
-compiled = []
-
-class Count(event.Listener):
-    def on_start(self, ev):
-        compiled.append(ev.data["dispatcher"].py_func.__name__)
-
-    def on_end(self, ev):
-        pass
-
-event.register("numba:compile", Count())
+FIRST_FIT = COUNT_COMPILES + """
+import json, time
 from fastfnn import _parts
 measured = []
 real = (_parts.measure, _parts.measure_prediction)
