@@ -28,7 +28,7 @@ def kernel(monkeypatch):
 
     def choose(limits):
         for name in ("float64", "float32"):
-            monkeypatch.setitem(_tuning._limits, np.dtype(name), (limits, "test", []))
+            monkeypatch.setitem(_tuning._limits, np.dtype(name), (limits, "test"))
 
     return choose
 
@@ -138,7 +138,7 @@ def test_describe_gives_this_machines_timings_beside_the_rule(monkeypatch):
     monkeypatch.setattr(_tuning, "measure", lambda name: {"timings": timings})
     for name in ("float64", "float32"):
         monkeypatch.setitem(_tuning._limits, np.dtype(name),
-                            (_tuning.Limits(256, 0, 0), "the rule", []))
+                            (_tuning.Limits(256, 0, 0), "the rule"))
     lines = _tuning.describe()
     assert "A @ W up to 16 x 16" in lines[0] and "A.T @ D up to none (gemm only)" in lines[0]
     assert lines[1].endswith("A @ W, gemm time / tile time by side on 64 rows, timed now (up to "

@@ -248,9 +248,8 @@ if hasattr(os, "register_at_fork"):
 class locked:
     """An exclusive lock on the file ``path`` (POSIX ``flock``; across processes only where
     there is one) for this process, re-entrant in the thread that holds it (a measurement may
-    need another one, e.g. the training split's timing needs the tile kernel's choice): other
-    threads and processes wait. One lock file per process: a nested lock on another path takes
-    the outer one's. The lock file is opened like any cache file (no symbolic link followed,
+    need another one): other threads and processes wait. One lock file per process: a nested
+    lock on another path takes the outer one's. The lock file is opened like any cache file (no symbolic link followed,
     trusted, created with mode 0o600); entering raises OSError where it cannot be."""
 
     def __init__(self, path):

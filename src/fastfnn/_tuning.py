@@ -59,7 +59,7 @@ class Limits(NamedTuple):
     nt: int
 
 
-_limits = {}  # np.dtype -> (Limits, where they came from, timings), this process's memo
+_limits = {}  # np.dtype -> (Limits, where they came from), this process's memo
 
 
 # The tile kernel's share of each product (``Limits``) by vector width (bytes) and dtype.
@@ -82,11 +82,11 @@ def tile_limits(dtype):
 def _choose(name):
     mode = _env.choice("FASTFNN_TILE", ("auto", "on", "off"), "auto")
     if mode == "off":
-        return Limits(0, 0, 0), "FASTFNN_TILE=off", []
+        return Limits(0, 0, 0), "FASTFNN_TILE=off"
     if mode == "on":
-        return Limits(UNLIMITED, UNLIMITED, UNLIMITED), "FASTFNN_TILE=on", []
+        return Limits(UNLIMITED, UNLIMITED, UNLIMITED), "FASTFNN_TILE=on"
     rule = RULES.get(K.VECTOR_BYTES, {}).get(name, Limits(0, 0, 0))
-    return rule, f"the rule for {K.VECTOR_BYTES}-byte vectors", []
+    return rule, f"the rule for {K.VECTOR_BYTES}-byte vectors"
 
 
 def cached(name, measure_now, may_measure=True):
@@ -307,7 +307,7 @@ def describe():
     lines = []
     for name in ("float64", "float32"):
         limits = tile_limits(name)
-        _, how, _ = _limits[np.dtype(name)]
+        _, how = _limits[np.dtype(name)]
         timings = measure(name)["timings"]
         sides = ", ".join(f"{p} up to {_side(v)}" for p, v in zip(PRODUCTS, limits))
         lines.append(f"{name} layer products: the tile kernel ({K.VECTOR_BYTES}-byte vectors) "

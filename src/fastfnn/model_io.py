@@ -239,12 +239,15 @@ def _canonical_sha256(obj):
 
 
 def _payload_sha256(members):
-    """SHA-256 over ``{name: bytes}``: per member, sorted by name, name NUL length bytes."""
+    """The payload's hashing rule: SHA-256 over ``(name, length, chunks)`` triples taken in
+    name order; per member the name, a NUL byte, the length as 8 little-endian bytes, then its
+    bytes (``chunks``: an iterable of bytes, so a reader can hash as it decompresses)."""
     digest = hashlib.sha256()
-    for name in sorted(members):
+    for name, length, chunks in members:
         digest.update(name.encode("utf-8") + b"\0")
-        digest.update(len(members[name]).to_bytes(8, "little"))
-        digest.update(members[name])
+        digest.update(length.to_bytes(8, "little"))
+        for chunk in chunks:
+            digest.update(chunk)
     return digest.hexdigest()
 
 
@@ -263,7 +266,8 @@ def _with_header(payload, metadata):
         members = {name: archive.read(name) for name in archive.namelist()}
         header = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
                   "written_by": written_by, "metadata": metadata,
-                  "payload_sha256": _payload_sha256(members),
+                  "payload_sha256": _payload_sha256(
+                      (name, len(members[name]), [members[name]]) for name in sorted(members)),
                   "metadata_sha256": _canonical_sha256({"metadata": metadata,
                                                         "written_by": written_by})}
         archive.writestr(HEADER_NAME, json.dumps(header, indent=1, sort_keys=True),
@@ -368,16 +372,13 @@ def _read_archive(data, path):
         header_info = infos[names.index(HEADER_NAME)]
         header = json.loads(b"".join(_member_chunks(archive, header_info, path)))
         _check_format(header, path)
-        digest = hashlib.sha256()
-        for info in sorted(infos, key=lambda info: info.filename):
-            if info.filename == HEADER_NAME:
-                continue
-            _check_member_layout(archive, info, path)
-            digest.update(info.filename.encode("utf-8") + b"\0")
-            digest.update(info.file_size.to_bytes(8, "little"))
-            for chunk in _member_chunks(archive, info, path):
-                digest.update(chunk)
-    return header, digest.hexdigest()
+        def payload():
+            for info in sorted(infos, key=lambda info: info.filename):
+                if info.filename != HEADER_NAME:
+                    _check_member_layout(archive, info, path)
+                    yield info.filename, info.file_size, _member_chunks(archive, info, path)
+
+        return header, _payload_sha256(payload())
 
 
 def _size_limit(file_size):
