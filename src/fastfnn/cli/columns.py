@@ -1,7 +1,9 @@
 """From a table's columns to a model's inputs: feature kinds, checked cells, targets.
 
 A feature column is *numeric* when its cells are numbers (missing cells allowed: they are imputed
-by the model's pipeline) or *categorical* when it holds text (one-hot encoded). A text column in
+by the model's pipeline) or *categorical* when it holds text (one-hot encoded). Text cells reach
+the model as pandas reads them (no stripping; a missing cell is NaN), so that the saved pipeline
+gives the same predictions on ``pd.read_csv(DATA)`` in plain Python as the command does. A text column in
 which nearly every cell is a number (:data:`STRAY_SHARE`) is taken for a numeric column with a
 stray cell, an error naming its line. Infinite values are errors; missing targets are errors.
 """
@@ -15,8 +17,13 @@ from .data import DataError, names_list, short
 #: A text column whose non-missing cells are at least this share of numbers is numeric with a
 #: stray cell (an error), not categorical.
 STRAY_SHARE = 0.95
-#: How a missing text cell is given to the model's pipeline.
-MISSING_TEXT = ""
+#: How a missing text cell is given to the pipeline of model files of metadata version 1 (their
+#: text imputer treats only this as missing); later models take NaN, None and pandas' NA.
+LEGACY_MISSING_TEXT = ""
+#: A text column with at least this share of distinct values among its cells (and at least
+#: :data:`ID_MIN_ROWS` cells) looks like an identifier: a warning suggests --id or --drop.
+ID_SHARE = 0.9
+ID_MIN_ROWS = 20
 #: A regression target with at most this many distinct integer values looks like classes.
 FEW_CLASSES = 10
 #: Largest magnitude that can be standardised: StandardScaler sums squares in float64, and the
@@ -40,11 +47,14 @@ def feature_kinds(table, names):
     return {name: _kind(table, name) for name in names}
 
 
-def features(table, kinds, dtype, fills_numeric=True, check_scale=False):
+def features(table, kinds, dtype, fills_numeric=True, check_scale=False, missing_text=np.nan,
+             strip_text=False):
     """The :class:`Features` of ``table`` for ``kinds`` ({column: kind}, in model order).
     Without ``fills_numeric`` (a model that has no numeric imputer) a missing numeric cell is
     an error; with ``check_scale`` (before training) a numeric value too large to standardise
-    or to hold in ``dtype`` is (:func:`check_magnitude`)."""
+    or to hold in ``dtype`` is (:func:`check_magnitude`). A missing text cell becomes
+    ``missing_text`` (NaN; :data:`LEGACY_MISSING_TEXT` for models of metadata version 1, whose
+    text cells were also stripped: ``strip_text``)."""
     import pandas as pd
 
     columns, missing = {}, {}
@@ -65,7 +75,7 @@ def features(table, kinds, dtype, fills_numeric=True, check_scale=False):
                 check_magnitude(table, name, values, dtype)
             columns[name] = values.astype(dtype)
         else:
-            columns[name] = _text_values(cells)
+            columns[name] = _text_values(cells, strip=strip_text, missing=missing_text)
     frame = pd.DataFrame(columns, index=table.frame.index)
     return Features(frame, [n for n, k in kinds.items() if k == "numeric"],
                     [n for n, k in kinds.items() if k == "categorical"], missing)
@@ -137,14 +147,26 @@ def _stripped(cells):
     return cells.astype(object).map(lambda v: v.strip() if isinstance(v, str) else v)
 
 
-def _text_values(cells):
-    """Categorical cells as an object array of stripped str, ``MISSING_TEXT`` where missing
-    (the value the pipeline's imputer replaces: ONNX string imputers need a string)."""
+def _text_values(cells, strip=True, missing=LEGACY_MISSING_TEXT):
+    """Text cells as an object array of str (stripped with ``strip``), ``missing`` where a
+    cell is missing."""
     values = cells.astype(object).to_numpy()
     present = cells.notna().to_numpy()
-    out = np.full(len(values), MISSING_TEXT, dtype=object)
-    out[present] = [str(v).strip() for v in values[present]]
+    out = np.full(len(values), missing, dtype=object)
+    out[present] = [str(v).strip() if strip else str(v) for v in values[present]]
     return out
+
+
+def identifier_like(frame, name):
+    """(distinct, present) when text column ``name`` of ``frame`` has a distinct value in
+    nearly every cell (an identifier, which one-hot encoding cannot generalise from); else
+    None."""
+    cells = frame[name]
+    present = int(cells.notna().sum())
+    distinct = int(cells.nunique(dropna=True))
+    if present >= ID_MIN_ROWS and distinct >= ID_SHARE * present:
+        return distinct, present
+    return None
 
 
 # ---- targets ------------------------------------------------------------------------------------

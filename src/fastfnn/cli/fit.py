@@ -1,10 +1,11 @@
 """The ``fastfnn fit`` command: train on a table, report test metrics, save and plot."""
 
 import argparse
+import time
 
 from fastfnn import HIDDEN_ACTIVATIONS, REGRESSION_LOSSES
 
-from . import columns, modelfile, streaming, training
+from . import columns, metrics, modelfile, report, streaming, training
 from .data import DATASETS, DEFAULT_DATASET, names_list, read_table, resolve_data
 from .options import (CLIError, Staged, batch_size, check_outputs, column_names, hidden_sizes,
                       number)
@@ -32,14 +33,29 @@ def add_parser(sub):
                         "regression, or multilabel 0/1 columns with --classify")
     p.add_argument("--classify", action="store_true",
                    help="classification (FNNClassifier); the target holds class labels")
+    add_column_options(p)
     _add_training_options(p.add_argument_group(
         "network and training (scikit-learn's MLP parameters)"))
+    e = p.add_argument_group("evaluation")
+    e.add_argument("--test-size", type=number(float, 0, True, 1), default=None, metavar="F",
+                   help="share of rows held out for testing (default 0.2)")
+    e.add_argument("--cv", type=number(int, 2), default=None, metavar="K",
+                   help="K-fold cross-validation instead of one test split: every metric as "
+                        "its mean and standard deviation over the K folds (stratified for "
+                        "classes); --save then saves a model refitted on every row")
     o = p.add_argument_group("output")
     o.add_argument("--save", metavar="MODEL",
                    help="save the fitted model to MODEL (a safe skops-based file)")
     o.add_argument("--plot", metavar="FILE.png",
-                   help="plot the loss curves, validation score and per-layer gradient norms to "
-                        "a PNG; needs matplotlib")
+                   help="draw a PNG (needs matplotlib): the loss per epoch, the training and "
+                        "test error per epoch side by side (overfitting shows as the two "
+                        "parting), the confusion matrix (classifiers) or predicted against "
+                        "actual (regressors) on the test rows, and per-layer gradient norms")
+    o.add_argument("--report", metavar="FILE.json",
+                   help="write everything the run found as JSON, for scripts: the options, "
+                        "the network's parameters, the data file's SHA-256, the split, the "
+                        "training, the metrics of the network and of the references, the "
+                        "confusion matrix and the versions")
     o.add_argument("--quiet", action="store_true", help="no progress bar; print results only")
     s = p.add_argument_group("data larger than memory (needs Dask: pip install \"fastfnn[dask]\")")
     s.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
@@ -55,8 +71,17 @@ def add_parser(sub):
     p.set_defaults(func=cmd_fit)
 
 
+def add_column_options(p):
+    """--drop and --id (fit and search)."""
+    p.add_argument("--drop", type=column_names, metavar="COLUMN[,COLUMN...]",
+                   help="columns left out of the features")
+    p.add_argument("--id", metavar="COLUMN",
+                   help="an identifier column: left out of the features, saved with the model "
+                        "and written by 'fastfnn predict' beside each prediction")
+
+
 def _add_training_options(g):
-    """The estimator's parameters, and the split and precision of the run."""
+    """The estimator's parameters, the preparation of text columns and the precision."""
     g.add_argument("--hidden", type=hidden_sizes, default=(64, 64), metavar="64,64",
                    help="hidden layer widths, comma-separated (hidden_layer_sizes; default 64,64)")
     g.add_argument("--activation", default="relu", choices=HIDDEN_ACTIVATIONS,
@@ -74,7 +99,7 @@ def _add_training_options(g):
                    help="learning-rate schedule for sgd (learning_rate; default constant)")
     g.add_argument("--alpha", type=number(float, 0), default=0.0001,
                    help="L2 penalty (default 0.0001)")
-    g.add_argument("--tol", type=number(float, 0), default=1e-4,
+    g.add_argument("--tol", type=number(float, 0), default=None,
                    help="improvement tolerance for stopping (default 1e-4)")
     g.add_argument("--n-iter-no-change", type=number(int, 1), default=10, metavar="N",
                    help="stop after N epochs without tol improvement (default 10)")
@@ -93,12 +118,19 @@ def _add_training_options(g):
                    help="precision of training and prediction (default float64)")
     g.add_argument("--seed", type=int, default=0,
                    help="seed of the splits, the initial weights and the shuffling (default 0)")
-    g.add_argument("--test-size", type=number(float, 0, True, 1), default=0.2, metavar="F",
-                   help="share of rows held out for testing (default 0.2)")
+    g.add_argument("--class-weight", choices=["balanced"], default=None,
+                   help="classifiers: weigh each class inversely to its frequency "
+                        "(class_weight='balanced'), for imbalanced tables")
+    g.add_argument("--min-frequency", type=number(int, 1), default=5, metavar="N",
+                   help="text columns: values seen in fewer than N training rows share one "
+                        "'infrequent' column (default 5; 1 keeps every value)")
+    g.add_argument("--max-categories", type=number(int, 2), default=1000, metavar="N",
+                   help="text columns: at most N one-hot columns per text column, the rarest "
+                        "values sharing the last one (default 1000)")
 
 
 def cmd_fit(args):
-    """``fastfnn fit``: train, report, optionally save the model and plot the curves."""
+    """``fastfnn fit``: train, report, optionally save the model, plot and write a report."""
     import numpy as np
 
     reason = streaming.stream_reason(args.data, getattr(args, "stream", False))
@@ -106,11 +138,19 @@ def cmd_fit(args):
         args.epochs = args.epochs or 10
         return streaming.fit_stream(args, reason, _describe, _write_outputs)
     args.epochs = args.epochs or 200
+    args.tol = 1e-4 if args.tol is None else args.tol
     path, label, shown = resolve_data(args.data)
     _check_options(args, path)
+    args.test_size = 0.2 if args.test_size is None else args.test_size
     say = (lambda *a: None) if args.quiet else print
     data = _read(args, path, shown)
-    X_train, X_test, y_train, y_test = _split(data.features.frame, data.y, args, shown)
+    if args.cv:
+        from . import crossval
+
+        return crossval.run(args, data, path, label, shown, _describe, _write_outputs)
+    ids = data.ids if data.ids is not None else np.arange(data.rows)
+    X_train, X_test, y_train, y_test, _, id_test = _split(data.features.frame, data.y, args,
+                                                          shown, ids)
     n_classes = len(np.unique(y_train)) if args.classify and data.y.ndim == 1 else 0
     if args.classify and data.y.ndim == 1 and n_classes < 2:
         raise CLIError(f"{shown}: the training rows hold a single class; need at least two")
@@ -122,37 +162,84 @@ def cmd_fit(args):
                    " (the last column; --target to choose)"))
     say(f"data     {label}: {data.rows} rows, {len(names)} feature"
         f"{'s' if len(names) > 1 else ''}, {target_text}")
-    for line in data.notes + _preparation_notes(data.features) + [early_note] * bool(early_note):
+    for line in data.info + _preparation_notes(data.features) + [early_note] * bool(early_note):
         say(f"note     {line}")
+    for line in data.warnings:
+        print(f"note     {line}")
     say(f"split    {len(X_train)} train / {len(X_test)} test rows "
         f"(--test-size {args.test_size:g}, --seed {args.seed})")
     say(f"model    {_describe(args)}")
     say("         " + _prepared(data.features) + ("; target standardised, metrics in its units"
                                                   if scaled_target else ""))
 
+    curves = None
+    if args.plot:
+        from .plot import Curves
+
+        curves = Curves(model, X_train, y_train, X_test, y_test, args.classify)
     fnn, elapsed, startup, caught = training.train(model, X_train, y_train, args,
-                                                   show_bar=not args.quiet)
+                                                   show_bar=not args.quiet, curves=curves)
     rows = len(X_train) - (int(np.ceil(args.validation_fraction * len(X_train)))
                            if args.early_stopping else 0)
     unit = "L-BFGS iterations" if args.solver == "lbfgs" else "epochs"
     print(f"trained  {fnn.n_iter_} {unit} in {elapsed:.2f} s: "
-          f"{fnn.n_iter_ * rows / elapsed:,.0f} samples/s "
+          f"{fnn.n_iter_ * rows / max(elapsed, 1e-9):,.0f} samples/s "
           f"({fnn.n_iter_} x {rows} rows; start-up {startup:.2f} s)")
-    for line in training.stop_notes(fnn, caught, args):
-        say(f"note     {line}")
-    metrics = _test_metrics(model, X_test, y_test, args.classify)
-    print("test     " + ", ".join(f"{k} {v}" for k, v in metrics.items())
-          + f" ({len(X_test)} rows)")
+    stops = training.stop_notes(fnn, caught, args)
+    for line in stops:  # how training ended is a result: printed with --quiet too
+        print(f"note     {line}")
+    for column, (seen, rare) in training.grouped_categories(model).items():
+        say(f"note     text column {column!r}: {rare} of its {seen} values seen in fewer than "
+            f"{args.min_frequency} training rows (or beyond --max-categories "
+            f"{args.max_categories}) are one 'infrequent' column")
+    start = time.perf_counter()
+    refs = metrics.fit_references(metrics.references(model, args), X_train, y_train)
+    linear_seconds = time.perf_counter() - start
+    scores = metrics.evaluate({"network": model, **refs}, X_test, y_test, args.classify)
+    print(f"test     {metrics.headline(scores, args.classify)} ({len(X_test)} rows)")
+    for line in metrics.table(scores, args.classify):
+        print(f"         {line}")
+    if "confusion" in scores:
+        print("confusion matrix of the network on the test rows (rows: true class, columns: "
+              "predicted)")
+        for line in metrics.confusion_lines(scores["confusion"]):
+            print(f"         {line}")
+    for line in metrics.warnings_about(scores, args.classify):
+        print(f"note     {line}")
+    run = {"split": {"test_size": args.test_size, "seed": args.seed, "train_rows": len(X_train),
+                     "test_rows": len(X_test)},
+           "training": {"iterations": int(fnn.n_iter_), "unit": unit, "seconds": elapsed,
+                        "startup_seconds": startup, "rows_per_iteration": rows,
+                        "linear_seconds": linear_seconds, "notes": stops},
+           "metrics": {k: v for k, v in scores.items() if k != "confusion"}}
+    if "confusion" in scores:
+        run["confusion_matrix"] = scores["confusion"]
+    record = _record(args, data, label, path, fnn, run)
+    _write_outputs(args, model, fnn, label, record, curves=curves, scores=scores,
+                   test=(X_test, y_test, id_test))
+    return 0
+
+
+def _record(args, data, label, path, fnn, run):
+    """The model file's metadata and the --report's content (one dict, both written)."""
     record = dict(kinds=data.kinds, imputed=training.imputed_kinds(data.features),
                   targets=data.targets, task="classification" if args.classify else "regression",
-                  dtype=args.dtype, data=label, metrics=metrics)
-    _write_outputs(args, model, fnn, label, record)
-    return 0
+                  dtype=args.dtype, data=label, metrics=run["metrics"].get("network", {}),
+                  extra={"id": args.id, "dropped": list(args.drop or []),
+                         "reference_metrics": {k: v for k, v in run["metrics"].items()
+                                               if k != "network"},
+                         "parameters": report.network_params(fnn),
+                         "data_file": report.fingerprint(path), "rows": data.rows,
+                         "versions": report.versions(),
+                         "training": run["training"], **{k: run[k] for k in run
+                                                         if k not in ("metrics", "training")}})
+    return record
 
 
 def _read(args, path, shown):
     """The table's features and targets: a namespace with features (columns.Features), kinds
-    ({column: kind}), y, targets (names), rows and notes (on the target)."""
+    ({column: kind}), y, targets (names), ids (the --id column, or None), rows, info (notes)
+    and warnings (notes printed with --quiet too)."""
     from types import SimpleNamespace
 
     import numpy as np
@@ -160,35 +247,69 @@ def _read(args, path, shown):
     table = read_table(path, shown)
     targets = args.target or [table.header[-1]]
     table.require(targets, " (named by --target)")
-    names = [c for c in table.header if c not in targets]
+    drop = list(getattr(args, "drop", None) or [])
+    id_column = getattr(args, "id", None)
+    table.require(drop, " (named by --drop)")
+    if id_column is not None:
+        table.require([id_column], " (named by --id)")
+    for name in drop + [id_column] * (id_column is not None):
+        if name in targets:
+            raise CLIError(f"column {name!r} is the target; it cannot be "
+                           f"{'--id' if name == id_column else 'dropped'} as well")
+    names = [c for c in table.header if c not in targets and c not in drop and c != id_column]
     if not names:
         raise CLIError(f"{shown}: needs at least one feature column besides the target "
-                       f"{names_list(targets)}")
+                       f"{names_list(targets)}" + (" and the columns left out by --drop/--id"
+                                                    if drop or id_column else ""))
     kinds = columns.feature_kinds(table, names)
     dtype = np.dtype(args.dtype)
     features = columns.features(table, kinds, dtype, check_scale=True)
-    notes = []
+    warnings = []
+    for name in features.categorical:
+        found = columns.identifier_like(table.frame, name)
+        if found:
+            distinct, present = found
+            warnings.append(f"text column {name!r} holds {distinct} distinct values in {present} "
+                            "rows: an identifier, which one-hot encoding cannot learn from; "
+                            f"--id {name} keeps it out of the features (and in predict's "
+                            f"output), --drop {name} leaves it out")
     if args.classify:
         y = columns.class_targets(table, targets)
     else:
         y, notes = columns.regression_targets(table, targets)
+        warnings = notes + warnings
         for k, name in enumerate(targets):
             columns.check_magnitude(table, name, y.reshape(len(y), -1)[:, k], dtype, "target")
         y = y.astype(dtype)
-    return SimpleNamespace(features=features, kinds=kinds, y=y, targets=targets,
-                           rows=len(table.frame), notes=notes)
+    ids = None if id_column is None else table.frame[id_column].to_numpy()
+    info = [f"--drop: {names_list(drop)} left out"] * bool(drop)
+    if id_column is not None:
+        info.append(f"--id: {id_column!r} kept out of the features (predict writes it beside "
+                    "each prediction)")
+    return SimpleNamespace(features=features, kinds=kinds, y=y, targets=targets, ids=ids,
+                           rows=len(table.frame), info=info, warnings=warnings)
 
 
 def _check_options(args, path):
     """Fail before any work on option combinations and outputs that cannot work."""
     if args.classify and (args.loss or args.out_activation):
         raise CLIError("--loss and --out-activation are for regression, not --classify")
+    if args.class_weight and not args.classify:
+        raise CLIError("--class-weight weighs classes: it needs --classify")
     if args.early_stopping and args.solver == "lbfgs":
         raise CLIError("--early-stopping needs --solver adam or sgd")
     if args.plot and args.solver == "lbfgs":
         raise CLIError("--plot draws per-epoch curves, which --solver lbfgs does not keep; use "
                        "adam or sgd")
-    check_outputs([("--save", args.save), ("--plot", args.plot)], [("DATA", path)])
+    if args.cv:
+        if args.plot:
+            raise CLIError("--plot draws the curves of one training run; --cv trains one per "
+                           "fold: drop --cv to plot, or --plot to cross-validate")
+        if args.test_size is not None:
+            raise CLIError("--test-size sets the one test split; --cv K tests on each of K "
+                           "folds instead: give one of them")
+    check_outputs([("--save", args.save), ("--plot", args.plot), ("--report", args.report)],
+                  [("DATA", path)])
     if args.plot:
         try:
             import matplotlib  # noqa: F401
@@ -196,14 +317,15 @@ def _check_options(args, path):
             raise CLIError('--plot needs matplotlib: pip install "fastfnn[plot]"') from None
 
 
-def _write_outputs(args, model, fnn, label, record):
-    """Plot and save (``record``: the model file's metadata), all or nothing."""
-    from .plot import plot_training
-
+def _write_outputs(args, model, fnn, label, record, curves=None, scores=None, test=None):
+    """Plot, save and write the report (``record``: the model file's metadata), all or
+    nothing."""
     with Staged() as staged:
-        if args.plot:
+        if getattr(args, "plot", None):
+            from .plot import plot_training
+
             plot_training(fnn, staged.path(args.plot, "--plot"), label, _describe(args, False),
-                          args)
+                          args, curves=curves, model=model, test=test)
         if args.save:
             tmp = staged.path(args.save, "--save")
             try:
@@ -211,15 +333,40 @@ def _write_outputs(args, model, fnn, label, record):
             except OSError as exc:
                 raise CLIError(f"--save {args.save}: cannot write "
                                f"({exc.strerror or exc})") from None
+        if getattr(args, "report", None):
+            tmp = staged.path(args.report, "--report")
+            try:
+                report.write(tmp, _report(args, record))
+            except OSError as exc:
+                raise CLIError(f"--report {args.report}: cannot write "
+                               f"({exc.strerror or exc})") from None
         staged.commit()
     say = (lambda *a: None) if args.quiet else print
     if args.save:
         say(f"saved    {args.save}  (fastfnn predict {args.save} DATA.csv)")
-    if args.plot:
+    if getattr(args, "plot", None):
         say(f"plot     {args.plot}")
+    if getattr(args, "report", None):
+        say(f"report   {args.report}")
 
 
-def _split(X, y, args, shown):
+def _report(args, record):
+    extra = dict(record.get("extra") or {})
+    out = {"report_version": report.REPORT_VERSION, "command": "fit",
+           "options": report.options(args), "task": record["task"],
+           "data": {**extra.pop("data_file", {}), "label": record["data"],
+                    "rows": extra.pop("rows", None), "features": record["kinds"],
+                    "targets": record["targets"], "id": extra.pop("id", None),
+                    "dropped": extra.pop("dropped", [])},
+           "parameters": extra.pop("parameters", {}),
+           "metrics": {"network": record["metrics"], **extra.pop("reference_metrics", {})},
+           "versions": extra.pop("versions", {})}
+    out.update(extra)
+    return out
+
+
+def _split(X, y, args, shown, ids):
+    """X_train, X_test, y_train, y_test, ids_train, ids_test (stratified where it can be)."""
     import numpy as np
     from sklearn.model_selection import train_test_split
 
@@ -232,7 +379,7 @@ def _split(X, y, args, shown):
         _, counts = np.unique(y, return_counts=True)
         if counts.min() >= 2 and n_test >= len(counts) and len(X) - n_test >= len(counts):
             stratify = y
-    return train_test_split(X, y, test_size=args.test_size, random_state=args.seed,
+    return train_test_split(X, y, ids, test_size=args.test_size, random_state=args.seed,
                             stratify=stratify)
 
 
@@ -240,8 +387,9 @@ def _preparation_notes(features):
     lines = []
     if features.categorical:
         lines.append(f"text column{'s' if len(features.categorical) > 1 else ''} "
-                     f"{names_list(features.categorical)} one-hot encoded (values not seen in "
-                     "training are all-zero at predict time)")
+                     f"{names_list(features.categorical)} one-hot encoded (at predict time a "
+                     "value not seen in training counts as the column's rare values, or as "
+                     "all-zero where it has none)")
     if features.missing:
         cells = sum(features.missing.values())
         lines.append(f"{cells} missing cell{'s' if cells > 1 else ''} in "
@@ -269,19 +417,9 @@ def _describe(args, hint=True):
             f"alpha {args.alpha:g}")
     if args.solver != "lbfgs":
         text += f", lr {args.learning_rate:g}, batch {args.batch_size}"
+    if getattr(args, "class_weight", None):
+        text += f", class weight {args.class_weight}"
     if args.early_stopping:
         text += (f", early stopping on a {args.validation_fraction:g} validation split"
                  + (" (--no-early-stopping: off)" if hint else ""))
     return text + f", {args.dtype}"
-
-
-def _test_metrics(model, X_test, y_test, classify):
-    import numpy as np
-    from sklearn.metrics import accuracy_score, mean_squared_error, r2_score
-
-    pred = model.predict(X_test)
-    if classify:
-        name = "accuracy" if y_test.ndim == 1 else "accuracy (every label right)"
-        return {name: f"{accuracy_score(y_test, pred):.4f}"}
-    rmse = float(np.sqrt(mean_squared_error(y_test, pred)))
-    return {"R²": f"{r2_score(y_test, pred):.4f}", "RMSE": f"{rmse:.4g}"}

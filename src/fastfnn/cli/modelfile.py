@@ -12,13 +12,22 @@ from .options import CLIError
 
 #: Key of the command line's metadata in a model file, and its version.
 METADATA_KEY = "fastfnn_cli"
-METADATA_VERSION = 1
+METADATA_VERSION = 2  # 2: text cells as pandas reads them (NaN where missing); 1: stripped, ''
+
 #: The first line of the earlier, pickle-based model files.
 PICKLE_MAGIC = b"FASTFNN-MODEL 1\n"
 
 
-def save(path, model, *, kinds, imputed, targets, task, dtype, data, metrics):
-    """Write ``model`` and its metadata to ``path`` (a temporary file of the caller)."""
+def save(path, model, *, kinds, imputed, targets, task, dtype, data, metrics, extra=None):
+    """Write ``model`` and its metadata to ``path`` (a temporary file of the caller).
+
+    The metadata (``fastfnn.load_model(path, return_metadata=True)[1]["fastfnn_cli"]``):
+    ``features`` (in model order) and ``feature_kinds`` ('numeric' or 'categorical'),
+    ``imputed``, ``targets``, ``task``, ``dtype``, ``data``, ``test_metrics`` (the network's, as
+    numbers), and from ``extra``: ``id`` (the --id column or None), ``dropped``,
+    ``reference_metrics`` (the linear model's and the trivial one's), ``parameters`` (the
+    network's), ``data_file`` (path, bytes, SHA-256), ``rows``, ``versions``, ``training``,
+    ``split`` or ``cv``."""
     from fastfnn import __version__, save_model
 
     metadata = {METADATA_KEY: {
@@ -32,6 +41,7 @@ def save(path, model, *, kinds, imputed, targets, task, dtype, data, metrics):
         "dtype": dtype,
         "data": data,
         "test_metrics": dict(metrics),
+        **(extra or {}),
     }}
     save_model(model, path, metadata=metadata)
 

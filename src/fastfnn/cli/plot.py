@@ -1,14 +1,74 @@
-"""``fastfnn fit --plot``: the training curves of a fitted network, as a PNG.
+"""``fastfnn fit --plot``: a fitted network's pictures, as one PNG.
 
-Left: the training loss per epoch, the validation loss when the estimator kept one
-(``validation_loss_curve_``), and the validation score on a second axis, its best epoch marked.
-Right, when the estimator records them (``gradient_norms_``, shape (n_epochs, n_layers_ - 1)):
-each layer's gradient norm per epoch, on a log scale.
+* the loss per epoch: the training loss the optimiser descends, the validation loss and score
+  when the estimator kept them (early stopping), the best epoch marked;
+* the error per epoch on the training rows and on the test rows, computed alike (RMSE in the
+  target's units for regressors, log-loss for classifiers) by :class:`Curves`, a fit callback:
+  overfitting shows as the two curves parting, with or without early stopping;
+* on the test rows: the confusion matrix (classifiers) or predicted against actual
+  (regressors);
+* each layer's gradient norm per epoch, when the estimator records them (``gradient_norms_``).
 """
 
+#: Training rows on which the per-epoch training error is computed (a seeded sample beyond).
+CURVE_ROWS = 5000
 
-def plot_training(fnn, path, label, description, args):
-    """Draw the curves of the fitted ``fnn`` into the PNG file ``path``."""
+
+class Curves:
+    """The per-epoch training and test error of a pipeline being fitted: ``record(fnn)`` is
+    called with the network as it stands after each epoch. The pipeline's preparation (fitted
+    before the network trains) transforms the rows once, at the first epoch."""
+
+    def __init__(self, model, X_train, y_train, X_test, y_test, classify):
+        import numpy as np
+
+        rows = np.arange(len(X_train))
+        if len(rows) > CURVE_ROWS:
+            rows = np.sort(np.random.RandomState(0).choice(rows, CURVE_ROWS, replace=False))
+        self.model, self.classify = model, classify
+        self.sets = {"training": (X_train.iloc[rows], np.asarray(y_train)[rows]),
+                     "test": (X_test, np.asarray(y_test))}
+        self.prepared = None
+        self.errors = {"training": [], "test": []}
+        self.name = "log-loss" if classify else "RMSE"
+
+    def _pipeline(self):
+        return self.model.regressor_ if hasattr(self.model, "regressor") else self.model
+
+    def record(self, fnn):
+        import numpy as np
+
+        if self.prepared is None:
+            prepare = self._pipeline().steps[0][1]
+            self.prepared = {k: prepare.transform(X) for k, (X, _) in self.sets.items()}
+        for key, (_, y) in self.sets.items():
+            X = self.prepared[key]
+            if self.classify:
+                self.errors[key].append(_log_loss(fnn, X, y))
+            else:
+                pred = fnn.predict(X)
+                transformer = getattr(self.model, "transformer_", None)
+                if transformer is not None:
+                    shape = np.shape(pred)
+                    pred = transformer.inverse_transform(np.reshape(pred, (shape[0], -1)))
+                    pred = np.reshape(pred, shape)
+                diff = np.asarray(pred, dtype=np.float64) - y.reshape(np.shape(pred))
+                self.errors[key].append(float(np.sqrt(np.mean(diff ** 2))))
+
+
+def _log_loss(fnn, X, y):
+    import numpy as np
+    from sklearn.metrics import log_loss
+
+    proba = fnn.predict_proba(X)
+    if np.ndim(y) == 2:  # multilabel: every label's binary log-loss, averaged
+        return float(log_loss(np.ravel(y), np.ravel(proba), labels=[0, 1]))
+    return float(log_loss(y, proba, labels=fnn.classes_))
+
+
+def plot_training(fnn, path, label, description, args, curves=None, model=None, test=None):
+    """Draw the pictures of the fitted ``fnn`` (in ``model``) into the PNG file ``path``;
+    ``test`` is (X_test, y_test, ids) of the test rows."""
     import textwrap
 
     import numpy as np
@@ -16,13 +76,27 @@ def plot_training(fnn, path, label, description, args):
 
     norms = getattr(fnn, "gradient_norms_", None)
     norms = None if norms is None else np.asarray(norms, dtype=np.float64)
-    panels = 2 if norms is not None and norms.ndim == 2 and norms.size else 1
-    fig = Figure(figsize=(7 * panels, 4.2), layout="constrained")
-    axes = fig.subplots(1, panels, squeeze=False)[0]
-    _loss_panel(axes[0], fnn, args)
-    if panels == 2:
-        _gradient_panel(axes[1], norms)
-    fig.suptitle(textwrap.fill(f"fastfnn fit {label}: {description}", 90 * panels), fontsize=9)
+    panels = [lambda ax: _loss_panel(ax, fnn, args)]
+    if curves is not None and curves.errors["test"]:
+        panels.append(lambda ax: _error_panel(ax, curves))
+    if model is not None and test is not None:
+        X_test, y_test, _ = test
+        if args.classify and np.ndim(y_test) == 1:
+            panels.append(lambda ax: _confusion_panel(ax, model, X_test, y_test))
+        elif not args.classify:
+            panels.append(lambda ax: _actual_panel(ax, model, X_test, y_test))
+    if norms is not None and norms.ndim == 2 and norms.size:
+        panels.append(lambda ax: _gradient_panel(ax, norms))
+    n_cols = 2 if len(panels) > 1 else 1
+    n_rows = -(-len(panels) // n_cols)
+    fig = Figure(figsize=(6.4 * n_cols, 4.6 * n_rows), layout="constrained")
+    axes = fig.subplots(n_rows, n_cols, squeeze=False).ravel()
+    for ax, draw in zip(axes, panels):
+        draw(ax)
+    for ax in axes[len(panels):]:
+        ax.set_axis_off()
+    fig.suptitle(textwrap.fill(f"fastfnn fit {label}: {description}", 75 * n_cols),
+                 fontsize=10)
     fig.savefig(path, format="png", dpi=100)
 
 
@@ -57,8 +131,63 @@ def _loss_panel(ax, fnn, args):
                  label=f"best, epoch {best + 1} (weights kept)")
         ax2.set_ylabel(name)
         handles = handles + ax2.get_lines()
-    ax.legend(handles=handles, loc="center right")
-    ax.set_title("loss per epoch", fontsize=9)
+    ax.legend(handles=handles, loc="upper right", fontsize=8)
+    ax.set_title("loss per epoch (what the optimiser descends)", fontsize=10)
+
+
+def _error_panel(ax, curves):
+    import numpy as np
+
+    for key, color in (("training", "C0"), ("test", "C3")):
+        values = curves.errors[key]
+        ax.plot(np.arange(1, len(values) + 1), values, color=color, label=f"{key} rows")
+    test = np.asarray(curves.errors["test"])
+    best = int(np.nanargmin(test)) if np.isfinite(test).any() else None
+    if best is not None:
+        ax.plot(best + 1, test[best], "o", color="C3", label=f"lowest test, epoch {best + 1}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(curves.name)
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_title(f"{curves.name} per epoch: training vs test rows", fontsize=10)
+
+
+def _confusion_panel(ax, model, X_test, y_test):
+    import numpy as np
+    from sklearn.metrics import confusion_matrix
+
+    classes = list(model.classes_)
+    matrix = confusion_matrix(y_test, model.predict(X_test), labels=classes)
+    ax.imshow(matrix, cmap="Blues")
+    labels = [str(c) for c in classes]
+    ticks = np.arange(len(classes))
+    small = len(classes) > 12
+    ax.set_xticks(ticks, labels, rotation=90 if small or max(map(len, labels)) > 6 else 0,
+                  fontsize=7 if small else 9)
+    ax.set_yticks(ticks, labels, fontsize=7 if small else 9)
+    if len(classes) <= 20:
+        top = matrix.max() if matrix.size else 0
+        for (i, j), v in np.ndenumerate(matrix):
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=8 if small else 10,
+                    color="white" if v > top / 2 else "black")
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(f"confusion matrix, {len(y_test)} test rows", fontsize=10)
+
+
+def _actual_panel(ax, model, X_test, y_test):
+    import numpy as np
+
+    pred = np.asarray(model.predict(X_test), dtype=np.float64).reshape(len(y_test), -1)[:, 0]
+    actual = np.asarray(y_test, dtype=np.float64).reshape(len(y_test), -1)[:, 0]
+    ax.scatter(actual, pred, s=10, alpha=0.5, color="C0", edgecolors="none")
+    low = float(min(actual.min(), pred.min()))
+    high = float(max(actual.max(), pred.max()))
+    ax.plot([low, high], [low, high], color="grey", lw=1, label="predicted = actual")
+    ax.set_xlabel("actual")
+    ax.set_ylabel("predicted")
+    ax.legend(loc="upper left", fontsize=8)
+    extra = " (first target)" if np.ndim(y_test) == 2 and np.shape(y_test)[1] > 1 else ""
+    ax.set_title(f"predicted against actual, {len(y_test)} test rows{extra}", fontsize=10)
 
 
 def _gradient_panel(ax, norms):
@@ -72,4 +201,4 @@ def _gradient_panel(ax, norms):
     ax.set_xlabel("epoch")
     ax.set_ylabel("gradient norm")
     ax.legend(loc="best", fontsize=8)
-    ax.set_title("per-layer gradient norm per epoch", fontsize=9)
+    ax.set_title("per-layer gradient norm per epoch", fontsize=10)

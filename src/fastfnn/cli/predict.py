@@ -15,7 +15,8 @@ def add_parser(sub):
                     "columns are taken from DATA by name, in any order; other columns (the "
                     "target, ids...) are ignored. A file whose header names none of the "
                     "features but has exactly their number of columns is read in training "
-                    "order. Model files are skops files with a checksum: loading one cannot run "
+                    "order. A model trained with --id writes that column first, as DATA has it. "
+                    "Model files are skops files with a checksum: loading one cannot run "
                     "code.")
     p.add_argument("model", metavar="MODEL", help="model file written by 'fastfnn fit --save'")
     p.add_argument("data", metavar="DATA", help="CSV file with a header row, or .parquet")
@@ -49,16 +50,29 @@ def cmd_predict(args):
         raise CLIError(f"--proba is for classifiers; {args.model} is a regression model")
     table = read_table(args.data)
     kinds, note = _feature_kinds(table, record)
+    legacy = record.get("version", 1) < 2  # text stripped, '' where missing
     X = columns.features(table, kinds, np.dtype(record.get("dtype", "float64")),
-                         fills_numeric="numeric" in record.get("imputed", ["numeric"])).frame
+                         fills_numeric="numeric" in record.get("imputed", ["numeric"]),
+                         missing_text=columns.LEGACY_MISSING_TEXT if legacy else np.nan,
+                         strip_text=legacy).frame
     if args.proba:
         header, values = _probabilities(model, X, record)
     else:
         header, values = list(record["targets"]), model.predict(X)
+    id_column = record.get("id")
+    ids = None
+    if id_column is not None:
+        if id_column in table.header:
+            ids = table.frame[id_column].to_numpy()
+            header = [id_column] + [name if name != id_column else f"predicted {name}"
+                                    for name in header]
+        else:
+            note = (f"{table.shown} has no column {id_column!r} (the model's --id): "
+                    "predictions written without it") + (f"; {note}" if note else "")
     with Staged() as staged:
         with open(staged.path(args.output or "-", "--output"), "w", encoding="utf-8",
                   newline="") as f:
-            _write_csv(f, header, values)
+            _write_csv(f, header, values, ids)
         staged.commit()
     if note:
         import sys
@@ -97,7 +111,7 @@ def _probabilities(model, X, record):
     return [f"{targets[0]}={c}" for c in classes], proba
 
 
-def _write_csv(f, header, values):
+def _write_csv(f, header, values, ids=None):
     import csv
 
     import numpy as np
@@ -108,6 +122,13 @@ def _write_csv(f, header, values):
     writer = csv.writer(f, lineterminator="\n")
     writer.writerow(header)
     if values.dtype.kind == "f":  # shortest text that reads back to the same float
-        writer.writerows([[repr(float(v)) for v in row] for row in values.tolist()])
+        rows = [[repr(float(v)) for v in row] for row in values.tolist()]
     else:
-        writer.writerows(values.tolist())
+        rows = values.tolist()
+    if ids is not None:
+        rows = [["" if _missing(i) else i] + row for i, row in zip(ids.tolist(), rows)]
+    writer.writerows(rows)
+
+
+def _missing(value):
+    return value is None or (isinstance(value, float) and value != value)

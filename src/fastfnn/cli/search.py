@@ -39,7 +39,7 @@ def _value(text):
 
 
 def add_parser(sub):
-    from .fit import _add_training_options
+    from .fit import _add_training_options, add_column_options
 
     p = sub.add_parser(
         "search", help="search hyper-parameters by cross-validation on a Dask cluster",
@@ -56,6 +56,7 @@ def add_parser(sub):
     p.add_argument("--target", type=column_names, metavar="COLUMN[,COLUMN...]",
                    help="target column(s) (default: the last one)")
     p.add_argument("--classify", action="store_true", help="classification (FNNClassifier)")
+    add_column_options(p)
     s = p.add_argument_group("search")
     s.add_argument("--param", type=parameter, action="append", required=True,
                    metavar="NAME=V1,V2,...", help="candidate values of a parameter (repeat for "
@@ -92,6 +93,9 @@ def cmd_search(args):
     path, label, shown = resolve_data(args.data)
     check_outputs([("--save", args.save)], [("DATA", path)])
     args.epochs = args.epochs or 200
+    args.tol = 1e-4 if args.tol is None else args.tol
+    if args.class_weight and not args.classify:
+        raise CLIError("--class-weight weighs classes: it needs --classify")
     data = _read(args, path, shown)
     n_classes = len(np.unique(data.y)) if args.classify and data.y.ndim == 1 else 0
     training.choose_early_stopping(args, len(data.y) - len(data.y) // args.cv, n_classes)

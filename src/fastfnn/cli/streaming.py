@@ -81,6 +81,19 @@ def check_fit_options(args):
                        "no epoch loss to adapt on); use constant or invscaling")
     if args.plot:
         raise CLIError("--plot is not available with --stream; the per-epoch scores are printed")
+    refused = {"--test-size": (args.test_size, "there is no test split: the held-out "
+                               "partitions (--validation-fraction) score the model"),
+               "--tol": (args.tol, "the epochs run are --epochs, with --n-iter-no-change as "
+                         "the patience on the validation score"),
+               "--cv": (args.cv, "the table is streamed, never held for folds"),
+               "--report": (args.report, "the per-epoch scores are printed"),
+               "--drop": (args.drop, "every column but the target is a feature"),
+               "--id": (args.id, "every column but the target is a feature"),
+               "--class-weight": (args.class_weight, "partial_fit cannot weigh classes it "
+                                  "has not counted")}
+    for option, (value, why) in refused.items():
+        if value is not None:
+            raise CLIError(f"{option} is not available with --stream ({why})")
 
 
 def fit_stream(args, reason, describe, write_outputs):
@@ -201,24 +214,36 @@ class _Notes:
 
 
 class _Bar:
-    """fit's tqdm bar on stderr, one step per training partition, created at the first one;
-    ``before()`` runs before each line and the bar's first step (the notes so far)."""
+    """fit's tqdm bar on stderr, one step per epoch, the partition within the epoch shown
+    beside it; created at the first partition. Only on a terminal: elsewhere (a log, a pipe)
+    the per-epoch lines say it all, without carriage-return frames. ``before()`` runs before
+    each line and the bar's first step (the notes so far)."""
 
-    def __init__(self, epochs, disable, before=lambda: None):
-        self.epochs, self.disable, self.bar, self.before = epochs, disable, None, before
+    def __init__(self, epochs, disable, before=lambda: None, stream=None):
+        self.epochs, self.bar, self.before = epochs, None, before
+        self.stream = sys.stderr if stream is None else stream
+        self.disable = disable or not _is_terminal(self.stream)
+        self.started = False
+        self.epoch = 0
 
     def partition(self, epoch, done, total):
-        if self.bar is None:
+        if not self.started:
             self.before()
+            self.started = True
         if self.disable:
             return
         if self.bar is None:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=self.epochs * total, desc="training", unit="partition",
-                            file=sys.stderr, dynamic_ncols=True, leave=True)
-        self.bar.set_description(f"epoch {epoch}/{self.epochs}", refresh=False)
-        self.bar.update(1)
+            self.bar = tqdm(total=self.epochs, desc="training", unit="epoch",
+                            file=self.stream, dynamic_ncols=True, leave=True)
+        self.bar.set_description(f"epoch {epoch}/{self.epochs}, partition {done}/{total}",
+                                 refresh=False)
+        if done == total and epoch > self.epoch:
+            self.epoch = epoch
+            self.bar.update(1)
+        else:
+            self.bar.refresh()
 
     def write(self, line, record):
         self.before()
@@ -235,6 +260,13 @@ class _Bar:
     def close(self):
         if self.bar is not None:
             self.bar.close()
+
+
+def _is_terminal(stream):
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 # ---- predict --stream ---------------------------------------------------------------------------

@@ -3,8 +3,7 @@ run itself (progress bar, start-up time, notes on how training ended)."""
 
 import sys
 
-from .columns import MISSING_TEXT
-from .progress import ProgressBar, attach, detach, fnn_estimators
+from .progress import EpochRecorder, ProgressBar, attach, detach, fnn_estimators
 
 #: Fewest validation rows for which early stopping is switched on by default (a smaller split
 #: gives a score too coarse to stop on: 12 iris rows score in steps of 1/12).
@@ -12,55 +11,92 @@ MIN_VALIDATION_ROWS = 50
 
 
 def build_model(args, features, dtype):
-    """(model, target_is_scaled): ColumnTransformer (numeric: StandardScaler; text: one-hot;
-    each after an imputer when its training cells have gaps) -> FNN*, inside a
-    TransformedTargetRegressor that standardises y for identity-output squared-error regression."""
+    """(model, target_is_scaled): ColumnTransformer (numeric: median imputer, StandardScaler;
+    text: most-frequent imputer, sparse one-hot with rare values grouped) -> FNN*, inside a
+    TransformedTargetRegressor that standardises y for identity-output squared-error regression.
+
+    The imputers are always there, so a model trained on complete cells still fills a gap at
+    predict time; the text imputer takes what pandas and pyarrow give for a missing cell (NaN,
+    None, pandas' NA, in object or string columns). The one-hot output stays sparse (CSR)
+    through the ColumnTransformer into the network's first layer whenever it is mostly zeros.
+    """
     from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
-    from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     from fastfnn import FNNClassifier, FNNRegressor
 
-    imputed = imputed_kinds(features)
-    parts = []
-    if features.numeric:
-        steps = [("scale", StandardScaler())]
-        if "numeric" in imputed:
-            steps.insert(0, ("impute", SimpleImputer(strategy="median")))
-        parts.append(("numeric", Pipeline(steps), features.numeric))
-    if features.categorical:
-        steps = [("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False,
-                                          dtype=dtype))]
-        if "text" in imputed:
-            steps.insert(0, ("impute", SimpleImputer(missing_values=MISSING_TEXT,
-                                                     strategy="most_frequent")))
-        parts.append(("categorical", Pipeline(steps), features.categorical))
-    prepare = ColumnTransformer(parts, sparse_threshold=0, verbose_feature_names_out=False)
-    params = dict(hidden_layer_sizes=args.hidden, activation=args.activation,
-                  solver=args.solver, alpha=args.alpha, batch_size=args.batch_size,
-                  learning_rate=args.schedule, learning_rate_init=args.learning_rate,
-                  max_iter=args.epochs, random_state=args.seed, tol=args.tol,
-                  n_iter_no_change=args.n_iter_no_change, early_stopping=args.early_stopping,
-                  validation_fraction=args.validation_fraction)
+    prepare = ColumnTransformer(preparation(args, features, dtype),
+                                verbose_feature_names_out=False)
+    params = estimator_params(args)
     if args.classify:
+        if args.class_weight:
+            params["class_weight"] = args.class_weight
         return Pipeline([("prepare", prepare), ("fnn", FNNClassifier(**params))]), False
     loss, out = args.loss or "squared_error", args.out_activation or "identity"
     pipe = Pipeline([("prepare", prepare),
                      ("fnn", FNNRegressor(loss=loss, out_activation=out, **params))])
     if scales_target(args):
+        from sklearn.preprocessing import StandardScaler
+
         return TransformedTargetRegressor(regressor=pipe, transformer=StandardScaler()), True
     return pipe, False
 
 
+def preparation(args, features, dtype):
+    """The ColumnTransformer's (name, pipeline, columns) parts for ``features``."""
+    import pandas as pd
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    parts = []
+    if features.numeric:
+        parts.append(("numeric", Pipeline([("impute", SimpleImputer(strategy="median")),
+                                           ("scale", StandardScaler())]), features.numeric))
+    if features.categorical:
+        onehot = OneHotEncoder(handle_unknown="infrequent_if_exist", sparse_output=True,
+                               dtype=dtype, min_frequency=args.min_frequency,
+                               max_categories=args.max_categories)
+        parts.append(("categorical", Pipeline([
+            ("impute", SimpleImputer(missing_values=pd.NA, strategy="most_frequent")),
+            ("onehot", onehot)]), features.categorical))
+    return parts
+
+
+def estimator_params(args):
+    """The network's parameters from the command's options (both estimators)."""
+    return dict(hidden_layer_sizes=args.hidden, activation=args.activation,
+                solver=args.solver, alpha=args.alpha, batch_size=args.batch_size,
+                learning_rate=args.schedule, learning_rate_init=args.learning_rate,
+                max_iter=args.epochs, random_state=args.seed, tol=args.tol,
+                n_iter_no_change=args.n_iter_no_change, early_stopping=args.early_stopping,
+                validation_fraction=args.validation_fraction)
+
+
+def grouped_categories(model):
+    """{text column: (values seen in training, values grouped as one 'infrequent' column)}
+    for the columns whose rare values the fitted one-hot encoder grouped."""
+    pipe = model.regressor_ if hasattr(model, "regressor_") else model
+    prepare = pipe[0]
+    if "categorical" not in getattr(prepare, "named_transformers_", {}):
+        return {}
+    encoder = prepare.named_transformers_["categorical"][-1]
+    columns = [c for name, _, c in prepare.transformers_ if name == "categorical"][0]
+    try:
+        infrequent = encoder.infrequent_categories_
+    except AttributeError:  # no rare values grouped (min_frequency and max_categories off)
+        return {}
+    grouped = {}
+    for name, seen, rare in zip(columns, encoder.categories_, infrequent):
+        if rare is not None and len(rare):
+            grouped[name] = (len(seen), len(rare))
+    return grouped
+
+
 def imputed_kinds(features):
-    """The kinds of column ('numeric', 'text') whose missing cells the model fills."""
-    kinds = []
-    if any(name in features.missing for name in features.numeric):
-        kinds.append("numeric")
-    if any(name in features.missing for name in features.categorical):
-        kinds.append("text")
-    return kinds
+    """The kinds of column ('numeric', 'text') whose missing cells the model fills: every kind
+    the model has (its imputers are always there)."""
+    return ["numeric"] * bool(features.numeric) + ["text"] * bool(features.categorical)
 
 
 def scales_target(args):
@@ -91,8 +127,9 @@ def fitted_fnn(model):
     return model.regressor_[-1] if hasattr(model, "regressor_") else model[-1]
 
 
-def train(model, X_train, y_train, args, show_bar):
-    """Fit ``model`` with a progress bar; returns (fitted FNN estimator, training seconds,
+def train(model, X_train, y_train, args, show_bar, curves=None):
+    """Fit ``model`` with a progress bar (and ``curves``, an object with a ``record(fnn)``
+    method called after each epoch); returns (fitted FNN estimator, training seconds,
     start-up seconds, warnings recorded during the fit).
 
     Start-up: one epoch of a clone first, so that loading (or, on the very first run,
@@ -111,7 +148,10 @@ def train(model, X_train, y_train, args, show_bar):
     startup = time.perf_counter() - start
 
     unit = "iteration" if args.solver == "lbfgs" else "epoch"
-    if show_bar and not attach(model, ProgressBar(args.epochs, unit)):
+    callbacks = [ProgressBar(args.epochs, unit, disable=not show_bar)]
+    if curves is not None:
+        callbacks.append(EpochRecorder(curves.record))
+    if not attach(model, *callbacks) and show_bar:
         print("training (no progress bar: this scikit-learn has no callback API) ...",
               file=sys.stderr, flush=True)
     start = time.perf_counter()
