@@ -28,20 +28,21 @@ from sklearn.exceptions import ConvergenceWarning
 
 from fastfnn import FNNRegressor
 from fastfnn import _cache, _kernels, _parts, _tuning
+from fastfnn._version import __version__
 
 KEY = "test machine | fastfnn test"
-TIMINGS = [["A @ W", 16, 1e-6, 2e-6], ["A @ W", 32, 3e-6, 2e-6]]
+F64, F32 = "training split float64", "training split float32"  # names of two entries
+FINAL = {"verdict": "final", "why": "quiet", "probes": [0.99, 0.98, 0.99], "apart": 1.03,
+         "fastfnn": __version__, "deferrals": 0, "retry_after": 0.0}
 VALID = {  # one valid entry of each kind
-    "float64": {"limits": [256, 0, 1024], "timings": TIMINGS, "when": "2026-01-01 00:00"},
-    "float32": {"limits": [0, 0, 0], "timings": [], "when": "2026-01-01 00:00"},
-    "training split float64": {"split_flops": 1e6, "timings": [[16, 3e5, 0.9], [24, 6.7e5, 1.2]],
-                               "when": "2026-01-01 00:00"},
-    "training split float32": {"split_flops": float("inf"), "timings": [],
-                               "when": "2026-01-01 00:00"},
+    F64: {"split_flops": 1e6, "timings": [[16, 3e5, 0.9], [24, 6.7e5, 1.2]],
+          "when": "2026-01-01 00:00", "evidence": FINAL},
+    F32: {"split_flops": float("inf"), "timings": [], "when": "2026-01-01 00:00",
+          "evidence": FINAL},
     "prediction threads float64": {"chunk_flops": 4e5, "timings": [[8, 4.1e5, 1.3]],
-                                   "when": "2026-01-01 00:00"},
+                                   "when": "2026-01-01 00:00", "evidence": FINAL},
 }
-MEASURED = {"limits": [64, 64, 64], "timings": [], "when": "2026-02-02 02:02"}
+MEASURED = {"split_flops": 4096.0, "timings": [], "when": "2026-02-02 02:02", "evidence": FINAL}
 # The tile kernel's share by the rule for this CPU's vector width: no file may change it.
 RULE = {name: _tuning.RULES.get(_kernels.VECTOR_BYTES, {}).get(name, _tuning.Limits(0, 0, 0))
         for name in ("float64", "float32")}
@@ -94,7 +95,7 @@ def test_a_symlink_at_the_lock_file_is_not_followed(cache, tmp_path):
     os.symlink(victim, cache / (_tuning.FILE + ".lock"))
     measure = fake()
     with pytest.warns(UserWarning, match="lock is a symbolic link"):
-        entry, how = _tuning.cached("float64", measure)
+        entry, how = _tuning.cached(F64, measure)
     assert entry == MEASURED and measure.calls == 1 and "by this process" in how
     assert not victim.exists()  # neither created nor written through the link
     assert sorted(os.listdir(cache)) == [_tuning.FILE + ".lock"]
@@ -105,10 +106,10 @@ def test_a_symlink_at_a_predictable_temporary_name_is_not_followed(cache, tmp_pa
     victim.write_text("precious")
     make(cache)
     os.symlink(victim, cache / f"{_tuning.FILE}.{os.getpid()}.tmp")
-    entry, how = _tuning.cached("float64", fake())
+    entry, how = _tuning.cached(F64, fake())
     assert entry == MEASURED and how == f"measured now, kept in {cache / _tuning.FILE}"
     assert victim.read_text() == "precious"
-    assert not (cache / _tuning.FILE).is_symlink() and kept(cache)["float64"] == MEASURED
+    assert not (cache / _tuning.FILE).is_symlink() and kept(cache)[F64] == MEASURED
 
 
 def test_the_measurements_file_is_not_read_through_a_symlink(cache, tmp_path):
@@ -118,7 +119,7 @@ def test_the_measurements_file_is_not_read_through_a_symlink(cache, tmp_path):
     os.symlink(elsewhere, cache / _tuning.FILE)
     measure = fake()
     with pytest.warns(UserWarning, match="kernel-choices.json is a symbolic link"):
-        entry, _ = _tuning.cached("float64", measure)
+        entry, _ = _tuning.cached(F64, measure)
     assert entry == MEASURED and measure.calls == 1  # the linked entry is not taken
     assert json.loads(elsewhere.read_text()) == {KEY: VALID}
 
@@ -130,9 +131,9 @@ def test_a_huge_measurements_file_is_ignored_and_replaced(cache):
     text = json.dumps({KEY: VALID})
     (cache / _tuning.FILE).write_text(text + " " * (_cache.MAX_BYTES + 1 - len(text)))
     measure = fake()
-    entry, how = _tuning.cached("float64", measure)
+    entry, how = _tuning.cached(F64, measure)
     assert entry == MEASURED and measure.calls == 1 and how.startswith("measured now")
-    assert kept(cache) == {"float64": MEASURED}
+    assert kept(cache) == {F64: MEASURED}
     assert (cache / _tuning.FILE).stat().st_size < 1000
 
 
@@ -152,14 +153,14 @@ def test_a_full_disk_leaves_the_file_as_it_was_and_nothing_behind(cache):
     """A real write failure: the process's file size limit (RLIMIT_FSIZE, with SIGXFSZ
     ignored) makes writes past 1000 bytes fail, as a full disk would."""
     make(cache)
-    before = json.dumps({KEY: {"float32": VALID["float32"]}})
+    before = json.dumps({KEY: {F32: VALID[F32]}})
     (cache / _tuning.FILE).write_text(before)
-    big = dict(VALID["float64"], timings=TIMINGS * 50)  # several kB of JSON
+    big = dict(VALID[F64], timings=[[16, 3e5, 0.9]] * 100)  # several kB of JSON
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (1000, hard))
     try:
-        written = _tuning._keep(str(cache / _tuning.FILE), KEY, "float64", big)
+        written = _tuning._keep(str(cache / _tuning.FILE), KEY, F64, big)
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
         signal.signal(signal.SIGXFSZ, handler)
@@ -206,7 +207,7 @@ def test_a_fifo_in_place_of_the_file_does_not_stall_a_lookup(cache):
     got = []
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
-        lookup = threading.Thread(target=lambda: got.append(_tuning.cached("float64", fake())),
+        lookup = threading.Thread(target=lambda: got.append(_tuning.cached(F64, fake())),
                                   daemon=True)
         lookup.start()
         lookup.join(30)
@@ -219,9 +220,9 @@ def test_a_fifo_in_place_of_the_file_does_not_stall_a_lookup(cache):
 
 
 def test_a_missing_cache_folder_is_made_with_mode_0700(cache):
-    _tuning.cached("float64", fake())
+    _tuning.cached(F64, fake())
     assert stat.S_IMODE(cache.stat().st_mode) == 0o700
-    assert kept(cache) == {"float64": MEASURED}
+    assert kept(cache) == {F64: MEASURED}
 
 
 @pytest.mark.parametrize("mode", [0o777, 0o775, 0o757])
@@ -230,8 +231,8 @@ def test_a_folder_writable_by_others_is_refused_once_and_nothing_kept(cache, mod
     measure = fake()
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
-        first = _tuning.cached("float64", measure)
-        second = _tuning.cached("float32", measure)
+        first = _tuning.cached(F64, measure)
+        second = _tuning.cached(F32, measure)
     assert cache_warnings(record) == [
         f"fastfnn does not use the cache folder {cache}: it is writable by group or others, "
         "without the sticky bit; measurements are made for this process alone (fix the "
@@ -247,8 +248,8 @@ def test_a_refused_folder_still_reads_the_shipped_measurements(cache, tmp_path, 
     shipped.write_text(json.dumps({KEY: VALID}))
     monkeypatch.setattr(_tuning, "SHIPPED", str(shipped))
     with pytest.warns(UserWarning, match="writable by group or others"):
-        entry, how = _tuning.cached("float64", fake())
-    assert entry == VALID["float64"] and how.endswith(f"read from {shipped}")
+        entry, how = _tuning.cached(F64, fake())
+    assert entry == VALID[F64] and how.endswith(f"read from {shipped}")
     assert os.listdir(cache) == []
 
 
@@ -256,8 +257,8 @@ def test_a_sticky_folder_writable_by_others_is_used(cache):
     make(cache, 0o1777)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        entry, how = _tuning.cached("float64", fake())
-    assert how.startswith("measured now") and kept(cache) == {"float64": MEASURED}
+        entry, how = _tuning.cached(F64, fake())
+    assert how.startswith("measured now") and kept(cache) == {F64: MEASURED}
 
 
 @pytest.mark.parametrize("what", ["the folder", "the file", "the lock file"])
@@ -274,7 +275,7 @@ def test_a_folder_or_file_owned_by_another_user_is_refused(cache, what):
     os.chown(target, 65534, 65534)
     measure = fake()
     with pytest.warns(UserWarning, match="owned by uid 65534, not by this user"):
-        entry, _ = _tuning.cached("float64", measure)
+        entry, _ = _tuning.cached(F64, measure)
     assert entry == MEASURED and measure.calls == 1
     assert not (cache / _tuning.FILE).exists() or what == "the file"
 
@@ -285,7 +286,7 @@ def test_a_file_writable_by_others_is_refused(cache):
     os.chmod(cache / _tuning.FILE, 0o666)
     with pytest.warns(UserWarning, match="its kernel-choices.json is writable by group or "
                                          "others"):
-        entry, _ = _tuning.cached("float64", fake())
+        entry, _ = _tuning.cached(F64, fake())
     assert entry == MEASURED
     assert json.loads((cache / _tuning.FILE).read_text()) == {KEY: VALID}  # not written
 
@@ -299,18 +300,38 @@ def test_without_owners_the_ownership_check_is_skipped(monkeypatch):
 
 # ---- an entry that does not validate is measured again --------------------------------------
 
+OLD_SCHEMA = {k: v for k, v in VALID[F64].items() if k != "evidence"}
 ODD = {  # name looked up -> what the file holds
-    "[]": ("float64", []),
-    "null": ("float64", None),
-    "a string": ("float64", "x"),
-    "a list under the machine key": ("float64", {KEY: []}),
-    "an entry without limits": ("float64", {KEY: {"float64": {"timings": [], "when": "t"}}}),
-    "string limits": ("float64", {KEY: {"float64": dict(VALID["float64"],
-                                                        limits=["256", "0", "0"])}}),
-    "a non-numeric split_flops": ("training split float64", {KEY: {
-        "training split float64": dict(VALID["training split float64"], split_flops="many")}}),
-    "two limits": ("float32", {KEY: {"float32": dict(VALID["float32"], limits=[1, 2])}}),
+    "[]": (F64, []),
+    "null": (F64, None),
+    "a string": (F64, "x"),
+    "a list under the machine key": (F64, {KEY: []}),
+    "an entry without split_flops": (F64, {KEY: {F64: {"timings": [], "when": "t",
+                                                      "evidence": FINAL}}}),
+    "string timings": (F64, {KEY: {F64: dict(VALID[F64], timings=[["16", "3e5", "0.9"]])}}),
+    "a non-numeric split_flops": (F64, {KEY: {F64: dict(VALID[F64], split_flops="many")}}),
+    "short timing rows": (F32, {KEY: {F32: dict(VALID[F32], timings=[[1, 2]])}}),
     "a string entry": ("prediction threads float64", {KEY: {"prediction threads float64": "x"}}),
+    # the evidence: an older schema (none), another version, a verdict it does not show
+    "an entry of the older schema": (F64, {KEY: {F64: OLD_SCHEMA}}),
+    "evidence of another version": (F64, {KEY: {F64: dict(VALID[F64], evidence=dict(
+        FINAL, fastfnn="0.0.1"))}}),
+    "final with a busy probe": (F64, {KEY: {F64: dict(VALID[F64], evidence=dict(
+        FINAL, probes=[0.99, 0.5, 0.99]))}}),
+    "final with halves apart": (F64, {KEY: {F64: dict(VALID[F64], evidence=dict(
+        FINAL, apart=1.5))}}),
+    "final with two probes": (F64, {KEY: {F64: dict(VALID[F64], evidence=dict(
+        FINAL, probes=[0.99, 0.99]))}}),
+    "final with a retry time": (F64, {KEY: {F64: dict(VALID[F64], evidence=dict(
+        FINAL, retry_after=5.0))}}),
+    "deferred without a retry time": (F64, {KEY: {F64: dict(VALID[F64], evidence=dict(
+        FINAL, verdict="deferred", deferrals=1))}}),
+    "an evidence field too many": (F64, {KEY: {F64: dict(VALID[F64], evidence=dict(
+        FINAL, load=0.1))}}),
+    "a negative probe": (F64, {KEY: {F64: dict(VALID[F64], evidence=dict(
+        FINAL, probes=[-1, 0.99, 0.99]))}}),
+    "a bool deferral count": (F64, {KEY: {F64: dict(VALID[F64], evidence=dict(
+        FINAL, verdict="deferred", deferrals=True, retry_after=5.0))}}),
 }
 
 
@@ -319,7 +340,7 @@ def test_an_odd_entry_is_measured_again_and_written_over(cache, shape):
     name, table = ODD[shape]
     make(cache)
     (cache / _tuning.FILE).write_text(json.dumps(table))
-    good = VALID.get(name, VALID["float64"])
+    good = VALID.get(name, MEASURED)
     entry, how = _tuning.cached(name, fake(good))
     assert entry == good and how.startswith("measured now")
     assert kept(cache)[name] == good
@@ -335,7 +356,7 @@ def fakes(monkeypatch, cache):
     monkeypatch.setattr(_parts, "_chosen", {})
     monkeypatch.setattr(_parts, "can_measure", lambda: True)
     monkeypatch.setattr(_tuning, "measure", lambda name: json.loads(json.dumps(
-        VALID.get(name, VALID["float64"]))))
+        VALID.get(name, VALID[F64]))))
     monkeypatch.setattr(_parts, "measure", lambda name: dict(VALID["training split " + name]))
     monkeypatch.setattr(_parts, "measure_prediction", lambda name: dict(
         VALID["prediction threads float64"]))
@@ -369,10 +390,11 @@ def test_a_fit_works_whatever_odd_entry_the_file_holds(fakes, monkeypatch, shape
 def _json():
     scalars = (st.none() | st.booleans() | st.integers(-2**70, 2**70)
                | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=8)
-               | st.sampled_from(list(_tuning.PRODUCTS) + list(VALID)))
+               | st.sampled_from(list(VALID) + ["final", "deferred", __version__]))
     return st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
                         | st.dictionaries(st.text(max_size=8) | st.sampled_from(
-                            ["limits", "timings", "when", "split_flops", "chunk_flops"]),
+                            ["timings", "when", "split_flops", "chunk_flops", "evidence",
+                             "verdict", "probes", "apart", "deferrals", "retry_after"]),
                             inner, max_size=4), max_leaves=12)
 
 
@@ -419,23 +441,28 @@ def test_whatever_the_file_holds_each_choice_is_valid(fakes, data):
 
 
 def test_the_schema_accepts_what_the_measurements_write(monkeypatch):
-    """The real measurements' form (with fake timings): valid, and the file's text of it too."""
-    monkeypatch.setattr(_tuning, "_time", lambda product, side, dtype, rng: (1e-6, 2e-6))
-    monkeypatch.setattr(_parts, "_median_gains", lambda pair, widths, name: np.full(
-        len(widths), 1.5))
-    entries = {"float64": _tuning.measure("float64"),
-               "training split float32": _parts.measure("float32"),
-               "prediction threads float64": _parts.measure_prediction("float64")}
-    for name, entry in entries.items():
-        assert _tuning.entry_problem(name, entry) is None
-        assert _tuning.entry_problem(name, json.loads(json.dumps(entry))) is None
-    assert _tuning.entry_problem("training split float64", dict(
-        VALID["training split float64"], split_flops=float("nan")))
-    assert _tuning.entry_problem("float64", dict(VALID["float64"], limits=[True, 0, 0]))
-    assert _tuning.entry_problem("float64", dict(VALID["float64"], extra=1))
-    assert _tuning.entry_problem("float64", dict(VALID["float64"], when="a\nb"))
+    """The real measurements' form (with fake timings, a quiet and a busy probe): valid, and the
+    file's text of it too (once a deferral is counted)."""
+    monkeypatch.setattr(_parts, "_rounds", lambda pair, widths, name, probes: probes.extend(
+        [0.99, 0.99]) or [[1.5] * len(widths)] * _parts.ROUNDS)
+    for share in (0.99, 0.5):
+        monkeypatch.setattr(_parts._guard, "probe", lambda threads, share=share: share)
+        entries = {F32: _parts.measure("float32"),
+                   "prediction threads float64": _parts.measure_prediction("float64")}
+        for name, entry in entries.items():
+            assert _parts._guard.final(entry) == (share == 0.99)
+            if share == 0.5:
+                entry = _parts._guard.postponed(entry, 1e9, 1)
+            assert _tuning.entry_problem(name, entry) is None
+            assert _tuning.entry_problem(name, json.loads(json.dumps(entry))) is None
+    assert _tuning.entry_problem(F64, dict(VALID[F64], split_flops=float("nan")))
+    assert _tuning.entry_problem(F64, dict(VALID[F64], timings=[[True, 1.0, 1.0]]))
+    assert _tuning.entry_problem(F64, dict(VALID[F64], extra=1))
+    assert _tuning.entry_problem(F64, dict(VALID[F64], when="a\nb"))
     with pytest.raises(ValueError, match="no kind of measurement"):
         _tuning.entry_problem("float16", {})
+    with pytest.raises(ValueError, match="no kind of measurement"):
+        _tuning.entry_problem("float64", {})  # the tile crossover is a rule's, never kept
 
 
 # ---- environment variables ------------------------------------------------------------------
@@ -470,8 +497,8 @@ def test_an_empty_cache_dir_variable_is_unset(cache, monkeypatch, tmp_path):
     monkeypatch.setenv("FASTFNN_CACHE_DIR", "  ")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert _cache.folder() == str(tmp_path / "xdg" / "fastfnn")
-    _tuning.cached("float64", fake())
-    assert kept(tmp_path / "xdg" / "fastfnn") == {"float64": MEASURED}
+    _tuning.cached(F64, fake())
+    assert kept(tmp_path / "xdg" / "fastfnn") == {F64: MEASURED}
     monkeypatch.setenv("FASTFNN_CACHE_DIR", f" {tmp_path / 'set'} ")
     assert _cache.folder() == str(tmp_path / "set")
     monkeypatch.setenv("XDG_CACHE_HOME", "relative")  # ignored, as the XDG rules say
@@ -512,7 +539,7 @@ def test_a_lock_held_too_long_is_not_waited_for(cache, monkeypatch):
     holder = os.open(cache / (_tuning.FILE + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(holder, fcntl.LOCK_EX)  # another open file description: another holder
-        entry, how = _tuning.cached("float64", fake())
+        entry, how = _tuning.cached(F64, fake())
     finally:
         os.close(holder)
     assert entry == MEASURED and "measured by this process" in how

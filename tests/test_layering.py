@@ -27,7 +27,8 @@ purpose, where it belongs. Import cycles between modules fail as well.
     optimizers, network
     _threads, _validation     (thread budget, prediction chunks; the registries' names)
     _tuning                   the kernel choices timed on this machine, cached on disk
-    _cache                    the cache folder: trusted or refused, JSON read and written safely
+    _cache, _guard            the cache folder: trusted or refused, JSON read and written safely;
+                              the measurement guard (a busy machine's timings do not stick)
     losses                    (uses the activation registry)
     activations, _version
     _kernels                  the compiled code: imports only the BLAS it calls
@@ -63,7 +64,7 @@ LAYERS = [
     ["optimizers", "network"],
     ["_threads", "_validation"],
     ["_tuning"],
-    ["_cache"],
+    ["_cache", "_guard"],
     ["losses"],
     ["activations", "_version"],
     ["_kernels"],
@@ -80,6 +81,7 @@ ONLY = {
     "precompile": {"__init__"},
     "model_io": {"_version", "_modelcheck"},
     "_cache": {"_env", "_version"},
+    "_guard": set(),
 }
 LAYER_OF = {unit: i for i, units in enumerate(LAYERS) for unit in units}
 

@@ -27,7 +27,15 @@ its CPU count, OpenBLAS's kernels and fastfnn's version, each entry validated on
 its schema, ``_tuning.SCHEMAS``; the build's precompile step ships its own in the wheel). The
 measurement (1.5-2.5 s per dtype, once per machine) runs where the process can run ``PARTS``
 threads; one that cannot runs its parts on one thread and measures nothing.
-``describe()`` says what was chosen and why.
+
+A busy moment cannot poison it (``_guard``): a probe of whether ``PARTS`` threads each get a CPU
+runs before the rounds (busy: nothing is timed, about 20 ms spent), between their halves and
+after them, and the halves must agree. Otherwise the measurement is *deferred*: the choice in
+force is the safe default (``DEFAULT_FLOPS``, between what quiet machines measured), kept with
+the evidence and a retry time (10 minutes, doubling with each further deferral, at most a day);
+no process probes or measures before it, and a process that holds a deferred choice tries again
+at its first fit after it (a clock read per fit). :func:`retune` (``fastfnn bench --retune``)
+measures again on demand. ``describe()`` says what was chosen and why.
 
 Prediction (:func:`prediction_threads`) runs the forward pass in chunks of ``PREDICT_CHUNK`` rows;
 a row's result never depends on its chunk, so the threads change only the speed. Chunks run on
@@ -41,12 +49,14 @@ file; a process that cannot run two threads predicts on one and measures nothing
 import os
 import threading
 import time
+from typing import NamedTuple
 
 import numpy as np
 
-from . import _env, _threads, _tuning
+from . import _env, _guard, _threads, _tuning
 from .network import PREDICT_CHUNK, DataSource, Network
 from .optimizers import Adam
+from ._version import __version__
 
 PARTS = 2  # parts of a split batch: each beyond the first holds a gradient-sized buffer
 # The training flops of a batch from which it is split into parts, on every machine (where the
@@ -64,8 +74,25 @@ SECONDS = 0.005  # each timing runs at least about this long
 BATCHES = 16  # distinct batches of the timed data (cycled through)
 
 PREDICT_WIDTHS = (4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)  # chunk work about doubling
+# The choices in force while a measurement is deferred (the machine was busy): from what work
+# (flops) training's parts and prediction's chunks run on threads of their own. Between what quiet
+# machines measured: training 1.2-4.7 MFLOP on a Zen 3 EPYC, 19 MFLOP on a Rocket Lake Xeon;
+# prediction 0.1-0.9 MFLOP on the Xeon. Wrong by a factor of a few, they cost a few percent on
+# the batches between, not a thread lost on every batch.
+DEFAULT_FLOPS = {"training": 8e6, "prediction": 1e6}
 
-_chosen = {}  # (what, np.dtype) -> (threshold flops, how, timings): this process's memo
+
+class Choice(NamedTuple):
+    """A memoised choice: the threshold (flops), how it was chosen, the timings behind it, and
+    when a deferred one is tried again (``_guard.clock`` time; None: never)."""
+
+    threshold: float
+    how: str
+    timings: list
+    retry_at: float = None
+
+
+_chosen = {}  # (what, np.dtype) -> Choice (or a (threshold, how, timings) tuple): the memo
 _choosing = threading.Lock()
 
 
@@ -142,14 +169,30 @@ def parallel_flops(dtype, batch=np.inf):
 
 
 def _chosen_once(key, choose):
-    """The threshold of ``key = (what, dtype)``: this process's memo, else ``choose(dtype)``
-    (``(threshold, how, timings)``), memoised under a lock: one choice per process, even when
-    two threads fit or predict at once."""
-    if key not in _chosen:
+    """The threshold of ``key = (what, dtype)``: this process's memo, else ``choose(dtype)`` (a
+    :class:`Choice`), memoised under a lock: one choice per process, even when two threads fit
+    or predict at once. A deferred choice is chosen again once its retry time has come (a clock
+    read per call until then; nothing else)."""
+    choice = _chosen.get(key)
+    if choice is None or _due(choice):
         with _choosing:
-            if key not in _chosen:
-                _chosen[key] = choose(key[1])
-    return _chosen[key][0]
+            choice = _chosen.get(key)
+            if choice is None or _due(choice):
+                _chosen[key] = choice = choose(key[1])
+    return choice[0]
+
+
+def _due(choice):
+    """True where ``choice`` is deferred and its retry time has come."""
+    retry = getattr(choice, "retry_at", None)
+    return retry is not None and _guard.clock() >= retry
+
+
+def _from_entry(entry, how, field, floor=0.0):
+    """The :class:`Choice` an entry gives: its threshold (at least ``floor``), how, its
+    timings, and its retry time where it is deferred."""
+    retry = None if _guard.final(entry) else entry["evidence"]["retry_after"]
+    return Choice(max(floor, float(entry[field])), how, entry["timings"], retry)
 
 
 def _env_flops():
@@ -160,15 +203,15 @@ def _env_flops():
 
 
 def _choose(dtype):
-    """``(threshold, how, timings)`` of training's threads for ``dtype`` (module docstring). A
-    process that cannot run PARTS threads runs parts on one and measures nothing."""
+    """The :class:`Choice` of training's threads for ``dtype`` (module docstring). A process
+    that cannot run PARTS threads runs parts on one and measures nothing."""
     if (os.cpu_count() or 1) < PARTS:
-        return np.inf, f"fewer than {PARTS} CPUs", []
+        return Choice(np.inf, f"fewer than {PARTS} CPUs", [])
     name = f"training split {dtype.name}"
     entry, how = _tuning.cached(name, lambda: measure(dtype.name), may_measure=can_measure())
     if entry is None:
-        return np.inf, f"not measured: this process cannot run {PARTS} threads", []
-    return max(SMALLEST, float(entry["split_flops"])), how, entry["timings"]
+        return Choice(np.inf, f"not measured: this process cannot run {PARTS} threads", [])
+    return _from_entry(entry, how, "split_flops", SMALLEST)
 
 
 def can_measure():
@@ -185,31 +228,44 @@ def can_measure():
 
 def measure(name):
     """Times batches whole on one thread and in parts on ``PARTS`` threads at every width, in
-    rounds that visit every width (module docstring); returns the cache entry: ``split_flops``
-    (:func:`threshold` of the gains), ``timings`` (width, batch flops, gain: the
-    median over rounds of one thread's time over the split's), ``when``."""
-    gains = _median_gains(_pair, WIDTHS, name)
+    rounds that visit every width, guarded (module docstring); returns the cache entry:
+    ``split_flops`` (:func:`threshold` of the gains; deferred: ``DEFAULT_FLOPS``), ``timings``
+    (width, batch flops, gain: the median over rounds of one thread's time over the split's;
+    none where the probe found the machine busy first), ``when``, ``evidence``."""
     work = [batch_flops(_ladder_sizes(width), ROWS) for width in WIDTHS]
-    return _entry("split_flops", WIDTHS, work, gains)
+    return _measured("split_flops", _pair, WIDTHS, work, name, DEFAULT_FLOPS["training"])
 
 
-def _median_gains(make_pair, widths, name):
-    """Each width's median over ROUNDS rounds of ``pair(first)``, ``pair = make_pair(width,
-    dtype, rng)`` (one thread's time over PARTS threads', :func:`_paired`); a round visits every
-    width, and every other round times the one-thread side second."""
+def _measured(field, make_pair, widths, work, name, default):
+    """The cache entry of a guarded measurement (``_guard``): probed; where the machine is
+    free, timed in rounds (:func:`_rounds`, probed between its halves and after); ``field`` the
+    :func:`threshold` of the median gains where the verdict is final, else ``default``."""
+    probes = [_guard.probe(PARTS)]
+    rounds = _rounds(make_pair, widths, name, probes) if probes[0] >= _guard.AVAILABLE else []
+    half = len(rounds) // 2
+    apart = _guard.apart(rounds[:half], rounds[half:]) if rounds else None
+    evidence = _guard.evidence(probes, apart, __version__)
+    gains = np.median(rounds, axis=0) if rounds else []
+    return {field: threshold(gains, work) if _guard.final({"evidence": evidence}) else default,
+            "timings": [[w, f, float(g)] for w, f, g in zip(widths, work, gains)],
+            "when": _tuning.now(), "evidence": evidence}
+
+
+def _rounds(make_pair, widths, name, probes):
+    """ROUNDS rounds of ``pair(first)`` at every width, ``pair = make_pair(width, dtype, rng)``
+    (one thread's time over PARTS threads', :func:`_paired`): a round visits every width, and
+    every other round times the one-thread side second. The probe runs between the two halves
+    and after them (appended to ``probes``)."""
     rng = np.random.default_rng(0)
+    rounds = []
     with _threads.numba_threads(PARTS):
         pairs = [make_pair(width, np.dtype(name), rng) for width in widths]
-        ratios = [[pair(r % 2 == 0) for pair in pairs] for r in range(ROUNDS)]
-    return np.median(ratios, axis=0)
-
-
-def _entry(key, widths, work, gains):
-    """The cache entry of a measurement: ``key`` (the :func:`threshold` of the gains over the
-    work), ``timings`` ([width, work, gain] rows) and ``when``."""
-    return {key: threshold(gains, work),
-            "timings": [[w, f, float(g)] for w, f, g in zip(widths, work, gains)],
-            "when": _tuning.now()}
+        for r in range(ROUNDS):
+            if r == ROUNDS // 2:
+                probes.append(_guard.probe(PARTS))
+            rounds.append([pair(r % 2 == 0) for pair in pairs])
+    probes.append(_guard.probe(PARTS))
+    return rounds
 
 
 def threshold(gains, work):
@@ -272,7 +328,7 @@ def describe():
     lines = []
     for name in ("float64", "float32"):
         flops, threads = split_flops(name), parallel_flops(name)
-        _, how, timings = _chosen[("training", np.dtype(name))]
+        how, timings, busy = _memo("training", name)
         rule = ("every batch is computed whole" if flops == np.inf
                 else f"batches of >= {flops:.3g} training flops are split into {PARTS} parts "
                 f"({'FASTFNN_SPLIT_FLOPS' if _env_flops() is not None else 'the rule'})")
@@ -280,18 +336,52 @@ def describe():
                else f"the parts run on one thread each from {threads:.3g} flops")
         lines.append(f"{name} training: {rule}; {run} ({how})")
         lines += _gains_line(f"{name} one thread's time / the split's by width, {ROWS}-row "
-                             "batches", timings)
+                             f"batches{busy}", timings)
     lines.append(f"L-BFGS: split batches of all rows get one part per {FULL_BATCH_ROWS} rows, "
                  f"{FULL_BATCH_PARTS} at most")
     for name in ("float64", "float32"):
         flops = prediction_flops(name)
-        _, how, timings = _chosen[("prediction", np.dtype(name))]
+        how, timings, busy = _memo("prediction", name)
         rule = ("every chunk runs on the calling thread" if flops == np.inf
                 else f"chunks of >= {flops:.3g} forward flops run on up to one thread each")
         lines.append(f"{name} predict ({PREDICT_CHUNK}-row chunks): {rule} ({how})")
         lines += _gains_line(f"{name} one thread's time / two threads' for two chunks, by "
-                             "width", timings)
+                             f"width{busy}", timings)
     return lines
+
+
+def _memo(what, name):
+    """``(how, timings, note)`` of the memoised choice: the note marks timings taken while the
+    machine was busy (a deferred choice's: not used)."""
+    choice = _chosen[(what, np.dtype(name))]
+    busy = getattr(choice, "retry_at", None) is not None
+    return choice[1], choice[2], ", timed while busy, not used" if busy else ""
+
+
+def retune(log=None):
+    """Measures this machine's choices again now (``fastfnn bench --retune``): training's and
+    prediction's threads for both dtypes, guarded as any measurement; a final result is kept
+    in place of what was there, a deferred one leaves a final entry in place. Returns
+    ``(lines, quiet)``: what each choice is now and how it came, and whether every measurement
+    was final. ``log(message)`` is told before each (a few seconds each)."""
+    if (os.cpu_count() or 1) < PARTS or not can_measure():
+        return [f"nothing measured: this process cannot run {PARTS} threads"], False
+    lines, quiet = [], True
+    kinds = (("training", "training split", measure, "split_flops", SMALLEST),
+             ("prediction", "prediction threads", measure_prediction, "chunk_flops", 0.0))
+    for what, kind, measure_now, field, floor in kinds:
+        for name in _tuning.DTYPES:
+            if log is not None:
+                log(f"measuring {kind} {name} again")
+            with _choosing:
+                entry, how = _tuning.cached(f"{kind} {name}", lambda: measure_now(name),
+                                            again=True)
+                choice = _from_entry(entry, how, field, floor)
+                _chosen[(what, np.dtype(name))] = choice
+            fresh = how.startswith("measured now") or how.startswith("measured by this process")
+            quiet = quiet and fresh and _guard.final(entry)
+            lines.append(f"{kind} {name}: threads from {choice.threshold:.3g} flops ({how})")
+    return lines, quiet
 
 
 def _gains_line(what, timings):
@@ -328,24 +418,24 @@ def prediction_flops(dtype):
 
 
 def _choose_prediction(dtype):
-    """``(threshold, how, timings)`` of prediction's threads for ``dtype`` (module docstring)."""
+    """The :class:`Choice` of prediction's threads for ``dtype`` (module docstring)."""
     if (os.cpu_count() or 1) < PARTS:
-        return np.inf, f"fewer than {PARTS} CPUs", []
+        return Choice(np.inf, f"fewer than {PARTS} CPUs", [])
     entry, how = _tuning.cached(f"prediction threads {dtype.name}",
                                 lambda: measure_prediction(dtype.name), may_measure=can_measure())
     if entry is None:
-        return np.inf, f"not measured: this process cannot run {PARTS} threads", []
-    return float(entry["chunk_flops"]), how, entry["timings"]
+        return Choice(np.inf, f"not measured: this process cannot run {PARTS} threads", [])
+    return _from_entry(entry, how, "chunk_flops")
 
 
 def measure_prediction(name):
     """Times a forward pass over two chunks of rows on one thread and on two, in rounds over
-    every width of PREDICT_WIDTHS (as :func:`measure`); returns the cache entry:
-    ``chunk_flops`` (:func:`threshold` of the gains over a chunk's forward flops), ``timings``
-    (width, a chunk's flops, gain), ``when``."""
-    gains = _median_gains(_forward_pair, PREDICT_WIDTHS, name)
+    every width of PREDICT_WIDTHS, guarded (as :func:`measure`); returns the cache entry:
+    ``chunk_flops`` (:func:`threshold` of the gains over a chunk's forward flops; deferred:
+    ``DEFAULT_FLOPS``), ``timings`` (width, a chunk's flops, gain), ``when``, ``evidence``."""
     work = [forward_flops(_ladder_sizes(width), PREDICT_CHUNK) for width in PREDICT_WIDTHS]
-    return _entry("chunk_flops", PREDICT_WIDTHS, work, gains)
+    return _measured("chunk_flops", _forward_pair, PREDICT_WIDTHS, work, name,
+                     DEFAULT_FLOPS["prediction"])
 
 
 def _forward_pair(width, dtype, rng):

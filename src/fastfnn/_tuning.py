@@ -22,9 +22,14 @@ Measurements that change only the speed (``_parts``: the threads of split batche
 prediction's chunks) are kept on disk (``kernel-choices.json`` in fastfnn's cache folder,
 ``_cache``, keyed by the CPU, its features, the CPU count, OpenBLAS's kernels and fastfnn's
 version; written under a file lock, so processes that start together measure once:
-:func:`cached`). What is read there (or in the copy the wheel ships, ``SHIPPED``) is a hint: an
-entry that does not validate against its schema (:func:`entry_problem`, one for each kind of
-entry) is ignored, then measured again and written over.
+:func:`cached`). Each entry carries the evidence of its measurement (``_guard``): *final* where the
+machine was quiet throughout, else *deferred*, holding the measuring module's safe default and a
+retry time, measured again when that time comes (never before, by any process) and then kept in
+its place. What is read there (or in the copy the wheel ships, ``SHIPPED``) is a hint: an entry
+that does not validate against its schema (:func:`entry_problem`, one for each kind of entry, the
+evidence included: an entry of an older schema or another fastfnn version is not read) is
+ignored, then measured again and written over. A write drops this machine's entries of other
+fastfnn versions.
 """
 
 import math
@@ -34,7 +39,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _blas, _cache, _env
+from . import _blas, _cache, _env, _guard
 from . import _kernels as K
 from ._version import __version__
 
@@ -89,14 +94,22 @@ def _choose(name):
     return rule, f"the rule for {K.VECTOR_BYTES}-byte vectors"
 
 
-def cached(name, measure_now, may_measure=True):
+def cached(name, measure_now, may_measure=True, again=False):
     """``(entry, how)``: this machine's measurement ``name`` (a JSON-able dict that
     :func:`entry_problem` accepts): read from the cache file; else the one made where this
     fastfnn was built on this machine (``SHIPPED``, then kept in the cache file); else made now
     by ``measure_now()`` and kept (under a file lock, so that processes that start together
     measure once). Without a usable cache folder (none writable, or one refused as untrusted:
     ``_cache``), what ``SHIPPED`` holds, else made for this process alone. With ``may_measure``
-    false, ``(None, None)`` where nothing is kept."""
+    false, ``(None, None)`` where nothing is kept.
+
+    A deferred entry (``_guard``: measured while the machine was busy; its choice is the safe
+    default) is returned as it is until its retry time, then measured again (where
+    ``may_measure``); a deferred result counts one more deferral and waits longer. A deferred
+    entry shipped with the package is due a first backoff after its first use here, not at
+    once: the first fit after an install measures nothing. ``again`` (``fastfnn bench
+    --retune``) measures whatever is kept; a deferred result then leaves a final entry in place.
+    """
     _schema(name)  # a name of no kind of entry: a mistake of the caller, not of the file
     key = machine_key()
     folder = _cache.usable_folder()
@@ -108,20 +121,57 @@ def cached(name, measure_now, may_measure=True):
         except OSError:  # not writable (or refused): what is kept there is still read
             lock = None
     try:
-        entry, source = _kept(path, key, name)
-        if entry is not None:
-            if lock is not None and source != path:
-                _keep(path, key, name, entry)
-            return entry, f"measured {entry['when']}, read from {source}"
-        if not may_measure:
-            return None, None
-        entry = measure_now()
-        if lock is not None and not entry_problem(name, entry) and _keep(path, key, name, entry):
-            return entry, f"measured now, kept in {path}"
-        return entry, "measured by this process (no usable cache folder)"
+        return _look_up(name, measure_now, may_measure, again, key, path, lock is not None)
     finally:
         if lock is not None:
             lock.__exit__()
+
+
+def _look_up(name, measure_now, may_measure, again, key, path, writable):
+    """:func:`cached`'s decision, under the lock where ``writable``."""
+    kept, source = _kept(path, key, name)
+    now = _guard.clock()
+    if kept is not None and not again:
+        if _guard.final(kept):
+            if writable and source != path:
+                _keep(path, key, name, kept)
+            return kept, f"measured {kept['when']}, read from {source}"
+        if source == SHIPPED:  # deferred at build time: due a first backoff from now
+            kept = _guard.postponed(kept, now, kept["evidence"]["deferrals"])
+            if not writable:  # nowhere to keep a retry: this process does not retry
+                kept = _guard.postponed(kept, now + _guard.MAX_RETRY_SECONDS, 1)
+            else:
+                _keep(path, key, name, kept)
+            return kept, _deferred_how(kept, source)
+        if not may_measure or not _guard.due(kept, now):
+            return kept, _deferred_how(kept, source)
+    if not may_measure:
+        return None, None
+    entry = measure_now()
+    if not _guard.final(entry) and isinstance(entry, dict) and isinstance(
+            entry.get("evidence"), dict):  # deferred: the machine was busy
+        if kept is not None and _guard.final(kept):  # --retune while busy: the good one stays
+            return kept, (f"measured {kept['when']}, read from {source} (measuring again was "
+                          f"deferred: {entry['evidence'].get('why')})")
+        before = 0 if kept is None else kept["evidence"]["deferrals"]
+        entry = _guard.postponed(entry, now, before + 1)
+    if entry_problem(name, entry):
+        return entry, "measured by this process (not kept: it does not validate)"
+    if writable and _keep(path, key, name, entry):
+        return entry, (f"measured now, kept in {path}" if _guard.final(entry)
+                       else _deferred_how(entry, path))
+    return entry, "measured by this process (no usable cache folder)" + (
+        "" if _guard.final(entry) else f"; {_deferred_how(entry, None)}")
+
+
+def _deferred_how(entry, source):
+    """How a deferred entry came to be in force, for ``describe()``: why, where it is kept and
+    when it is measured again."""
+    evidence = entry["evidence"]
+    retry = time.strftime("%Y-%m-%d %H:%M", time.localtime(evidence["retry_after"]))
+    where = f", kept in {source}" if source else ""
+    return (f"the default: measuring was deferred {entry['when']} ({evidence['why']}){where}; "
+            f"measured again from {retry}")
 
 
 def _kept(path, key, name):
@@ -154,10 +204,17 @@ def _keep(path, key, name, entry):
     table = _cache.read_json(path)
     if not isinstance(table, dict):
         table = {}
+    machine = _machine(key)
+    table = {k: v for k, v in table.items() if k == key or _machine(k) != machine}
     if not isinstance(table.get(key), dict):
         table[key] = {}
     table[key][name] = entry
     return _cache.write_json(path, table)
+
+
+def _machine(key):
+    """A key without its fastfnn version: the same machine and BLAS."""
+    return key.rsplit(" | fastfnn ", 1)[0]
 
 
 # ---- what an entry of the file holds ---------------------------------------------------------
@@ -197,26 +254,25 @@ def _when(v):
 
 
 _WIDE = 1 << 20  # the widest timed layer any version of the measurements could record
-# Each kind of entry: its fields and each field's test (every field required, no other).
+
+
+def _evidence(v):
+    """A test of an entry's evidence: an object (its fields: ``_guard.evidence_problem``)."""
+    return isinstance(v, dict)
+
+
+_GAINS = _rows(_count(1, _WIDE), _number(), _number(positive=True))
+# Each kind of entry: its fields and each field's test (every field required, no other). (The tile
+# kernel's crossover, ``measure``, is a rule's evidence for ``describe``, timed, never kept.)
 SCHEMAS = {
-    # tile kernel or gemm (measure): the largest tile-kernel layer per product; the timings
-    # (product, side, tile seconds, gemm seconds)
-    "": {"limits": lambda v: (isinstance(v, list) and len(v) == len(PRODUCTS)
-                              and all(map(_count(0, UNLIMITED), v))),
-         "timings": _rows(PRODUCTS.__contains__, _count(1, _WIDE), _number(positive=True),
-                          _number(positive=True)),
-         "when": _when},
-    # the training split (_parts.measure): the least batch flops split (inf: none); the
-    # timings (width, batch flops, gain)
-    "training split ": {"split_flops": _number(infinite=True),
-                        "timings": _rows(_count(1, _WIDE), _number(), _number(positive=True)),
-                        "when": _when},
+    # the training split (_parts.measure): the least batch flops whose parts run on threads
+    # (inf: none); the timings (width, batch flops, gain); the measurement's evidence
+    "training split ": {"split_flops": _number(infinite=True), "timings": _GAINS,
+                        "when": _when, "evidence": _evidence},
     # prediction's threads (_parts.measure_prediction): the least chunk flops run on threads
-    # (inf: none); the timings (width, chunk flops, gain)
-    "prediction threads ": {"chunk_flops": _number(infinite=True),
-                            "timings": _rows(_count(1, _WIDE), _number(),
-                                             _number(positive=True)),
-                            "when": _when},
+    # (inf: none); the timings (width, chunk flops, gain); the measurement's evidence
+    "prediction threads ": {"chunk_flops": _number(infinite=True), "timings": _GAINS,
+                            "when": _when, "evidence": _evidence},
 }
 DTYPES = ("float64", "float32")
 
@@ -232,7 +288,8 @@ def _schema(name):
 
 def entry_problem(name, entry):
     """What is wrong with ``entry`` as the measurement ``name`` (its kind's fields, each of the
-    right type and range), or None: it is valid."""
+    right type and range, its evidence consistent and of this fastfnn), or None: it is
+    valid."""
     schema = _schema(name)
     if not isinstance(entry, dict):
         return f"{name}: not an object"
@@ -241,7 +298,7 @@ def entry_problem(name, entry):
     for field, test in schema.items():
         if not test(entry[field]):
             return f"{name}: {field} {entry[field]!r:.80} is out of its type or range"
-    return None
+    return _guard.evidence_problem(entry["evidence"], __version__)
 
 
 def machine_key():

@@ -64,7 +64,7 @@ __all__ = [
     "torch_available", "MEMORY_CHILD", "STARTUP_CHILD", "command_seconds", "memory_child",
     "gemm_floor", "gemm_peak", "reference_fit", "machine_choices", "machine_header",
     "machine_info", "startup_table", "SETTLE_SECONDS", "Bench", "settle", "torch_fit",
-    "torch_model", "add_arguments", "run", "main",
+    "torch_model", "add_arguments", "run", "retune", "main",
 ]
 
 
@@ -90,11 +90,17 @@ def add_arguments(parser):
                         help="side of the square matmul that measures the GEMM peak")
     parser.add_argument("--json", default=None, help="also write the raw results to this file")
     parser.add_argument("--markdown", default=None, help="also write the tables to this file")
+    parser.add_argument("--retune", action="store_true",
+                        help="measure this machine's thread choices again now (a few seconds), "
+                             "keep them where the machine was quiet, print them, and exit "
+                             "without benchmarking (1: the machine was busy, nothing new kept)")
 
 
 def run(args):
     """``fastfnn bench``: run the selected benchmarks, print the tables; 1 if the
-    implementations did not do the same work, else 0."""
+    implementations did not do the same work, else 0. With ``--retune``: :func:`retune`."""
+    if getattr(args, "retune", False):
+        return retune(quiet=getattr(args, "quiet", False))
     try:
         opts = options_from_args(args)
     except ValueError as exc:
@@ -112,6 +118,23 @@ def run(args):
         with open(args.json, "w") as f:
             json.dump(bench.to_dict(), f, indent=1, default=float)
     return 0 if bench.all_same_work() else 1
+
+
+def retune(quiet=False):
+    """``fastfnn bench --retune``: measure the machine's choices again (``_parts.retune``), print
+    what each is now; 0 where every measurement was final, 1 where the machine was busy (a
+    final choice kept before stays; run it again when the machine is quiet)."""
+    from .. import _parts
+
+    log = None if quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    lines, all_final = _parts.retune(log)
+    for line in lines:
+        print(line)
+    if not all_final:
+        print("fastfnn bench --retune: the machine was busy (or cannot run two threads): nothing "
+              "measured now was kept as final; run it again when the machine is quiet",
+              file=sys.stderr)
+    return 0 if all_final else 1
 
 
 def main(argv=None):

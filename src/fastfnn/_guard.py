@@ -1,0 +1,183 @@
+"""The measurement guard: whether this moment can time the machine, and when to try again where it
+cannot.
+
+What ``_parts`` measures (from what work a split batch's parts and a prediction's chunks run on
+threads of their own) changes the speed only, but it is kept on disk for every later process.
+Timed while another process keeps a core busy, two threads lose at every width (0.0-0.6x, against
+1.1-1.7x on the same machine when quiet) and the choice would say "one thread" for good. So a
+measurement is guarded, and what it leaves carries its evidence:
+
+* **The probe** (:func:`probe`): ``threads`` threads each hash a buffer for a few milliseconds
+  (``hashlib`` releases the GIL: purely parallel work, no shared data); the share of their wall
+  time they spent on a CPU (CPU time over wall time, summed over the threads) is about 0.99
+  where the machine gives them a CPU each, and falls to 0.5-0.75 where another process keeps one
+  of those CPUs busy. CPU time, not throughput: the two hardware threads of one core (SMT) do
+  not double throughput, yet are not busy. The median of ``WINDOWS`` windows counts; the
+  threads run ``WARM_SECONDS`` first, so that the scheduler has spread them over the CPUs.
+  Its cost: about 20 ms (module constants; ``benchmarks/README.md`` gives the timing).
+* **The verdict** (:func:`verdict`): the probe runs before a measurement (below ``AVAILABLE``,
+  nothing is timed), between its two halves of rounds and after it; and the two halves must
+  agree: at every width the median gains of the first and of the second half within a factor
+  ``AGREE`` (a quiet machine: within 1.05). All passed: *final*. Else *deferred*: the choice in
+  force is the measuring module's safe default, and the measurement is tried again from a
+  retry time: ``RETRY_SECONDS`` after the first deferral, doubling with each further one, at
+  most ``MAX_RETRY_SECONDS`` (:func:`postponed`). Until then, no process probes or measures
+  (the retry time is kept in the cache file with the entry; a process checks the clock once
+  per fit).
+* **The evidence** (:func:`evidence`, kept in the entry): the verdict and why, the probes' shares,
+  how far apart the halves were, fastfnn's version, the deferrals so far and the retry time.
+  :func:`evidence_problem` checks it on every read: a *final* entry whose evidence does not show
+  a passing measurement (a file from another version, or edited) is not trusted.
+
+Imports only the standard library: ``_tuning`` (the cache file) and ``_parts`` (the
+measurements) use it.
+"""
+
+import hashlib
+import math
+import statistics
+import threading
+import time
+
+AVAILABLE = 0.9  # the least share of their wall time the probe's threads must get on a CPU
+AGREE = 1.2  # the most the two halves' median gains may differ at a width (as a factor)
+WINDOWS = 3  # timed windows of a probe; their median counts
+WINDOW_SECONDS = 0.005  # each window's length
+WARM_SECONDS = 0.002  # each thread's work before the first window (the scheduler spreads them)
+RETRY_SECONDS = 600.0  # after the first deferral, the next try; doubled after each further one
+MAX_RETRY_SECONDS = 86400.0  # the longest wait; a retry time further away is due (a clock reset)
+MAX_DEFERRALS = 1000  # the largest deferral count an entry may record
+_BUFFER = bytes(64 * 1024)  # hashed by the probe: large enough that hashing releases the GIL
+
+clock = time.time  # the wall clock retry times are read on (kept across processes; tests set it)
+
+
+def probe(threads=2, windows=WINDOWS, seconds=WINDOW_SECONDS):
+    """The share of their wall time ``threads`` threads, each hashing a buffer, spent on a CPU:
+    the median over ``windows`` windows of ``seconds`` of the threads' summed CPU time over their
+    summed wall time (about 0.99 on CPUs of their own; module docstring)."""
+    start = threading.Barrier(threads)
+    shares = [[0.0, 0.0] for _ in range(windows)]
+    lock = threading.Lock()
+
+    def work():
+        start.wait()
+        _hash_for(WARM_SECONDS)
+        for window in range(windows):
+            start.wait()  # every thread enters each window together
+            cpu, wall = time.thread_time(), time.perf_counter()
+            _hash_for(seconds)
+            cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
+            with lock:
+                shares[window][0] += cpu
+                shares[window][1] += wall
+
+    workers = [threading.Thread(target=work, daemon=True) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return float(statistics.median(cpu / wall for cpu, wall in shares))
+
+
+def _hash_for(seconds):
+    """Hashes ``_BUFFER`` over and over for ``seconds`` of wall time."""
+    until = time.perf_counter() + seconds
+    while time.perf_counter() < until:
+        hashlib.sha256(_BUFFER)
+
+
+def apart(first, second):
+    """How far apart two halves of rounds are: the largest factor between their median gains at
+    any width (1.0: they agree exactly). ``first``, ``second``: rows of rounds, a gain per
+    width."""
+    widest = 1.0
+    for width in range(len(first[0])):
+        a = statistics.median(row[width] for row in first)
+        b = statistics.median(row[width] for row in second)
+        widest = max(widest, max(a, b) / min(a, b))
+    return widest
+
+
+def verdict(probes, halves_apart=None):
+    """``(final, why)``: final where every probe's share is at least AVAILABLE, all three ran
+    (before, between the halves, after) and the halves are within AGREE (``halves_apart``;
+    None: not timed); ``why`` says what decided, in a few words."""
+    for share, when in zip(probes, ("before measuring", "between the halves", "after them")):
+        if not share >= AVAILABLE:
+            return False, (f"busy {when}: the probe's threads got {share:.0%} of their time on a "
+                           f"CPU (at least {AVAILABLE:.0%} needed)")
+    if len(probes) < 3 or halves_apart is None:
+        return False, "not timed through"
+    if not halves_apart <= AGREE:
+        return False, (f"the two halves of the rounds disagree ({halves_apart:.2f}x apart at a "
+                       f"width; at most {AGREE}x)")
+    return True, (f"quiet: the probes got {min(probes):.0%} or more, the halves "
+                  f"{halves_apart:.2f}x apart")
+
+
+def evidence(probes, halves_apart, version):
+    """The evidence of a measurement (its verdict, from :func:`verdict`), before any deferral is
+    counted: ``deferrals`` 0, ``retry_after`` 0 (:func:`postponed` sets them)."""
+    final, why = verdict(probes, halves_apart)
+    return {"verdict": "final" if final else "deferred", "why": why,
+            "probes": [round(float(p), 4) for p in probes],
+            "apart": 0.0 if halves_apart is None else round(float(halves_apart), 4),
+            "fastfnn": version, "deferrals": 0, "retry_after": 0.0}
+
+
+def final(entry):
+    """True where ``entry`` (a cache entry) says it was measured on a quiet machine."""
+    evidence = entry.get("evidence") if isinstance(entry, dict) else None
+    return isinstance(evidence, dict) and evidence.get("verdict") == "final"
+
+
+def backoff(deferrals):
+    """Seconds until the next try after ``deferrals`` deferrals in a row (at least 1):
+    RETRY_SECONDS, doubled for each further one, at most MAX_RETRY_SECONDS."""
+    return min(MAX_RETRY_SECONDS, RETRY_SECONDS * 2.0 ** min(max(deferrals, 1) - 1, 32))
+
+
+def postponed(entry, now, deferrals):
+    """A copy of the deferred ``entry`` that counts ``deferrals`` deferrals and is due again
+    :func:`backoff` seconds after ``now``."""
+    return {**entry, "evidence": {**entry["evidence"], "deferrals": min(deferrals, MAX_DEFERRALS),
+                                  "retry_after": round(now + backoff(deferrals), 3)}}
+
+
+def due(entry, now):
+    """True where the deferred ``entry`` may be measured again at ``now``: its retry time has
+    come, or lies further ahead than any backoff gives (a clock set back, an edited file)."""
+    retry = entry["evidence"]["retry_after"]
+    return now >= retry or retry - now > MAX_RETRY_SECONDS
+
+
+def evidence_problem(value, version):
+    """What is wrong with ``value`` as an entry's evidence for fastfnn ``version``, or None: every
+    field of its type and range, and consistent with its verdict (a final one shows three
+    passing probes, halves within AGREE, no deferral; a deferred one a deferral and a retry
+    time)."""
+    fields = {"verdict": lambda v: v in ("final", "deferred"),
+              "why": lambda v: isinstance(v, str) and len(v) <= 200 and v.isprintable(),
+              "probes": lambda v: (isinstance(v, list) and len(v) <= 3
+                                   and all(_number(p) and p <= 2 for p in v)),
+              "apart": _number, "fastfnn": lambda v: v == version,
+              "deferrals": lambda v: type(v) is int and 0 <= v <= MAX_DEFERRALS,
+              "retry_after": _number}
+    if not isinstance(value, dict) or set(value) != set(fields):
+        return "evidence: not an object of its fields"
+    for field, test in fields.items():
+        if not test(value[field]):
+            return f"evidence: {field} {value[field]!r:.80} is out of its type or range"
+    if value["verdict"] == "final":
+        passed, _ = verdict(value["probes"], value["apart"] or None)
+        if not passed or value["deferrals"] or value["retry_after"]:
+            return "evidence: a final verdict the evidence does not show"
+    elif value["deferrals"] < 1 or not value["retry_after"] > 0:
+        return "evidence: a deferral without its count or retry time"
+    return None
+
+
+def _number(v):
+    """A finite number >= 0 (int or float, not a bool)."""
+    return type(v) in (int, float) and math.isfinite(v) and v >= 0
