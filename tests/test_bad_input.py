@@ -303,7 +303,7 @@ def test_partial_fit_not_available_for_lbfgs(cls):
     assert not hasattr(est, "partial_fit")
     with pytest.raises(AttributeError, match="has no attribute 'partial_fit'") as err:
         est.partial_fit
-    assert "solver='sgd' or solver='adam'" in str(err.value.__cause__)
+    assert "solver='sgd' or 'adam' or 'adamw'" in str(err.value.__cause__)
     assert not hasattr(MLPClassifier(solver="lbfgs"), "partial_fit")
     assert hasattr(MLPRegressor(solver="lbfgs"), "partial_fit")  # scikit-learn's bug
     assert hasattr(cls(solver="sgd"), "partial_fit") and hasattr(cls(), "partial_fit")

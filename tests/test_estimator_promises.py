@@ -302,8 +302,8 @@ def test_check_gradients_of_a_fitted_model_checks_the_loss_it_was_fitted_with(lo
     Xc, yc = X[:30], y[:30]
     want_W, want_b = _np_finite_differences(est.coefs_, est.intercepts_, Xc, yc[:, None],
                                             est.alpha, loss, activation, 1e-6)
-    net, Xn, Y, sw, alpha = est._gradient_problem(Xc, yc)
-    analytic, numeric = gradients(net, Xn, Y, sw, alpha, eps=1e-6)
+    net, Xn, Y, sw, settings = est._gradient_problem(Xc, yc)
+    analytic, numeric = gradients(net, Xn, Y, sw, settings.l2, eps=1e-6)
     for got in (numeric, analytic):
         for g, w in zip(net.coefs(got) + net.intercepts(got), want_W + want_b):
             np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-7)
@@ -384,7 +384,7 @@ def test_check_gradients_checks_the_fitted_loss_after_the_parameter_changes(tmp_
         want_W, want_b = _np_finite_differences(model.coefs_, model.intercepts_, Xc,
                                                 yc[:, None], model.alpha, "squared_error",
                                                 "tanh", 1e-6)
-        net, Xn, Y, sw, alpha = model._gradient_problem(Xc, yc)
-        analytic, _ = gradients(net, Xn, Y, sw, alpha, eps=1e-6)
+        net, Xn, Y, sw, settings = model._gradient_problem(Xc, yc)
+        analytic, _ = gradients(net, Xn, Y, sw, settings.l2, eps=1e-6)
         for g, w in zip(net.coefs(analytic) + net.intercepts(analytic), want_W + want_b):
             np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-7)

@@ -115,8 +115,8 @@ def test_check_gradients_detects_a_wrong_gradient(monkeypatch):
     coefs, intercepts, X, Y, _ = make_problem("tanh", "squared_error", "identity", 1, 3, 9)
     true_loss_grad = Network.loss_grad
 
-    def off_by_one_percent(self, *args):
-        value, grad = true_loss_grad(self, *args)
+    def off_by_one_percent(self, *args, **kwargs):
+        value, grad = true_loss_grad(self, *args, **kwargs)
         return value, grad * 1.01
 
     monkeypatch.setattr(fastfnn.gradcheck.Network, "loss_grad", off_by_one_percent)

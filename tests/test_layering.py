@@ -23,14 +23,17 @@ purpose, where it belongs. Import cycles between modules fail as well.
     estimators, gradcheck
     _base                     the estimators' shared fit/predict walk
     trainer, _callbacks, fitstate
-    _parts                    the training split timed on this machine (runs the loop to time it)
-    optimizers, network
+    _parts, settings          the training split timed on this machine (runs the loop to time
+                              it); the frozen settings a fit hands down
+    network
     _threads, _validation     (thread budget, prediction chunks; the registries' names)
-    _tuning                   the kernel choices timed on this machine, cached on disk
+    optimizers, _tuning       the update-rule registry; the kernel choices timed on this
+                              machine, cached on disk
     _cache, _guard            the cache folder: trusted or refused, JSON read and written safely;
                               the measurement guard (a busy machine's timings do not stick)
     losses                    (uses the activation registry)
-    activations, _version
+    activations, _version,    (dropout: the rates, the masks' key and their NumPy twin)
+    dropout
     _kernels                  the compiled code: imports only the BLAS it calls
     _blas                     the private BLAS: imports only the environment's reader
     _env, _notice             the FASTFNN_* variables; the first compile's notice: nothing of
@@ -60,13 +63,13 @@ LAYERS = [
     ["estimators", "gradcheck"],
     ["_base"],
     ["trainer", "_callbacks", "fitstate"],
-    ["_parts"],
-    ["optimizers", "network"],
+    ["_parts", "settings"],
+    ["network"],
     ["_threads", "_validation"],
-    ["_tuning"],
+    ["optimizers", "_tuning"],
     ["_cache", "_guard"],
     ["losses"],
-    ["activations", "_version"],
+    ["activations", "_version", "dropout"],
     ["_kernels"],
     ["_blas"],
     ["_env", "_notice"],

@@ -57,13 +57,16 @@ def data(kind, n=80, seed=0, n_features=4):
 # ---- signature, parameters, tags --------------------------------------------------------------
 
 
+TRAINING_ADDITIONS = ["dropout", "max_grad_norm", "scoring"]
+
+
 @pytest.mark.parametrize("ff_cls, sk_cls, extra", [
-    (FNNRegressor, MLPRegressor, ["out_activation"]),
-    (FNNClassifier, MLPClassifier, ["class_weight"]),
+    (FNNRegressor, MLPRegressor, ["out_activation"] + TRAINING_ADDITIONS),
+    (FNNClassifier, MLPClassifier, ["class_weight"] + TRAINING_ADDITIONS),
 ])
 def test_constructor_signature_is_sklearns(ff_cls, sk_cls, extra):
     """Same names, order, kinds (positional / keyword-only) and defaults; each estimator adds
-    one keyword-only parameter at the end (fastfnn's additions)."""
+    its keyword-only parameters at the end (fastfnn's additions)."""
     ff = inspect.signature(ff_cls).parameters
     sk = inspect.signature(sk_cls).parameters
     assert list(ff) == list(sk) + extra
@@ -84,8 +87,16 @@ def test_method_signatures_are_sklearns(ff_cls, sk_cls):
     for name in ("fit", "partial_fit", "predict", "score", "predict_proba",
                  "predict_log_proba"):
         if hasattr(sk_cls, name):
-            assert (inspect.signature(getattr(ff_cls, name))
-                    == inspect.signature(getattr(sk_cls, name))), name
+            ff = list(inspect.signature(getattr(ff_cls, name)).parameters.values())
+            sk = list(inspect.signature(getattr(sk_cls, name)).parameters.values())
+            assert ff[:len(sk)] == sk, name
+            added = FIT_ADDITIONS if name == "fit" else []
+            assert [p.name for p in ff[len(sk):]] == added, name
+            assert all(p.kind == p.KEYWORD_ONLY and p.default is None for p in ff[len(sk):])
+
+
+# fit's keyword-only additions: a given validation set (HistGradientBoosting's names)
+FIT_ADDITIONS = ["X_val", "y_val", "sample_weight_val"]
 
 
 def test_regressor_default_out_activation_and_first_positional_loss():
@@ -100,20 +111,31 @@ def test_regressor_default_out_activation_and_first_positional_loss():
                                     (FNNClassifier(), MLPClassifier())])
 def test_tags_and_metadata_routing_are_sklearns(ff, sk):
     assert get_tags(ff) == get_tags(sk)
-    assert str(ff.get_metadata_routing()) == str(sk.get_metadata_routing())
+    ff_routing = ff.get_metadata_routing()
+    sk_routing = sk.get_metadata_routing()
+    assert ff_routing.fit.requests == {**sk_routing.fit.requests,
+                                       **dict.fromkeys(FIT_ADDITIONS)}
+    for method in ("partial_fit", "score"):
+        assert getattr(ff_routing, method).requests == getattr(sk_routing, method).requests
     with sklearn.config_context(enable_metadata_routing=True):
         ff.set_fit_request(sample_weight=True).set_score_request(sample_weight=False)
         ff.set_partial_fit_request(sample_weight=True)
         sk.set_fit_request(sample_weight=True).set_score_request(sample_weight=False)
         sk.set_partial_fit_request(sample_weight=True)
-        assert ff.get_metadata_routing().fit.requests["sample_weight"] is True
-        assert str(ff.get_metadata_routing()) == str(sk.get_metadata_routing())
+        ff_routing, sk_routing = ff.get_metadata_routing(), sk.get_metadata_routing()
+        assert ff_routing.fit.requests["sample_weight"] is True
+        assert ff_routing.fit.requests == {**sk_routing.fit.requests,
+                                           **dict.fromkeys(FIT_ADDITIONS)}
+        for method in ("partial_fit", "score"):
+            assert getattr(ff_routing, method).requests == \
+                getattr(sk_routing, method).requests
 
 
 def test_public_names():
     assert set(fastfnn.__all__) == {"FNNRegressor", "FNNClassifier", "check_gradients",
                                     "gradcheck_cases", "HIDDEN_ACTIVATIONS", "REGRESSION_LOSSES",
-                                    "save_model", "load_model", "__version__"}
+                                    "SOLVERS", "SCHEDULES", "save_model", "load_model",
+                                    "__version__"}
     assert all(hasattr(fastfnn, name) for name in fastfnn.__all__)
 
 
@@ -255,8 +277,7 @@ def test_dataframe_sets_feature_names_like_sklearn(kind):
     df = pd.DataFrame(X, columns=["a", "b", "c", "d"])
     ff = make(kind, solver="adam").fit(df, y)
     sk_cls = MLPRegressor if kind == "reg" else MLPClassifier
-    sk = sk_cls(**{k: v for k, v in ff.get_params().items()
-                   if k not in ("out_activation", "class_weight")})
+    sk = sk_cls(**{k: v for k, v in ff.get_params().items() if k in sk_cls().get_params()})
     sk.fit(df, y)
     np.testing.assert_array_equal(ff.feature_names_in_, ["a", "b", "c", "d"])
     assert ff.feature_names_in_.dtype == sk.feature_names_in_.dtype == object

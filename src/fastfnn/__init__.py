@@ -6,6 +6,8 @@ from ._version import __version__
 from .gradcheck import check_gradients, gradcheck_cases
 from .losses import REGRESSION_LOSSES
 from .model_io import load_model, save_model
+from .optimizers import SCHEDULES, SOLVERS
 
 __all__ = ["FNNRegressor", "FNNClassifier", "check_gradients", "gradcheck_cases",
-           "HIDDEN_ACTIVATIONS", "REGRESSION_LOSSES", "save_model", "load_model", "__version__"]
+           "HIDDEN_ACTIVATIONS", "REGRESSION_LOSSES", "SOLVERS", "SCHEDULES", "save_model",
+           "load_model", "__version__"]

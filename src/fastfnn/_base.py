@@ -20,6 +20,7 @@ from numbers import Integral
 
 import numpy as np
 from sklearn.base import BaseEstimator, is_classifier
+from sklearn.metrics import check_scoring
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -38,9 +39,9 @@ from ._validation import (
 from .network import (
     SMALL_INPUT_ROWS, Network, check_memory, check_sparse, forward_small, init_params, layer_sizes,
 )
+from .optimizers import RULES
+from .settings import Settings
 from .trainer import fit_lbfgs, fit_stochastic
-
-STOCHASTIC_SOLVERS = ("sgd", "adam")
 # Attributes of scikit-learn's callback machinery, set around a fit by its decorator: a
 # rollback keeps them, so that the callbacks are still torn down after a failed fit.
 # Configuration scikit-learn's setters may store while a fit runs (set_output, set_*_request):
@@ -250,20 +251,22 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
             )
         return [int(s) for s in sizes]
 
-    def _fit(self, X, y, sample_weight=None, incremental=False, classes=None):
-        """fit / partial_fit on a staged copy of the attributes, published on success."""
+    def _fit(self, X, y, sample_weight=None, incremental=False, classes=None, validation=None):
+        """fit / partial_fit on a staged copy of the attributes, published on success.
+        ``validation``: ``(X_val, y_val, sample_weight_val)`` given to fit, or None."""
         BLAS.prepare()
         with staged(self) as work, explained_errors():
-            work._fit_and_publish(X, y, sample_weight, incremental, classes)
+            work._fit_and_publish(X, y, sample_weight, incremental, classes, validation)
         return self
 
     def _start_incremental(self, y, classes):
         """What ``partial_fit`` sets up before validating (the classifier's labels)."""
 
-    def _fit_and_publish(self, X, y, sample_weight, incremental, classes=None):
+    def _fit_and_publish(self, X, y, sample_weight, incremental, classes=None, validation=None):
         if incremental:
             self._start_incremental(y, classes)
         hidden = self._hidden_sizes()
+        self._check_validation_arguments(validation)
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         labels = y
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
@@ -278,7 +281,14 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
             )
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
         sizes = [X.shape[1]] + hidden + [Y.shape[1]]
-        stochastic = self.solver in STOCHASTIC_SOLVERS
+        settings = Settings.of(self, hidden, self._loss_name(), self._output_activation())
+        stochastic = settings.stochastic
+        if settings.dropping and not stochastic:
+            raise ValueError("dropout needs a stochastic solver ('sgd', 'adam', 'adamw'): "
+                             "'lbfgs' minimizes one fixed loss, which random masks would "
+                             "change at every evaluation. Set dropout=0.0 or another solver.")
+        if validation is not None:
+            validation = self._validation_rows(*validation, X.dtype)
         dtype = X.dtype if first_pass else self.coefs_[0].dtype
         check_memory(sizes, dtype, X.shape[0], self._batch_rows(X.shape[0]), stochastic)
         self._random_state = check_random_state(self.random_state)
@@ -292,7 +302,8 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         observer = callback_observer(self, X, labels, user_weight, net,
                                      1 if incremental else self.max_iter)
         try:
-            state = self._train(net, X, Y, sample_weight, incremental, stochastic, observer)
+            state = self._train(net, settings, X, Y, sample_weight, incremental, observer,
+                                validation)
         finally:
             if observer is not None:
                 observer.close()
@@ -303,11 +314,13 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
             observer.finish()
         return self
 
-    def _train(self, net, X, Y, sample_weight, incremental, stochastic, observer):
-        """Train ``net`` on (X, Y); returns the fit's TrainState (nothing published yet)."""
-        if not stochastic:
+    def _train(self, net, settings, X, Y, sample_weight, incremental, observer, validation):
+        """Train ``net`` on (X, Y) with ``settings``; returns the fit's TrainState (nothing
+        published yet). ``validation``: the given validation rows (X_val, Y_val, sw_val), or
+        None."""
+        if not settings.stochastic:
             state = fitstate.TrainState(net)
-            fit_lbfgs(state, self, X, Y, sample_weight, observer)
+            fit_lbfgs(state, settings, X, Y, sample_weight, observer)
             return state
         if self.early_stopping and incremental:
             raise ValueError(
@@ -319,10 +332,77 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         state = fitstate.resume(self, net, mode, keep_optimizer)
         if observer is not None:
             observer.resume(state)
-        fit_stochastic(state, self, X, Y, sample_weight, self._random_state, incremental,
+        fit_stochastic(state, settings, X, Y, sample_weight, self._random_state, incremental,
                        stratify=is_classifier(self) and self.n_outputs_ == 1,
-                       scoring=self._validation_scoring(), observer=observer)
+                       scoring=self._early_stopping_score(), observer=observer,
+                       validation_set=validation)
         return state
+
+    # ---- early stopping: the given validation rows, the score ----------------------------------
+
+    def _check_validation_arguments(self, validation):
+        """ValueError unless the given validation rows come with their targets and with
+        ``early_stopping=True`` (the only use fit has for them)."""
+        if validation is None:
+            return
+        X_val, y_val, _ = validation
+        if X_val is None or y_val is None:
+            given, missing = ("X_val", "y_val") if y_val is None else ("y_val", "X_val")
+            raise ValueError(f"{given} was given without {missing}: pass both, the validation "
+                             "rows and their targets.")
+        if not self.early_stopping:
+            raise ValueError("X_val and y_val are the rows early stopping scores: set "
+                             "early_stopping=True to use them (fit uses them for nothing else).")
+
+    def _validation_rows(self, X_val, y_val, sw_val, dtype):
+        """The given validation rows as training sees them: ``(X_val (n_val, n_features) of
+        ``dtype``, Y_val (n_val, n_outputs) encoded as the targets, sw_val (with the
+        classifier's ``class_weight``) or None)``; ValueError where they do not fit the model
+        being trained (features, targets, labels) or hold fewer than 2 rows."""
+        X_val = validate_data(self, X_val, accept_sparse=["csr", "csc"], reset=False,
+                              dtype=dtype)
+        Y_val = np.asarray(self._encode_targets(y_val), dtype=dtype)
+        Y_val = Y_val.reshape(-1, 1) if Y_val.ndim == 1 else Y_val
+        if Y_val.shape[0] != X_val.shape[0]:
+            raise ValueError(f"y_val has {Y_val.shape[0]} rows but X_val has {X_val.shape[0]}: "
+                             "pass one target per validation row.")
+        if X_val.shape[0] < 2:
+            raise ValueError("The validation set is too small: pass at least 2 rows in X_val.")
+        if sw_val is not None:
+            sw_val = _check_sample_weight(sw_val, X_val)
+        return X_val, Y_val, self._weighted(Y_val, sw_val, incremental=False)
+
+    def _early_stopping_score(self):
+        """``score(validation, outputs, loss, net)``, the early-stopping score (higher is
+        better) that ``scoring`` names: None, scikit-learn's (R^2 / accuracy); 'loss', minus
+        the validation loss; a scorer name or callable, that scorer on a model holding the
+        network's current weights. NaN where the outputs are not finite (scikit-learn's)."""
+        scoring = self.scoring
+        if scoring is None:
+            builtin = self._validation_scoring()
+            return lambda val, out, loss, net: builtin(val.Y, out, val.sw)
+        if isinstance(scoring, str) and scoring == "loss":
+            return lambda val, out, loss, net: -loss
+        scorer = check_scoring(self, scoring=scoring)
+
+        def score(val, out, loss, net):
+            if not np.isfinite(out).all():
+                return np.nan
+            weights = {} if val.sw is None else {"sample_weight": val.sw}
+            return float(scorer(self._holding(net), val.X, self._decode_labels(val.Y),
+                                **weights))
+
+        return score
+
+    def _holding(self, net):
+        """A fitted model of this estimator's kind holding copies of ``net``'s weights (for a
+        scorer during training; feature names left out: the rows it scores are arrays)."""
+        model = object.__new__(type(self))
+        model.__dict__ = {key: value for key, value in self.__dict__.items()
+                          if key != "feature_names_in_"}
+        model.coefs_ = [W.copy() for W in net.coefs()]
+        model.intercepts_ = [b.copy() for b in net.intercepts()]
+        return model
 
     def _batch_rows(self, n_samples):
         """Rows of a training batch ('auto': min(200, n)), for the memory estimate."""
@@ -365,7 +445,7 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
 
     @one_fit_at_a_time
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None, sample_weight_val=None):
         """Fit the model to data matrix X and target(s) y.
 
         Fits of one estimator from several threads run one after another (the last one's
@@ -379,20 +459,34 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
             The target values (class labels in classification, real numbers in regression).
         sample_weight : array-like of shape (n_samples,), default=None
             Sample weights.
+        X_val : {array-like, sparse matrix} of shape (n_val, n_features), default=None
+            With ``early_stopping=True``, the rows early stopping scores, instead of a
+            ``validation_fraction`` of X (then every row of X trains, and no random number
+            is drawn for a split). Needs ``y_val``.
+        y_val : array-like of shape (n_val,) or (n_val, n_outputs), default=None
+            The targets of ``X_val`` (classifier: labels among those of y).
+        sample_weight_val : array-like of shape (n_val,), default=None
+            Weights of the validation rows.
 
         Returns
         -------
         self : object
             The fitted model.
         """
-        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+        validation = None
+        if X_val is not None or y_val is not None or sample_weight_val is not None:
+            if sample_weight_val is not None and X_val is None:
+                raise ValueError("sample_weight_val was given without X_val and y_val.")
+            validation = (X_val, y_val, sample_weight_val)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False,
+                         validation=validation)
 
     def _check_solver(self):
-        if self.solver not in STOCHASTIC_SOLVERS:
+        if self.solver not in RULES:
             raise AttributeError(
                 "partial_fit is only available for stochastic optimizers. %s is not "
-                "stochastic. Use solver='sgd' or solver='adam' for partial_fit, or fit for "
-                "%r." % (self.solver, self.solver)
+                "stochastic. Use solver=%s for partial_fit, or fit for %r."
+                % (self.solver, " or ".join(repr(name) for name in RULES), self.solver)
             )
         return True
 
@@ -479,7 +573,7 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         X and y are checked up front: one row of y per row of X, as many target columns as
         the model has outputs (classifier: labels among ``classes_``).
 
-        Returns (network, X, Y (n, n_outputs) float64, sample_weight or None, alpha).
+        Returns (network, X, Y (n, n_outputs) float64, sample_weight or None, Settings).
         """
         check_is_fitted(self)
         check_sparse(X)
@@ -500,7 +594,13 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         net = self._fitted_network(np.float64, self._fitted_loss(strict=True))
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
-        return net, X, Y, sample_weight, self.alpha
+        return net, X, Y, sample_weight, self._fitted_settings()
+
+    def _fitted_settings(self):
+        """The fitted model's Settings: its parameters, with the loss and output it was
+        fitted with."""
+        return Settings.of(self, layer_sizes(self.coefs_)[1:-1], self._fitted_loss(strict=True),
+                           self.out_activation_)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

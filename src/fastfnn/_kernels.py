@@ -15,9 +15,10 @@ function that calls another lives here. The file keeps the shape of the Python h
             output_delta_   D[L-1] = (A[L] - Y) * act_out'(A[L]) (* sample_weight)
             delta_back_     D[i-1] = (D[i] @ W[i].T) * act'(A[i])     (matmul_nt_)
       batch_step_           the parts' sums added in part order, scaled, and the rule's step,
-                            chosen by the rule's type: SGD in one pass (sgd_batch_step_);
-        batch_gradient_     Adam: the gradient dW = (sums + alpha W) / S, db = sums / S
-        adam_step_          (finish_grad_), then the step
+                            chosen by the rule's type (STEPS): SGD in one pass (sgd_step_);
+        finished_gradient_  Adam, AdamW, clipping: the gradient dW = (sums + alpha W) / S,
+                            db = sums / S (finish_grad_), clipped (clip_grad_) ...
+        adam_step_          ... then the step (AdamW: decay_weights_ first)
     loss_grad_(_parallel_)  the full batch (L-BFGS): all rows as one batch, in parts
     forward_rows_(_parallel_)  predict: forward_ over fixed chunks of rows
     forward_layers_         predict, small inputs: the layers as tuples, no flat theta
@@ -35,8 +36,9 @@ optimizers.py), not a row of positions:
     Data       the rows: X (dense, or CSR data/indices/indptr), Y, sample weights, the order
     Params     theta, its gradient, the layer sizes
     Workspace  per part of a batch: A, D, Y and weight buffers, gradient sums
-    Model      activation and loss codes, L2 strength, the log-loss clip, the tile limits
-    SGDRule / AdamRule   an update rule: its own state and its hyper-parameters by name
+    Model      activation and loss codes, L2 strength, the log-loss clip, the tile limits,
+               dropout (rates, key) and the gradient's clipping norm
+    SGDRule / AdamRule / AdamWRule   an update rule: its state and hyper-parameters by name
 
 Layouts (row-batch, like scikit-learn; see network.py for the table of the math):
 
@@ -497,7 +499,11 @@ class Model(NamedTuple):
     probability clip ``eps`` of the log-losses, and the products' choice of kernel: the
     largest layer (fan_in * fan_out weights) the tile kernel takes, per product (A @ W,
     A.T @ D, D @ W.T; the rule for this machine's vector width, see :func:`tiles`; for A @ W
-    ``EVERY_SHAPE`` in prediction)."""
+    ``EVERY_SHAPE`` in prediction). Training only: inverted dropout on the hidden layers'
+    outputs where ``dropping`` (``drop_rate`` (L,) float64: layer i's outputs dropped with
+    that probability, the output layer's entry 0; ``drop_key``: the seed and epoch, see
+    :func:`dropout_`), and the gradient's largest global norm ``max_grad_norm`` (0: not
+    clipped)."""
 
     hidden_act: int
     out_act: int
@@ -509,6 +515,10 @@ class Model(NamedTuple):
     tile_nn: int
     tile_tn: int
     tile_nt: int
+    dropping: bool
+    drop_rate: np.ndarray
+    drop_key: np.uint64
+    max_grad_norm: float
 
 
 class SGDRule(NamedTuple):
@@ -531,6 +541,19 @@ class AdamRule(NamedTuple):
     beta_1: float
     beta_2: float
     epsilon: float
+
+
+class AdamWRule(NamedTuple):
+    """AdamW: Adam's state and hyper-parameters, and the decoupled weight decay (``alpha``)."""
+
+    m: np.ndarray
+    v: np.ndarray
+    steps: np.ndarray
+    learning_rate: float
+    beta_1: float
+    beta_2: float
+    epsilon: float
+    weight_decay: float
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1040,16 +1063,74 @@ def delta_back_(D_prev, D, W, A, act, limit, scratch):
 
 
 # ----------------------------------------------------------------------------------------------
+# Dropout: masks from a counter-based generator, never stored.
+# ----------------------------------------------------------------------------------------------
+
+GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / the golden ratio: spreads consecutive counters
+_MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX_2 = np.uint64(0x94D049BB133111EB)
+_S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
+UNIT_INTERVAL = 9007199254740992.0  # 2^53: a hash's top 53 bits as a number in [0, 1)
+
+
+@jit_inline
+def mix64(x):
+    """SplitMix64's finalizer of the uint64 ``x``: a bijection whose output bits each depend
+    on every input bit (the counter-based generator of the dropout masks)."""
+    x = (x ^ (x >> _S30)) * _MIX_1
+    x = (x ^ (x >> _S27)) * _MIX_2
+    return x ^ (x >> _S31)
+
+
+@jit
+def dropout_(X, key, layer, row0, rate):
+    """Writes X (m, k): ``X[r, j] <- X[r, j] / (1 - rate)`` where unit j of row ``row0 + r``
+    of hidden layer ``layer`` is kept, else 0 (inverted dropout).
+
+    Unit j of row r is dropped where ``u < rate``, ``u`` the top 53 bits of
+    ``mix64(mix64(mix64(key + (layer + 1) G) ^ r) + j G)`` as a fraction of 2^53 (G: GOLDEN).
+    ``key`` mixes the seed and the epoch (``dropout.epoch_key``), ``r`` is the row's position in
+    the epoch's order (its batch and place in it): a mask depends on nothing else, so the same
+    call in the backward pass finds the same mask, and parts and threads do not change it."""
+    m, k = X.shape
+    scale = X.dtype.type(1.0 / (1.0 - rate))
+    zero = X.dtype.type(0.0)
+    threshold = np.uint64(rate * UNIT_INTERVAL)
+    base = mix64(key + np.uint64(layer + 1) * GOLDEN)
+    for r in range(m):
+        row_key = mix64(base ^ np.uint64(row0 + r))
+        for j in range(k):
+            kept = (mix64(row_key + np.uint64(j) * GOLDEN) >> _S11) >= threshold
+            X[r, j] = X[r, j] * scale if kept else zero
+
+
+@jit_inline
+def drops(model, i):
+    """Whether hidden layer i's outputs are dropped in this pass."""
+    return model.dropping and model.drop_rate[i] > 0.0
+
+
+@jit
+def copy_(dst, src):
+    """Writes dst (m, k) = src (m, k)."""
+    for r in range(src.shape[0]):
+        for j in range(src.shape[1]):
+            dst[r, j] = src[r, j]
+
+
+# ----------------------------------------------------------------------------------------------
 # The network: forward, loss + backward (delta recursion).
 # ----------------------------------------------------------------------------------------------
 
 
 @jit
-def forward_(A_buf, Z_buf, theta, sizes, m, model):
+def forward_(A_buf, Z_buf, theta, sizes, m, model, row0):
     """Writes ``A_buf`` (and ``Z_buf``): ``A[i+1] = act(A[i] @ W[i] + b[i])`` for i = 0..L-1,
     A[0] (m, n_features) filled. Where the hidden activation's derivative needs z
     (``model.keeps_z``), hidden layer i's ``z = A[i] @ W[i] + b[i]`` is kept as Z[i] in
-    ``Z_buf`` (laid out as D)."""
+    ``Z_buf`` (laid out as D). A hidden layer whose outputs are dropped (:func:`drops`) keeps
+    its outputs before the mask there instead (where z is not kept), for act', and passes
+    ``dropout_(a)`` on; its rows are ``row0..row0+m-1`` of the epoch's order."""
     L = len(sizes) - 1
     units = sizes[1:]
     for i in range(L):
@@ -1061,21 +1142,27 @@ def forward_(A_buf, Z_buf, theta, sizes, m, model):
         else:
             affine_act_(A_next, A, W, b, model.out_act if i == L - 1 else model.hidden_act,
                         model.tile_nn)
+        if i < L - 1 and drops(model, i):
+            if not model.keeps_z:
+                copy_(layer_view(Z_buf, units, m, i), A_next)  # a before the mask, for act'
+            dropout_(A_next, model.drop_key, i, row0, model.drop_rate[i])
 
 
 @jit
-def backward_sums_(grad, A_buf, D_buf, Z_buf, WT_buf, theta, sizes, model, Y, sw, use_sw, m):
+def backward_sums_(grad, A_buf, D_buf, Z_buf, WT_buf, theta, sizes, model, Y, sw, use_sw, m,
+                   row0):
     """Writes ``grad``, ``A_buf``, ``D_buf`` (and ``Z_buf``, ``WT_buf``: W[i].T for the tile
-    kernel): forward, loss and the delta recursion on the rows in A[0], without the 1/S
-    scaling.
+    kernel): forward, loss and the delta recursion on the rows in A[0] (rows ``row0..`` of the
+    epoch's order, for the dropout masks), without the 1/S scaling.
 
     ``grad`` = [A[i].T @ D[i] ..., D[i].sum(0) ...] (the data term's sums) with
-    ``D[L-1] = dl/dA[L] * act_out'(A[L]) [* s]``, ``D[i-1] = (D[i] @ W[i].T) * act'(z[i-1])``.
+    ``D[L-1] = dl/dA[L] * act_out'(A[L]) [* s]``, ``D[i-1] = (D[i] @ W[i].T) * act'(z[i-1])``
+    (``* mask / (1 - p)`` where layer i-1's outputs are dropped).
     Returns ``(sum_i s_i l_i, S = sum_i s_i)``: parts of a batch add these up.
     """
     L = len(sizes) - 1
     units = sizes[1:]
-    forward_(A_buf, Z_buf, theta, sizes, m, model)
+    forward_(A_buf, Z_buf, theta, sizes, m, model, row0)
     A_out = layer_view(A_buf, sizes, m, L)
     total, S = loss_sums(A_out, Y, sw, use_sw, model.loss, model.eps)
     output_delta_(layer_view(D_buf, units, m, L - 1), A_out, Y, sw, use_sw, model.loss,
@@ -1092,9 +1179,16 @@ def backward_sums_(grad, A_buf, D_buf, Z_buf, WT_buf, theta, sizes, model, Y, sw
         if i > 0:
             D_prev = layer_view(D_buf, units, m, i - 1)  # (m, fan_in)
             W = w_view(theta, sizes, i)
-            if model.keeps_z:
+            dropped = drops(model, i - 1)
+            if model.keeps_z or dropped:
                 matmul_nt_(D_prev, D, W, model.tile_nt, WT_buf, no_epilogue())
-                mul_act_deriv_z_(D_prev, layer_view(Z_buf, units, m, i - 1), model.hidden_act)
+                kept = layer_view(Z_buf, units, m, i - 1)  # z, or a before the mask
+                if model.keeps_z:
+                    mul_act_deriv_z_(D_prev, kept, model.hidden_act)
+                else:
+                    mul_act_deriv_(D_prev, kept, model.hidden_act)
+                if dropped:
+                    dropout_(D_prev, model.drop_key, i - 1, row0, model.drop_rate[i - 1])
             else:
                 delta_back_(D_prev, D, W, A, model.hidden_act, model.tile_nt, WT_buf)
     return total, S
@@ -1225,7 +1319,7 @@ def part_sums_(params, work, data, model, p, start, m):
         return 0.0, 0.0
     Y_b, sw_b = load_batch_(work.A[p], work.Y[p], work.sw[p], data, params.sizes, r0, mp)
     return backward_sums_(g, work.A[p], work.D[p], work.Z[p], work.WT[p], params.theta,
-                          params.sizes, model, Y_b, sw_b, data.use_sw, mp)
+                          params.sizes, model, Y_b, sw_b, data.use_sw, mp, r0)
 
 
 @jit_inline
@@ -1407,9 +1501,40 @@ def sgd_batch_step_(theta, grad, parts, velocity, layer_sq, sizes, alpha, S, lr,
     return 0.5 * alpha * sq / S
 
 
+@jit_update
+def clip_grad_(grad, max_norm):
+    """Writes grad (n_params,): ``grad *= min(1, max_norm / (||grad|| + 1e-6))``, ``||.||``
+    the global L2 norm over every parameter (as ``torch.nn.utils.clip_grad_norm_``)."""
+    coef = max_norm / (math.sqrt(sum_squares(grad)) + 1e-6)
+    if coef < 1.0:
+        c = grad.dtype.type(coef)
+        for j in range(grad.shape[0]):
+            grad[j] *= c
+
+
 @jit_inline
-def sgd_fused_step_(params, rule, work, model):
-    """:func:`batch_step_` for SGD: the loss sums, then :func:`sgd_batch_step_`."""
+def finished_gradient_(params, work, model):
+    """:func:`batch_gradient_`, then the gradient clipped where ``model.max_grad_norm`` > 0
+    (``layer_sq`` keeps the norms before clipping). Returns ``(data term, L2 term, S)``."""
+    value, penalty, S = batch_gradient_(params, work, model)
+    if S != 0.0 and model.max_grad_norm > 0.0:
+        clip_grad_(params.grad, model.max_grad_norm)
+    return value, penalty, S
+
+
+@jit_inline
+def sgd_step_(params, rule, work, model):
+    """:func:`batch_step_` for SGD: the gradient finished and the step taken in one sweep
+    (:func:`sgd_batch_step_`); with clipping, which needs the finished gradient's norm first,
+    :func:`finished_gradient_` and then the step on it."""
+    if model.max_grad_norm > 0.0:
+        value, penalty, S = finished_gradient_(params, work, model)
+        if S != 0.0:
+            dt = params.theta.dtype.type
+            sgd_block_(params.theta, params.grad, work.part_grads[:0], rule.velocity, 0,
+                       params.theta.shape[0], False, dt(0.0), dt(1.0), dt(rule.learning_rate),
+                       dt(rule.momentum), rule.nesterov)
+        return value, penalty, S
     total, S = batch_loss_(work)
     if S == 0.0:
         return 0.0, 0.0, S
@@ -1421,32 +1546,58 @@ def sgd_fused_step_(params, rule, work, model):
 
 
 @jit_inline
-def adam_two_pass_step_(params, rule, work, model):
-    """:func:`batch_step_` for Adam: :func:`batch_gradient_`, then :func:`adam_step_`."""
-    value, penalty, S = batch_gradient_(params, work, model)
+def adam_rule_step_(params, rule, work, model):
+    """:func:`batch_step_` for Adam: :func:`finished_gradient_`, then :func:`adam_step_`."""
+    value, penalty, S = finished_gradient_(params, work, model)
     if S != 0.0:
         adam_step_(rule, params.theta, params.grad)
     return value, penalty, S
 
 
+@jit_update
+def decay_weights_(theta, sizes, factor):
+    """Writes theta: every weight (not the intercepts) times ``factor``."""
+    W = theta[:n_weights(sizes)]
+    f = theta.dtype.type(factor)
+    for j in range(W.shape[0]):
+        W[j] *= f
+
+
+@jit_inline
+def adamw_rule_step_(params, rule, work, model):
+    """:func:`batch_step_` for AdamW: :func:`finished_gradient_` (of the data term alone: no
+    L2 in ``model``), the decoupled decay ``W <- W (1 - lr alpha)`` (lr: this epoch's rate,
+    not bias-corrected), then :func:`adam_step_`. With alpha = 0 Adam's bits."""
+    value, penalty, S = finished_gradient_(params, work, model)
+    if S != 0.0:
+        decay_weights_(params.theta, params.sizes, 1.0 - rule.learning_rate * rule.weight_decay)
+        adam_step_(rule, params.theta, params.grad)
+    return value, penalty, S
+
+
+# The update rules: each rule's group (its state and hyper-parameters) and its batch step.
+STEPS = {SGDRule: sgd_step_, AdamRule: adam_rule_step_, AdamWRule: adamw_rule_step_}
+
+
 def batch_step_(params, rule, work, model):
     """Writes theta, grad, the rule's state and the workspace: the batch's gradient from the
-    parts' sums, and one step of the rule (SGDRule or AdamRule). Returns ``(data term, L2
-    term, S)`` of the batch loss; S = 0 (every weight zero) changes nothing.
+    parts' sums, and one step of the rule (a group of :data:`STEPS`). Returns ``(data term,
+    L2 term, S)`` of the batch loss; S = 0 (every weight zero) changes nothing.
 
     Compiled code picks the step by the rule's type (an overload); from Python, the same.
     """
-    step = sgd_fused_step_ if isinstance(rule, SGDRule) else adam_two_pass_step_
-    return step(params, rule, work, model)
+    return STEPS[type(rule)](params, rule, work, model)
 
 
 @overload(batch_step_, jit_options={"cache": True})
 def _batch_step_by_rule(params, rule, work, model):
     """The compiled :func:`batch_step_`: the step of the rule's type, resolved at compile time."""
     if rule.instance_class is SGDRule:
-        return lambda params, rule, work, model: sgd_fused_step_(params, rule, work, model)
+        return lambda params, rule, work, model: sgd_step_(params, rule, work, model)
     if rule.instance_class is AdamRule:
-        return lambda params, rule, work, model: adam_two_pass_step_(params, rule, work, model)
+        return lambda params, rule, work, model: adam_rule_step_(params, rule, work, model)
+    if rule.instance_class is AdamWRule:
+        return lambda params, rule, work, model: adamw_rule_step_(params, rule, work, model)
     return None
 
 
@@ -1521,7 +1672,7 @@ def forward_chunks_(out, work, data, params, model):
             start = c * chunk
             m = min(start + chunk, n) - start
             load_batch_(work.A[p], work.Y[p], work.sw[p], data, sizes, start, m)
-            forward_(work.A[p], work.Z[p], params.theta, sizes, m, model)
+            forward_(work.A[p], work.Z[p], params.theta, sizes, m, model, start)
             A_out = layer_view(work.A[p], sizes, m, L)
             for r in range(m):
                 for j in range(A_out.shape[1]):

@@ -17,8 +17,9 @@ other:
 * every scalar: its type, its range, and its agreement with the arrays (``n_features_in_``,
   ``n_outputs_``, ``n_layers_``, the output activation and the loss it implies, the classes
   and the label binarizer's encoding);
-* the optimizer: an ``SGD`` or ``Adam`` with exactly its attributes, its state of the
-  network's size and dtype, its hyper-parameters in their ranges.
+* the optimizer: the face of a registered update rule (``optimizers.RULES``) with exactly
+  its attributes, its state of the network's size and dtype, its hyper-parameters in their
+  ranges.
 
 A failure raises :class:`FieldError` naming the field as a path from the estimator
 (``_optimizer.m``, ``coefs_[1]``, ``_label_binarizer.classes_``); :mod:`fastfnn.model_io`
@@ -33,7 +34,9 @@ import numpy as np
 from .activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
 from .fitstate import HISTORY
 from .losses import LOSSES, REGRESSOR_OUTPUTS, check_pair
-from .optimizers import SGD, Adam
+from . import optimizers as opt_kinds
+from .dropout import hidden_rates
+from .optimizers import RULES
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # Counters (n_iter_, t_, Adam's step count...) beyond this are not counts a fit produces, and
@@ -53,10 +56,8 @@ CLASSIFIER_FITTED = ("classes_", "_label_binarizer")
 STOCHASTIC = tuple(name for name, _, _, _ in HISTORY if name not in ("t_", "loss_")) + (
     "loss_curve_", "gradient_norms_", "_optimizer")
 BEST_WEIGHTS = ("_best_coefs", "_best_intercepts")  # the early-stopping snapshot
-OPTIMIZER_ATTRIBUTES = {
-    SGD: ("learning_rate_init", "learning_rate", "momentum", "nesterov", "dtype", "velocity"),
-    Adam: ("learning_rate_init", "beta_1", "beta_2", "epsilon", "dtype", "m", "v", "steps"),
-}
+# Parameters added after the first model files: a file without one gets the default.
+ADDED_PARAMETERS = {"dropout": 0.0, "max_grad_norm": None, "scoring": None}
 LABEL_BINARIZER_ATTRIBUTES = ("neg_label", "pos_label", "sparse_output", "y_type_",
                               "sparse_input_", "classes_")
 CLASSIFIER_OUTPUTS = {"multiclass": "softmax", "binary": "logistic",
@@ -206,6 +207,8 @@ def _check_params(est, attributes):
 
     names = type(est)._get_param_names()
     for name in names:
+        if name not in attributes and name in ADDED_PARAMETERS:
+            attributes[name] = ADDED_PARAMETERS[name]  # the estimator's own dict
         if name not in attributes:
             raise FieldError(name, "is missing: every estimator holds its parameters")
         try:
@@ -220,6 +223,10 @@ def _check_params(est, attributes):
         raise FieldError("hidden_layer_sizes", f"is {est.hidden_layer_sizes!r}, expected "
                                                "positive integers") from None
     check_str(attributes["activation"], "activation", HIDDEN_ACTIVATIONS)
+    try:
+        hidden_rates(attributes["dropout"], len(est._hidden_sizes()))
+    except ValueError as exc:
+        raise FieldError("dropout", str(exc)) from None
     return names
 
 
@@ -328,39 +335,53 @@ def _check_history(a, n_weights):
 
 
 def _check_optimizer(opt, sizes, dtype):
-    """``_optimizer``: exactly an SGD or Adam, its state of the network's size and dtype."""
-    if type(opt) not in OPTIMIZER_ATTRIBUTES:
-        raise FieldError("_optimizer", f"is {_describe(opt)}, expected a fastfnn SGD or Adam")
-    names = OPTIMIZER_ATTRIBUTES[type(opt)]
+    """``_optimizer``: exactly the face of an update rule of the registry, with exactly its
+    attributes (``FIELDS``; those marked optional may be missing), each of its kind: the
+    state of the network's size and dtype, the hyper-parameters in their ranges."""
+    faces = {entry.face: name for name, entry in RULES.items()}
+    if type(opt) not in faces:
+        raise FieldError("_optimizer", f"is {_describe(opt)}, expected the optimizer of one of "
+                                       f"the solvers {tuple(RULES)}")
+    fields = {name.rstrip("?"): kind for name, kind in type(opt).FIELDS.items()}
+    optional = {name for name, kind in fields.items() if kind.endswith("?")}
     attributes = vars(opt)
-    unknown = sorted(set(attributes) - set(names))
+    unknown = sorted(set(attributes) - set(fields))
     if unknown:
         raise FieldError(f"_optimizer.{unknown[0]}", f"is not an attribute of "
                                                      f"{type(opt).__name__}")
-    missing = [name for name in names if name not in attributes]
+    missing = [name for name in fields if name not in attributes and name not in optional]
     if missing:
         raise FieldError(f"_optimizer.{missing[0]}", "is missing")
-    if not isinstance(opt.dtype, np.dtype) or opt.dtype != dtype:
-        raise FieldError("_optimizer.dtype", f"is {opt.dtype!r}, expected the network's "
-                                             f"dtype {dtype}")
     n_params = sum(i * o + o for i, o in zip(sizes[:-1], sizes[1:]))
-    check_real(opt.learning_rate_init, "_optimizer.learning_rate_init", low=0, open_low=True)
-    if type(opt) is SGD:
-        check_real(opt.learning_rate, "_optimizer.learning_rate", low=0, open_low=True)
-        check_real(opt.momentum, "_optimizer.momentum", low=0, high=1)
-        check_bool(opt.nesterov, "_optimizer.nesterov")
-        check_array(opt.velocity, "_optimizer.velocity", dtype, (n_params,))
-        return
-    check_real(opt.beta_1, "_optimizer.beta_1", low=0, high=1)
-    check_real(opt.beta_2, "_optimizer.beta_2", low=0, high=1)
-    for name in ("beta_1", "beta_2"):
-        if getattr(opt, name) == 1:
-            raise FieldError(f"_optimizer.{name}", "is 1, expected a number in [0, 1)")
-    check_real(opt.epsilon, "_optimizer.epsilon", low=0, open_low=True)
-    check_array(opt.m, "_optimizer.m", dtype, (n_params,))
-    check_array(opt.v, "_optimizer.v", dtype, (n_params,), nonnegative=True)
-    steps = check_array(opt.steps, "_optimizer.steps", np.dtype(np.int64), (1,))
-    check_int(steps[0], "_optimizer.steps[0]")
+    for name, kind in fields.items():
+        if name in attributes:
+            _check_optimizer_field(attributes[name], f"_optimizer.{name}", kind.rstrip("?"),
+                                   dtype, n_params)
+
+
+def _check_optimizer_field(value, field, kind, dtype, n_params):
+    """One field of an optimizer, by its kind (``optimizers.FIELDS``' vocabulary)."""
+    if kind == opt_kinds.RATE or kind == opt_kinds.POSITIVE:
+        check_real(value, field, low=0, open_low=True)
+    elif kind == opt_kinds.NON_NEGATIVE:
+        check_real(value, field, low=0)
+    elif kind in (opt_kinds.FRACTION, opt_kinds.FRACTION_OPEN):
+        check_real(value, field, low=0, high=1)
+        if kind == opt_kinds.FRACTION_OPEN and value == 1:
+            raise FieldError(field, "is 1, expected a number in [0, 1)")
+    elif kind == opt_kinds.FLAG:
+        check_bool(value, field)
+    elif kind == opt_kinds.DTYPE:
+        if not isinstance(value, np.dtype) or value != dtype:
+            raise FieldError(field, f"is {value!r}, expected the network's dtype {dtype}")
+    elif kind in (opt_kinds.STATE, opt_kinds.STATE_NON_NEGATIVE):
+        check_array(value, field, dtype, (n_params,),
+                    nonnegative=kind == opt_kinds.STATE_NON_NEGATIVE)
+    elif kind == opt_kinds.STEPS:
+        steps = check_array(value, field, np.dtype(np.int64), (1,))
+        check_int(steps[0], f"{field}[0]")
+    else:  # pragma: no cover - a face declaring a kind this check does not know
+        raise FieldError(field, f"has the unknown kind {kind!r}")
 
 
 def _check_classes(a, n_outputs):

@@ -1,7 +1,7 @@
 """The one place that touches scikit-learn's private helpers.
 
-Parameter constraints (scikit-learn 1.9's MLPs', with the names read from fastfnn's activation and
-loss registries, so the same ``InvalidParameterError`` comes out of ``fit``), the fit-context decorator that checks them, and small helpers of
+Parameter constraints (scikit-learn 1.9's MLPs', with the names read from fastfnn's activation,
+loss and update-rule registries, so the same ``InvalidParameterError`` comes out of ``fit``), the fit-context decorator that checks them, and small helpers of
 ``_fit_lbfgs`` / ``partial_fit``. If scikit-learn moves one of these, only this file changes.
 """
 
@@ -23,6 +23,7 @@ from sklearn.utils.validation import _check_sample_weight  # noqa: F401
 
 from .activations import HIDDEN_ACTIVATIONS
 from .losses import REGRESSION_LOSSES, REGRESSOR_OUTPUTS
+from .optimizers import SCHEDULES, SOLVERS
 
 try:  # scikit-learn >= 1.9: callbacks (set_callbacks); older versions train without them
     from sklearn.callback import CallbackSupportMixin
@@ -35,10 +36,10 @@ except ImportError:  # pragma: no cover - older scikit-learn
 MLP_CONSTRAINTS = {
     "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
     "activation": [StrOptions(set(HIDDEN_ACTIVATIONS))],
-    "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+    "solver": [StrOptions(set(SOLVERS))],
     "alpha": [Interval(Real, 0, None, closed="left")],
     "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-    "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+    "learning_rate": [StrOptions(set(SCHEDULES))],
     "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
     "power_t": [Interval(Real, 0, None, closed="left")],
     "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -56,6 +57,10 @@ MLP_CONSTRAINTS = {
     "epsilon": [Interval(Real, 0, None, closed="neither")],
     "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
     "max_fun": [Interval(Integral, 1, None, closed="left")],
+    # fastfnn's additions (a tuple of dropout rates is checked against the layers in fit)
+    "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
+    "max_grad_norm": [None, Interval(Real, 0, None, closed="neither")],
+    "scoring": [None, str, callable],
 }
 
 REGRESSOR_CONSTRAINTS = {

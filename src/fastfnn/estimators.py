@@ -88,6 +88,31 @@ class FNNClassifier(ClassifierMixin, BaseFNN):
         ``sklearn.utils.class_weight.compute_sample_weight(class_weight, y)``, for every solver
         (multilabel: a list of dicts, one per label, as scikit-learn's). 'balanced' needs the
         whole training set, so ``partial_fit`` takes a dict only.
+    solver : also 'adamw' (``SOLVERS``): scikit-learn's Adam step on the data gradient after
+        the decoupled weight decay ``W <- W (1 - lr alpha)`` of the weights (not the
+        intercepts); ``alpha`` is then no L2 term (not in the loss nor the gradient). With
+        ``alpha=0``, Adam's bits.
+    learning_rate : also 'cosine' (``SCHEDULES``), for 'sgd', 'adam' and 'adamw': epoch e
+        (0-based within the fit) uses ``learning_rate_init (1 + cos(pi e / max_iter)) / 2``
+        (PyTorch's ``CosineAnnealingLR(T_max=max_iter)`` stepped per epoch). ``partial_fit``
+        counts the model's epochs (``n_iter_``) instead, so max_iter calls make one cycle.
+        The other values keep scikit-learn's meaning ('sgd' only).
+    dropout : float in [0, 1) or tuple of one per hidden layer, default=0.0
+        Inverted dropout of the hidden layers' outputs while training with 'sgd', 'adam' or
+        'adamw' (kept units scaled by 1 / (1 - p)); none in ``predict``, validation scoring or
+        ``check_gradients`` (unless asked). Masks come from a counter-based generator keyed by
+        the seed (one draw from ``random_state``), the epoch, and the row's position in the
+        epoch: the same bits on any thread count. ``loss_curve_`` is the dropped network's
+        loss. 'lbfgs' with dropout is a ValueError.
+    max_grad_norm : float > 0 or None, default=None
+        Clip each minibatch's gradient (all weights and intercepts, L2 term included) to this
+        global L2 norm: scaled by ``min(1, max_grad_norm / (norm + 1e-6))``, as
+        ``torch.nn.utils.clip_grad_norm_``. ``gradient_norms_`` reports the norms before.
+    scoring : None, 'loss', a scorer name or callable, default=None
+        What early stopping scores on the validation rows: None, scikit-learn's (accuracy /
+        R^2); 'loss', the validation loss, recorded as its negative in
+        ``validation_scores_`` (higher is better, so ``best_validation_score_``, ``tol`` and
+        ``n_iter_no_change`` keep their meaning); any scikit-learn scorer.
 
     Attributes
     ----------
@@ -131,6 +156,9 @@ class FNNClassifier(ClassifierMixin, BaseFNN):
         n_iter_no_change=10,
         max_fun=15000,
         class_weight=None,
+    dropout=0.0,
+        max_grad_norm=None,
+        scoring=None,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -156,6 +184,9 @@ class FNNClassifier(ClassifierMixin, BaseFNN):
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
         self.class_weight = class_weight
+        self.dropout = dropout
+        self.max_grad_norm = max_grad_norm
+        self.scoring = scoring
 
     _parameter_constraints: dict = {
         **MLP_CONSTRAINTS,
@@ -301,6 +332,10 @@ class FNNRegressor(RegressorMixin, BaseFNN):
         'absolute_error' (``|r|``), summed over outputs and averaged over samples, with the
         identity output (``REGRESSION_LOSSES``).
     activation : also 'leaky_relu', 'elu', 'softplus', 'gelu', 'silu' (``HIDDEN_ACTIVATIONS``)
+    solver, learning_rate, dropout, max_grad_norm, scoring : as FNNClassifier's.
+
+    ``fit`` takes ``X_val``, ``y_val``, ``sample_weight_val``: with ``early_stopping=True``,
+    the rows early stopping scores instead of a split of X.
 
     Fitted attributes are MLPRegressor's, plus ``gradient_norms_`` and
     ``validation_loss_curve_`` (see FNNClassifier).
@@ -341,6 +376,9 @@ class FNNRegressor(RegressorMixin, BaseFNN):
         n_iter_no_change=10,
         max_fun=15000,
         out_activation="identity",
+    dropout=0.0,
+        max_grad_norm=None,
+        scoring=None,
     ):
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -367,6 +405,9 @@ class FNNRegressor(RegressorMixin, BaseFNN):
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
         self.out_activation = out_activation
+        self.dropout = dropout
+        self.max_grad_norm = max_grad_norm
+        self.scoring = scoring
 
     def _loss_name(self):
         return self.loss
@@ -420,6 +461,10 @@ class FNNRegressor(RegressorMixin, BaseFNN):
 
     def _validation_scoring(self):
         return _validation_scoring(_ravel_single, r2_score)
+
+    def _decode_labels(self, Y):
+        """Targets as ``predict`` returns them, of encoded Y (n, n_outputs)."""
+        return _ravel_single(Y)
 
     def _output_to_prediction(self, out):
         return _ravel_single(out)

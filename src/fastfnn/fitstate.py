@@ -30,6 +30,7 @@ class TrainState:
     net: object
     optimizer: object = None
     n_iter: int = 0
+    epochs_before: int = 0  # the model's stochastic epochs before this call (its loss_curve_)
     samples_seen: int = 0  # before this call; rows_per_epoch more per recorded epoch
     rows_per_epoch: int = 0
     loss: float = None
@@ -69,7 +70,8 @@ def history_mode(estimator):
 def resume(estimator, net, mode, keep_optimizer):
     """A TrainState continuing the estimator's history in ``mode`` (LOSS or VALIDATION) from
     the network's current weights: copies, so the estimator is untouched until publish."""
-    state = TrainState(net, n_iter=getattr(estimator, "n_iter_", 0))
+    state = TrainState(net, n_iter=getattr(estimator, "n_iter_", 0),
+                       epochs_before=len(getattr(estimator, "loss_curve_", None) or ()))
     same_mode = history_mode(estimator) == mode
     for attribute, name, fresh, owner in HISTORY:
         if owner not in (BOTH, CURRENT, mode):  # the other mode's history

@@ -22,8 +22,13 @@ from sklearn.utils import check_array
 from ._validation import _check_sample_weight
 
 from .activations import HIDDEN_ACTIVATIONS
+from .dropout import hidden_rates, masks
 from .losses import CANONICAL_OUTPUT, SQUARED_ERROR_OUTPUTS, clip_eps
 from .network import DataSource, Network, check_sparse, layer_sizes
+
+# The masks a check with dropout holds fixed: those of this seed's first epoch, row r of X
+# being row r of the epoch.
+DROPOUT_SEED = 0
 
 _FLOAT64_EPS = float(np.finfo(np.float64).eps)
 # The smallest step. The differences are taken in float64, where each loss value carries a
@@ -98,10 +103,12 @@ def gradcheck_cases():
     return cases + [("squared_error", "logistic", "logistic")]
 
 
-def gradients(net, X, Y, sample_weight=None, alpha=0.0, eps=1e-6):
+def gradients(net, X, Y, sample_weight=None, alpha=0.0, eps=1e-6, dropped=None):
     """Analytic and central-difference gradients of the full-batch loss, both (n_params,).
 
-    ``net`` is a float64 Network (left unchanged); X (n, n_features); Y (n, n_outputs).
+    ``net`` is a float64 Network (left unchanged); X (n, n_features); Y (n, n_outputs);
+    ``dropped``: the dropout masks (a ``dropout.Masks``) held fixed in every evaluation, or
+    None.
     Raises ValueError where the loss or a gradient overflows (no finite comparison exists), and
     where finite differences cannot resolve the gradient (see the module's notes): ``eps``
     outside [MIN_EPS, MAX_EPS], saturated log-loss outputs, or a loss that no step of ``eps``
@@ -110,7 +117,7 @@ def gradients(net, X, Y, sample_weight=None, alpha=0.0, eps=1e-6):
     eps = check_eps(eps)
     source = DataSource(X, net.dtype)
     theta0 = net.theta.copy()
-    loss, grad = net.loss_grad(source, Y, sample_weight, alpha)
+    loss, grad = net.loss_grad(source, Y, sample_weight, alpha, masks=dropped)
     if not (np.isfinite(loss) and np.isfinite(grad).all()):
         raise ValueError("The loss or its gradient overflows at these weights and data, so "
                          "there is nothing finite to compare: scale X (e.g. StandardScaler) "
@@ -122,9 +129,9 @@ def gradients(net, X, Y, sample_weight=None, alpha=0.0, eps=1e-6):
     try:
         for p in range(theta0.size):
             net.theta[p] = theta0[p] + eps
-            f_plus, _ = net.loss_grad(source, Y, sample_weight, alpha)
+            f_plus, _ = net.loss_grad(source, Y, sample_weight, alpha, masks=dropped)
             net.theta[p] = theta0[p] - eps
-            f_minus, _ = net.loss_grad(source, Y, sample_weight, alpha)
+            f_minus, _ = net.loss_grad(source, Y, sample_weight, alpha, masks=dropped)
             net.theta[p] = theta0[p]
             numeric[p] = (f_plus - f_minus) / (2 * eps)
             resolved = resolved or \
@@ -150,9 +157,9 @@ def _relative_error(a, n):
     return 0.0 if diff == 0 else float(diff / (np.linalg.norm(a) + np.linalg.norm(n)))
 
 
-def layer_errors(net, X, Y, sample_weight=None, alpha=0.0, eps=1e-6):
+def layer_errors(net, X, Y, sample_weight=None, alpha=0.0, eps=1e-6, dropped=None):
     """Per layer ``(error of dW[i], error of db[i])``, relative errors as in the module doc."""
-    analytic, numeric = gradients(net, X, Y, sample_weight, alpha, eps)
+    analytic, numeric = gradients(net, X, Y, sample_weight, alpha, eps, dropped)
     return [
         (_relative_error(gW, nW), _relative_error(gb, nb))
         for gW, nW, gb, nb in zip(net.coefs(analytic), net.coefs(numeric),
@@ -161,18 +168,19 @@ def layer_errors(net, X, Y, sample_weight=None, alpha=0.0, eps=1e-6):
 
 
 def check_gradients(model, X, y, eps=1e-6, *, sample_weight=None, loss="squared_error",
-                    activation="relu", out_activation=None, alpha=0.0, per_layer=False):
+                    activation="relu", out_activation=None, alpha=0.0, per_layer=False,
+                    dropout=False):
     """Largest relative error between the analytic (delta recursion) gradients and central
     finite differences of the loss, data term + L2.
 
     Parameters
     ----------
     model : fitted FNNRegressor / FNNClassifier, or a pair ``(coefs, intercepts)``
-        An estimator is checked as fitted, with its own loss (an FNNRegressor's ``loss``
-        parameter, which must still go with its fitted ``out_activation_``), activations and
-        ``alpha`` (and never changed). A pair of lists ``W[i]`` (fan_in, fan_out), ``b[i]``
-        (fan_out,) is checked with ``loss``, ``activation``, ``out_activation`` (default: the
-        loss's canonical one) and ``alpha``.
+        An estimator is checked as fitted, with the settings it was fitted with: its loss
+        (recorded by the fit), activations and L2 strength (``alpha``; none for 'adamw',
+        whose ``alpha`` is a decay outside the loss), and never changed. A pair of lists
+        ``W[i]`` (fan_in, fan_out), ``b[i]`` (fan_out,) is checked with ``loss``,
+        ``activation``, ``out_activation`` (default: the loss's canonical one) and ``alpha``.
     X : array-like (n_samples, n_features)
     y : array-like (n_samples,) or (n_samples, n_outputs)
         Targets: labels for a classifier, values (or 0/1 indicators) otherwise.
@@ -182,6 +190,10 @@ def check_gradients(model, X, y, eps=1e-6, *, sample_weight=None, loss="squared_
     sample_weight : array-like (n_samples,), optional
     per_layer : bool
         Return ``[(error_W, error_b), ...]`` per layer instead of the maximum.
+    dropout : bool, float or tuple
+        Check the dropped network, its masks held fixed (those of a training epoch, row r of X
+        at position r): True takes an estimator's own ``dropout``; a rate, or one per hidden
+        layer, gives them. False (default): the whole network, as predictions use it.
 
     Returns
     -------
@@ -201,16 +213,26 @@ def check_gradients(model, X, y, eps=1e-6, *, sample_weight=None, loss="squared_
     """
     eps = check_eps(eps)
     if hasattr(model, "_gradient_problem"):
-        net, X, Y, sample_weight, alpha = model._gradient_problem(X, y, sample_weight)
+        net, X, Y, sample_weight, settings = model._gradient_problem(X, y, sample_weight)
+        alpha = settings.l2
+        rates = settings.dropout if dropout is True else dropout
     elif isinstance(model, (tuple, list)) and len(model) == 2:
         net = _network_of(model, loss, activation, out_activation)
         X, Y, sample_weight = _checked_data(net, X, y, sample_weight)
+        if dropout is True:
+            raise ValueError("dropout=True takes an estimator's own rates: pass the rate (or "
+                             "one per hidden layer) to check a pair (coefs, intercepts).")
+        rates = dropout
     else:
         raise TypeError(
             "check_gradients takes a fitted FNNRegressor/FNNClassifier or a pair "
             f"(coefs, intercepts); got {type(model).__name__}."
         )
-    errors = layer_errors(net, X, Y, sample_weight, alpha, eps)
+    dropped = None
+    if rates is not False and rates is not None:
+        rates = hidden_rates(rates, len(net.sizes) - 2)
+        dropped = masks(rates, DROPOUT_SEED, 0) if any(rates) else None
+    errors = layer_errors(net, X, Y, sample_weight, alpha, eps, dropped)
     return errors if per_layer else max(max(e) for e in errors)
 
 

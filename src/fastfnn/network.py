@@ -40,6 +40,7 @@ from ._threads import numba_threads
 from ._tuning import tile_limits
 from .activations import ACTIVATIONS, HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
 from .activations import code as act_code
+from .dropout import Masks
 from .losses import LOSS_CODES, check_pair, clip_eps, delta_derivative_code
 
 PREDICT_CHUNK = 1024  # rows per compiled forward pass in predict (bounds the workspace)
@@ -248,17 +249,25 @@ class Network:
         self.keeps_z = ACTIVATIONS[activation].keeps_z
         self._codes = (LOSS_CODES[loss], delta_derivative_code(loss, out_activation))
 
-    def model(self, alpha=0.0, backward=True):
+    def model(self, alpha=0.0, backward=True, masks=None, max_grad_norm=None):
         """The ``_kernels.Model`` group: activation and loss codes, L2 ``alpha``, clip eps,
-        tile limits. A forward pass alone (``backward=False``: prediction) needs no z kept, and
-        takes the tile kernel for every layer (``EVERY_SHAPE``: a row's result then does not
-        depend on the rows predicted with it)."""
+        tile limits, the dropout ``masks`` of this pass (a ``dropout.Masks``; None: none) and
+        the gradient's clipping norm ``max_grad_norm`` (None: none). A forward pass alone
+        (``backward=False``: prediction) needs no z kept, and takes the tile kernel for every
+        layer (``EVERY_SHAPE``: a row's result then does not depend on the rows predicted
+        with it)."""
         limits = tile_limits(self.dtype)
         if not backward:
             limits = (K.EVERY_SHAPE, *limits[1:])
+        if masks is None:
+            masks = Masks.none(len(self.sizes) - 1)
+        elif masks.rates.shape != (len(self.sizes) - 1,) or masks.rates[-1] != 0:
+            raise ValueError(f"Dropout needs one rate per layer, the output's 0; got "
+                             f"{masks.rates} for {len(self.sizes) - 1} layers.")
         return K.Model(act_code(self.activation), act_code(self.out_activation),
                        self.keeps_z and backward, *self._codes, float(alpha),
-                       clip_eps(self.dtype), *limits)
+                       clip_eps(self.dtype), *limits, bool(np.any(masks.rates > 0)),
+                       masks.rates, masks.key, float(max_grad_norm or 0.0))
 
     # ---- parameters ---------------------------------------------------------------------------
 
@@ -284,10 +293,11 @@ class Network:
 
     # ---- workspace ----------------------------------------------------------------------------
 
-    def workspace(self, rows, parts=1):
+    def workspace(self, rows, parts=1, dropout=False):
         """A ``_kernels.Workspace`` for batches of up to ``rows`` rows split into ``parts``
         parts: each part gets buffers for ceil(rows / parts) rows and, beyond the first,
-        gradient sums of its own (the first sums into the network's ``grad``)."""
+        gradient sums of its own (the first sums into the network's ``grad``); with
+        ``dropout``, room for the hidden outputs before their masks."""
         s, dt = self.sizes, self.dtype
         per_part = max(1, -(-rows // parts))
 
@@ -299,7 +309,7 @@ class Network:
         return K.Workspace(
             A=buffers(per_part * int(s.sum())),  # A[0..L]
             D=buffers(per_part * int(s[1:].sum())),  # D[0..L-1]
-            Z=buffers(per_part * int(s[1:].sum()) if self.keeps_z else 0),  # z of hidden layers
+            Z=buffers(per_part * int(s[1:].sum()) if self.keeps_z or dropout else 0),
             WT=buffers(int(tiled.max(initial=0))),  # W[i].T for the tile kernel
             Y=buffers(per_part * int(s[-1])),
             sw=buffers(per_part),
@@ -312,11 +322,11 @@ class Network:
 
     # ---- the wall before the kernels -----------------------------------------------------------
 
-    def check(self, data, work=None, rows=0, targets=True):
-        """Raise ValueError unless ``data`` (and ``work``, for ``rows`` rows a batch) fit this
-        network: every compiled call goes through here, so no kernel sees arrays whose shapes or
-        dtypes disagree (an out-of-bounds access in compiled code is memory corruption, not an
-        exception)."""
+    def check(self, data, work=None, rows=0, targets=True, model=None):
+        """Raise ValueError unless ``data`` (and ``work``, for ``rows`` rows a batch, and the
+        ``model`` it runs) fit this network: every compiled call goes through here, so no
+        kernel sees arrays whose shapes or dtypes disagree (an out-of-bounds access in
+        compiled code is memory corruption, not an exception)."""
         n_features, n_outputs = int(self.sizes[0]), int(self.sizes[-1])
         if data.n_features != n_features:
             raise ValueError(f"X has {data.n_features} features, but the network takes "
@@ -335,11 +345,12 @@ class Network:
             parts = work.A.shape[0]
             per_part = -(-max(rows, 1) // parts)
             s = self.sizes
+            keeps = self.keeps_z or (model is not None and model.dropping)
             if (work.A.shape[1] < per_part * int(s.sum())
                     or work.sw.shape[1] < per_part or work.A.dtype != self.dtype
                     or work.part_grads.shape != (parts - 1, self.theta.size)
                     or work.layer_sq.shape != (len(s) - 1,)
-                    or work.Z.shape[1] < (per_part * int(s[1:].sum()) if self.keeps_z else 0)):
+                    or work.Z.shape[1] < (per_part * int(s[1:].sum()) if keeps else 0)):
                 raise ValueError("The workspace was not made by this network for "
                                  f"{rows}-row batches.")
 
@@ -366,32 +377,39 @@ class Network:
                 K.forward_rows_parallel_(out, work, data, self.params, model)
         return out
 
-    def loss_grad(self, X, Y, sample_weight=None, alpha=0.0, work=None):
+    def loss_grad(self, X, Y, sample_weight=None, alpha=0.0, work=None, masks=None):
         """Full-batch loss and gradient: returns ``(loss, grad)``, grad (n_params,) the
         network's gradient buffer, laid out as theta.
 
         X (n, n_features) dense/sparse or a DataSource; Y (n, n_outputs); sample_weight (n,).
         ``work``: a workspace for all n rows (reused across calls), else one is made.
+        ``masks``: dropout of the hidden layers (a ``dropout.Masks``; row r of X is row r of
+        the masks' epoch), the same masks on every call.
         """
         source = X if isinstance(X, DataSource) else DataSource(X, self.dtype)
-        work = self.workspace(source.n_samples) if work is None else work
-        return self.loss_grad_data(source.data(Y, sample_weight), work, alpha)
+        if work is None:
+            work = self.workspace(source.n_samples, dropout=masks is not None)
+        return self.loss_grad_data(source.data(Y, sample_weight), work, alpha, masks=masks)
 
-    def loss_grad_data(self, data, work, alpha=0.0, threads=1):
+    def loss_grad_data(self, data, work, alpha=0.0, threads=1, masks=None):
         """:meth:`loss_grad` on a ``_kernels.Data`` group, all its rows one batch, in the
         workspace ``work`` (for that many rows), its parts on ``threads`` threads (the same
         bits as one). Returns ``(loss, grad)``."""
-        self.check(data, work, data.order.shape[0])
+        model = self.model(alpha, masks=masks)
+        self.check(data, work, data.order.shape[0], model=model)
         if threads > 1:
-            value, penalty = K.loss_grad_parallel_(self.params, work, data, self.model(alpha))
+            value, penalty = K.loss_grad_parallel_(self.params, work, data, model)
         else:
-            value, penalty = K.loss_grad_(self.params, work, data, self.model(alpha))
+            value, penalty = K.loss_grad_(self.params, work, data, model)
         return value + penalty, self.grad
 
     def check_rule(self, rule):
         """Refuse an update rule whose state the compiled step would index past: every state
         array of the network's dtype and one entry per parameter (Adam's step count: one
-        int64)."""
+        int64), and a group the compiled loop knows (``_kernels.STEPS``)."""
+        if type(rule) not in K.STEPS:
+            raise ValueError(f"{type(rule).__name__} is not an update rule of the compiled "
+                             "loop.")
         for name, array in zip(rule._fields, rule):
             if not isinstance(array, np.ndarray):
                 continue
@@ -402,16 +420,18 @@ class Network:
                                  f"{array.dtype}; this network needs {want[0]} and {want[1]}.")
 
     def run_batches(self, data, work, rule, first_batch, last_batch, batch_size, alpha,
-                    threads=1):
+                    threads=1, masks=None, max_grad_norm=None):
         """The compiled minibatch loop over batches ``first_batch..last_batch-1`` of
-        ``data.order``, updating theta by ``rule`` (a ``_kernels.SGDRule`` / ``AdamRule``).
+        ``data.order``, updating theta by ``rule`` (a group of ``_kernels.STEPS``).
 
         ``work`` is a workspace for ``batch_size`` rows; with ``threads`` > 1 its parts run on
-        that many threads (the same bits as one). Returns ``(data, penalty)``: the sums over
-        batches of the batch loss's data term and L2 term, each times the batch's rows.
+        that many threads (the same bits as one). ``masks``: the epoch's dropout (a
+        ``dropout.Masks``, or None); ``max_grad_norm``: each batch's gradient clipped to this
+        global norm (None: not clipped). Returns ``(data, penalty)``: the sums over batches of
+        the batch loss's data term and L2 term, each times the batch's rows.
         """
-        self.check(data, work, batch_size)
+        model = self.model(alpha, masks=masks, max_grad_norm=max_grad_norm)
+        self.check(data, work, batch_size, model=model)
         self.check_rule(rule)
         run = K.run_batches_parallel_ if threads > 1 else K.run_batches_
-        return run(self.params, rule, work, data, self.model(alpha), first_batch, last_batch,
-                   batch_size)
+        return run(self.params, rule, work, data, model, first_batch, last_batch, batch_size)

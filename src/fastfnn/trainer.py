@@ -21,6 +21,7 @@ from sklearn.exceptions import ConvergenceWarning
 from ._parts import full_batch_parts, prediction_threads, training_parts, training_threads
 from ._threads import numba_threads, part_threads
 from ._validation import check_optimize_result, lbfgs_iprint_options
+from .dropout import draw_seed, masks
 from .losses import loss_value
 from .network import DataSource
 from .optimizers import make_optimizer
@@ -45,20 +46,27 @@ class EpochEnd(NamedTuple):
 # ---- pure rules -----------------------------------------------------------------------------
 
 
-def batch_size_for(cfg, n_samples):
+def batch_size_for(settings, n_samples):
     """scikit-learn's batch size: min(200, n) for 'auto', else clipped to [1, n] (warns)."""
-    if cfg.batch_size == "auto":
+    if settings.batch_size == "auto":
         return min(200, n_samples)
-    if cfg.batch_size > n_samples:
+    if settings.batch_size > n_samples:
         warnings.warn(
             "Got `batch_size` less than 1 or larger than sample size. It is going to be clipped"
         )
-    return int(np.clip(cfg.batch_size, 1, n_samples))
+    return int(np.clip(settings.batch_size, 1, n_samples))
 
 
 def invscaling_rate(learning_rate_init, samples_seen, power_t):
     """'invscaling': ``lr = lr0 / (t + 1)^power_t``, t the samples seen (set at epoch ends)."""
     return learning_rate_init / (samples_seen + 1) ** power_t
+
+
+def cosine_rate(learning_rate_init, epoch, max_iter):
+    """'cosine': ``lr = lr0 (1 + cos(pi e / max_iter)) / 2`` for epoch e (0-based), as
+    PyTorch's ``CosineAnnealingLR(T_max=max_iter, eta_min=0)`` stepped once per epoch (its
+    closed form: past max_iter the rate rises again)."""
+    return learning_rate_init * (1.0 + np.cos(np.pi * epoch / max_iter)) / 2.0
 
 
 def on_stall(schedule, learning_rate):
@@ -86,7 +94,7 @@ def per_output_divisor(net):
     return int(net.sizes[-1]) if net.loss == "squared_error" else 1
 
 
-def split_validation(X, Y, sw, cfg, random_state, stratify):
+def split_validation(X, Y, sw, settings, random_state, stratify):
     """Hold out ``validation_fraction`` of the rows exactly as scikit-learn's train_test_split
     (stratified on the binarized target when ``stratify``). Returns train and validation parts.
     """
@@ -94,7 +102,7 @@ def split_validation(X, Y, sw, cfg, random_state, stratify):
     parts = train_test_split(
         *arrays,
         random_state=random_state,
-        test_size=cfg.validation_fraction,
+        test_size=settings.validation_fraction,
         stratify=Y.astype(bool) if stratify else None,
     )
     X_tr, X_val, Y_tr, Y_val = parts[:4]
@@ -111,15 +119,17 @@ def split_validation(X, Y, sw, cfg, random_state, stratify):
 
 
 class _Validation:
-    """The held-out rows, and the score and loss of a network on them (early stopping)."""
+    """The held-out rows (X (n_val, n_features), Y (n_val, n_outputs) encoded, sw (n_val,) or
+    None), and the early-stopping score and the loss of a network on them."""
 
     def __init__(self, X_val, Y_val, sw_val, scoring):
         self.X, self.Y, self.sw, self.scoring = X_val, Y_val, sw_val, scoring
         self.sources = {}
 
     def evaluate(self, net):
-        """``(score, loss)``: the early-stopping score, and the loss's data term (weighted mean
-        per sample, no L2: the units of the training loss's data term)."""
+        """``(score, loss)``: the loss's data term (weighted mean per sample, no L2: the units
+        of the training loss's data term) and the early-stopping score, ``scoring(self,
+        outputs, loss, net)`` (higher is better)."""
         source = self.sources.get(net.dtype)
         if source is None:
             source = self.sources[net.dtype] = DataSource(self.X, net.dtype)
@@ -127,97 +137,117 @@ class _Validation:
         Y = np.ascontiguousarray(self.Y, dtype=net.dtype).reshape(out.shape)
         sw = None if self.sw is None else np.ascontiguousarray(self.sw, dtype=net.dtype)
         with np.errstate(all="ignore"):
-            loss = loss_value(out, Y, sw, net.loss)
-        return self.scoring(self.Y, out, self.sw), np.float64(loss)
+            loss = np.float64(loss_value(out, Y, sw, net.loss))
+        return self.scoring(self, out, loss, net), loss
 
 
-def fit_stochastic(state, cfg, X, Y, sw, random_state, incremental, stratify, scoring,
-                   observer=None):
-    """Train with 'sgd' or 'adam' for up to ``cfg.max_iter`` epochs (one if ``incremental``).
+def fit_stochastic(state, settings, X, Y, sw, random_state, incremental, stratify, scoring,
+                   observer=None, validation_set=None):
+    """Train with an update rule of ``optimizers.RULES`` for up to ``settings.max_iter``
+    epochs (one if ``incremental``).
 
     Parameters
     ----------
     state : fitstate.TrainState
         Network with initial parameters and the optimizer to continue (or None); changed in
         place.
-    cfg : estimator-like
-        Reads the scikit-learn hyper-parameters by name.
+    settings : settings.Settings
+        The fit's hyper-parameters.
     X : (n, n_features) dense or sparse; Y : (n, n_outputs); sw : (n,) or None.
-    random_state : numpy RandomState, consumed as scikit-learn does (split, then shuffles).
+    random_state : numpy RandomState, consumed as scikit-learn does (split, then shuffles;
+        with dropout, one draw for its seed between the two).
     incremental : bool
         partial_fit: one epoch, optimizer state kept.
     stratify : bool
         Stratify the early-stopping split (binary classification).
-    scoring : callable(Y_val, output activations, sw_val) -> float
-        The early-stopping score (accuracy or R^2; NaN as scikit-learn's).
+    scoring : callable(validation, outputs, loss, net) -> float
+        The early-stopping score (higher is better; NaN as scikit-learn's).
     observer : object, optional
         ``observer.epoch_begins()`` before each epoch and ``observer.epoch_ends(EpochEnd,
         theta)`` after it (theta: the weights a stop there leaves); True from the latter stops
         training as an early stop does.
+    validation_set : (X_val, Y_val, sw_val), optional
+        With early stopping, the rows to score instead of a split of X (every row trains).
     """
     net = state.net
     if (not incremental or state.optimizer is None
-            or state.optimizer.name != cfg.solver or state.optimizer.dtype != net.dtype):
-        state.optimizer = make_optimizer(cfg.solver, net.theta.size, net.dtype, cfg)
+            or state.optimizer.name != settings.solver or state.optimizer.dtype != net.dtype):
+        state.optimizer = make_optimizer(settings.solver, net.theta.size, net.dtype, settings)
     validation = None
-    if cfg.early_stopping:
-        (X, Y, sw), val = split_validation(X, Y, sw, cfg, random_state, stratify)
-        validation = _Validation(*val, scoring)
+    if settings.early_stopping:
+        if validation_set is None:
+            (X, Y, sw), validation_set = split_validation(X, Y, sw, settings, random_state,
+                                                          stratify)
+        validation = _Validation(*validation_set, scoring)
+    seed = draw_seed(random_state) if settings.dropping else None
     source = DataSource(X, net.dtype)
     n = source.n_samples
     data = source.data(Y, sw)
-    batch_size = batch_size_for(cfg, n)
+    batch_size = batch_size_for(settings, n)
     parts = training_parts(net.sizes, batch_size, net.dtype)
     threads = training_threads(net.sizes, batch_size, net.dtype, parts)
-    work = net.workspace(batch_size, parts)
-    loop = _EpochLoop(net, data, work, batch_size, cfg.alpha, threads)
+    work = net.workspace(batch_size, parts, dropout=settings.dropping)
+    loop = _EpochLoop(net, data, work, batch_size, settings, threads)
     with numba_threads(threads):
         state.rows_per_epoch = n
         try:
-            for _ in range(cfg.max_iter):
-                if cfg.shuffle:
+            for e in range(settings.max_iter):
+                if settings.shuffle:
                     # = sklearn.utils.shuffle(order, random_state): the same draws and swaps
                     random_state.shuffle(data.order)
+                epoch = state.epochs_before + len(state.epochs)  # the model's epochs so far
+                _schedule(state.optimizer, settings, epoch if incremental else e)
                 if observer is not None:
                     observer.epoch_begins()
-                data_term, penalty, norms = loop.epoch(state.optimizer.rule)
-                if _end_epoch(state, cfg, data_term, penalty, norms, validation, incremental,
-                              observer):
+                dropped = None if seed is None else masks(settings.dropout, seed, epoch)
+                data_term, penalty, norms = loop.epoch(state.optimizer.rule, dropped)
+                if _end_epoch(state, settings, data_term, penalty, norms, validation,
+                              incremental, observer):
                     break
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
-    if cfg.early_stopping:
+    if settings.early_stopping:
         net.theta[:] = state.best_theta
+
+
+def _schedule(optimizer, settings, epoch):
+    """Set the optimizer's rate for ``epoch`` (0-based) where the schedule is a function of
+    the epoch ('cosine'); the others keep scikit-learn's rules (set at epoch ends)."""
+    if settings.schedule == "cosine":
+        optimizer.rate = cosine_rate(settings.learning_rate_init, epoch, settings.max_iter)
 
 
 class _EpochLoop:
     """One epoch of the compiled minibatch loop, in calls of about FLOPS_PER_CALL flops."""
 
-    def __init__(self, net, data, work, batch_size, alpha, threads):
+    def __init__(self, net, data, work, batch_size, settings, threads):
         self.net, self.data, self.work = net, data, work
-        self.batch_size, self.alpha, self.threads = batch_size, alpha, threads
+        self.batch_size, self.threads = batch_size, threads
+        self.alpha, self.max_grad_norm = settings.l2, settings.max_grad_norm
         n = data.order.shape[0]
         self.n_batches = -(-n // batch_size)
         flops_per_batch = 6 * batch_size * float(np.sum(net.sizes[:-1] * net.sizes[1:]))
         self.per_call = max(1, int(FLOPS_PER_CALL // flops_per_batch))
 
-    def epoch(self, make_rule):
-        """Runs every batch once; returns the epoch's mean data term and L2 term, and the
-        root mean square over its updates of each layer's weight-gradient norm (L,)."""
+    def epoch(self, make_rule, dropped=None):
+        """Runs every batch once, with the dropout masks ``dropped`` (None: none); returns the
+        epoch's mean data term and L2 term, and the root mean square over its updates of each
+        layer's weight-gradient norm (L,)."""
         self.work.layer_sq[:] = 0.0
         self.work.n_updates[:] = 0
         data_sum = penalty_sum = 0.0
         for first in range(0, self.n_batches, self.per_call):
             last = min(first + self.per_call, self.n_batches)
             d, p = self.net.run_batches(self.data, self.work, make_rule(), first, last,
-                                        self.batch_size, self.alpha, self.threads)
+                                        self.batch_size, self.alpha, self.threads,
+                                        masks=dropped, max_grad_norm=self.max_grad_norm)
             data_sum, penalty_sum = data_sum + d, penalty_sum + p
         n = self.data.order.shape[0]
         norms = np.sqrt(self.work.layer_sq / max(int(self.work.n_updates[0]), 1))
         return data_sum / n, penalty_sum / n, norms
 
 
-def _end_epoch(state, cfg, data, penalty, norms, validation, incremental, observer):
+def _end_epoch(state, settings, data, penalty, norms, validation, incremental, observer):
     """scikit-learn's end-of-epoch bookkeeping; returns True to stop training.
 
     ``data`` and ``penalty`` are the epoch's mean data and L2 terms of the loss, ``norms`` its
@@ -232,7 +262,7 @@ def _end_epoch(state, cfg, data, penalty, norms, validation, incremental, observ
     record = EpochEnd(len(state.epochs) + 1, loss, score, opt.learning_rate, validation_loss,
                       norms)
     state.epochs.append(record)  # the one step that records the epoch
-    if cfg.verbose:
+    if settings.verbose:
         print("Iteration %d, loss = %.8f" % (record.epoch, loss))
         if validation is not None:
             print("Validation score: %f" % score)
@@ -240,37 +270,36 @@ def _end_epoch(state, cfg, data, penalty, norms, validation, incremental, observ
         # Diverged: the estimator raises and stays as it was (scikit-learn runs on to
         # max_iter first, and with early stopping may even return the last finite weights).
         return True
-    _update_no_improvement_count(state, cfg, record,
+    _update_no_improvement_count(state, settings, record,
                                  data / per_output_divisor(state.net) + penalty)
     stop = observer is not None and observer.epoch_ends(
         record, state.best_theta if validation is not None else state.net.theta)
-    if cfg.solver == "sgd" and cfg.learning_rate == "invscaling":
+    if settings.schedule == "invscaling":
         samples_seen = state.samples_seen + len(state.epochs) * state.rows_per_epoch
-        opt.learning_rate = invscaling_rate(opt.learning_rate_init, samples_seen, cfg.power_t)
-    if state.no_improvement_count > cfg.n_iter_no_change:
+        opt.rate = invscaling_rate(opt.learning_rate_init, samples_seen, settings.power_t)
+    if state.no_improvement_count > settings.n_iter_no_change:
         what = "Validation score" if validation is not None else "Training loss"
         msg = ("%s did not improve more than tol=%f for %d consecutive epochs."
-               % (what, cfg.tol, cfg.n_iter_no_change))
-        schedule = cfg.learning_rate if cfg.solver == "sgd" else "constant"
-        stall_stop, rate, how = on_stall(schedule, opt.learning_rate)
-        if cfg.verbose:
+               % (what, settings.tol, settings.n_iter_no_change))
+        stall_stop, rate, how = on_stall(settings.schedule, opt.rate)
+        if settings.verbose:
             print(msg + how)
         if stall_stop:
             return True
-        opt.learning_rate = rate
+        opt.rate = rate
         state.no_improvement_count = 0
     if stop or incremental:
         return True
-    if record.epoch == cfg.max_iter:
+    if record.epoch == settings.max_iter:
         warnings.warn(
             "Stochastic Optimizer: Maximum iterations (%d) reached and the optimization "
-            "hasn't converged yet." % cfg.max_iter,
+            "hasn't converged yet." % settings.max_iter,
             ConvergenceWarning,
         )
     return False
 
 
-def _update_no_improvement_count(state, cfg, record, stall_loss):
+def _update_no_improvement_count(state, settings, record, stall_loss):
     """scikit-learn's stall count: on the validation score (early stopping), else on the
     training loss against the best so far.
 
@@ -281,7 +310,7 @@ def _update_no_improvement_count(state, cfg, record, stall_loss):
     """
     if record.validation_score is not None:
         score = record.validation_score
-        if improved(score, state.best_validation_score, cfg.tol, higher_is_better=True):
+        if improved(score, state.best_validation_score, settings.tol, higher_is_better=True):
             state.no_improvement_count = 0
         else:
             state.no_improvement_count += 1
@@ -289,7 +318,7 @@ def _update_no_improvement_count(state, cfg, record, stall_loss):
             state.best_validation_score = score
             state.best_theta = state.net.theta.copy()
         return
-    if improved(stall_loss, state.best_stall_loss, cfg.tol, higher_is_better=False):
+    if improved(stall_loss, state.best_stall_loss, settings.tol, higher_is_better=False):
         state.no_improvement_count = 0
     else:
         state.no_improvement_count += 1
@@ -300,7 +329,7 @@ def _update_no_improvement_count(state, cfg, record, stall_loss):
 # ---- L-BFGS ----------------------------------------------------------------------------------
 
 
-def fit_lbfgs(state, cfg, X, Y, sw, observer=None):
+def fit_lbfgs(state, settings, X, Y, sw, observer=None):
     """Full-batch L-BFGS-B (SciPy) on the loss and gradient of the compiled backward pass.
 
     ``observer`` (as in :func:`fit_stochastic`) sees each accepted iterate; True from it ends
@@ -323,7 +352,7 @@ def fit_lbfgs(state, cfg, X, Y, sw, observer=None):
     def loss_grad(x):
         net.theta[:] = x
         with numba_threads(threads):
-            value, grad = net.loss_grad_data(data, work, cfg.alpha, threads)
+            value, grad = net.loss_grad_data(data, work, settings.alpha, threads)
         last_eval["x"], last_eval["loss"] = x.copy(), value
         if "first" not in last_eval:
             last_eval["first"] = value
@@ -342,7 +371,7 @@ def fit_lbfgs(state, cfg, X, Y, sw, observer=None):
                 accepted["stopped"] = True
                 raise StopIteration
 
-    iprint = 1 if cfg.verbose else -1
+    iprint = 1 if settings.verbose else -1
     try:
         opt_res = scipy.optimize.minimize(
             loss_grad,
@@ -350,7 +379,8 @@ def fit_lbfgs(state, cfg, X, Y, sw, observer=None):
             method="L-BFGS-B",
             jac=True,
             callback=record_iterate,
-            options={"maxfun": cfg.max_fun, "maxiter": cfg.max_iter, "gtol": cfg.tol,
+            options={"maxfun": settings.max_fun, "maxiter": settings.max_iter,
+                     "gtol": settings.tol,
                      **lbfgs_iprint_options(iprint)},
         )
     except KeyboardInterrupt:
@@ -359,7 +389,7 @@ def fit_lbfgs(state, cfg, X, Y, sw, observer=None):
         state.n_iter = accepted["n_iter"]
         loss = accepted["loss"]
         if loss is None:
-            loss, _ = net.loss_grad_data(data, work, cfg.alpha, threads)
+            loss, _ = net.loss_grad_data(data, work, settings.alpha, threads)
         state.loss = np.float64(loss)
         return
     if "overflowed" in last_eval and not opt_res.fun < last_eval["first"]:
@@ -370,6 +400,6 @@ def fit_lbfgs(state, cfg, X, Y, sw, observer=None):
     if accepted.get("stopped"):
         state.n_iter = accepted["n_iter"]
     else:
-        state.n_iter = check_optimize_result("lbfgs", opt_res, cfg.max_iter)
+        state.n_iter = check_optimize_result("lbfgs", opt_res, settings.max_iter)
     state.loss = np.float64(opt_res.fun)
     net.theta[:] = opt_res.x
