@@ -5,6 +5,7 @@ Files and streams (never overwriting an input), model files, tables (text column
 cells, several targets, Parquet) and ONNX export have their own test_cli_*.py files.
 """
 
+import io
 import os
 import re
 import shutil
@@ -156,8 +157,13 @@ def test_default_fit_reaches_a_good_test_r2(tmp_path):
                          r"did not improve .* kept the weights of epoch \d+", out)
     r2 = float(re.search(r"test     R² ([0-9.]+), RMSE ([0-9.]+)", out).group(1))
     assert r2 > 0.9  # the noise in Friedman #1 caps any model at about 0.96
-    if CALLBACKS:  # the progress bar, with the loss and validation score
-        assert "training" in result.stderr
+    if CALLBACKS:  # stderr is a file here: plain progress lines, no carriage-return frames
+        assert "\r" not in result.stderr
+        lines = result.stderr.splitlines()
+        shown = [int(re.fullmatch(r"epoch (\d+)/200: loss=[0-9.e-]+, val=[0-9.]+", line)
+                     .group(1)) for line in lines]
+        assert shown == sorted(set(shown)) and shown[-1] == epochs  # the last epoch run, once
+        assert len(lines) <= 11  # one line per 20 epochs, and the last
         assert "loss=" in result.stderr and "val=" in result.stderr
     assert list(tmp_path.iterdir()) == []  # writes nothing unless asked
 
@@ -229,7 +235,8 @@ def test_classify_float32_early_stopping_and_plot(tmp_path):
         "predict": (["predict", "iris.model", ROOT / "src/fastfnn/data/iris.csv"], tmp_path)})
     result, pred = runs["fit"], runs["predict"]
     assert result.returncode == 0, result.stderr
-    assert re.search(r"test     accuracy [0-9.]+ \(30 rows\)", result.stdout)
+    assert re.search(r"test     accuracy [0-9.]+, balanced accuracy [0-9.]+ \(30 rows\)",
+                     result.stdout)
     if CALLBACKS:
         assert "val=" in result.stderr  # validation score in the progress bar
     model, metadata = load_model(tmp_path / "iris.model", return_metadata=True)
@@ -237,9 +244,9 @@ def test_classify_float32_early_stopping_and_plot(tmp_path):
     if plot:
         png = (tmp_path / "loss.png").read_bytes()
         assert png[:8] == PNG_MAGIC
-        width = int.from_bytes(png[16:20], "big")
-        # two panels (loss curves | gradient norms) when the estimator records the norms
-        assert width == (1400 if getattr(fnn, "gradient_norms_", None) is not None else 700)
+        width, height = (int.from_bytes(png[i:i + 4], "big") for i in (16, 20))
+        # loss, training/test error, confusion matrix (and gradient norms): two rows of two
+        assert (width, height) == (1280, 920)
     assert metadata["fastfnn_cli"]["task"] == "classification"
     assert fnn.coefs_[0].dtype == np.float32 and fnn.early_stopping
     assert sorted(os.listdir(tmp_path)) == ["iris.model"] + ["loss.png"] * bool(plot)
@@ -282,28 +289,64 @@ def test_lbfgs_and_other_bundled_sets(tmp_path):
     assert quiet.stdout.startswith("trained  3 epochs")
 
 
-def test_progress_bar_is_a_fit_callback(capsys):
+class _Stream(io.StringIO):
+    """A text stream that says whether it is a terminal."""
+
+    def __init__(self, terminal):
+        super().__init__()
+        self.terminal = terminal
+
+    def isatty(self):
+        return self.terminal
+
+
+def _epochs(bar, fitted):
+    from types import SimpleNamespace
+
+    bar.setup(None, SimpleNamespace(task_name="fit"))
+    for estimator in fitted:
+        assert bar.on_fit_task_end(None, SimpleNamespace(task_name="epoch"),
+                                   fitted_estimator=estimator) is False
+    assert bar.on_fit_task_end(None, SimpleNamespace(task_name="fit")) is False  # the root
+    bar.teardown(None, None)
+
+
+def test_progress_bar_is_a_fit_callback():
     """The bar follows scikit-learn's FitCallback protocol: one step per epoch (or L-BFGS
     iteration) subtask, the loss and validation score of the epoch's fitted copy; it never asks
-    to stop."""
+    to stop. On a terminal the frame drawn last shows the last epoch's loss (one final frame,
+    not two with different losses)."""
     from types import SimpleNamespace
 
     from fastfnn.cli.progress import ProgressBar
 
     callback = pytest.importorskip("sklearn.callback")
-    bar = ProgressBar(total=3)
+    stream = _Stream(terminal=True)
+    bar = ProgressBar(total=3, stream=stream)
     assert isinstance(bar, callback.FitCallback)
-    bar.setup(None, SimpleNamespace(task_name="fit"))
-    epoch = SimpleNamespace(task_name="epoch")
-    first = SimpleNamespace(loss_=0.5, validation_scores_=None)
-    second = SimpleNamespace(loss_=0.25, validation_scores_=[0.5, 0.875])
-    assert bar.on_fit_task_end(None, epoch, fitted_estimator=first) is False
-    assert bar.on_fit_task_end(None, epoch, fitted_estimator=second) is False
-    assert bar.on_fit_task_end(None, SimpleNamespace(task_name="fit")) is False  # the root
-    assert bar.bar.n == 2
-    bar.teardown(None, None)
-    err = capsys.readouterr().err
-    assert "2/3" in err and "loss=0.25, val=0.8750" in err
+    _epochs(bar, [SimpleNamespace(loss_=0.5, validation_scores_=None),
+                  SimpleNamespace(loss_=0.25, validation_scores_=[0.5, 0.875])])
+    frames = [f for f in stream.getvalue().split("\r") if f.strip()]
+    assert "2/3" in frames[-1] and "loss=0.25, val=0.8750" in frames[-1]
+    assert not any("2/3" in f and "loss=0.5" in f for f in frames)
+
+
+def test_progress_off_a_terminal_is_a_line_every_tenth_of_the_run():
+    """In a log file: no carriage returns, a line every ceil(total / 10) epochs and one for the
+    last epoch run when training stops early."""
+    from types import SimpleNamespace
+
+    from fastfnn.cli.progress import ProgressBar
+
+    stream = _Stream(terminal=False)
+    _epochs(ProgressBar(total=40, stream=stream),
+            [SimpleNamespace(loss_=1.0 / k, validation_scores_=None) for k in range(1, 14)])
+    assert stream.getvalue() == "".join(f"epoch {k}/40: loss={1.0 / k:.4g}\n"
+                                        for k in (4, 8, 12, 13))
+    quiet = _Stream(terminal=False)
+    _epochs(ProgressBar(total=40, stream=quiet, disable=True),
+            [SimpleNamespace(loss_=1.0, validation_scores_=None)] * 5)
+    assert quiet.getvalue() == ""
 
 
 # ---- gradcheck -------------------------------------------------------------------------------

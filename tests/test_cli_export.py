@@ -49,14 +49,17 @@ def test_export_matches_the_model(tmp_path):
     })
     for key, result in runs.items():
         assert result.returncode == 0, (key, result.stderr)
-    assert "exported text.onnx: inputs u, v, kind; outputs variable (y)" in \
-        runs["export text"].stdout
-    assert "numeric inputs are float32" in runs["export gappy"].stdout
+    for name in ("text", "gappy"):  # what is printed is what the file holds
+        session = ort.InferenceSession(str(tmp_path / f"{name}.onnx"))
+        held = "; ".join(f"{i.name} ({i.type[7:-1]}, (N, 1))" for i in session.get_inputs())
+        assert f"inputs   {held}\n" in runs[f"export {name}"].stdout
+        assert held == "u (double, (N, 1)); v (double, (N, 1)); kind (string, (N, 1))"
+    assert "outputs  variable (double, (N, 1))" in runs["export text"].stdout
 
-    for name, tol in (("text", 1e-12), ("gappy", 1e-5)):
+    for name, tol in (("text", 1e-12), ("gappy", 1e-12)):  # float64 with or without gaps
         session = ort.InferenceSession(str(tmp_path / f"{name}.onnx"))
         data = frame if name == "text" else gappy
-        X = data[["u", "v", "kind"]].assign(kind=data["kind"].fillna("").astype(object))
+        X = data[["u", "v", "kind"]]
         expected = load_model(tmp_path / f"{name}.model").predict(X)
         got = session.run(None, _feeds(X, session))[0].ravel()
         np.testing.assert_allclose(got, expected, rtol=tol, atol=tol)
@@ -64,7 +67,9 @@ def test_export_matches_the_model(tmp_path):
     session = ort.InferenceSession(str(tmp_path / "iris.onnx"))
     iris = pd.read_csv(ROOT / "data" / "iris.csv").drop(columns="species")
     model = load_model(tmp_path / "iris.model")
-    label, proba = session.run(None, _feeds(iris, session))
+    assert [(i.name, i.type, i.shape) for i in session.get_inputs()] == [
+        ("X", "tensor(double)", [None, 4])]  # numeric columns only: one (N, F) input
+    label, proba = session.run(None, {"X": iris.to_numpy(np.float64)})
     np.testing.assert_array_equal(label, model.predict(iris))
     np.testing.assert_allclose(proba, model.predict_proba(iris), rtol=1e-6, atol=1e-9)
 

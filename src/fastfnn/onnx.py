@@ -11,6 +11,22 @@ Each layer becomes ``MatMul`` + ``Add`` + its activation, the activation's node(
 evaluated in float64 when the input or the fitted weights are float64 (as ``predict`` does) and
 in float32 otherwise; outputs have the input's float type.
 
+Two of scikit-learn's transformers get converters of fastfnn's here, which take over skl2onnx's
+for the cases it cannot run and hand every other case back to it:
+
+* ``SimpleImputer`` on float64 input (onnxruntime's ``Imputer`` is float32-only): ``IsNaN`` and
+  ``Where`` in float64; on text input whose missing value is NaN or None (what pandas gives for
+  an empty cell): an empty string is the missing cell in the ONNX string input (an imputer that
+  fills such cells with '' is the identity there);
+* ``OneHotEncoder`` on text input with rare values grouped (``min_frequency``,
+  ``max_categories``: skl2onnx refuses them on one input), unknown values going to the rare
+  values' column (``handle_unknown='infrequent_if_exist'``) or to none, its output in the
+  encoder's dtype (float64 stays float64).
+
+A model with a ``ColumnTransformer`` that selects columns by name, converted from an array
+sample (not a DataFrame), gets one ``(N, F)`` input: the names are mapped to their positions in
+the columns the model was fitted on.
+
 Classifier outputs follow skl2onnx's MLPClassifier: a label and the probabilities (binary:
 ``[1 - p, p]`` of the logistic output; multiclass: the softmax; multilabel: one logistic per
 label, and the label is the indicator ``p > 0.5``), with the options ``zipmap``, ``nocl`` and
@@ -37,9 +53,17 @@ except ImportError as exc:
     raise ImportError(f"{_INSTALL} ({exc}).") from exc
 
 import numpy as np
+from skl2onnx.common._apply_operation import apply_concat
+from skl2onnx.operator_converters.common import concatenate_variables
+from skl2onnx.operator_converters.imputer_op import convert_sklearn_imputer
+from skl2onnx.operator_converters.one_hot_encoder import convert_sklearn_one_hot_encoder
+from skl2onnx.shape_calculators.imputer import calculate_sklearn_imputer_output_shapes
+from skl2onnx.shape_calculators.one_hot_encoder import (
+    calculate_sklearn_one_hot_encoder_output_shapes)
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
+from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
 from . import FNNClassifier, FNNRegressor
@@ -327,6 +351,153 @@ def _convert_target(scope, operator, container):
     g.node("Identity", y, output=operator.outputs[0].full_name)
 
 
+# ---- SimpleImputer: float64 input, and text whose missing value is not a string -----------------
+
+def _is_nan(value):
+    return isinstance(value, float) and value != value
+
+
+def _convert_imputer(scope, operator, container):
+    """float64 input, NaN missing: ``Where(IsNaN(x), statistics, x)`` in float64. Text input
+    whose missing value is NaN, None or pandas' NA: the empty string is missing. Anything else:
+    skl2onnx's converter."""
+    op = operator.raw_operator
+    inp = operator.inputs[0].type
+    if (isinstance(inp, DoubleTensorType) and _is_nan(op.missing_values)
+            and np.all(np.isfinite(op.statistics_.astype(np.float64)))):
+        g = _Graph(scope, container, np.float64)
+        x = concatenate_variables(scope, operator.inputs, container)
+        fill = g.const(np.reshape(op.statistics_.astype(np.float64), (1, -1)))  # (1, F)
+        g.node("Where", g.node("IsNaN", x), fill, x, output=operator.outputs[0].full_name)
+        return
+    if isinstance(inp, StringTensorType) and not isinstance(op.missing_values, str):
+        if op.strategy == "constant" and op.fill_value == "" and len(operator.inputs) == 1:
+            container.add_node("Identity", [operator.inputs[0].full_name],  # '' stays ''
+                               [operator.outputs[0].full_name],
+                               name=scope.get_unique_operator_name("Identity"))
+            return
+        import copy
+
+        text = copy.copy(op)
+        text.missing_values = ""
+        operator.raw_operator = text
+        try:
+            convert_sklearn_imputer(scope, operator, container)
+        finally:
+            operator.raw_operator = op
+        return
+    convert_sklearn_imputer(scope, operator, container)
+
+
+# ---- OneHotEncoder: text with rare values grouped, output in the encoder's dtype ----------------
+
+def _onehot_blocks(op):
+    """Per input column: (categories seen, {category: output position}, width, position of an
+    unknown value or -1), or None when fastfnn's converter does not apply."""
+    if op.drop is not None or op.handle_unknown not in ("ignore", "infrequent_if_exist"):
+        return None
+    if np.dtype(op.dtype) not in _TENSOR:
+        return None
+    try:
+        rare = op.infrequent_categories_
+    except AttributeError:
+        rare = [None] * len(op.categories_)
+    blocks = []
+    for j, seen in enumerate(op.categories_):
+        if not all(isinstance(c, str) for c in seen):
+            return None
+        grouped = set() if rare[j] is None else set(rare[j])
+        frequent = [c for c in seen if c not in grouped]
+        width = len(frequent) + bool(grouped)
+        where = {c: i for i, c in enumerate(frequent)}
+        where.update(dict.fromkeys(grouped, width - 1))
+        unknown = width - 1 if grouped and op.handle_unknown == "infrequent_if_exist" else -1
+        blocks.append((list(seen), where, width, unknown))
+    return blocks
+
+
+def _ours(operator):
+    return (all(isinstance(v.type, StringTensorType) for v in operator.inputs)
+            and _onehot_blocks(operator.raw_operator) is not None)
+
+
+def _onehot_shape(operator):
+    if not _ours(operator):
+        return calculate_sklearn_one_hot_encoder_output_shapes(operator)
+    op = operator.raw_operator
+    width = sum(block[2] for block in _onehot_blocks(op))
+    n = operator.inputs[0].get_first_dimension()
+    operator.outputs[0].type = _TENSOR[np.dtype(op.dtype)]([n, width])
+
+
+def _convert_onehot(scope, operator, container):
+    """Each text column: ``LabelEncoder`` to its output position (rare values: their shared
+    column; unknown values: that column or -1), then ``Equal`` with ``0..width-1`` cast to the
+    encoder's dtype; the columns concatenated."""
+    if not _ours(operator):
+        return convert_sklearn_one_hot_encoder(scope, operator, container)
+    op = operator.raw_operator
+    g = _Graph(scope, container, np.dtype(op.dtype))
+    blocks = _onehot_blocks(op)
+    x = concatenate_variables(scope, operator.inputs, container)  # (N, n_columns) strings
+    outputs = []
+    for j, (seen, where, width, unknown) in enumerate(blocks):
+        column = x if len(blocks) == 1 else g.node(
+            "Gather", x, g.const(np.array([j], dtype=np.int64), keep_dtype=True), axis=1)
+        index = g.node("LabelEncoder", column, op_domain="ai.onnx.ml", op_version=2,
+                       keys_strings=seen, values_int64s=[where[c] for c in seen],
+                       default_int64=unknown)  # (N, 1)
+        positions = g.const(np.arange(width, dtype=np.int64).reshape(1, -1), keep_dtype=True)
+        outputs.append(g.node("Cast", g.node("Equal", index, positions),
+                              to=_PROTO[np.dtype(op.dtype)]))  # (N, width)
+    if len(outputs) == 1:
+        g.node("Identity", outputs[0], output=operator.outputs[0].full_name)
+    else:
+        apply_concat(scope, outputs, operator.outputs[0].full_name, container, axis=1)
+
+
+# ---- a ColumnTransformer fed one (N, F) tensor ---------------------------------------------------
+
+def _positional(model):
+    """A copy of ``model`` whose ColumnTransformers select columns by position rather than by
+    name (the names looked up in the columns each was fitted on); ``model`` itself when it
+    holds none that selects by name."""
+    import copy
+
+    def by_name(ct):
+        return hasattr(ct, "feature_names_in_") and any(
+            isinstance(c, str) or (isinstance(c, (list, tuple, np.ndarray)) and len(c)
+                                   and isinstance(c[0], str))
+            for _, _, c in ct.transformers_)
+
+    found = []
+
+    def walk(obj):
+        if isinstance(obj, ColumnTransformer):
+            found.append(obj)
+        elif isinstance(obj, Pipeline):
+            for _, step in obj.steps:
+                walk(step)
+        elif isinstance(obj, TransformedTargetRegressor):
+            walk(obj.regressor_)
+
+    walk(model)
+    if not any(by_name(ct) for ct in found):
+        return model
+    model = copy.deepcopy(model)
+    found.clear()
+    walk(model)
+    for ct in found:
+        if not by_name(ct):
+            continue
+        names = list(ct.feature_names_in_)
+        ct.transformers_ = [
+            (name, step, [names.index(c) for c in ([cols] if isinstance(cols, str) else cols)])
+            if not isinstance(cols, slice) else (name, step, cols)
+            for name, step, cols in ct.transformers_]
+    return model
+
+
 # ---- public conveniences ----------------------------------------------------------------------
 
 def _fnn_estimator(model):
@@ -369,8 +540,10 @@ def to_onnx(model, X_sample, *, target_opset=None, options=None):
     X_sample : array-like or DataFrame
         A sample of the input; its dtype (float32 -> FloatTensorType, float64 ->
         DoubleTensorType) and width define the ONNX input ``X``. A DataFrame gives one input
-        per column, named after it (skl2onnx's rule; needed for a ColumnTransformer); pass
-        ``X_sample.to_numpy()`` for one input ``X``.
+        per column, named after it (skl2onnx's rule: characters other than letters, digits
+        and ``_`` become ``_``); an array gives one input ``X`` of shape (N, F), also for a
+        ColumnTransformer that selects numeric columns by name (in the order it was fitted
+        on).
     target_opset : int, optional
         ONNX opset; skl2onnx's latest by default.
     options : dict, optional
@@ -388,6 +561,15 @@ def to_onnx(model, X_sample, *, target_opset=None, options=None):
         raise ValueError("X_sample is required: pass a sample of the input (one row will do).")
     if options is None:
         options = {FNNClassifier: {"zipmap": False}}
+    import pandas as pd
+
+    if not isinstance(X_sample, pd.DataFrame):
+        model = _positional(model)
+    else:  # pandas' string columns (pd.read_csv's default) as the object columns skl2onnx reads
+        X_sample = X_sample.assign(**{
+            name: X_sample[name].astype(object) for name in X_sample.columns
+            if pd.api.types.is_string_dtype(X_sample[name])
+            and not pd.api.types.is_object_dtype(X_sample[name])})
     return skl2onnx.to_onnx(model, X_sample, target_opset=target_opset, options=options)
 
 
@@ -426,3 +608,7 @@ update_registered_converter(FNNClassifier, "FastfnnFNNClassifier", _classifier_s
                             _convert_classifier, options=_CLASSIFIER_OPTIONS)
 update_registered_converter(TransformedTargetRegressor, _TARGET_ALIAS, _target_shape,
                             _convert_target, parser=_parse_target_regressor)
+update_registered_converter(SimpleImputer, "SklearnSimpleImputer",
+                            calculate_sklearn_imputer_output_shapes, _convert_imputer)
+update_registered_converter(OneHotEncoder, "SklearnOneHotEncoder", _onehot_shape,
+                            _convert_onehot)

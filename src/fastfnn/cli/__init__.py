@@ -1,5 +1,5 @@
-"""The ``fastfnn`` command: ``fit``, ``predict``, ``search``, ``export``, ``gradcheck``, ``bench``,
-``precompile``.
+"""The ``fastfnn`` command: ``fit``, ``predict``, ``search``, ``export``, ``info``, ``gradcheck``,
+``bench``, ``precompile``.
 
 ``python -m fastfnn`` is the same command. Heavy or optional imports (pandas, tqdm, matplotlib,
 scikit-learn's pipeline pieces, skl2onnx) happen inside the commands, so ``import fastfnn`` stays
@@ -7,12 +7,14 @@ light. A user error (bad file, bad cell, wrong model file...) is one line on std
 1; ``FASTFNN_DEBUG=1`` shows the traceback of unexpected errors instead.
 
 This module is the parser, the entry point ``main`` and its error handling; each command lives in
-its own module: ``fit``, ``predict``, ``export``, ``gradcheck``, ``precompile`` (``bench`` in
-``fastfnn.bench``),
+its own module: ``fit``, ``predict``, ``export``, ``info``, ``gradcheck``, ``precompile`` (``bench``
+in ``fastfnn.bench``),
 with ``options`` (option types, ``CLIError``, output checks, staged writes), ``data`` (reading
 CSV and Parquet, the bundled datasets), ``columns`` (feature kinds, checked cells, targets),
-``training`` (the pipeline and the training run), ``progress`` (fit's progress bar, a
-scikit-learn callback), ``plot`` (fit's PNG), ``modelfile`` (the model file), ``streaming``
+``training`` (the pipeline and the training run), ``progress`` (fit's progress, a
+scikit-learn callback), ``metrics`` (the network's metrics and the linear and trivial
+references), ``crossval`` (``fit --cv``), ``report`` (``fit --report``), ``plot`` (fit's PNG),
+``modelfile`` (the model file and its metadata), ``streaming``
 (``fit --stream`` and ``predict --stream``) and ``search`` (the ``search`` command), the last
 two through the optional ``fastfnn.scaling`` (Dask), imported inside the commands. The package
 is a client of fastfnn's public API only.
@@ -25,7 +27,7 @@ import sys
 
 from fastfnn import __version__
 
-from . import export, fit, gradcheck, precompile, predict, search
+from . import export, fit, gradcheck, info, precompile, predict, search
 from .data import DataError
 from .options import CLIError
 
@@ -106,6 +108,7 @@ def build_parser(argv=()):
     predict.add_parser(sub)
     search.add_parser(sub)
     export.add_parser(sub)
+    info.add_parser(sub)
     gradcheck.add_parser(sub)
     precompile.add_parser(sub)
     bench = sub.add_parser("bench", help="benchmark training throughput against scikit-learn",

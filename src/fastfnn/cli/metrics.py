@@ -8,6 +8,9 @@ that is undefined on the rows at hand (ROC AUC with a class absent from the test
 
 import warnings
 
+#: The order of the metrics in tables (a model file's JSON comes back with sorted keys).
+ORDER = ("R²", "RMSE", "MAE", "accuracy", "accuracy (every label right)", "balanced accuracy",
+         "precision (macro)", "recall (macro)", "F1 (macro)", "ROC AUC", "log-loss")
 #: Columns of the table: the network, then the two references.
 MODELS = ("network", "linear", "baseline")
 
@@ -138,7 +141,7 @@ def _plain(value):
 def headline(metrics, classify):
     """The first two metrics of the network, 'R² 0.81, RMSE 0.43'."""
     network = metrics["network"]
-    keys = list(network)[:2]
+    keys = _ordered(network)[:2]
     return ", ".join(f"{k} {show(network[k])}" for k in keys)
 
 
@@ -151,7 +154,7 @@ def table(metrics, classify, spread=None):
     width = max(len(k) for k in metrics["network"]) + 2
     cell = 16 if spread else 9
     lines = [f"{'':<{width}}" + "".join(f"{header[m]:>{cell}}" for m in names)]
-    for key in metrics["network"]:
+    for key in _ordered(metrics["network"]):
         row = f"{key:<{width}}"
         for m in names:
             value = metrics[m].get(key)
@@ -161,6 +164,10 @@ def table(metrics, classify, spread=None):
             row += f"{text:>{cell}}"
         lines.append(row)
     return lines
+
+
+def _ordered(scores):
+    return sorted(scores, key=lambda k: ORDER.index(k) if k in ORDER else len(ORDER))
 
 
 def confusion_lines(confusion):

@@ -16,9 +16,10 @@ def build_model(args, features, dtype):
     TransformedTargetRegressor that standardises y for identity-output squared-error regression.
 
     The imputers are always there, so a model trained on complete cells still fills a gap at
-    predict time; the text imputer takes what pandas and pyarrow give for a missing cell (NaN,
-    None, pandas' NA, in object or string columns). The one-hot output stays sparse (CSR)
-    through the ColumnTransformer into the network's first layer whenever it is mostly zeros.
+    predict time. A missing text cell may come as NaN (``pd.read_csv``, object or string
+    columns), None or '' (ONNX string inputs): the first two become '' (constant imputers),
+    then '' the most frequent value. The one-hot output stays sparse (CSR) through the
+    ColumnTransformer into the network's first layer whenever it is mostly zeros.
     """
     from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
     from sklearn.pipeline import Pipeline
@@ -44,7 +45,7 @@ def build_model(args, features, dtype):
 
 def preparation(args, features, dtype):
     """The ColumnTransformer's (name, pipeline, columns) parts for ``features``."""
-    import pandas as pd
+    import numpy as np
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
@@ -58,7 +59,9 @@ def preparation(args, features, dtype):
                                dtype=dtype, min_frequency=args.min_frequency,
                                max_categories=args.max_categories)
         parts.append(("categorical", Pipeline([
-            ("impute", SimpleImputer(missing_values=pd.NA, strategy="most_frequent")),
+            ("nan", SimpleImputer(missing_values=np.nan, strategy="constant", fill_value="")),
+            ("none", SimpleImputer(missing_values=None, strategy="constant", fill_value="")),
+            ("impute", SimpleImputer(missing_values="", strategy="most_frequent")),
             ("onehot", onehot)]), features.categorical))
     return parts
 
