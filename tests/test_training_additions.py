@@ -381,3 +381,41 @@ def test_a_scorer_name_scores_what_the_builtin_score_does():
 
     FNNRegressor(scoring=neg_mae, **params).fit(X, y)
     assert calls and all(c == 15 for c in calls)  # 10% of 150 rows, once per epoch
+
+
+# ---- everywhere else: model files, ONNX, callbacks ---------------------------------------------
+
+
+def test_a_model_file_keeps_the_additions_and_partial_fit_goes_on_alike(tmp_path):
+    """An 'adamw' model with dropout, clipping and the cosine schedule, saved and loaded:
+    the same parameters and optimizer state, and partial_fit continues to the same bits as
+    the model that never left memory."""
+    import fastfnn
+
+    X, y = data()
+    est = FNNRegressor(hidden_layer_sizes=HIDDEN, solver="adamw", alpha=0.1, dropout=(0.2, 0.1),
+                       max_grad_norm=1.0, learning_rate="cosine", max_iter=3,
+                       random_state=0).fit(X, y)
+    fastfnn.save_model(est, tmp_path / "m.skops")
+    loaded = fastfnn.load_model(tmp_path / "m.skops")
+    assert loaded.get_params() == est.get_params()
+    assert type(loaded._optimizer).__name__ == "AdamW"
+    for model in (est, loaded):
+        model.set_params(random_state=4).partial_fit(X, y)
+    for a, b in zip(est.coefs_ + est.intercepts_, loaded.coefs_ + loaded.intercepts_):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_onnx_export_of_a_dropout_model_has_no_dropout():
+    skl2onnx = pytest.importorskip("skl2onnx")
+    ort = pytest.importorskip("onnxruntime")
+    import fastfnn.onnx  # noqa: F401  (registers the converters)
+
+    X, y = data()
+    clf = FNNClassifier(hidden_layer_sizes=HIDDEN, solver="adamw", dropout=0.5, max_iter=5,
+                        random_state=0).fit(X, (y > 0).astype(int))
+    onx = skl2onnx.to_onnx(clf, X[:1].astype(np.float64), options={"zipmap": False})
+    session = ort.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])
+    labels, proba = session.run(None, {session.get_inputs()[0].name: X})
+    np.testing.assert_allclose(proba, clf.predict_proba(X), rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(labels, clf.predict(X))

@@ -230,7 +230,7 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         raise NotImplementedError
 
     def partial_fit(self, X, y, sample_weight=None):
-        """One epoch over the given data ('sgd' and 'adam' only)."""
+        """One epoch over the given data (the stochastic solvers only)."""
         raise NotImplementedError
 
     # ---- fitting ------------------------------------------------------------------------------

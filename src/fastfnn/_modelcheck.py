@@ -52,7 +52,7 @@ FITTED = ("n_features_in_", "n_iter_", "t_", "n_outputs_", "n_layers_", "out_act
           "coefs_", "intercepts_", "loss_")
 OPTIONAL_FITTED = ("_random_state", "feature_names_in_", "_loss")
 CLASSIFIER_FITTED = ("classes_", "_label_binarizer")
-# Set together by every stochastic fit ('sgd', 'adam'), removed together by a fresh fit.
+# Set together by every stochastic fit ('sgd', 'adam', 'adamw'), removed together by a fresh fit.
 STOCHASTIC = tuple(name for name, _, _, _ in HISTORY if name not in ("t_", "loss_")) + (
     "loss_curve_", "gradient_norms_", "_optimizer")
 BEST_WEIGHTS = ("_best_coefs", "_best_intercepts")  # the early-stopping snapshot

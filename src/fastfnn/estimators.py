@@ -12,7 +12,8 @@ Differences from scikit-learn 1.9.1, on purpose (see also shared/SKLEARN_MLP.md,
   scaled). The ``tol`` plateau rule compares scikit-learn's value (data term / k + L2), so
   training stops at the same epoch as scikit-learn's, with or without L2. With 'lbfgs', SciPy gets a value consistent with the gradient
   (scikit-learn passes the per-output mean with the gradient of the sum), so the optimum differs.
-* ``partial_fit`` exists for 'sgd' and 'adam' only, on both estimators.
+* ``partial_fit`` exists for the stochastic solvers only ('sgd', 'adam', 'adamw'), on both
+  estimators.
 * float32 input trains in float32 end to end, 'lbfgs' included (scikit-learn's 'lbfgs' returns
   float64 ``coefs_``). Loss values are ``np.float64`` scalars (scikit-learn's type varies).
 * A failed ``fit``/``partial_fit`` leaves the estimator exactly as it was, a ``RandomState``
@@ -120,7 +121,7 @@ class FNNClassifier(ClassifierMixin, BaseFNN):
     best_validation_score_, n_iter_, t_, n_layers_, n_outputs_, out_activation_,
     n_features_in_, feature_names_in_
         As MLPClassifier's. ``coefs_[i]`` has shape (fan_in, fan_out).
-    gradient_norms_ : ndarray (n_epochs, n_layers_ - 1), float64 ('sgd', 'adam')
+    gradient_norms_ : ndarray (n_epochs, n_layers_ - 1), float64 (stochastic solvers)
         ``[e, l]``: the root mean square over epoch e's minibatches of the Frobenius norm of
         layer l's weight gradient (data term + L2: the gradient the update used). Rows
         accumulate across warm starts and ``partial_fit`` as ``loss_curve_`` does.
@@ -287,7 +288,8 @@ class FNNClassifier(ClassifierMixin, BaseFNN):
     @one_fit_at_a_time
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None, classes=None):
-        """Update the model with a single epoch over the given data ('sgd' and 'adam' only).
+        """Update the model with a single epoch over the given data (the stochastic solvers
+        'sgd', 'adam', 'adamw' only).
 
         ``classes`` (all classes across calls) is required on the first call. Calls from
         several threads run one after another.
@@ -473,7 +475,8 @@ class FNNRegressor(RegressorMixin, BaseFNN):
     @one_fit_at_a_time
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
-        """Update the model with a single epoch over the given data ('sgd' and 'adam' only).
+        """Update the model with a single epoch over the given data (the stochastic solvers
+        'sgd', 'adam', 'adamw' only).
 
         Calls from several threads run one after another."""
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)

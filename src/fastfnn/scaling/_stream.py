@@ -93,7 +93,7 @@ class StreamingFit:
 def _check_arguments(estimator, epochs, validation_fraction, patience, dtype, callbacks):
     if getattr(estimator, "solver", None) == "lbfgs":
         raise ValueError("solver='lbfgs' needs all the data at once; streaming training uses "
-                         "partial_fit: set solver='sgd' or 'adam'.")
+                         "partial_fit: set solver='sgd', 'adam' or 'adamw'.")
     if not hasattr(estimator, "partial_fit"):
         raise TypeError(
             f"{type(estimator).__name__} has no partial_fit: pass the estimator itself (e.g. "
