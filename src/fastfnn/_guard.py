@@ -13,8 +13,10 @@ measurement is guarded, and what it leaves carries its evidence:
   where the machine gives them a CPU each, and falls to 0.5-0.75 where another process keeps one
   of those CPUs busy. CPU time, not throughput: the two hardware threads of one core (SMT) do
   not double throughput, yet are not busy. The median of ``WINDOWS`` windows counts; the
-  threads run ``WARM_SECONDS`` first, so that the scheduler has spread them over the CPUs.
-  Its cost: about 20 ms (module constants; ``benchmarks/README.md`` gives the timing).
+  threads run ``WARM_SECONDS`` first, so that the scheduler has spread them over the CPUs,
+  after a pause of ``SETTLE_SECONDS`` (the threads of a parallel region that just ended, this
+  process's own, spin on for 10-20 ms). Its cost: about 20 ms of two CPUs and 50 ms of wall
+  time (``benchmarks/README.md`` gives the timing).
 * **The verdict** (:func:`verdict`): the probe runs before a measurement (below ``AVAILABLE``,
   nothing is timed), between its two halves of rounds and after it; and the two halves must
   agree: at every width the median gains of the first and of the second half within a factor
@@ -44,6 +46,7 @@ AGREE = 1.2  # the most the two halves' median gains may differ at a width (as a
 WINDOWS = 3  # timed windows of a probe; their median counts
 WINDOW_SECONDS = 0.005  # each window's length
 WARM_SECONDS = 0.002  # each thread's work before the first window (the scheduler spreads them)
+SETTLE_SECONDS = 0.03  # a pause first: an OpenMP team that just ran spins on for 10-20 ms
 RETRY_SECONDS = 600.0  # after the first deferral, the next try; doubled after each further one
 MAX_RETRY_SECONDS = 86400.0  # the longest wait; a retry time further away is due (a clock reset)
 MAX_DEFERRALS = 1000  # the largest deferral count an entry may record
@@ -56,6 +59,7 @@ def probe(threads=2, windows=WINDOWS, seconds=WINDOW_SECONDS):
     """The share of their wall time ``threads`` threads, each hashing a buffer, spent on a CPU:
     the median over ``windows`` windows of ``seconds`` of the threads' summed CPU time over their
     summed wall time (about 0.99 on CPUs of their own; module docstring)."""
+    time.sleep(SETTLE_SECONDS)
     start = threading.Barrier(threads)
     shares = [[0.0, 0.0] for _ in range(windows)]
     lock = threading.Lock()

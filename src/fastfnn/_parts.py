@@ -350,6 +350,12 @@ def describe():
     return lines
 
 
+def _gains_line(what, timings):
+    """``[line]``: ``what`` then each timed width's work and gain; ``[]`` where none was timed."""
+    speed = [f"{w} ({flops:.2g} flops): {gain:.2f}x" for w, flops, gain in timings]
+    return [f"  {what} (a win from {MARGIN}x): {', '.join(speed)}"] if speed else []
+
+
 def _memo(what, name):
     """``(how, timings, note)`` of the memoised choice: the note marks timings taken while the
     machine was busy (a deferred choice's: not used)."""
@@ -358,12 +364,14 @@ def _memo(what, name):
     return choice[1], choice[2], ", timed while busy, not used" if busy else ""
 
 
-def retune(log=None):
+def retune(log=None, deferred_only=False):
     """Measures this machine's choices again now (``fastfnn bench --retune``): training's and
     prediction's threads for both dtypes, guarded as any measurement; a final result is kept
-    in place of what was there, a deferred one leaves a final entry in place. Returns
-    ``(lines, quiet)``: what each choice is now and how it came, and whether every measurement
-    was final. ``log(message)`` is told before each (a few seconds each)."""
+    in place of what was there, a deferred one leaves a final entry in place. With
+    ``deferred_only`` (``fastfnn bench``, before it times anything), only choices that are
+    deferred (or not measured yet), before their retry time. Returns ``(lines, quiet)``: what
+    each choice measured now is and how it came, and whether every such measurement was
+    final. ``log(message)`` is told before each measurement (a few seconds each)."""
     if (os.cpu_count() or 1) < PARTS or not can_measure():
         return [f"nothing measured: this process cannot run {PARTS} threads"], False
     lines, quiet = [], True
@@ -371,23 +379,23 @@ def retune(log=None):
              ("prediction", "prediction threads", measure_prediction, "chunk_flops", 0.0))
     for what, kind, measure_now, field, floor in kinds:
         for name in _tuning.DTYPES:
-            if log is not None:
-                log(f"measuring {kind} {name} again")
+            measured = []
+
+            def measure_logged(measure_now=measure_now, name=name, kind=kind):
+                if log is not None:
+                    log(f"measuring {kind} {name} again")
+                measured.append(name)
+                return measure_now(name)
+
             with _choosing:
-                entry, how = _tuning.cached(f"{kind} {name}", lambda: measure_now(name),
-                                            again=True)
+                entry, how = _tuning.cached(f"{kind} {name}", measure_logged,
+                                            again="deferred" if deferred_only else True)
                 choice = _from_entry(entry, how, field, floor)
                 _chosen[(what, np.dtype(name))] = choice
-            fresh = how.startswith("measured now") or how.startswith("measured by this process")
-            quiet = quiet and fresh and _guard.final(entry)
-            lines.append(f"{kind} {name}: threads from {choice.threshold:.3g} flops ({how})")
+            if measured:
+                quiet = quiet and _guard.final(entry) and "measuring again was deferred" not in how
+                lines.append(f"{kind} {name}: threads from {choice.threshold:.3g} flops ({how})")
     return lines, quiet
-
-
-def _gains_line(what, timings):
-    """``[line]``: ``what`` then each timed width's work and gain; ``[]`` where none was timed."""
-    speed = [f"{w} ({flops:.2g} flops): {gain:.2f}x" for w, flops, gain in timings]
-    return [f"  {what} (a win from {MARGIN}x): {', '.join(speed)}"] if speed else []
 
 
 # ---- prediction -----------------------------------------------------------------------------

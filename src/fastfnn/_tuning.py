@@ -107,8 +107,10 @@ def cached(name, measure_now, may_measure=True, again=False):
     default) is returned as it is until its retry time, then measured again (where
     ``may_measure``); a deferred result counts one more deferral and waits longer. A deferred
     entry shipped with the package is due a first backoff after its first use here, not at
-    once: the first fit after an install measures nothing. ``again`` (``fastfnn bench
-    --retune``) measures whatever is kept; a deferred result then leaves a final entry in place.
+    once: the first fit after an install measures nothing. ``again=True`` (``fastfnn bench
+    --retune``) measures whatever is kept, a deferred result leaving a final entry in place;
+    ``again="deferred"`` (``fastfnn bench``, before it times anything) measures a deferred
+    entry before its retry time.
     """
     _schema(name)  # a name of no kind of entry: a mistake of the caller, not of the file
     key = machine_key()
@@ -131,19 +133,19 @@ def _look_up(name, measure_now, may_measure, again, key, path, writable):
     """:func:`cached`'s decision, under the lock where ``writable``."""
     kept, source = _kept(path, key, name)
     now = _guard.clock()
-    if kept is not None and not again:
+    if kept is not None and again is not True:
         if _guard.final(kept):
             if writable and source != path:
                 _keep(path, key, name, kept)
             return kept, f"measured {kept['when']}, read from {source}"
-        if source == SHIPPED:  # deferred at build time: due a first backoff from now
-            kept = _guard.postponed(kept, now, kept["evidence"]["deferrals"])
+        if source == SHIPPED and again != "deferred":  # deferred at build time: due a first
+            kept = _guard.postponed(kept, now, kept["evidence"]["deferrals"])  # backoff from now
             if not writable:  # nowhere to keep a retry: this process does not retry
                 kept = _guard.postponed(kept, now + _guard.MAX_RETRY_SECONDS, 1)
             else:
                 _keep(path, key, name, kept)
             return kept, _deferred_how(kept, source)
-        if not may_measure or not _guard.due(kept, now):
+        if not may_measure or not (again == "deferred" or _guard.due(kept, now)):
             return kept, _deferred_how(kept, source)
     if not may_measure:
         return None, None

@@ -1,0 +1,342 @@
+"""A busy moment cannot poison a measurement: the guard probes whether two threads each get a CPU,
+defers a measurement taken while they do not (the safe default in force, nothing kept as final,
+a retry time kept with the evidence), retries no sooner than that, and measures again when the
+machine is quiet; ``fastfnn bench --retune`` measures again on demand.
+
+Oracles: a real process spinning on one of the two CPUs this process's threads may use (the probe
+must see it; a fit under it must defer and keep the default); the cache file's content after the
+fact; counts of the probe's and the measurement's calls with the clock and the probe injected
+(the decisions are then deterministic; nothing here asserts a timing).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from fastfnn import FNNRegressor, _guard, _parts, _threads, _tuning, bench
+
+KEY = "test machine | fastfnn " + _tuning.__version__
+QUIET, BUSY = 0.99, 0.5  # probe shares
+GAINS = [0.8, 0.9, 1.0, 1.3, 1.4, 1.5, 1.6, 1.7, 1.8]  # per width of _parts.WIDTHS: wins from 48
+
+
+@pytest.fixture
+def cache(monkeypatch, tmp_path):
+    """A fresh cache folder, no shipped file, a fixed machine key, nothing memoised, a clock at
+    1e9 s that tests move (``clock.now``), and a process that may measure."""
+    monkeypatch.setenv("FASTFNN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("FASTFNN_SPLIT_FLOPS", raising=False)
+    monkeypatch.setattr(_tuning, "SHIPPED", str(tmp_path / "no-shipped-file.json"))
+    monkeypatch.setattr(_tuning, "machine_key", lambda: KEY)
+    monkeypatch.setattr(_parts, "_chosen", {})
+    clock = lambda: clock.now  # noqa: E731
+    clock.now = 1e9
+    monkeypatch.setattr(_guard, "clock", clock)
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def machine(monkeypatch, cache):
+    """The machine as the tests script it: ``machine.shares`` (the probe's answers in turn, the
+    last one repeated) and ``machine.gains`` (every round's gains); counts ``probes`` and the
+    rounds timed (``rounds``)."""
+
+    class Machine:
+        shares, gains, probes, rounds = [QUIET], GAINS, 0, 0
+
+    monkeypatch.setattr(_parts, "can_measure", lambda: True)
+    monkeypatch.setattr(_parts.os, "cpu_count", lambda: 2)
+
+    def probe(threads):
+        Machine.probes += 1
+        return Machine.shares[min(Machine.probes, len(Machine.shares)) - 1]
+
+    def rounds(make_pair, widths, name, probes):
+        Machine.rounds += 1
+        probes += [probe(2), probe(2)]  # between the halves, after them
+        return [list(Machine.gains[:len(widths)])] * _parts.ROUNDS
+
+    monkeypatch.setattr(_guard, "probe", probe)
+    monkeypatch.setattr(_parts, "_rounds", rounds)
+    return Machine
+
+
+def kept(cache, name="training split float64"):
+    return json.loads((cache / _tuning.FILE).read_text())[KEY][name]
+
+
+def flops(width):
+    return _parts.batch_flops(_parts._ladder_sizes(width), _parts.ROWS)
+
+
+# ---- a real busy core ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def busy_core():
+    """A process spinning on the first of two CPUs, and this thread (and the threads it starts)
+    pinned to those two: one of the two CPUs the probe's threads may use is taken."""
+    if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two CPUs and CPU affinity")
+    before = os.sched_getaffinity(0)
+    a, b = sorted(before)[:2]
+    spinner = subprocess.Popen(
+        [sys.executable, "-c", f"import os, sys\nos.sched_setaffinity(0, {{{a}}})\n"
+         "print('spinning', flush=True)\nwhile True:\n    pass\n"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert spinner.stdout.readline().strip() == "spinning"
+        os.sched_setaffinity(0, {a, b})
+        yield spinner
+    finally:
+        os.sched_setaffinity(0, before)
+        spinner.kill()
+        spinner.wait()
+
+
+def test_the_probe_finds_a_core_another_process_keeps_busy(busy_core):
+    shares = [_guard.probe(2) for _ in range(3)]
+    assert max(shares) < _guard.AVAILABLE, shares
+    final, why = _guard.verdict(shares[:1])
+    assert not final and why.startswith("busy before measuring")
+
+
+def test_a_fit_on_a_busy_core_defers_keeps_the_default_and_a_later_call_measures(
+        monkeypatch, cache, busy_core):
+    """A fit whose batches split, and its prediction in chunks, on a busy core: nothing is timed,
+    the file keeps deferred entries holding the defaults (not a poisoned 'one thread'), and the
+    next fits use them without probing; once the retry time has come (the clock moved), the
+    next lookup probes again and, the core free, times the rounds."""
+    if _threads.part_threads(2) < 2 or not _parts.can_measure():
+        pytest.skip("this process cannot run two threads")
+    timed = []
+    real_rounds = _parts._rounds
+    monkeypatch.setattr(_parts, "_rounds", lambda *a: timed.append(a[2]) or real_rounds(*a))
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((2100, 10)), rng.standard_normal(2100)
+    est = FNNRegressor(hidden_layer_sizes=(256, 256), batch_size=200, max_iter=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X[:400], y[:400])  # 82 MFLOP a batch: split, its parts' threads looked up
+    est.predict(X)  # three chunks: prediction's threads looked up
+    assert timed == []  # the probe found the core busy before any round
+    for name, field, what in (("training split float64", "split_flops", "training"),
+                              ("prediction threads float64", "chunk_flops", "prediction")):
+        entry = kept(cache, name)
+        assert entry["evidence"]["verdict"] == "deferred" and entry["timings"] == []
+        assert entry["evidence"]["probes"][0] < _guard.AVAILABLE
+        assert entry[field] == _parts.DEFAULT_FLOPS[what]
+        assert entry["evidence"]["deferrals"] == 1
+        assert entry["evidence"]["retry_after"] == 1e9 + _guard.RETRY_SECONDS
+    # the next fit splits its batches onto two threads, as on a quiet machine: no poison
+    assert _parts.training_threads([10, 256, 256, 1], 200, np.float64, 2) == 2
+    busy_core.kill()
+    busy_core.wait()
+    probes = []
+    real_probe = _guard.probe
+    monkeypatch.setattr(_guard, "probe", lambda threads: probes.append(1) or real_probe(threads))
+    _parts._chosen.clear()  # a new process: reads the file
+    assert _parts.parallel_flops(np.float64) == _parts.DEFAULT_FLOPS["training"]
+    assert probes == []  # not due: no probe
+    _guard.clock.now += _guard.RETRY_SECONDS
+    threshold = _parts.parallel_flops(np.float64)  # due: probed, and measured where quiet
+    entry = kept(cache)
+    assert probes and threshold == max(_parts.SMALLEST, entry["split_flops"])
+    if entry["evidence"]["verdict"] == "final":
+        assert timed and entry["timings"] and entry["evidence"]["deferrals"] == 0
+    else:  # another process loaded the machine meanwhile: deferred once more, waits longer
+        assert entry["evidence"]["deferrals"] == 2
+        assert entry["evidence"]["retry_after"] == _guard.clock.now + 2 * _guard.RETRY_SECONDS
+
+
+# ---- the verdict -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shares, gains, verdict", [
+    ([QUIET], GAINS, "final"),
+    ([BUSY], GAINS, "busy before measuring"),
+    ([QUIET, BUSY, QUIET], GAINS, "busy between the halves"),
+    ([QUIET, QUIET, BUSY], GAINS, "busy after them"),
+])
+def test_a_measurement_is_final_only_where_every_probe_found_the_machine_free(
+        machine, shares, gains, verdict):
+    machine.shares = shares
+    entry = _parts.measure("float64")
+    if verdict == "final":
+        assert _guard.final(entry) and entry["split_flops"] == flops(48)
+        assert entry["evidence"]["probes"] == [QUIET] * 3 and entry["evidence"]["apart"] == 1.0
+    else:
+        assert entry["evidence"]["verdict"] == "deferred"
+        assert entry["evidence"]["why"].startswith(verdict)
+        assert entry["split_flops"] == _parts.DEFAULT_FLOPS["training"]
+    assert machine.rounds == (0 if verdict == "busy before measuring" else 1)
+    assert entry["timings"] == ([] if verdict == "busy before measuring"
+                                else [[w, flops(w), g] for w, g in zip(_parts.WIDTHS, gains)])
+
+
+def test_halves_that_disagree_defer_the_measurement(machine, monkeypatch):
+    """Load that came and went between the probes: the first half's rounds lost (0.5x), the
+    second won; the medians of all rounds would have said something, the guard defers."""
+    def rounds(make_pair, widths, name, probes):
+        probes += [QUIET, QUIET]
+        slow = [g * 0.5 for g in GAINS]
+        return [slow] * (_parts.ROUNDS // 2) + [list(GAINS)] * (_parts.ROUNDS // 2)
+
+    monkeypatch.setattr(_parts, "_rounds", rounds)
+    entry = _parts.measure("float64")
+    assert entry["evidence"]["verdict"] == "deferred" and entry["evidence"]["apart"] == 2.0
+    assert "disagree" in entry["evidence"]["why"]
+    assert entry["split_flops"] == _parts.DEFAULT_FLOPS["training"]
+    assert _guard.apart([[1.0, 2.0]], [[1.1, 1.9]]) == pytest.approx(1.1)
+
+
+# ---- deferral, retries and their rate ------------------------------------------------------
+
+
+def test_a_deferred_choice_is_retried_only_when_due_and_backs_off(machine, cache):
+    machine.shares = [BUSY]
+    assert _parts.parallel_flops(np.float64) == _parts.DEFAULT_FLOPS["training"]
+    assert machine.probes == 1 and machine.rounds == 0
+    evidence = kept(cache)["evidence"]
+    assert (evidence["deferrals"], evidence["retry_after"]) == (1, 1e9 + 600)
+    for _ in range(50):  # later fits in this process, and new processes: no probe
+        _parts.parallel_flops(np.float64)
+        _parts._chosen.clear()
+        _parts.parallel_flops(np.float64)
+    _guard.clock.now += 599
+    _parts.parallel_flops(np.float64)
+    assert machine.probes == 1
+    _guard.clock.now += 1  # due: one probe, still busy: waits twice as long
+    assert _parts.parallel_flops(np.float64) == _parts.DEFAULT_FLOPS["training"]
+    assert machine.probes == 2
+    evidence = kept(cache)["evidence"]
+    assert (evidence["deferrals"], evidence["retry_after"]) == (2, 1e9 + 600 + 1200)
+    _parts.parallel_flops(np.float64)
+    assert machine.probes == 2
+    machine.shares, machine.probes = [QUIET], 0  # quiet when next due: measured and final
+    _guard.clock.now += 1200
+    assert _parts.parallel_flops(np.float64) == flops(48)
+    assert machine.probes == 3 and machine.rounds == 1
+    entry = kept(cache)
+    assert _guard.final(entry) and entry["split_flops"] == flops(48)
+    assert (entry["evidence"]["deferrals"], entry["evidence"]["retry_after"]) == (0, 0.0)
+    _guard.clock.now += 10**7  # a final choice is never measured again by a lookup
+    _parts._chosen.clear()
+    assert _parts.parallel_flops(np.float64) == flops(48) and machine.probes == 3
+
+
+def test_the_backoff_doubles_up_to_a_day_and_a_retry_time_too_far_ahead_is_due():
+    assert [_guard.backoff(n) for n in (1, 2, 3)] == [600, 1200, 2400]
+    assert _guard.backoff(9) == _guard.backoff(1000) == _guard.MAX_RETRY_SECONDS == 86400
+    entry = {"evidence": {"retry_after": 1000.0}}
+    assert not _guard.due(entry, 999.0) and _guard.due(entry, 1000.0)
+    assert _guard.due({"evidence": {"retry_after": 1000.0 + 86401}}, 999.0)  # clock set back
+
+
+def test_a_deferred_choice_in_a_long_running_process_is_retried_at_its_fits(machine, cache):
+    """The memo holds the default with the retry time: a clock read per lookup, the lookup
+    chosen again (the file read, then measured) once it is due."""
+    machine.shares = [BUSY, QUIET]
+    assert _parts.prediction_flops(np.float64) == _parts.DEFAULT_FLOPS["prediction"]
+    choice = _parts._chosen[("prediction", np.dtype("float64"))]
+    assert choice.retry_at == 1e9 + 600 and "deferred" in choice.how
+    _guard.clock.now += 600
+    chunk = _parts.forward_flops(_parts._ladder_sizes(_parts.PREDICT_WIDTHS[3]),
+                                 _parts.PREDICT_CHUNK)
+    assert _parts.prediction_flops(np.float64) == chunk  # wins from the fourth width on
+    assert _parts._chosen[("prediction", np.dtype("float64"))].retry_at is None
+
+
+def test_a_deferral_shipped_in_the_wheel_is_not_retried_by_the_first_fit(machine, cache,
+                                                                        tmp_path, monkeypatch):
+    """Built on a busy machine: the wheel ships a deferred entry, long due by the build's clock.
+    The first lookup after the install takes its default, measures nothing, and keeps it with
+    a retry time counted from now."""
+    shipped = tmp_path / "shipped.json"
+    entry = _guard.postponed({"split_flops": 8e6, "timings": [], "when": "2026-01-01 00:00",
+                              "evidence": _guard.evidence([BUSY], None, _tuning.__version__)},
+                             1.0, 1)
+    shipped.write_text(json.dumps({KEY: {"training split float64": entry}}))
+    monkeypatch.setattr(_tuning, "SHIPPED", str(shipped))
+    got, how = _tuning.cached("training split float64", lambda: pytest.fail("measured"))
+    assert got["split_flops"] == 8e6 and "deferred" in how and machine.probes == 0
+    assert kept(cache)["evidence"]["retry_after"] == 1e9 + 600
+    assert kept(cache)["evidence"]["deferrals"] == 1
+    _guard.clock.now += 600  # due here, now: the later fit probes and measures
+    got, how = _tuning.cached("training split float64", lambda: _parts.measure("float64"))
+    assert _guard.final(got) and how.startswith("measured now") and machine.probes == 3
+
+
+# ---- versions and schema -----------------------------------------------------------------------
+
+
+def test_a_write_drops_this_machines_entries_of_other_versions(machine, cache):
+    other_version = KEY.rsplit(" | fastfnn ", 1)[0] + " | fastfnn 0.0.1"
+    cache.mkdir(mode=0o700)
+    old = {"split_flops": 1.0, "timings": [], "when": "2020-01-01 00:00"}
+    (cache / _tuning.FILE).write_text(json.dumps({
+        other_version: {"training split float64": old},
+        "another machine | fastfnn 0.0.1": {"training split float64": old},
+        KEY: {"training split float64": old, "float64": {"limits": [0, 0, 0]}}}))
+    assert _parts.parallel_flops(np.float64) == flops(48)  # the old schema: measured again
+    table = json.loads((cache / _tuning.FILE).read_text())
+    assert sorted(table) == sorted([KEY, "another machine | fastfnn 0.0.1"])
+    assert _guard.final(table[KEY]["training split float64"])
+
+
+# ---- fastfnn bench --retune ------------------------------------------------------------------
+
+
+def test_retune_measures_again_and_keeps_a_final_result(machine, cache, capsys):
+    assert _parts.parallel_flops(np.float64) == flops(48)  # measured once, final
+    machine.gains = [0.8] * 6 + [1.2, 1.3, 1.4]  # the machine has changed: wins from 128
+    for _ in range(3):
+        assert _parts.parallel_flops(np.float64) == flops(48)  # kept: not measured again
+    assert machine.rounds == 1
+    assert bench.main(["--retune"]) == 0
+    assert machine.rounds == 1 + 4  # training and prediction, both dtypes
+    assert kept(cache)["split_flops"] == flops(128)
+    assert _parts.parallel_flops(np.float64) == flops(128)  # this process uses it at once
+    out = capsys.readouterr()
+    assert f"training split float64: threads from {flops(128):.3g} flops (measured now" in out.out
+    assert "measuring prediction threads float32 again" in out.err
+
+
+def test_retune_on_a_busy_machine_leaves_a_final_choice_in_place(machine, cache, capsys):
+    assert _parts.parallel_flops(np.float64) == flops(48)
+    before = kept(cache)
+    machine.shares, machine.probes = [BUSY], 0
+    assert bench.main(["--retune"]) == 1
+    assert machine.rounds == 1 and machine.probes == 4  # one probe each, nothing timed
+    assert kept(cache) == before  # the final entry stays, untouched
+    assert kept(cache, "training split float32")["evidence"]["verdict"] == "deferred"
+    out = capsys.readouterr()
+    assert "measuring again was deferred: busy before measuring" in out.out
+    assert "the machine was busy" in out.err
+
+
+def test_retune_is_an_option_of_the_bench_command(machine, cache, capsys):
+    from fastfnn.cli import main
+
+    assert main(["bench", "--retune"]) == 0
+    assert machine.rounds == 4 and _guard.final(kept(cache))
+
+
+def test_the_benchmark_measures_deferred_choices_before_it_times_anything(machine, cache):
+    """A benchmark run right after a first fit taken under load runs with this machine's own
+    choices, not the defaults: what was deferred is measured first, retry time or not; what is
+    final is left alone."""
+    machine.shares = [BUSY]
+    assert _parts.parallel_flops(np.float64) == _parts.DEFAULT_FLOPS["training"]
+    machine.shares, machine.probes = [QUIET], 0
+    bench._measure_deferred(None)  # clock unchanged: long before the retry time
+    assert machine.rounds == 4  # the deferred one and the three never measured
+    assert _guard.final(kept(cache)) and _parts.parallel_flops(np.float64) == flops(48)
+    bench._measure_deferred(None)
+    assert machine.rounds == 4  # all final now: nothing measured again
