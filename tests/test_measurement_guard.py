@@ -271,6 +271,13 @@ def test_a_deferral_shipped_in_the_wheel_is_not_retried_by_the_first_fit(machine
     _guard.clock.now += 600  # due here, now: the later fit probes and measures
     got, how = _tuning.cached("training split float64", lambda: _parts.measure("float64"))
     assert _guard.final(got) and how.startswith("measured now") and machine.probes == 3
+    # without a cache folder to keep a retry in, a process waits the longest backoff
+    monkeypatch.setenv("FASTFNN_CACHE_DIR", str(tmp_path / "a file"))
+    (tmp_path / "a file").write_text("")
+    _parts._chosen.clear()
+    assert _parts.parallel_flops(np.float64) == 8e6 and machine.probes == 3
+    choice = _parts._chosen[("training", np.dtype("float64"))]
+    assert choice.retry_at == _guard.clock.now + _guard.MAX_RETRY_SECONDS
 
 
 # ---- versions and schema -----------------------------------------------------------------------

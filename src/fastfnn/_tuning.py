@@ -140,10 +140,10 @@ def _look_up(name, measure_now, may_measure, again, key, path, writable):
             return kept, f"measured {kept['when']}, read from {source}"
         if source == SHIPPED and again != "deferred":  # deferred at build time: due a first
             kept = _guard.postponed(kept, now, kept["evidence"]["deferrals"])  # backoff from now
-            if not writable:  # nowhere to keep a retry: this process does not retry
-                kept = _guard.postponed(kept, now + _guard.MAX_RETRY_SECONDS, 1)
-            else:
+            if writable:
                 _keep(path, key, name, kept)
+            else:  # nowhere to keep a retry: this process waits the longest backoff
+                kept = _guard.postponed(kept, now, _guard.MAX_DEFERRALS)
             return kept, _deferred_how(kept, source)
         if not may_measure or not (again == "deferred" or _guard.due(kept, now)):
             return kept, _deferred_how(kept, source)
