@@ -27,6 +27,10 @@ try:
     import matplotlib.figure
 except ImportError:
     pass
+try:
+    import fastfnn.onnx  # skl2onnx and onnxruntime, imported once for every export case
+except ImportError:
+    pass
 import warnings
 X = np.random.RandomState(0).standard_normal((20, 3))
 with warnings.catch_warnings():

@@ -124,9 +124,9 @@ def _add_training_options(g):
     g.add_argument("--min-frequency", type=number(int, 1), default=5, metavar="N",
                    help="text columns: values seen in fewer than N training rows share one "
                         "'infrequent' column (default 5; 1 keeps every value)")
-    g.add_argument("--max-categories", type=number(int, 2), default=1000, metavar="N",
+    g.add_argument("--max-categories", type=number(int, 2), default=5000, metavar="N",
                    help="text columns: at most N one-hot columns per text column, the rarest "
-                        "values sharing the last one (default 1000)")
+                        "values sharing the last one (default 5000)")
 
 
 def cmd_fit(args):
