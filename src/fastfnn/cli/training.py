@@ -8,6 +8,8 @@ from .progress import EpochRecorder, ProgressBar, attach, detach, fnn_estimators
 #: Fewest validation rows for which early stopping is switched on by default (a smaller split
 #: gives a score too coarse to stop on: 12 iris rows score in steps of 1/12).
 MIN_VALIDATION_ROWS = 50
+#: Rows of the one-epoch fit that loads the kernels before the timed training.
+WARM_UP_ROWS = 1000
 
 
 def build_model(args, features, dtype):
@@ -135,11 +137,14 @@ def train(model, X_train, y_train, args, show_bar, curves=None):
     method called after each epoch); returns (fitted FNN estimator, training seconds,
     start-up seconds, warnings recorded during the fit).
 
-    Start-up: one epoch of a clone first, so that loading (or, on the very first run,
-    compiling) the kernels is not counted in the training time and throughput.
+    Start-up: one epoch of a clone first, on a sample of at most :data:`WARM_UP_ROWS` rows
+    (all of them if the sample cannot train, e.g. a single class), so that loading (or, on
+    the very first run, compiling) the kernels is not counted in the training time and
+    throughput.
     """
     import time
 
+    import numpy as np
     from sklearn.base import clone
 
     warm_up = clone(model)
@@ -147,7 +152,13 @@ def train(model, X_train, y_train, args, show_bar, curves=None):
     for fnn in fnn_estimators(warm_up):
         fnn.set_params(max_iter=1)
     start = time.perf_counter()
-    _recording_warnings(warm_up.fit, X_train, y_train)
+    rows = np.arange(len(y_train))
+    if len(rows) > WARM_UP_ROWS:
+        rows = np.sort(np.random.RandomState(0).choice(rows, WARM_UP_ROWS, replace=False))
+    try:
+        _recording_warnings(warm_up.fit, X_train.iloc[rows], y_train[rows])
+    except ValueError:  # the sample cannot train (one class, a class of one row...)
+        _recording_warnings(clone(warm_up).fit, X_train, y_train)
     startup = time.perf_counter() - start
 
     unit = "iteration" if args.solver == "lbfgs" else "epoch"
