@@ -266,6 +266,7 @@ def test_a_deferral_shipped_in_the_wheel_is_not_retried_by_the_first_fit(machine
     monkeypatch.setattr(_tuning, "SHIPPED", str(shipped))
     got, how = _tuning.cached("training split float64", lambda: pytest.fail("measured"))
     assert got["split_flops"] == 8e6 and "deferred" in how and machine.probes == 0
+    assert f", kept in {cache / _tuning.FILE};" in how  # where the retry is kept
     assert kept(cache)["evidence"]["retry_after"] == 1e9 + 600
     assert kept(cache)["evidence"]["deferrals"] == 1
     _guard.clock.now += 600  # due here, now: the later fit probes and measures

@@ -144,7 +144,7 @@ def _look_up(name, measure_now, may_measure, again, key, path, writable):
                 _keep(path, key, name, kept)
             else:  # nowhere to keep a retry: this process waits the longest backoff
                 kept = _guard.postponed(kept, now, _guard.MAX_DEFERRALS)
-            return kept, _deferred_how(kept, source)
+            return kept, _deferred_how(kept, path if writable else source)
         if not may_measure or not (again == "deferred" or _guard.due(kept, now)):
             return kept, _deferred_how(kept, source)
     if not may_measure:
