@@ -100,6 +100,22 @@ def busy_core():
         spinner.wait()
 
 
+def test_a_probe_that_cannot_start_its_threads_says_busy_and_leaves_none_waiting(monkeypatch):
+    import threading
+
+    real, started = threading.Thread.start, []
+
+    def start(self):
+        if started:
+            raise RuntimeError("can't start new thread")
+        started.append(self)
+        real(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    assert _guard.probe(2) == 0.0
+    assert not started[0].is_alive()
+
+
 def test_the_probe_finds_a_core_another_process_keeps_busy(busy_core):
     shares = [_guard.probe(2) for _ in range(3)]
     assert max(shares) < _guard.AVAILABLE, shares
@@ -124,8 +140,15 @@ def test_a_fit_on_a_busy_core_defers_keeps_the_default_and_a_later_call_measures
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         est.fit(X[:400], y[:400])  # 82 MFLOP a batch: split, its parts' threads looked up
-    est.predict(X)  # three chunks: prediction's threads looked up
+    predicted = est.predict(X)  # three chunks: prediction's threads looked up
     assert timed == []  # the probe found the core busy before any round
+    monkeypatch.setenv("FASTFNN_NUM_THREADS", "1")  # the oracle: one thread, nothing measured
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        one = FNNRegressor(**est.get_params()).fit(X[:400], y[:400])
+    for a, b in zip(est.coefs_ + [predicted], one.coefs_ + [one.predict(X)]):
+        assert np.array_equal(a, b)  # the measurement's fate changed no bit
+    monkeypatch.delenv("FASTFNN_NUM_THREADS")
     for name, field, what in (("training split float64", "split_flops", "training"),
                               ("prediction threads float64", "chunk_flops", "prediction")):
         entry = kept(cache, name)

@@ -65,23 +65,32 @@ def probe(threads=2, windows=WINDOWS, seconds=WINDOW_SECONDS):
     lock = threading.Lock()
 
     def work():
-        start.wait()
-        _hash_for(WARM_SECONDS)
-        for window in range(windows):
-            start.wait()  # every thread enters each window together
-            cpu, wall = time.thread_time(), time.perf_counter()
-            _hash_for(seconds)
-            cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
-            with lock:
-                shares[window][0] += cpu
-                shares[window][1] += wall
+        try:
+            start.wait()
+            _hash_for(WARM_SECONDS)
+            for window in range(windows):
+                start.wait()  # every thread enters each window together
+                cpu, wall = time.thread_time(), time.perf_counter()
+                _hash_for(seconds)
+                cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
+                with lock:
+                    shares[window][0] += cpu
+                    shares[window][1] += wall
+        except threading.BrokenBarrierError:  # a thread could not start: no probe
+            pass
 
     workers = [threading.Thread(target=work, daemon=True) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    return float(statistics.median(cpu / wall for cpu, wall in shares))
+    try:
+        for worker in workers:
+            worker.start()
+    except RuntimeError:  # no thread to be had (a limit on threads): as busy as can be
+        start.abort()
+        return 0.0
+    finally:
+        for worker in workers:
+            if worker.ident is not None:
+                worker.join()
+    return float(statistics.median(cpu / wall if wall > 0 else 0.0 for cpu, wall in shares))
 
 
 def _hash_for(seconds):
