@@ -47,13 +47,14 @@ def run(args, data, path, label, shown, describe, write_outputs):
     splitter = folds(args, y)
     say(f"cv       {args.cv} folds ({type(splitter).__name__}, --seed {args.seed})")
     say(f"model    {describe(args)}")
-    per_fold, notes, seconds = [], [], 0.0
+    per_fold, notes, seconds = [], {}, 0.0
     for k, (train, test) in enumerate(splitter.split(X, y if np.ndim(y) == 1 else None)):
         net = clone(model)
         start = time.perf_counter()
         fnn, _, _, caught = training.train(net, X.iloc[train], y[train], args, show_bar=False)
         seconds += time.perf_counter() - start
-        notes += training.stop_notes(fnn, caught, args)
+        for note in training.stop_notes(fnn, caught, args):
+            notes[note] = notes.get(note, 0) + 1
         refs = metrics.fit_references(metrics.references(model, args), X.iloc[train], y[train])
         scores = metrics.evaluate({"network": net, **refs}, X.iloc[test], y[test],
                                   args.classify)
@@ -66,13 +67,14 @@ def run(args, data, path, label, shown, describe, write_outputs):
           f"training {seconds:.2f} s in all)")
     for line in metrics.table(mean, args.classify, spread=spread):
         print(f"         {line}")
-    for line in dict.fromkeys(notes):
-        print(f"note     {line} (in some folds)")
+    for line, count in notes.items():
+        print(f"note     {line} (in {count} of {args.cv} folds)")
     for line in metrics.warnings_about(mean, args.classify):
         print(f"note     {line}")
     run_info = {"cv": {"folds": args.cv, "splitter": type(splitter).__name__, "seed": args.seed,
                        "per_fold": per_fold, "std": spread},
-                "training": {"seconds": seconds, "notes": list(dict.fromkeys(notes))},
+                "training": {"seconds": seconds,
+                             "notes": [f"{n} (in {c} of {args.cv} folds)" for n, c in notes.items()]},
                 "metrics": mean}
     fnn = None
     if args.save:

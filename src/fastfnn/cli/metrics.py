@@ -151,18 +151,21 @@ def table(metrics, classify, spread=None):
     baseline = "majority" if classify else "mean"
     names = [m for m in MODELS if m in metrics]
     header = {"network": "network", "linear": "linear", "baseline": baseline}
-    width = max(len(k) for k in metrics["network"]) + 2
-    cell = 16 if spread else 9
-    lines = [f"{'':<{width}}" + "".join(f"{header[m]:>{cell}}" for m in names)]
-    for key in _ordered(metrics["network"]):
-        row = f"{key:<{width}}"
-        for m in names:
+    keys = _ordered(metrics["network"])
+    cells = {}
+    for m in names:
+        for key in keys:
             value = metrics[m].get(key)
             text = show(value)
             if spread and value is not None:
                 text += f" ± {show(spread[m][key])}"
-            row += f"{text:>{cell}}"
-        lines.append(row)
+            cells[m, key] = text
+    width = max(len(k) for k in keys) + 2
+    column = {m: max([len(header[m])] + [len(cells[m, k]) for k in keys]) + 2 for m in names}
+    lines = [f"{'':<{width}}" + "".join(f"{header[m]:>{column[m]}}" for m in names)]
+    for key in keys:
+        lines.append(f"{key:<{width}}" + "".join(f"{cells[m, key]:>{column[m]}}"
+                                                  for m in names))
     return lines
 
 

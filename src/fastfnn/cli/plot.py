@@ -161,8 +161,8 @@ def _confusion_panel(ax, model, X_test, y_test):
     labels = [str(c) for c in classes]
     ticks = np.arange(len(classes))
     small = len(classes) > 12
-    ax.set_xticks(ticks, labels, rotation=90 if small or max(map(len, labels)) > 6 else 0,
-                  fontsize=7 if small else 9)
+    crowded = small or (len(classes) > 4 and max(map(len, labels)) > 6)
+    ax.set_xticks(ticks, labels, rotation=90 if crowded else 0, fontsize=7 if small else 9)
     ax.set_yticks(ticks, labels, fontsize=7 if small else 9)
     if len(classes) <= 20:
         top = matrix.max() if matrix.size else 0
