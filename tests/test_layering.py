@@ -20,9 +20,12 @@ purpose, where it belongs. Import cycles between modules fail as well.
     __init__                  the public API (``__all__``)
     model_io                  model files
     _modelcheck               a model file's fields checked against the network
+    search, ensemble          searches and ensembles whose networks train together
     estimators, gradcheck
     _base                     the estimators' shared fit/predict walk
-    trainer, _callbacks, fitstate
+    trainer, _callbacks,      (_together: many fits' epochs in one compiled call)
+    fitstate, _together,      (_prefit: fits made ahead, taken by the fit that asks)
+    _prefit
     _parts, settings          the training split timed on this machine (runs the loop to time
                               it); the frozen settings a fit hands down
     network
@@ -60,9 +63,10 @@ LAYERS = [
     ["__init__"],
     ["model_io"],
     ["_modelcheck"],
+    ["search", "ensemble"],
     ["estimators", "gradcheck"],
     ["_base"],
-    ["trainer", "_callbacks", "fitstate"],
+    ["trainer", "_callbacks", "fitstate", "_together", "_prefit"],
     ["_parts", "settings"],
     ["network"],
     ["_threads", "_validation"],

@@ -132,7 +132,9 @@ def test_tags_and_metadata_routing_are_sklearns(ff, sk):
 
 
 def test_public_names():
-    assert set(fastfnn.__all__) == {"FNNRegressor", "FNNClassifier", "check_gradients",
+    assert set(fastfnn.__all__) == {"FNNRegressor", "FNNClassifier", "FNNGridSearchCV",
+                                    "FNNRandomizedSearchCV", "FNNEnsembleRegressor",
+                                    "FNNEnsembleClassifier", "check_gradients",
                                     "gradcheck_cases", "HIDDEN_ACTIVATIONS", "REGRESSION_LOSSES",
                                     "SOLVERS", "SCHEDULES", "save_model", "load_model",
                                     "__version__"}

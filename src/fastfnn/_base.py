@@ -15,8 +15,9 @@ attribute dict from start to end, so they see the model before a fit or after it
 import functools
 import threading
 import weakref
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from numbers import Integral
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.base import BaseEstimator, is_classifier
@@ -24,8 +25,9 @@ from sklearn.metrics import check_scoring
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import fitstate
+from . import _prefit, fitstate
 from ._callbacks import callback_observer
+from ._together import train_together
 from ._blas import BLAS
 from ._parts import prediction_threads
 from ._validation import (
@@ -41,7 +43,7 @@ from .network import (
 )
 from .optimizers import RULES
 from .settings import Settings
-from .trainer import fit_lbfgs, fit_stochastic
+from .trainer import StochasticFit, fit_lbfgs, fit_stochastic
 # Attributes of scikit-learn's callback machinery, set around a fit by its decorator: a
 # rollback keeps them, so that the callbacks are still torn down after a failed fit.
 # Configuration scikit-learn's setters may store while a fit runs (set_output, set_*_request):
@@ -141,6 +143,21 @@ def staged(estimator):
     current = estimator.__dict__
     fitted.update({key: current[key] for key in params | _SET_ANY_TIME if key in current})
     estimator.__dict__ = fitted
+
+
+class _Job(NamedTuple):
+    """A fit between its set-up and its training: the network, the settings, the validated
+    data (X, Y (n, n_outputs), sample weights), whether it is a partial_fit, the callbacks'
+    observer (or None) and the given validation rows (or None)."""
+
+    net: Network
+    settings: Settings
+    X: object
+    Y: np.ndarray
+    sample_weight: object
+    incremental: bool
+    observer: object
+    validation: object
 
 
 def _check_converged(state, net, stochastic):
@@ -254,15 +271,43 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
     def _fit(self, X, y, sample_weight=None, incremental=False, classes=None, validation=None):
         """fit / partial_fit on a staged copy of the attributes, published on success.
         ``validation``: ``(X_val, y_val, sample_weight_val)`` given to fit, or None."""
+        if not incremental and validation is None and "coefs_" not in self.__dict__:
+            made = _prefit.take(self, X, y, sample_weight)
+            if made is not None:  # trained together with others, ahead of this call
+                self._adopt(made)
+                return self
         BLAS.prepare()
         with staged(self) as work, explained_errors():
             work._fit_and_publish(X, y, sample_weight, incremental, classes, validation)
         return self
 
+    def _adopt(self, made):
+        """Take the fitted attributes of ``made``, a fit of this estimator's parameters on
+        this call's data made ahead (``_prefit``), in one step; this estimator's parameters,
+        configuration and callback context stay its own."""
+        fitted = {key: value for key, value in made.__dict__.items()
+                  if key not in _CALLBACK_ATTRIBUTES}
+        current = self.__dict__
+        own = set(type(self)._get_param_names()) | _SET_ANY_TIME | set(_CALLBACK_ATTRIBUTES)
+        fitted.update({key: current[key] for key in own if key in current})
+        self.__dict__ = fitted
+
     def _start_incremental(self, y, classes):
         """What ``partial_fit`` sets up before validating (the classifier's labels)."""
 
     def _fit_and_publish(self, X, y, sample_weight, incremental, classes=None, validation=None):
+        job = self._begin_fit(X, y, sample_weight, incremental, classes, validation)
+        try:
+            state = self._train(job)
+        finally:
+            if job.observer is not None:
+                job.observer.close()
+        self._end_fit(job, state)
+        return self
+
+    def _begin_fit(self, X, y, sample_weight, incremental, classes=None, validation=None):
+        """Everything a fit does before training: validate, set up the network (initial or
+        continued weights) and the callbacks' observer. Returns the fit's :class:`_Job`."""
         if incremental:
             self._start_incremental(y, classes)
         hidden = self._hidden_sizes()
@@ -282,15 +327,20 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
         sizes = [X.shape[1]] + hidden + [Y.shape[1]]
         settings = Settings.of(self, hidden, self._loss_name(), self._output_activation())
-        stochastic = settings.stochastic
-        if settings.dropping and not stochastic:
+        if settings.dropping and not settings.stochastic:
             raise ValueError("dropout needs a stochastic solver ('sgd', 'adam', 'adamw'): "
                              "'lbfgs' minimizes one fixed loss, which random masks would "
                              "change at every evaluation. Set dropout=0.0 or another solver.")
+        if settings.early_stopping and incremental and settings.stochastic:
+            raise ValueError(
+                "partial_fit does not support early_stopping=True: set early_stopping=False, or "
+                "use fit for early stopping."
+            )
         if validation is not None:
             validation = self._validation_rows(*validation, X.dtype)
         dtype = X.dtype if first_pass else self.coefs_[0].dtype
-        check_memory(sizes, dtype, X.shape[0], self._batch_rows(X.shape[0]), stochastic)
+        check_memory(sizes, dtype, X.shape[0], self._batch_rows(X.shape[0]),
+                     settings.stochastic)
         self._random_state = check_random_state(self.random_state)
         if first_pass:
             self._initialize(Y, sizes, X.dtype)
@@ -301,42 +351,48 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         net.set_params(self.coefs_, self.intercepts_)
         observer = callback_observer(self, X, labels, user_weight, net,
                                      1 if incremental else self.max_iter)
-        try:
-            state = self._train(net, settings, X, Y, sample_weight, incremental, observer,
-                                validation)
-        finally:
-            if observer is not None:
-                observer.close()
-        _check_converged(state, net, stochastic)
-        fitstate.publish(state, self, stochastic)
-        self._loss = net.loss  # what the network was trained with, whatever set_params does
-        if observer is not None:
-            observer.finish()
-        return self
+        return _Job(net, settings, X, Y, sample_weight, incremental, observer, validation)
 
-    def _train(self, net, settings, X, Y, sample_weight, incremental, observer, validation):
-        """Train ``net`` on (X, Y) with ``settings``; returns the fit's TrainState (nothing
-        published yet). ``validation``: the given validation rows (X_val, Y_val, sw_val), or
-        None."""
-        if not settings.stochastic:
-            state = fitstate.TrainState(net)
-            fit_lbfgs(state, settings, X, Y, sample_weight, observer)
+    def _end_fit(self, job, state):
+        """Publish a trained fit (ValueError, publishing nothing, where it diverged)."""
+        stochastic = job.settings.stochastic
+        _check_converged(state, job.net, stochastic)
+        fitstate.publish(state, self, stochastic)
+        self._loss = job.net.loss  # what the network was trained with, whatever set_params does
+        if job.observer is not None:
+            job.observer.finish()
+
+    def _train(self, job):
+        """Train the job's network; returns the fit's TrainState (nothing published yet)."""
+        if not job.settings.stochastic:
+            state = fitstate.TrainState(job.net)
+            fit_lbfgs(state, job.settings, job.X, job.Y, job.sample_weight, job.observer)
             return state
-        if self.early_stopping and incremental:
-            raise ValueError(
-                "partial_fit does not support early_stopping=True: set early_stopping=False, or "
-                "use fit for early stopping."
-            )
-        mode = fitstate.VALIDATION if self.early_stopping else fitstate.LOSS
-        keep_optimizer = incremental and hasattr(self, "_optimizer")
-        state = fitstate.resume(self, net, mode, keep_optimizer)
-        if observer is not None:
-            observer.resume(state)
-        fit_stochastic(state, settings, X, Y, sample_weight, self._random_state, incremental,
-                       stratify=is_classifier(self) and self.n_outputs_ == 1,
-                       scoring=self._early_stopping_score(), observer=observer,
-                       validation_set=validation)
+        state = self._stochastic_state(job)
+        fit_stochastic(state, job.settings, job.X, job.Y, job.sample_weight, self._random_state,
+                       job.incremental, stratify=is_classifier(self) and self.n_outputs_ == 1,
+                       scoring=self._early_stopping_score(), observer=job.observer,
+                       validation_set=job.validation)
         return state
+
+    def _stochastic_state(self, job):
+        """The TrainState a stochastic fit starts from: the history of its mode, continued
+        (warm start, partial_fit) or fresh, and the optimizer partial_fit keeps."""
+        mode = fitstate.VALIDATION if self.early_stopping else fitstate.LOSS
+        keep_optimizer = job.incremental and hasattr(self, "_optimizer")
+        state = fitstate.resume(self, job.net, mode, keep_optimizer)
+        if job.observer is not None:
+            job.observer.resume(state)
+        return state
+
+    def _stochastic_fit(self, job, threads):
+        """The job as a ``trainer.StochasticFit`` whose epochs another loop runs (many fits
+        together), its parts on ``threads`` threads."""
+        return StochasticFit(self._stochastic_state(job), job.settings, job.X, job.Y,
+                             job.sample_weight, self._random_state, job.incremental,
+                             stratify=is_classifier(self) and self.n_outputs_ == 1,
+                             scoring=self._early_stopping_score(), observer=job.observer,
+                             validation_set=job.validation, threads=threads)
 
     # ---- early stopping: the given validation rows, the score ----------------------------------
 
@@ -606,3 +662,64 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+
+def fit_together(jobs, *, n_jobs=None):
+    """``estimator.fit(X, y, sample_weight)`` for every ``(estimator, X, y, sample_weight)`` of
+    ``jobs`` (FNN estimators), their stochastic fits trained together
+    (``_together.train_together``: one compiled call per epoch and group, the networks on
+    ``n_jobs`` threads); each ends as its own ``fit`` would, to the bit.
+
+    A fit that fails (bad parameters, a diverging fit) leaves its estimator as it was and does
+    not stop the others; returns one item per job: None where the estimator was fitted, else
+    the exception its ``fit`` would have raised. An estimator with callbacks, or an 'lbfgs'
+    one, is fitted on its own.
+    """
+    BLAS.prepare()
+    errors = [None] * len(jobs)
+    together = []  # (index, its staging, staged copy, set-up, StochasticFit)
+    with ExitStack() as held:
+        for i, (est, X, y, sample_weight) in enumerate(jobs):
+            if getattr(est, "_skl_callbacks", None) or est.solver not in RULES:
+                errors[i] = _error_of(est.fit, X, y, sample_weight)
+                continue
+            held.enter_context(fit_lock(est))
+            stage = ExitStack()  # the fit's own staging, left open until it is published
+            try:
+                est._validate_params()
+                work = stage.enter_context(staged(est))
+                stage.enter_context(explained_errors())
+                job = work._begin_fit(X, y, sample_weight, False)
+                fit = work._stochastic_fit(job, threads=1)
+            except Exception as exc:  # noqa: BLE001 - reported per estimator, as its fit would
+                errors[i] = _closed_with(stage, exc)
+                continue
+            together.append((i, stage, work, job, fit))
+        train_together([item[4] for item in together], n_jobs)
+        for i, stage, work, job, fit in together:
+            try:
+                with stage:
+                    work._end_fit(job, fit.state)
+            except Exception as exc:  # noqa: BLE001
+                errors[i] = exc
+    return errors
+
+
+def _closed_with(stage, exc):
+    """Close ``stage`` (an ExitStack) on the exception ``exc`` (a staged fit rolls back);
+    returns the exception as the contexts leave it (with its explanation added)."""
+    try:
+        if not stage.__exit__(type(exc), exc, exc.__traceback__):
+            return exc
+    except Exception as raised:  # noqa: BLE001
+        return raised
+    return None
+
+
+def _error_of(fit, *args):
+    """None where ``fit(*args)`` succeeds, else its exception."""
+    try:
+        fit(*args)
+    except Exception as exc:  # noqa: BLE001
+        return exc
+    return None

@@ -1,13 +1,15 @@
 """scikit-learn's callbacks on top of the trainer's observer hook.
 
-A fit is the root task of the estimator's callback context; each epoch ('sgd', 'adam') or
-L-BFGS iteration is a subtask ("epoch" / "lbfgs-iter"). At the end of each subtask the
+A fit is the root task of the estimator's callback context; each epoch (the stochastic solvers)
+or L-BFGS iteration is a subtask ("epoch" / "lbfgs-iter"). At the end of each subtask the
 callbacks' ``on_fit_task_end`` may ask for ``fitted_estimator``: a copy of the estimator
 as if training had stopped there (weights, ``n_iter_``, ``loss_``, ``loss_curve_`` and, with
 early stopping, ``validation_scores_`` so far), built only when a callback asks for it. A
 callback that returns True ends training as an early stop does. Without callbacks no observer
 is made, so the hooks cost nothing.
 """
+
+from .optimizers import RULES
 
 
 class CallbackObserver:
@@ -69,7 +71,7 @@ def callback_observer(estimator, X, y, sample_weight, net, max_subtasks):
     """
     if not getattr(estimator, "_skl_callbacks", None):
         return None
-    stochastic = estimator.solver in ("sgd", "adam")
+    stochastic = estimator.solver in RULES
     context = estimator._init_callback_context(max_subtasks=max_subtasks)
     metadata = None if sample_weight is None else {"sample_weight": sample_weight}
     context.call_on_fit_task_begin(estimator=estimator, X=X, y=y, metadata=metadata)

@@ -1721,6 +1721,29 @@ def forward_layers_(out, X, Ws, bs, hidden_act, out_act, buf, tile_limit):
     return True
 
 
+# ----------------------------------------------------------------------------------------------
+# Many networks at once: one compiled call runs an epoch of every model of a group.
+# ----------------------------------------------------------------------------------------------
+
+
+@jit_parallel
+def run_models_(params, rules, works, datas, models, active, batch_sizes, sums):
+    """Writes each active model's Params, rule state and workspace, and ``sums`` (M, 2): for
+    every k of ``active`` (int64), one epoch of model k (all the batches of
+    ``datas[k].order``, batches of ``batch_sizes[k]`` rows, its parts one after the other:
+    :func:`run_batches_`), the models under ``prange`` (on Numba's threads). ``params``,
+    ``rules``, ``works``, ``datas``, ``models``: typed lists of model k's groups. Each model
+    is computed alone, as a fit of its own computes it: the same bits on any thread count.
+    ``sums[k]`` = (data, penalty), the epoch's sums of the batch loss's terms times rows."""
+    for i in prange(active.shape[0]):
+        k = active[i]
+        n = datas[k].order.shape[0]
+        batch_size = batch_sizes[k]
+        sums[k, 0], sums[k, 1] = run_batches_(params[k], rules[k], works[k], datas[k],
+                                              models[k], np.int64(0), -(-n // batch_size),
+                                              batch_size)
+
+
 def _load_numba_registries():
     """Load Numba's lowering registries now, once per process (about 0.15 s), instead of in
     the middle of the first fit, where loading the first cached kernel would do it: so a first

@@ -430,8 +430,15 @@ class Network:
         global norm (None: not clipped). Returns ``(data, penalty)``: the sums over batches of
         the batch loss's data term and L2 term, each times the batch's rows.
         """
+        groups = self.batch_groups(data, work, rule, batch_size, alpha, masks, max_grad_norm)
+        run = K.run_batches_parallel_ if threads > 1 else K.run_batches_
+        return run(*groups, first_batch, last_batch, batch_size)
+
+    def batch_groups(self, data, work, rule, batch_size, alpha, masks=None, max_grad_norm=None):
+        """``(params, rule, work, data, model)``: the groups the compiled minibatch loop takes
+        (:meth:`run_batches`), checked against this network for batches of ``batch_size``
+        rows (the wall)."""
         model = self.model(alpha, masks=masks, max_grad_norm=max_grad_norm)
         self.check(data, work, batch_size, model=model)
         self.check_rule(rule)
-        run = K.run_batches_parallel_ if threads > 1 else K.run_batches_
-        return run(self.params, rule, work, data, model, first_batch, last_batch, batch_size)
+        return self.params, rule, work, data, model

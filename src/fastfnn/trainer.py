@@ -144,7 +144,8 @@ class _Validation:
 def fit_stochastic(state, settings, X, Y, sw, random_state, incremental, stratify, scoring,
                    observer=None, validation_set=None):
     """Train with an update rule of ``optimizers.RULES`` for up to ``settings.max_iter``
-    epochs (one if ``incremental``).
+    epochs (one if ``incremental``): :class:`StochasticFit`, its epochs run here one after
+    another (``fastfnn._together`` runs many fits' epochs in one compiled call).
 
     Parameters
     ----------
@@ -169,45 +170,81 @@ def fit_stochastic(state, settings, X, Y, sw, random_state, incremental, stratif
     validation_set : (X_val, Y_val, sw_val), optional
         With early stopping, the rows to score instead of a split of X (every row trains).
     """
-    net = state.net
-    if (not incremental or state.optimizer is None
-            or state.optimizer.name != settings.solver or state.optimizer.dtype != net.dtype):
-        state.optimizer = make_optimizer(settings.solver, net.theta.size, net.dtype, settings)
-    validation = None
-    if settings.early_stopping:
-        if validation_set is None:
-            (X, Y, sw), validation_set = split_validation(X, Y, sw, settings, random_state,
-                                                          stratify)
-        validation = _Validation(*validation_set, scoring)
-    seed = draw_seed(random_state) if settings.dropping else None
-    source = DataSource(X, net.dtype)
-    n = source.n_samples
-    data = source.data(Y, sw)
-    batch_size = batch_size_for(settings, n)
-    parts = training_parts(net.sizes, batch_size, net.dtype)
-    threads = training_threads(net.sizes, batch_size, net.dtype, parts)
-    work = net.workspace(batch_size, parts, dropout=settings.dropping)
-    loop = _EpochLoop(net, data, work, batch_size, settings, threads)
-    with numba_threads(threads):
-        state.rows_per_epoch = n
+    fit = StochasticFit(state, settings, X, Y, sw, random_state, incremental, stratify,
+                        scoring, observer, validation_set)
+    with numba_threads(fit.threads):
         try:
-            for e in range(settings.max_iter):
-                if settings.shuffle:
-                    # = sklearn.utils.shuffle(order, random_state): the same draws and swaps
-                    random_state.shuffle(data.order)
-                epoch = state.epochs_before + len(state.epochs)  # the model's epochs so far
-                _schedule(state.optimizer, settings, epoch if incremental else e)
-                if observer is not None:
-                    observer.epoch_begins()
-                dropped = None if seed is None else masks(settings.dropout, seed, epoch)
-                data_term, penalty, norms = loop.epoch(state.optimizer.rule, dropped)
-                if _end_epoch(state, settings, data_term, penalty, norms, validation,
-                              incremental, observer):
-                    break
+            while fit.begin_epoch():
+                fit.end_epoch(*fit.loop.epoch(fit.optimizer.rule, fit.masks))
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
-    if settings.early_stopping:
-        net.theta[:] = state.best_theta
+    fit.finish()
+
+
+class StochasticFit:
+    """One stochastic fit, an epoch at a time: set up once (optimizer, the early-stopping
+    split, the dropout seed, the data, batch size, parts and workspace; arguments as
+    :func:`fit_stochastic`), then ``begin_epoch`` (shuffle, schedule, masks: False once
+    training is over), the epoch's compiled batches (``loop.epoch``, or many fits' at once),
+    ``end_epoch`` with its sums (scikit-learn's bookkeeping and stopping rules), and
+    ``finish`` (the best weights of early stopping)."""
+
+    def __init__(self, state, settings, X, Y, sw, random_state, incremental, stratify, scoring,
+                 observer=None, validation_set=None, threads=None):
+        net = state.net
+        if (not incremental or state.optimizer is None or state.optimizer.name != settings.solver
+                or state.optimizer.dtype != net.dtype):
+            state.optimizer = make_optimizer(settings.solver, net.theta.size, net.dtype, settings)
+        self.validation = None
+        if settings.early_stopping:
+            if validation_set is None:
+                (X, Y, sw), validation_set = split_validation(X, Y, sw, settings, random_state,
+                                                              stratify)
+            self.validation = _Validation(*validation_set, scoring)
+        self.seed = draw_seed(random_state) if settings.dropping else None
+        source = DataSource(X, net.dtype)
+        self.data = source.data(Y, sw)
+        self.batch_size = batch_size_for(settings, source.n_samples)
+        parts = training_parts(net.sizes, self.batch_size, net.dtype)
+        self.threads = threads or training_threads(net.sizes, self.batch_size, net.dtype, parts)
+        work = net.workspace(self.batch_size, parts, dropout=settings.dropping)
+        self.loop = _EpochLoop(net, self.data, work, self.batch_size, settings, self.threads)
+        self.state, self.settings, self.random_state = state, settings, random_state
+        self.incremental, self.observer = incremental, observer
+        self.optimizer = state.optimizer
+        self.masks = None
+        self.epoch = 0  # epochs begun in this fit
+        self.over = False
+        state.rows_per_epoch = source.n_samples
+
+    def begin_epoch(self):
+        """Prepare the next epoch (shuffle its order, set its rate and masks); False, changing
+        nothing, where training is over (stopped, or ``max_iter`` epochs run)."""
+        if self.over or self.epoch == self.settings.max_iter:
+            return False
+        if self.settings.shuffle:
+            # = sklearn.utils.shuffle(order, random_state): the same draws and swaps
+            self.random_state.shuffle(self.data.order)
+        state = self.state
+        epoch = state.epochs_before + len(state.epochs)  # the model's epochs so far
+        _schedule(self.optimizer, self.settings, epoch if self.incremental else self.epoch)
+        if self.observer is not None:
+            self.observer.epoch_begins()
+        self.masks = None if self.seed is None else masks(self.settings.dropout, self.seed,
+                                                           epoch)
+        self.epoch += 1
+        return True
+
+    def end_epoch(self, data_term, penalty, norms):
+        """The epoch's bookkeeping from its mean data and L2 terms and per-layer gradient
+        norms (:meth:`_EpochLoop.epoch`); ends training where a rule says so."""
+        self.over = _end_epoch(self.state, self.settings, data_term, penalty, norms,
+                               self.validation, self.incremental, self.observer)
+
+    def finish(self):
+        """Leave the network at the weights training keeps (early stopping: the best)."""
+        if self.settings.early_stopping:
+            self.state.net.theta[:] = self.state.best_theta
 
 
 def _schedule(optimizer, settings, epoch):
@@ -233,8 +270,7 @@ class _EpochLoop:
         """Runs every batch once, with the dropout masks ``dropped`` (None: none); returns the
         epoch's mean data term and L2 term, and the root mean square over its updates of each
         layer's weight-gradient norm (L,)."""
-        self.work.layer_sq[:] = 0.0
-        self.work.n_updates[:] = 0
+        self.begin()
         data_sum = penalty_sum = 0.0
         for first in range(0, self.n_batches, self.per_call):
             last = min(first + self.per_call, self.n_batches)
@@ -242,9 +278,25 @@ class _EpochLoop:
                                         self.batch_size, self.alpha, self.threads,
                                         masks=dropped, max_grad_norm=self.max_grad_norm)
             data_sum, penalty_sum = data_sum + d, penalty_sum + p
+        return self.close(data_sum, penalty_sum)
+
+    def begin(self):
+        """Reset the epoch's gradient-norm sums."""
+        self.work.layer_sq[:] = 0.0
+        self.work.n_updates[:] = 0
+
+    def close(self, data_sum, penalty_sum):
+        """The epoch's mean data and L2 terms and per-layer gradient norms (L,), from the sums
+        over its batches of each term times the batch's rows."""
         n = self.data.order.shape[0]
         norms = np.sqrt(self.work.layer_sq / max(int(self.work.n_updates[0]), 1))
         return data_sum / n, penalty_sum / n, norms
+
+    def groups(self, rule, dropped=None):
+        """The compiled loop's groups for a whole epoch, checked by the network's wall:
+        ``(params, rule, work, data, model)`` (``Network.batch_groups``)."""
+        return self.net.batch_groups(self.data, self.work, rule, self.batch_size, self.alpha,
+                                     masks=dropped, max_grad_norm=self.max_grad_norm)
 
 
 def _end_epoch(state, settings, data, penalty, norms, validation, incremental, observer):

@@ -1,0 +1,54 @@
+"""Fits made ahead, handed to the ``fit`` call that asks for exactly them.
+
+A search trains its candidates together (``_base.fit_together``) before scikit-learn's own
+search loop runs; that loop then calls ``fit`` on each candidate's clone with the fold's rows,
+as it always does. While the made fits are offered (:func:`offering`), an FNN estimator's
+``fit`` first looks for one made with its exact parameters on exactly its data (a digest of X,
+y and the sample weights) and takes it instead of training (:func:`take`). Anything that does
+not match trains as usual: the results are scikit-learn's either way.
+"""
+
+import threading
+from contextlib import contextmanager
+
+import joblib
+
+_LOCK = threading.Lock()
+_OFFERED = []  # the dicts of fits on offer, innermost last
+
+
+def key_of(estimator, digest):
+    """What a made fit is filed under: the estimator's type and parameters, and the
+    :func:`data_digest` of its training data."""
+    return type(estimator).__qualname__, joblib.hash(estimator.get_params(deep=False)), digest
+
+
+def data_digest(X, y, sample_weight):
+    """A digest of the training data (arrays, sparse matrices, frames)."""
+    return joblib.hash((X, y, sample_weight))
+
+
+@contextmanager
+def offering(fits):
+    """Within the block, ``fits`` ({key: fitted estimator}) are on offer to :func:`take`."""
+    with _LOCK:
+        _OFFERED.append(fits)
+    try:
+        yield
+    finally:
+        with _LOCK:
+            _OFFERED.remove(fits)
+
+
+def take(estimator, X, y, sample_weight):
+    """The made fit of ``estimator`` on (X, y, sample_weight) (removed from the offer), or
+    None where none is on offer."""
+    if not _OFFERED:
+        return None
+    wanted = key_of(estimator, data_digest(X, y, sample_weight))
+    with _LOCK:
+        for fits in reversed(_OFFERED):
+            made = fits.pop(wanted, None)
+            if made is not None:
+                return made
+    return None

@@ -1,0 +1,101 @@
+"""Many stochastic fits trained together: each epoch of every fit of a group in one compiled
+call, the models spread over threads.
+
+A search or an ensemble trains dozens of small networks. Run one after another, each pays its
+own Python epoch loop, and a 2-core machine runs one small network's batch on one core. Here
+each fit is a ``trainer.StochasticFit``; per epoch, every fit does its Python part
+(``begin_epoch``: shuffle, schedule, masks; ``end_epoch``: validation, stopping rules) and the
+compiled part of all of them runs as one ``_kernels.run_models_`` call per group of fits whose
+compiled groups have the same types (update rule, dtype, dense or CSR input...), the models
+under ``prange``. Each model is computed alone, exactly as its own fit would compute it: the
+same bits as a solo fit, on any number of threads. A fit that stops leaves the others going.
+"""
+
+import warnings
+from contextlib import contextmanager
+
+import numba
+import numpy as np
+from numba import typed
+
+from . import _kernels as K
+from ._threads import part_threads
+
+
+def model_threads(n_jobs, n_models):
+    """Threads over models for ``n_jobs`` (scikit-learn's meaning, as threads: None is 1, -1
+    all that fastfnn may use, k at most k), never more than the models, within the host's
+    limits (``FASTFNN_NUM_THREADS``, affinity, a Dask worker's threads...)."""
+    allowed = part_threads(n_models)
+    if n_jobs is None:
+        return 1
+    if n_jobs < 0:
+        return max(1, allowed + 1 + n_jobs)
+    return max(1, min(int(n_jobs), allowed))
+
+
+@contextmanager
+def _exactly(threads):
+    """Numba's parallel loops started by this thread use exactly ``threads`` threads."""
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
+class _Group:
+    """Fits whose compiled groups have one Numba type: their static groups (params,
+    workspaces, data) in typed lists, made once; rules and models per epoch."""
+
+    def __init__(self, fits, first_groups):
+        self.fits = fits
+        params, _, works, datas, _ = zip(*first_groups)
+        self.params, self.works, self.datas = (typed.List(g) for g in (params, works, datas))
+        self.batch_sizes = np.array([fit.batch_size for fit in fits], dtype=np.int64)
+        self.sums = np.zeros((len(fits), 2))
+        self.last = list(first_groups)
+
+    def run_epoch(self, begun):
+        """One epoch of the fits at positions ``begun`` (they began it): their compiled
+        batches in one call, then each one's ``end_epoch``."""
+        for k in begun:
+            fit = self.fits[k]
+            fit.loop.begin()
+            self.last[k] = fit.loop.groups(fit.optimizer.rule(), fit.masks)
+        rules = typed.List(g[1] for g in self.last)
+        models = typed.List(g[4] for g in self.last)
+        K.run_models_(self.params, rules, self.works, self.datas, models,
+                      np.asarray(begun, dtype=np.int64), self.batch_sizes, self.sums)
+        for k in begun:
+            fit = self.fits[k]
+            fit.end_epoch(*fit.loop.close(*self.sums[k]))
+
+
+def train_together(fits, n_jobs=None):
+    """Run every ``trainer.StochasticFit`` of ``fits`` until it is over (each then
+    ``finish``-ed), the epochs of fits of one type in one compiled call, the models on
+    :func:`model_threads` threads. A KeyboardInterrupt ends every fit after its last whole
+    epoch ("Training interrupted by user.", as a solo fit)."""
+    begun = [fit.begin_epoch() for fit in fits]
+    by_type = {}
+    for fit, started in zip(fits, begun):
+        groups = fit.loop.groups(fit.optimizer.rule(), fit.masks)
+        by_type.setdefault(numba.typeof(groups), []).append((fit, groups, started))
+    batches = []
+    for members in by_type.values():
+        group = _Group([m[0] for m in members], [m[1] for m in members])
+        batches.append((group, [k for k, m in enumerate(members) if m[2]]))
+    try:
+        with _exactly(model_threads(n_jobs, len(fits))):
+            while any(started for _, started in batches):
+                for group, started in batches:
+                    if started:
+                        group.run_epoch(started)
+                batches = [(group, [k for k, fit in enumerate(group.fits) if fit.begin_epoch()])
+                           for group, _ in batches]
+    except KeyboardInterrupt:
+        warnings.warn("Training interrupted by user.")
+    for fit in fits:
+        fit.finish()

@@ -1,0 +1,163 @@
+"""Searches and ensembles whose networks train together.
+
+Oracles: scikit-learn's GridSearchCV / RandomizedSearchCV on the same estimator, grid, cv and
+fit parameters (every entry of ``cv_results_`` but the timings, ``best_*``, the refitted
+model), and each network's solo ``fit`` (ensemble members, the networks trained together).
+"""
+
+import numpy as np
+import pytest
+from scipy.stats import loguniform
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, KFold, RandomizedSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from fastfnn import (FNNClassifier, FNNEnsembleClassifier, FNNEnsembleRegressor,
+                     FNNGridSearchCV, FNNRandomizedSearchCV, FNNRegressor)
+from fastfnn._base import fit_together
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+def data(n=150, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 6))
+    y = np.tanh(X[:, 0]) + X[:, 1] * X[:, 2] + 0.1 * rng.standard_normal(n)
+    return X, y
+
+
+def same_results(ours, theirs, X):
+    """Every cv_results_ entry but the timings, best_* and the refitted model agree."""
+    assert set(ours.cv_results_) == set(theirs.cv_results_)
+    for key, value in theirs.cv_results_.items():
+        if "time" in key:
+            continue
+        mine = ours.cv_results_[key]
+        if isinstance(value, np.ma.MaskedArray):  # a parameter some candidates do not set
+            np.testing.assert_array_equal(np.ma.getmaskarray(mine), np.ma.getmaskarray(value))
+            mine, value = mine.compressed(), value.compressed()
+        a, b = np.asarray(mine, dtype=object), np.asarray(value, dtype=object)
+        assert a.shape == b.shape, key
+        for x, y in zip(a.ravel(), b.ravel()):
+            assert x == y or (isinstance(x, float) and np.isnan(x) and np.isnan(y)), key
+    for name in ("best_params_", "best_score_", "best_index_", "n_splits_", "multimetric_"):
+        if hasattr(theirs, name):
+            assert getattr(ours, name) == getattr(theirs, name), name
+    if hasattr(theirs, "best_estimator_"):
+        np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+
+
+BASE = dict(hidden_layer_sizes=(16,), batch_size=32, max_iter=8, random_state=0)
+
+
+def test_grid_search_is_scikit_learns_with_mixed_candidates():
+    """Mixed groups (adam, sgd with momentum, early stopping, lbfgs, float alpha and seeds)
+    train ahead where they can; every result is GridSearchCV's."""
+    X, y = data()
+    grid = [{"alpha": [1e-4, 1e-1], "learning_rate_init": [1e-3, 1e-2], "random_state": [0, 1]},
+            {"solver": ["sgd"], "momentum": [0.0, 0.9], "early_stopping": [True]},
+            {"solver": ["lbfgs"], "max_iter": [20]}]
+    ours = FNNGridSearchCV(FNNRegressor(**BASE), grid, cv=3).fit(X, y)
+    theirs = GridSearchCV(FNNRegressor(**BASE), grid, cv=3).fit(X, y)
+    same_results(ours, theirs, X)
+    assert ours.together_fit_time_ > 0
+
+
+def test_threads_over_models_give_the_same_results():
+    X, y = data()
+    grid = {"alpha": [1e-4, 1e-2, 1.0], "learning_rate_init": [1e-3, 3e-3, 1e-2]}
+    one = FNNGridSearchCV(FNNRegressor(**BASE), grid, cv=2, n_jobs=1).fit(X, y)
+    two = FNNGridSearchCV(FNNRegressor(**BASE), grid, cv=2, n_jobs=2).fit(X, y)
+    same_results(two, one, X)
+
+
+def test_pipeline_weights_multimetric_and_refit_false():
+    """A Pipeline whose scaler's parameter is searched too (the scaler fitted once per fold
+    and setting), sample weights routed to the network, a scoring dict, refit=False."""
+    X, y = data()
+    w = np.random.default_rng(3).uniform(0.5, 2.0, len(X))
+    pipe = make_pipeline(StandardScaler(), FNNRegressor(**BASE))
+    grid = {"standardscaler__with_mean": [True, False], "fnnregressor__alpha": [1e-4, 1e-2]}
+    scoring = {"r2": "r2", "mae": "neg_mean_absolute_error"}
+    kwargs = dict(cv=KFold(3, shuffle=True, random_state=0), scoring=scoring, refit=False)
+    params = {"fnnregressor__sample_weight": w}
+    ours = FNNGridSearchCV(pipe, grid, **kwargs).fit(X, y, **params)
+    theirs = GridSearchCV(pipe, grid, **kwargs).fit(X, y, **params)
+    same_results(ours, theirs, X)
+    refit = FNNGridSearchCV(pipe, grid, cv=3, scoring=scoring, refit="mae").fit(X, y, **params)
+    same_results(refit, GridSearchCV(pipe, grid, cv=3, scoring=scoring,
+                                     refit="mae").fit(X, y, **params), X)
+
+
+def test_classifier_with_string_labels_and_a_randomized_search():
+    X, y = data(n=180)
+    labels = np.array(["low", "mid", "high"])[np.digitize(y, [-0.5, 0.5])]
+    dists = {"alpha": loguniform(1e-5, 1e-1), "learning_rate_init": loguniform(1e-3, 3e-2)}
+    kwargs = dict(n_iter=5, cv=3, random_state=np.random.RandomState(7))
+    ours = FNNRandomizedSearchCV(FNNClassifier(**BASE), dists,
+                                 **{**kwargs, "random_state": np.random.RandomState(7)})
+    theirs = RandomizedSearchCV(FNNClassifier(**BASE), dists,
+                                **{**kwargs, "random_state": np.random.RandomState(7)})
+    same_results(ours.fit(X, labels), theirs.fit(X, labels), X)
+    assert set(ours.best_estimator_.classes_) == {"low", "mid", "high"}
+
+
+def test_a_diverging_candidate_scores_as_scikit_learns():
+    """A candidate whose fit diverges fails alone (error_score), as in scikit-learn's loop."""
+    X, y = data()
+    grid = {"learning_rate_init": [1e-3, 1e6], "solver": ["sgd"]}
+    with pytest.warns(UserWarning):
+        ours = FNNGridSearchCV(FNNRegressor(**BASE), grid, cv=2).fit(X, 100 * y)
+    with pytest.warns(UserWarning):
+        theirs = GridSearchCV(FNNRegressor(**BASE), grid, cv=2).fit(X, 100 * y)
+    same_results(ours, theirs, X)
+    assert np.isnan(ours.cv_results_["mean_test_score"][1])
+
+
+def test_networks_trained_together_are_their_solo_fits():
+    """fit_together on networks of several kinds (dtype, sparse, solvers, dropout, early
+    stopping): each equals its own fit to the bit; a bad one fails alone."""
+    import scipy.sparse as sp
+
+    X, y = data(n=200)
+    X32 = X.astype(np.float32)
+    Xs = sp.csr_matrix(np.where(np.abs(X) > 0.7, X, 0.0))
+    kinds = [(solver, X) for solver in ("sgd", "adam", "adamw")] + [("adam", X32), ("adam", Xs)]
+    jobs = [(FNNRegressor(**BASE, solver=solver, dropout=drop, early_stopping=stop), data_X, y,
+             None)
+            for solver, data_X in kinds for drop in (0.0, 0.2) for stop in (False, True)]
+    jobs.append((FNNRegressor(**{**BASE, "hidden_layer_sizes": (4, 4), "dropout": (0.1,)}), X,
+                 y, None))
+    solo = [clone(est).fit(*args[:2]) for est, *args in jobs[:-1]]
+    errors = fit_together(jobs, n_jobs=2)
+    assert all(e is None for e in errors[:-1])
+    assert isinstance(errors[-1], ValueError) and not hasattr(jobs[-1][0], "coefs_")
+    for (est, *_), ref in zip(jobs, solo):
+        for a, b in zip(est.coefs_ + est.intercepts_, ref.coefs_ + ref.intercepts_):
+            np.testing.assert_array_equal(a, b)
+        assert est.loss_curve_ == ref.loss_curve_ and est.n_iter_ == ref.n_iter_
+
+
+def test_ensembles_are_their_members_solo_fits():
+    X, y = data()
+    ens = FNNEnsembleRegressor(FNNRegressor(**BASE), n_estimators=4, random_state=3,
+                               n_jobs=2).fit(X, y)
+    seeds = np.random.RandomState(3).randint(np.iinfo(np.int32).max, size=4)
+    np.testing.assert_array_equal(ens.seeds_, seeds)
+    preds = []
+    for member, seed in zip(ens.estimators_, seeds):
+        solo = FNNRegressor(**{**BASE, "random_state": int(seed)}).fit(X, y)
+        np.testing.assert_array_equal(member.coefs_[0], solo.coefs_[0])
+        preds.append(solo.predict(X))
+    mean, std = ens.predict(X, return_std=True)
+    np.testing.assert_allclose(mean, np.mean(preds, axis=0), rtol=1e-12)
+    np.testing.assert_allclose(std, np.std(preds, axis=0), rtol=1e-9, atol=1e-15)
+    labels = (y > 0).astype(int)
+    clf = FNNEnsembleClassifier(FNNClassifier(**BASE), n_estimators=3, random_state=0)
+    clf.fit(X, labels)
+    proba = np.mean([m.predict_proba(X) for m in clf.estimators_], axis=0)
+    np.testing.assert_allclose(clf.predict_proba(X), proba, rtol=1e-12)
+    np.testing.assert_array_equal(clf.predict(X), np.argmax(proba, axis=1))
+    with pytest.raises(ValueError, match="FNNRegressor"):
+        FNNEnsembleRegressor(FNNClassifier()).fit(X, y)
