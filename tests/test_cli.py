@@ -428,7 +428,7 @@ ERRORS = {
     "labels without --classify": (["fit", "iris"], [
         "iris.csv (bundled), line 2, column 'species'", "use --classify"], "fit"),
     "lbfgs early stopping": (["fit", "sine.csv", "--solver", "lbfgs", "--early-stopping"],
-                             ["--early-stopping needs --solver adam or sgd"], "fit"),
+                             ["--early-stopping needs a stochastic --solver (not lbfgs)"], "fit"),
     "lbfgs plot": (["fit", "sine.csv", "--solver", "lbfgs", "--plot", "p.png"], ["lbfgs"], "fit"),
     "bad loss pair": (["fit", "sine.csv", "--classify", "--loss", "poisson"],
                       ["--loss and --out-activation are for regression"], "fit"),

@@ -88,6 +88,13 @@ def runs(tmp_path_factory):
                       "--no-early-stopping"], d),
         "stream test size": (["fit", "numbers.csv", "--stream", "--test-size", "0.3"], d),
         "stream tol": (["fit", "numbers.csv", "--stream", "--tol", "0.01"], d),
+        "stream scoring": (["fit", "numbers.csv", "--stream", "--scoring", "loss"], d),
+        "new parameters": (["fit", "numbers.csv", "--solver", "adamw", "--schedule", "cosine",
+                            "--dropout", "0.1,0.2", "--max-grad-norm", "2", "--scoring",
+                            "neg_mean_absolute_error", "--early-stopping", "--hidden", "8,4",
+                            "--epochs", "3", "--save", "new.model", "--quiet"], d),
+        "dropout with lbfgs": (["fit", "numbers.csv", "--solver", "lbfgs", "--dropout", "0.1"],
+                               d),
     }
     return d, people, run_forked(cases)
 
@@ -263,3 +270,29 @@ def test_the_streaming_bar_counts_epochs_not_partitions():
     bar.partition(1, 1, 3)
     bar.close()
     assert quiet.getvalue() == ""
+
+
+def test_new_estimator_parameters_pass_through(runs, capsys):
+    """--solver and --schedule offer fastfnn.SOLVERS and fastfnn.SCHEDULES; --dropout,
+    --max-grad-norm and --scoring reach the estimator."""
+    import fastfnn
+
+    d, _, runs = runs
+    assert runs["new parameters"].returncode == 0, runs["new parameters"].stderr
+    fnn = load_model(d / "new.model").regressor_[-1]
+    params = fnn.get_params()
+    assert (params["solver"], params["learning_rate"]) == ("adamw", "cosine")
+    assert tuple(params["dropout"]) == (0.1, 0.2) and params["max_grad_norm"] == 2
+    assert params["scoring"] == "neg_mean_absolute_error" and params["early_stopping"]
+    assert_one_line_error(runs["dropout with lbfgs"], "--dropout needs a stochastic --solver")
+    assert_one_line_error(runs["stream scoring"], "--scoring is not available with --stream")
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "{" + ",".join(fastfnn.SOLVERS) + "}" in out
+    assert "{" + ",".join(fastfnn.SCHEDULES) + "}" in out
+    for bad in (["--dropout", "1.5"], ["--dropout", "0.1,x"], ["--scoring", "accuracyy"]):
+        with pytest.raises(SystemExit) as exit_:
+            main(["fit", *bad])
+        assert exit_.value.code == 2
+        assert "error:" in capsys.readouterr().err

@@ -29,8 +29,8 @@ def tables(tmp_path_factory):
 
 def test_streaming_fit_and_predict_of_a_glob(tables):
     runs = run_forked({
-        "fit": (["fit", "dir/part-*.csv", "--save", "m.skops", "--epochs", "3", "--hidden", "8"],
-                tables),
+        "fit": (["fit", "dir/part-*.csv", "--save", "m.skops", "--epochs", "3", "--hidden", "8",
+                 "--solver", "adamw", "--dropout", "0.1", "--max-grad-norm", "5"], tables),
         "predict": (["predict", "m.skops", "dir/part-*.csv", "--output", "p.csv"], tables),
         "no-output": (["predict", "m.skops", "dir/part-*.csv"], tables),
         "lbfgs": (["fit", "dir/part-*.csv", "--solver", "lbfgs"], tables),
@@ -48,12 +48,15 @@ def test_streaming_fit_and_predict_of_a_glob(tables):
     written = pd.read_csv(tables / "p.csv")
     rows = pd.concat([pd.read_csv(tables / "dir" / f"part-{k}.csv") for k in range(3)],
                      ignore_index=True)
-    expected = fastfnn.load_model(tables / "m.skops").predict(rows[["a", "b", "c"]])
+    model = fastfnn.load_model(tables / "m.skops")
+    params = model[-1].get_params() if hasattr(model, "steps") else model.get_params()
+    assert (params["solver"], params["dropout"], params["max_grad_norm"]) == ("adamw", 0.1, 5)
+    expected = model.predict(rows[["a", "b", "c"]])
     assert list(written.columns) == ["target"] and len(written) == len(rows) == 240
     np.testing.assert_allclose(written["target"].to_numpy(), expected, rtol=0, atol=1e-12)
 
     assert_one_line_error(runs["no-output"], "--output FILE", command="predict")
-    assert_one_line_error(runs["lbfgs"], "--solver lbfgs", "adam or sgd")
+    assert_one_line_error(runs["lbfgs"], "--solver lbfgs", "a stochastic solver")
     assert_one_line_error(runs["no-dask"], 'pip install "fastfnn[dask]"')
 
 

@@ -3,12 +3,12 @@
 import argparse
 import time
 
-from fastfnn import HIDDEN_ACTIVATIONS, REGRESSION_LOSSES
+from fastfnn import HIDDEN_ACTIVATIONS, REGRESSION_LOSSES, SCHEDULES, SOLVERS
 
 from . import columns, metrics, modelfile, report, streaming, training
 from .data import DATASETS, DEFAULT_DATASET, names_list, read_table, resolve_data
-from .options import (CLIError, Staged, batch_size, check_outputs, column_names, hidden_sizes,
-                      number)
+from .options import (CLIError, Staged, batch_size, check_outputs, column_names, dropout,
+                      hidden_sizes, number, scoring)
 
 
 def add_parser(sub):
@@ -60,7 +60,7 @@ def add_parser(sub):
     s = p.add_argument_group("data larger than memory (needs Dask: pip install \"fastfnn[dask]\")")
     s.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
                    help="train out of core: the table's partitions streamed through "
-                        "partial_fit (adam or sgd, numeric features), standardised with the "
+                        "partial_fit (a stochastic solver, numeric features), standardised with the "
                         "statistics of a first pass, --validation-fraction of the partitions "
                         "held out, the best epoch kept; no test split. Default: on when DATA "
                         "is a glob pattern ('dir/part-*.csv') or a file over 1 GiB")
@@ -86,7 +86,8 @@ def _add_training_options(g):
                    help="hidden layer widths, comma-separated (hidden_layer_sizes; default 64,64)")
     g.add_argument("--activation", default="relu", choices=HIDDEN_ACTIVATIONS,
                    help="hidden activation (default relu)")
-    g.add_argument("--solver", default="adam", choices=["adam", "sgd", "lbfgs"])
+    g.add_argument("--solver", default="adam", choices=SOLVERS,
+                   help="update rule (solver; default adam)")
     g.add_argument("--epochs", type=number(int, 1), default=None, metavar="N",
                    help="maximum epochs, or L-BFGS iterations (max_iter; default 200; with "
                         "--stream: the epochs run, default 10)")
@@ -94,9 +95,8 @@ def _add_training_options(g):
                    help="minibatch size, or 'auto' = min(200, rows) (default auto)")
     g.add_argument("--learning-rate", type=number(float, 0, low_open=True), default=0.001,
                    metavar="LR", help="initial learning rate (learning_rate_init; default 0.001)")
-    g.add_argument("--schedule", default="constant",
-                   choices=["constant", "invscaling", "adaptive"],
-                   help="learning-rate schedule for sgd (learning_rate; default constant)")
+    g.add_argument("--schedule", default="constant", choices=SCHEDULES,
+                   help="learning-rate schedule (learning_rate; default constant)")
     g.add_argument("--alpha", type=number(float, 0), default=0.0001,
                    help="L2 penalty (default 0.0001)")
     g.add_argument("--tol", type=number(float, 0), default=None,
@@ -109,6 +109,16 @@ def _add_training_options(g):
                         "on for adam and sgd when the split has enough rows)")
     g.add_argument("--validation-fraction", type=number(float, 0, True, 1), default=0.1,
                    metavar="F", help="validation share for early stopping (default 0.1)")
+    g.add_argument("--dropout", type=dropout, default=None, metavar="P[,P...]",
+                   help="dropout of the hidden layers' outputs while training (stochastic "
+                        "solvers): one rate in [0, 1), or one per hidden layer (default 0)")
+    g.add_argument("--max-grad-norm", type=number(float, 0, low_open=True), default=None,
+                   metavar="NORM", help="clip each minibatch's gradient to this global L2 "
+                   "norm (max_grad_norm; default: no clipping)")
+    g.add_argument("--scoring", type=scoring, default=None, metavar="NAME",
+                   help="what early stopping scores on the validation rows: 'loss' (the "
+                        "validation loss) or a scikit-learn scorer name such as "
+                        "balanced_accuracy or neg_mean_absolute_error (default: accuracy / R²)")
     g.add_argument("--loss", choices=REGRESSION_LOSSES, default=None,
                    help="regression loss (default squared_error)")
     g.add_argument("--out-activation", default=None, metavar="NAME",
@@ -297,10 +307,15 @@ def _check_options(args, path):
     if args.class_weight and not args.classify:
         raise CLIError("--class-weight weighs classes: it needs --classify")
     if args.early_stopping and args.solver == "lbfgs":
-        raise CLIError("--early-stopping needs --solver adam or sgd")
+        raise CLIError("--early-stopping needs a stochastic --solver (not lbfgs)")
+    if args.solver == "lbfgs" and args.dropout:
+        raise CLIError("--dropout needs a stochastic --solver (not lbfgs)")
+    if args.scoring and args.early_stopping is False:
+        raise CLIError("--scoring is what early stopping scores: it needs early stopping "
+                       "(drop --no-early-stopping)")
     if args.plot and args.solver == "lbfgs":
         raise CLIError("--plot draws per-epoch curves, which --solver lbfgs does not keep; use "
-                       "adam or sgd")
+                       "a stochastic solver")
     if args.cv:
         if args.plot:
             raise CLIError("--plot draws the curves of one training run; --cv trains one per "
@@ -419,7 +434,12 @@ def _describe(args, hint=True):
         text += f", lr {args.learning_rate:g}, batch {args.batch_size}"
     if getattr(args, "class_weight", None):
         text += f", class weight {args.class_weight}"
+    if getattr(args, "dropout", None):
+        text += f", dropout {args.dropout}"
+    if getattr(args, "max_grad_norm", None):
+        text += f", gradient norm clipped at {args.max_grad_norm:g}"
     if args.early_stopping:
         text += (f", early stopping on a {args.validation_fraction:g} validation split"
+                 + (f" scored by {args.scoring}" if getattr(args, "scoring", None) else "")
                  + (" (--no-early-stopping: off)" if hint else ""))
     return text + f", {args.dtype}"

@@ -52,6 +52,33 @@ def number(kind, low, low_open=False, high=None):
     return parse
 
 
+def dropout(text):
+    """``0.1`` -> 0.1; ``0.1,0.2`` -> (0.1, 0.2): one rate in [0, 1), or one per hidden
+    layer."""
+    try:
+        rates = tuple(float(s) for s in text.replace(" ", "").split(","))
+    except ValueError:
+        rates = ()
+    if not rates or any(not 0 <= r < 1 for r in rates):
+        raise argparse.ArgumentTypeError(f"expected a rate in [0, 1), or comma-separated rates "
+                                         f"(one per hidden layer), got {text!r}")
+    return rates[0] if len(rates) == 1 else rates
+
+
+def scoring(text):
+    """'loss' or one of scikit-learn's scorer names."""
+    from sklearn.metrics import get_scorer_names
+
+    if text != "loss" and text not in get_scorer_names():
+        import difflib
+
+        close = difflib.get_close_matches(text, ["loss", *get_scorer_names()], n=3)
+        raise argparse.ArgumentTypeError(
+            f"expected 'loss' or a scikit-learn scorer name, got {text!r}"
+            + (f" (did you mean {', '.join(close)}?)" if close else ""))
+    return text
+
+
 def batch_size(text):
     """``auto`` or a positive integer."""
     return "auto" if text == "auto" else number(int, 1)(text)

@@ -124,7 +124,10 @@ def _loss_panel(ax, fnn, args):
     scores = getattr(fnn, "validation_scores_", None)
     if scores:
         ax2 = ax.twinx()
-        name = "validation accuracy" if args.classify else "validation R²"
+        name = ("validation accuracy" if args.classify else "validation R²") \
+            if not getattr(args, "scoring", None) else (
+                "validation score (-loss)" if args.scoring == "loss"
+                else f"validation {args.scoring}")
         ax2.plot(epochs[:len(scores)], scores, color="C1", label=name)
         best = int(np.nanargmax(scores))
         ax2.plot(best + 1, scores[best], "o", color="C1",

@@ -75,7 +75,7 @@ def check_fit_options(args):
     """The fit options that partition-by-partition training cannot honour: one-line errors."""
     if args.solver == "lbfgs":
         raise CLIError("--stream trains with partial_fit, one partition at a time: --solver "
-                       "lbfgs needs all the rows at once; use --solver adam or sgd")
+                       "lbfgs needs all the rows at once; use a stochastic solver")
     if args.schedule == "adaptive":
         raise CLIError("--schedule adaptive is not available with --stream (partial_fit keeps "
                        "no epoch loss to adapt on); use constant or invscaling")
@@ -90,7 +90,9 @@ def check_fit_options(args):
                "--drop": (args.drop, "every column but the target is a feature"),
                "--id": (args.id, "every column but the target is a feature"),
                "--class-weight": (args.class_weight, "partial_fit cannot weigh classes it "
-                                  "has not counted")}
+                                  "has not counted"),
+               "--scoring": (args.scoring, "the held-out partitions are scored by accuracy "
+                             "or R²")}
     for option, (value, why) in refused.items():
         if value is not None:
             raise CLIError(f"{option} is not available with --stream ({why})")
@@ -160,10 +162,12 @@ def _fit(scaling, args, targets, validation, patience, bar):
 
     from fastfnn import FNNClassifier, FNNRegressor
 
+    from .training import extra_params
+
     params = dict(hidden_layer_sizes=args.hidden, activation=args.activation,
                   solver=args.solver, alpha=args.alpha, batch_size=args.batch_size,
                   learning_rate=args.schedule, learning_rate_init=args.learning_rate,
-                  random_state=args.seed)
+                  random_state=args.seed, **extra_params(args))
     if args.classify:
         estimator = FNNClassifier(**params)
     else:

@@ -70,12 +70,22 @@ def preparation(args, features, dtype):
 
 def estimator_params(args):
     """The network's parameters from the command's options (both estimators)."""
-    return dict(hidden_layer_sizes=args.hidden, activation=args.activation,
-                solver=args.solver, alpha=args.alpha, batch_size=args.batch_size,
-                learning_rate=args.schedule, learning_rate_init=args.learning_rate,
-                max_iter=args.epochs, random_state=args.seed, tol=args.tol,
-                n_iter_no_change=args.n_iter_no_change, early_stopping=args.early_stopping,
-                validation_fraction=args.validation_fraction)
+    params = dict(hidden_layer_sizes=args.hidden, activation=args.activation,
+                  solver=args.solver, alpha=args.alpha, batch_size=args.batch_size,
+                  learning_rate=args.schedule, learning_rate_init=args.learning_rate,
+                  max_iter=args.epochs, random_state=args.seed, tol=args.tol,
+                  n_iter_no_change=args.n_iter_no_change, early_stopping=args.early_stopping,
+                  validation_fraction=args.validation_fraction)
+    return {**params, **extra_params(args)}
+
+
+def extra_params(args):
+    """--dropout, --max-grad-norm and --scoring, where given (the estimators' defaults
+    otherwise)."""
+    given = {"dropout": getattr(args, "dropout", None),
+             "max_grad_norm": getattr(args, "max_grad_norm", None),
+             "scoring": getattr(args, "scoring", None)}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def grouped_categories(model):
