@@ -8,8 +8,9 @@ function that calls another lives here. The file keeps the shape of the Python h
     run_batches_parallel_   the same loop with the parts of each batch on several threads
       all_parts_            each part's sums (under prange), one after the other ...
       parts_parallel_       ... or on several threads: the one parallel kernel of training
-        part_sums_          one part of a batch: load_batch_ then backward_sums_
-          load_batch_       rows order[start:start+m] of X, Y, sample weights -> batch buffers
+        part_sums_          one part of a batch: load_part_ then backward_sums_
+          load_part_        rows order[start:start+m] of X, Y, sample weights -> batch buffers
+                            (X's rows not copied where the first layer reads CSR itself)
           backward_sums_    forward_, loss sums and the delta recursion (unscaled sums)
             forward_        A[i+1] = act(A[i] @ W[i] + b[i])          (affine_act_)
             output_delta_   D[L-1] = (A[L] - Y) * act_out'(A[L]) (* sample_weight)
@@ -23,6 +24,8 @@ function that calls another lives here. The file keeps the shape of the Python h
     forward_rows_(_parallel_)  predict: forward_ over fixed chunks of rows
     forward_layers_         predict, small inputs: the layers as tuples, no flat theta
     matmul_, matmul_nt_, matmul_tn_   the products: thin loops, the tile kernel or gemm_
+    csr_matmul_, csr_matmul_tn_       the first layer's products from CSR rows (Model.first_csr):
+                            O(stored entries x width), A[0] never filled
       tile_gemm_            small products in registers (LLVM vectors); its share of each
                             product, a rule by the vector width (_tuning.py), passed in Model;
                             the bias and relu, or relu's mask, added as it stores (epilogues);
@@ -503,7 +506,11 @@ class Model(NamedTuple):
     outputs where ``dropping`` (``drop_rate`` (L,) float64: layer i's outputs dropped with
     that probability, the output layer's entry 0; ``drop_key``: the seed and epoch, see
     :func:`dropout_`), and the gradient's largest global norm ``max_grad_norm`` (0: not
-    clipped)."""
+    clipped). Where ``first_csr``, the first layer reads its rows from the CSR matrix
+    (``X_data``, ``X_indices``, ``X_indptr``: the rows' ``Data`` arrays; ``order``: the
+    Data's order; the rows of a pass at ``row0`` are ``order[row0:row0+m]``): its products
+    take O(stored entries x width) (:func:`csr_matmul_`, :func:`csr_matmul_tn_`) and A[0] is
+    never filled."""
 
     hidden_act: int
     out_act: int
@@ -519,6 +526,11 @@ class Model(NamedTuple):
     drop_rate: np.ndarray
     drop_key: np.uint64
     max_grad_norm: float
+    first_csr: bool = False
+    X_data: np.ndarray = np.empty(0)
+    X_indices: np.ndarray = np.empty(0, np.int64)
+    X_indptr: np.ndarray = np.empty(0, np.int64)
+    order: np.ndarray = np.empty(0, np.int64)
 
 
 class SGDRule(NamedTuple):
@@ -1063,6 +1075,59 @@ def delta_back_(D_prev, D, W, A, act, limit, scratch):
 
 
 # ----------------------------------------------------------------------------------------------
+# The first layer at the input's sparsity: products that read the batch's rows from CSR.
+# ----------------------------------------------------------------------------------------------
+
+
+@jit
+def csr_matmul_(out, W, model, row0):
+    """Writes ``out`` (m, n) = X̂ @ W; X̂ (m, n_features) the rows ``model.order[row0:row0+m]``
+    of the CSR matrix in ``model`` (:class:`Model`), W (n_features, n): ``out[r] = sum_p
+    x_p W[c_p]`` over row r's stored entries (value x_p, column c_p) in their CSR order, a
+    fused multiply-add each; O(stored entries x n), the same code for every row (a row's
+    result does not depend on the rows computed with it). Against the dense product (A[0] @ W
+    in gemm or the tile kernel) only the order in which the nonzero terms are added differs:
+    those sum every column, the zeros included (which leave a sum unchanged), in blocks of
+    their own; a column a row repeats is added once per entry here, once as the summed value
+    there."""
+    m, n = out.shape
+    zero = out.dtype.type(0.0)
+    data, indices, indptr = model.X_data, model.X_indices, model.X_indptr
+    for r in range(m):
+        o = out[r]
+        for j in range(n):
+            o[j] = zero
+        src = model.order[row0 + r]
+        for p in range(indptr[src], indptr[src + 1]):
+            x = data[p]
+            w = W[indices[p]]
+            for j in range(n):
+                o[j] += x * w[j]
+
+
+@jit
+def csr_matmul_tn_(out, D, model, row0):
+    """Writes ``out`` (n_features, n) = X̂.T @ D; X̂ as in :func:`csr_matmul_`, D (m, n): the
+    first layer's weight gradient, ``out[c] = sum_r sum_{p in row r, c_p = c} x_p D[r]``,
+    rows in order, each row's entries in CSR order. Zeroes out, then adds O(stored entries x
+    n) terms: the columns no row of the batch stores stay 0."""
+    m, n = D.shape
+    zero = out.dtype.type(0.0)
+    flat = out.ravel()
+    for j in range(flat.shape[0]):
+        flat[j] = zero
+    data, indices, indptr = model.X_data, model.X_indices, model.X_indptr
+    for r in range(m):
+        d = D[r]
+        src = model.order[row0 + r]
+        for p in range(indptr[src], indptr[src + 1]):
+            x = data[p]
+            g = out[indices[p]]
+            for j in range(n):
+                g[j] += x * d[j]
+
+
+# ----------------------------------------------------------------------------------------------
 # Dropout: masks from a counter-based generator, never stored.
 # ----------------------------------------------------------------------------------------------
 
@@ -1130,18 +1195,26 @@ def forward_(A_buf, Z_buf, theta, sizes, m, model, row0):
     (``model.keeps_z``), hidden layer i's ``z = A[i] @ W[i] + b[i]`` is kept as Z[i] in
     ``Z_buf`` (laid out as D). A hidden layer whose outputs are dropped (:func:`drops`) keeps
     its outputs before the mask there instead (where z is not kept), for act', and passes
-    ``dropout_(a)`` on; its rows are ``row0..row0+m-1`` of the epoch's order."""
+    ``dropout_(a)`` on; its rows are ``row0..row0+m-1`` of the epoch's order. Where
+    ``model.first_csr``, the first layer's product reads those rows from the CSR matrix
+    (:func:`csr_matmul_`), not A[0]."""
     L = len(sizes) - 1
     units = sizes[1:]
     for i in range(L):
         A_next = layer_view(A_buf, sizes, m, i + 1)  # (m, fan_out)
         A, W, b = layer_view(A_buf, sizes, m, i), w_view(theta, sizes, i), b_view(theta, sizes, i)
+        act = model.out_act if i == L - 1 else model.hidden_act
+        sparse = i == 0 and model.first_csr
+        if sparse:
+            csr_matmul_(A_next, W, model, row0)  # the rows' stored entries only
         if i < L - 1 and model.keeps_z:
-            matmul_(A_next, A, W, model.tile_nn, no_epilogue())
+            if not sparse:
+                matmul_(A_next, A, W, model.tile_nn, no_epilogue())
             bias_act_keep_z_(A_next, layer_view(Z_buf, units, m, i), b, model.hidden_act)
+        elif sparse:
+            bias_act_(A_next, b, act)
         else:
-            affine_act_(A_next, A, W, b, model.out_act if i == L - 1 else model.hidden_act,
-                        model.tile_nn)
+            affine_act_(A_next, A, W, b, act, model.tile_nn)
         if i < L - 1 and drops(model, i):
             if not model.keeps_z:
                 copy_(layer_view(Z_buf, units, m, i), A_next)  # a before the mask, for act'
@@ -1170,7 +1243,10 @@ def backward_sums_(grad, A_buf, D_buf, Z_buf, WT_buf, theta, sizes, model, Y, sw
     for i in range(L - 1, -1, -1):
         D = layer_view(D_buf, units, m, i)  # (m, fan_out)
         A = layer_view(A_buf, sizes, m, i)  # (m, fan_in)
-        matmul_tn_(w_view(grad, sizes, i), A, D, model.tile_tn)  # (fan_in, fan_out)
+        if i == 0 and model.first_csr:
+            csr_matmul_tn_(w_view(grad, sizes, 0), D, model, row0)  # (n_features, fan_out)
+        else:
+            matmul_tn_(w_view(grad, sizes, i), A, D, model.tile_tn)  # (fan_in, fan_out)
         db = b_view(grad, sizes, i)
         zero_(db)
         for r in range(m):
@@ -1230,15 +1306,17 @@ def finish_grad_(grad, layer_sq, theta, sizes, alpha, S):
 
 
 @jit_inline
-def gather_rows_(A0, Y_b, sw_b, data, start):
-    """Writes A0 (m, n_features), Y_b (m, n_outputs), sw_b (m,): rows ``order[start:start+m]``
-    of X (dense or CSR), Y and the sample weights."""
+def gather_rows_(A0, Y_b, sw_b, data, start, with_x):
+    """Writes A0 (m, n_features) (where ``with_x``), Y_b (m, n_outputs), sw_b (m,): rows
+    ``order[start:start+m]`` of X (dense or CSR), Y and the sample weights."""
     m, nf = A0.shape
     zero = A0.dtype.type(0.0)
     X, Y, sw, order = data.X, data.Y, data.sw, data.order
     for r in range(m):
         src = order[start + r]
-        if data.is_sparse:
+        if not with_x:
+            pass
+        elif data.is_sparse:
             for j in range(nf):
                 A0[r, j] = zero
             for p in range(data.X_indptr[src], data.X_indptr[src + 1]):
@@ -1298,10 +1376,17 @@ def prefetch_batch(data, k, batch_size):
 def load_batch_(A_buf, Y_buf, sw_buf, data, sizes, start, m):
     """Writes A[0] of ``A_buf`` and the target and weight buffers with rows
     ``order[start:start+m]``; returns the batch's views Y_b (m, n_outputs) and sw_b (m,)."""
+    return load_part_(A_buf, Y_buf, sw_buf, data, sizes, start, m, True)
+
+
+@jit_inline
+def load_part_(A_buf, Y_buf, sw_buf, data, sizes, start, m, with_x):
+    """:func:`load_batch_`, A[0] filled only where ``with_x`` (a first layer that reads CSR
+    rows itself, ``Model.first_csr``, needs no dense copy)."""
     n_out = data.Y.shape[1]
     Y_b = rows_view(Y_buf, 0, m, n_out)
     sw_b = sw_buf[:m]
-    gather_rows_(layer_view(A_buf, sizes, m, 0), Y_b, sw_b, data, start)
+    gather_rows_(layer_view(A_buf, sizes, m, 0), Y_b, sw_b, data, start, with_x)
     return Y_b, sw_b
 
 
@@ -1317,7 +1402,8 @@ def part_sums_(params, work, data, model, p, start, m):
     if mp == 0:
         zero_(g)
         return 0.0, 0.0
-    Y_b, sw_b = load_batch_(work.A[p], work.Y[p], work.sw[p], data, params.sizes, r0, mp)
+    Y_b, sw_b = load_part_(work.A[p], work.Y[p], work.sw[p], data, params.sizes, r0, mp,
+                           not model.first_csr)
     return backward_sums_(g, work.A[p], work.D[p], work.Z[p], work.WT[p], params.theta,
                           params.sizes, model, Y_b, sw_b, data.use_sw, mp, r0)
 
@@ -1671,7 +1757,8 @@ def forward_chunks_(out, work, data, params, model):
         for c in range(p, n_chunks, P):
             start = c * chunk
             m = min(start + chunk, n) - start
-            load_batch_(work.A[p], work.Y[p], work.sw[p], data, sizes, start, m)
+            load_part_(work.A[p], work.Y[p], work.sw[p], data, sizes, start, m,
+                       not model.first_csr)
             forward_(work.A[p], work.Z[p], params.theta, sizes, m, model, start)
             A_out = layer_view(work.A[p], sizes, m, L)
             for r in range(m):

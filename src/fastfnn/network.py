@@ -122,6 +122,7 @@ def layer_sizes(coefs):
     return [np.shape(c)[0] for c in coefs] + [np.shape(coefs[-1])[1]]
 
 
+_EMPTY = {}  # np.dtype -> (empty array of it, empty int64 array): Model's unused CSR fields
 # Rows up to which predict takes the small-input path (:func:`forward_small`).
 SMALL_INPUT_ROWS = 256
 _thread_buffers = threading.local()  # per thread: {dtype: 1-D buffer}, grown as needed
@@ -249,13 +250,15 @@ class Network:
         self.keeps_z = ACTIVATIONS[activation].keeps_z
         self._codes = (LOSS_CODES[loss], delta_derivative_code(loss, out_activation))
 
-    def model(self, alpha=0.0, backward=True, masks=None, max_grad_norm=None):
+    def model(self, alpha=0.0, backward=True, masks=None, max_grad_norm=None, data=None):
         """The ``_kernels.Model`` group: activation and loss codes, L2 ``alpha``, clip eps,
         tile limits, the dropout ``masks`` of this pass (a ``dropout.Masks``; None: none) and
         the gradient's clipping norm ``max_grad_norm`` (None: none). A forward pass alone
         (``backward=False``: prediction) needs no z kept, and takes the tile kernel for every
         layer (``EVERY_SHAPE``: a row's result then does not depend on the rows predicted
-        with it)."""
+        with it). Where ``data`` (the ``_kernels.Data`` the pass runs on) holds CSR rows, the
+        first layer reads them at their sparsity (``first_csr``: its products take O(stored
+        entries x width), not O(n_features x width))."""
         limits = tile_limits(self.dtype)
         if not backward:
             limits = (K.EVERY_SHAPE, *limits[1:])
@@ -267,7 +270,19 @@ class Network:
         return K.Model(act_code(self.activation), act_code(self.out_activation),
                        self.keeps_z and backward, *self._codes, float(alpha),
                        clip_eps(self.dtype), *limits, bool(np.any(masks.rates > 0)),
-                       masks.rates, masks.key, float(max_grad_norm or 0.0))
+                       masks.rates, masks.key, float(max_grad_norm or 0.0),
+                       *self._csr_fields(data))
+
+    def _csr_fields(self, data):
+        """``(first_csr, X_data, X_indices, X_indptr, order)`` of ``Model``: ``data``'s CSR
+        arrays and order where it holds CSR rows, else empty arrays of the same types (one
+        compiled loop for both)."""
+        if data is not None and data.is_sparse:
+            return True, data.X_data, data.X_indices, data.X_indptr, data.order
+        empty = _EMPTY.get(self.dtype)
+        if empty is None:
+            empty = _EMPTY[self.dtype] = (np.empty(0, self.dtype), np.empty(0, np.int64))
+        return False, empty[0], empty[1], empty[1], empty[1]
 
     # ---- parameters ---------------------------------------------------------------------------
 
@@ -341,6 +356,11 @@ class Network:
             if array.dtype != self.dtype:
                 raise ValueError(f"Arrays must be {self.dtype} for this network, got "
                                  f"{array.dtype}.")
+        if model is not None and model.first_csr and not (
+                data.is_sparse and model.X_data is data.X_data
+                and model.X_indices is data.X_indices and model.X_indptr is data.X_indptr
+                and model.order is data.order):
+            raise ValueError("The model's first layer reads other rows than the data's.")
         if work is not None:
             parts = work.A.shape[0]
             per_part = -(-max(rows, 1) // parts)
@@ -368,8 +388,8 @@ class Network:
         threads = max(1, min(int(threads), -(-n // chunk)))
         work = self.workspace(chunk * threads, threads)
         data = source.data()
-        self.check(data, work, chunk * threads, targets=False)
-        model = self.model(backward=False)
+        model = self.model(backward=False, data=data)
+        self.check(data, work, chunk * threads, targets=False, model=model)
         if threads == 1:
             K.forward_rows_(out, work, data, self.params, model)
         else:
@@ -395,7 +415,7 @@ class Network:
         """:meth:`loss_grad` on a ``_kernels.Data`` group, all its rows one batch, in the
         workspace ``work`` (for that many rows), its parts on ``threads`` threads (the same
         bits as one). Returns ``(loss, grad)``."""
-        model = self.model(alpha, masks=masks)
+        model = self.model(alpha, masks=masks, data=data)
         self.check(data, work, data.order.shape[0], model=model)
         if threads > 1:
             value, penalty = K.loss_grad_parallel_(self.params, work, data, model)
@@ -438,7 +458,7 @@ class Network:
         """``(params, rule, work, data, model)``: the groups the compiled minibatch loop takes
         (:meth:`run_batches`), checked against this network for batches of ``batch_size``
         rows (the wall)."""
-        model = self.model(alpha, masks=masks, max_grad_norm=max_grad_norm)
+        model = self.model(alpha, masks=masks, max_grad_norm=max_grad_norm, data=data)
         self.check(data, work, batch_size, model=model)
         self.check_rule(rule)
         return self.params, rule, work, data, model
