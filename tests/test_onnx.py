@@ -276,6 +276,59 @@ def test_column_transformer_pipeline(cls, tmp_path):
         fonnx.save_onnx(model, tmp_path / "unused.onnx")
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("unknown", ["infrequent_if_exist", "ignore"])
+def test_gaps_and_rare_text_values_in_the_models_dtype(dtype, unknown):
+    """float64 imputation (onnxruntime's Imputer is float32-only: fastfnn's converter), text
+    gaps (NaN or None in pandas, '' in ONNX) and one-hot encoding with rare values grouped over
+    two text columns; unknown values go to the rare values' column or to none, as in
+    scikit-learn. One input per column, numbers in the model's dtype; an array sample gives
+    one (N, F) input to a ColumnTransformer that selects its columns by name."""
+    pd = pytest.importorskip("pandas")
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.RandomState(2)
+    n = 200
+    df = pd.DataFrame({"a b": rng.randn(n).astype(dtype), "c": rng.randn(n).astype(dtype),
+                       "t": rng.choice(list("pqrstuvw"), n, p=[.3, .3, .2, .1, .05, .03, .01,
+                                                               .01]).astype(object),
+                       "u": rng.choice(["x", "y", "z", "rare"], n, p=[.4, .3, .28, .02])
+                       .astype(object)})
+    df.loc[::7, "a b"] = np.nan
+    df.loc[::5, "t"] = np.nan
+    y = np.nan_to_num(df["a b"].to_numpy(np.float64)) + (df.t == "p") - (df.u == "z")
+    text = make_pipeline(
+        SimpleImputer(missing_values=np.nan, strategy="constant", fill_value=""),
+        SimpleImputer(missing_values="", strategy="most_frequent"),
+        OneHotEncoder(handle_unknown=unknown, min_frequency=8, dtype=dtype))
+    numbers = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
+    prepare = ColumnTransformer([("num", numbers, ["a b", "c"]), ("text", text, ["t", "u"])])
+    model = make_pipeline(prepare, small(FNNRegressor)).fit(df, y)
+    assert all(len(r) for r in prepare.named_transformers_["text"][-1].infrequent_categories_)
+    new = df.head(20).copy()
+    new.loc[1, "t"], new.loc[2, "u"], new.loc[3, "t"] = "never seen", "nor this", None
+    sess = ort.InferenceSession(fonnx.to_onnx(model, df[:1]).SerializeToString())
+    kind = "tensor(double)" if dtype == np.float64 else "tensor(float)"
+    assert [(i.name, i.type) for i in sess.get_inputs()] == [
+        ("a_b", kind), ("c", kind), ("t", "tensor(string)"), ("u", "tensor(string)")]
+    feeds = {"a_b": new[["a b"]].to_numpy(), "c": new[["c"]].to_numpy(),
+             "t": new[["t"]].fillna("").to_numpy(object), "u": new[["u"]].to_numpy(object)}
+    close(sess.run(None, feeds)[0].ravel(), model.predict(new), dtype)
+
+    X = df[["a b", "c"]]
+    numeric = make_pipeline(ColumnTransformer([("num", numbers, ["a b", "c"])]),
+                            small(FNNRegressor)).fit(X, y)
+    sess = ort.InferenceSession(fonnx.to_onnx(numeric, X.to_numpy()[:1]).SerializeToString())
+    ((name, kind_, shape),) = [(i.name, i.type, i.shape) for i in sess.get_inputs()]
+    assert (name, kind_, shape) == ("X", kind, [None, 2])
+    close(sess.run(None, {"X": X.to_numpy()})[0].ravel(), numeric.predict(X), dtype)
+    swapped = make_pipeline(ColumnTransformer([("num", numbers, ["c", "a b"])]),
+                            small(FNNRegressor)).fit(X, y)
+    with pytest.raises(ValueError, match="Pass a DataFrame sample"):
+        fonnx.to_onnx(swapped, X.to_numpy()[:1])  # skl2onnx would ignore the new order
+
+
 def test_target_opset():
     X, signal = data(np.float64)
     model = small(FNNRegressor).fit(X, signal[:, 0])

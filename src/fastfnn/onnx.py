@@ -491,10 +491,18 @@ def _positional(model):
         if not by_name(ct):
             continue
         names = list(ct.feature_names_in_)
-        ct.transformers_ = [
-            (name, step, [names.index(c) for c in ([cols] if isinstance(cols, str) else cols)])
-            if not isinstance(cols, slice) else (name, step, cols)
-            for name, step, cols in ct.transformers_]
+        transformers = []
+        for name, step, cols in ct.transformers_:
+            if not isinstance(cols, slice):
+                cols = [names.index(c) for c in ([cols] if isinstance(cols, str) else cols)]
+                if len(cols) == len(names) and cols != sorted(cols):
+                    # skl2onnx takes a selection as wide as its input for the whole input
+                    raise ValueError(
+                        f"Cannot give {type(ct).__name__} step {name!r} one (N, F) input: it "
+                        f"takes every column in another order ({', '.join(map(str, cols))}). "
+                        "Pass a DataFrame sample (one input per column) instead.")
+            transformers.append((name, step, cols))
+        ct.transformers_ = transformers
     return model
 
 
