@@ -17,14 +17,17 @@ def add_parser(sub):
         "fit", help="train a network on a CSV or Parquet file and report test metrics",
         description="Train an FNNRegressor (or FNNClassifier with --classify) on a table (CSV "
                     "with a header row, or Parquet; target = last column unless --target), hold "
-                    "out a test split, show progress, then print the training time, throughput "
-                    "and test metrics. Numeric features are standardised, text columns one-hot "
-                    "encoded, missing cells imputed (a ColumnTransformer in the saved Pipeline); "
-                    "for regression with the identity output the target is standardised too "
-                    "(TransformedTargetRegressor) and metrics are in its original units. By "
-                    "default adam and sgd hold out --validation-fraction of the training rows "
-                    "(when that makes 50 rows or more) and stop when the validation score "
-                    "stops improving.")
+                    "out a test split (or cross-validate with --cv), show progress, then print "
+                    "the training time, throughput and test metrics of the network beside those "
+                    "of a linear model on the same features (ridge / logistic regression) and "
+                    "of the trivial one (the mean / the majority class). Numeric features are "
+                    "standardised and text columns one-hot encoded (sparse, rare values "
+                    "grouped), missing cells imputed (a ColumnTransformer in the saved "
+                    "Pipeline, which takes what pandas.read_csv gives); for regression with the "
+                    "identity output the target is standardised too (TransformedTargetRegressor) "
+                    "and metrics are in its original units. By default the stochastic solvers "
+                    "hold out --validation-fraction of the training rows (when that makes 50 "
+                    "rows or more) and stop when the validation score stops improving.")
     p.add_argument("data", nargs="?", default=DEFAULT_DATASET, metavar="DATA",
                    help=f"CSV or .parquet file, or the name of a bundled dataset ({names}); "
                         f"default: {DEFAULT_DATASET}")
