@@ -332,6 +332,8 @@ def test_grid_search_on_the_cluster_equals_the_in_process_search(client, small):
                                oracle.cv_results_["mean_test_score"], rtol=1e-12)
     np.testing.assert_array_equal(ours.predict(X), oracle.predict(X))
     assert done[-1] == 12 and done == sorted(done)  # 4 candidates x 3 folds
+    # the workers trained the candidates in groups of one kind (2 hidden sizes) per fold
+    assert type(ours).__name__ == "FNNGridSearchCV" and done == [2, 4, 6, 8, 10, 12]
 
 
 def test_random_search_through_a_scheduler_address(client, small):

@@ -13,6 +13,11 @@ are scikit-learn's. For a ``Pipeline`` ending in an FNN estimator, the steps bef
 fitted once per fold for each setting of their parameters, shared by the candidates that
 agree on them.
 
+Under joblib's "dask" backend (``fastfnn.scaling.search``), the candidates go to the
+cluster's workers in groups, one task per fold and kind of network (shape, activation,
+solver, batch size, loss, dropout layout), each worker training its group together; the
+workers announce the fits made on the event topic ``progress_topic``.
+
 Where a candidate cannot be trained ahead (another final estimator, callbacks, 'lbfgs', fit
 parameters other than ``sample_weight``, a fit that fails), scikit-learn's loop fits it as
 usual: the results do not depend on what was trained ahead, only the time does.
@@ -24,7 +29,9 @@ trained ahead is the time to take it; the time training them all together took i
 import time
 from contextvars import ContextVar
 
-from joblib import parallel_config
+import numpy as np
+from joblib import Parallel, delayed, parallel_config
+from joblib.parallel import get_active_backend
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
 from sklearn.model_selection._validation import _check_method_params
@@ -35,7 +42,9 @@ from sklearn.utils.metaestimators import _safe_split
 from . import _prefit
 from ._base import BaseFNN, fit_together
 
-_INPUTS = ContextVar("fastfnn_search_inputs", default=None)  # (X, y, fit params) of a fit
+_INPUTS = ContextVar("fastfnn_search_inputs", default=None)  # (X, y, fit params, backend)
+# Workers of a Dask cluster announce the fits each group made on this event topic.
+PROGRESS_TOPIC = "fastfnn-search-fits"
 
 
 class _Splits:
@@ -68,7 +77,7 @@ class _TrainedTogether:
         """scikit-learn's ``fit``, its candidates trained ahead (see the module's notes);
         scikit-learn's loop then runs in this process (``n_jobs`` are the threads the
         networks train on)."""
-        token = _INPUTS.set((X, y, params))
+        token = _INPUTS.set((X, y, params, get_active_backend()[0]))
         try:
             with parallel_config(backend="sequential"):
                 return super().fit(X, y, **params)
@@ -78,21 +87,22 @@ class _TrainedTogether:
     def _run_search(self, evaluate_candidates, *, callback_ctx=None):
         def evaluate(candidate_params, cv=None, more_results=None, **options):
             candidates = list(candidate_params)  # drawn once (a sampler draws as it goes)
-            X, y, params = _INPUTS.get()
+            X, y, params, backend = _INPUTS.get()
             X, y = indexable(X, y)
             params = _check_method_params(X, params=params)
             routed = self._get_routed_params_for_fit(params)
             splits = list((cv or self._checked_cv_orig).split(X, y, **routed.splitter.split))
-            made = self._train_ahead(candidates, splits, X, y, routed.estimator.fit)
+            made = self._train_ahead(candidates, splits, X, y, routed.estimator.fit, backend)
             with _prefit.offering(made):
                 return evaluate_candidates(candidates, cv=_Splits(splits),
                                            more_results=more_results, **options)
 
         return super()._run_search(evaluate, callback_ctx=callback_ctx)
 
-    def _train_ahead(self, candidates, splits, X, y, fit_params):
-        """Train every candidate of every fold that can be, together; returns the fits made,
-        filed for ``_prefit.take``."""
+    def _train_ahead(self, candidates, splits, X, y, fit_params, backend):
+        """Train every candidate of every fold that can be, together (on a Dask cluster where
+        ``backend``, joblib's backend in force when fit began, is its "dask" backend); returns
+        the fits made, filed for ``_prefit.take``."""
         final = _final_fnn(self.estimator)
         if final is None:
             return {}
@@ -100,8 +110,8 @@ class _TrainedTogether:
         weight_key = "sample_weight" if last is None else f"{last}__sample_weight"
         if set(fit_params) - {weight_key}:
             return {}  # other fit parameters: scikit-learn's loop fits every candidate
-        jobs, keys = [], []
-        for train, _ in splits:
+        jobs, keys, groups = [], [], []
+        for fold, (train, _) in enumerate(splits):
             X_train, y_train = _safe_split(self.estimator, X, y, train)
             fold_params = _check_method_params(X, params=fit_params, indices=train)
             weight = fold_params.get(weight_key)
@@ -112,7 +122,7 @@ class _TrainedTogether:
                 if not isinstance(fnn, BaseFNN) or fnn.solver == "lbfgs":
                     continue
                 before = tuple(sorted((k, repr(v)) for k, v in candidate.items()
-                                      if last is None or not k.startswith(f"{last}__")))
+                                      if last is not None and not k.startswith(f"{last}__")))
                 if before not in inputs:
                     Xt = X_train if last is None else estimator[:-1].fit_transform(X_train,
                                                                                     y_train)
@@ -120,10 +130,54 @@ class _TrainedTogether:
                 Xt, digest = inputs[before]
                 jobs.append((fnn, Xt, y_train, weight))
                 keys.append(_prefit.key_of(fnn, digest))
+                groups.append((fold, before, _kind(fnn)))
         start = time.perf_counter()
-        errors = fit_together(jobs, n_jobs=self.n_jobs)
+        if type(backend).__name__ == "DaskDistributedBackend":
+            made = _train_on_cluster(jobs, groups, backend)
+        else:
+            made = [(job[0], error) for job, error in
+                    zip(jobs, fit_together(jobs, n_jobs=self.n_jobs))]
         self.together_fit_time_ = time.perf_counter() - start
-        return {key: job[0] for key, job, error in zip(keys, jobs, errors) if error is None}
+        return {key: fitted for key, (fitted, error) in zip(keys, made) if error is None}
+
+
+def _train_on_cluster(jobs, groups, backend):
+    """:func:`fit_together` on a Dask cluster's workers (``backend``: joblib's "dask"
+    backend): one task per group of networks of one kind on one fold's rows (``groups``: the
+    group of each job). Returns ``(fitted estimator, error)`` per job."""
+    tasks = {}
+    for i, group in enumerate(groups):
+        tasks.setdefault(group, []).append(i)
+    with parallel_config(backend=backend):
+        results = Parallel(n_jobs=-1)(delayed(_fit_group)([jobs[i] for i in members])
+                                      for members in tasks.values())
+    made = [None] * len(jobs)
+    for members, result in zip(tasks.values(), results):
+        for i, pair in zip(members, result):
+            made[i] = pair
+    return made
+
+
+def _kind(fnn):
+    """What networks must share to train in one compiled call: their shape, activation,
+    solver, batch size, loss and output, and which layers drop units."""
+    dropping = tuple(float(r) > 0 for r in np.atleast_1d(fnn.dropout))
+    return repr((fnn.hidden_layer_sizes, fnn.activation, fnn.solver, fnn.batch_size,
+                 getattr(fnn, "loss", None), getattr(fnn, "out_activation", None), dropping))
+
+
+def _fit_group(jobs):
+    """A task of :func:`_train_on_cluster`: ``fit_together(jobs)``; returns
+    ``(fitted estimator, error)`` per job and, on a Dask worker, announces the fits made on
+    :data:`PROGRESS_TOPIC`."""
+    errors = fit_together(jobs)
+    try:
+        from distributed import get_worker
+
+        get_worker().log_event(PROGRESS_TOPIC, len(jobs))
+    except (ImportError, ValueError):  # not on a worker
+        pass
+    return [(job[0], error) for job, error in zip(jobs, errors)]
 
 
 class FNNGridSearchCV(_TrainedTogether, GridSearchCV):
@@ -131,11 +185,15 @@ class FNNGridSearchCV(_TrainedTogether, GridSearchCV):
     every candidate of every fold trained together (see :mod:`fastfnn.search`); the same
     parameters, attributes and results, plus ``together_fit_time_`` (seconds)."""
 
+    progress_topic = PROGRESS_TOPIC
+
 
 class FNNRandomizedSearchCV(_TrainedTogether, RandomizedSearchCV):
     """scikit-learn's ``RandomizedSearchCV`` for an FNN estimator (or a Pipeline ending in
     one), every candidate of every fold trained together (see :mod:`fastfnn.search`); the
     same parameters, attributes and results, plus ``together_fit_time_`` (seconds)."""
+
+    progress_topic = PROGRESS_TOPIC
 
 
 __all__ = ["FNNGridSearchCV", "FNNRandomizedSearchCV"]

@@ -25,6 +25,7 @@ from sklearn.model_selection import (
     RandomizedSearchCV,
 )
 
+from .. import FNNGridSearchCV, FNNRandomizedSearchCV
 from ._cluster import cluster_client
 
 SEARCH_KINDS = ("grid", "random", "halving", "halving-random")
@@ -77,14 +78,27 @@ def _fits_done(client, on_progress, searcher):
 
     client.register_plugin(FitCounter(topic))
     client.subscribe_topic(topic, handler)
+    together = getattr(searcher, "progress_topic", None)  # groups trained together
+    if together:
+        client.subscribe_topic(together, handler)
     try:
         yield
     finally:
         client.unsubscribe_topic(topic)
+        if together:
+            client.unsubscribe_topic(together)
         client.unregister_scheduler_plugin(topic)
     total = n_fits(searcher)
     if done[0] != total:
         on_progress(total)
+
+
+def _ends_in_fnn(estimator):
+    """Whether ``estimator`` is a fastfnn network, or a Pipeline ending in one."""
+    from fastfnn import FNNClassifier, FNNRegressor
+
+    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    return isinstance(final, (FNNRegressor, FNNClassifier))
 
 
 def make_search(estimator, params, *, kind="grid", cv=5, scoring=None, n_iter=10,
@@ -92,11 +106,13 @@ def make_search(estimator, params, *, kind="grid", cv=5, scoring=None, n_iter=10
                 max_resources=None, n_jobs=-1, **search_kwargs):
     """The unfitted scikit-learn search of :func:`search` (same parameters)."""
     common = dict(cv=cv, scoring=scoring, refit=refit, n_jobs=n_jobs, **search_kwargs)
+    together = _ends_in_fnn(estimator)  # its candidates go to the workers in groups
     if kind == "grid":
-        return GridSearchCV(estimator, params, **common)
+        return (FNNGridSearchCV if together else GridSearchCV)(estimator, params, **common)
     if kind == "random":
-        return RandomizedSearchCV(estimator, params, n_iter=n_iter, random_state=random_state,
-                                  **common)
+        search_class = FNNRandomizedSearchCV if together else RandomizedSearchCV
+        return search_class(estimator, params, n_iter=n_iter, random_state=random_state,
+                            **common)
     if kind in ("halving", "halving-random"):
         if "max_iter" not in estimator.get_params():
             raise ValueError(f"successive halving spends epochs (max_iter); "
@@ -122,7 +138,10 @@ def search(estimator, params, X, y, *, kind="grid", scheduler=None, n_workers=2,
 
     joblib's "dask" backend sends each cross-validation fit (``_fit_and_score``, in batches) to
     the cluster's workers; the search's logic, the final refit on all of ``X`` and the result
-    stay in this process. Each worker thread runs one fit at a time, single-threaded with the
+    stay in this process. For a fastfnn network (or a Pipeline ending in one) the grid and
+    random searches are ``FNNGridSearchCV`` / ``FNNRandomizedSearchCV``: the workers get the
+    candidates in groups, one task per fold and kind of network, each training its group in
+    one compiled call per epoch; scoring stays here. Each worker thread runs one fit at a time, single-threaded with the
     default ``threads_per_worker=1`` (a local cluster sets ``FASTFNN_NUM_THREADS``,
     ``OMP_NUM_THREADS`` and the BLAS thread counts of its workers to ``threads_per_worker``).
     fastfnn's results depend on the data, parameters and seed, not on the thread count, so
