@@ -82,9 +82,9 @@ def run(args, data, path, label, shown, describe, write_outputs):
         fnn, _, _, _ = training.train(model, X, y, args, show_bar=not args.quiet)
     else:
         fnn = training.fitted_fnn(net)
-    from .fit import _record
+    from .fit import model_record
 
-    record = _record(args, data, label, path, fnn, run_info)
+    record = model_record(args, data, label, path, fnn, run_info)
     write_outputs(args, model, fnn, label, record)
     return 0
 

@@ -227,13 +227,13 @@ def cmd_fit(args):
            "metrics": {k: v for k, v in scores.items() if k != "confusion"}}
     if "confusion" in scores:
         run["confusion_matrix"] = scores["confusion"]
-    record = _record(args, data, label, path, fnn, run)
+    record = model_record(args, data, label, path, fnn, run)
     _write_outputs(args, model, fnn, label, record, curves=curves, scores=scores,
                    test=(X_test, y_test, id_test))
     return 0
 
 
-def _record(args, data, label, path, fnn, run):
+def model_record(args, data, label, path, fnn, run):
     """The model file's metadata and the --report's content (one dict, both written)."""
     record = dict(kinds=data.kinds, imputed=training.imputed_kinds(data.features),
                   targets=data.targets, task="classification" if args.classify else "regression",
