@@ -3,8 +3,8 @@
 A feature column is *numeric* when its cells are numbers (missing cells allowed: they are imputed
 by the model's pipeline) or *categorical* when it holds text (one-hot encoded). Text cells reach
 the model as pandas reads them (no stripping; a missing cell is NaN), so that the saved pipeline
-gives the same predictions on ``pd.read_csv(DATA)`` in plain Python as the command does. A text column in
-which nearly every cell is a number (:data:`STRAY_SHARE`) is taken for a numeric column with a
+gives the same predictions on ``pd.read_csv(DATA)`` in plain Python as the command does. A text
+column in which nearly every cell is a number (:data:`STRAY_SHARE`) is taken for a numeric column with a
 stray cell, an error naming its line. Infinite values are errors; missing targets are errors.
 """
 

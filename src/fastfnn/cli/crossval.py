@@ -74,7 +74,8 @@ def run(args, data, path, label, shown, describe, write_outputs):
     run_info = {"cv": {"folds": args.cv, "splitter": type(splitter).__name__, "seed": args.seed,
                        "per_fold": per_fold, "std": spread},
                 "training": {"seconds": seconds,
-                             "notes": [f"{n} (in {c} of {args.cv} folds)" for n, c in notes.items()]},
+                             "notes": [f"{n} (in {c} of {args.cv} folds)"
+                                       for n, c in notes.items()]},
                 "metrics": mean}
     fnn = None
     if args.save:

@@ -63,7 +63,8 @@ def add_parser(sub):
     s = p.add_argument_group("data larger than memory (needs Dask: pip install \"fastfnn[dask]\")")
     s.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
                    help="train out of core: the table's partitions streamed through "
-                        "partial_fit (a stochastic solver, numeric features), standardised with the "
+                        "partial_fit (a stochastic solver, numeric features), standardised with "
+                        "the "
                         "statistics of a first pass, --validation-fraction of the partitions "
                         "held out, the best epoch kept; no test split. Default: on when DATA "
                         "is a glob pattern ('dir/part-*.csv') or a file over 1 GiB")

@@ -32,7 +32,8 @@ def cmd_info(args):
         return 0
     task = record.get("task", "?")
     print(f"model    {args.model}: {_steps(model)}")
-    line = f"task     {task}, {record.get('dtype', 'float64')}, target {names_list(record['targets'])}"
+    line = (f"task     {task}, {record.get('dtype', 'float64')}, target "
+            f"{names_list(record['targets'])}")
     classes = getattr(fnn, "classes_", None)
     if classes is not None and len(record["targets"]) == 1:
         line += f"; classes {names_list([str(c) for c in classes], quote=False)}"

@@ -78,7 +78,7 @@ def classification(model, X, y):
     one-vs-rest macro), log-loss; multilabel: subset accuracy and the macro scores."""
     import numpy as np
     from sklearn.metrics import (accuracy_score, balanced_accuracy_score, f1_score, log_loss,
-                                 precision_score, recall_score, roc_auc_score)
+                                 precision_score, recall_score)
 
     pred = model.predict(X)
     proba = _proba(model, X)
