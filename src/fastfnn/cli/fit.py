@@ -64,8 +64,7 @@ def add_parser(sub):
     s.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
                    help="train out of core: the table's partitions streamed through "
                         "partial_fit (a stochastic solver, numeric features), standardised with "
-                        "the "
-                        "statistics of a first pass, --validation-fraction of the partitions "
+                        "the statistics of a first pass, --validation-fraction of the partitions "
                         "held out, the best epoch kept; no test split. Default: on when DATA "
                         "is a glob pattern ('dir/part-*.csv') or a file over 1 GiB")
     s.add_argument("--partition-size", default="16MB", metavar="SIZE",
