@@ -15,8 +15,8 @@ measurement is guarded, and what it leaves carries its evidence:
   not double throughput, yet are not busy. The median of ``WINDOWS`` windows counts; the
   threads run ``WARM_SECONDS`` first, so that the scheduler has spread them over the CPUs,
   after a pause of ``SETTLE_SECONDS`` (the threads of a parallel region that just ended, this
-  process's own, spin on for 10-20 ms). Its cost: about 20 ms of two CPUs and 50 ms of wall
-  time (``benchmarks/README.md`` gives the timing).
+  process's own, spin on for 10-20 ms). Its cost on a quiet machine: about 17 ms of each of the
+  two CPUs and 50 ms of wall time (``benchmarks/README.md`` gives the command and timings).
 * **The verdict** (:func:`verdict`): the probe runs before a measurement (below ``AVAILABLE``,
   nothing is timed), between its two halves of rounds and after it; and the two halves must
   agree: at every width the median gains of the first and of the second half within a factor

@@ -29,13 +29,14 @@ measurement (1.5-2.5 s per dtype, once per machine) runs where the process can r
 threads; one that cannot runs its parts on one thread and measures nothing.
 
 A busy moment cannot poison it (``_guard``): a probe of whether ``PARTS`` threads each get a CPU
-runs before the rounds (busy: nothing is timed, about 20 ms spent), between their halves and
+runs before the rounds (busy: nothing is timed, about 50 ms spent), between their halves and
 after them, and the halves must agree. Otherwise the measurement is *deferred*: the choice in
 force is the safe default (``DEFAULT_FLOPS``, between what quiet machines measured), kept with
 the evidence and a retry time (10 minutes, doubling with each further deferral, at most a day);
 no process probes or measures before it, and a process that holds a deferred choice tries again
-at its first fit after it (a clock read per fit). :func:`retune` (``fastfnn bench --retune``)
-measures again on demand. ``describe()`` says what was chosen and why.
+at its first fit after it (a clock read per fit). ``fastfnn bench`` measures deferred choices
+before it times anything, and :func:`retune` (``fastfnn bench --retune``) measures every choice
+again on demand. ``describe()`` says what was chosen and why.
 
 Prediction (:func:`prediction_threads`) runs the forward pass in chunks of ``PREDICT_CHUNK`` rows;
 a row's result never depends on its chunk, so the threads change only the speed. Chunks run on
