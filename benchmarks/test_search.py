@@ -28,7 +28,7 @@ from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.neural_network import MLPRegressor
 
 from fastfnn import FNNEnsembleRegressor, FNNGridSearchCV, FNNRegressor
-from fastfnn._base import fit_together
+from fastfnn._fitmany import fit_together
 from fastfnn.bench.cases import CONFIGS
 
 ROWS, EPOCHS, FOLDS = 5000, 50, 5

@@ -21,6 +21,7 @@ purpose, where it belongs. Import cycles between modules fail as well.
     model_io                  model files
     _modelcheck               a model file's fields checked against the network
     search, ensemble          searches and ensembles whose networks train together
+    _fitmany                  many estimators' fits at once
     estimators, gradcheck
     _base                     the estimators' shared fit/predict walk
     trainer, _callbacks,      (_together: many fits' epochs in one compiled call)
@@ -64,6 +65,7 @@ LAYERS = [
     ["model_io"],
     ["_modelcheck"],
     ["search", "ensemble"],
+    ["_fitmany"],
     ["estimators", "gradcheck"],
     ["_base"],
     ["trainer", "_callbacks", "fitstate", "_together", "_prefit"],

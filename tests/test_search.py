@@ -15,7 +15,7 @@ from sklearn.preprocessing import StandardScaler
 
 from fastfnn import (FNNClassifier, FNNEnsembleClassifier, FNNEnsembleRegressor,
                      FNNGridSearchCV, FNNRandomizedSearchCV, FNNRegressor)
-from fastfnn._base import fit_together
+from fastfnn._fitmany import fit_together
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 

@@ -1,6 +1,6 @@
 """Fits made ahead, handed to the ``fit`` call that asks for exactly them.
 
-A search trains its candidates together (``_base.fit_together``) before scikit-learn's own
+A search trains its candidates together (``_fitmany.fit_together``) before scikit-learn's own
 search loop runs; that loop then calls ``fit`` on each candidate's clone with the fold's rows,
 as it always does. While the made fits are offered (:func:`offering`), an FNN estimator's
 ``fit`` first looks for one made with its exact parameters on exactly its data (a digest of X,

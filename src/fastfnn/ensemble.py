@@ -3,7 +3,7 @@
 
 Member k is ``clone(estimator)`` with ``random_state = seeds[k]``, the seeds drawn from the
 ensemble's ``random_state`` (as scikit-learn's ensembles draw them); all members train in one
-compiled call per epoch (``_base.fit_together``), each exactly as its own ``fit`` would. The
+compiled call per epoch (``_fitmany.fit_together``), each exactly as its own ``fit`` would. The
 regressor predicts the members' mean, and their spread with ``return_std=True`` (the
 standard deviation over members: an uncertainty that grows away from the data); the
 classifier averages the members' probabilities.
@@ -14,7 +14,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import fit_together
+from ._fitmany import fit_together
 from .estimators import FNNClassifier, FNNRegressor
 
 SEED_BOUND = np.iinfo(np.int32).max  # seeds drawn in [0, 2^31 - 1), as scikit-learn's ensembles

@@ -4,7 +4,7 @@
 They are scikit-learn's ``GridSearchCV`` / ``RandomizedSearchCV`` (the same signatures,
 attributes, ``cv_results_``, refit, multi-metric scoring, error handling, metadata routing),
 with one step added before scikit-learn's own loop over candidates and folds: every candidate
-of every fold is trained ahead, all of them together (``_base.fit_together``: one compiled
+of every fold is trained ahead, all of them together (``_fitmany.fit_together``: one compiled
 call per epoch for each group of networks of one kind, the networks on ``n_jobs`` threads).
 scikit-learn's loop then runs as always, in this process: it clones each candidate, and the
 candidate's ``fit`` takes its network made ahead (``_prefit``), which is the very fit it would
@@ -40,7 +40,8 @@ from sklearn.utils import indexable
 from sklearn.utils.metaestimators import _safe_split
 
 from . import _prefit
-from ._base import BaseFNN, fit_together
+from ._base import BaseFNN
+from ._fitmany import fit_together
 
 _INPUTS = ContextVar("fastfnn_search_inputs", default=None)  # (X, y, fit params, backend)
 # Workers of a Dask cluster announce the fits each group made on this event topic.
