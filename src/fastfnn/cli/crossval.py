@@ -83,7 +83,7 @@ def run(args, data, path, label, shown, describe, write_outputs):
         fnn, _, _, _ = training.train(model, X, y, args, show_bar=not args.quiet)
     else:
         fnn = training.fitted_fnn(net)
-    from .fit import model_record
+    from .report import model_record
 
     record = model_record(args, data, label, path, fnn, run_info)
     write_outputs(args, model, fnn, label, record)

@@ -227,26 +227,10 @@ def cmd_fit(args):
            "metrics": {k: v for k, v in scores.items() if k != "confusion"}}
     if "confusion" in scores:
         run["confusion_matrix"] = scores["confusion"]
-    record = model_record(args, data, label, path, fnn, run)
+    record = report.model_record(args, data, label, path, fnn, run)
     _write_outputs(args, model, fnn, label, record, curves=curves, scores=scores,
                    test=(X_test, y_test, id_test))
     return 0
-
-
-def model_record(args, data, label, path, fnn, run):
-    """The model file's metadata and the --report's content (one dict, both written)."""
-    record = dict(kinds=data.kinds, imputed=training.imputed_kinds(data.features),
-                  targets=data.targets, task="classification" if args.classify else "regression",
-                  dtype=args.dtype, data=label, metrics=run["metrics"].get("network", {}),
-                  extra={"id": args.id, "dropped": list(args.drop or []),
-                         "reference_metrics": {k: v for k, v in run["metrics"].items()
-                                               if k != "network"},
-                         "parameters": report.network_params(fnn),
-                         "data_file": report.fingerprint(path), "rows": data.rows,
-                         "versions": report.versions(),
-                         "training": run["training"], **{k: run[k] for k in run
-                                                         if k not in ("metrics", "training")}})
-    return record
 
 
 def _read(args, path, shown):

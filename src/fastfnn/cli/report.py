@@ -85,3 +85,23 @@ def _finite(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def model_record(args, data, label, path, fnn, run):
+    """The model file's metadata and the --report's content (one dict, both written), from the
+    run's ``data`` (fit's table), the fitted network and ``run`` (split or folds, training,
+    metrics)."""
+    from .training import imputed_kinds
+
+    record = dict(kinds=data.kinds, imputed=imputed_kinds(data.features),
+                  targets=data.targets, task="classification" if args.classify else "regression",
+                  dtype=args.dtype, data=label, metrics=run["metrics"].get("network", {}),
+                  extra={"id": args.id, "dropped": list(args.drop or []),
+                         "reference_metrics": {k: v for k, v in run["metrics"].items()
+                                               if k != "network"},
+                         "parameters": network_params(fnn),
+                         "data_file": fingerprint(path), "rows": data.rows,
+                         "versions": versions(),
+                         "training": run["training"], **{k: run[k] for k in run
+                                                         if k not in ("metrics", "training")}})
+    return record
