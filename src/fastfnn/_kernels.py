@@ -92,6 +92,8 @@ jit = njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
 jit_inline = njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy", inline="always")
 jit_update = njit(cache=True, fastmath=FASTMATH - {"reassoc"}, nogil=True, error_model="numpy")
 jit_parallel = njit(parallel=True, cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
+jit_update_parallel = njit(parallel=True, cache=True, fastmath=FASTMATH - {"reassoc"}, nogil=True,
+                           error_model="numpy")
 
 # ----------------------------------------------------------------------------------------------
 # Matrix products: fastfnn's private single-threaded BLAS (see _blas.py), or compiled loops.
@@ -479,7 +481,9 @@ class Workspace(NamedTuple):
     weights; part_grads (P - 1, n_params): gradient sums of parts 1..P-1
     (part 0 sums into Params.grad); part_loss, part_weight (P,) float64: each part's loss and
     weight sums; layer_sq (L,) float64 and n_updates (1,) int64: the sums of each layer's
-    squared gradient norm over the updates made, and their number (gradient norms per epoch).
+    squared gradient norm over the updates made, and their number (gradient norms per epoch);
+    step_sums (n_step_blocks(sizes, n_params), 2) float64: each step block's sums of squares
+    of W and of its finished gradient (:func:`step_blocks_`), added up in block order.
     """
 
     A: np.ndarray
@@ -493,6 +497,7 @@ class Workspace(NamedTuple):
     part_weight: np.ndarray
     layer_sq: np.ndarray
     n_updates: np.ndarray
+    step_sums: np.ndarray
 
 
 class Model(NamedTuple):
@@ -506,7 +511,9 @@ class Model(NamedTuple):
     outputs where ``dropping`` (``drop_rate`` (L,) float64: layer i's outputs dropped with
     that probability, the output layer's entry 0; ``drop_key``: the seed and epoch, see
     :func:`dropout_`), and the gradient's largest global norm ``max_grad_norm`` (0: not
-    clipped). Where ``first_csr``, the first layer reads its rows from the CSR matrix
+    clipped). ``parallel_step``: the step's elementwise passes run in blocks on Numba's
+    threads (:func:`step_blocks_parallel_`; the same bits as on one). Where ``first_csr``,
+    the first layer reads its rows from the CSR matrix
     (``X_data``, ``X_indices``, ``X_indptr``: the rows' ``Data`` arrays; ``order``: the
     Data's order; the rows of a pass at ``row0`` are ``order[row0:row0+m]``): its products
     take O(stored entries x width) (:func:`csr_matmul_`, :func:`csr_matmul_tn_`) and A[0] is
@@ -526,6 +533,7 @@ class Model(NamedTuple):
     drop_rate: np.ndarray
     drop_key: np.uint64
     max_grad_norm: float
+    parallel_step: bool = False
     first_csr: bool = False
     X_data: np.ndarray = np.empty(0)
     X_indices: np.ndarray = np.empty(0, np.int64)
@@ -1487,14 +1495,20 @@ def loss_grad_parallel_(params, work, data, model):
 
 
 @jit_update
+def adam_rate(learning_rate, beta_1, beta_2, t):
+    """Adam's rate of step t: ``lr sqrt(1 - b2^t) / (1 - b1^t)`` (float64), evaluated as
+    written (no "reassoc")."""
+    return learning_rate * np.sqrt(1.0 - beta_2**t) / (1.0 - beta_1**t)
+
+
+@jit_update
 def adam_step_(rule, theta, grad):
     """Writes the moments, the step count and theta: ``t += 1``; ``m <- b1 m + (1-b1) g``;
     ``v <- b2 v + (1-b2) g^2``; ``theta -= lr_t m / (sqrt(v) + eps)``, with
     ``lr_t = lr sqrt(1 - b2^t) / (1 - b1^t)``."""
     rule.steps[0] += 1
-    t = rule.steps[0]
     b1f, b2f = rule.beta_1, rule.beta_2
-    lr_t = rule.learning_rate * np.sqrt(1.0 - b2f**t) / (1.0 - b1f**t)
+    lr_t = adam_rate(rule.learning_rate, b1f, b2f, rule.steps[0])
     dt = theta.dtype.type
     one = dt(1.0)
     b1 = dt(b1f)
@@ -1509,7 +1523,9 @@ def adam_step_(rule, theta, grad):
         theta[p] -= lr * m1[p] / (np.sqrt(m2[p]) + eps)
 
 
-STEP_BLOCK = 256  # parameters per block of the SGD step: its loops over a block hit L1
+# Parameters per block of the step's sweep: its loops over a block run from L1/L2, and a
+# parallel sweep hands out whole blocks (256: each loop's setup cost ~1/3 of Adam's sweep).
+STEP_BLOCK = 2048
 
 
 @jit_inline
@@ -1529,6 +1545,18 @@ def sum_squares(x):
         a0 = np.float64(x[j])
         s0 += a0 * a0
     return (s0 + s1) + (s2 + s3)
+
+
+@jit
+def block_sum_squares(x):
+    """``sum_j x[j]^2`` in float64 of one step block, in the compiler's vectorised order
+    ("reassoc": many partial sums; called, not inlined, so it keeps the flag). The order is
+    fixed by the compiled code and the block's bounds, the same on any thread count."""
+    s = 0.0
+    for j in range(x.shape[0]):
+        a = np.float64(x[j])
+        s += a * a
+    return s
 
 
 @jit_inline
@@ -1553,38 +1581,126 @@ def sgd_block_(theta, grad, parts, velocity, lo, hi, decay, a, s, rate, m, neste
         theta[j] = w + (m * v - rate * g if nesterov else v)
 
 
-@jit_update
-def sgd_batch_step_(theta, grad, parts, velocity, layer_sq, sizes, alpha, S, lr, mu, nesterov):
-    """Writes theta, grad, the velocity and ``layer_sq``: the batch's gradient finished and the
-    SGD step taken in one sweep over the parameters (the two-pass form, as Adam's, reads and
-    writes every parameter 3 times).
-
-    Per parameter: ``g = (grad + parts[0] + ... + alpha w) / S`` (alpha only on W), ``v <- mu
-    v - lr g``, ``theta += mu v - lr g`` (Nesterov) or ``theta += v``; grad ends as g. Adds
-    each layer's ``||dW[i]||^2`` to ``layer_sq`` (L,). Returns the L2 term ``alpha/2 sum
-    ||W||^2 / S`` (W before the step).
-
-    The sweep goes in blocks of STEP_BLOCK parameters, each summed and stepped by loops the
-    compiler vectorises while the block sits in L1 (a single loop doing all of it per
-    parameter ran scalar here: 3-9 ns a parameter).
-    """
-    dt = theta.dtype.type
-    a, s, rate, m = dt(alpha), dt(S), dt(lr), dt(mu)
-    sq = 0.0
+@jit_inline
+def n_step_blocks(sizes, n_params):
+    """The step's blocks: each layer's W in blocks of STEP_BLOCK from the layer's start, then
+    the intercepts in blocks of STEP_BLOCK."""
+    blocks = 0
     lo = 0
     for i in range(len(sizes) - 1):
-        end = lo + sizes[i] * sizes[i + 1]
+        n = sizes[i] * sizes[i + 1]
+        blocks += (n + STEP_BLOCK - 1) // STEP_BLOCK
+        lo += n
+    return blocks + (n_params - lo + STEP_BLOCK - 1) // STEP_BLOCK
+
+
+@jit
+def step_block(sizes, n_params, k):
+    """``(lo, hi, layer)``: the parameters ``[lo, hi)`` of step block k
+    (:func:`n_step_blocks`), and its layer (-1: the intercepts)."""
+    lo = 0
+    left = k  # (called, not inlined: inside a parallel loop k is its index, never written)
+    for i in range(len(sizes) - 1):
+        n = sizes[i] * sizes[i + 1]
+        blocks = (n + STEP_BLOCK - 1) // STEP_BLOCK
+        if left < blocks:
+            b0 = lo + left * STEP_BLOCK
+            return b0, min(b0 + STEP_BLOCK, lo + n), i
+        left -= blocks
+        lo += n
+    b0 = lo + left * STEP_BLOCK
+    return b0, min(b0 + STEP_BLOCK, n_params), -1
+
+
+@jit_inline
+def adam_block_(theta, grad, parts, m1, m2, lo, hi, decay, a, s, b1, b2, lr, eps, shrink,
+                factor):
+    """Writes theta, grad and the moments on ``[lo, hi)``: ``g = (grad + parts[0] + ... [+ a
+    w]) / s`` (``+ a w`` where ``decay``), grad ends as g; ``w <- factor w`` where ``shrink``
+    (AdamW's decay); ``m <- b1 m + (1-b1) g``, ``v <- b2 v + (1-b2) g^2``, ``w -= lr m /
+    (sqrt(v) + eps)``: per parameter the operations of batch_gradient_, finish_grad_,
+    decay_weights_ and adam_step_, in their order (the same bits)."""
+    theta, grad, m1, m2 = theta[lo:hi], grad[lo:hi], m1[lo:hi], m2[lo:hi]
+    one = theta.dtype.type(1.0)
+    for q in range(parts.shape[0]):  # in part order: the same bits on any thread count
+        part = parts[q][lo:hi]
+        for j in range(grad.shape[0]):
+            grad[j] += part[j]
+    for j in range(grad.shape[0]):
+        grad[j] = (grad[j] + a * theta[j]) / s if decay else grad[j] / s
+    if shrink:
+        for j in range(theta.shape[0]):
+            theta[j] *= factor
+    # adam_step_'s loop as written there: the compiler then contracts its multiply-adds into
+    # the same fused operations (written per parameter above, it chose others: 1 ulp apart).
+    for p in range(theta.shape[0]):
+        g = grad[p]
+        m1[p] = b1 * m1[p] + (one - b1) * g
+        m2[p] = b2 * m2[p] + (one - b2) * (g * g)
+        theta[p] -= lr * m1[p] / (np.sqrt(m2[p]) + eps)
+
+
+@jit_inline
+def all_step_blocks_(theta, grad, parts, s1, s2, sums, sizes, adam, a, s, h, nesterov, shrink):
+    """Writes theta, grad, the rule's state (SGD: the velocity s1; Adam: the moments s1, s2)
+    and ``sums`` (n_blocks, 2): every step block (:func:`step_block`, under ``prange``) summed
+    from the parts and stepped (:func:`sgd_block_` with ``h = (rate, momentum, ...)``, or
+    :func:`adam_block_` with ``h = (b1, b2, lr_t, eps, factor)``), and each W block's sums of
+    squares of W before the step and of its finished gradient in ``sums``. Each block is
+    computed on its own: the same bits on any thread count."""
+    n = theta.shape[0]
+    for k in prange(sums.shape[0]):
+        lo, hi, layer = step_block(sizes, n, k)
+        decay = layer >= 0
+        if decay:
+            sums[k, 0] = block_sum_squares(theta[lo:hi])
+        if adam:
+            adam_block_(theta, grad, parts, s1, s2, lo, hi, decay, a, s, h[0], h[1], h[2], h[3],
+                        shrink and decay, h[4])
+        else:
+            sgd_block_(theta, grad, parts, s1, lo, hi, decay, a, s, h[0], h[1], nesterov)
+        if decay:
+            sums[k, 1] = block_sum_squares(grad[lo:hi])
+
+
+@jit_update
+def step_blocks_(theta, grad, parts, s1, s2, sums, sizes, adam, a, s, h, nesterov, shrink):
+    """:func:`all_step_blocks_` on the calling thread."""
+    all_step_blocks_(theta, grad, parts, s1, s2, sums, sizes, adam, a, s, h, nesterov, shrink)
+
+
+@jit_update_parallel
+def step_blocks_parallel_(theta, grad, parts, s1, s2, sums, sizes, adam, a, s, h, nesterov,
+                          shrink):
+    """:func:`all_step_blocks_` with the blocks on Numba's threads: the same bits."""
+    all_step_blocks_(theta, grad, parts, s1, s2, sums, sizes, adam, a, s, h, nesterov, shrink)
+
+
+@jit_update
+def blocked_step_(params, work, model, s1, s2, adam, S, h, nesterov, shrink):
+    """Writes theta, grad, the rule's state and ``work.layer_sq``: the step's blocks
+    (:func:`step_blocks_`, on Numba's threads where ``model.parallel_step``), then their sums
+    added in block order: each layer's ``||dW[i]||^2`` to layer_sq. Returns the L2 term
+    ``alpha/2 sum ||W||^2 / S`` (W before the step). Compiled without "reassoc" (called, not
+    inlined into a caller that has it): the sums go in block order as written."""
+    theta, sizes, sums = params.theta, params.sizes, work.step_sums
+    dt = theta.dtype.type
+    if model.parallel_step:
+        step_blocks_parallel_(theta, params.grad, work.part_grads, s1, s2, sums, sizes, adam,
+                              dt(model.alpha), dt(S), h, nesterov, shrink)
+    else:
+        step_blocks_(theta, params.grad, work.part_grads, s1, s2, sums, sizes, adam,
+                     dt(model.alpha), dt(S), h, nesterov, shrink)
+    sq = 0.0
+    k = 0
+    for i in range(len(sizes) - 1):  # block order: the same sums on any thread count
         layer = 0.0
-        for b0 in range(lo, end, STEP_BLOCK):
-            b1 = min(b0 + STEP_BLOCK, end)
-            sq += sum_squares(theta[b0:b1])
-            sgd_block_(theta, grad, parts, velocity, b0, b1, True, a, s, rate, m, nesterov)
-            layer += sum_squares(grad[b0:b1])
-        layer_sq[i] += layer
-        lo = end
-    sgd_block_(theta, grad, parts, velocity, lo, theta.shape[0], False, a, s, rate, m,
-               nesterov)  # the intercepts
-    return 0.5 * alpha * sq / S
+        for _ in range((sizes[i] * sizes[i + 1] + STEP_BLOCK - 1) // STEP_BLOCK):
+            sq += sums[k, 0]
+            layer += sums[k, 1]
+            k += 1
+        work.layer_sq[i] += layer
+    return 0.5 * model.alpha * sq / S
 
 
 @jit_update
@@ -1610,9 +1726,11 @@ def finished_gradient_(params, work, model):
 
 @jit_inline
 def sgd_step_(params, rule, work, model):
-    """:func:`batch_step_` for SGD: the gradient finished and the step taken in one sweep
-    (:func:`sgd_batch_step_`); with clipping, which needs the finished gradient's norm first,
-    :func:`finished_gradient_` and then the step on it."""
+    """:func:`batch_step_` for SGD: the gradient finished and the step taken in one sweep, in
+    blocks (:func:`blocked_step_`: per parameter ``g = (grad + parts... + alpha w) / S``, ``v
+    <- mu v - lr g``, ``theta += mu v - lr g`` (Nesterov) or ``theta += v``); with clipping,
+    which needs the finished gradient's norm first, :func:`finished_gradient_` and then the
+    step on it."""
     if model.max_grad_norm > 0.0:
         value, penalty, S = finished_gradient_(params, work, model)
         if S != 0.0:
@@ -1624,20 +1742,43 @@ def sgd_step_(params, rule, work, model):
     total, S = batch_loss_(work)
     if S == 0.0:
         return 0.0, 0.0, S
-    penalty = sgd_batch_step_(params.theta, params.grad, work.part_grads, rule.velocity,
-                              work.layer_sq, params.sizes, model.alpha, S, rule.learning_rate,
-                              rule.momentum, rule.nesterov)
+    dt = params.theta.dtype.type
+    h = (dt(rule.learning_rate), dt(rule.momentum), dt(0.0), dt(0.0), dt(1.0))
+    penalty = blocked_step_(params, work, model, rule.velocity, rule.velocity, False, S, h,
+                            rule.nesterov, False)
     work.n_updates[0] += 1
     return total / S, penalty, S
 
 
 @jit_inline
 def adam_rule_step_(params, rule, work, model):
-    """:func:`batch_step_` for Adam: :func:`finished_gradient_`, then :func:`adam_step_`."""
+    """:func:`batch_step_` for Adam: :func:`finished_gradient_`, then :func:`adam_step_`;
+    without clipping both in one sweep (:func:`adam_batch_step_`, the same bits)."""
+    if model.max_grad_norm == 0.0:
+        return adam_batch_step_(params, rule, work, model, 1.0)
     value, penalty, S = finished_gradient_(params, work, model)
     if S != 0.0:
         adam_step_(rule, params.theta, params.grad)
     return value, penalty, S
+
+
+@jit_inline
+def adam_batch_step_(params, rule, work, model, factor):
+    """Writes theta, grad, the moments, the step count and the workspace's sums: the batch's
+    gradient finished, the weights times ``factor`` (AdamW's decay; 1: none) and Adam's step
+    (``lr_t`` as :func:`adam_step_`), per parameter in one sweep over blocks
+    (:func:`blocked_step_`, :func:`adam_block_`). Returns ``(data term, L2 term, S)``."""
+    total, S = batch_loss_(work)
+    if S == 0.0:
+        return 0.0, 0.0, S
+    rule.steps[0] += 1
+    dt = params.theta.dtype.type
+    lr_t = adam_rate(rule.learning_rate, rule.beta_1, rule.beta_2, rule.steps[0])
+    h = (dt(rule.beta_1), dt(rule.beta_2), dt(lr_t), dt(rule.epsilon), dt(factor))
+    penalty = blocked_step_(params, work, model, rule.m, rule.v, True, S, h, False,
+                            factor != 1.0)
+    work.n_updates[0] += 1
+    return total / S, penalty, S
 
 
 @jit_update
@@ -1653,7 +1794,11 @@ def decay_weights_(theta, sizes, factor):
 def adamw_rule_step_(params, rule, work, model):
     """:func:`batch_step_` for AdamW: :func:`finished_gradient_` (of the data term alone: no
     L2 in ``model``), the decoupled decay ``W <- W (1 - lr alpha)`` (lr: this epoch's rate,
-    not bias-corrected), then :func:`adam_step_`. With alpha = 0 Adam's bits."""
+    not bias-corrected), then :func:`adam_step_`. With alpha = 0 Adam's bits. Without
+    clipping all three in one sweep (:func:`adam_batch_step_`, the same bits)."""
+    if model.max_grad_norm == 0.0:
+        return adam_batch_step_(params, rule, work, model,
+                                1.0 - rule.learning_rate * rule.weight_decay)
     value, penalty, S = finished_gradient_(params, work, model)
     if S != 0.0:
         decay_weights_(params.theta, params.sizes, 1.0 - rule.learning_rate * rule.weight_decay)

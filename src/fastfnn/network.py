@@ -44,6 +44,22 @@ from .dropout import Masks
 from .losses import LOSS_CODES, check_pair, clip_eps, delta_derivative_code
 
 PREDICT_CHUNK = 1024  # rows per compiled forward pass in predict (bounds the workspace)
+# Parameters from which the update's elementwise passes run on the training threads (the speed
+# only: fixed blocks, the same bits on any thread count). A parallel region costs a few
+# microseconds; a pass over this many parameters, 50-150 us on one core.
+PARALLEL_STEP_PARAMS = 1 << 16
+
+
+def describe():
+    """Lines on the training kernels' rules that do not depend on a measurement: the update's
+    sweep and the first layer of CSR input (``fastfnn bench`` prints them in its header)."""
+    return [
+        f"update: one sweep over blocks of {K.STEP_BLOCK} parameters (gradient finished, "
+        f"decay, step), on the training threads for networks of >= {PARALLEL_STEP_PARAMS} "
+        "parameters when a fit trains on several (the rule; the same bits on any thread count)",
+        "CSR input: the first layer's forward and weight gradient read the stored entries "
+        "(O(nonzeros x width)); A[0] is never filled",
+    ]
 
 
 def init_params(sizes, activation, random_state, dtype):
@@ -250,7 +266,8 @@ class Network:
         self.keeps_z = ACTIVATIONS[activation].keeps_z
         self._codes = (LOSS_CODES[loss], delta_derivative_code(loss, out_activation))
 
-    def model(self, alpha=0.0, backward=True, masks=None, max_grad_norm=None, data=None):
+    def model(self, alpha=0.0, backward=True, masks=None, max_grad_norm=None, data=None,
+              parallel_step=False):
         """The ``_kernels.Model`` group: activation and loss codes, L2 ``alpha``, clip eps,
         tile limits, the dropout ``masks`` of this pass (a ``dropout.Masks``; None: none) and
         the gradient's clipping norm ``max_grad_norm`` (None: none). A forward pass alone
@@ -258,7 +275,8 @@ class Network:
         layer (``EVERY_SHAPE``: a row's result then does not depend on the rows predicted
         with it). Where ``data`` (the ``_kernels.Data`` the pass runs on) holds CSR rows, the
         first layer reads them at their sparsity (``first_csr``: its products take O(stored
-        entries x width), not O(n_features x width))."""
+        entries x width), not O(n_features x width)). ``parallel_step``: the update's
+        elementwise passes on Numba's threads, in fixed blocks (the same bits as on one)."""
         limits = tile_limits(self.dtype)
         if not backward:
             limits = (K.EVERY_SHAPE, *limits[1:])
@@ -271,7 +289,7 @@ class Network:
                        self.keeps_z and backward, *self._codes, float(alpha),
                        clip_eps(self.dtype), *limits, bool(np.any(masks.rates > 0)),
                        masks.rates, masks.key, float(max_grad_norm or 0.0),
-                       *self._csr_fields(data))
+                       bool(parallel_step), *self._csr_fields(data))
 
     def _csr_fields(self, data):
         """``(first_csr, X_data, X_indices, X_indptr, order)`` of ``Model``: ``data``'s CSR
@@ -333,6 +351,7 @@ class Network:
             part_weight=np.zeros(parts),
             layer_sq=np.zeros(len(s) - 1),
             n_updates=np.zeros(1, np.int64),
+            step_sums=np.zeros((K.n_step_blocks(s, self.theta.size), 2)),
         )
 
     # ---- the wall before the kernels -----------------------------------------------------------
@@ -370,6 +389,7 @@ class Network:
                     or work.sw.shape[1] < per_part or work.A.dtype != self.dtype
                     or work.part_grads.shape != (parts - 1, self.theta.size)
                     or work.layer_sq.shape != (len(s) - 1,)
+                    or work.step_sums.shape != (K.n_step_blocks(s, self.theta.size), 2)
                     or work.Z.shape[1] < (per_part * int(s[1:].sum()) if keeps else 0)):
                 raise ValueError("The workspace was not made by this network for "
                                  f"{rows}-row batches.")
@@ -450,15 +470,19 @@ class Network:
         global norm (None: not clipped). Returns ``(data, penalty)``: the sums over batches of
         the batch loss's data term and L2 term, each times the batch's rows.
         """
-        groups = self.batch_groups(data, work, rule, batch_size, alpha, masks, max_grad_norm)
+        groups = self.batch_groups(data, work, rule, batch_size, alpha, masks, max_grad_norm,
+                                   threads)
         run = K.run_batches_parallel_ if threads > 1 else K.run_batches_
         return run(*groups, first_batch, last_batch, batch_size)
 
-    def batch_groups(self, data, work, rule, batch_size, alpha, masks=None, max_grad_norm=None):
+    def batch_groups(self, data, work, rule, batch_size, alpha, masks=None, max_grad_norm=None,
+                     threads=1):
         """``(params, rule, work, data, model)``: the groups the compiled minibatch loop takes
         (:meth:`run_batches`), checked against this network for batches of ``batch_size``
-        rows (the wall)."""
-        model = self.model(alpha, masks=masks, max_grad_norm=max_grad_norm, data=data)
+        rows (the wall). With ``threads`` > 1 and at least ``PARALLEL_STEP_PARAMS``
+        parameters, the step's elementwise passes run on Numba's threads (the same bits)."""
+        model = self.model(alpha, masks=masks, max_grad_norm=max_grad_norm, data=data,
+                           parallel_step=threads > 1 and self.theta.size >= PARALLEL_STEP_PARAMS)
         self.check(data, work, batch_size, model=model)
         self.check_rule(rule)
         return self.params, rule, work, data, model

@@ -288,12 +288,13 @@ def _cpu_name():
 
 
 def machine_choices():
-    """What fastfnn chose for this machine: the lines of ``_threads.describe_choices()`` and
-    ``_parts.describe()``, each where this version has it."""
+    """What fastfnn chose for this machine: the lines of ``_threads.describe_choices()``,
+    ``_parts.describe()`` and ``network.describe()``, each where this version has it."""
     import importlib
 
     lines = []
-    for module, name in (("_threads", "describe_choices"), ("_parts", "describe")):
+    for module, name in (("_threads", "describe_choices"), ("_parts", "describe"),
+                         ("network", "describe")):
         try:
             describe = getattr(importlib.import_module(f"fastfnn.{module}"), name, None)
         except ImportError:

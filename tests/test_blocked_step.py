@@ -1,0 +1,86 @@
+"""The update in one sweep over fixed blocks of parameters (finished gradient, AdamW's decay and
+the rule's step per parameter), on one thread or on Numba's threads.
+
+Oracles: the two-pass path (the gradient finished over every parameter, then the step: what
+clipping runs, here with a norm no gradient reaches, so nothing is clipped) gives the same bits
+of theta and of the rule's state; the parallel sweep gives the same bits as the serial one.
+"""
+
+import numpy as np
+import pytest
+
+from fastfnn import _kernels as K
+from fastfnn._threads import numba_threads
+from fastfnn.network import DataSource, Network
+from fastfnn.optimizers import make_optimizer
+
+DTYPES = [np.float64, np.float32]
+SIZES = [70, 65, 40, 3]  # layers of 3, 2 and 1 step blocks (2048), the last of each partial
+
+
+def _cfg(solver):
+    return type("Cfg", (), dict(learning_rate_init=1e-2, learning_rate="constant", momentum=0.9,
+                                nesterovs_momentum=True, power_t=0.5, beta_1=0.9,
+                                beta_2=0.999, epsilon=1e-8, alpha=1e-3,
+                                weight_decay=1e-2, l2=1e-3))
+
+
+def _train(dtype, solver, max_grad_norm=None, parallel_step=False, parts=1, threads=1):
+    rs = np.random.RandomState(7)
+    n = 230
+    X = rs.standard_normal((n, SIZES[0])).astype(dtype)
+    Y = rs.standard_normal((n, SIZES[-1])).astype(dtype)
+    net = Network(SIZES, "relu", "identity", "squared_error", dtype)
+    net.theta[:] = rs.uniform(-0.3, 0.3, net.theta.size)
+    opt = make_optimizer(solver, net.theta.size, dtype, _cfg(solver))
+    rule = opt.rule()
+    data = DataSource(X, dtype).data(Y, None, rs.permutation(n).astype(np.int64))
+    work = net.workspace(50, parts)
+    alpha = 0.0 if solver == "adamw" else 1e-3
+    params, rule, work, data, model = net.batch_groups(data, work, rule, 50, alpha,
+                                                       max_grad_norm=max_grad_norm)
+    model = model._replace(parallel_step=parallel_step)
+    with numba_threads(threads):
+        value, penalty = K.run_batches_(params, rule, work, data, model, 0, 5, 50)
+    state = [np.array(a, copy=True) for a in rule if isinstance(a, np.ndarray)]
+    return value + penalty, net.theta.copy(), state, work.layer_sq.copy()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("solver", ["sgd", "adam", "adamw"])
+def test_one_sweep_equals_the_two_pass_path(dtype, solver):
+    loss, theta, state, norms = _train(dtype, solver)
+    loss2, theta2, state2, norms2 = _train(dtype, solver, max_grad_norm=1e30)
+    np.testing.assert_array_equal(theta, theta2)
+    for a, b in zip(state, state2):
+        np.testing.assert_array_equal(a, b)
+    # The sums of squares (loss's L2 term, gradient norms) are added in another order.
+    assert loss == pytest.approx(loss2, rel=1e-12 if dtype == np.float64 else 1e-5)
+    np.testing.assert_allclose(norms, norms2, rtol=1e-12 if dtype == np.float64 else 1e-5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("solver", ["sgd", "adam", "adamw"])
+@pytest.mark.parametrize("parts", [1, 2])
+def test_the_sweep_on_two_threads_gives_the_same_bits(dtype, solver, parts):
+    one = _train(dtype, solver, parts=parts)
+    two = _train(dtype, solver, parallel_step=True, parts=parts, threads=2)
+    assert one[0] == two[0]
+    np.testing.assert_array_equal(one[1], two[1])
+    for a, b in zip(one[2], two[2]):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(one[3], two[3])
+
+
+def test_step_blocks_cover_every_parameter_once():
+    sizes = np.array(SIZES, dtype=np.int64)
+    n = int(np.sum(sizes[:-1] * sizes[1:]) + np.sum(sizes[1:]))
+    seen = np.zeros(n, int)
+    layers = []
+    for k in range(K.n_step_blocks(sizes, n)):
+        lo, hi, layer = K.step_block(sizes, n, k)
+        assert 0 < hi - lo <= K.STEP_BLOCK
+        seen[lo:hi] += 1
+        layers.append(layer)
+    np.testing.assert_array_equal(seen, 1)
+    assert layers == [0] * 3 + [1] * 2 + [2] + [-1]  # W[0]: 4550, W[1]: 2600, W[2]: 120, b: 108
