@@ -291,6 +291,9 @@ def predict_stream(args, reason):
         raise CLIError(f"--proba is for classifiers; {args.model} is a regression model")
     if reason:
         print(f"fastfnn predict: note: {reason}", file=sys.stderr)
+    if record.get("id") is not None:
+        print(f"fastfnn predict: note: streamed predictions are written without the model's "
+              f"--id column {record['id']!r}, in the input's row order", file=sys.stderr)
     targets = record["targets"]
     output = sys.stdout if args.output == "-" else args.output
     try:
