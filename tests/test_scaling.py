@@ -191,7 +191,7 @@ def test_streamed_model_survives_a_model_file(friedman, streamed, tmp_path):
 
 
 @pytest.mark.parametrize("case, error, words", [
-    ("lbfgs", ValueError, "solver='sgd' or 'adam'"),
+    ("lbfgs", ValueError, "solver='sgd', 'adam' or 'adamw'"),
     ("pipeline", TypeError, "no partial_fit"),
     ("one partition", ValueError, "smaller blocksize"),
     ("no file", FileNotFoundError, "no file matches"),

@@ -35,7 +35,6 @@ from joblib.parallel import get_active_backend
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
 from sklearn.model_selection._validation import _check_method_params
-from sklearn.pipeline import Pipeline
 from sklearn.utils import indexable
 from sklearn.utils.metaestimators import _safe_split
 
@@ -66,7 +65,8 @@ def _final_fnn(estimator):
     Pipeline ending in one; None where it is neither."""
     if isinstance(estimator, BaseFNN):
         return None, estimator
-    if isinstance(estimator, Pipeline) and isinstance(estimator.steps[-1][1], BaseFNN):
+    steps = getattr(estimator, "steps", None)  # a Pipeline (not imported: fastfnn stays light)
+    if steps and isinstance(steps[-1][1], BaseFNN):
         return estimator.steps[-1][0], estimator.steps[-1][1]
     return None
 
