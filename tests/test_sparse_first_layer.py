@@ -122,3 +122,54 @@ def test_a_model_that_reads_other_rows_is_refused():
     with pytest.raises(ValueError, match="other rows"):
         net.check(data, model=net.model(data=other))
     net.check(data, model=net.model(data=data))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("parts, threads", [(1, 1), (2, 1), (2, 2)])
+def test_sgd_without_momentum_or_l2_steps_only_the_columns_a_batch_touches(dtype, parts,
+                                                                             threads):
+    """SGD without momentum or L2 on CSR rows skips the first-layer weights of the columns a
+    batch stores no entry in: theta the same bits as the full step's, which leaves them as
+    they are; the first layer's gradient norm to rounding (summed in another order)."""
+    from fastfnn._threads import numba_threads
+    from fastfnn.optimizers import SGD
+
+    X, Y = one_hot_table(230, cards=(60, 7, 3))
+    sizes = [X.shape[1], 24, 8, 2]
+    order = np.random.RandomState(4).permutation(230).astype(np.int64)
+    results = {}
+    for sparse_update in (True, False):
+        net = _network(sizes, dtype)
+        data = DataSource(X, dtype).data(Y, None, order)
+        groups = net.batch_groups(data, net.workspace(20, parts),
+                                  SGD(net.theta.size, dtype, 0.05, momentum=0.0).rule(), 20, 0.0,
+                                  threads=threads)
+        assert groups[4].sparse_update  # the rule allows it: chosen
+        params, rule, work, data, model = groups
+        model = model._replace(sparse_update=sparse_update)
+        run = K.run_batches_parallel_ if threads > 1 else K.run_batches_
+        with numba_threads(threads):
+            value, penalty = run(params, rule, work, data, model, 0, 12, 20)
+        results[sparse_update] = (value + penalty, net.theta.copy(), work.layer_sq.copy())
+    assert results[True][0] == results[False][0]
+    np.testing.assert_array_equal(results[True][1], results[False][1])
+    np.testing.assert_allclose(results[True][2], results[False][2], rtol=RTOL[dtype])
+    assert not np.array_equal(results[True][1], _network(sizes, dtype).theta)  # it trained
+
+
+def test_the_sparse_step_is_chosen_only_where_exact():
+    from fastfnn.optimizers import SGD, Adam
+
+    X, Y = one_hot_table(40)
+    net = _network([X.shape[1], 4, 2], np.float64)
+    work = net.workspace(20)
+    n = net.theta.size
+    for rule, alpha, sparse_x, chosen in (
+            (SGD(n, np.float64, 0.1, momentum=0.0).rule(), 0.0, True, True),
+            (SGD(n, np.float64, 0.1, momentum=0.9).rule(), 0.0, True, False),
+            (SGD(n, np.float64, 0.1, momentum=0.0).rule(), 1e-4, True, False),
+            (SGD(n, np.float64, 0.1, momentum=0.0).rule(), 0.0, False, False),
+            (Adam(n, np.float64).rule(), 0.0, True, False)):
+        data = DataSource(X if sparse_x else X.toarray(), np.float64).data(Y)
+        model = net.batch_groups(data, work, rule, 20, alpha)[4]
+        assert model.sparse_update is chosen

@@ -483,7 +483,11 @@ class Workspace(NamedTuple):
     weight sums; layer_sq (L,) float64 and n_updates (1,) int64: the sums of each layer's
     squared gradient norm over the updates made, and their number (gradient norms per epoch);
     step_sums (n_step_blocks(sizes, n_params), 2) float64: each step block's sums of squares
-    of W and of its finished gradient (:func:`step_blocks_`), added up in block order.
+    of W and of its finished gradient (:func:`step_blocks_`), added up in block order;
+    batch (3,) int64: the batch in hand's first position in the order, its rows, and a count
+    of the batches whose input columns were listed; seen (2, n_features) int64: per input
+    column the count at which a batch last stored an entry in it, and the list of the
+    columns the batch in hand does (:func:`touched_columns`).
     """
 
     A: np.ndarray
@@ -498,6 +502,8 @@ class Workspace(NamedTuple):
     layer_sq: np.ndarray
     n_updates: np.ndarray
     step_sums: np.ndarray
+    batch: np.ndarray
+    seen: np.ndarray
 
 
 class Model(NamedTuple):
@@ -512,7 +518,10 @@ class Model(NamedTuple):
     that probability, the output layer's entry 0; ``drop_key``: the seed and epoch, see
     :func:`dropout_`), and the gradient's largest global norm ``max_grad_norm`` (0: not
     clipped). ``parallel_step``: the step's elementwise passes run in blocks on Numba's
-    threads (:func:`step_blocks_parallel_`; the same bits as on one). Where ``first_csr``,
+    threads (:func:`step_blocks_parallel_`; the same bits as on one). ``sparse_update``
+    (SGD without momentum or L2 on CSR rows): the step skips the first layer's weights of the
+    input columns the batch stores no entry in, which it would leave as they are
+    (:func:`sparse_sgd_step_`). Where ``first_csr``,
     the first layer reads its rows from the CSR matrix
     (``X_data``, ``X_indices``, ``X_indptr``: the rows' ``Data`` arrays; ``order``: the
     Data's order; the rows of a pass at ``row0`` are ``order[row0:row0+m]``): its products
@@ -534,6 +543,7 @@ class Model(NamedTuple):
     drop_key: np.uint64
     max_grad_norm: float
     parallel_step: bool = False
+    sparse_update: bool = False
     first_csr: bool = False
     X_data: np.ndarray = np.empty(0)
     X_indices: np.ndarray = np.empty(0, np.int64)
@@ -1453,6 +1463,8 @@ def all_parts_(params, work, data, model, start, m):
     ``start`` (:func:`part_sums_`), the parts under ``prange``: on several threads in a
     parallel caller, one after the other otherwise."""
     part_loss, part_weight = work.part_loss, work.part_weight  # outside prange: written inside
+    work.batch[0] = start
+    work.batch[1] = m
     for p in prange(work.A.shape[0]):
         part = np.int64(p)  # one compiled part_sums_ for every caller, not prange's uint64 too
         part_loss[p], part_weight[p] = part_sums_(params, work, data, model, part, start, m)
@@ -1641,15 +1653,17 @@ def adam_block_(theta, grad, parts, m1, m2, lo, hi, decay, a, s, b1, b2, lr, eps
 
 
 @jit_inline
-def all_step_blocks_(theta, grad, parts, s1, s2, sums, sizes, adam, a, s, h, nesterov, shrink):
+def all_step_blocks_(theta, grad, parts, s1, s2, sums, sizes, adam, a, s, h, nesterov, shrink,
+                     first):
     """Writes theta, grad, the rule's state (SGD: the velocity s1; Adam: the moments s1, s2)
     and ``sums`` (n_blocks, 2): every step block (:func:`step_block`, under ``prange``) summed
     from the parts and stepped (:func:`sgd_block_` with ``h = (rate, momentum, ...)``, or
     :func:`adam_block_` with ``h = (b1, b2, lr_t, eps, factor)``), and each W block's sums of
-    squares of W before the step and of its finished gradient in ``sums``. Each block is
-    computed on its own: the same bits on any thread count."""
+    squares of W before the step and of its finished gradient in ``sums``; blocks from
+    ``first`` on (the earlier ones left alone). Each block is computed on its own: the same
+    bits on any thread count."""
     n = theta.shape[0]
-    for k in prange(sums.shape[0]):
+    for k in prange(first, sums.shape[0]):
         lo, hi, layer = step_block(sizes, n, k)
         decay = layer >= 0
         if decay:
@@ -1664,38 +1678,46 @@ def all_step_blocks_(theta, grad, parts, s1, s2, sums, sizes, adam, a, s, h, nes
 
 
 @jit_update
-def step_blocks_(theta, grad, parts, s1, s2, sums, sizes, adam, a, s, h, nesterov, shrink):
+def step_blocks_(theta, grad, parts, s1, s2, sums, sizes, adam, a, s, h, nesterov, shrink,
+                 first):
     """:func:`all_step_blocks_` on the calling thread."""
-    all_step_blocks_(theta, grad, parts, s1, s2, sums, sizes, adam, a, s, h, nesterov, shrink)
+    all_step_blocks_(theta, grad, parts, s1, s2, sums, sizes, adam, a, s, h, nesterov, shrink,
+                     first)
 
 
 @jit_update_parallel
 def step_blocks_parallel_(theta, grad, parts, s1, s2, sums, sizes, adam, a, s, h, nesterov,
-                          shrink):
+                          shrink, first):
     """:func:`all_step_blocks_` with the blocks on Numba's threads: the same bits."""
-    all_step_blocks_(theta, grad, parts, s1, s2, sums, sizes, adam, a, s, h, nesterov, shrink)
+    all_step_blocks_(theta, grad, parts, s1, s2, sums, sizes, adam, a, s, h, nesterov, shrink,
+                     first)
 
 
 @jit_update
-def blocked_step_(params, work, model, s1, s2, adam, S, h, nesterov, shrink):
+def blocked_step_(params, work, model, s1, s2, adam, S, h, nesterov, shrink, first):
     """Writes theta, grad, the rule's state and ``work.layer_sq``: the step's blocks
     (:func:`step_blocks_`, on Numba's threads where ``model.parallel_step``), then their sums
     added in block order: each layer's ``||dW[i]||^2`` to layer_sq. Returns the L2 term
-    ``alpha/2 sum ||W||^2 / S`` (W before the step). Compiled without "reassoc" (called, not
-    inlined into a caller that has it): the sums go in block order as written."""
+    ``alpha/2 sum ||W||^2 / S`` (W before the step). Blocks before ``first`` are left
+    alone, their sums out. Compiled without "reassoc" (called, not inlined into a caller that
+    has it): the sums go in block order as written."""
     theta, sizes, sums = params.theta, params.sizes, work.step_sums
     dt = theta.dtype.type
     if model.parallel_step:
         step_blocks_parallel_(theta, params.grad, work.part_grads, s1, s2, sums, sizes, adam,
-                              dt(model.alpha), dt(S), h, nesterov, shrink)
+                              dt(model.alpha), dt(S), h, nesterov, shrink, first)
     else:
         step_blocks_(theta, params.grad, work.part_grads, s1, s2, sums, sizes, adam,
-                     dt(model.alpha), dt(S), h, nesterov, shrink)
+                     dt(model.alpha), dt(S), h, nesterov, shrink, first)
     sq = 0.0
     k = 0
     for i in range(len(sizes) - 1):  # block order: the same sums on any thread count
         layer = 0.0
-        for _ in range((sizes[i] * sizes[i + 1] + STEP_BLOCK - 1) // STEP_BLOCK):
+        blocks = (sizes[i] * sizes[i + 1] + STEP_BLOCK - 1) // STEP_BLOCK
+        if k + blocks <= first:
+            k += blocks
+            continue
+        for _ in range(blocks):
             sq += sums[k, 0]
             layer += sums[k, 1]
             k += 1
@@ -1742,12 +1764,64 @@ def sgd_step_(params, rule, work, model):
     total, S = batch_loss_(work)
     if S == 0.0:
         return 0.0, 0.0, S
-    dt = params.theta.dtype.type
-    h = (dt(rule.learning_rate), dt(rule.momentum), dt(0.0), dt(0.0), dt(1.0))
-    penalty = blocked_step_(params, work, model, rule.velocity, rule.velocity, False, S, h,
-                            rule.nesterov, False)
+    if model.sparse_update:
+        penalty = sparse_sgd_step_(params, rule, work, model, S)
+    else:
+        dt = params.theta.dtype.type
+        h = (dt(rule.learning_rate), dt(rule.momentum), dt(0.0), dt(0.0), dt(1.0))
+        penalty = blocked_step_(params, work, model, rule.velocity, rule.velocity, False, S,
+                                h, rule.nesterov, False, 0)
     work.n_updates[0] += 1
     return total / S, penalty, S
+
+
+@jit_inline
+def touched_columns(work, model):
+    """The input columns that the batch in hand (``work.batch``: its first position in
+    ``model.order`` and its rows) stores an entry in, each once, in the order first met
+    (a view of ``work.seen[1]``). O(the batch's stored entries)."""
+    start, m = work.batch[0], work.batch[1]
+    work.batch[2] += 1
+    stamp = work.batch[2]
+    seen, cols = work.seen[0], work.seen[1]
+    k = 0
+    for r in range(m):
+        src = model.order[start + r]
+        for p in range(model.X_indptr[src], model.X_indptr[src + 1]):
+            c = model.X_indices[p]
+            if seen[c] != stamp:
+                seen[c] = stamp
+                cols[k] = c
+                k += 1
+    return cols[:k]
+
+
+@jit_update
+def sparse_sgd_step_(params, rule, work, model, S):
+    """Writes theta, grad, the velocity and ``layer_sq``: the SGD step of
+    :func:`blocked_step_` where momentum and L2 are 0 and the first layer reads CSR rows,
+    on the first layer's weights of the columns the batch stores an entry in
+    (:func:`touched_columns`, their rows of W[0] each :func:`sgd_block_`) and on every other
+    parameter (the blocks after W[0]'s). Exact: the other rows of W[0] have a zero gradient
+    sum in every part, so the full step would leave them as they are (``g = 0``, ``theta +=
+    -lr 0``). Their ``||dW[0]||^2`` is summed row by row (in another order than the blocks':
+    the norm to rounding). Returns the L2 term, 0."""
+    theta, grad, sizes = params.theta, params.grad, params.sizes
+    dt = theta.dtype.type
+    a, s, rate, mu = dt(model.alpha), dt(S), dt(rule.learning_rate), dt(rule.momentum)
+    fan_out = sizes[1]
+    layer = 0.0
+    for c in touched_columns(work, model):
+        lo = c * fan_out
+        sgd_block_(theta, grad, work.part_grads, rule.velocity, lo, lo + fan_out, True, a, s,
+                   rate, mu, rule.nesterov)
+        layer += block_sum_squares(grad[lo:lo + fan_out])
+    work.layer_sq[0] += layer
+    h = (rate, mu, dt(0.0), dt(0.0), dt(1.0))
+    first = (sizes[0] * sizes[1] + STEP_BLOCK - 1) // STEP_BLOCK
+    blocked_step_(params, work, model, rule.velocity, rule.velocity, False, S, h,
+                  rule.nesterov, False, first)
+    return 0.0
 
 
 @jit_inline
@@ -1776,7 +1850,7 @@ def adam_batch_step_(params, rule, work, model, factor):
     lr_t = adam_rate(rule.learning_rate, rule.beta_1, rule.beta_2, rule.steps[0])
     h = (dt(rule.beta_1), dt(rule.beta_2), dt(lr_t), dt(rule.epsilon), dt(factor))
     penalty = blocked_step_(params, work, model, rule.m, rule.v, True, S, h, False,
-                            factor != 1.0)
+                            factor != 1.0, 0)
     work.n_updates[0] += 1
     return total / S, penalty, S
 

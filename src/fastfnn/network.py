@@ -58,7 +58,9 @@ def describe():
         f"decay, step), on the training threads for networks of >= {PARALLEL_STEP_PARAMS} "
         "parameters when a fit trains on several (the rule; the same bits on any thread count)",
         "CSR input: the first layer's forward and weight gradient read the stored entries "
-        "(O(nonzeros x width)); A[0] is never filled",
+        "(O(nonzeros x width)); A[0] is never filled; SGD without momentum or L2 steps only "
+        "the first-layer weights of the columns a batch stores entries in (exact); Adam and "
+        "L2 update every weight each batch (their moments and decay move every weight)",
     ]
 
 
@@ -289,7 +291,7 @@ class Network:
                        self.keeps_z and backward, *self._codes, float(alpha),
                        clip_eps(self.dtype), *limits, bool(np.any(masks.rates > 0)),
                        masks.rates, masks.key, float(max_grad_norm or 0.0),
-                       bool(parallel_step), *self._csr_fields(data))
+                       bool(parallel_step), False, *self._csr_fields(data))
 
     def _csr_fields(self, data):
         """``(first_csr, X_data, X_indices, X_indptr, order)`` of ``Model``: ``data``'s CSR
@@ -352,6 +354,8 @@ class Network:
             layer_sq=np.zeros(len(s) - 1),
             n_updates=np.zeros(1, np.int64),
             step_sums=np.zeros((K.n_step_blocks(s, self.theta.size), 2)),
+            batch=np.zeros(3, np.int64),
+            seen=np.zeros((2, int(s[0])), np.int64),
         )
 
     # ---- the wall before the kernels -----------------------------------------------------------
@@ -390,6 +394,7 @@ class Network:
                     or work.part_grads.shape != (parts - 1, self.theta.size)
                     or work.layer_sq.shape != (len(s) - 1,)
                     or work.step_sums.shape != (K.n_step_blocks(s, self.theta.size), 2)
+                    or work.seen.shape != (2, int(s[0])) or work.batch.shape != (3,)
                     or work.Z.shape[1] < (per_part * int(s[1:].sum()) if keeps else 0)):
                 raise ValueError("The workspace was not made by this network for "
                                  f"{rows}-row batches.")
@@ -485,4 +490,7 @@ class Network:
                            parallel_step=threads > 1 and self.theta.size >= PARALLEL_STEP_PARAMS)
         self.check(data, work, batch_size, model=model)
         self.check_rule(rule)
+        if (model.first_csr and type(rule) is K.SGDRule and rule.momentum == 0
+                and model.alpha == 0 and model.max_grad_norm == 0):
+            model = model._replace(sparse_update=True)  # W[0]'s untouched rows stay as they are
         return self.params, rule, work, data, model
