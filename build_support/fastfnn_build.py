@@ -76,7 +76,10 @@ class BuildPy(_build_py):
             self._precompile(Path(self.build_lib).resolve(), dtypes)
 
     def _precompile(self, build_lib, dtypes):
-        for stale in (build_lib / "fastfnn").rglob("*.nb[ic]"):  # a build folder reused
+        # a build folder reused: the previous build's kernels and the choices it shipped (read
+        # by this build's precompile, they would be shipped again without being measured)
+        for stale in [*(build_lib / "fastfnn").rglob("*.nb[ic]"),
+                      *(build_lib / "fastfnn").glob("kernel-choices.json")]:
             stale.unlink()
         with tempfile.TemporaryDirectory() as scratch:
             env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", FASTFNN_CACHE_DIR=scratch,
