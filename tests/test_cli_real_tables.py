@@ -99,6 +99,13 @@ def test_the_saved_model_predicts_from_plain_python_as_the_command_does(real):
             pyarrow = pd.read_csv(d / f"{name}.csv", engine="pyarrow") \
                 if _has("pyarrow") else frame
             np.testing.assert_array_equal(model.predict(pyarrow), got)
+            # pandas' NA: nullable and string columns, pyarrow-backed frames
+            readers = [dict(dtype={"sex": "string"}), dict(dtype_backend="numpy_nullable")]
+            readers += [dict(dtype_backend="pyarrow")] if _has("pyarrow") else []
+            for kwargs in readers:
+                gaps = pd.read_csv(d / f"{name}.csv", **kwargs)
+                assert gaps["sex"].isna().sum() == frame["sex"].isna().sum()
+                np.testing.assert_array_equal(model.predict(gaps.drop(columns=target)), got)
         else:
             np.testing.assert_array_equal(got.astype(str), printed[target].astype(str))
     ids = _printed(runs["predict cancer"])["patient"]

@@ -36,8 +36,8 @@ purpose, where it belongs. Import cycles between modules fail as well.
     _cache, _guard            the cache folder: trusted or refused, JSON read and written safely;
                               the measurement guard (a busy machine's timings do not stick)
     losses                    (uses the activation registry)
-    activations, _version,    (dropout: the rates, the masks' key and their NumPy twin)
-    dropout
+    activations, _version,    (dropout: the rates, the masks' key and their NumPy twin;
+    dropout, preprocessing    preprocessing: missing text cells as one marker)
     _kernels                  the compiled code: imports only the BLAS it calls
     _blas                     the private BLAS: imports only the environment's reader
     _env, _notice             the FASTFNN_* variables; the first compile's notice: nothing of
@@ -75,7 +75,7 @@ LAYERS = [
     ["optimizers", "_tuning"],
     ["_cache", "_guard"],
     ["losses"],
-    ["activations", "_version", "dropout"],
+    ["activations", "_version", "dropout", "preprocessing"],
     ["_kernels"],
     ["_blas"],
     ["_env", "_notice"],

@@ -137,7 +137,7 @@ def test_public_names():
                                     "FNNEnsembleClassifier", "check_gradients",
                                     "gradcheck_cases", "HIDDEN_ACTIVATIONS", "REGRESSION_LOSSES",
                                     "SOLVERS", "SCHEDULES", "save_model", "load_model",
-                                    "__version__"}
+                                    "TextCells", "__version__"}
     assert all(hasattr(fastfnn, name) for name in fastfnn.__all__)
 
 

@@ -37,6 +37,7 @@ from .losses import LOSSES, REGRESSOR_OUTPUTS, check_pair
 from . import optimizers as opt_kinds
 from .dropout import hidden_rates
 from .optimizers import RULES
+from .preprocessing import TextCells
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # Counters (n_iter_, t_, Adam's step count...) beyond this are not counts a fit produces, and
@@ -175,6 +176,8 @@ def check_estimator(est):
     could have fitted and saved (see the module docstring); returns None."""
     from .estimators import FNNClassifier, FNNRegressor
 
+    if type(est) is TextCells:
+        return _check_text_cells(est)
     if type(est) not in (FNNRegressor, FNNClassifier):
         raise FieldError("", f"is a {type(est).__module__}.{type(est).__qualname__}, which "
                              "is not a model fastfnn saves (FNNRegressor or FNNClassifier)")
@@ -199,6 +202,24 @@ def check_estimator(est):
         raise FieldError(unknown[0], f"is not an attribute of {state} {type(est).__name__}")
     if fitted:
         _check_fitted(est, attributes, type(est) is FNNClassifier)
+
+
+def _check_text_cells(est):
+    """A TextCells holds no parameter, and when fitted its column count (and names)."""
+    attributes = vars(est)
+    unknown = sorted(set(attributes) - {"n_features_in_", "feature_names_in_"}
+                     - set(SKLEARN_ATTRIBUTES))
+    if unknown:
+        raise FieldError(unknown[0], "is not an attribute of a TextCells")
+    if "n_features_in_" in attributes:
+        n = check_int(attributes["n_features_in_"], "n_features_in_", low=1)
+        if "feature_names_in_" in attributes:
+            names = check_array(attributes["feature_names_in_"], "feature_names_in_",
+                                np.dtype(object), (n,), finite=False)
+            if not all(type(name) is str for name in names):
+                raise FieldError("feature_names_in_", "holds items that are not strings")
+    elif "feature_names_in_" in attributes:
+        raise FieldError("n_features_in_", "is missing, but 'feature_names_in_' is there")
 
 
 def _check_params(est, attributes):

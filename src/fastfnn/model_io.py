@@ -87,7 +87,8 @@ HEADER_NAME = "fastfnn-model.json"
 # Types that fitted fastfnn models hold beyond skops's defaults and fastfnn's own classes.
 EXTRA_TRUSTED_TYPES = ("numpy.dtype",)
 # fastfnn's modules whose classes fitted models may hold (those that exist in this release).
-_MODEL_MODULES = ("estimators", "_base", "optimizers", "network", "trainer", "fitstate")
+_MODEL_MODULES = ("estimators", "_base", "optimizers", "network", "trainer", "fitstate",
+                  "preprocessing")
 _PICKLE_BASED_MAGIC = b"FASTFNN-MODEL 1\n"  # files of the earlier, pickle-based CLI format
 _ZIP_MAGIC = b"PK\x03\x04"
 # Bounds on what a model file may decompress to, checked from the zip directory before any

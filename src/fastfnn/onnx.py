@@ -39,7 +39,7 @@ import importlib.util
 _INSTALL = 'fastfnn.onnx needs skl2onnx and onnxruntime: pip install "fastfnn[onnx]"'
 try:
     import skl2onnx
-    from skl2onnx import update_registered_converter
+    from skl2onnx import get_model_alias, update_registered_converter
     from skl2onnx._parse import _parse_sklearn
     from skl2onnx.common.data_types import (DoubleTensorType, FloatTensorType, Int64TensorType,
                                             StringTensorType)
@@ -66,7 +66,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from . import FNNClassifier, FNNRegressor
+from . import FNNClassifier, FNNRegressor, TextCells
 
 __all__ = ["ACTIVATION_NODES", "save_onnx", "to_onnx"]
 
@@ -389,6 +389,30 @@ def _convert_imputer(scope, operator, container):
     convert_sklearn_imputer(scope, operator, container)
 
 
+# ---- TextCells: a string tensor holds no missing marker but '': the cells pass unchanged -------
+
+def _text_cells_shape(operator):
+    """The output: the input's string tensor, (N, F)."""
+    operator.outputs[0].type = StringTensorType([None, operator.raw_operator.n_features_in_])
+
+
+def _parse_text_cells(scope, model, inputs, custom_parsers=None):
+    """Declare the operator with a string output (skl2onnx would guess a float one, which
+    the steps after it would then expect)."""
+    operator = scope.declare_local_operator(get_model_alias(type(model)), model)
+    operator.inputs = inputs
+    operator.outputs.append(scope.declare_local_variable(
+        "text_cells", StringTensorType([None, model.n_features_in_])))
+    return operator.outputs
+
+
+def _convert_text_cells(scope, operator, container):
+    """``Identity`` of the string input (its columns concatenated first where several)."""
+    x = concatenate_variables(scope, operator.inputs, container)
+    container.add_node("Identity", [x], [operator.outputs[0].full_name],
+                       name=scope.get_unique_operator_name("Identity"))
+
+
 # ---- OneHotEncoder: text with rare values grouped, output in the encoder's dtype ----------------
 
 def _onehot_blocks(op):
@@ -620,3 +644,5 @@ update_registered_converter(SimpleImputer, "SklearnSimpleImputer",
                             calculate_sklearn_imputer_output_shapes, _convert_imputer)
 update_registered_converter(OneHotEncoder, "SklearnOneHotEncoder", _onehot_shape,
                             _convert_onehot)
+update_registered_converter(TextCells, "FastfnnTextCells", _text_cells_shape,
+                            _convert_text_cells, parser=_parse_text_cells)

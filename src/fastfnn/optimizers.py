@@ -63,8 +63,9 @@ class SGD:
 
     def rule(self):
         """The compiled loop's ``_kernels.SGDRule``: the velocity (updated in place) and the
-        current hyper-parameters."""
-        return K.SGDRule(self.velocity, self.learning_rate, self.momentum, self.nesterov)
+        current hyper-parameters (as floats: the compiled types never follow a file's)."""
+        return K.SGDRule(self.velocity, float(self.learning_rate), float(self.momentum),
+                         bool(self.nesterov))
 
 
 class Adam:
@@ -109,8 +110,8 @@ class Adam:
     def rule(self):
         """The compiled loop's ``_kernels.AdamRule``: the moments and step count (updated in
         place) and the hyper-parameters."""
-        return K.AdamRule(self.m, self.v, self.steps, self.rate, self.beta_1, self.beta_2,
-                          self.epsilon)
+        return K.AdamRule(self.m, self.v, self.steps, float(self.rate), float(self.beta_1),
+                          float(self.beta_2), float(self.epsilon))
 
 
 class AdamW(Adam):
@@ -128,8 +129,8 @@ class AdamW(Adam):
 
     def rule(self):
         """The compiled loop's ``_kernels.AdamWRule``."""
-        return K.AdamWRule(self.m, self.v, self.steps, self.rate, self.beta_1, self.beta_2,
-                           self.epsilon, self.weight_decay)
+        return K.AdamWRule(self.m, self.v, self.steps, float(self.rate), float(self.beta_1),
+                           float(self.beta_2), float(self.epsilon), float(self.weight_decay))
 
 
 class UpdateRule(NamedTuple):

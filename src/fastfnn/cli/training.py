@@ -52,6 +52,8 @@ def preparation(args, features, dtype):
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+    from fastfnn import TextCells
+
     parts = []
     if features.numeric:
         parts.append(("numeric", Pipeline([("impute", SimpleImputer(strategy="median")),
@@ -61,6 +63,7 @@ def preparation(args, features, dtype):
                                dtype=dtype, min_frequency=args.min_frequency,
                                max_categories=args.max_categories)
         parts.append(("categorical", Pipeline([
+            ("cells", TextCells()),  # pandas' NA and NaT as None too
             ("nan", SimpleImputer(missing_values=np.nan, strategy="constant", fill_value="")),
             ("none", SimpleImputer(missing_values=None, strategy="constant", fill_value="")),
             ("impute", SimpleImputer(missing_values="", strategy="most_frequent")),

@@ -1,0 +1,39 @@
+"""TextCells: every missing text cell (None, NaN, pandas' NA, NaT) becomes None, every other
+cell stays; in a model file it is checked field by field like the networks."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import make_pipeline
+
+from fastfnn import TextCells
+from fastfnn._modelcheck import FieldError, check_estimator
+
+
+def test_every_missing_marker_becomes_none():
+    frame = pd.DataFrame({"a": pd.array(["x", None, "y", None], dtype="string"),
+                          "b": ["u", np.nan, None, "v"],
+                          "c": [pd.NaT, "w", "w", pd.NA]})
+    cells = TextCells().fit(frame).transform(frame)
+    assert cells.dtype == object and cells.shape == (4, 3)
+    want = [["x", "u", None], [None, None, "w"], ["y", None, "w"], [None, "v", None]]
+    assert cells.tolist() == want
+    assert frame["b"].isna().sum() == 2  # the input is left as it was
+    imputed = make_pipeline(TextCells(), SimpleImputer(missing_values=None,
+                                                       strategy="most_frequent"))
+    assert imputed.fit_transform(frame)[:, 2].tolist() == ["w"] * 4
+    assert list(TextCells().fit(frame).get_feature_names_out()) == ["a", "b", "c"]
+    with pytest.raises(ValueError, match="fitted on 3 column"):
+        TextCells().fit(frame).transform(frame[["a", "b"]])
+
+
+def test_a_model_file_text_cells_holds_only_its_fields():
+    fitted = TextCells().fit(pd.DataFrame({"a": ["x"], "b": ["y"]}))
+    check_estimator(fitted)
+    for field, value in (("n_features_in_", -1), ("feature_names_in_", np.array(["a"], object)),
+                         ("coefs_", [])):
+        crafted = TextCells().fit(pd.DataFrame({"a": ["x"], "b": ["y"]}))
+        setattr(crafted, field, value)
+        with pytest.raises(FieldError):
+            check_estimator(crafted)
