@@ -10,7 +10,7 @@ function that calls another lives here. The file keeps the shape of the Python h
       parts_parallel_       ... or on several threads: the one parallel kernel of training
         part_sums_          one part of a batch: load_part_ then backward_sums_
           load_part_        rows order[start:start+m] of X, Y, sample weights -> batch buffers
-                            (X's rows not copied where the first layer reads CSR itself)
+                            (load_batch_; load_targets_ where the first layer reads CSR itself)
           backward_sums_    forward_, loss sums and the delta recursion (unscaled sums)
             forward_        A[i+1] = act(A[i] @ W[i] + b[i])          (affine_act_)
             output_delta_   D[L-1] = (A[L] - Y) * act_out'(A[L]) (* sample_weight)
@@ -523,10 +523,13 @@ class Model(NamedTuple):
     input columns the batch stores no entry in, which it would leave as they are
     (:func:`sparse_sgd_step_`). Where ``first_csr``,
     the first layer reads its rows from the CSR matrix
-    (``X_data``, ``X_indices``, ``X_indptr``: the rows' ``Data`` arrays; ``order``: the
-    Data's order; the rows of a pass at ``row0`` are ``order[row0:row0+m]``): its products
-    take O(stored entries x width) (:func:`csr_matmul_`, :func:`csr_matmul_tn_`) and A[0] is
-    never filled."""
+    of the ``Data`` the pass runs on (the addresses of its ``X_data``, ``X_indices`` (int64),
+    ``X_indptr`` (int64, ``csr_rows + 1``) and ``order`` (int64, ``csr_positions``): scalars, not
+    arrays, so that no reference count is taken on each call that passes the model, about
+    150 ns an array per batch on the tiny network; :func:`csr_arrays`, which
+    ``network.check`` guards); the rows of a pass at ``row0`` are ``order[row0:row0+m]``):
+    its products take O(stored entries x width) (:func:`csr_matmul_`, :func:`csr_matmul_tn_`)
+    and A[0] is never filled."""
 
     hidden_act: int
     out_act: int
@@ -545,10 +548,13 @@ class Model(NamedTuple):
     parallel_step: bool = False
     sparse_update: bool = False
     first_csr: bool = False
-    X_data: np.ndarray = np.empty(0)
-    X_indices: np.ndarray = np.empty(0, np.int64)
-    X_indptr: np.ndarray = np.empty(0, np.int64)
-    order: np.ndarray = np.empty(0, np.int64)
+    csr_data: int = 0
+    csr_indices: int = 0
+    csr_indptr: int = 0
+    csr_order: int = 0
+    csr_rows: int = 0
+    csr_nnz: int = 0
+    csr_positions: int = 0
 
 
 class SGDRule(NamedTuple):
@@ -1097,10 +1103,44 @@ def delta_back_(D_prev, D, W, A, act, limit, scratch):
 # ----------------------------------------------------------------------------------------------
 
 
+@intrinsic
+def _address_view(typingctx, address, n, zero):
+    """The 1-D C-contiguous array of ``n`` elements of ``zero``'s type at ``address`` (an
+    integer), owning nothing (no reference count): the caller guarantees the memory is an
+    array of that many elements that outlives the view."""
+    if not (isinstance(address, types.Integer) and isinstance(n, types.Integer)
+            and isinstance(zero, (types.Integer, types.Float))):
+        return None
+    view_type = types.Array(zero, 1, "C")
+
+    def codegen(context, builder, sig, args):
+        item = context.get_data_type(zero)
+        itemsize = context.get_constant(types.intp, context.get_abi_sizeof(item))
+        view = context.make_array(view_type)(context, builder)
+        count = context.cast(builder, args[1], sig.args[1], types.intp)
+        populate_array(view, data=builder.inttoptr(args[0], item.as_pointer()), shape=[count],
+                       strides=[itemsize], itemsize=itemsize, meminfo=None)
+        return view._getvalue()
+
+    return view_type(address, n, zero), codegen
+
+
+@jit_inline
+def csr_arrays(model, zero):
+    """``(data, indices, indptr, order)``: the CSR rows a ``first_csr`` model reads (data of
+    ``zero``'s dtype), as views of the addresses in ``model`` (checked against the Data by
+    ``network.check``)."""
+    i64 = np.int64(0)
+    return (_address_view(model.csr_data, model.csr_nnz, zero),
+            _address_view(model.csr_indices, model.csr_nnz, i64),
+            _address_view(model.csr_indptr, model.csr_rows + 1, i64),
+            _address_view(model.csr_order, model.csr_positions, i64))
+
+
 @jit
 def csr_matmul_(out, W, model, row0):
-    """Writes ``out`` (m, n) = X̂ @ W; X̂ (m, n_features) the rows ``model.order[row0:row0+m]``
-    of the CSR matrix in ``model`` (:class:`Model`), W (n_features, n): ``out[r] = sum_p
+    """Writes ``out`` (m, n) = X̂ @ W; X̂ (m, n_features) the rows ``order[row0:row0+m]`` of
+    the CSR matrix ``model`` reads (:class:`Model`, :func:`csr_arrays`), W (n_features, n): ``out[r] = sum_p
     x_p W[c_p]`` over row r's stored entries (value x_p, column c_p) in their CSR order, a
     fused multiply-add each; O(stored entries x n), the same code for every row (a row's
     result does not depend on the rows computed with it). Against the dense product (A[0] @ W
@@ -1110,12 +1150,12 @@ def csr_matmul_(out, W, model, row0):
     there."""
     m, n = out.shape
     zero = out.dtype.type(0.0)
-    data, indices, indptr = model.X_data, model.X_indices, model.X_indptr
+    data, indices, indptr, order = csr_arrays(model, zero)
     for r in range(m):
         o = out[r]
         for j in range(n):
             o[j] = zero
-        src = model.order[row0 + r]
+        src = order[row0 + r]
         for p in range(indptr[src], indptr[src + 1]):
             x = data[p]
             w = W[indices[p]]
@@ -1134,10 +1174,10 @@ def csr_matmul_tn_(out, D, model, row0):
     flat = out.ravel()
     for j in range(flat.shape[0]):
         flat[j] = zero
-    data, indices, indptr = model.X_data, model.X_indices, model.X_indptr
+    data, indices, indptr, order = csr_arrays(model, zero)
     for r in range(m):
         d = D[r]
-        src = model.order[row0 + r]
+        src = order[row0 + r]
         for p in range(indptr[src], indptr[src + 1]):
             x = data[p]
             g = out[indices[p]]
@@ -1324,17 +1364,15 @@ def finish_grad_(grad, layer_sq, theta, sizes, alpha, S):
 
 
 @jit_inline
-def gather_rows_(A0, Y_b, sw_b, data, start, with_x):
-    """Writes A0 (m, n_features) (where ``with_x``), Y_b (m, n_outputs), sw_b (m,): rows
-    ``order[start:start+m]`` of X (dense or CSR), Y and the sample weights."""
+def gather_rows_(A0, Y_b, sw_b, data, start):
+    """Writes A0 (m, n_features), Y_b (m, n_outputs), sw_b (m,): rows ``order[start:start+m]``
+    of X (dense or CSR), Y and the sample weights."""
     m, nf = A0.shape
     zero = A0.dtype.type(0.0)
     X, Y, sw, order = data.X, data.Y, data.sw, data.order
     for r in range(m):
         src = order[start + r]
-        if not with_x:
-            pass
-        elif data.is_sparse:
+        if data.is_sparse:
             for j in range(nf):
                 A0[r, j] = zero
             for p in range(data.X_indptr[src], data.X_indptr[src + 1]):
@@ -1394,18 +1432,36 @@ def prefetch_batch(data, k, batch_size):
 def load_batch_(A_buf, Y_buf, sw_buf, data, sizes, start, m):
     """Writes A[0] of ``A_buf`` and the target and weight buffers with rows
     ``order[start:start+m]``; returns the batch's views Y_b (m, n_outputs) and sw_b (m,)."""
-    return load_part_(A_buf, Y_buf, sw_buf, data, sizes, start, m, True)
-
-
-@jit_inline
-def load_part_(A_buf, Y_buf, sw_buf, data, sizes, start, m, with_x):
-    """:func:`load_batch_`, A[0] filled only where ``with_x`` (a first layer that reads CSR
-    rows itself, ``Model.first_csr``, needs no dense copy)."""
     n_out = data.Y.shape[1]
     Y_b = rows_view(Y_buf, 0, m, n_out)
     sw_b = sw_buf[:m]
-    gather_rows_(layer_view(A_buf, sizes, m, 0), Y_b, sw_b, data, start, with_x)
+    gather_rows_(layer_view(A_buf, sizes, m, 0), Y_b, sw_b, data, start)
     return Y_b, sw_b
+
+
+@jit
+def load_targets_(Y_buf, sw_buf, data, start, m):
+    """:func:`load_batch_` without A[0]: for a first layer that reads the CSR rows itself
+    (``Model.first_csr``). Returns the views Y_b (m, n_outputs) and sw_b (m,)."""
+    Y, sw, order = data.Y, data.sw, data.order
+    Y_b = rows_view(Y_buf, 0, m, Y.shape[1])
+    sw_b = sw_buf[:m]
+    for r in range(m):
+        src = order[start + r]
+        for j in range(Y.shape[1]):
+            Y_b[r, j] = Y[src, j]
+        if data.use_sw:
+            sw_b[r] = sw[src]
+    return Y_b, sw_b
+
+
+@jit_inline
+def load_part_(A_buf, Y_buf, sw_buf, data, sizes, start, m, model):
+    """:func:`load_batch_`, or where ``model.first_csr`` :func:`load_targets_` (no dense
+    copy of the rows)."""
+    if model.first_csr:
+        return load_targets_(Y_buf, sw_buf, data, start, m)
+    return load_batch_(A_buf, Y_buf, sw_buf, data, sizes, start, m)
 
 
 @jit
@@ -1421,7 +1477,7 @@ def part_sums_(params, work, data, model, p, start, m):
         zero_(g)
         return 0.0, 0.0
     Y_b, sw_b = load_part_(work.A[p], work.Y[p], work.sw[p], data, params.sizes, r0, mp,
-                           not model.first_csr)
+                           model)
     return backward_sums_(g, work.A[p], work.D[p], work.Z[p], work.WT[p], params.theta,
                           params.sizes, model, Y_b, sw_b, data.use_sw, mp, r0)
 
@@ -1559,16 +1615,53 @@ def sum_squares(x):
     return (s0 + s1) + (s2 + s3)
 
 
-@jit
+@jit_inline
 def block_sum_squares(x):
-    """``sum_j x[j]^2`` in float64 of one step block, in the compiler's vectorised order
-    ("reassoc": many partial sums; called, not inlined, so it keeps the flag). The order is
-    fixed by the compiled code and the block's bounds, the same on any thread count."""
-    s = 0.0
-    for j in range(x.shape[0]):
+    """``sum_j x[j]^2`` in float64 of one step block, in 16 interleaved partial sums (sum k
+    takes the j = k mod 16) added pairwise in a fixed tree: an order fixed by the code, that
+    the compiler vectorises without reassociating (16 independent chains, where a single sum
+    would wait on each add), the same in every caller and on any thread count."""
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    s8 = s9 = s10 = s11 = s12 = s13 = s14 = s15 = 0.0
+    n16 = x.shape[0] - x.shape[0] % 16
+    for j in range(0, n16, 16):
+        a = np.float64(x[j + 0])
+        s0 += a * a
+        a = np.float64(x[j + 1])
+        s1 += a * a
+        a = np.float64(x[j + 2])
+        s2 += a * a
+        a = np.float64(x[j + 3])
+        s3 += a * a
+        a = np.float64(x[j + 4])
+        s4 += a * a
+        a = np.float64(x[j + 5])
+        s5 += a * a
+        a = np.float64(x[j + 6])
+        s6 += a * a
+        a = np.float64(x[j + 7])
+        s7 += a * a
+        a = np.float64(x[j + 8])
+        s8 += a * a
+        a = np.float64(x[j + 9])
+        s9 += a * a
+        a = np.float64(x[j + 10])
+        s10 += a * a
+        a = np.float64(x[j + 11])
+        s11 += a * a
+        a = np.float64(x[j + 12])
+        s12 += a * a
+        a = np.float64(x[j + 13])
+        s13 += a * a
+        a = np.float64(x[j + 14])
+        s14 += a * a
+        a = np.float64(x[j + 15])
+        s15 += a * a
+    for j in range(n16, x.shape[0]):
         a = np.float64(x[j])
-        s += a * a
-    return s
+        s0 += a * a
+    return ((((s0 + s8) + (s4 + s12)) + ((s2 + s10) + (s6 + s14)))
+            + (((s1 + s9) + (s5 + s13)) + ((s3 + s11) + (s7 + s15))))
 
 
 @jit_inline
@@ -1653,65 +1746,73 @@ def adam_block_(theta, grad, parts, m1, m2, lo, hi, decay, a, s, b1, b2, lr, eps
 
 
 @jit_inline
-def all_step_blocks_(theta, grad, parts, s1, s2, sums, sizes, adam, a, s, h, nesterov, shrink,
-                     first):
+def step_block_(theta, grad, parts, s1, s2, sums, k, lo, hi, decay, adam, a, s, h, nesterov,
+                shrink):
     """Writes theta, grad, the rule's state (SGD: the velocity s1; Adam: the moments s1, s2)
-    and ``sums`` (n_blocks, 2): every step block (:func:`step_block`, under ``prange``) summed
-    from the parts and stepped (:func:`sgd_block_` with ``h = (rate, momentum, ...)``, or
-    :func:`adam_block_` with ``h = (b1, b2, lr_t, eps, factor)``), and each W block's sums of
-    squares of W before the step and of its finished gradient in ``sums``; blocks from
-    ``first`` on (the earlier ones left alone). Each block is computed on its own: the same
-    bits on any thread count."""
-    n = theta.shape[0]
-    for k in prange(first, sums.shape[0]):
-        lo, hi, layer = step_block(sizes, n, k)
-        decay = layer >= 0
-        if decay:
-            sums[k, 0] = block_sum_squares(theta[lo:hi])
-        if adam:
-            adam_block_(theta, grad, parts, s1, s2, lo, hi, decay, a, s, h[0], h[1], h[2], h[3],
-                        shrink and decay, h[4])
-        else:
-            sgd_block_(theta, grad, parts, s1, lo, hi, decay, a, s, h[0], h[1], nesterov)
-        if decay:
-            sums[k, 1] = block_sum_squares(grad[lo:hi])
+    on step block k, ``[lo, hi)``, and ``sums[k]``: the block summed from the parts and
+    stepped (:func:`sgd_block_` with ``h = (rate, momentum, ...)``, or :func:`adam_block_`
+    with ``h = (b1, b2, lr_t, eps, factor)``); for a block of weights (``decay``) the sums of
+    squares of W before the step and of its finished gradient (:func:`block_sum_squares`)."""
+    if decay:
+        sums[k, 0] = block_sum_squares(theta[lo:hi])
+    if adam:
+        adam_block_(theta, grad, parts, s1, s2, lo, hi, decay, a, s, h[0], h[1], h[2], h[3],
+                    shrink and decay, h[4])
+    else:
+        sgd_block_(theta, grad, parts, s1, lo, hi, decay, a, s, h[0], h[1], nesterov)
+    if decay:
+        sums[k, 1] = block_sum_squares(grad[lo:hi])
 
 
 @jit_update
-def step_blocks_(theta, grad, parts, s1, s2, sums, sizes, adam, a, s, h, nesterov, shrink,
-                 first):
-    """:func:`all_step_blocks_` on the calling thread."""
-    all_step_blocks_(theta, grad, parts, s1, s2, sums, sizes, adam, a, s, h, nesterov, shrink,
-                     first)
+def step_blocks_(theta, grad, parts, s1, s2, sums, layer_sq, sizes, adam, a, s, h, nesterov,
+                 shrink, first, alpha, S):
+    """Writes theta, grad, the rule's state, ``sums`` (n_blocks, 2) and ``layer_sq``: every
+    step block from ``first`` on (:func:`step_block`'s numbering), one after the other
+    (:func:`step_block_`), then their sums (:func:`add_block_sums_`). Returns the L2 term
+    ``alpha/2 sum ||W||^2 / S`` of those blocks' weights (before the step), in float64."""
+    k = 0
+    lo = 0
+    for i in range(len(sizes) - 1):
+        end = lo + sizes[i] * sizes[i + 1]
+        for b0 in range(lo, end, STEP_BLOCK):
+            if k >= first:
+                step_block_(theta, grad, parts, s1, s2, sums, k, b0, min(b0 + STEP_BLOCK, end),
+                            True, adam, a, s, h, nesterov, shrink)
+            k += 1
+        lo = end
+    n = theta.shape[0]
+    for b0 in range(lo, n, STEP_BLOCK):  # the intercepts
+        if k >= first:
+            step_block_(theta, grad, parts, s1, s2, sums, k, b0, min(b0 + STEP_BLOCK, n), False,
+                        adam, a, s, h, nesterov, shrink)
+        k += 1
+    return 0.5 * alpha * add_block_sums_(layer_sq, sums, sizes, first) / S
 
 
 @jit_update_parallel
-def step_blocks_parallel_(theta, grad, parts, s1, s2, sums, sizes, adam, a, s, h, nesterov,
-                          shrink, first):
-    """:func:`all_step_blocks_` with the blocks on Numba's threads: the same bits."""
-    all_step_blocks_(theta, grad, parts, s1, s2, sums, sizes, adam, a, s, h, nesterov, shrink,
-                     first)
+def step_blocks_parallel_(theta, grad, parts, s1, s2, sums, layer_sq, sizes, adam, a, s, h,
+                          nesterov, shrink, first, alpha, S):
+    """:func:`step_blocks_` with the blocks under ``prange`` on Numba's threads: each block
+    is computed on its own, by the same code, and the sums added after them in block order:
+    the same bits on any thread count."""
+    n = theta.shape[0]
+    for k in prange(first, sums.shape[0]):
+        lo, hi, layer = step_block(sizes, n, k)
+        step_block_(theta, grad, parts, s1, s2, sums, k, lo, hi, layer >= 0, adam, a, s, h,
+                    nesterov, shrink)
+    return 0.5 * alpha * add_block_sums_(layer_sq, sums, sizes, first) / S
 
 
-@jit_update
-def blocked_step_(params, work, model, s1, s2, adam, S, h, nesterov, shrink, first):
-    """Writes theta, grad, the rule's state and ``work.layer_sq``: the step's blocks
-    (:func:`step_blocks_`, on Numba's threads where ``model.parallel_step``), then their sums
-    added in block order: each layer's ``||dW[i]||^2`` to layer_sq. Returns the L2 term
-    ``alpha/2 sum ||W||^2 / S`` (W before the step). Blocks before ``first`` are left
-    alone, their sums out. Compiled without "reassoc" (called, not inlined into a caller that
-    has it): the sums go in block order as written."""
-    theta, sizes, sums = params.theta, params.sizes, work.step_sums
-    dt = theta.dtype.type
-    if model.parallel_step:
-        step_blocks_parallel_(theta, params.grad, work.part_grads, s1, s2, sums, sizes, adam,
-                              dt(model.alpha), dt(S), h, nesterov, shrink, first)
-    else:
-        step_blocks_(theta, params.grad, work.part_grads, s1, s2, sums, sizes, adam,
-                     dt(model.alpha), dt(S), h, nesterov, shrink, first)
+@jit_inline
+def add_block_sums_(layer_sq, sums, sizes, first):
+    """Adds each layer's blocks' ``sums[k, 1]`` (its finished gradient's squares) to
+    ``layer_sq`` in block order, from block ``first`` on; returns the sum of their ``sums[k,
+    0]`` (W's squares), in block order. Inlined only into callers without "reassoc": the
+    order as written."""
     sq = 0.0
     k = 0
-    for i in range(len(sizes) - 1):  # block order: the same sums on any thread count
+    for i in range(len(sizes) - 1):
         layer = 0.0
         blocks = (sizes[i] * sizes[i + 1] + STEP_BLOCK - 1) // STEP_BLOCK
         if k + blocks <= first:
@@ -1721,8 +1822,27 @@ def blocked_step_(params, work, model, s1, s2, adam, S, h, nesterov, shrink, fir
             sq += sums[k, 0]
             layer += sums[k, 1]
             k += 1
-        work.layer_sq[i] += layer
-    return 0.5 * model.alpha * sq / S
+        layer_sq[i] += layer
+    return sq
+
+
+@jit_inline
+def blocked_step_(params, work, model, s1, s2, adam, S, h, nesterov, shrink, first):
+    """Writes theta, grad, the rule's state and ``work.layer_sq``: the step's blocks from
+    ``first`` on (:func:`step_blocks_`, on Numba's threads where ``model.parallel_step``),
+    each layer's ``||dW[i]||^2`` added to layer_sq. Returns the L2 term ``alpha/2 sum
+    ||W||^2 / S`` (W before the step; blocks before ``first`` left out). The groups'
+    arrays are passed on one by one: a called function that takes a whole group pays a
+    reference count for each of its arrays."""
+    dt = params.theta.dtype.type
+    if model.parallel_step:
+        return step_blocks_parallel_(params.theta, params.grad, work.part_grads, s1, s2,
+                                     work.step_sums, work.layer_sq, params.sizes, adam,
+                                     dt(model.alpha), dt(S), h, nesterov, shrink, first,
+                                     model.alpha, S)
+    return step_blocks_(params.theta, params.grad, work.part_grads, s1, s2, work.step_sums,
+                        work.layer_sq, params.sizes, adam, dt(model.alpha), dt(S), h, nesterov,
+                        shrink, first, model.alpha, S)
 
 
 @jit_update
@@ -1757,9 +1877,8 @@ def sgd_step_(params, rule, work, model):
         value, penalty, S = finished_gradient_(params, work, model)
         if S != 0.0:
             dt = params.theta.dtype.type
-            sgd_block_(params.theta, params.grad, work.part_grads[:0], rule.velocity, 0,
-                       params.theta.shape[0], False, dt(0.0), dt(1.0), dt(rule.learning_rate),
-                       dt(rule.momentum), rule.nesterov)
+            sgd_sweep_(params.theta, params.grad, work.part_grads[:0], rule.velocity,
+                       dt(rule.learning_rate), dt(rule.momentum), rule.nesterov)
         return value, penalty, S
     total, S = batch_loss_(work)
     if S == 0.0:
@@ -1775,20 +1894,32 @@ def sgd_step_(params, rule, work, model):
     return total / S, penalty, S
 
 
+@jit_update
+def sgd_sweep_(theta, grad, no_parts, velocity, rate, mu, nesterov):
+    """Writes theta and the velocity: the SGD step on the finished gradient grad (n_params,)
+    (:func:`sgd_block_` with S = 1, no decay, ``no_parts`` (0, n_params)), compiled without "reassoc" as the blocked step
+    is (inlined into the loop, which has it, the compiler reassociated ``w + (mu v - lr g)``):
+    the same operations per parameter, the same bits."""
+    dt = theta.dtype.type
+    sgd_block_(theta, grad, no_parts, velocity, 0, theta.shape[0], False, dt(0.0), dt(1.0),
+               rate, mu, nesterov)
+
+
 @jit_inline
 def touched_columns(work, model):
     """The input columns that the batch in hand (``work.batch``: its first position in
-    ``model.order`` and its rows) stores an entry in, each once, in the order first met
+    the order and its rows) stores an entry in, each once, in the order first met
     (a view of ``work.seen[1]``). O(the batch's stored entries)."""
     start, m = work.batch[0], work.batch[1]
     work.batch[2] += 1
     stamp = work.batch[2]
     seen, cols = work.seen[0], work.seen[1]
+    _, indices, indptr, order = csr_arrays(model, np.float64(0.0))
     k = 0
     for r in range(m):
-        src = model.order[start + r]
-        for p in range(model.X_indptr[src], model.X_indptr[src + 1]):
-            c = model.X_indices[p]
+        src = order[start + r]
+        for p in range(indptr[src], indptr[src + 1]):
+            c = indices[p]
             if seen[c] != stamp:
                 seen[c] = stamp
                 cols[k] = c
@@ -1976,8 +2107,7 @@ def forward_chunks_(out, work, data, params, model):
         for c in range(p, n_chunks, P):
             start = c * chunk
             m = min(start + chunk, n) - start
-            load_part_(work.A[p], work.Y[p], work.sw[p], data, sizes, start, m,
-                       not model.first_csr)
+            load_part_(work.A[p], work.Y[p], work.sw[p], data, sizes, start, m, model)
             forward_(work.A[p], work.Z[p], params.theta, sizes, m, model, start)
             A_out = layer_view(work.A[p], sizes, m, L)
             for r in range(m):

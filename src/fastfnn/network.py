@@ -140,7 +140,6 @@ def layer_sizes(coefs):
     return [np.shape(c)[0] for c in coefs] + [np.shape(coefs[-1])[1]]
 
 
-_EMPTY = {}  # np.dtype -> (empty array of it, empty int64 array): Model's unused CSR fields
 # Rows up to which predict takes the small-input path (:func:`forward_small`).
 SMALL_INPUT_ROWS = 256
 _thread_buffers = threading.local()  # per thread: {dtype: 1-D buffer}, grown as needed
@@ -293,16 +292,17 @@ class Network:
                        masks.rates, masks.key, float(max_grad_norm or 0.0),
                        bool(parallel_step), False, *self._csr_fields(data))
 
-    def _csr_fields(self, data):
-        """``(first_csr, X_data, X_indices, X_indptr, order)`` of ``Model``: ``data``'s CSR
-        arrays and order where it holds CSR rows, else empty arrays of the same types (one
-        compiled loop for both)."""
+    @staticmethod
+    def _csr_fields(data):
+        """``(first_csr, csr_data, csr_indices, csr_indptr, csr_order, csr_rows, csr_nnz,
+        csr_positions)`` of
+        ``Model``: the addresses and sizes of ``data``'s CSR arrays and order where it holds
+        CSR rows (:meth:`check` guards them against the Data the kernels run on), else 0s."""
         if data is not None and data.is_sparse:
-            return True, data.X_data, data.X_indices, data.X_indptr, data.order
-        empty = _EMPTY.get(self.dtype)
-        if empty is None:
-            empty = _EMPTY[self.dtype] = (np.empty(0, self.dtype), np.empty(0, np.int64))
-        return False, empty[0], empty[1], empty[1], empty[1]
+            return (True, data.X_data.ctypes.data, data.X_indices.ctypes.data,
+                    data.X_indptr.ctypes.data, data.order.ctypes.data,
+                    data.X_indptr.shape[0] - 1, data.X_data.shape[0], data.order.shape[0])
+        return False, 0, 0, 0, 0, 0, 0, 0
 
     # ---- parameters ---------------------------------------------------------------------------
 
@@ -380,9 +380,10 @@ class Network:
                 raise ValueError(f"Arrays must be {self.dtype} for this network, got "
                                  f"{array.dtype}.")
         if model is not None and model.first_csr and not (
-                data.is_sparse and model.X_data is data.X_data
-                and model.X_indices is data.X_indices and model.X_indptr is data.X_indptr
-                and model.order is data.order):
+                data.is_sparse and model[-8:] == self._csr_fields(data)
+                and all(a.flags.c_contiguous for a in (data.X_data, data.X_indices,
+                                                       data.X_indptr, data.order))
+                and data.X_indices.shape == data.X_data.shape):
             raise ValueError("The model's first layer reads other rows than the data's.")
         if work is not None:
             parts = work.A.shape[0]
