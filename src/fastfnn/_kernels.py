@@ -1615,53 +1615,25 @@ def sum_squares(x):
     return (s0 + s1) + (s2 + s3)
 
 
+@jit
+def block_sum_squares_at(address, n, zero):
+    """``sum_j x[j]^2`` in float64 of the n elements of ``zero``'s dtype at ``address`` (one
+    step block), in the compiler's vectorised order ("reassoc": many partial sums). Called,
+    never inlined, so every caller runs this one compiled loop: the same order, the same bits
+    on any thread count; scalars in, so no reference count per call (the tiny network makes
+    a few calls a batch)."""
+    x = _address_view(address, n, zero)
+    s = 0.0
+    for j in range(n):
+        a = np.float64(x[j])
+        s += a * a
+    return s
+
+
 @jit_inline
 def block_sum_squares(x):
-    """``sum_j x[j]^2`` in float64 of one step block, in 16 interleaved partial sums (sum k
-    takes the j = k mod 16) added pairwise in a fixed tree: an order fixed by the code, that
-    the compiler vectorises without reassociating (16 independent chains, where a single sum
-    would wait on each add), the same in every caller and on any thread count."""
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
-    s8 = s9 = s10 = s11 = s12 = s13 = s14 = s15 = 0.0
-    n16 = x.shape[0] - x.shape[0] % 16
-    for j in range(0, n16, 16):
-        a = np.float64(x[j + 0])
-        s0 += a * a
-        a = np.float64(x[j + 1])
-        s1 += a * a
-        a = np.float64(x[j + 2])
-        s2 += a * a
-        a = np.float64(x[j + 3])
-        s3 += a * a
-        a = np.float64(x[j + 4])
-        s4 += a * a
-        a = np.float64(x[j + 5])
-        s5 += a * a
-        a = np.float64(x[j + 6])
-        s6 += a * a
-        a = np.float64(x[j + 7])
-        s7 += a * a
-        a = np.float64(x[j + 8])
-        s8 += a * a
-        a = np.float64(x[j + 9])
-        s9 += a * a
-        a = np.float64(x[j + 10])
-        s10 += a * a
-        a = np.float64(x[j + 11])
-        s11 += a * a
-        a = np.float64(x[j + 12])
-        s12 += a * a
-        a = np.float64(x[j + 13])
-        s13 += a * a
-        a = np.float64(x[j + 14])
-        s14 += a * a
-        a = np.float64(x[j + 15])
-        s15 += a * a
-    for j in range(n16, x.shape[0]):
-        a = np.float64(x[j])
-        s0 += a * a
-    return ((((s0 + s8) + (s4 + s12)) + ((s2 + s10) + (s6 + s14)))
-            + (((s1 + s9) + (s5 + s13)) + ((s3 + s11) + (s7 + s15))))
+    """:func:`block_sum_squares_at` of the 1-D contiguous x."""
+    return block_sum_squares_at(x.ctypes.data, x.shape[0], x.dtype.type(0.0))
 
 
 @jit_inline
