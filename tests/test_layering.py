@@ -40,8 +40,8 @@ purpose, where it belongs. Import cycles between modules fail as well.
     dropout, preprocessing    preprocessing: missing text cells as one marker)
     _kernels                  the compiled code: imports only the BLAS it calls
     _blas                     the private BLAS: imports only the environment's reader
-    _env, _notice             the FASTFNN_* variables; the first compile's notice: nothing of
-                              the package
+    _env, _notice,            the FASTFNN_* variables; the first compile's notice; Numba's
+    _numba_cache              cache saves under a lock: nothing of the package
 
 Oracle: the source itself, parsed with ``ast`` (nothing is imported).
 """
@@ -78,7 +78,7 @@ LAYERS = [
     ["activations", "_version", "dropout", "preprocessing"],
     ["_kernels"],
     ["_blas"],
-    ["_env", "_notice"],
+    ["_env", "_notice", "_numba_cache"],
 ]
 # Units that may import only these units of the package (besides their own modules).
 ONLY = {
@@ -91,6 +91,7 @@ ONLY = {
     "model_io": {"_version", "_modelcheck"},
     "_cache": {"_env", "_version"},
     "_guard": set(),
+    "_numba_cache": set(),
 }
 LAYER_OF = {unit: i for i, units in enumerate(LAYERS) for unit in units}
 

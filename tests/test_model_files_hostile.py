@@ -493,7 +493,10 @@ def _apply(members, change):
     kind, position, blob, json_value, shape, dtype = change
     names = sorted(members)
     if kind == "schema":
-        schema = json.loads(members["schema.json"])
+        try:  # the schema as JSON (unless an earlier change broke it)
+            schema = json.loads(members["schema.json"])
+        except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            return
         nodes = _json_nodes(schema, [])
         nodes[position % len(nodes)]["content"] = json.dumps(json_value)
         members["schema.json"] = json.dumps(schema).encode()

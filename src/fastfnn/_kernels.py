@@ -76,7 +76,9 @@ from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic, overload
 from numba.np.arrayobj import populate_array
 
-from . import _blas
+from . import _blas, _numba_cache
+
+_numba_cache.install()  # before anything compiles: processes compiling at once take turns
 
 # Fast-math flags that keep NaN/inf semantics (no "nnan", no "ninf").
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
