@@ -53,3 +53,15 @@ def test_numbas_own_save_loses_a_version_there(tmp_path):
     cache = _race(tmp_path, own)
     loaded = {cache.load("a"), cache.load("b")}
     assert loaded != {b"a" * 100, b"b" * 100}
+
+
+def test_parallel_loops_are_named_apart_from_other_processes_loops():
+    """A parfor's hash, which names its loop body in the machine code, is not its address
+    (which a loop in another process can share) and stays the same for the parfor."""
+    from numba.parfors.parfor import Parfor
+
+    _numba_cache.install()
+    parfors = [object.__new__(Parfor) for _ in range(3)]
+    hashes = [hash(p) for p in parfors]
+    assert hashes == [hash(p) for p in parfors]  # constant
+    assert all(h != id(p) for h, p in zip(hashes, parfors)) and len(set(hashes)) == 3
