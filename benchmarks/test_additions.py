@@ -9,7 +9,6 @@ its ``extra_info`` and are printed.
     python -m pytest benchmarks/test_additions.py --benchmark-only -s
 """
 
-import platform
 import time
 import warnings
 
@@ -19,6 +18,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from fastfnn import FNNRegressor
 from fastfnn.bench.cases import CONFIGS
+from fastfnn.bench.report import _cpu_name as cpu_name
 
 VARIANTS = {
     "adam": {},
@@ -29,14 +29,6 @@ VARIANTS = {
 EPOCHS = {"small": 3, "medium": 2}
 ROUNDS = 5
 TARGET = 1.10
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown CPU"
 
 
 def problem(config):

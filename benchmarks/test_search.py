@@ -16,7 +16,6 @@ is drawn to FILE.
 """
 
 import os
-import platform
 import time
 import warnings
 
@@ -30,18 +29,11 @@ from sklearn.neural_network import MLPRegressor
 from fastfnn import FNNEnsembleRegressor, FNNGridSearchCV, FNNRegressor
 from fastfnn._fitmany import fit_together
 from fastfnn.bench.cases import CONFIGS
+from fastfnn.bench.report import _cpu_name as cpu_name
 
 ROWS, EPOCHS, FOLDS = 5000, 50, 5
 GRID = {"alpha": [1e-5, 1e-4, 1e-3, 1e-2], "learning_rate_init": [3e-4, 1e-3, 3e-3, 1e-2]}
 COUNTS = (1, 4, 16, 64, 256)
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown CPU"
 
 
 def problem(config, rows=ROWS):

@@ -113,10 +113,11 @@ def part_threads(parts):
 
 
 @contextmanager
-def numba_threads(n_threads):
+def numba_threads(n_threads, exact=False):
     """Within the block, Numba's parallel loops started by the calling thread use
-    ``n_threads`` threads (Numba's setting is per calling thread; restored after)."""
-    if n_threads <= 1:
+    ``n_threads`` threads (Numba's setting is per calling thread; restored after). One thread
+    is left to the serial kernels, which start none, unless ``exact``."""
+    if n_threads <= 1 and not exact:
         yield
         return
     import numba

@@ -12,14 +12,12 @@ same bits as a solo fit, on any number of threads. A fit that stops leaves the o
 """
 
 import warnings
-from contextlib import contextmanager
-
 import numba
 import numpy as np
 from numba import typed
 
 from . import _kernels as K
-from ._threads import part_threads
+from ._threads import numba_threads, part_threads
 
 
 def model_threads(n_jobs, n_models):
@@ -32,17 +30,6 @@ def model_threads(n_jobs, n_models):
     if n_jobs < 0:
         return max(1, allowed + 1 + n_jobs)
     return max(1, min(int(n_jobs), allowed))
-
-
-@contextmanager
-def _exactly(threads):
-    """Numba's parallel loops started by this thread use exactly ``threads`` threads."""
-    before = numba.get_num_threads()
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    try:
-        yield
-    finally:
-        numba.set_num_threads(before)
 
 
 class _Group:
@@ -88,7 +75,7 @@ def train_together(fits, n_jobs=None):
         group = _Group([m[0] for m in members], [m[1] for m in members])
         batches.append((group, [k for k, m in enumerate(members) if m[2]]))
     try:
-        with _exactly(model_threads(n_jobs, len(fits))):
+        with numba_threads(model_threads(n_jobs, len(fits)), exact=True):
             while any(started for _, started in batches):
                 for group, started in batches:
                     if started:
