@@ -41,7 +41,8 @@ purpose, where it belongs. Import cycles between modules fail as well.
     _kernels                  the compiled code: imports only the BLAS it calls
     _blas                     the private BLAS: imports only the environment's reader
     _env, _notice,            the FASTFNN_* variables; the first compile's notice; Numba's
-    _numba_cache              cache saves under a lock: nothing of the package
+    _numba_cache,             cache saves under a lock; each kernel's library optimised once:
+    _numba_linking            nothing of the package
 
 Oracle: the source itself, parsed with ``ast`` (nothing is imported).
 """
@@ -78,7 +79,7 @@ LAYERS = [
     ["activations", "_version", "dropout", "preprocessing"],
     ["_kernels"],
     ["_blas"],
-    ["_env", "_notice", "_numba_cache"],
+    ["_env", "_notice", "_numba_cache", "_numba_linking"],
 ]
 # Units that may import only these units of the package (besides their own modules).
 ONLY = {
@@ -92,6 +93,7 @@ ONLY = {
     "_cache": {"_env", "_version"},
     "_guard": set(),
     "_numba_cache": set(),
+    "_numba_linking": set(),
 }
 LAYER_OF = {unit: i for i, units in enumerate(LAYERS) for unit in units}
 

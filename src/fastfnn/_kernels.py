@@ -76,9 +76,10 @@ from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic, overload
 from numba.np.arrayobj import populate_array
 
-from . import _blas, _numba_cache
+from . import _blas, _numba_cache, _numba_linking
 
 _numba_cache.install()  # before anything compiles: processes compiling at once take turns
+_numba_linking.install()  # each kernel's library optimised once, not again in every caller
 
 # Fast-math flags that keep NaN/inf semantics (no "nnan", no "ninf").
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
