@@ -1,7 +1,7 @@
-"""fastfnn's kernels are optimised once each, in their own library: when a fastfnn function's
-library runs its module passes, no other fastfnn function's code is in it (its callees are
-linked in after), while another package's functions compile as Numba does (the callee's code
-is there, to be inlined). Run in a fresh process with an empty Numba cache, so that every
+"""fastfnn's loops link their callees as they are: when the library of a registered caller
+(the backward pass) runs its module passes, no other fastfnn function's code is in it (its
+callees are linked in after), while a product's library and another package's functions
+compile as Numba does (the callee's code is there, to be inlined). Run in a fresh process with an empty Numba cache, so that every
 library is compiled, not loaded; the results are checked against NumPy."""
 
 import json
@@ -35,10 +35,17 @@ CHILD = textwrap.dedent("""
         return callee(x) - 1.0
 
     rng = np.random.default_rng(0)
-    A, W, b = rng.standard_normal((7, 5)), rng.standard_normal((5, 3)), rng.standard_normal(3)
-    out = np.empty((7, 3))
-    _kernels.affine_act_(out, A, W, b, _kernels.RELU, np.int64(0))
-    json.dump({"passes": passes, "error": float(np.abs(out - np.maximum(A @ W + b, 0)).max()),
+    sizes = np.array([5, 4, 3])
+    theta = rng.standard_normal(5 * 4 + 4 * 3 + 4 + 3)
+    X = rng.standard_normal((7, 5))
+    A_buf, Z_buf = np.zeros(7 * 12), np.zeros(7 * 7)
+    A_buf[:35] = X.ravel()
+    model = _kernels.Model(_kernels.RELU, _kernels.IDENTITY, False, 0, _kernels.IDENTITY, 0.0,
+                           1e-15, 0, 0, 0, False, np.zeros(1), np.uint64(0), 0.0)
+    _kernels.forward_(A_buf, Z_buf, theta, sizes, 7, model, 0)
+    W0, W1 = theta[:20].reshape(5, 4), theta[20:32].reshape(4, 3)
+    expected = np.maximum(X @ W0 + theta[32:36], 0) @ W1 + theta[36:]
+    json.dump({"passes": passes, "error": float(np.abs(A_buf[63:] - expected.ravel()).max()),
                "caller": caller(3.0)}, sys.stdout)
 """)
 
@@ -54,11 +61,14 @@ def test_each_fastfnn_library_is_optimised_on_its_own_code(tmp_path):
     result = json.loads(out.stdout)
     assert result["error"] < 1e-12 and result["caller"] == 6.0
     passes = result["passes"]
-    fastfnns = [names for names in passes if _defines(names, "7fastfnn")]
-    affine = [names for names in fastfnns if _defines(names, "11affine_act_")]
-    assert affine, "affine_act_ was not compiled in the child"
-    for names in fastfnns:  # one fastfnn function's code at a time, never its callees'
-        defined = {name.split("B")[0] for name in names if name.startswith("_ZN7fastfnn")}
-        assert len(defined) == 1, defined
+    def library_of(function):  # the passes of the libraries whose own code is function's
+        return [names for names in passes if names[0].startswith(f"_ZN7fastfnn8_kernels{function}")]
+
+    forward = library_of("8forward_")
+    assert len(forward) == 1  # compiled, not loaded
+    assert {name.split("B")[0] for name in forward[0] if name.startswith("_ZN7fastfnn")} == {
+        "_ZN7fastfnn8_kernels8forward_"}  # its own code only, not affine_act_'s or matmul_'s
+    matmul = library_of("7matmul_")
+    assert matmul and all(_defines(names, "10tile_gemm_") for names in matmul)  # as Numba does
     callers = [names for names in passes if _defines(names, "6caller")]
     assert callers and all(_defines(names, "6callee") for names in callers)  # as Numba does

@@ -79,7 +79,15 @@ from numba.np.arrayobj import populate_array
 from . import _blas, _numba_cache, _numba_linking
 
 _numba_cache.install()  # before anything compiles: processes compiling at once take turns
-_numba_linking.install()  # each kernel's library optimised once, not again in every caller
+# The loops over batches, parts and rows, and the passes over a part's layers, call their
+# callees once per batch, part or layer: those are linked into them as they are (optimised once,
+# in their own libraries), not optimised again in every caller. A first fit compiles in 17%
+# less time at the same speed; one level lower (the products, which call the tile kernel), tiny
+# networks trained 7-9% slower.
+_numba_linking.install(__name__, ("run_batches_", "run_batches_parallel_", "part_sums_",
+                                  "loss_grad_", "loss_grad_parallel_", "forward_rows_",
+                                  "forward_rows_parallel_", "run_models_", "_batch_step_by_rule",
+                                  "backward_sums_", "forward_"))
 
 # Fast-math flags that keep NaN/inf semantics (no "nnan", no "ninf").
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}

@@ -1,32 +1,35 @@
-"""fastfnn's kernels compiled one library at a time: each optimised once, not again in every
-caller.
+"""fastfnn's loops compiled one library at a time: each callee optimised once, not again in
+every caller.
 
 Numba compiles each jitted function into a library of its own and, when a function calls
 another, links a copy of the callee's optimised code into the caller's library, then optimises
 the whole linked module again, so that callees can be inlined. fastfnn's training loop is a
 call tree five levels deep (the epoch, a batch's parts, the backward pass, a product, the tile
-kernel): every level optimised all the code below it again, and the first fit with an empty
-cache spent most of its time (46 s of 48 s on a 2-core Xeon) re-optimising code that was
-already optimised.
+kernel): every level optimised all the code below it again.
 
-:func:`install` makes the libraries of fastfnn's own functions (those whose symbols Numba
-names after the ``fastfnn`` package) optimise their own code only, before the callees are
-linked in: each function is then optimised once, in its own library, and a caller calls its
-callees' copies as they are (the machine code of each function is the same as in its own
-library). What this gives up is the inlining of one non-inlined jitted function into another;
-fastfnn inlines its small helpers at Numba's level (``inline="always"``), and the functions it
-leaves out of line (products, passes, steps) run long enough per call that the call costs
-nothing measurable. Other packages' functions in the same process compile as Numba does.
+:func:`install` registers callers (the loops over batches, parts and rows, and the passes over
+a part's layers) whose libraries optimise their own code, with the small functions of other
+packages they call (Numba's ``min``, ``np.empty``: worth inlining in loops), before their
+fastfnn callees are linked in as they are. Those callees run long enough per call (a product,
+a pass, a step) that calling them rather than inlining them costs nothing measurable; the
+products themselves keep Numba's way, as inlining the tile kernel into them pays on tiny
+networks. The machine code of each callee is the one of its own library. Other packages'
+functions in the same process compile as Numba does.
 """
 
 import functools
 
-_OWN_SYMBOLS = "_ZN7fastfnn"  # how Numba's mangled names of fastfnn.* functions start
+_callers = set()  # mangled-name prefixes of the functions whose callees are linked as they are
 
 
-def _is_fastfnns(library):
-    """Whether ``library`` defines a function of the fastfnn package."""
-    return any(fn.name.startswith(_OWN_SYMBOLS) and not fn.is_declaration
+def _mangled(module, name):
+    """How Numba's mangled name of ``module.name`` starts (a function at module level)."""
+    return "_ZN" + "".join(f"{len(part)}{part}" for part in (*module.split("."), name))
+
+
+def _defines(library, prefixes):
+    """Whether ``library`` defines a function whose mangled name starts with a prefix."""
+    return any(not fn.is_declaration and fn.name.startswith(prefixes)
                for fn in library._final_module.functions)
 
 
@@ -35,18 +38,18 @@ def _nothing():
 
 
 def _separately(finalize):
-    """``finalize`` (Numba's ``CPUCodeLibrary.finalize``) for a fastfnn library: its own code
-    and the other packages' functions it calls (Numba's ``min``, ``np.empty``...: small, and
-    worth inlining in loops) linked and optimised first, fastfnn's callees linked after, as
-    they are."""
+    """``finalize`` (Numba's ``CPUCodeLibrary.finalize``) for the library of a registered
+    caller: its own code and the functions of other packages it calls (Numba's ``min``,
+    ``np.empty``...: small, and worth inlining in loops) linked and optimised first; its
+    fastfnn callees linked after, as they are."""
 
     @functools.wraps(finalize)
     def finalize_separately(library):
-        if getattr(library, "_finalized", True) or not _is_fastfnns(library):
+        if getattr(library, "_finalized", True) or not _defines(library, tuple(_callers)):
             return finalize(library)
         ours, others = [], []
         for callee in dict.fromkeys(library._linking_libraries):
-            (ours if _is_fastfnns(callee) else others).append(callee)
+            (ours if _defines(callee, ("_ZN7fastfnn",)) else others).append(callee)
         for callee in others:
             library._reload_init.update(callee._reload_init)
             library._final_module.link_in(callee._get_module_for_linking(), preserve=True)
@@ -62,8 +65,10 @@ def _separately(finalize):
     return finalize_separately
 
 
-def install():
-    """Compile fastfnn's libraries one at a time (once per process)."""
+def install(module, callers):
+    """Link the fastfnn callees of the functions ``callers`` (names in ``module``) into their
+    libraries as they are, optimised once (from now on, in this process)."""
+    _callers.update(_mangled(module, name) for name in callers)
     try:
         from numba.core.codegen import CPUCodeLibrary
     except ImportError:  # pragma: no cover - another Numba layout: compiled as Numba does
