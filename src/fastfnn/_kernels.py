@@ -1244,6 +1244,16 @@ def drops(model, i):
     return model.dropping and model.drop_rate[i] > 0.0
 
 
+@jit_inline
+def scale_(X, factor):
+    """Writes X (m, k) ``*= factor`` (a float64, rounded to X's dtype once, as :func:`dropout_`
+    rounds its scale)."""
+    c = X.dtype.type(factor)
+    for r in range(X.shape[0]):
+        for j in range(X.shape[1]):
+            X[r, j] *= c
+
+
 @jit
 def copy_(dst, src):
     """Writes dst (m, k) = src (m, k)."""
@@ -1263,8 +1273,9 @@ def forward_(A_buf, Z_buf, theta, sizes, m, model, row0):
     A[0] (m, n_features) filled. Where the hidden activation's derivative needs z
     (``model.keeps_z``), hidden layer i's ``z = A[i] @ W[i] + b[i]`` is kept as Z[i] in
     ``Z_buf`` (laid out as D). A hidden layer whose outputs are dropped (:func:`drops`) keeps
-    its outputs before the mask there instead (where z is not kept), for act', and passes
-    ``dropout_(a)`` on; its rows are ``row0..row0+m-1`` of the epoch's order. Where
+    its outputs before the mask there instead (where z is not kept, and the activation is not
+    relu, whose derivative the masked outputs give), for act', and passes ``dropout_(a)`` on;
+    its rows are ``row0..row0+m-1`` of the epoch's order. Where
     ``model.first_csr``, the first layer's product reads those rows from the CSR matrix
     (:func:`csr_matmul_`), not A[0]."""
     L = len(sizes) - 1
@@ -1285,7 +1296,7 @@ def forward_(A_buf, Z_buf, theta, sizes, m, model, row0):
         else:
             affine_act_(A_next, A, W, b, act, model.tile_nn)
         if i < L - 1 and drops(model, i):
-            if not model.keeps_z:
+            if not (model.keeps_z or model.hidden_act == RELU):
                 copy_(layer_view(Z_buf, units, m, i), A_next)  # a before the mask, for act'
             dropout_(A_next, model.drop_key, i, row0, model.drop_rate[i])
 
@@ -1299,7 +1310,8 @@ def backward_sums_(grad, A_buf, D_buf, Z_buf, WT_buf, theta, sizes, model, Y, sw
 
     ``grad`` = [A[i].T @ D[i] ..., D[i].sum(0) ...] (the data term's sums) with
     ``D[L-1] = dl/dA[L] * act_out'(A[L]) [* s]``, ``D[i-1] = (D[i] @ W[i].T) * act'(z[i-1])``
-    (``* mask / (1 - p)`` where layer i-1's outputs are dropped).
+    (``* mask / (1 - p)`` where layer i-1's outputs are dropped: for relu, ``[A[i] > 0] / (1 -
+    p)``, A[i] being the masked outputs, the same bits).
     Returns ``(sum_i s_i l_i, S = sum_i s_i)``: parts of a batch add these up.
     """
     L = len(sizes) - 1
@@ -1325,7 +1337,12 @@ def backward_sums_(grad, A_buf, D_buf, Z_buf, WT_buf, theta, sizes, model, Y, sw
             D_prev = layer_view(D_buf, units, m, i - 1)  # (m, fan_in)
             W = w_view(theta, sizes, i)
             dropped = drops(model, i - 1)
-            if model.keeps_z or dropped:
+            if dropped and model.hidden_act == RELU and not model.keeps_z:
+                # relu'(a) [kept] = [a * scale > 0] = [A > 0], A the masked outputs: no mask
+                # to draw again, the product's relu epilogue, then the kept units' scale
+                delta_back_(D_prev, D, W, A, RELU, model.tile_nt, WT_buf)
+                scale_(D_prev, 1.0 / (1.0 - model.drop_rate[i - 1]))
+            elif model.keeps_z or dropped:
                 matmul_nt_(D_prev, D, W, model.tile_nt, WT_buf, no_epilogue())
                 kept = layer_view(Z_buf, units, m, i - 1)  # z, or a before the mask
                 if model.keeps_z:
