@@ -117,7 +117,8 @@ def test_a_diverging_candidate_scores_as_scikit_learns():
 
 def test_networks_trained_together_are_their_solo_fits():
     """fit_together on networks of several kinds (dtype, sparse, solvers, dropout, early
-    stopping): each equals its own fit to the bit; a bad one fails alone."""
+    stopping, rates that change every epoch): each equals its own fit to the bit; a bad one
+    fails alone."""
     import scipy.sparse as sp
 
     X, y = data(n=200)
@@ -127,6 +128,8 @@ def test_networks_trained_together_are_their_solo_fits():
     jobs = [(FNNRegressor(**BASE, solver=solver, dropout=drop, early_stopping=stop), data_X, y,
              None)
             for solver, data_X in kinds for drop in (0.0, 0.2) for stop in (False, True)]
+    jobs += [(FNNRegressor(**BASE, solver=solver, learning_rate=schedule), X, y, None)
+             for solver, schedule in (("adam", "cosine"), ("sgd", "invscaling"))]  # new rates
     jobs.append((FNNRegressor(**{**BASE, "hidden_layer_sizes": (4, 4), "dropout": (0.1,)}), X,
                  y, None))
     solo = [clone(est).fit(*args[:2]) for est, *args in jobs[:-1]]

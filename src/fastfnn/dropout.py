@@ -29,8 +29,15 @@ class Masks(NamedTuple):
 
     @staticmethod
     def none(n_layers):
-        """No dropout on a network of ``n_layers`` weight layers."""
-        return Masks(np.zeros(n_layers), np.uint64(0))
+        """No dropout on a network of ``n_layers`` weight layers: one object per depth (its
+        rates are never written), so that an epoch's compiled groups can be seen unchanged."""
+        masks = _NO_MASKS.get(n_layers)
+        if masks is None:
+            masks = _NO_MASKS.setdefault(n_layers, Masks(np.zeros(n_layers), np.uint64(0)))
+        return masks
+
+
+_NO_MASKS = {}  # n_layers -> Masks.none(n_layers)
 
 
 def hidden_rates(dropout, n_hidden):
