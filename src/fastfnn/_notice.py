@@ -14,7 +14,7 @@ import logging
 from numba.core import event
 
 LOGGER = logging.getLogger("fastfnn")
-MESSAGE = ("compiling fastfnn's kernels for this CPU and %s input (once: about 30-60 s on 2 "
+MESSAGE = ("compiling fastfnn's kernels for this CPU and %s input (once: about 25-40 s on 2 "
            "cores; every later process loads them from Numba's cache)")
 
 

@@ -1,6 +1,6 @@
 """Compile fastfnn's kernels ahead of the first fit, into Numba's on-disk cache.
 
-Numba compiles each kernel the first time a fit uses it (about 30-40 s for the first float64 fit on
+Numba compiles each kernel the first time a fit uses it (about 25-30 s for the first float64 fit on
 a 2-core machine) and caches the machine code on disk, next to the source (``__pycache__``), or
 where ``NUMBA_CACHE_DIR`` says. :func:`precompile` runs small fits and predictions through the
 public estimators, so every kernel a common fit takes is compiled and cached before anyone
