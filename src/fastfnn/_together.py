@@ -43,7 +43,8 @@ class _Group:
     """Fits whose compiled groups have one Numba type: their groups (params, rules,
     workspaces, data, models) in typed lists, made once; a fit's rule or model is replaced
     where an epoch changes it (a schedule's rate, dropout's key), not rebuilt every epoch (a
-    typed list's items are typed one by one: tens of microseconds a model)."""
+    typed list's items are typed one by one: tens of microseconds a model); where neither the
+    rule nor the masks changed, the groups the network checked are not made again."""
 
     def __init__(self, fits, first_groups):
         self.fits = fits
@@ -52,6 +53,7 @@ class _Group:
         self.batch_sizes = np.array([fit.batch_size for fit in fits], dtype=np.int64)
         self.sums = np.zeros((len(fits), 2))
         self.last = list(first_groups)
+        self.masks = [fit.masks for fit in fits]  # the dropout masks each last groups hold
 
     def run_epoch(self, begun):
         """One epoch of the fits at positions ``begun`` (they began it): their compiled
@@ -59,12 +61,15 @@ class _Group:
         for k in begun:
             fit = self.fits[k]
             fit.loop.begin()
-            groups = fit.loop.groups(fit.optimizer.rule(), fit.masks)
+            rule = fit.optimizer.rule()
+            if fit.masks is self.masks[k] and _same(rule, self.last[k][1]):
+                continue  # the groups the network checked last epoch, unchanged
+            groups = fit.loop.groups(rule, fit.masks)
             if not _same(groups[1], self.last[k][1]):
                 self.rules[k] = groups[1]
             if not _same(groups[4], self.last[k][4]):
                 self.models[k] = groups[4]
-            self.last[k] = groups
+            self.last[k], self.masks[k] = groups, fit.masks
         K.run_models_(self.params, self.rules, self.works, self.datas, self.models,
                       np.asarray(begun, dtype=np.int64), self.batch_sizes, self.sums)
         for k in begun:
