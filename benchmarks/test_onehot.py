@@ -18,5 +18,6 @@ def test_onehot(benchmark, request, dtype):
     benchmark.extra_info.update(row)
     print("\n" + " | ".join(f"{k}: {v:.3g}" if isinstance(v, float) else f"{k}: {v}"
                             for k, v in row.items()))
-    # the same training: the suite's same-work tolerance, x10 for adam (m / sqrt(v) amplifies rounding)
+    # the same training: the suite's same-work tolerance, x10 for adam (m / sqrt(v) amplifies
+    # rounding)
     assert row["loss rel diff"] < (1e-5 if dtype == "float64" else 1e-2)

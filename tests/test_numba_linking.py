@@ -1,8 +1,9 @@
 """fastfnn's loops link their callees as they are: when the library of a registered caller
-(the backward pass) runs its module passes, no other fastfnn function's code is in it (its
+(the forward pass) runs its module passes, no other fastfnn function's code is in it (its
 callees are linked in after), while a product's library and another package's functions
-compile as Numba does (the callee's code is there, to be inlined). Run in a fresh process with an empty Numba cache, so that every
-library is compiled, not loaded; the results are checked against NumPy."""
+compile as Numba does (the callee's code is there, to be inlined). Run in a fresh process
+with an empty Numba cache, so that every library is compiled, not loaded; the forward's
+result is checked against NumPy."""
 
 import json
 import subprocess
@@ -62,7 +63,8 @@ def test_each_fastfnn_library_is_optimised_on_its_own_code(tmp_path):
     assert result["error"] < 1e-12 and result["caller"] == 6.0
     passes = result["passes"]
     def library_of(function):  # the passes of the libraries whose own code is function's
-        return [names for names in passes if names[0].startswith(f"_ZN7fastfnn8_kernels{function}")]
+        prefix = f"_ZN7fastfnn8_kernels{function}"
+        return [names for names in passes if names[0].startswith(prefix)]
 
     forward = library_of("8forward_")
     assert len(forward) == 1  # compiled, not loaded

@@ -20,10 +20,10 @@ measurement is guarded, and what it leaves carries its evidence:
 * **The verdict** (:func:`verdict`): the probe runs before a measurement (below ``AVAILABLE``,
   nothing is timed), between its two halves of rounds and after it; and the two halves must
   agree: at every width the median gains of the first and of the second half within a factor
-  ``AGREE`` (a quiet machine: within 1.05-1.10). All passed: *final*. Else *deferred*: the choice in
-  force is the measuring module's safe default, and the measurement is tried again from a
-  retry time: ``RETRY_SECONDS`` after the first deferral, doubling with each further one, at
-  most ``MAX_RETRY_SECONDS`` (:func:`postponed`). Until then, no process probes or measures
+  ``AGREE`` (a quiet machine: within 1.05-1.10). All passed: *final*. Else *deferred*: the
+  choice in force is the measuring module's safe default, and the measurement is tried again
+  from a retry time: ``RETRY_SECONDS`` after the first deferral, doubling with each further
+  one, at most ``MAX_RETRY_SECONDS`` (:func:`postponed`). Until then, no process probes or measures
   (the retry time is kept in the cache file with the entry; a process checks the clock once
   per fit).
 * **The evidence** (:func:`evidence`, kept in the entry): the verdict and why, the probes' shares,

@@ -1151,14 +1151,14 @@ def csr_arrays(model, zero):
 @jit
 def csr_matmul_(out, W, model, row0):
     """Writes ``out`` (m, n) = X̂ @ W; X̂ (m, n_features) the rows ``order[row0:row0+m]`` of
-    the CSR matrix ``model`` reads (:class:`Model`, :func:`csr_arrays`), W (n_features, n): ``out[r] = sum_p
-    x_p W[c_p]`` over row r's stored entries (value x_p, column c_p) in their CSR order, a
-    fused multiply-add each; O(stored entries x n), the same code for every row (a row's
-    result does not depend on the rows computed with it). Against the dense product (A[0] @ W
-    in gemm or the tile kernel) only the order in which the nonzero terms are added differs:
-    those sum every column, the zeros included (which leave a sum unchanged), in blocks of
-    their own; a column a row repeats is added once per entry here, once as the summed value
-    there."""
+    the CSR matrix ``model`` reads (:class:`Model`, :func:`csr_arrays`), W (n_features, n):
+    ``out[r] = sum_p x_p W[c_p]`` over row r's stored entries (value x_p, column c_p) in their
+    CSR order, a fused multiply-add each; O(stored entries x n), the same code for every row
+    (a row's result does not depend on the rows computed with it). Against the dense product
+    (A[0] @ W in gemm or the tile kernel) only the order in which the nonzero terms are added
+    differs: those sum every column, the zeros included (which leave a sum unchanged), in
+    blocks of their own; a column a row repeats is added once per entry here, once as the
+    summed value there."""
     m, n = out.shape
     zero = out.dtype.type(0.0)
     data, indices, indptr, order = csr_arrays(model, zero)
@@ -1897,24 +1897,25 @@ def sgd_step_(params, rule, work, model):
 @jit_update
 def sgd_sweep_(theta, grad, no_parts, velocity, rate, mu, nesterov):
     """Writes theta and the velocity: the SGD step on the finished gradient grad (n_params,)
-    (:func:`sgd_block_` with S = 1, no decay, ``no_parts`` (0, n_params)), compiled without "reassoc" as the blocked step
-    is (inlined into the loop, which has it, the compiler reassociated ``w + (mu v - lr g)``):
-    the same operations per parameter, the same bits."""
+    (:func:`sgd_block_` with S = 1, no decay, ``no_parts`` (0, n_params)), compiled without
+    "reassoc" as the blocked step is (inlined into the loop, which has it, the compiler
+    reassociated ``w + (mu v - lr g)``): the same operations per parameter, the same bits."""
     dt = theta.dtype.type
     sgd_block_(theta, grad, no_parts, velocity, 0, theta.shape[0], False, dt(0.0), dt(1.0),
                rate, mu, nesterov)
 
 
 @jit_inline
-def touched_columns(work, model):
+def touched_columns(work, model, zero):
     """The input columns that the batch in hand (``work.batch``: its first position in
     the order and its rows) stores an entry in, each once, in the order first met
-    (a view of ``work.seen[1]``). O(the batch's stored entries)."""
+    (a view of ``work.seen[1]``). O(the batch's stored entries). ``zero``: of the CSR data's
+    dtype (the network's)."""
     start, m = work.batch[0], work.batch[1]
     work.batch[2] += 1
     stamp = work.batch[2]
     seen, cols = work.seen[0], work.seen[1]
-    _, indices, indptr, order = csr_arrays(model, np.float64(0.0))
+    _, indices, indptr, order = csr_arrays(model, zero)
     k = 0
     for r in range(m):
         src = order[start + r]
@@ -1942,7 +1943,7 @@ def sparse_sgd_step_(params, rule, work, model, S):
     a, s, rate, mu = dt(model.alpha), dt(S), dt(rule.learning_rate), dt(rule.momentum)
     fan_out = sizes[1]
     layer = 0.0
-    for c in touched_columns(work, model):
+    for c in touched_columns(work, model, dt(0.0)):
         lo = c * fan_out
         sgd_block_(theta, grad, work.part_grads, rule.velocity, lo, lo + fan_out, True, a, s,
                    rate, mu, rule.nesterov)

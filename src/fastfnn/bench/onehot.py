@@ -9,8 +9,9 @@ otherwise (batches of 200, alpha 1e-4), ``EPOCHS`` epochs, no stopping.
 
 The limit: per batch, what no implementation of these rules can skip: Adam's update of every
 parameter (its moments decay even where the gradient is 0, and the L2 term makes every
-first-layer weight's gradient nonzero), plus the products at the GEMM peak (hidden layers: 6 flops a weight a
-row; first layer: 4 flops a stored entry a unit, forward and weight gradient). The update's
+first-layer weight's gradient nonzero), plus the products at the GEMM peak (hidden layers: 6
+flops a weight a row; first layer: 4 flops a stored entry a unit, forward and weight
+gradient). The update's
 bound is the larger of its arithmetic (a square root and a division a parameter, at the CPU's
 vectorised throughput) and its memory traffic (:func:`update_seconds`), over the cores.
 """
@@ -81,7 +82,8 @@ def update_seconds(n_params, dtype, threads):
     parameter a square root and a division (NumPy's vectorised loops on arrays in L1, the
     CPU's throughput for them) or its state's memory traffic (theta, gradient, two moments
     read and written: 8 accesses, at the bandwidth of an ``a + b -> c`` pass over arrays of
-    that size, 4 accesses an element), whichever takes longer, the parameters split over the cores."""
+    that size, 4 accesses an element), whichever takes longer, the parameters split over the
+    cores."""
     dt = np.dtype(dtype)
     rs = np.random.RandomState(0)
     x, y = rs.uniform(1, 2, 4096).astype(dt), np.empty(4096, dt)
