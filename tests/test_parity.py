@@ -215,8 +215,18 @@ def fit_both(kind, dtype=np.float64, fit_kwargs=None, X=None, y=None, **params):
     ff, sk = pair(kind, **params)
     w_ff = call(ff, "fit", X, y, **(fit_kwargs or {}))
     w_sk = call(sk, "fit", X, y, **(fit_kwargs or {}))
-    assert w_ff == w_sk
+    assert _without_matmul_flags(w_ff) == _without_matmul_flags(w_sk)
     return ff, sk, X, y
+
+
+def _without_matmul_flags(caught):
+    """The warnings but NumPy's floating-point flags of a matrix product ("invalid value
+    encountered in matmul"): OpenBLAS's vector kernels can raise them on lanes past the
+    data whatever the result, and NumPy sees them only where the kernel ran on the calling
+    thread (seen once in a CI run: scikit-learn's float32 sgd fit, its weights finite and
+    equal to fastfnn's). The results are compared, finiteness included, by assert_parity."""
+    return [w for w in caught if not (w[0] == "RuntimeWarning"
+                                      and w[1].endswith("encountered in matmul"))]
 
 
 def loss_factor_of(kind, params):
