@@ -27,7 +27,7 @@ VARIANTS = {
     "clip 1.0": {"max_grad_norm": 1.0},
 }
 EPOCHS = {"small": 3, "medium": 2}
-ROUNDS = 5
+ROUNDS = 9
 TARGET = 1.10
 
 

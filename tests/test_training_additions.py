@@ -257,6 +257,22 @@ def test_masks_drop_at_their_rate_and_differ_by_layer_row_and_epoch():
     np.testing.assert_array_equal(dropout_mask(k0, 0, 100, 300, 100, 0.25), m[100:])
 
 
+def test_mask_units_are_independent():
+    """Joint patterns of 8 neighbouring units (p = 0.5: each of the 256 patterns equally
+    likely) by a chi-square test, and every pair of units uncorrelated: one cheap round of
+    mixing per unit leaves no structure along a row's Weyl sequence."""
+    from scipy.stats import chi2
+
+    key = masks((0.5,), seed=11, epoch=3).key
+    m = dropout_mask(key, 0, 0, 20000, 64, 0.5).astype(np.int64)  # (rows, units)
+    codes = (m.reshape(-1, 8, 8) << np.arange(8)).sum(axis=2).ravel()  # 8 adjacent units
+    counts = np.bincount(codes, minlength=256)
+    expected = codes.size / 256
+    assert chi2.sf(((counts - expected) ** 2 / expected).sum(), 255) > 1e-4
+    corr = np.corrcoef(m, rowvar=False)[~np.eye(64, dtype=bool)]
+    assert np.abs(corr).max() < 5 / np.sqrt(len(m))
+
+
 def test_dropout_fit_records_the_dropped_loss_and_predicts_with_the_whole_network():
     """loss_curve_[0] is the dropped network's full-batch loss at the initial weights (the
     masks of the seed drawn after the initial weights, epoch 0); predict uses no mask."""

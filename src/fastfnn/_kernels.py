@@ -1204,6 +1204,7 @@ GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / the golden ratio: spreads conse
 _MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX_2 = np.uint64(0x94D049BB133111EB)
 _S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
+_S32 = np.uint64(32)
 UNIT_INTERVAL = 9007199254740992.0  # 2^53: a hash's top 53 bits as a number in [0, 1)
 
 
@@ -1221,11 +1222,15 @@ def dropout_(X, key, layer, row0, rate):
     """Writes X (m, k): ``X[r, j] <- X[r, j] / (1 - rate)`` where unit j of row ``row0 + r``
     of hidden layer ``layer`` is kept, else 0 (inverted dropout).
 
-    Unit j of row r is dropped where ``u < rate``, ``u`` the top 53 bits of
-    ``mix64(mix64(mix64(key + (layer + 1) G) ^ r) + j G)`` as a fraction of 2^53 (G: GOLDEN).
-    ``key`` mixes the seed and the epoch (``dropout.epoch_key``), ``r`` is the row's position in
-    the epoch's order (its batch and place in it): a mask depends on nothing else, so the same
-    call in the backward pass finds the same mask, and parts and threads do not change it."""
+    Unit j of row r is dropped where ``u < rate``, ``u`` the top 53 bits of ``(x ^ (x >> 32))
+    M1`` as a fraction of 2^53, ``x = mix64(mix64(key + (layer + 1) G) ^ r) + j G`` (G:
+    GOLDEN, M1: SplitMix64's first multiplier): the row's fully mixed key starts a Weyl sequence
+    over the units, and one xorshift-multiply round per unit (half of mix64, whose second round
+    would not change the top bits' independence measurably and costs as much again) gives its
+    draw. ``key`` mixes the seed and the epoch (``dropout.epoch_key``), ``r`` is the row's
+    position in the epoch's order (its batch and place in it): a mask depends on nothing else,
+    so the same call in the backward pass finds the same mask, and parts and threads do not
+    change it."""
     m, k = X.shape
     scale = X.dtype.type(1.0 / (1.0 - rate))
     zero = X.dtype.type(0.0)
@@ -1234,7 +1239,8 @@ def dropout_(X, key, layer, row0, rate):
     for r in range(m):
         row_key = mix64(base ^ np.uint64(row0 + r))
         for j in range(k):
-            kept = (mix64(row_key + np.uint64(j) * GOLDEN) >> _S11) >= threshold
+            x = row_key + np.uint64(j) * GOLDEN
+            kept = (((x ^ (x >> _S32)) * _MIX_1) >> _S11) >= threshold
             X[r, j] = X[r, j] * scale if kept else zero
 
 

@@ -5,8 +5,10 @@ During training ('sgd', 'adam', 'adamw') hidden layer i's outputs are
 ``a * mask / (1 - p_i)``, ``mask`` 0 with probability ``p_i``; prediction, validation scoring and
 ``check_gradients`` (unless asked) use the whole network. No mask is ever stored: the compiled
 kernel (``_kernels.dropout_``) draws unit j of the row at position r of an epoch's order from a
-counter-based generator, ``mix64(mix64(mix64(key + (i + 1) G) ^ r) + j G)`` (SplitMix64's
-finalizer), the key mixing the seed and the epoch. So the forward and the backward pass find
+counter-based generator: the row's key ``mix64(mix64(key + (i + 1) G) ^ r)`` (SplitMix64's
+finalizer) starts a Weyl sequence ``x = row key + j G`` over the units, and unit j's draw is the
+top 53 bits of one xorshift-multiply round, ``(x ^ (x >> 32)) M1``; the key mixes the seed and
+the epoch. So the forward and the backward pass find
 the same mask, and neither the split of a batch into parts nor the thread count changes a bit.
 """
 
@@ -108,5 +110,6 @@ def dropout_mask(key, layer, row0, m, k, rate):
     with np.errstate(over="ignore"):
         base = mix(np.array([int(key)], u64) + u64(layer + 1) * u64(GOLDEN))
         rows = mix(base ^ (u64(row0) + np.arange(m, dtype=u64)))[:, None]  # (m, 1)
-        h = mix(rows + np.arange(k, dtype=u64)[None, :] * u64(GOLDEN))  # (m, k)
+        x = rows + np.arange(k, dtype=u64)[None, :] * u64(GOLDEN)  # (m, k)
+        h = (x ^ (x >> u64(32))) * u64(0xBF58476D1CE4E5B9)
     return (h >> u64(11)) >= u64(rate * 2.0**53)
