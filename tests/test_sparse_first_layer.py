@@ -173,3 +173,40 @@ def test_the_sparse_step_is_chosen_only_where_exact():
         data = DataSource(X if sparse_x else X.toarray(), np.float64).data(Y)
         model = net.batch_groups(data, work, rule, 20, alpha)[4]
         assert model.sparse_update is chosen
+
+
+def test_an_epoch_counts_a_wide_csr_first_layer_at_its_sparsity(monkeypatch):
+    """A one-hot layer of 4,000 columns is 8 stored entries a row, not 4,000 columns of dense
+    work: an epoch runs its batches in a few compiled calls (counted as dense work, each batch
+    would take a call of its own), and the weights are those of one call per batch, bit for
+    bit (the calls only cut the epoch's batches into chunks)."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    from fastfnn import FNNRegressor
+    from fastfnn import trainer
+
+    X, Y = one_hot_table(2000, cards=(3000, 900, 93), numeric=5)
+    y = Y[:, 0]
+    calls = {"n": 0}
+    run_batches = Network.run_batches
+
+    def counted(*args, **kwargs):
+        calls["n"] += 1
+        return run_batches(*args, **kwargs)
+
+    monkeypatch.setattr(Network, "run_batches", counted)
+    fitted = {}
+    for per_call in ("default", "one batch"):
+        if per_call == "one batch":
+            monkeypatch.setattr(trainer, "FLOPS_PER_CALL", 1.0)
+        calls["n"] = 0
+        with pytest.warns(ConvergenceWarning):
+            est = FNNRegressor(hidden_layer_sizes=(64, 64), max_iter=2, random_state=0,
+                               batch_size=200).fit(X, y)
+        fitted[per_call] = (calls["n"], est)
+    batches = 2 * (2000 // 200)
+    assert fitted["one batch"][0] == batches
+    assert fitted["default"][0] == 2  # one call an epoch: 10 batches of ~9 MFLOP (update too)
+    for a, b in zip(fitted["default"][1].coefs_, fitted["one batch"][1].coefs_):
+        np.testing.assert_array_equal(a, b)
+    assert fitted["default"][1].loss_curve_ == fitted["one batch"][1].loss_curve_

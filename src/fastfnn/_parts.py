@@ -106,10 +106,16 @@ def _fresh_lock_in_child():
 os.register_at_fork(after_in_child=_fresh_lock_in_child)
 
 
-def batch_flops(sizes, rows):
-    """Training flops of a batch of ``rows`` rows: 6 * rows * sum(fan_in * fan_out)."""
-    sizes = np.asarray(sizes)
-    return 6.0 * rows * float(np.sum(sizes[:-1] * sizes[1:]))
+def batch_flops(sizes, rows, first_per_row=None):
+    """Training flops of a batch of ``rows`` rows: 6 * rows * sum(fan_in * fan_out). Where
+    the input is CSR, ``first_per_row`` (its mean stored entries a row) counts the first layer
+    at its sparsity: 4 * rows * first_per_row * fan_out (the forward and the weight gradient
+    over the stored entries; no input delta)."""
+    sizes = np.asarray(sizes, dtype=np.float64)
+    products = sizes[:-1] * sizes[1:]
+    if first_per_row is not None:
+        return rows * (4.0 * first_per_row * sizes[1] + 6.0 * float(np.sum(products[1:])))
+    return 6.0 * rows * float(np.sum(products))
 
 
 def _ladder_sizes(width):

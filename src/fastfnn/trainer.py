@@ -18,7 +18,8 @@ import scipy.optimize
 from sklearn.model_selection import train_test_split
 from sklearn.exceptions import ConvergenceWarning
 
-from ._parts import full_batch_parts, prediction_threads, training_parts, training_threads
+from ._parts import (batch_flops, full_batch_parts, prediction_threads, training_parts,
+                     training_threads)
 from ._threads import numba_threads, part_threads
 from ._validation import check_optimize_result, lbfgs_iprint_options
 from .dropout import draw_seed, masks
@@ -27,8 +28,10 @@ from .network import DataSource
 from .optimizers import make_optimizer
 
 # Work per compiled call: chunks of whole batches of about this many flops (~0.1 s), so that a
-# KeyboardInterrupt is seen between chunks while per-call overhead stays negligible.
+# KeyboardInterrupt is seen between chunks while per-call overhead stays negligible. A batch's
+# work: its products (a CSR first layer at its sparsity) and STEP_FLOPS per parameter updated.
 FLOPS_PER_CALL = 2e8
+STEP_FLOPS = 10
 ADAPTIVE_MIN_RATE = 1e-6  # 'adaptive' stops once the learning rate is this small
 
 
@@ -263,7 +266,9 @@ class _EpochLoop:
         self.alpha, self.max_grad_norm = settings.l2, settings.max_grad_norm
         n = data.order.shape[0]
         self.n_batches = -(-n // batch_size)
-        flops_per_batch = 6 * batch_size * float(np.sum(net.sizes[:-1] * net.sizes[1:]))
+        first_per_row = data.X_data.shape[0] / max(n, 1) if data.is_sparse else None
+        flops_per_batch = (batch_flops(net.sizes, batch_size, first_per_row)
+                           + STEP_FLOPS * net.theta.size)
         self.per_call = max(1, int(FLOPS_PER_CALL // flops_per_batch))
 
     def epoch(self, make_rule, dropped=None):
