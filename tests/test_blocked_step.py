@@ -3,14 +3,8 @@ the rule's step per parameter), on one thread or on Numba's threads.
 
 Oracles: the two-pass path (the gradient finished over every parameter, then the step: what
 clipping runs, here with a norm no gradient reaches, so nothing is clipped) gives the same bits
-of theta and of the rule's state; the parallel sweep gives the same bits as the serial one;
-Numba's compile events, in a fresh process with an empty cache, show which sweep a loop holds.
+of theta and of the rule's state; the parallel sweep gives the same bits as the serial one.
 """
-
-import json
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -46,9 +40,8 @@ def _train(dtype, solver, max_grad_norm=None, parallel_step=False, parts=1, thre
     params, rule, work, data, model = net.batch_groups(data, work, rule, 50, alpha,
                                                        max_grad_norm=max_grad_norm)
     model = model._replace(parallel_step=parallel_step)
-    run = K.run_batches_parallel_ if parallel_step else K.run_batches_  # as Network chooses
     with numba_threads(threads):
-        value, penalty = run(params, rule, work, data, model, 0, 5, 50)
+        value, penalty = K.run_batches_(params, rule, work, data, model, 0, 5, 50)
     state = [np.array(a, copy=True) for a in rule if isinstance(a, np.ndarray)]
     return value + penalty, net.theta.copy(), state, work.layer_sq.copy()
 
@@ -91,55 +84,3 @@ def test_step_blocks_cover_every_parameter_once():
         layers.append(layer)
     np.testing.assert_array_equal(seen, 1)
     assert layers == [0] * 3 + [1] * 2 + [2] + [-1]  # W[0]: 4550, W[1]: 2600, W[2]: 120, b: 108
-
-
-SWEEP_CHILD = textwrap.dedent("""
-    import json, sys
-    import numpy as np
-    from numba import njit
-    from numba.core import event
-
-    compiled = []
-
-    class Count(event.Listener):
-        def on_start(self, ev):
-            compiled.append(ev.data["dispatcher"].py_func.__name__)
-
-        def on_end(self, ev):
-            pass
-
-    event.register("numba:compile", Count())
-    from fastfnn import _kernels as K
-    from fastfnn.network import DataSource, Network
-    from fastfnn.optimizers import make_optimizer
-
-    net = Network([5, 4, 1], "relu", "identity", "squared_error", np.float64)
-    cfg = type("Cfg", (), dict(learning_rate_init=1e-2, learning_rate="constant", momentum=0.0,
-                               nesterovs_momentum=False, power_t=0.5))
-    data = DataSource(np.ones((8, 5)), np.float64).data(np.ones((8, 1)))
-    params, rule, work, _, model = net.batch_groups(
-        data, net.workspace(8, 1), make_optimizer("sgd", net.theta.size, np.float64, cfg).rule(),
-        8, 0.0)
-
-    @njit
-    def step(params, work, model, rule, sweep):
-        h = (0.01, 0.0, 0.0, 0.0, 1.0)
-        return K.blocked_step_(params, work, model, sweep, rule.velocity, rule.velocity, False,
-                               1.0, h, False, False, 0)
-
-    step(params, work, model, rule, K.ONE_THREAD if sys.argv[1] == "one" else K.STEP_THREADS)
-    json.dump(compiled, sys.stdout)
-""")
-
-
-@pytest.mark.parametrize("sweep", ["one", "threads"])
-def test_the_serial_loop_compiles_no_parallel_sweep(tmp_path, sweep):
-    """The serial minibatch loop (and every model of many trained together) passes
-    ``ONE_THREAD``: its step holds only the serial sweep, and a first fit there does not
-    compile the parallel one (seconds of compiling it would never run)."""
-    out = subprocess.run([sys.executable, "-c", SWEEP_CHILD, sweep], capture_output=True,
-                         text=True, check=True, env={"NUMBA_CACHE_DIR": str(tmp_path),
-                                                     "PATH": "/usr/bin:/bin"})
-    compiled = set(json.loads(out.stdout))
-    assert "step_blocks_" in compiled
-    assert ("step_blocks_parallel_" in compiled) == (sweep == "threads")

@@ -532,8 +532,8 @@ class Model(NamedTuple):
     outputs where ``dropping`` (``drop_rate`` (L,) float64: layer i's outputs dropped with
     that probability, the output layer's entry 0; ``drop_key``: the seed and epoch, see
     :func:`dropout_`), and the gradient's largest global norm ``max_grad_norm`` (0: not
-    clipped). ``parallel_step``: in the parallel minibatch loop, the step's elementwise passes
-    run in blocks on Numba's threads (:func:`step_blocks_parallel_`; the same bits as on one). ``sparse_update``
+    clipped). ``parallel_step``: the step's elementwise passes run in blocks on Numba's
+    threads (:func:`step_blocks_parallel_`; the same bits as on one). ``sparse_update``
     (SGD without momentum or L2 on CSR rows): the step skips the first layer's weights of the
     input columns the batch stores no entry in, which it would leave as they are
     (:func:`sparse_sgd_step_`). Where ``first_csr``,
@@ -1836,67 +1836,23 @@ def add_block_sums_(layer_sq, sums, sizes, first):
     return sq
 
 
-class OneThread(NamedTuple):
-    """Where the update's sweep runs: on the calling thread (the serial minibatch loop, and so
-    each model of :func:`run_models_`). A type, not a flag: code compiled for it holds no
-    parallel sweep (:func:`step_blocks_parallel_`, seconds of a first compile)."""
-
-
-class StepThreads(NamedTuple):
-    """Where the update's sweep runs: on Numba's threads where ``model.parallel_step`` (the
-    parallel minibatch loop), else on the calling thread."""
-
-
-ONE_THREAD, STEP_THREADS = OneThread(), StepThreads()
-
-
 @jit_inline
-def serial_sweep_(params, work, model, s1, s2, adam, S, h, nesterov, shrink, first):
-    """:func:`blocked_step_` on the calling thread (:func:`step_blocks_`)."""
+def blocked_step_(params, work, model, s1, s2, adam, S, h, nesterov, shrink, first):
+    """Writes theta, grad, the rule's state and ``work.layer_sq``: the step's blocks from
+    ``first`` on (:func:`step_blocks_`, on Numba's threads where ``model.parallel_step``),
+    each layer's ``||dW[i]||^2`` added to layer_sq. Returns the L2 term ``alpha/2 sum
+    ||W||^2 / S`` (W before the step; blocks before ``first`` left out). The groups'
+    arrays are passed on one by one: a called function that takes a whole group pays a
+    reference count for each of its arrays."""
     dt = params.theta.dtype.type
+    if model.parallel_step:
+        return step_blocks_parallel_(params.theta, params.grad, work.part_grads, s1, s2,
+                                     work.step_sums, work.layer_sq, params.sizes, adam,
+                                     dt(model.alpha), dt(S), h, nesterov, shrink, first,
+                                     model.alpha, S)
     return step_blocks_(params.theta, params.grad, work.part_grads, s1, s2, work.step_sums,
                         work.layer_sq, params.sizes, adam, dt(model.alpha), dt(S), h, nesterov,
                         shrink, first, model.alpha, S)
-
-
-@jit_inline
-def threaded_sweep_(params, work, model, s1, s2, adam, S, h, nesterov, shrink, first):
-    """:func:`blocked_step_` on Numba's threads where ``model.parallel_step``
-    (:func:`step_blocks_parallel_`), else on the calling thread."""
-    if not model.parallel_step:
-        return serial_sweep_(params, work, model, s1, s2, adam, S, h, nesterov, shrink, first)
-    dt = params.theta.dtype.type
-    return step_blocks_parallel_(params.theta, params.grad, work.part_grads, s1, s2,
-                                 work.step_sums, work.layer_sq, params.sizes, adam,
-                                 dt(model.alpha), dt(S), h, nesterov, shrink, first,
-                                 model.alpha, S)
-
-
-def blocked_step_(params, work, model, sweep, s1, s2, adam, S, h, nesterov, shrink, first):
-    """Writes theta, grad, the rule's state and ``work.layer_sq``: the step's blocks from
-    ``first`` on (:func:`step_blocks_`; on Numba's threads where ``sweep`` is
-    :data:`STEP_THREADS` and ``model.parallel_step``), each layer's ``||dW[i]||^2`` added to
-    layer_sq. Returns the L2 term ``alpha/2 sum ||W||^2 / S`` (W before the step; blocks
-    before ``first`` left out). The groups' arrays are passed on one by one: a called
-    function that takes a whole group pays a reference count for each of its arrays.
-
-    Compiled code picks the sweep by ``sweep``'s type (an overload); from Python, the same.
-    """
-    sweep_ = serial_sweep_ if type(sweep) is OneThread else threaded_sweep_
-    return sweep_(params, work, model, s1, s2, adam, S, h, nesterov, shrink, first)
-
-
-@overload(blocked_step_, inline="always")
-def _blocked_step_by_sweep(params, work, model, sweep, s1, s2, adam, S, h, nesterov, shrink,
-                           first):
-    """The compiled :func:`blocked_step_`: the sweep of ``sweep``'s type, resolved at compile
-    time."""
-    sweep_ = serial_sweep_ if sweep.instance_class is OneThread else threaded_sweep_
-
-    def step(params, work, model, sweep, s1, s2, adam, S, h, nesterov, shrink, first):
-        return sweep_(params, work, model, s1, s2, adam, S, h, nesterov, shrink, first)
-
-    return step
 
 
 @jit_update
@@ -1921,7 +1877,7 @@ def finished_gradient_(params, work, model):
 
 
 @jit_inline
-def sgd_step_(params, rule, work, model, sweep):
+def sgd_step_(params, rule, work, model):
     """:func:`batch_step_` for SGD: the gradient finished and the step taken in one sweep, in
     blocks (:func:`blocked_step_`: per parameter ``g = (grad + parts... + alpha w) / S``, ``v
     <- mu v - lr g``, ``theta += mu v - lr g`` (Nesterov) or ``theta += v``); with clipping,
@@ -1938,11 +1894,11 @@ def sgd_step_(params, rule, work, model, sweep):
     if S == 0.0:
         return 0.0, 0.0, S
     if model.sparse_update:
-        penalty = sparse_sgd_step_(params, rule, work, model, sweep, S)
+        penalty = sparse_sgd_step_(params, rule, work, model, S)
     else:
         dt = params.theta.dtype.type
         h = (dt(rule.learning_rate), dt(rule.momentum), dt(0.0), dt(0.0), dt(1.0))
-        penalty = blocked_step_(params, work, model, sweep, rule.velocity, rule.velocity, False, S,
+        penalty = blocked_step_(params, work, model, rule.velocity, rule.velocity, False, S,
                                 h, rule.nesterov, False, 0)
     work.n_updates[0] += 1
     return total / S, penalty, S
@@ -1983,7 +1939,7 @@ def touched_columns(work, model, zero):
 
 
 @jit_update
-def sparse_sgd_step_(params, rule, work, model, sweep, S):
+def sparse_sgd_step_(params, rule, work, model, S):
     """Writes theta, grad, the velocity and ``layer_sq``: the SGD step of
     :func:`blocked_step_` where momentum and L2 are 0 and the first layer reads CSR rows,
     on the first layer's weights of the columns the batch stores an entry in
@@ -2005,17 +1961,17 @@ def sparse_sgd_step_(params, rule, work, model, sweep, S):
     work.layer_sq[0] += layer
     h = (rate, mu, dt(0.0), dt(0.0), dt(1.0))
     first = (sizes[0] * sizes[1] + STEP_BLOCK - 1) // STEP_BLOCK
-    blocked_step_(params, work, model, sweep, rule.velocity, rule.velocity, False, S, h,
+    blocked_step_(params, work, model, rule.velocity, rule.velocity, False, S, h,
                   rule.nesterov, False, first)
     return 0.0
 
 
 @jit_inline
-def adam_rule_step_(params, rule, work, model, sweep):
+def adam_rule_step_(params, rule, work, model):
     """:func:`batch_step_` for Adam: :func:`finished_gradient_`, then :func:`adam_step_`;
     without clipping both in one sweep (:func:`adam_batch_step_`, the same bits)."""
     if model.max_grad_norm == 0.0:
-        return adam_batch_step_(params, rule, work, model, sweep, 1.0)
+        return adam_batch_step_(params, rule, work, model, 1.0)
     value, penalty, S = finished_gradient_(params, work, model)
     if S != 0.0:
         adam_step_(rule, params.theta, params.grad)
@@ -2023,7 +1979,7 @@ def adam_rule_step_(params, rule, work, model, sweep):
 
 
 @jit_inline
-def adam_batch_step_(params, rule, work, model, sweep, factor):
+def adam_batch_step_(params, rule, work, model, factor):
     """Writes theta, grad, the moments, the step count and the workspace's sums: the batch's
     gradient finished, the weights times ``factor`` (AdamW's decay; 1: none) and Adam's step
     (``lr_t`` as :func:`adam_step_`), per parameter in one sweep over blocks
@@ -2035,7 +1991,7 @@ def adam_batch_step_(params, rule, work, model, sweep, factor):
     dt = params.theta.dtype.type
     lr_t = adam_rate(rule.learning_rate, rule.beta_1, rule.beta_2, rule.steps[0])
     h = (dt(rule.beta_1), dt(rule.beta_2), dt(lr_t), dt(rule.epsilon), dt(factor))
-    penalty = blocked_step_(params, work, model, sweep, rule.m, rule.v, True, S, h, False,
+    penalty = blocked_step_(params, work, model, rule.m, rule.v, True, S, h, False,
                             factor != 1.0, 0)
     work.n_updates[0] += 1
     return total / S, penalty, S
@@ -2051,13 +2007,13 @@ def decay_weights_(theta, sizes, factor):
 
 
 @jit_inline
-def adamw_rule_step_(params, rule, work, model, sweep):
+def adamw_rule_step_(params, rule, work, model):
     """:func:`batch_step_` for AdamW: :func:`finished_gradient_` (of the data term alone: no
     L2 in ``model``), the decoupled decay ``W <- W (1 - lr alpha)`` (lr: this epoch's rate,
     not bias-corrected), then :func:`adam_step_`. With alpha = 0 Adam's bits. Without
     clipping all three in one sweep (:func:`adam_batch_step_`, the same bits)."""
     if model.max_grad_norm == 0.0:
-        return adam_batch_step_(params, rule, work, model, sweep,
+        return adam_batch_step_(params, rule, work, model,
                                 1.0 - rule.learning_rate * rule.weight_decay)
     value, penalty, S = finished_gradient_(params, work, model)
     if S != 0.0:
@@ -2070,29 +2026,25 @@ def adamw_rule_step_(params, rule, work, model, sweep):
 STEPS = {SGDRule: sgd_step_, AdamRule: adam_rule_step_, AdamWRule: adamw_rule_step_}
 
 
-def batch_step_(params, rule, work, model, sweep):
+def batch_step_(params, rule, work, model):
     """Writes theta, grad, the rule's state and the workspace: the batch's gradient from the
-    parts' sums, and one step of the rule (a group of :data:`STEPS`), its sweep where
-    ``sweep`` says (:func:`blocked_step_`). Returns ``(data term, L2 term, S)`` of the batch
-    loss; S = 0 (every weight zero) changes nothing.
+    parts' sums, and one step of the rule (a group of :data:`STEPS`). Returns ``(data term,
+    L2 term, S)`` of the batch loss; S = 0 (every weight zero) changes nothing.
 
     Compiled code picks the step by the rule's type (an overload); from Python, the same.
     """
-    return STEPS[type(rule)](params, rule, work, model, sweep)
+    return STEPS[type(rule)](params, rule, work, model)
 
 
 @overload(batch_step_, jit_options={"cache": True})
-def _batch_step_by_rule(params, rule, work, model, sweep):
+def _batch_step_by_rule(params, rule, work, model):
     """The compiled :func:`batch_step_`: the step of the rule's type, resolved at compile time."""
     if rule.instance_class is SGDRule:
-        return lambda params, rule, work, model, sweep: sgd_step_(params, rule, work, model,
-                                                                  sweep)
+        return lambda params, rule, work, model: sgd_step_(params, rule, work, model)
     if rule.instance_class is AdamRule:
-        return lambda params, rule, work, model, sweep: adam_rule_step_(params, rule, work,
-                                                                        model, sweep)
+        return lambda params, rule, work, model: adam_rule_step_(params, rule, work, model)
     if rule.instance_class is AdamWRule:
-        return lambda params, rule, work, model, sweep: adamw_rule_step_(params, rule, work,
-                                                                         model, sweep)
+        return lambda params, rule, work, model: adamw_rule_step_(params, rule, work, model)
     return None
 
 
@@ -2104,12 +2056,11 @@ def batch_rows(k, batch_size, n):
 
 
 @jit_inline
-def apply_batch_(params, rule, work, model, m, sweep):
+def apply_batch_(params, rule, work, model, m):
     """Writes Params, the rule's state and the workspace: the batch's gradient from its parts'
-    sums and the rule's step (:func:`batch_step_`, its sweep where ``sweep`` says). Returns the
-    batch's data term and L2 term, each times its m rows (0, 0 for a batch whose weights sum to
-    0, which changes nothing)."""
-    value, penalty, S = batch_step_(params, rule, work, model, sweep)
+    sums and the rule's step (:func:`batch_step_`). Returns the batch's data term and L2 term,
+    each times its m rows (0, 0 for a batch whose weights sum to 0, which changes nothing)."""
+    value, penalty, S = batch_step_(params, rule, work, model)
     if S == 0.0:
         return 0.0, 0.0
     return value * m, penalty * m
@@ -2119,8 +2070,7 @@ def apply_batch_(params, rule, work, model, m, sweep):
 def run_batches_(params, rule, work, data, model, first_batch, last_batch, batch_size):
     """Writes Params (theta, grad), the rule's state and the workspace: batches
     ``first_batch..last_batch-1`` of ``data.order``, each loaded, differentiated in parts (one
-    after the other: :func:`all_parts_`) and applied (:func:`apply_batch_`, the update's sweep
-    on this thread: :data:`ONE_THREAD`).
+    after the other: :func:`all_parts_`) and applied (:func:`apply_batch_`).
 
     Returns ``(data, penalty)``: the sums over batches of the batch's data term and L2 term,
     each times the batch's rows.
@@ -2130,7 +2080,7 @@ def run_batches_(params, rule, work, data, model, first_batch, last_batch, batch
         start, m = batch_rows(k, batch_size, data.order.shape[0])
         prefetch_batch(data, k + 1, batch_size)
         all_parts_(params, work, data, model, start, m)
-        value, penalty = apply_batch_(params, rule, work, model, m, ONE_THREAD)
+        value, penalty = apply_batch_(params, rule, work, model, m)
         data_sum += value
         penalty_sum += penalty
     return data_sum, penalty_sum
@@ -2140,15 +2090,14 @@ def run_batches_(params, rule, work, data, model, first_batch, last_batch, batch
 def run_batches_parallel_(params, rule, work, data, model, first_batch, last_batch,
                           batch_size):
     """:func:`run_batches_` with the parts of each batch on Numba's threads
-    (:func:`parts_parallel_`), and the update's sweep too where ``model.parallel_step``
-    (:data:`STEP_THREADS`): the same bits, since each part is summed on its own and the
+    (:func:`parts_parallel_`): the same bits, since each part is summed on its own and the
     parts are added in order."""
     data_sum = penalty_sum = 0.0
     for k in range(first_batch, last_batch):
         start, m = batch_rows(k, batch_size, data.order.shape[0])
         prefetch_batch(data, k + 1, batch_size)
         parts_parallel_(params, work, data, model, start, m)
-        value, penalty = apply_batch_(params, rule, work, model, m, STEP_THREADS)
+        value, penalty = apply_batch_(params, rule, work, model, m)
         data_sum += value
         penalty_sum += penalty
     return data_sum, penalty_sum
