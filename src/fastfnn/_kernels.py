@@ -334,9 +334,9 @@ def relu_mask_epilogue(A):
     return np.uintp(A.ctypes.data), np.int64(A.shape[1]), np.int64(RELU_MASK)
 
 
-# A stride of 1 passed as an int64, not as the literal 1: Numba compiles a function once per
-# literal argument, and each tile kernel's compile costs about 0.7 s of a first fit.
-ONE = np.int64(1)
+# The tile kernel's unit strides are passed as literals: Numba compiles a version per literal
+# pattern (about 0.7 s each in a first fit), in which the constant strides fold into the loads
+# (one-output layers ran 4% slower on the tiny network with the strides as int64 arguments).
 
 @jit
 def tile_gemm_(out, A, sa_r, sa_t, B, epi):
@@ -967,12 +967,12 @@ def matmul_nt_(out, A, B, limit, scratch, epi):
     m, n = A.shape
     k = B.shape[0]
     if n == 1 and tiles(out, k, limit):
-        tile_gemm_(out, A, ONE, ONE, rows_view(B, 0, 1, k), epi)
+        tile_gemm_(out, A, 1, 1, rows_view(B, 0, 1, k), epi)
         return True
     if n > THIN and tiles(out, n * k, limit) and scratch.shape[0] >= n * k:
         BT = rows_view(scratch, 0, n, k)
         transpose_(BT, B)
-        tile_gemm_(out, A, n, ONE, BT, epi)
+        tile_gemm_(out, A, n, 1, BT, epi)
         return True
     if n > THIN:
         gemm_(out, A, B, False, True)
@@ -997,10 +997,10 @@ def matmul_tn_(out, A, B, limit):
     if n == 1:
         row = rows_view(out, 0, 1, k)  # out (k, 1) as the row out.T
         if tiles(row, k, limit):
-            tile_gemm_(row, B, ONE, ONE, A, no_epilogue())
+            tile_gemm_(row, B, 1, 1, A, no_epilogue())
             return
     if n > THIN and tiles(out, k * n, limit):
-        tile_gemm_(out, A, ONE, k, B, no_epilogue())
+        tile_gemm_(out, A, 1, k, B, no_epilogue())
         return
     if n > THIN:
         gemm_(out, A, B, True, False)
@@ -1030,7 +1030,7 @@ def matmul_(out, A, B, limit, epi):
     if n > THIN and limit == EVERY_SHAPE:
         return matmul_every_shape_(out, A, B, epi)
     if n > THIN and tiles(out, k * n, limit):
-        tile_gemm_(out, A, k, ONE, B, epi)
+        tile_gemm_(out, A, k, 1, B, epi)
         return True
     if n > THIN:
         gemm_(out, A, B, False, False)
@@ -1054,7 +1054,7 @@ def matmul_every_shape_(out, A, B, epi):
     if whole > 0 and m >= PACK_ROWS and k * whole * out.itemsize > PACK_BYTES:
         tile_gemm_packed_(head, A, W, epi if fused else no_epilogue())
     elif whole > 0:
-        tile_gemm_(head, A, k, ONE, W, epi if fused else no_epilogue())
+        tile_gemm_(head, A, k, 1, W, epi if fused else no_epilogue())
     if not fused:
         tail_columns_(out, A, B, whole)
     return fused
