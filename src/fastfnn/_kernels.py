@@ -334,10 +334,9 @@ def relu_mask_epilogue(A):
     return np.uintp(A.ctypes.data), np.int64(A.shape[1]), np.int64(RELU_MASK)
 
 
-# The tile kernel's unit strides are passed as literals: Numba compiles a version per literal
+# Callers pass the tile kernel's unit strides as literals: Numba compiles a version per literal
 # pattern (about 0.7 s each in a first fit), in which the constant strides fold into the loads
-# (one-output layers ran 4% slower on the tiny network with the strides as int64 arguments).
-
+# (as int64 arguments, one-output layers made the tiny network train 4% slower).
 @jit
 def tile_gemm_(out, A, sa_r, sa_t, B, epi):
     """Writes ``out`` (M, N) = Â @ B with the tile kernel: Â (M, n_t) read from A with element

@@ -8,8 +8,8 @@ kernel (``_kernels.dropout_``) draws unit j of the row at position r of an epoch
 counter-based generator: the row's key ``mix64(mix64(key + (i + 1) G) ^ r)`` (SplitMix64's
 finalizer) starts a Weyl sequence ``x = row key + j G`` over the units, and unit j's draw is the
 top 53 bits of one xorshift-multiply round, ``(x ^ (x >> 32)) M1``; the key mixes the seed and
-the epoch. So the forward and the backward pass find
-the same mask, and neither the split of a batch into parts nor the thread count changes a bit.
+the epoch. So the forward and the backward pass find the same mask, and neither the split of a
+batch into parts nor the thread count changes a bit.
 """
 
 from numbers import Real
