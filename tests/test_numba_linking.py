@@ -16,7 +16,7 @@ CHILD = textwrap.dedent("""
     from numba import njit
     from numba.core import codegen
 
-    passes = []  # (library's own functions, other fastfnn/test functions defined at that moment)
+    passes = []  # per library, as its module passes start: the functions it defines
     original = codegen.CPUCodeLibrary._optimize_final_module
 
     def recording(library):
@@ -62,6 +62,7 @@ def test_each_fastfnn_library_is_optimised_on_its_own_code(tmp_path):
     result = json.loads(out.stdout)
     assert result["error"] < 1e-12 and result["caller"] == 6.0
     passes = result["passes"]
+
     def library_of(function):  # the passes of the libraries whose own code is function's
         prefix = f"_ZN7fastfnn8_kernels{function}"
         return [names for names in passes if names[0].startswith(prefix)]

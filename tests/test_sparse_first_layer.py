@@ -12,6 +12,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from sklearn.exceptions import ConvergenceWarning
+
+from fastfnn import FNNRegressor, trainer
 from fastfnn import _kernels as K
 from fastfnn.network import DataSource, Network
 from fastfnn.optimizers import make_optimizer
@@ -180,11 +183,6 @@ def test_an_epoch_counts_a_wide_csr_first_layer_at_its_sparsity(monkeypatch):
     work: an epoch runs its batches in a few compiled calls (counted as dense work, each batch
     would take a call of its own), and the weights are those of one call per batch, bit for
     bit (the calls only cut the epoch's batches into chunks)."""
-    from sklearn.exceptions import ConvergenceWarning
-
-    from fastfnn import FNNRegressor
-    from fastfnn import trainer
-
     X, Y = one_hot_table(2000, cards=(3000, 900, 93), numeric=5)
     y = Y[:, 0]
     calls = {"n": 0}

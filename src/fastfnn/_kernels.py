@@ -897,6 +897,7 @@ def check_view(size, offset, rows, cols):
 def rows_view(buf, offset, rows, cols):
     """``buf.ravel()[offset : offset + rows * cols].reshape((rows, cols))`` for a C-contiguous
     buf; IndexError where that range is not inside buf."""
+    # int64s, not literals: one compiled check for every caller
     check_view(np.int64(buf.size), np.int64(offset), np.int64(rows), np.int64(cols))
     return _rows_view(buf, offset, rows, cols)
 
@@ -1348,7 +1349,8 @@ def backward_sums_(grad, A_buf, D_buf, Z_buf, WT_buf, theta, sizes, model, Y, sw
             dropped = drops(model, i - 1)
             if dropped and model.hidden_act == RELU and not model.keeps_z:
                 # relu'(a) [kept] = [a * scale > 0] = [A > 0], A the masked outputs: no mask
-                # to draw again, the product's relu epilogue, then the kept units' scale
+                # to draw again, the product's relu epilogue, then the kept units' scale (the
+                # model's code, not the literal RELU: one compiled delta_back_ for both paths)
                 delta_back_(D_prev, D, W, A, model.hidden_act, model.tile_nt, WT_buf)
                 scale_(D_prev, 1.0 / (1.0 - model.drop_rate[i - 1]))
             elif model.keeps_z or dropped:
