@@ -321,3 +321,44 @@ def test_a_view_past_its_buffer_is_an_error_not_a_read_out_of_bounds(rows, units
     buf = np.zeros(4 * 10)  # holds 4 rows of layers of 3, 5 and 2 units
     with pytest.raises(IndexError, match="outside its buffer"):
         K.layer_view(buf, np.array(units, np.int64), rows, 2)
+
+
+def test_borrowed_groups_see_the_same_memory_without_a_reference_count():
+    """``borrowed`` (the compiled loops' groups seen without reference counts): every array of
+    a nested group keeps its data, shape and strides, writes through it reach the owner, its
+    meminfo (the count the loops would update atomically) is NULL, and scalars pass as they
+    are. Oracle: the owning NumPy arrays, and the meminfo pointer read back in LLVM."""
+    from typing import NamedTuple
+
+    import numba
+    from numba import types
+    from numba.extending import intrinsic
+
+    from fastfnn import _kernels as K
+
+    @intrinsic
+    def counted(typingctx, array):
+        def codegen(context, builder, sig, args):
+            meminfo = context.make_array(sig.args[0])(context, builder, args[0]).meminfo
+            return builder.icmp_unsigned("!=", meminfo, meminfo.type(None))
+
+        return types.boolean(array), codegen
+
+    class Group(NamedTuple):
+        W: np.ndarray
+        scale: float
+        inner: tuple
+
+    @numba.njit
+    def write_borrowed(group):
+        owned = counted(group.W) and counted(group.inner[0])
+        group = K.borrowed(group)
+        group.W[1, 1] = group.scale
+        group.inner[0][:] = group.inner[1]
+        return owned, counted(group.W), counted(group.inner[0]), group.W.strides, group.W.sum()
+
+    W, v = np.arange(12.0).reshape(3, 4)[:, ::2], np.zeros(5, np.float32)
+    owned, W_counted, v_counted, strides, total = write_borrowed(Group(W, 7.5, (v, 3)))
+    assert owned and not W_counted and not v_counted
+    assert W[1, 1] == 7.5 and strides == W.strides and total == W.sum()
+    np.testing.assert_array_equal(v, np.full(5, 3, np.float32))
