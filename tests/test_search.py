@@ -164,3 +164,29 @@ def test_ensembles_are_their_members_solo_fits():
     np.testing.assert_array_equal(clf.predict(X), np.argmax(proba, axis=1))
     with pytest.raises(ValueError, match="FNNRegressor"):
         FNNEnsembleRegressor(FNNClassifier()).fit(X, y)
+
+
+def test_the_grouping_key_of_fits_is_numbas_type():
+    """Fits train in one compiled call where their groups have one Numba type; the cheap key
+    that sorts them (``type_key``) is equal exactly where ``numba.typeof`` is, over arrays of
+    every dtype, layout, dimension and writability, scalars (Python ints past int64 too),
+    nested tuples and the update rules' groups. Oracle: ``numba.typeof``."""
+    import itertools
+
+    import numba
+
+    from fastfnn import _kernels as K
+    from fastfnn._together import type_key
+
+    base = np.zeros((4, 3))
+    read_only = base.copy()
+    read_only.flags.writeable = False
+    arrays = [base, base.astype(np.float32), base[:, ::2], np.asfortranarray(base), base[0],
+              read_only, np.zeros(3, np.int64), np.zeros((1, 1))]
+    scalars = [1, 2**63, -1, 1.5, True, np.uint64(3), np.int64(2), np.float64(2), np.bool_(0),
+               np.float32(1), None]
+    rules = [K.SGDRule(base[0], 0.1, 0.9, True), K.SGDRule(base[0], 1, 0.9, True),
+             K.SGDRule(base[0].astype(np.float32), 0.1, 0.9, True)]
+    values = arrays + scalars + rules + [(a, s) for a in arrays[:3] for s in scalars[:3]]
+    for a, b in itertools.combinations(values, 2):
+        assert (type_key(a) == type_key(b)) == (numba.typeof(a) == numba.typeof(b)), (a, b)
