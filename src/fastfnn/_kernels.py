@@ -32,6 +32,7 @@ function that calls another lives here. The file keeps the shape of the Python h
                             in prediction every product (row blocks, packed strips)
     time_products_          one product, repeated: what _tuning.py times for fastfnn bench
     rows_view, w_view, layer_view     2-D views of the flat buffers, built without reshape
+    borrowed                the loops' groups seen without reference counts (once per call)
 
 The compiled loop takes a few named groups (NamedTuples, built in network.py and
 optimizers.py), not a row of positions:
