@@ -37,7 +37,8 @@ purpose, where it belongs. Import cycles between modules fail as well.
                               the measurement guard (a busy machine's timings do not stick)
     losses                    (uses the activation registry)
     activations, _version,    (dropout: the rates, the masks' key and their NumPy twin;
-    dropout, preprocessing    preprocessing: missing text cells as one marker)
+    dropout, preprocessing,   preprocessing: missing text cells as one marker; _compile_ahead:
+    _compile_ahead            the kernels a first fit reaches last, compiled by a second process)
     _kernels                  the compiled code: imports only the BLAS it calls
     _blas                     the private BLAS: imports only the environment's reader
     _env, _notice,            the FASTFNN_* variables; the first compile's notice; Numba's
@@ -76,7 +77,7 @@ LAYERS = [
     ["optimizers", "_tuning"],
     ["_cache", "_guard"],
     ["losses"],
-    ["activations", "_version", "dropout", "preprocessing"],
+    ["activations", "_version", "dropout", "preprocessing", "_compile_ahead"],
     ["_kernels"],
     ["_blas"],
     ["_env", "_notice", "_numba_cache", "_numba_linking"],

@@ -5,7 +5,6 @@ must each keep their own data file, and each version must load its own data."""
 import threading
 import time
 
-import pytest
 from numba.core.caching import IndexDataCacheFile
 
 from fastfnn import _numba_cache
@@ -65,3 +64,58 @@ def test_parallel_loops_are_named_apart_from_other_processes_loops():
     hashes = [hash(p) for p in parfors]
     assert hashes == [hash(p) for p in parfors]  # constant
     assert all(h != id(p) for h, p in zip(hashes, parfors)) and len(set(hashes)) == 3
+
+
+_MODULE = '''
+import numba
+
+@numba.njit(cache=True)
+def f(x):
+    return x + 1
+
+@numba.njit(cache=True)
+def g(x):
+    return x + 2
+'''
+
+_CHILD = '''
+import sys
+sys.path.insert(0, sys.argv[1])
+from fastfnn import _numba_cache
+_numba_cache.install()
+import mod
+import hashlib
+from numba import types
+from numba.core.sigutils import normalize_signature
+version = hashlib.sha1(str(normalize_signature((types.int64,))).encode()).hexdigest()[:16]
+print(f"{mod.f._cache._cache_file._index_path}.{version}.compiling", flush=True)
+sys.stdin.readline()
+print("g", mod.g(1), flush=True)
+print("f", mod.f(1), flush=True)
+'''
+
+
+def test_a_version_compiles_in_one_process_at_a_time_others_meanwhile(tmp_path):
+    """While another process compiles f(int64) (here: holds that version's compile lock), a
+    process that needs f(int64) waits for it, and compiles g, another function, meanwhile."""
+    import fcntl
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "mod.py").write_text(_MODULE)
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(tmp_path)], env=env,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        with open(child.stdout.readline().strip(), "a") as lock:  # f(int64)'s compile
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            assert child.stdout.readline().split() == ["g", "3"]  # not held up by f's lock
+            time.sleep(1.0)
+            assert child.poll() is None  # still waiting for f
+        assert child.stdout.readline().split() == ["f", "2"]
+        assert child.wait(timeout=60) == 0
+    finally:
+        child.kill()

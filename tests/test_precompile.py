@@ -58,11 +58,12 @@ def test_after_precompile_a_first_fit_compiles_nothing(tmp_path):
         from fastfnn.cli import main
         assert main(["precompile"]) == 0
     """)
-    assert {"run_batches_", "forward_rows_", "loss_grad_", "forward_layers_"} <= set(compiled)
-    assert "tile_gemm_" in set(compiled)  # every prediction's products
+    # the loops and their products (the prediction passes it may leave to the second process
+    # that compiles ahead of it: the later process below shows that they are cached too)
+    assert {"run_batches_", "loss_grad_", "tile_gemm_"} <= set(compiled)
     if _threads.max_threads() > 1 and _threads._can_run_parallel():
         # the full batch (164 MFLOP) is split by the rule, its parts on threads of their own
-        assert {"forward_rows_parallel_", "loss_grad_parallel_"} <= set(compiled)
+        assert "loss_grad_parallel_" in compiled
         # batches run their parts on two threads where the precompiling process measured that
         # to pay (the wide network's, 82 MFLOP a batch)
         kept = json.loads((tmp_path / "fastfnn" / "kernel-choices.json").read_text())

@@ -7,14 +7,15 @@ import, so a bad value cannot break ``import fastfnn`` or ``fastfnn --version``.
 when they are needed; ``FASTFNN_BLAS`` is read once, when the kernels' BLAS is bound at import
 (its error kept until the first fit or prediction), so changing it later has no effect.
 
-=======================  =====================================================================
-``FASTFNN_BLAS``         ``private`` (default) or ``shared``: which BLAS the kernels call
-``FASTFNN_TILE``         ``auto`` (default), ``on`` or ``off``: the tile kernel for products
-``FASTFNN_SPLIT_FLOPS``  a number >= 0 (``inf``: never): the work from which batches split
-``FASTFNN_NUM_THREADS``  a positive integer: the most threads fastfnn uses
-``FASTFNN_CACHE_DIR``    a folder: where measurements are kept
-``FASTFNN_DEBUG``        ``1``/``true``/``yes``/``on``: the command shows tracebacks
-=======================  =====================================================================
+=========================  =====================================================================
+``FASTFNN_BLAS``           ``private`` (default) or ``shared``: which BLAS the kernels call
+``FASTFNN_TILE``           ``auto`` (default), ``on`` or ``off``: the tile kernel for products
+``FASTFNN_SPLIT_FLOPS``    a number >= 0 (``inf``: never): the work from which batches split
+``FASTFNN_NUM_THREADS``    a positive integer: the most threads fastfnn uses
+``FASTFNN_CACHE_DIR``      a folder: where measurements are kept
+``FASTFNN_DEBUG``          ``1``/``true``/``yes``/``on``: the command shows tracebacks
+``FASTFNN_COMPILE_AHEAD``  ``0``: no second process compiles a first fit's last kernels
+=========================  =====================================================================
 """
 
 import math

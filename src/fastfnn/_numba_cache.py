@@ -21,15 +21,23 @@ together from the cache, one function's call then runs the other's loop body (a 
 :func:`install` gives each parfor a random 63-bit hash instead (once per parfor, so the
 hash stays constant), making the names unique across processes.
 
-And the compiles themselves take turns: each thread's outermost ``Dispatcher.compile`` holds
-an exclusive ``flock`` on the cache folder's ``fastfnn-compile.lock``, so processes sharing a
-cache never compile at the same moment, and one that waited loads from the cache what the
-other just compiled instead of compiling it again.
+And the compiles of a version take turns: every ``Dispatcher.compile`` of a cached function
+holds an exclusive ``flock`` on ``name.nbi.<hash of the signature>.compiling`` beside its
+index, so two processes never compile one version at the same moment, and the one that waited
+loads from the cache what the other just compiled instead of compiling it again. Other
+versions and functions compile at once, on as many cores as there are processes (a first fit
+and the second process that compiles ahead of it: ``_compile_ahead``). A compile holds its
+version's lock while its callees compile and take theirs, so locks are taken along the call
+graph, which has no cycles: no two processes can wait for each other. Each lock is taken
+inside Numba's own compiler lock, so two threads of one process cannot either.
 """
 
 import functools
+import hashlib
 import os
-import threading
+
+from numba.core.compiler_lock import global_compiler_lock
+from numba.core.sigutils import normalize_signature
 
 try:
     import fcntl
@@ -37,14 +45,17 @@ except ImportError:  # pragma: no cover - not on POSIX
     fcntl = None
 
 
+# a lock file opened for reading and writing, made where missing, never through a link
+_FLAGS = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
 def _locked(save):
     """``save`` (Numba's ``IndexDataCacheFile.save``) under the index's lock file."""
 
     @functools.wraps(save)
     def locked_save(cache_file, key, data):
-        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
         try:
-            fd = os.open(cache_file._index_path + ".lock", flags, 0o600)
+            fd = os.open(cache_file._index_path + ".lock", _FLAGS, 0o600)
         except OSError:
             return save(cache_file, key, data)
         try:
@@ -57,32 +68,28 @@ def _locked(save):
     return locked_save
 
 
-_compiling = threading.local()  # depth of Dispatcher.compile calls on this thread
-
-
-def _one_at_a_time(compile_):
-    """``compile_`` (Numba's ``Dispatcher.compile``) under an exclusive ``flock`` on the
-    cache folder's ``fastfnn-compile.lock``, taken by a thread's outermost compile: processes
-    sharing a cache compile one after another, and the one that waited loads from the cache
-    what the other just compiled."""
+def _in_turn(compile_):
+    """``compile_`` (Numba's ``Dispatcher.compile``) under Numba's compiler lock and an
+    exclusive ``flock`` on the version's lock file: a process waits while another compiles the
+    same version, then loads what that one saved."""
 
     @functools.wraps(compile_)
     def compile_in_turn(dispatcher, sig):
-        folder = getattr(getattr(dispatcher, "_cache", None), "_cache_path", None)
-        if getattr(_compiling, "depth", 0) or folder is None:
+        index = getattr(getattr(getattr(dispatcher, "_cache", None), "_cache_file", None),
+                        "_index_path", None)
+        if index is None:  # not cached on disk: nothing to share
             return compile_(dispatcher, sig)
-        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-        try:
-            fd = os.open(os.path.join(folder, "fastfnn-compile.lock"), flags, 0o600)
-        except OSError:
-            return compile_(dispatcher, sig)
-        _compiling.depth = 1
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            return compile_(dispatcher, sig)
-        finally:
-            _compiling.depth = 0
-            os.close(fd)
+        with global_compiler_lock:
+            version = hashlib.sha1(str(normalize_signature(sig)).encode()).hexdigest()[:16]
+            try:
+                fd = os.open(f"{index}.{version}.compiling", _FLAGS, 0o600)
+            except OSError:
+                return compile_(dispatcher, sig)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # released when fd is closed
+                return compile_(dispatcher, sig)
+            finally:
+                os.close(fd)
 
     compile_in_turn.fastfnn_locked = True
     return compile_in_turn
@@ -98,8 +105,9 @@ def _random_hash(parfor):
 
 
 def install():
-    """Make this process's Numba cache safe beside other processes' (once): saves take
-    turns, and parallel loops get names no other process gives another loop."""
+    """Make this process's Numba cache safe beside other processes' (once): saves and each
+    function's compiles take turns, and parallel loops get names no other process gives
+    another loop."""
     try:
         from numba.core.caching import IndexDataCacheFile
         from numba.core.dispatcher import Dispatcher
@@ -111,4 +119,4 @@ def install():
     if fcntl is not None and not getattr(IndexDataCacheFile.save, "fastfnn_locked", False):
         IndexDataCacheFile.save = _locked(IndexDataCacheFile.save)
     if fcntl is not None and not getattr(Dispatcher.compile, "fastfnn_locked", False):
-        Dispatcher.compile = _one_at_a_time(Dispatcher.compile)
+        Dispatcher.compile = _in_turn(Dispatcher.compile)

@@ -35,7 +35,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _kernels as K
-from . import _notice  # noqa: F401  (announces a first compile)
+from . import _compile_ahead, _notice  # noqa: F401  (a first compile: helped, announced)
 from ._threads import numba_threads
 from ._tuning import tile_limits
 from .activations import ACTIVATIONS, HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS

@@ -1,0 +1,156 @@
+"""The second process that compiles a first fit's last kernels: it must compile exactly the
+versions the fit then loads (else it only burns a core), and its work must land in the cache.
+
+Oracle: the versions Numba itself compiled or loaded for real fits and predictions (each
+dispatcher's signatures), and Numba's compile events in a later process."""
+
+import json
+import os
+import pickle
+import struct
+import subprocess
+import sys
+
+import numpy as np
+from numba import types
+
+from fastfnn import _compile_ahead as ahead
+from fastfnn import _kernels as K
+
+_FITS = '''
+import json, pickle, warnings
+import numpy as np, scipy.sparse as sp
+from numba.core import event
+from fastfnn import FNNClassifier, FNNRegressor
+from fastfnn import _compile_ahead as ahead, _kernels as K
+
+rng = np.random.default_rng(0)
+X = rng.standard_normal((2100, 5)); y = X[:, 0] - X[:, 1]  # predictions: two chunks
+onehot = sp.csr_matrix(np.eye(6)[rng.integers(0, 6, 2100)])
+fits = [(FNNRegressor(hidden_layer_sizes=(8, 8), early_stopping=True), X, y),
+        (FNNClassifier(solver="sgd", hidden_layer_sizes=(8,), early_stopping=True),
+         X.astype(np.float32), y > 0),
+        (FNNRegressor(hidden_layer_sizes=(8,), early_stopping=True), onehot, y),
+        (FNNRegressor(solver="lbfgs", hidden_layer_sizes=(8,)), X, y)]
+for est, data, target in fits:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.set_params(max_iter=2, random_state=0).fit(data[:300], target[:300])
+    net = est._fitted_network(np.float32 if data.dtype == np.float32 else np.float64)
+    for threads in (1, 2):
+        net.forward(data, threads)
+    est.predict(data[:1].toarray() if sp.issparse(data) else data[:1])
+
+compiled = []
+class Steps(event.Listener):
+    def on_start(self, ev):
+        compiled.append(ev.data["dispatcher"].py_func.__module__)
+    def on_end(self, ev):
+        pass
+event.register("numba:compile", Steps())
+unused, steps = [], 0
+for loop in sorted(ahead.LOOPS):
+    for sig in getattr(K, loop).signatures:
+        for kernel, arg_types in ahead.jobs(loop, sig):
+            if kernel in (ahead.STEP, ahead.DELTAS):
+                before = len(compiled)
+                ahead.compile_job(kernel, arg_types)
+                steps += 1
+                if any(m == "fastfnn._kernels" for m in compiled[before:]):
+                    unused.append(kernel)
+            elif arg_types not in getattr(K, kernel).signatures:
+                unused.append((kernel, str(arg_types)))
+small = [tuple(s) for s in K.forward_layers_.signatures]
+print(json.dumps({"unused": [u for u in unused if u[0] != "forward_layers_"],
+                  "small_missing": [str(s) for s in small if not any(
+                      tuple(a) == s for loop in ahead.LOOPS
+                      for sig in getattr(K, loop).signatures
+                      for kernel, a in ahead.jobs(loop, sig) if kernel == "forward_layers_")],
+                  "probes": steps,
+                  "loops": sum(len(getattr(K, loop).signatures) for loop in ahead.LOOPS)}))
+'''
+
+
+def test_the_kernels_compiled_ahead_are_the_versions_fits_and_predictions_use():
+    """Dense, one-hot CSR, float32; adam, sgd, lbfgs; regressor and classifier: every version
+    the second process would compile for these fits' loops is one the fits then used (the
+    rule's step and the delta recursion's kernels: the probes find them compiled, compile
+    nothing of the package), and every
+    small-input prediction's version is among them."""
+    env = dict(os.environ, FASTFNN_COMPILE_AHEAD="0")
+    done = subprocess.run([sys.executable, "-c", _FITS], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    # dense and CSR input share the loop's types: two stochastic loops, one full-batch
+    assert result["loops"] >= 3 and result["probes"] >= 5
+    assert result["unused"] == [] and result["small_missing"] == []
+
+
+def _loss_job(dtype):
+    """The job list of ``loss_value`` for ``dtype``'s arrays."""
+    matrix, vector = types.Array(dtype, 2, "C"), types.Array(dtype, 1, "C")
+    return [("loss_value", (matrix, matrix, vector, types.boolean, types.int64,
+                            types.float64))]
+
+
+_LOAD = '''
+import numpy as np
+from numba.core import event
+from fastfnn import _kernels as K
+compiled = []
+class Count(event.Listener):
+    def on_start(self, ev):
+        compiled.append(ev.data["dispatcher"].py_func.__name__)
+    def on_end(self, ev):
+        pass
+event.register("numba:compile", Count())
+A = np.full((3, 2), 0.5); Y = np.zeros((3, 2)); sw = np.ones(3)
+value = K.loss_value(A, Y, sw, False, 0, 1e-7)
+print(compiled, value)
+'''
+
+
+def test_the_second_process_fills_the_cache_a_later_process_loads(tmp_path):
+    """``python -m fastfnn._compile_ahead`` compiles the jobs it is sent into the shared
+    cache and exits when the pipe closes; a later process loads the kernel: no compile
+    event, and the value of the loss computed by NumPy."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    payload = pickle.dumps(_loss_job(types.float64))
+    helper = subprocess.run([sys.executable, "-m", "fastfnn._compile_ahead"], env=env,
+                            input=struct.pack("<Q", len(payload)) + payload, timeout=300)
+    assert helper.returncode == 0
+    done = subprocess.run([sys.executable, "-c", _LOAD], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    compiled, value = done.stdout.strip().rsplit("] ", 1)
+    assert compiled + "]" == "[]"
+    assert np.isclose(float(value), 0.5 * (2 * 0.25))  # 1/2 ||a - y||^2 per row
+
+
+class _Event:
+    """A ``numba:compile`` event's data, as Numba hands it to listeners."""
+
+    def __init__(self, dispatcher, args):
+        self.data = {"dispatcher": dispatcher, "args": args}
+
+
+def test_a_loop_compile_sends_its_jobs_once(monkeypatch):
+    """The event of a loop kernel's compile hands :func:`jobs` of its types to the second
+    process, once; another kernel's compile, and a repeat, send nothing."""
+    import warnings
+
+    from fastfnn import FNNRegressor
+
+    X = np.random.default_rng(0).standard_normal((50, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        FNNRegressor(hidden_layer_sizes=(4,), max_iter=1, random_state=0).fit(X, X[:, 0])
+    sig = K.run_batches_.signatures[0]
+    sent = []
+    helper = ahead._Helper()
+    monkeypatch.setattr(helper, "_send", sent.append)
+    monkeypatch.setattr(ahead, "enabled", lambda: True)
+    for dispatcher in (K.run_batches_, K.run_batches_, K.loss_value):
+        helper.on_start(_Event(dispatcher, sig))
+    assert sent == [ahead.jobs("run_batches_", sig)]
