@@ -2,7 +2,7 @@
 
 A wheel built here carries Numba's cache of fastfnn's kernels for the machine that builds it
 (``fastfnn/__pycache__/*.nbi``, ``*.nbc``), so the first fit after ``pip install .`` loads
-machine code instead of compiling it: about 60-70 s of compiling on 2 cores for every common fit,
+machine code instead of compiling it: about 50-60 s of compiling on 2 cores for every common fit,
 paid once at install, plus about 30 s for pip to prepare the build environment. Numba checks
 each cache entry against the CPU, its own version and the source file's contents, and compiles
 as usual where any differs: a wheel taken to another machine works, only without the head start.

@@ -20,6 +20,7 @@ from fastfnn import _kernels as K
 _FITS = '''
 import json, pickle, warnings
 import numpy as np, scipy.sparse as sp
+from numba.core import event
 from fastfnn import FNNClassifier, FNNRegressor
 from fastfnn import _compile_ahead as ahead, _kernels as K
 
@@ -40,11 +41,24 @@ for est, data, target in fits:
         net.forward(data, threads)
     est.predict(data[:1].toarray() if sp.issparse(data) else data[:1])
 
-unused = []
+compiled = []
+class Steps(event.Listener):
+    def on_start(self, ev):
+        compiled.append(ev.data["dispatcher"].py_func.__module__)
+    def on_end(self, ev):
+        pass
+event.register("numba:compile", Steps())
+unused, steps = [], 0
 for loop in sorted(ahead.LOOPS):
     for sig in getattr(K, loop).signatures:
         for kernel, arg_types in ahead.jobs(loop, sig):
-            if arg_types not in getattr(K, kernel).signatures:
+            if kernel in (ahead.STEP, ahead.DELTAS):
+                before = len(compiled)
+                ahead.compile_job(kernel, arg_types)
+                steps += 1
+                if any(m == "fastfnn._kernels" for m in compiled[before:]):
+                    unused.append(kernel)
+            elif arg_types not in getattr(K, kernel).signatures:
                 unused.append((kernel, str(arg_types)))
 small = [tuple(s) for s in K.forward_layers_.signatures]
 print(json.dumps({"unused": [u for u in unused if u[0] != "forward_layers_"],
@@ -52,13 +66,16 @@ print(json.dumps({"unused": [u for u in unused if u[0] != "forward_layers_"],
                       tuple(a) == s for loop in ahead.LOOPS
                       for sig in getattr(K, loop).signatures
                       for kernel, a in ahead.jobs(loop, sig) if kernel == "forward_layers_")],
+                  "probes": steps,
                   "loops": sum(len(getattr(K, loop).signatures) for loop in ahead.LOOPS)}))
 '''
 
 
 def test_the_kernels_compiled_ahead_are_the_versions_fits_and_predictions_use():
     """Dense, one-hot CSR, float32; adam, sgd, lbfgs; regressor and classifier: every version
-    the second process would compile for these fits' loops is one the fits then used, and every
+    the second process would compile for these fits' loops is one the fits then used (the
+    rule's step and the delta recursion's kernels: the probes find them compiled, compile
+    nothing of the package), and every
     small-input prediction's version is among them."""
     env = dict(os.environ, FASTFNN_COMPILE_AHEAD="0")
     done = subprocess.run([sys.executable, "-c", _FITS], env=env, capture_output=True,
@@ -66,7 +83,7 @@ def test_the_kernels_compiled_ahead_are_the_versions_fits_and_predictions_use():
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     # dense and CSR input share the loop's types: two stochastic loops, one full-batch
-    assert result["loops"] >= 3
+    assert result["loops"] >= 3 and result["probes"] >= 5
     assert result["unused"] == [] and result["small_missing"] == []
 
 

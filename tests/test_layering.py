@@ -38,7 +38,7 @@ purpose, where it belongs. Import cycles between modules fail as well.
     losses                    (uses the activation registry)
     activations, _version,    (dropout: the rates, the masks' key and their NumPy twin;
     dropout, preprocessing,   preprocessing: missing text cells as one marker; _compile_ahead:
-    _compile_ahead            prediction's kernels, compiled by a second process during a fit)
+    _compile_ahead            the kernels a first fit reaches last, compiled by a second process)
     _kernels                  the compiled code: imports only the BLAS it calls
     _blas                     the private BLAS: imports only the environment's reader
     _env, _notice,            the FASTFNN_* variables; the first compile's notice; Numba's

@@ -119,3 +119,60 @@ def test_a_version_compiles_in_one_process_at_a_time_others_meanwhile(tmp_path):
         assert child.wait(timeout=60) == 0
     finally:
         child.kill()
+
+
+_PARALLEL = '''
+import numpy as np
+from numba import njit, prange
+{patch}
+
+@njit(parallel=True, cache=True)
+def inner(x, y):
+    for i in prange(x.size):
+        y[i] = x[i]
+
+@njit(cache=True)
+def outer(x):
+    y = np.zeros_like(x)
+    inner(x, y)
+    return y
+'''
+_STEPS = (  # three processes: the parallel callee alone; its caller; both loaded, then run
+    "from numba import types; mod.inner.compile((types.float64[::1], types.float64[::1]))",
+    "print(mod.outer(np.ones(1000)).sum())",
+    "print(mod.outer(np.ones(1000)).sum())",
+)
+
+
+def _caller_compiled_apart(tmp_path, patch):
+    """Return codes and outputs of :data:`_STEPS` on a module of ``_PARALLEL`` (one cache)."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "mod.py").write_text(_PARALLEL.format(patch=patch))
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    runs = []
+    for step in _STEPS:
+        code = f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import numpy as np, mod; {step}"
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              text=True, timeout=300)
+        runs.append((done.returncode, done.stdout.strip()))
+    return runs
+
+
+def test_a_caller_compiled_beside_a_cached_parallel_callee_loads_and_runs(tmp_path):
+    """A caller compiled in a process that loaded its parallel callee from the cache carries
+    the callee's reload functions (which start Numba's threads), so a later process that
+    loads only the caller runs it."""
+    runs = _caller_compiled_apart(tmp_path, "from fastfnn import _numba_cache; "
+                                            "_numba_cache.install()")
+    assert runs[1:] == [(0, "1000.0"), (0, "1000.0")]
+
+
+def test_numbas_own_cache_crashes_there(tmp_path):
+    """The oracle that the crash is real: with Numba's own loading, the third process (the
+    caller and, inside it, the callee from the cache; Numba's threads never started) dies
+    of a segmentation fault."""
+    runs = _caller_compiled_apart(tmp_path, "")
+    assert runs[1] == (0, "1000.0") and runs[2][0] == -11

@@ -1,20 +1,22 @@
-"""The kernels a first fit's validation and its first predictions need, compiled by a second
-process while this one compiles the training loop.
+"""The kernels a fit reaches last, compiled by a second process while this one compiles the rest.
 
-Numba compiles on one thread. A cold first fit compiles its training loop, then, after it, the
-validation loss and the forward pass of early stopping, and its first predictions compile the
-forward passes of prediction (chunks on threads, and the small-input path). All of these take
-the loop's own groups (or arrays of its dtype), so their argument types are known the moment
-the loop starts compiling.
+Numba compiles on one thread. A cold first fit compiles its training loop depth-first: the
+batch's forward pass, the delta recursion after it, then the update rule's step; after the
+loop, the validation loss and forward pass; its first predictions, prediction's passes. All of
+these kernels take the loop's own groups (or arrays of its dtype), so their argument types are
+known the moment the loop starts compiling.
 
 At that moment (Numba's ``numba:compile`` event for a loop kernel: it fires on compiles, never
 on cache loads) this process hands the loop's argument types to a second one
 (``python -m fastfnn._compile_ahead``), which compiles, into the same on-disk cache, the kernels
-:func:`jobs` names. This process loads each from the cache when it gets there; arriving while
-the other still compiles one, it waits for it (processes compile a version in turn:
-``_numba_cache``) rather than compile it twice. Only kernels called from Python are compiled
-there, never a kernel that this process's own loop links into its code: the same code, compiled
-by the same Numba for the same CPU, and nothing but the wait changes.
+:func:`jobs` names: the delta recursion's kernels, which the loop reaches after the forward
+pass, the rule's step, the forward passes of validation and prediction (one chunk, chunks on
+threads, and the small-input path for one to three hidden layers) and the loss of validation.
+This process loads each from the cache when it gets there; arriving while the other still
+compiles one, it waits for it (processes compile a version in turn: ``_numba_cache``, which
+also makes a loop compiled around kernels loaded from the cache start Numba's threads when it
+is loaded in turn) rather than compile it twice. The same code compiled by the same Numba for
+the same CPU: nothing but the wait changes.
 
 One second process per process, fed by a pipe (pickled Numba types, written by its parent
 only), ended when its parent exits; started as fastfnn is imported where no version of the
@@ -30,6 +32,7 @@ import struct
 import subprocess
 import sys
 
+import numpy as np
 from numba import types
 from numba.core import event
 
@@ -38,34 +41,73 @@ from . import _kernels as K
 
 LOOPS = {"run_batches_", "run_batches_parallel_", "run_models_", "loss_grad_",
          "loss_grad_parallel_"}
+STEP = "batch_step_"  # the update rule's step: an overload, compiled through a probe
+DELTAS = "delta recursion"  # the backward pass's kernels after the forward pass: a probe
 DEPTHS = (2, 3, 4)  # layers of the small-input prediction path prepared (1-3 hidden layers)
 
 
 def jobs(loop, args):
     """``[(kernel, argument types)]`` to compile ahead of the loop kernel ``loop`` compiling
-    for ``args`` (its Numba argument types), in the order a fit and its predictions reach
-    them: ``forward_rows_``, ``loss_value``, ``forward_rows_parallel_`` and
+    for ``args`` (its Numba argument types): first the kernels of the delta recursion
+    (:data:`DELTAS`), which the loop reaches after the forward pass, then the rule's step
+    (:data:`STEP`), after the batch's gradient; then, in the order a fit and its predictions
+    reach them, ``forward_rows_``, ``loss_value``, ``forward_rows_parallel_`` and
     ``forward_layers_`` for :data:`DEPTHS` layers."""
     if loop == "run_models_":  # typed lists of the groups of run_batches_
         args = [arg.item_type for arg in args[:5]]
     if loop in ("loss_grad_", "loss_grad_parallel_"):
-        params, work, data, model = args[:4]
+        (params, work, data, model), step = args[:4], []
     else:
-        params, _, work, data, model = args[:5]
+        params, rule, work, data, model = args[:5]
+        step = [(STEP, (params, rule, work, model))]
+    step.insert(0, (DELTAS, (params, work, data, model)))
     dtype = params.types[0].dtype
     matrix, vector = types.Array(dtype, 2, "C"), types.Array(dtype, 1, "C")
     forward = (matrix, work, data, params, model)
     small = [("forward_layers_", (matrix, matrix, types.UniTuple(matrix, n),
                                   types.UniTuple(vector, n), types.int64, types.int64, vector,
                                   types.int64)) for n in DEPTHS]
-    return [("forward_rows_", forward),
-            ("loss_value", (matrix, matrix, vector, types.boolean, types.int64, types.float64)),
-            ("forward_rows_parallel_", forward)] + small
+    return step + [("forward_rows_", forward),
+                   ("loss_value", (matrix, matrix, vector, types.boolean, types.int64,
+                                   types.float64)),
+                   ("forward_rows_parallel_", forward)] + small
 
 
 def compile_job(kernel, arg_types):
     """Compile (or load from the cache) ``kernel`` of ``_kernels`` for ``arg_types``."""
-    getattr(K, kernel).compile(arg_types)
+    if kernel in (STEP, DELTAS):
+        from numba import njit
+
+        # not cached itself: typing its calls compiles (and caches) the kernels they call
+        probe = _delta_recursion if kernel == DELTAS else (
+            lambda params, rule, work, model: K.batch_step_(params, rule, work, model))
+        njit(probe).compile(arg_types)
+    else:
+        getattr(K, kernel).compile(arg_types)
+
+
+def _delta_recursion(params, work, data, model):
+    """Never run, only typed: the calls ``_kernels.backward_sums_`` makes after its forward
+    pass (the loss, the output layer's delta, each layer's weight gradient and the delta of
+    the layer below), with the argument types they have there, as ``part_sums_`` hands
+    them on (a test compares them with the versions real fits compile)."""
+    p = start = m = i = np.int64(1)  # int64s, as the loop's counters
+    sizes, theta, grad = params.sizes, params.theta, params.grad
+    units = sizes[1:]
+    A_buf, D_buf, Z_buf, WT_buf = work.A[p], work.D[p], work.Z[p], work.WT[p]
+    Y, sw = K.load_part_(A_buf, work.Y[p], work.sw[p], data, sizes, start, m, model)
+    A_out = K.layer_view(A_buf, sizes, m, i)
+    K.loss_sums(A_out, Y, sw, data.use_sw, model.loss, model.eps)
+    D = K.layer_view(D_buf, units, m, i)
+    K.output_delta_(D, A_out, Y, sw, data.use_sw, model.loss, model.deriv_act)
+    A = K.layer_view(A_buf, sizes, m, i)
+    K.csr_matmul_tn_(K.w_view(grad, sizes, i), D, model, start)
+    K.matmul_tn_(K.w_view(grad, sizes, i), A, D, model.tile_tn)
+    D_prev, W = K.layer_view(D_buf, units, m, i), K.w_view(theta, sizes, i)
+    K.delta_back_(D_prev, D, W, A, model.hidden_act, model.tile_nt, WT_buf)
+    K.matmul_nt_(D_prev, D, W, model.tile_nt, WT_buf, K.no_epilogue())
+    K.mul_act_deriv_z_(D_prev, K.layer_view(Z_buf, units, m, i), model.hidden_act)
+    K.mul_act_deriv_(D_prev, K.layer_view(Z_buf, units, m, i), model.hidden_act)
 
 
 def enabled():

@@ -14,7 +14,7 @@ when they are needed; ``FASTFNN_BLAS`` is read once, when the kernels' BLAS is b
 ``FASTFNN_NUM_THREADS``    a positive integer: the most threads fastfnn uses
 ``FASTFNN_CACHE_DIR``      a folder: where measurements are kept
 ``FASTFNN_DEBUG``          ``1``/``true``/``yes``/``on``: the command shows tracebacks
-``FASTFNN_COMPILE_AHEAD``  ``0``: no second process compiles prediction's kernels ahead
+``FASTFNN_COMPILE_AHEAD``  ``0``: no second process compiles a first fit's last kernels
 =========================  =====================================================================
 """
 

@@ -30,6 +30,12 @@ and the second process that compiles ahead of it: ``_compile_ahead``). A compile
 version's lock while its callees compile and take theirs, so locks are taken along the call
 graph, which has no cycles: no two processes can wait for each other. Each lock is taken
 inside Numba's own compiler lock, so two threads of one process cannot either.
+
+A version loaded from the cache keeps the functions Numba runs when loading it (for a
+``parallel=True`` function: start Numba's threads) in its library, as a compiled version does.
+Numba's own loading drops them there, so a caller compiled in a process that loaded its
+parallel callee from the cache lacked them: a later process that loaded that caller alone ran
+a parallel loop with no threads started, and crashed (a segmentation fault).
 """
 
 import functools
@@ -95,6 +101,21 @@ def _in_turn(compile_):
     return compile_in_turn
 
 
+def _keeping_reload(rebuild):
+    """``rebuild`` (Numba's ``CompileResult._rebuild``, which loads a version from the cache)
+    that also hands the version's reload functions to its library, as a compiled library
+    holds them, so that a caller compiled later in this process inherits them."""
+
+    @functools.wraps(rebuild)
+    def rebuild_keeping_reload(cls, *args, **kwargs):
+        cres = rebuild(cls, *args, **kwargs)
+        cres.library._reload_init.update(cres.reload_init or ())
+        return cres
+
+    rebuild_keeping_reload.fastfnn_reload = True
+    return rebuild_keeping_reload
+
+
 def _random_hash(parfor):
     """A parfor's hash: random, drawn once per parfor (not its address, which another process
     may give another loop)."""
@@ -110,10 +131,15 @@ def install():
     another loop."""
     try:
         from numba.core.caching import IndexDataCacheFile
+        from numba.core.compiler import CompileResult
         from numba.core.dispatcher import Dispatcher
         from numba.parfors.parfor import Parfor
     except ImportError:  # pragma: no cover - another Numba layout: left as it is
         return
+    rebuild = CompileResult.__dict__.get("_rebuild")
+    if isinstance(rebuild, classmethod) and not getattr(rebuild.__func__, "fastfnn_reload",
+                                                        False):
+        CompileResult._rebuild = classmethod(_keeping_reload(rebuild.__func__))
     if Parfor.__hash__ is not _random_hash:
         Parfor.__hash__ = _random_hash
     if fcntl is not None and not getattr(IndexDataCacheFile.save, "fastfnn_locked", False):

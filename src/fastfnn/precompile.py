@@ -1,6 +1,6 @@
 """Compile fastfnn's kernels ahead of the first fit, into Numba's on-disk cache.
 
-Numba compiles each kernel the first time a fit uses it (about 25 s for the first float64 fit on
+Numba compiles each kernel the first time a fit uses it (about 18 s for the first float64 fit on
 a 2-core machine) and caches the machine code on disk, next to the source (``__pycache__``), or
 where ``NUMBA_CACHE_DIR`` says. :func:`precompile` runs small fits and predictions through the
 public estimators, so every kernel a common fit takes is compiled and cached before anyone
@@ -75,9 +75,9 @@ def precompile(dtypes=("float64",)):
     Returns
     -------
     seconds : float
-        Wall time taken: about 60-70 s per dtype on 2 cores with an empty cache (a second
-        process compiles prediction's kernels: ``_compile_ahead``), a second or two when it
-        was already filled.
+        Wall time taken: about 50-60 s per dtype on 2 cores with an empty cache (a second
+        process compiles each loop's last kernels: ``_compile_ahead``), a second or two when
+        it was already filled.
     """
     start = time.perf_counter()
     for dtype in dtypes:
