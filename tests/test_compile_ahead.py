@@ -137,7 +137,8 @@ class _Event:
 
 def test_a_loop_compile_sends_its_jobs_once(monkeypatch):
     """The event of a loop kernel's compile hands :func:`jobs` of its types to the second
-    process, once; another kernel's compile, and a repeat, send nothing."""
+    process, once; another kernel's compile, and a repeat, send nothing; in the child of a
+    fork, the parent's second process and jobs do not count."""
     import warnings
 
     from fastfnn import FNNRegressor
@@ -154,3 +155,6 @@ def test_a_loop_compile_sends_its_jobs_once(monkeypatch):
     for dispatcher in (K.run_batches_, K.run_batches_, K.loss_value):
         helper.on_start(_Event(dispatcher, sig))
     assert sent == [ahead.jobs("run_batches_", sig)]
+    helper.pid = os.getpid() + 1  # as the child of a fork sees its parent's second process
+    helper.on_start(_Event(K.run_batches_, sig))
+    assert sent == [ahead.jobs("run_batches_", sig)] * 2 and helper.process is None

@@ -33,7 +33,7 @@ import subprocess
 import sys
 
 import numpy as np
-from numba import types
+from numba import njit, types
 from numba.core import event
 
 from . import _env
@@ -41,7 +41,7 @@ from . import _kernels as K
 
 LOOPS = {"run_batches_", "run_batches_parallel_", "run_models_", "loss_grad_",
          "loss_grad_parallel_"}
-STEP = "batch_step_"  # the update rule's step: an overload, compiled through a probe
+STEP = "rule step"  # the update rule's step (an overload): compiled through a probe
 DELTAS = "delta recursion"  # the backward pass's kernels after the forward pass: a probe
 DEPTHS = (2, 3, 4)  # layers of the small-input prediction path prepared (1-3 hidden layers)
 
@@ -56,18 +56,18 @@ def jobs(loop, args):
     if loop == "run_models_":  # typed lists of the groups of run_batches_
         args = [arg.item_type for arg in args[:5]]
     if loop in ("loss_grad_", "loss_grad_parallel_"):
-        (params, work, data, model), step = args[:4], []
+        params, work, data, model = args[:4]
+        late = [(DELTAS, (params, work, data, model))]
     else:
         params, rule, work, data, model = args[:5]
-        step = [(STEP, (params, rule, work, model))]
-    step.insert(0, (DELTAS, (params, work, data, model)))
+        late = [(DELTAS, (params, work, data, model)), (STEP, (params, rule, work, model))]
     dtype = params.types[0].dtype
     matrix, vector = types.Array(dtype, 2, "C"), types.Array(dtype, 1, "C")
     forward = (matrix, work, data, params, model)
     small = [("forward_layers_", (matrix, matrix, types.UniTuple(matrix, n),
                                   types.UniTuple(vector, n), types.int64, types.int64, vector,
                                   types.int64)) for n in DEPTHS]
-    return step + [("forward_rows_", forward),
+    return late + [("forward_rows_", forward),
                    ("loss_value", (matrix, matrix, vector, types.boolean, types.int64,
                                    types.float64)),
                    ("forward_rows_parallel_", forward)] + small
@@ -75,15 +75,16 @@ def jobs(loop, args):
 
 def compile_job(kernel, arg_types):
     """Compile (or load from the cache) ``kernel`` of ``_kernels`` for ``arg_types``."""
-    if kernel in (STEP, DELTAS):
-        from numba import njit
-
-        # not cached itself: typing its calls compiles (and caches) the kernels they call
-        probe = _delta_recursion if kernel == DELTAS else (
-            lambda params, rule, work, model: K.batch_step_(params, rule, work, model))
-        njit(probe).compile(arg_types)
+    if kernel in PROBES:  # not cached: typing its calls compiles (and caches) their kernels
+        njit(PROBES[kernel]).compile(arg_types)
     else:
         getattr(K, kernel).compile(arg_types)
+
+
+def _rule_step(params, rule, work, model):
+    """Never run, only typed: the loop's call of the rule's step (``_kernels.batch_step_``, an
+    overload resolved by the rule's type)."""
+    return K.batch_step_(params, rule, work, model)
 
 
 def _delta_recursion(params, work, data, model):
@@ -110,6 +111,9 @@ def _delta_recursion(params, work, data, model):
     K.mul_act_deriv_(D_prev, K.layer_view(Z_buf, units, m, i), model.hidden_act)
 
 
+PROBES = {STEP: _rule_step, DELTAS: _delta_recursion}
+
+
 def enabled():
     """Whether a second process may compile ahead here (see the module's notes)."""
     if _env.value("FASTFNN_COMPILE_AHEAD") == "0" or not sys.executable:
@@ -125,7 +129,8 @@ class _Helper(event.Listener):
     loop compile after it; at exit, ends it."""
 
     def __init__(self):
-        self.process = None
+        self.process = None  # the second process, started by the process of pid self.pid
+        self.pid = None
         self.sent = set()
 
     def on_start(self, ev):
@@ -136,6 +141,7 @@ class _Helper(event.Listener):
             return
         if getattr(getattr(dispatcher, "_cache", None), "_cache_path", None) is None:
             return  # no on-disk cache to share
+        self._forget_parents()
         try:
             todo = [job for job in jobs(func.__name__, ev.data["args"]) if job not in self.sent]
             if todo and enabled():
@@ -147,8 +153,14 @@ class _Helper(event.Listener):
     def on_end(self, ev):
         pass
 
+    def _forget_parents(self):
+        """In the child of a fork: the parent's second process and jobs are not this one's."""
+        if self.pid is not None and self.pid != os.getpid():
+            self.process, self.pid, self.sent = None, None, set()
+
     def start(self):
         """Start the second process (it waits for jobs), unless it runs."""
+        self._forget_parents()
         if self.process is None or self.process.poll() is not None:
             package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
             path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
@@ -156,6 +168,7 @@ class _Helper(event.Listener):
             self.process = subprocess.Popen(
                 [sys.executable, "-m", __name__], stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+            self.pid = os.getpid()
 
     def _send(self, todo):
         payload = pickle.dumps(todo)
@@ -166,7 +179,7 @@ class _Helper(event.Listener):
     def close(self):
         """End the second process (its compile in progress is lost; saved ones stay)."""
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
+        if process is not None and self.pid == os.getpid() and process.poll() is None:
             process.terminate()
             process.wait()
 
