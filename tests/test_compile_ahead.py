@@ -17,10 +17,23 @@ from numba import types
 from fastfnn import _compile_ahead as ahead
 from fastfnn import _kernels as K
 
-_FITS = '''
-import json, pickle, warnings
-import numpy as np, scipy.sparse as sp
+# a script's prelude: ``compiled`` gets the (module, name) of every function Numba compiles
+_COUNT = '''
 from numba.core import event
+compiled = []
+class Count(event.Listener):
+    def on_start(self, ev):
+        func = ev.data["dispatcher"].py_func
+        compiled.append((func.__module__, func.__name__))
+    def on_end(self, ev):
+        pass
+event.register("numba:compile", Count())
+'''
+
+_FITS = _COUNT + '''
+import json, warnings
+import numpy as np, scipy.sparse as sp
+from numba.core.registry import CPUDispatcher as Dispatcher
 from fastfnn import FNNClassifier, FNNRegressor
 from fastfnn import _compile_ahead as ahead, _kernels as K
 
@@ -29,35 +42,33 @@ X = rng.standard_normal((2100, 5)); y = X[:, 0] - X[:, 1]  # predictions: two ch
 onehot = sp.csr_matrix(np.eye(6)[rng.integers(0, 6, 2100)])
 fits = [(FNNRegressor(hidden_layer_sizes=(8, 8), early_stopping=True), X, y),
         (FNNClassifier(solver="sgd", hidden_layer_sizes=(8,), early_stopping=True),
-         X.astype(np.float32), y > 0),
+         X, y > 0),
         (FNNRegressor(hidden_layer_sizes=(8,), early_stopping=True), onehot, y),
         (FNNRegressor(solver="lbfgs", hidden_layer_sizes=(8,)), X, y)]
 for est, data, target in fits:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         est.set_params(max_iter=2, random_state=0).fit(data[:300], target[:300])
-    net = est._fitted_network(np.float32 if data.dtype == np.float32 else np.float64)
+    net = est._fitted_network(np.float64)
     for threads in (1, 2):
         net.forward(data, threads)
     est.predict(data[:1].toarray() if sp.issparse(data) else data[:1])
 
-compiled = []
-class Steps(event.Listener):
-    def on_start(self, ev):
-        compiled.append(ev.data["dispatcher"].py_func.__module__)
-    def on_end(self, ev):
-        pass
-event.register("numba:compile", Steps())
-unused, steps = [], 0
+def versions():  # every kernel's versions in this process, compiled or loaded
+    return {(name, sig) for name, kernel in vars(K).items()
+            if isinstance(kernel, Dispatcher) for sig in kernel.signatures}
+
+unused, probes = [], 0
 for loop in sorted(ahead.LOOPS):
     for sig in getattr(K, loop).signatures:
         for kernel, arg_types in ahead.jobs(loop, sig):
             if kernel in (ahead.STEP, ahead.DELTAS):
-                before = len(compiled)
-                ahead.compile_job(kernel, arg_types)
-                steps += 1
-                if any(m == "fastfnn._kernels" for m in compiled[before:]):
-                    unused.append(kernel)
+                before, known = len(compiled), versions()
+                ahead.compile_job(kernel, arg_types)  # compiles the probe, loads its calls
+                probes += 1
+                if versions() - known or any(module == "fastfnn._kernels"
+                                             for module, _ in compiled[before:]):
+                    unused.append((kernel, str(arg_types)))
             elif arg_types not in getattr(K, kernel).signatures:
                 unused.append((kernel, str(arg_types)))
 small = [tuple(s) for s in K.forward_layers_.signatures]
@@ -66,18 +77,20 @@ print(json.dumps({"unused": [u for u in unused if u[0] != "forward_layers_"],
                       tuple(a) == s for loop in ahead.LOOPS
                       for sig in getattr(K, loop).signatures
                       for kernel, a in ahead.jobs(loop, sig) if kernel == "forward_layers_")],
-                  "probes": steps,
+                  "probes": probes,
                   "loops": sum(len(getattr(K, loop).signatures) for loop in ahead.LOOPS)}))
 '''
 
 
-def test_the_kernels_compiled_ahead_are_the_versions_fits_and_predictions_use():
-    """Dense, one-hot CSR, float32; adam, sgd, lbfgs; regressor and classifier: every version
+def test_the_kernels_compiled_ahead_are_the_versions_fits_and_predictions_use(tmp_path):
+    """Dense and one-hot CSR input; adam, sgd, lbfgs; regressor and classifier: every version
     the second process would compile for these fits' loops is one the fits then used (the
-    rule's step and the delta recursion's kernels: the probes find them compiled, compile
-    nothing of the package), and every
-    small-input prediction's version is among them."""
-    env = dict(os.environ, FASTFNN_COMPILE_AHEAD="0")
+    rule's step and the delta recursion's kernels: the probes add no version to any kernel,
+    whether compiled or found in the disk cache), and every small-input prediction's
+    version is among them."""
+    # an empty cache: every version a fit calls is compiled in the process (or loaded from
+    # what its own second process just compiled) and held by its kernel, none is stale
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
     done = subprocess.run([sys.executable, "-c", _FITS], env=env, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -94,17 +107,9 @@ def _loss_job(dtype):
                             types.float64))]
 
 
-_LOAD = '''
+_LOAD = _COUNT + '''
 import numpy as np
-from numba.core import event
 from fastfnn import _kernels as K
-compiled = []
-class Count(event.Listener):
-    def on_start(self, ev):
-        compiled.append(ev.data["dispatcher"].py_func.__name__)
-    def on_end(self, ev):
-        pass
-event.register("numba:compile", Count())
 A = np.full((3, 2), 0.5); Y = np.zeros((3, 2)); sw = np.ones(3)
 value = K.loss_value(A, Y, sw, False, 0, 1e-7)
 print(compiled, value)

@@ -127,8 +127,8 @@ def _random_hash(parfor):
 
 def install():
     """Make this process's Numba cache safe beside other processes' (once): saves and each
-    function's compiles take turns, and parallel loops get names no other process gives
-    another loop."""
+    version's compiles take turns, parallel loops get names no other process gives another
+    loop, and a version loaded from the cache keeps its reload functions."""
     try:
         from numba.core.caching import IndexDataCacheFile
         from numba.core.compiler import CompileResult
