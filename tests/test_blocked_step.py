@@ -73,14 +73,21 @@ def test_the_sweep_on_two_threads_gives_the_same_bits(dtype, solver, parts):
 
 
 def test_step_blocks_cover_every_parameter_once():
+    # SGD at rate 1 from theta = 0 with gradient 1: a block's step writes -1 exactly on its
+    # parameters, and a block of weights (decay) sums its gradient's squares (its length).
     sizes = np.array(SIZES, dtype=np.int64)
-    n = int(np.sum(sizes[:-1] * sizes[1:]) + np.sum(sizes[1:]))
-    seen = np.zeros(n, int)
-    layers = []
-    for k in range(K.n_step_blocks(sizes, n)):
-        lo, hi, layer = K.step_block(sizes, n, k)
-        assert 0 < hi - lo <= K.STEP_BLOCK
-        seen[lo:hi] += 1
-        layers.append(layer)
-    np.testing.assert_array_equal(seen, 1)
-    assert layers == [0] * 3 + [1] * 2 + [2] + [-1]  # W[0]: 4550, W[1]: 2600, W[2]: 120, b: 108
+    n_w = int(np.sum(sizes[:-1] * sizes[1:]))
+    n = n_w + int(np.sum(sizes[1:]))
+    ends = np.cumsum([0] + [a * b for a, b in zip(SIZES[:-1], SIZES[1:])] + [n - n_w])
+    expected = [(b0, min(b0 + K.STEP_BLOCK, hi)) for lo, hi in zip(ends[:-1], ends[1:])
+                for b0 in range(lo, hi, K.STEP_BLOCK)]  # W[0]: 4550, W[1]: 2600, W[2]: 120, b
+    blocks = K.n_step_blocks(sizes, n)
+    assert blocks == len(expected) == 7
+    h = (1.0, 0.0, 0.0, 0.0, 1.0)
+    for k, (lo, hi) in enumerate(expected):
+        theta, grad, velocity, sums = np.zeros(n), np.ones(n), np.zeros(n), np.zeros((blocks, 2))
+        K.step_range_(theta, grad, np.zeros((0, n)), velocity, velocity, sums, sizes, k, k + 1,
+                      False, 0.0, 1.0, h, False, False)
+        np.testing.assert_array_equal(np.flatnonzero(theta), np.arange(lo, hi))
+        np.testing.assert_array_equal(sums[:, 1], np.where(np.arange(blocks) == k,
+                                                           hi - lo if hi <= n_w else 0, 0))

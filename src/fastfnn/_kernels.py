@@ -350,9 +350,10 @@ def tile_gemm_(out, A, sa_r, sa_t, B, epi):
 @jit
 def tile_gemm_packed_(out, A, B, epi):
     """Writes ``out`` (M, N) = A @ B for A (M, k) C-contiguous and B (k, N) (a column slice
-    allowed), out's rows contiguous, N a multiple of the vector width, as :func:`tile_gemm_` with B's column strips first copied next to each other
-    (:func:`pack_strips`): for layers too large for the cache, where B's rows, a page apart,
-    would each cost a cache and a TLB miss per strip. The same bits as unpacked."""
+    allowed), out's rows contiguous, N a multiple of the vector width, as :func:`tile_gemm_`
+    with B's column strips first copied next to each other (:func:`pack_strips`): for layers
+    too large for the cache, where B's rows, a page apart, would each cost a cache and a TLB
+    miss per strip. The same bits as unpacked."""
     k = B.shape[0]
     tile_loop_(out, A, k, 1, pack_strips(B), k, 0, True, epi)
 
@@ -1741,24 +1742,6 @@ def n_step_blocks(sizes, n_params):
     return blocks + (n_params - lo + STEP_BLOCK - 1) // STEP_BLOCK
 
 
-@jit
-def step_block(sizes, n_params, k):
-    """``(lo, hi, layer)``: the parameters ``[lo, hi)`` of step block k
-    (:func:`n_step_blocks`), and its layer (-1: the intercepts)."""
-    lo = 0
-    left = k  # (called, not inlined: inside a parallel loop k is its index, never written)
-    for i in range(len(sizes) - 1):
-        n = sizes[i] * sizes[i + 1]
-        blocks = (n + STEP_BLOCK - 1) // STEP_BLOCK
-        if left < blocks:
-            b0 = lo + left * STEP_BLOCK
-            return b0, min(b0 + STEP_BLOCK, lo + n), i
-        left -= blocks
-        lo += n
-    b0 = lo + left * STEP_BLOCK
-    return b0, min(b0 + STEP_BLOCK, n_params), -1
-
-
 @jit_inline
 def adam_block_(theta, grad, parts, m1, m2, lo, hi, decay, a, s, b1, b2, lr, eps, shrink,
                 factor):
@@ -1807,28 +1790,44 @@ def step_block_(theta, grad, parts, s1, s2, sums, k, lo, hi, decay, adam, a, s, 
 
 
 @jit_update
+def step_range_(theta, grad, parts, s1, s2, sums, sizes, k0, k1, adam, a, s, h, nesterov,
+                shrink):
+    """Writes theta, grad, the rule's state and ``sums[k0:k1]``: step blocks ``k0..k1-1``
+    (:func:`n_step_blocks`' numbering: each layer's W from its start, then the intercepts,
+    ``i == layers``), one after the other (:func:`step_block_`).
+
+    The one compiled sweep of :func:`step_blocks_` (every block) and
+    :func:`step_blocks_parallel_` (a block per call): the same bits by construction, and the
+    step's loops compile once per rule, not once per sweep (a cold first fit waited 2 s
+    longer)."""
+    layers = len(sizes) - 1
+    k = 0
+    lo = 0
+    for i in range(layers + 1):
+        n = sizes[i] * sizes[i + 1] if i < layers else theta.shape[0] - lo
+        blocks = (n + STEP_BLOCK - 1) // STEP_BLOCK
+        for j in range(max(k0 - k, 0), min(k1 - k, blocks)):
+            b0 = lo + j * STEP_BLOCK
+            hi = min(b0 + STEP_BLOCK, lo + n)
+            if i < layers:  # decay a literal: its branches fold (a run-time bool: 3% slower)
+                step_block_(theta, grad, parts, s1, s2, sums, k + j, b0, hi, True, adam, a, s, h,
+                            nesterov, shrink)
+            else:
+                step_block_(theta, grad, parts, s1, s2, sums, k + j, b0, hi, False, adam, a, s, h,
+                            nesterov, shrink)
+        k += blocks
+        lo += n
+
+
+@jit_update
 def step_blocks_(theta, grad, parts, s1, s2, sums, layer_sq, sizes, adam, a, s, h, nesterov,
                  shrink, first, alpha, S):
     """Writes theta, grad, the rule's state, ``sums`` (n_blocks, 2) and ``layer_sq``: every
-    step block from ``first`` on (:func:`step_block`'s numbering), one after the other
-    (:func:`step_block_`), then their sums (:func:`add_block_sums_`). Returns the L2 term
-    ``alpha/2 sum ||W||^2 / S`` of those blocks' weights (before the step), in float64."""
-    k = 0
-    lo = 0
-    for i in range(len(sizes) - 1):
-        end = lo + sizes[i] * sizes[i + 1]
-        for b0 in range(lo, end, STEP_BLOCK):
-            if k >= first:
-                step_block_(theta, grad, parts, s1, s2, sums, k, b0, min(b0 + STEP_BLOCK, end),
-                            True, adam, a, s, h, nesterov, shrink)
-            k += 1
-        lo = end
-    n = theta.shape[0]
-    for b0 in range(lo, n, STEP_BLOCK):  # the intercepts
-        if k >= first:
-            step_block_(theta, grad, parts, s1, s2, sums, k, b0, min(b0 + STEP_BLOCK, n), False,
-                        adam, a, s, h, nesterov, shrink)
-        k += 1
+    step block from ``first`` on, one after the other (:func:`step_range_`), then their sums
+    (:func:`add_block_sums_`). Returns the L2 term ``alpha/2 sum ||W||^2 / S`` of those
+    blocks' weights (before the step), in float64."""
+    step_range_(theta, grad, parts, s1, s2, sums, sizes, first, sums.shape[0], adam, a, s, h,
+                nesterov, shrink)
     return 0.5 * alpha * add_block_sums_(layer_sq, sums, sizes, first) / S
 
 
@@ -1836,12 +1835,11 @@ def step_blocks_(theta, grad, parts, s1, s2, sums, layer_sq, sizes, adam, a, s, 
 def step_blocks_parallel_(theta, grad, parts, s1, s2, sums, layer_sq, sizes, adam, a, s, h,
                           nesterov, shrink, first, alpha, S):
     """:func:`step_blocks_` with the blocks under ``prange`` on Numba's threads: each block
-    is computed on its own, by the same code, and the sums added after them in block order:
-    the same bits on any thread count."""
-    n = theta.shape[0]
+    is computed on its own, by the same compiled code, and the sums added after them in
+    block order: the same bits on any thread count."""
     for k in prange(first, sums.shape[0]):
-        lo, hi, layer = step_block(sizes, n, k)
-        step_block_(theta, grad, parts, s1, s2, sums, k, lo, hi, layer >= 0, adam, a, s, h,
+        block = np.int64(k)
+        step_range_(theta, grad, parts, s1, s2, sums, sizes, block, block + 1, adam, a, s, h,
                     nesterov, shrink)
     return 0.5 * alpha * add_block_sums_(layer_sq, sums, sizes, first) / S
 
@@ -1875,8 +1873,10 @@ def blocked_step_(params, work, model, s1, s2, adam, S, h, nesterov, shrink, fir
     each layer's ``||dW[i]||^2`` added to layer_sq. Returns the L2 term ``alpha/2 sum
     ||W||^2 / S`` (W before the step; blocks before ``first`` left out). The groups'
     arrays are passed on one by one: a called function that takes a whole group pays a
-    reference count for each of its arrays."""
+    reference count for each of its arrays; ``first`` as an int64, never a literal: one
+    compiled sweep for every caller."""
     dt = params.theta.dtype.type
+    first = np.int64(first)
     if model.parallel_step:
         return step_blocks_parallel_(params.theta, params.grad, work.part_grads, s1, s2,
                                      work.step_sums, work.layer_sq, params.sizes, adam,
