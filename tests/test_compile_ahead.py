@@ -71,8 +71,17 @@ for loop in sorted(ahead.LOOPS):
                     unused.append((kernel, str(arg_types)))
             elif arg_types not in getattr(K, kernel).signatures:
                 unused.append((kernel, str(arg_types)))
+# the siblings precompile adds: the full batch's loop for the minibatch loop's groups is the
+# version the lbfgs fit used (the parallel loops take the same types as the serial ones)
+siblings = [(kernel, tuple(arg_types)) for loop in ("run_batches_", "loss_grad_")
+            for sig in getattr(K, loop).signatures
+            for kernel, arg_types in ahead.jobs(loop, sig, siblings=True)[-3:]
+            if kernel.startswith(("run_batches", "loss_grad"))]
+unused += [(kernel, str(a)) for kernel, a in siblings
+           if kernel in ("loss_grad_", "run_batches_") and a not in getattr(K, kernel).signatures]
 small = [tuple(s) for s in K.forward_layers_.signatures]
 print(json.dumps({"unused": [u for u in unused if u[0] != "forward_layers_"],
+                  "siblings": len(siblings),
                   "small_missing": [str(s) for s in small if not any(
                       tuple(a) == s for loop in ahead.LOOPS
                       for sig in getattr(K, loop).signatures
@@ -98,6 +107,7 @@ def test_the_kernels_compiled_ahead_are_the_versions_fits_and_predictions_use(tm
     # dense and CSR input share the loop's types: two stochastic loops, one full-batch
     assert result["loops"] >= 3 and result["probes"] >= 5
     assert result["unused"] == [] and result["small_missing"] == []
+    assert result["siblings"] >= 3
 
 
 def _loss_job(dtype):

@@ -1,7 +1,10 @@
 """fastfnn's loops link their callees as they are: when the library of a registered caller
 (the forward pass) runs its module passes, no other fastfnn function's code is in it (its
 callees are linked in after), while a product's library and another package's functions
-compile as Numba does (the callee's code is there, to be inlined). Run in a fresh process
+compile as Numba does (the callee's code is there, to be inlined). So do the pieces of a
+``prange`` loop that calls fastfnn (its body and the wrappers that run it on the threads: each
+optimised the whole call tree below again), while another package's loop keeps Numba's way.
+Run in a fresh process
 with an empty Numba cache, so that every library is compiled, not loaded; the forward's
 result is checked against NumPy."""
 
@@ -13,7 +16,7 @@ import textwrap
 CHILD = textwrap.dedent("""
     import json, sys
     import numpy as np
-    from numba import njit
+    from numba import njit, prange
     from numba.core import codegen
 
     passes = []  # per library, as its module passes start: the functions it defines
@@ -46,8 +49,26 @@ CHILD = textwrap.dedent("""
     _kernels.forward_(A_buf, Z_buf, theta, sizes, 7, model, 0)
     W0, W1 = theta[:20].reshape(5, 4), theta[20:32].reshape(4, 3)
     expected = np.maximum(X @ W0 + theta[32:36], 0) @ W1 + theta[36:]
+
+    @njit(parallel=True)
+    def user_parallel(x):
+        out = np.zeros(x.shape[0])
+        for i in prange(x.shape[0]):
+            out[i] = callee(x[i])
+        return out
+
+    # the step's sweep on one thread and on Numba's threads (a prange loop): the same bits
+    n = 5 * 4 + 4 * 3 + 4 + 3
+    steps = []
+    for sweep in (_kernels.step_blocks_, _kernels.step_blocks_parallel_):
+        theta, grad, s1, s2 = (np.random.default_rng(1).standard_normal((4, n)) ** 2).copy()
+        sums, layer_sq = np.zeros((_kernels.n_step_blocks(sizes, n), 2)), np.zeros(2)
+        sweep(theta, grad, np.zeros((1, n)), s1, s2, sums, layer_sq, sizes, True, 1e-3, 7.0,
+              (0.9, 0.999, 1e-3, 1e-8, 1.0), False, False, np.int64(0), 1e-3, 7.0)
+        steps.append(np.concatenate([theta, grad, s1, s2, layer_sq]).tolist())
     json.dump({"passes": passes, "error": float(np.abs(A_buf[63:] - expected.ravel()).max()),
-               "caller": caller(3.0)}, sys.stdout)
+               "caller": caller(3.0), "user_parallel": user_parallel(np.ones(3)).tolist(),
+               "steps": steps}, sys.stdout)
 """)
 
 
@@ -75,3 +96,22 @@ def test_each_fastfnn_library_is_optimised_on_its_own_code(tmp_path):
     assert matmul and all(_defines(names, "10tile_gemm_") for names in matmul)  # as Numba does
     callers = [names for names in passes if _defines(names, "6caller")]
     assert callers and all(_defines(names, "6callee") for names in callers)  # as Numba does
+
+
+def test_a_fastfnn_prange_loop_links_its_callees_as_they_are(tmp_path):
+    env = {"NUMBA_CACHE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True,
+                         check=True)
+    result = json.loads(out.stdout)
+    assert result["user_parallel"] == [3.0] * 3
+    serial, parallel = result["steps"]
+    assert serial == parallel  # the same bits
+    pieces = [names for names in result["passes"]
+              if any("__numba_parfor_gufunc" in name for name in names)]
+    users = [names for names in pieces if _defines(names, "6callee")]
+    ours = [names for names in pieces if not _defines(names, "6callee")]
+    assert users and ours  # the user's loop's body and wrappers; the step's
+    # the step's pieces hold no copy of the block sweep as they are optimised (linked after)
+    assert not any(_defines(names, "11step_range_") for names in ours)
+    assert not any(_defines(names, "11step_range_") for names in
+                   [n for n in result["passes"] if _defines(n, "21step_blocks_parallel_")])

@@ -48,15 +48,23 @@ LOOPS = {"run_batches_", "run_batches_parallel_", "run_models_", "loss_grad_",
 STEP = "rule step"  # the update rule's step (an overload): compiled through a probe
 DELTAS = "delta recursion"  # the backward pass's kernels after the forward pass: a probe
 DEPTHS = (2, 3, 4)  # layers of the small-input prediction path prepared (1-3 hidden layers)
+# The loops that take the groups of a loop (the minibatch loop's, with the rule; the full
+# batch's, without), compiled ahead where everything is to be compiled (``precompile``).
+SIBLINGS = {"run_batches_": ("run_batches_parallel_", "loss_grad_", "loss_grad_parallel_"),
+            "run_batches_parallel_": ("run_batches_", "loss_grad_", "loss_grad_parallel_"),
+            "loss_grad_": ("loss_grad_parallel_",),
+            "loss_grad_parallel_": ("loss_grad_",)}
 
 
-def jobs(loop, args):
+def jobs(loop, args, siblings=False):
     """``[(kernel, argument types)]`` to compile ahead of the loop kernel ``loop`` compiling
     for ``args`` (its Numba argument types): first the kernels of the delta recursion
     (:data:`DELTAS`), which the loop reaches after the forward pass, then the rule's step
     (:data:`STEP`), after the batch's gradient; then, in the order a fit and its predictions
     reach them, ``forward_rows_``, ``loss_value``, ``forward_rows_parallel_`` and
-    ``forward_layers_`` for :data:`DEPTHS` layers."""
+    ``forward_layers_`` for :data:`DEPTHS` layers. With ``siblings``, last, the other loops
+    of the same groups (:data:`SIBLINGS`): the minibatch loop and the full batch, with the
+    parts one after the other and on threads, which a fit of another size or solver takes."""
     if loop == "run_models_":  # typed lists of the groups of run_batches_
         args = [arg.item_type for arg in args[:5]]
     if loop in ("loss_grad_", "loss_grad_parallel_"):
@@ -65,6 +73,11 @@ def jobs(loop, args):
     else:
         params, rule, work, data, model = args[:5]
         late = [(DELTAS, (params, work, data, model)), (STEP, (params, rule, work, model))]
+    if siblings and loop in SIBLINGS:
+        late_loops = [(other, tuple(args) if other.startswith("run_batches") else
+                       (params, work, data, model)) for other in SIBLINGS[loop]]
+    else:
+        late_loops = []
     dtype = params.types[0].dtype
     matrix, vector = types.Array(dtype, 2, "C"), types.Array(dtype, 1, "C")
     forward = (matrix, work, data, params, model)
@@ -74,7 +87,7 @@ def jobs(loop, args):
     return late + [("forward_rows_", forward),
                    ("loss_value", (matrix, matrix, vector, types.boolean, types.int64,
                                    types.float64)),
-                   ("forward_rows_parallel_", forward)] + small
+                   ("forward_rows_parallel_", forward)] + small + late_loops
 
 
 def compile_job(kernel, arg_types):
@@ -173,6 +186,8 @@ class _Helper(event.Listener):
         self.process = None  # the second process, started by the process of pid self.pid
         self.pid = None
         self.sent = set()
+        self.unfinished = 0  # messages sent whose jobs the second process has not finished
+        self.siblings = False  # also each loop's siblings (jobs(siblings=True))
 
     def on_start(self, ev):
         dispatcher = ev.data.get("dispatcher")
@@ -184,7 +199,8 @@ class _Helper(event.Listener):
             return  # no on-disk cache to share
         self._forget_parents()
         try:
-            todo = [job for job in jobs(func.__name__, ev.data["args"]) if job not in self.sent]
+            todo = [job for job in jobs(func.__name__, ev.data["args"], self.siblings)
+                    if job not in self.sent]
             if todo and enabled():
                 self._send(todo)
                 self.sent.update(todo)
@@ -197,7 +213,7 @@ class _Helper(event.Listener):
     def _forget_parents(self):
         """In the child of a fork: the parent's second process and jobs are not this one's."""
         if self.pid is not None and self.pid != os.getpid():
-            self.process, self.pid, self.sent = None, None, set()
+            self.process, self.pid, self.sent, self.unfinished = None, None, set(), 0
 
     def start(self):
         """Start the second process (it waits for jobs), unless it runs."""
@@ -208,14 +224,25 @@ class _Helper(event.Listener):
             env = dict(os.environ, FASTFNN_COMPILE_AHEAD="0", PYTHONPATH=path)
             self.process = subprocess.Popen(
                 [sys.executable, "-m", __name__], stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-            self.pid = os.getpid()
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+            self.pid, self.unfinished = os.getpid(), 0
 
     def _send(self, todo):
         payload = pickle.dumps(todo)
         self.start()
         self.process.stdin.write(struct.pack("<Q", len(payload)) + payload)
         self.process.stdin.flush()
+        self.unfinished += 1
+
+    def wait(self):
+        """Until the second process has finished every job sent to it (each message answered
+        by one byte), or has ended: it then leaves this process's core to itself (a timing
+        taken beside its compiling would be deferred as busy)."""
+        self._forget_parents()
+        while self.process is not None and self.unfinished > 0:
+            if not self.process.stdout.read(1):
+                break  # ended
+            self.unfinished -= 1
 
     def close(self):
         """End the second process (its compile in progress is lost; saved ones stay)."""
@@ -246,13 +273,15 @@ if __name__ != "__main__" and _cold() and enabled():
 def main():
     """The second process: compile the jobs its parent sends (length-prefixed pickles on
     stdin) until the pipe closes."""
-    stdin = sys.stdin.buffer
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     while (header := stdin.read(8)) and len(header) == 8:
         for kernel, arg_types in pickle.loads(stdin.read(struct.unpack("<Q", header)[0])):
             try:
                 compile_job(kernel, arg_types)
             except Exception:  # noqa: BLE001 - the parent compiles whatever is missing
                 pass
+        stdout.write(b".")  # this message's jobs are done (Helper.wait)
+        stdout.flush()
 
 
 if __name__ == "__main__":

@@ -88,7 +88,8 @@ _numba_cache.install()  # before anything compiles: processes compiling at once 
 _numba_linking.install(__name__, ("run_batches_", "run_batches_parallel_", "part_sums_",
                                   "loss_grad_", "loss_grad_parallel_", "forward_rows_",
                                   "forward_rows_parallel_", "run_models_", "_batch_step_by_rule",
-                                  "backward_sums_", "forward_"))
+                                  "backward_sums_", "forward_", "parts_parallel_",
+                                  "step_blocks_parallel_"))
 
 # Fast-math flags that keep NaN/inf semantics (no "nnan", no "ninf").
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}

@@ -20,6 +20,8 @@ functions in the same process compile as Numba does.
 import functools
 
 _callers = set()  # mangled-name prefixes of the functions whose callees are linked as they are
+FASTFNN = "_ZN7fastfnn"  # how the mangled names of fastfnn's functions start
+PARFOR = "__numba_parfor_gufunc"  # in the names of a prange loop's body and of its wrappers
 
 
 def _mangled(module, name):
@@ -31,6 +33,33 @@ def _defines(library, prefixes):
     """Whether ``library`` defines a function whose mangled name starts with a prefix."""
     return any(not fn.is_declaration and fn.name.startswith(prefixes)
                for fn in library._final_module.functions)
+
+
+def _parallel_part(library):
+    """Whether ``library`` holds a piece of a ``prange`` loop that calls fastfnn: the loop's
+    body (Numba's "parfor gufunc") or one of the wrappers that run it on the threads, with a
+    fastfnn function among the libraries it links, at any depth. Each of these libraries
+    optimised the whole call tree below the loop again (a split batch's loop 2.3 s apiece,
+    four of them)."""
+    if not any(not fn.is_declaration and PARFOR in fn.name
+               for fn in library._final_module.functions):
+        return False
+    seen, todo = set(), list(library._linking_libraries)
+    while todo:
+        callee = todo.pop()
+        if id(callee) in seen:
+            continue
+        seen.add(id(callee))
+        if _defines(callee, (FASTFNN,)):
+            return True
+        todo.extend(getattr(callee, "_linking_libraries", ()))
+    return False
+
+
+def _ours(library):
+    """Whether ``library`` is fastfnn's: it defines a fastfnn function, or is a piece of a
+    fastfnn ``prange`` loop (:func:`_parallel_part`)."""
+    return _defines(library, (FASTFNN,)) or _parallel_part(library)
 
 
 def _nothing():
@@ -45,11 +74,12 @@ def _separately(finalize):
 
     @functools.wraps(finalize)
     def finalize_separately(library):
-        if getattr(library, "_finalized", True) or not _defines(library, tuple(_callers)):
+        if getattr(library, "_finalized", True) or not (
+                _defines(library, tuple(_callers)) or _parallel_part(library)):
             return finalize(library)
         ours, others = [], []
         for callee in dict.fromkeys(library._linking_libraries):
-            (ours if _defines(callee, ("_ZN7fastfnn",)) else others).append(callee)
+            (ours if _ours(callee) else others).append(callee)
         for callee in others:
             library._reload_init.update(callee._reload_init)
             library._final_module.link_in(callee._get_module_for_linking(), preserve=True)
