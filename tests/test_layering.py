@@ -15,8 +15,9 @@ purpose, where it belongs. Import cycles between modules fail as well.
                               optional public modules and, for ``fastfnn bench``, ``bench``
     bench, onnx, scaling,     the benchmark tool (package ``bench/``: the public API,
     precompile                ``_threads`` and ``_parts``); optional public modules (ONNX
-                              export; Dask) and the kernels compiled ahead of a first fit: the
-                              public API only
+                              export; Dask): the public API only; the kernels compiled ahead
+                              of a first fit: the public API and ``_compile_ahead`` (whose
+                              second process it also has compile every loop, and waits for)
     __init__                  the public API (``__all__``)
     model_io                  model files
     _modelcheck               a model file's fields checked against the network
@@ -89,7 +90,7 @@ ONLY = {
     "bench": {"__init__", "_threads", "_parts"},
     "onnx": {"__init__"},
     "scaling": {"__init__"},
-    "precompile": {"__init__"},
+    "precompile": {"__init__", "_compile_ahead"},
     "model_io": {"_version", "_modelcheck"},
     "_cache": {"_env", "_version"},
     "_guard": set(),
