@@ -18,8 +18,8 @@ also makes a loop compiled around kernels loaded from the cache start Numba's th
 is loaded in turn) rather than compile it twice. The same code compiled by the same Numba for
 the same CPU: nothing but the wait changes.
 
-One second process per process, fed by a pipe (pickled Numba types, written by its parent
-only), ended when its parent exits; started as fastfnn is imported where no version of the
+One second process per process (importing the kernels, not the estimators), fed by a pipe
+(pickled Numba types, written by its parent only), ended when its parent exits; started as fastfnn is imported where no version of the
 training loop is cached yet (its own imports then overlap this process's), else at the first
 loop compile. Only where it can help: at least two CPUs in this process's affinity, kernels
 cached on disk, not inside the second process itself, and ``FASTFNN_COMPILE_AHEAD`` not ``0``.
@@ -178,6 +178,21 @@ def enabled():
         return (os.cpu_count() or 1) >= 2
 
 
+# The second process's start: this module and the kernels, without the package's public API
+# (``fastfnn/__init__``: the estimators, scikit-learn), which cost it half of its 1.3 s of
+# imports before its first compile; jobs name only the kernels' types.
+KERNELS_ONLY = """
+import importlib.util, sys, types
+spec = importlib.util.find_spec("fastfnn")
+package = types.ModuleType("fastfnn")
+package.__spec__, package.__file__ = spec, spec.origin
+package.__path__ = list(spec.submodule_search_locations)
+sys.modules["fastfnn"] = package
+from fastfnn import _compile_ahead
+_compile_ahead.main()
+"""
+
+
 class _Helper(event.Listener):
     """Starts the second process at the first loop compile and feeds it the jobs of every
     loop compile after it; at exit, ends it."""
@@ -223,7 +238,7 @@ class _Helper(event.Listener):
             path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
             env = dict(os.environ, FASTFNN_COMPILE_AHEAD="0", PYTHONPATH=path)
             self.process = subprocess.Popen(
-                [sys.executable, "-m", __name__], stdin=subprocess.PIPE,
+                [sys.executable, "-c", KERNELS_ONLY], stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
             self.pid, self.unfinished = os.getpid(), 0
 
