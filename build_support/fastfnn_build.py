@@ -2,7 +2,7 @@
 
 A wheel built here carries Numba's cache of fastfnn's kernels for the machine that builds it
 (``fastfnn/__pycache__/*.nbi``, ``*.nbc``), so the first fit after ``pip install .`` loads
-machine code instead of compiling it: about 50-60 s of compiling on 2 cores for every common fit,
+machine code instead of compiling it: about 30 s of compiling on 2 cores for every common fit,
 paid once at install, plus about 30 s for pip to prepare the build environment. Numba checks
 each cache entry against the CPU, its own version and the source file's contents, and compiles
 as usual where any differs: a wheel taken to another machine works, only without the head start.
@@ -89,7 +89,8 @@ class BuildPy(_build_py):
             code = ("from fastfnn.precompile import precompile; "
                     f"print(round(precompile({dtypes!r})))")
             print(f"fastfnn: compiling the kernels for {', '.join(dtypes)} into the wheel "
-                  "(a minute or two per dtype; FASTFNN_PRECOMPILE=0 skips it)", file=sys.stderr)
+                  "(about 30 s per dtype on 2 cores; FASTFNN_PRECOMPILE=0 skips it)",
+                  file=sys.stderr)
             try:
                 done = subprocess.run([sys.executable, "-c", code], env=env, cwd=scratch,
                                       capture_output=True, text=True, timeout=TIMEOUT_S)
