@@ -7,22 +7,25 @@ these kernels take the loop's own groups (or arrays of its dtype), so their argu
 known the moment the loop starts compiling.
 
 At that moment (Numba's ``numba:compile`` event for a loop kernel: it fires on compiles, never
-on cache loads) this process hands the loop's argument types to a second one
-(``python -m fastfnn._compile_ahead``), which compiles, into the same on-disk cache, the kernels
-:func:`jobs` names: the delta recursion's kernels, which the loop reaches after the forward
-pass, the rule's step, the forward passes of validation and prediction (one chunk, chunks on
-threads, and the small-input path for one to three hidden layers) and the loss of validation.
-This process loads each from the cache when it gets there; arriving while the other still
-compiles one, it waits for it (processes compile a version in turn: ``_numba_cache``, which
-also makes a loop compiled around kernels loaded from the cache start Numba's threads when it
-is loaded in turn) rather than compile it twice. The same code compiled by the same Numba for
-the same CPU: nothing but the wait changes.
+on cache loads) this process hands the loop's argument types to a second one (:func:`main`;
+``python -m fastfnn._compile_ahead`` runs it too), which compiles, into the same on-disk
+cache, the kernels :func:`jobs` names: the delta recursion's kernels, which the loop reaches
+after the forward pass, the rule's step, the forward passes of validation and prediction (one
+chunk, chunks on threads, and the small-input path for one to three hidden layers) and the
+loss of validation (in ``precompile``, the loop's sibling loops too). This process loads each
+from the cache when it gets there; arriving while the other still compiles one, it waits for
+it (processes compile a version in turn: ``_numba_cache``, which also makes a loop compiled
+around kernels loaded from the cache start Numba's threads when it is loaded in turn) rather
+than compile it twice. The same code compiled by the same Numba for the same CPU: nothing but
+the wait changes.
 
-One second process per process (importing the kernels, not the estimators), fed by a pipe
-(pickled Numba types, written by its parent only), ended when its parent exits; started as fastfnn is imported where no version of the
-training loop is cached yet (its own imports then overlap this process's), else at the first
-loop compile. Only where it can help: at least two CPUs in this process's affinity, kernels
-cached on disk, not inside the second process itself, and ``FASTFNN_COMPILE_AHEAD`` not ``0``.
+One second process per process (importing the kernels, not the estimators:
+:data:`KERNELS_ONLY`), fed by a pipe (pickled Numba types, written by its parent only; it
+answers a byte per message done, which :meth:`_Helper.wait` counts), ended when its parent
+exits; started as fastfnn is imported where no version of the training loop is cached yet (its
+own imports then overlap this process's), else at the first loop compile. Only where it can
+help: at least two CPUs in this process's affinity, kernels cached on disk, not inside the
+second process itself, and ``FASTFNN_COMPILE_AHEAD`` not ``0``.
 """
 
 import atexit
@@ -200,7 +203,7 @@ class _Helper(event.Listener):
     def __init__(self):
         self.process = None  # the second process, started by the process of pid self.pid
         self.pid = None
-        self.sent = set()
+        self.sent = {}  # the jobs sent, in order (a dict of None)
         self.unfinished = 0  # messages sent whose jobs the second process has not finished
         self.siblings = False  # also each loop's siblings (jobs(siblings=True))
 
@@ -218,7 +221,7 @@ class _Helper(event.Listener):
                     if job not in self.sent]
             if todo and enabled():
                 self._send(todo)
-                self.sent.update(todo)
+                self.sent.update(dict.fromkeys(todo))
         except Exception:  # noqa: BLE001 - a head start only: never a reason for a fit to fail
             pass
 
@@ -228,7 +231,7 @@ class _Helper(event.Listener):
     def _forget_parents(self):
         """In the child of a fork: the parent's second process and jobs are not this one's."""
         if self.pid is not None and self.pid != os.getpid():
-            self.process, self.pid, self.sent, self.unfinished = None, None, set(), 0
+            self.process, self.pid, self.sent, self.unfinished = None, None, {}, 0
 
     def start(self):
         """Start the second process (it waits for jobs), unless it runs."""
@@ -258,6 +261,14 @@ class _Helper(event.Listener):
             if not self.process.stdout.read(1):
                 break  # ended
             self.unfinished -= 1
+
+    def share_loops(self):
+        """Compile here the loops sent to the second process (the siblings of ``precompile``),
+        in the reverse of its order: each version is compiled by whichever process starts it
+        first, the other loads it, so the two split them rather than this one wait."""
+        self._forget_parents()
+        for kernel, arg_types in reversed([job for job in self.sent if job[0] in LOOPS]):
+            compile_job(kernel, arg_types)
 
     def close(self):
         """End the second process (its compile in progress is lost; saved ones stay)."""

@@ -46,7 +46,7 @@ _PREDICT_ROWS = 2100  # rows the wide networks predict: more than one chunk
 def _cases(dtype, features=10, seed=0):
     """(estimator, X, y) triples for :func:`precompile`: every solver, both estimators, one
     to three hidden layers, small networks and a wide one. Fits use the first ``_ROWS`` rows
-    of X, predictions all of them."""
+    of X; the wide networks predict all of them, the others one row."""
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((_PREDICT_ROWS, features)).astype(dtype)
     y = X[:, 0] - 2.0 * X[:, 1]
@@ -76,7 +76,7 @@ def precompile(dtypes=("float64",)):
     Returns
     -------
     seconds : float
-        Wall time taken: about 35 s per dtype on 2 cores with an empty cache (a second
+        Wall time taken: about 30-35 s per dtype on 2 cores with an empty cache (a second
         process compiles each loop's last kernels and, here, the loops of the same groups:
         ``_compile_ahead``), a second or two when it was already filled.
     """
@@ -90,11 +90,13 @@ def precompile(dtypes=("float64",)):
         for dtype in dtypes:
             for estimator, X, y in _cases(np.dtype(dtype)):
                 if estimator.hidden_layer_sizes == _WIDE:
+                    helper.share_loops()
                     helper.wait()  # its timings need this process's cores to themselves
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # two epochs do not converge, on purpose
                     estimator.fit(X[:_ROWS], y[:_ROWS])
-                estimator.predict(X)  # many rows: the forward pass in chunks
+                if estimator.hidden_layer_sizes == _WIDE:  # with this process's cores to
+                    estimator.predict(X)  # itself: many rows, in chunks (timed: ``_parts``)
                 estimator.predict(X[:1])  # one row: the small-input path
         helper.wait()  # all in the cache before this returns (and its process ends)
     finally:
