@@ -143,6 +143,32 @@ def test_the_second_process_fills_the_cache_a_later_process_loads(tmp_path):
     assert np.isclose(float(value), 0.5 * (2 * 0.25))  # 1/2 ||a - y||^2 per row
 
 
+_WAIT = _COUNT + '''
+import glob, os
+from numba import types
+from fastfnn import _compile_ahead as ahead
+matrix, vector = types.Array(types.float64, 2, "C"), types.Array(types.float64, 1, "C")
+helper = ahead._Helper()
+helper._send([("loss_value", (matrix, matrix, vector, types.boolean, types.int64,
+                              types.float64))])
+helper.wait()
+cached = glob.glob(os.path.join(os.environ["NUMBA_CACHE_DIR"], "*", "*loss_value*.nbc"))
+helper.close()
+print(len(cached), helper.unfinished, compiled)
+'''
+
+
+def test_wait_returns_once_the_second_process_has_done_its_jobs(tmp_path):
+    """``_Helper.wait`` (what ``precompile`` calls before the fits that time the machine, and
+    before it returns) comes back only after the second process has compiled what it was
+    sent: the kernel's machine code is in the cache, and this process compiled nothing."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    done = subprocess.run([sys.executable, "-c", _WAIT], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "1 0 []"
+
+
 class _Event:
     """A ``numba:compile`` event's data, as Numba hands it to listeners."""
 
