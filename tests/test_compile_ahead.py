@@ -75,8 +75,8 @@ for loop in sorted(ahead.LOOPS):
 # version the lbfgs fit used (the parallel loops take the same types as the serial ones)
 siblings = [(kernel, tuple(arg_types)) for loop in ("run_batches_", "loss_grad_")
             for sig in getattr(K, loop).signatures
-            for kernel, arg_types in ahead.jobs(loop, sig, siblings=True)[-3:]
-            if kernel.startswith(("run_batches", "loss_grad"))]
+            for kernel, arg_types in ahead.jobs(loop, sig, siblings=True)
+            if (kernel, arg_types) not in ahead.jobs(loop, sig)]
 unused += [(kernel, str(a)) for kernel, a in siblings
            if kernel in ("loss_grad_", "run_batches_") and a not in getattr(K, kernel).signatures]
 small = [tuple(s) for s in K.forward_layers_.signatures]
