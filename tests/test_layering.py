@@ -28,8 +28,9 @@ purpose, where it belongs. Import cycles between modules fail as well.
     trainer, _callbacks,      (_together: many fits' epochs in one compiled call)
     fitstate, _together,      (_prefit: fits made ahead, taken by the fit that asks)
     _prefit
-    _parts, settings          the training split timed on this machine (runs the loop to time
-                              it); the frozen settings a fit hands down
+    _parts, settings, _lanes  the training split timed on this machine (runs the loop to time
+                              it); the frozen settings a fit hands down; fits that share their
+                              minibatches trained as lanes of one call
     network
     _threads, _validation     (thread budget, prediction chunks; the registries' names)
     optimizers, _tuning       the update-rule registry; the kernel choices timed on this
@@ -72,7 +73,7 @@ LAYERS = [
     ["estimators", "gradcheck"],
     ["_base"],
     ["trainer", "_callbacks", "fitstate", "_together", "_prefit"],
-    ["_parts", "settings"],
+    ["_parts", "settings", "_lanes"],
     ["network"],
     ["_threads", "_validation"],
     ["optimizers", "_tuning"],

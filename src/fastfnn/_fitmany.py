@@ -10,11 +10,14 @@ from ._validation import explained_errors
 from .optimizers import RULES
 
 
-def fit_together(jobs, *, n_jobs=None):
+def fit_together(jobs, *, n_jobs=None, lanes=False):
     """``estimator.fit(X, y, sample_weight)`` for every ``(estimator, X, y, sample_weight)`` of
     ``jobs`` (FNN estimators), their stochastic fits trained together
     (``_together.train_together``: one compiled call per epoch and group, the networks on
-    ``n_jobs`` threads); each ends as its own ``fit`` would, to the bit.
+    ``n_jobs`` threads); each ends as its own ``fit`` would, to the bit. With ``lanes``, fits
+    that share their minibatches (one seed, equal rows: a search's candidates on a fold) may
+    train as lanes of one call (``_lanes``), each then its own fit to rounding (about 1e-15
+    relative), not to the bit.
 
     A fit that fails (bad parameters, a diverging fit) leaves its estimator as it was and does
     not stop the others; returns one item per job: None where the estimator was fitted, else
@@ -41,7 +44,7 @@ def fit_together(jobs, *, n_jobs=None):
                 errors[i] = _closed_with(stage, exc)
                 continue
             together.append((i, stage, work, job, fit))
-        train_together([item[4] for item in together], n_jobs)
+        train_together([item[4] for item in together], n_jobs, lanes)
         for i, stage, work, job, fit in together:
             try:
                 with stage:

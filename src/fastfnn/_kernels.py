@@ -2240,3 +2240,524 @@ def _load_numba_registries():
 
 
 _load_numba_registries()
+
+
+# ----------------------------------------------------------------------------------------------
+# Many networks as one ("lanes"): G models of one shape that share their minibatches (the same
+# rows in the same order: a search's candidates on one fold and seed), their arrays side by side
+# in a last axis of G. A model's parameter p is TH[p * G + g]; a laned layer's activations are
+# (m, units * G), entry (r, j * G + g). The first layer of every model is one product,
+# A[0] (m, n_features) @ W[0] (n_features, units * G); every other pass is a loop whose innermost
+# index is the model: one vector operation across the models, not G calls of G small ones.
+# ----------------------------------------------------------------------------------------------
+
+
+LANE_CHUNK = 8  # models per inner loop: a literal trip count, so each is whole vector operations
+
+
+def _lane_tile_kernel(rows, cols):
+    """An intrinsic ``lane_tile(C, cl, A, al, B, bl, n_t, el)`` that writes a (rows, cols)
+    tile of LANE_CHUNK-model vectors of C, every model its own product:
+
+        S[i, j] = sum_{t < n_t} A[a + i*sa_i + t*sa_t + g] * B[b + t*sb_t + j*sb_j + g]
+        C[c + i*sc_i + j*sc_j + g] = epilogue(S[i, j], E[e + i*se_i + j*se_j + g])
+
+    for i < rows, j < cols, g < LANE_CHUNK (the models: one vector each), the layouts given
+    as element offsets and strides ``cl = (c, sc_i, sc_j)``, ``al = (a, sa_i, sa_t)``, ``bl =
+    (b, sb_t, sb_j)``, ``el = (e_ptr, e, se_i, se_j, epilogue)`` (the tile kernel's
+    epilogues: PLAIN, BIAS, BIAS_RELU, RELU_MASK). The sums stay in registers across t.
+    Unchecked: the caller guarantees every index is inside its array."""
+
+    @intrinsic
+    def tile(typingctx, C, cl, A, al, B, bl, n_t, el):
+        if not (all(isinstance(a, types.Array) and a.dtype == C.dtype for a in (C, A, B))
+                and C.dtype in (types.float32, types.float64)):
+            return None
+
+        def codegen(context, builder, sig, args):
+            _emit_lane_tile(context, builder, sig, args, rows, cols)
+            return context.get_dummy_value()
+
+        return types.void(C, cl, A, al, B, bl, n_t, el), codegen
+
+    return tile
+
+
+def _ints(context, builder, value, ty):
+    """The items of a tuple of integers, as LLVM int64 values."""
+    return [context.cast(builder, builder.extract_value(value, k), ty[k], types.int64)
+            for k in range(len(ty))]
+
+
+def _emit_lane_tile(context, builder, sig, args, rows, cols):
+    """The LLVM code of one laned tile (see :func:`_lane_tile_kernel`)."""
+    fty = context.get_value_type(sig.args[0].dtype)
+    size = context.get_abi_sizeof(fty)
+    vty = ir.VectorType(fty, LANE_CHUNK)
+    i64 = ir.IntType(64)
+    c_ptr, a_ptr, b_ptr = (context.make_array(sig.args[k])(context, builder, args[k]).data
+                           for k in (0, 2, 4))
+    c, sc_i, sc_j = _ints(context, builder, args[1], sig.args[1])
+    a, sa_i, sa_t = _ints(context, builder, args[3], sig.args[3])
+    b, sb_t, sb_j = _ints(context, builder, args[5], sig.args[5])
+    n_t = context.cast(builder, args[6], sig.args[6], types.int64)
+    e_addr, e, se_i, se_j, epilogue = _ints(context, builder, args[7], sig.args[7])
+    e_ptr = builder.inttoptr(e_addr, fty.as_pointer())
+    fma = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(vty, [vty, vty, vty]),
+        f"llvm.fma.v{LANE_CHUNK}f{8 * size}")
+
+    def vector_at(ptr, off, i, si, j, sj):  # the vector at ptr[off + i*si + j*sj], unaligned
+        at = builder.add(off, builder.add(builder.mul(i64(i), si), builder.mul(j, sj)))
+        return builder.bitcast(builder.gep(ptr, [at]), vty.as_pointer())
+
+    acc = [[cgutils.alloca_once_value(builder, ir.Constant(vty, [0.0] * LANE_CHUNK))
+            for _ in range(cols)] for _ in range(rows)]
+    with cgutils.for_range(builder, n_t) as loop:
+        t = loop.index
+        a_row = [builder.load(vector_at(a_ptr, a, i, sa_i, t, sa_t), align=size)
+                 for i in range(rows)]
+        b_col = [builder.load(vector_at(b_ptr, b, j, sb_j, t, sb_t), align=size)
+                 for j in range(cols)]
+        for i in range(rows):
+            for j in range(cols):
+                builder.store(builder.call(fma, [a_row[i], b_col[j], builder.load(acc[i][j])]),
+                              acc[i][j])
+    _emit_epilogue(builder, [[builder.load(x) for x in row] for row in acc],
+                   lambda i, j: vector_at(c_ptr, c, i, sc_i, i64(j), sc_j),
+                   lambda i, j: vector_at(e_ptr, e, i, se_i, i64(j), se_j), epilogue, size)
+
+
+_LANE_4x2, _LANE_2x2, _LANE_1x2 = (_lane_tile_kernel(r, 2) for r in (4, 2, 1))
+_LANE_4x1, _LANE_2x1, _LANE_1x1 = (_lane_tile_kernel(r, 1) for r in (4, 2, 1))
+
+
+@jit
+def lane_gemm_(C, cl, A, al, B, bl, shape, G, el):
+    """Writes the (M, N) blocks of LANE_CHUNK-model vectors of C, ``shape = (M, N, n_t)``,
+    every model's own product (see :func:`_lane_tile_kernel` for the layouts), for each
+    chunk of the G models: tiles of 4, 2 or 1 rows by 2 or 1 columns."""
+    M, N, n_t = shape
+    for g in range(0, G, LANE_CHUNK):
+        i = 0
+        while i < M:
+            rows = 4 if M - i >= 4 else (2 if M - i >= 2 else 1)
+            j = 0
+            while j < N:
+                c = (cl[0] + g + i * cl[1] + j * cl[2], cl[1], cl[2])
+                a = (al[0] + g + i * al[1], al[1], al[2])
+                b = (bl[0] + g + j * bl[2], bl[1], bl[2])
+                e = (el[0], el[1] + g + i * el[2] + j * el[3], el[2], el[3], el[4])
+                if N - j >= 2:
+                    if rows == 4:
+                        _LANE_4x2(C, c, A, a, B, b, n_t, e)
+                    elif rows == 2:
+                        _LANE_2x2(C, c, A, a, B, b, n_t, e)
+                    else:
+                        _LANE_1x2(C, c, A, a, B, b, n_t, e)
+                    j += 2
+                else:
+                    if rows == 4:
+                        _LANE_4x1(C, c, A, a, B, b, n_t, e)
+                    elif rows == 2:
+                        _LANE_2x1(C, c, A, a, B, b, n_t, e)
+                    else:
+                        _LANE_1x1(C, c, A, a, B, b, n_t, e)
+                    j += 1
+            i += rows
+
+
+def _lane_rule_kernel(adam, decay):
+    """An intrinsic ``rule(TH, GR, S1, S2, q, G, n_p, H, acc, g, s, nesterov)`` that steps
+    parameters ``q, q + G, ..., q + (n_p - 1) G`` of the flat laned arrays for the LANE_CHUNK
+    models from model g on (one vector each), per parameter as :func:`adam_block_` (``adam``)
+    or :func:`sgd_block_`: ``grad <- (grad [+ a w]) / s`` (``+ a w`` for weights, ``decay``),
+    then the rule's state and w. The models' hyper-parameters are ``H[k, g:g+LANE_CHUNK]``
+    (float64 (6, G): alpha, -, beta_1 or momentum, beta_2, epsilon, AdamW's factor) and the
+    step's rate ``acc[4, g:]``; for weights the squares of w and of the finished gradient are
+    added to ``acc[2, g:]``, ``acc[3, g:]`` (float64). Unchecked, as the tile kernel."""
+
+    @intrinsic
+    def rule(typingctx, TH, GR, S1, S2, q, G, n_p, H, acc, g, s, nesterov):
+        if not (all(isinstance(a, types.Array) and a.dtype == TH.dtype for a in (GR, S1, S2))
+                and TH.dtype in (types.float32, types.float64)):
+            return None
+
+        def codegen(context, builder, sig, args):
+            _emit_lane_rule(context, builder, sig, args, adam, decay)
+            return context.get_dummy_value()
+
+        return types.void(TH, GR, S1, S2, q, G, n_p, H, acc, g, s, nesterov), codegen
+
+    return rule
+
+
+def _emit_lane_rule(context, builder, sig, args, adam, decay):
+    """The LLVM code of a laned step (see :func:`_lane_rule_kernel`)."""
+    fty = context.get_value_type(sig.args[0].dtype)
+    size = context.get_abi_sizeof(fty)
+    vty = ir.VectorType(fty, LANE_CHUNK)
+    dvty = ir.VectorType(ir.DoubleType(), LANE_CHUNK)
+    TH, GR, S1, S2 = (context.make_array(sig.args[k])(context, builder, args[k]).data
+                      for k in range(4))
+    H, acc = (context.make_array(sig.args[k])(context, builder, args[k]).data for k in (7, 8))
+    q, G, n_p, g = (context.cast(builder, args[k], sig.args[k], types.int64)
+                    for k in (4, 5, 6, 9))
+    s_scalar = context.cast(builder, args[10], sig.args[10], sig.args[0].dtype)
+    nesterov = builder.icmp_signed("!=", context.cast(builder, args[11], sig.args[11],
+                                                      types.int64), ir.IntType(64)(0))
+
+    def at(ptr, off, ty):
+        return builder.bitcast(builder.gep(ptr, [off]), ty.as_pointer())
+
+    def splat(x):
+        v = builder.insert_element(ir.Constant(vty, ir.Undefined), x, ir.IntType(32)(0))
+        return builder.shuffle_vector(v, ir.Constant(vty, ir.Undefined),
+                                      ir.Constant(ir.VectorType(ir.IntType(32), LANE_CHUNK),
+                                                  [0] * LANE_CHUNK))
+
+    def h(row, ptr=H):  # row `row` of a (., G) float64 array at models g.., in the dtype
+        off = builder.add(builder.mul(ir.IntType(64)(row), G), g)
+        v = builder.load(at(ptr, off, dvty), align=8)
+        return v if fty == ir.DoubleType() else builder.fptrunc(v, vty)
+
+    def wide(v):  # float64
+        return v if fty == ir.DoubleType() else builder.fpext(v, dvty)
+
+    sqrt = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty]),
+                                          f"llvm.sqrt.v{LANE_CHUNK}f{8 * size}")
+    one = ir.Constant(vty, [1.0] * LANE_CHUNK)
+    s = splat(s_scalar)
+    a, rate, b1, b2, eps, factor = h(0), h(4, acc), h(2), h(3), h(4), h(5)
+    zero = ir.Constant(dvty, [0.0] * LANE_CHUNK)
+    sq, layer = (cgutils.alloca_once_value(builder, zero) for _ in range(2))
+    with cgutils.for_range(builder, n_p) as loop:
+        p = builder.add(q, builder.mul(loop.index, G))
+        w = builder.load(at(TH, p, vty), align=size)
+        grad = builder.load(at(GR, p, vty), align=size)
+        if decay:
+            builder.store(builder.fadd(builder.load(sq), builder.fmul(wide(w), wide(w))), sq)
+            grad = builder.fdiv(builder.fadd(grad, builder.fmul(a, w)), s)
+            builder.store(builder.fadd(builder.load(layer),
+                                       builder.fmul(wide(grad), wide(grad))), layer)
+            if adam:
+                w = builder.fmul(w, factor)
+        else:
+            grad = builder.fdiv(grad, s)
+        builder.store(grad, at(GR, p, vty), align=size)
+        s1 = builder.load(at(S1, p, vty), align=size)
+        if adam:
+            s2 = builder.load(at(S2, p, vty), align=size)
+            m1 = builder.fadd(builder.fmul(b1, s1), builder.fmul(builder.fsub(one, b1), grad))
+            m2 = builder.fadd(builder.fmul(b2, s2),
+                              builder.fmul(builder.fsub(one, b2), builder.fmul(grad, grad)))
+            builder.store(m1, at(S1, p, vty), align=size)
+            builder.store(m2, at(S2, p, vty), align=size)
+            step = builder.fdiv(builder.fmul(rate, m1),
+                                builder.fadd(builder.call(sqrt, [m2]), eps))
+            w = builder.fsub(w, step)
+        else:
+            v = builder.fsub(builder.fmul(b1, s1), builder.fmul(rate, grad))
+            builder.store(v, at(S1, p, vty), align=size)
+            ahead = builder.fsub(builder.fmul(b1, v), builder.fmul(rate, grad))
+            w = builder.fadd(w, builder.select(nesterov, ahead, v))
+        builder.store(w, at(TH, p, vty), align=size)
+    if decay:
+        for row, total in ((2, sq), (3, layer)):
+            ptr = at(acc, builder.add(builder.mul(ir.IntType(64)(row), G), g), dvty)
+            builder.store(builder.fadd(builder.load(ptr, align=8), builder.load(total)), ptr,
+                          align=8)
+
+
+_LANE_ADAM_W, _LANE_ADAM_B, _LANE_SGD_W, _LANE_SGD_B = (
+    _lane_rule_kernel(adam, decay) for adam in (True, False) for decay in (True, False))
+
+
+class Lanes(NamedTuple):
+    """G models side by side (each array's last axis, or its flat index ``p * G + g``).
+
+    TH, GR (n_params * G,): the parameters and gradients, each model's packed as ``theta``;
+    S1, S2 (n_params * G,): the rule's state (SGD: the velocity in S1; Adam: the moments);
+    H (6, G) float64: per model the L2 strength ``alpha``, the epoch's rate, then SGD's
+    momentum or Adam's beta_1, beta_2, epsilon, and AdamW's factor ``1 - lr weight_decay``
+    (1: none); steps (G,) int64: Adam's step counts; sums (G, 2) float64: the epoch's data and
+    L2 terms times rows, summed over batches; layer_sq (L, G) float64 and n_updates (G,)
+    int64: as the Workspace's, per model."""
+
+    TH: np.ndarray
+    GR: np.ndarray
+    S1: np.ndarray
+    S2: np.ndarray
+    H: np.ndarray
+    steps: np.ndarray
+    sums: np.ndarray
+    layer_sq: np.ndarray
+    n_updates: np.ndarray
+
+
+class LaneWork(NamedTuple):
+    """Buffers of a lanes epoch, for batches of up to ``rows`` rows: A0 (rows * n_features,)
+    and Y (rows * n_outputs,) the batch's shared rows; A (rows * sum(sizes[1:]) * G,) the laned
+    A[1..L], D (same size) D[0..L-1]; sw (rows,) unused weights; acc (5, G) float64 per model:
+    the batch's loss sum, a row's loss, the squares of W, of a layer's gradient, the rate."""
+
+    A0: np.ndarray
+    Y: np.ndarray
+    A: np.ndarray
+    D: np.ndarray
+    sw: np.ndarray
+    acc: np.ndarray
+
+
+class LaneModel(NamedTuple):
+    """What G laned models compute: G, the hidden and output activation codes (hidden:
+    identity, logistic, tanh or relu; output canonical to the loss, so ``D[L-1] = A[L] -
+    Y``), the loss code, the log-losses' clip ``eps``, ``adam`` (else SGD), ``nesterov``, and
+    the tile limit of the first layer's products (their shapes are the one wide product's)."""
+
+    G: int
+    hidden_act: int
+    out_act: int
+    loss: int
+    eps: float
+    adam: bool
+    nesterov: bool
+    tile_limit: int
+
+
+@jit_inline
+def lane_view(buf, sizes, m, G, i):
+    """Laned layer i's (m, sizes[i] * G) block (i >= 1) of a buffer that holds A[1..L]
+    (or D[0..L-1] as ``lane_view(.., i + 1)``) back to back."""
+    off = 0
+    for l in range(1, i):
+        off += m * sizes[l] * G
+    return rows_view(buf, off, m, sizes[i] * G)
+
+
+@jit_inline
+def lane_w(TH, sizes, G, i):
+    """W[i] of every model, (sizes[i], sizes[i+1] * G): entry (k, j * G + g) is model g's."""
+    off = 0
+    for l in range(i):
+        off += sizes[l] * sizes[l + 1]
+    return rows_view(TH, off * G, sizes[i], sizes[i + 1] * G)
+
+
+@jit_inline
+def lane_b(TH, sizes, G, i):
+    """b[i] of every model, (sizes[i+1] * G,): entry j * G + g is model g's."""
+    off = n_weights(sizes)
+    for l in range(i):
+        off += sizes[l + 1]
+    return TH[off * G:(off + sizes[i + 1]) * G]
+
+
+@jit_inline
+def lane_product_(Z, A, W, G, el):
+    """Writes ``Z[:, j*G+g] = sum_t A[:, t*G+g] W[t, j*G+g]`` through the epilogue ``el``
+    (:func:`lane_gemm_`): every model's own ``A @ W``; Z (m, n*G), A (m, k*G), W (k, n*G)."""
+    k = W.shape[0]
+    n = W.shape[1] // G
+    lane_gemm_(Z, (0, n * G, G), A, (0, k * G, G), W, (0, n * G, G), (Z.shape[0], n, k), G,
+               el)
+
+
+@jit_inline
+def lane_product_tn_(dW, A, D, G):
+    """Writes ``dW[t, j*G+g] = sum_r A[r, t*G+g] D[r, j*G+g]``: every model's ``A.T @ D``;
+    dW (k, n*G), A (m, k*G), D (m, n*G)."""
+    k, nG = dW.shape
+    lane_gemm_(dW, (0, nG, G), A, (0, G, k * G), D, (0, nG, G), (k, nG // G, A.shape[0]), G,
+               (np.uintp(0), 0, 0, 0, PLAIN))
+
+
+@jit_inline
+def lane_product_nt_(P, D, W, G, el):
+    """Writes ``P[r, t*G+g] = sum_j D[r, j*G+g] W[t, j*G+g]`` through the epilogue ``el``:
+    every model's ``D @ W.T``; P (m, k*G), D (m, n*G), W (k, n*G)."""
+    k, nG = W.shape
+    lane_gemm_(P, (0, k * G, G), D, (0, nG, G), W, (0, G, nG), (P.shape[0], k, nG // G), G, el)
+
+
+@jit
+def lane_softmax_(Z, b, G):
+    """In place ``Z <- softmax(Z + b)`` of each model's row; Z (m, n*G), b (n*G,)."""
+    n = Z.shape[1] // G
+    for r in range(Z.shape[0]):
+        z = Z[r]
+        for c in range(z.shape[0]):
+            z[c] += b[c]
+        for g in range(G):
+            zmax = z[g]
+            for j in range(n):
+                zmax = max(zmax, z[j * G + g])
+            s = z.dtype.type(0.0)
+            for j in range(n):
+                e = np.exp(z[j * G + g] - zmax)
+                z[j * G + g] = e
+                s += e
+            for j in range(n):
+                z[j * G + g] /= s
+
+
+@jit
+def lane_loss_(acc, A, Y, G, loss, eps):
+    """Adds each model's ``sum_i l_i`` (float64; :func:`loss_sums` without weights) to
+    ``acc[0]`` and writes ``A <- A - Y`` (the output delta of the canonical pairs); A (m,
+    k*G), Y (m, k) the batch's targets, shared; ``acc[1]`` scratch."""
+    total, row = acc[0], acc[1]
+    k = Y.shape[1]
+    for r in range(A.shape[0]):
+        a = A[r]
+        for g in range(G):
+            row[g] = 0.0
+        for j in range(k):
+            y = np.float64(Y[r, j])
+            for g in range(G):
+                v = np.float64(a[j * G + g])
+                if loss == SQUARED_ERROR:
+                    row[g] += 0.5 * (v - y) * (v - y)
+                elif loss == BINARY_LOG_LOSS:
+                    p = min(max(v, eps), 1.0 - eps)
+                    if y != 0.0:
+                        row[g] -= y * np.log(p)
+                    if y != 1.0:
+                        row[g] -= (1.0 - y) * np.log(1.0 - p)
+                elif y != 0.0:
+                    row[g] -= y * np.log(min(max(v, eps), 1.0 - eps))
+            yd = Y[r, j]
+            for g in range(G):
+                a[j * G + g] -= yd
+        for g in range(G):
+            total[g] += row[g]
+
+
+@jit
+def lane_forward_(work, TH, sizes, model, m):
+    """Writes the laned A[1..L] of ``work``: ``A[i+1] = act(A[i] @ W[i] + b[i])`` for every
+    model, A[0] (the batch's rows, shared) times the models' W[0] as one product (the tile
+    kernel's), the bias and relu added as the products store their sums."""
+    L = len(sizes) - 1
+    G = model.G
+    A0 = rows_view(work.A0, 0, m, sizes[0])
+    for i in range(L):
+        Z = lane_view(work.A, sizes, m, G, i + 1)
+        W = lane_w(TH, sizes, G, i)
+        b = lane_b(TH, sizes, G, i)
+        act = model.out_act if i == L - 1 else model.hidden_act
+        if i == 0 and act != SOFTMAX:
+            affine_act_(Z, A0, W, b, act, model.tile_limit)
+            continue
+        if i == 0:
+            matmul_(Z, A0, W, model.tile_limit, no_epilogue())
+        else:
+            code = BIAS_RELU if act == RELU else (BIAS if act == IDENTITY else PLAIN)
+            lane_product_(Z, lane_view(work.A, sizes, m, G, i), W, G,
+                          (np.uintp(b.ctypes.data), 0, 0, G, code))
+            if code != PLAIN:
+                continue
+        if act == SOFTMAX:
+            lane_softmax_(Z, b, G)
+        else:
+            bias_act_(Z, b, act)
+
+
+@jit
+def lane_backward_(work, TH, GR, sizes, model, m):
+    """Writes GR (every model's unscaled gradient sums) and the laned D[0..L-1]: the delta
+    recursion from ``D[L-1] = A[L] - Y`` (A[L] turned into it by :func:`lane_loss_`), relu's
+    mask applied as the products store their sums."""
+    L = len(sizes) - 1
+    G = model.G
+    for i in range(L - 1, -1, -1):
+        D = lane_view(work.A if i == L - 1 else work.D, sizes, m, G, i + 1)
+        dW = lane_w(GR, sizes, G, i)
+        if i == 0:
+            matmul_tn_(dW, rows_view(work.A0, 0, m, sizes[0]), D, model.tile_limit)
+        else:
+            lane_product_tn_(dW, lane_view(work.A, sizes, m, G, i), D, G)
+        db = lane_b(GR, sizes, G, i)
+        zero_(db)
+        for r in range(m):
+            d = D[r]
+            for c in range(db.shape[0]):
+                db[c] += d[c]
+        if i > 0:
+            D_prev = lane_view(work.D, sizes, m, G, i)
+            A = lane_view(work.A, sizes, m, G, i)
+            relu = model.hidden_act == RELU
+            lane_product_nt_(D_prev, D, lane_w(TH, sizes, G, i), G,
+                             (np.uintp(A.ctypes.data), 0, A.shape[1], G,
+                              RELU_MASK if relu else PLAIN))
+            if not relu:
+                mul_act_deriv_(D_prev, A, model.hidden_act)
+
+
+@jit_update
+def lane_step_(lanes, acc, sizes, model, S):
+    """Writes every model's parameters, gradient, rule state, ``layer_sq`` and ``acc[2]``
+    (its ``sum ||W||^2`` before the step, float64): Adam's or SGD's step per parameter with
+    each model's own hyper-parameters, a chunk of models a vector (:func:`_lane_rule_kernel`).
+    """
+    G = model.G
+    TH, GR, S1, S2, H = lanes.TH, lanes.GR, lanes.S1, lanes.S2, lanes.H
+    s = TH.dtype.type(S)
+    for g in range(G):
+        acc[2, g] = 0.0
+        if model.adam:
+            lanes.steps[g] += 1
+            acc[4, g] = adam_rate(H[1, g], H[2, g], H[3, g], lanes.steps[g])
+        else:
+            acc[4, g] = H[1, g]
+    nesterov = np.int64(model.nesterov)
+    lo = 0
+    layers = len(sizes) - 1
+    for i in range(layers):
+        n = sizes[i] * sizes[i + 1]
+        for g in range(G):
+            acc[3, g] = 0.0
+        for g in range(0, G, LANE_CHUNK):
+            if model.adam:
+                _LANE_ADAM_W(TH, GR, S1, S2, lo * G + g, G, n, H, acc, g, s, nesterov)
+            else:
+                _LANE_SGD_W(TH, GR, S1, S2, lo * G + g, G, n, H, acc, g, s, nesterov)
+        for g in range(G):
+            lanes.layer_sq[i, g] += acc[3, g]
+        lo += n
+    n = TH.shape[0] // G - lo
+    for g in range(0, G, LANE_CHUNK):
+        if model.adam:
+            _LANE_ADAM_B(TH, GR, S1, S2, lo * G + g, G, n, H, acc, g, s, nesterov)
+        else:
+            _LANE_SGD_B(TH, GR, S1, S2, lo * G + g, G, n, H, acc, g, s, nesterov)
+
+
+@jit
+def run_lanes_(lanes, work, data, sizes, model, batch_size):
+    """Writes every laned model's parameters, gradient and rule state, and ``lanes.sums``,
+    ``layer_sq``, ``n_updates``: one epoch, all the batches of ``data.order`` (dense rows, no
+    sample weights; the models' shared rows and targets), for each batch the forward pass,
+    loss, delta recursion and step of every model (:func:`lane_forward_`,
+    :func:`lane_loss_`, :func:`lane_backward_`, :func:`lane_step_`). Each model computes what
+    its own fit computes, in another order of summation (the same values to rounding)."""
+    lanes, work, data = borrowed((lanes, work, data))
+    G = model.G
+    n = data.order.shape[0]
+    acc = work.acc
+    for k in range(-(-n // batch_size)):
+        start, m = batch_rows(k, batch_size, n)
+        Y_b = rows_view(work.Y, 0, m, data.Y.shape[1])
+        gather_rows_(rows_view(work.A0, 0, m, sizes[0]), Y_b, work.sw, data, start)
+        lane_forward_(work, lanes.TH, sizes, model, m)
+        for g in range(G):
+            acc[0, g] = 0.0
+        lane_loss_(acc, lane_view(work.A, sizes, m, G, len(sizes) - 1), Y_b, G, model.loss,
+                   model.eps)
+        lane_backward_(work, lanes.TH, lanes.GR, sizes, model, m)
+        S = np.float64(m)
+        lane_step_(lanes, acc, sizes, model, S)
+        for g in range(G):
+            lanes.sums[g, 0] += acc[0, g] / S * m
+            lanes.sums[g, 1] += 0.5 * lanes.H[0, g] * acc[2, g] / S * m
+            lanes.n_updates[g] += 1

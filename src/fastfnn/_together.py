@@ -11,12 +11,15 @@ under ``prange``. Each model is computed alone, exactly as its own fit would com
 same bits as a solo fit, on any number of threads. A fit that stops leaves the others going.
 """
 
+import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numba import typed
 
 from . import _kernels as K
+from ._lanes import lane_sets
 from ._threads import numba_threads, part_threads
 
 
@@ -96,11 +99,43 @@ class _Group:
             fit.end_epoch(*fit.loop.close(*self.sums[k]))
 
 
-def train_together(fits, n_jobs=None):
+def train_together(fits, n_jobs=None, lanes=False):
     """Run every ``trainer.StochasticFit`` of ``fits`` until it is over (each then
     ``finish``-ed), the epochs of fits of one type in one compiled call, the models on
-    :func:`model_threads` threads. A KeyboardInterrupt ends every fit after its last whole
-    epoch ("Training interrupted by user.", as a solo fit)."""
+    :func:`model_threads` threads. With ``lanes``, fits that share their minibatches train
+    first as lane sets (:mod:`fastfnn._lanes`: their values to rounding, not their bits), a
+    set per task on those threads, each task running its fits' Python epochs too (so one
+    thread's Python overlaps the others' compiled work). A KeyboardInterrupt ends every fit
+    after its last whole epoch ("Training interrupted by user.", as a solo fit)."""
+    threads = model_threads(n_jobs, len(fits))
+    sets, rest = lane_sets(fits, threads) if lanes else ([], range(len(fits)))
+    try:
+        if sets:
+            _train_lane_sets(sets, threads)
+        _train_groups([fits[k] for k in rest], threads)
+    except KeyboardInterrupt:
+        warnings.warn("Training interrupted by user.")
+    for fit in fits:
+        fit.finish()
+
+
+def _train_lane_sets(sets, threads):
+    """``LaneSet.train`` of every set, on ``threads`` threads; on a KeyboardInterrupt every
+    set stops after its epoch in hand, and the interrupt is raised again."""
+    stop = threading.Event()
+    with ThreadPoolExecutor(threads) as pool:
+        done = [pool.submit(lanes.train, stop) for lanes in sets]
+        try:
+            for future in done:
+                future.result()
+        except KeyboardInterrupt:
+            stop.set()
+            raise
+
+
+def _train_groups(fits, threads):
+    """Train ``fits`` until each is over, the epochs of fits of one type in one
+    ``run_models_`` call, the models on ``threads`` threads."""
     begun = [fit.begin_epoch() for fit in fits]
     by_type = {}
     for fit, started in zip(fits, begun):
@@ -110,15 +145,10 @@ def train_together(fits, n_jobs=None):
     for members in by_type.values():
         group = _Group([m[0] for m in members], [m[1] for m in members])
         batches.append((group, [k for k, m in enumerate(members) if m[2]]))
-    try:
-        with numba_threads(model_threads(n_jobs, len(fits)), exact=True):
-            while any(started for _, started in batches):
-                for group, started in batches:
-                    if started:
-                        group.run_epoch(started)
-                batches = [(group, [k for k, fit in enumerate(group.fits) if fit.begin_epoch()])
-                           for group, _ in batches]
-    except KeyboardInterrupt:
-        warnings.warn("Training interrupted by user.")
-    for fit in fits:
-        fit.finish()
+    with numba_threads(threads, exact=True):
+        while any(started for _, started in batches):
+            for group, started in batches:
+                if started:
+                    group.run_epoch(started)
+            batches = [(group, [k for k, fit in enumerate(group.fits) if fit.begin_epoch()])
+                       for group, _ in batches]

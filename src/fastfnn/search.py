@@ -8,8 +8,12 @@ of every fold is trained ahead, all of them together (``_fitmany.fit_together``:
 call per epoch for each group of networks of one kind, the networks on ``n_jobs`` threads).
 scikit-learn's loop then runs as always, in this process: it clones each candidate, and the
 candidate's ``fit`` takes its network made ahead (``_prefit``), which is the very fit it would
-have made on those rows with those parameters, to the bit; scoring, aggregation and the refit
-are scikit-learn's. For a ``Pipeline`` ending in an FNN estimator, the steps before it are
+have made on those rows with those parameters: to the bit, or to rounding (about 1e-15
+relative) for candidates that share their minibatches (one seed on one fold, the common grid
+over alpha and learning rate), which train as lanes of one call (``_lanes``: the first layer
+of all of them one product, every other pass one vector operation across them); scoring,
+aggregation and the refit (a fit of its own: ``best_estimator_`` is the solo fit) are
+scikit-learn's. For a ``Pipeline`` ending in an FNN estimator, the steps before it are
 fitted once per fold for each setting of their parameters, shared by the candidates that
 agree on them.
 
@@ -137,7 +141,7 @@ class _TrainedTogether:
             made = _train_on_cluster(jobs, groups, backend)
         else:
             made = [(job[0], error) for job, error in
-                    zip(jobs, fit_together(jobs, n_jobs=self.n_jobs))]
+                    zip(jobs, fit_together(jobs, n_jobs=self.n_jobs, lanes=True))]
         self.together_fit_time_ = time.perf_counter() - start
         return {key: fitted for key, (fitted, error) in zip(keys, made) if error is None}
 
@@ -171,7 +175,7 @@ def _fit_group(jobs):
     """A task of :func:`_train_on_cluster`: ``fit_together(jobs)``; returns
     ``(fitted estimator, error)`` per job and, on a Dask worker, announces the fits made on
     :data:`PROGRESS_TOPIC`."""
-    errors = fit_together(jobs)
+    errors = fit_together(jobs, lanes=True)
     try:
         from distributed import get_worker
 

@@ -220,12 +220,17 @@ class StochasticFit:
         self.over = False
         state.rows_per_epoch = source.n_samples
 
-    def begin_epoch(self):
+    def begin_epoch(self, order=None):
         """Prepare the next epoch (shuffle its order, set its rate and masks); False, changing
-        nothing, where training is over (stopped, or ``max_iter`` epochs run)."""
+        nothing, where training is over (stopped, or ``max_iter`` epochs run). ``order``
+        (n,): this epoch's order as drawn for fits whose random state is this one's (lanes
+        draw it once for all of them), taken instead of shuffling (this fit's random state is
+        then not advanced)."""
         if self.over or self.epoch == self.settings.max_iter:
             return False
-        if self.settings.shuffle:
+        if self.settings.shuffle and order is not None:
+            self.data.order[:] = order
+        elif self.settings.shuffle:
             # = sklearn.utils.shuffle(order, random_state): the same draws and swaps
             self.random_state.shuffle(self.data.order)
         state = self.state
