@@ -89,7 +89,8 @@ _numba_linking.install(__name__, ("run_batches_", "run_batches_parallel_", "part
                                   "loss_grad_", "loss_grad_parallel_", "forward_rows_",
                                   "forward_rows_parallel_", "run_models_", "_batch_step_by_rule",
                                   "backward_sums_", "forward_", "parts_parallel_",
-                                  "step_blocks_parallel_"))
+                                  "step_blocks_parallel_", "run_lanes_", "lane_forward_",
+                                  "lane_backward_"))
 
 # Fast-math flags that keep NaN/inf semantics (no "nnan", no "ninf").
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
@@ -2554,13 +2555,26 @@ def lane_b(TH, sizes, G, i):
 
 
 @jit_inline
+def _layout(a, b, c):
+    """Three int64s: an offset and two strides, or a shape (one compiled lane_gemm_)."""
+    return np.int64(a), np.int64(b), np.int64(c)
+
+
+@jit_inline
+def lane_epilogue(address, se_i, se_j, code):
+    """``el`` of :func:`lane_gemm_`: the epilogue ``code`` reading E at ``address`` (0 for
+    none) with strides ``(se_i, se_j)``, as five int64s."""
+    return (np.int64(address), np.int64(0), np.int64(se_i), np.int64(se_j), np.int64(code))
+
+
+@jit_inline
 def lane_product_(Z, A, W, G, el):
     """Writes ``Z[:, j*G+g] = sum_t A[:, t*G+g] W[t, j*G+g]`` through the epilogue ``el``
     (:func:`lane_gemm_`): every model's own ``A @ W``; Z (m, n*G), A (m, k*G), W (k, n*G)."""
     k = W.shape[0]
     n = W.shape[1] // G
-    lane_gemm_(Z, (0, n * G, G), A, (0, k * G, G), W, (0, n * G, G), (Z.shape[0], n, k), G,
-               el)
+    lane_gemm_(Z, _layout(0, n * G, G), A, _layout(0, k * G, G), W, _layout(0, n * G, G),
+               _layout(Z.shape[0], n, k), G, el)
 
 
 @jit_inline
@@ -2568,8 +2582,8 @@ def lane_product_tn_(dW, A, D, G):
     """Writes ``dW[t, j*G+g] = sum_r A[r, t*G+g] D[r, j*G+g]``: every model's ``A.T @ D``;
     dW (k, n*G), A (m, k*G), D (m, n*G)."""
     k, nG = dW.shape
-    lane_gemm_(dW, (0, nG, G), A, (0, G, k * G), D, (0, nG, G), (k, nG // G, A.shape[0]), G,
-               (np.uintp(0), 0, 0, 0, PLAIN))
+    lane_gemm_(dW, _layout(0, nG, G), A, _layout(0, G, k * G), D, _layout(0, nG, G),
+               _layout(k, nG // G, A.shape[0]), G, lane_epilogue(0, 0, 0, PLAIN))
 
 
 @jit_inline
@@ -2577,7 +2591,8 @@ def lane_product_nt_(P, D, W, G, el):
     """Writes ``P[r, t*G+g] = sum_j D[r, j*G+g] W[t, j*G+g]`` through the epilogue ``el``:
     every model's ``D @ W.T``; P (m, k*G), D (m, n*G), W (k, n*G)."""
     k, nG = W.shape
-    lane_gemm_(P, (0, k * G, G), D, (0, nG, G), W, (0, G, nG), (P.shape[0], k, nG // G), G, el)
+    lane_gemm_(P, _layout(0, k * G, G), D, _layout(0, nG, G), W, _layout(0, G, nG),
+               _layout(P.shape[0], k, nG // G), G, el)
 
 
 @jit
@@ -2654,7 +2669,7 @@ def lane_forward_(work, TH, sizes, model, m):
         else:
             code = BIAS_RELU if act == RELU else (BIAS if act == IDENTITY else PLAIN)
             lane_product_(Z, lane_view(work.A, sizes, m, G, i), W, G,
-                          (np.uintp(b.ctypes.data), 0, 0, G, code))
+                          lane_epilogue(b.ctypes.data, 0, G, code))
             if code != PLAIN:
                 continue
         if act == SOFTMAX:
@@ -2688,8 +2703,8 @@ def lane_backward_(work, TH, GR, sizes, model, m):
             A = lane_view(work.A, sizes, m, G, i)
             relu = model.hidden_act == RELU
             lane_product_nt_(D_prev, D, lane_w(TH, sizes, G, i), G,
-                             (np.uintp(A.ctypes.data), 0, A.shape[1], G,
-                              RELU_MASK if relu else PLAIN))
+                             lane_epilogue(A.ctypes.data, A.shape[1], G,
+                                           RELU_MASK if relu else PLAIN))
             if not relu:
                 mul_act_deriv_(D_prev, A, model.hidden_act)
 
