@@ -53,15 +53,17 @@ def assert_as_solo(ests, X, y, rtol):
                                        rtol=rtol)
 
 
-@pytest.mark.parametrize("solver, activation, hidden, dtype", [
-    ("adam", "relu", (8,), np.float64),
-    ("sgd", "tanh", (8, 6), np.float64),
-    ("adamw", "logistic", (8, 6), np.float64),
-    ("adam", "identity", (8,), np.float32),
+@pytest.mark.parametrize("solver, activation, hidden, dtype, outputs", [
+    ("adam", "relu", (8,), np.float64, 1),
+    ("sgd", "tanh", (8, 6), np.float64, 2),
+    ("adamw", "logistic", (8, 6), np.float64, 1),
+    ("adam", "identity", (8,), np.float32, 2),
 ])
-def test_laned_regressors_are_their_solo_fits(laned, solver, activation, hidden, dtype):
+def test_laned_regressors_are_their_solo_fits(laned, solver, activation, hidden, dtype,
+                                              outputs):
     X, y = data()
     X = X.astype(dtype)
+    y = np.c_[y, np.sin(X[:, 3])] if outputs == 2 else y
     base = FNNRegressor(**{**BASE, "hidden_layer_sizes": hidden}, solver=solver,
                         activation=activation)
     ests = [clone(base).set_params(**p) for p in GRID]
