@@ -90,11 +90,13 @@ def test_stops_early_stopping_and_seeds_per_fit(laned):
     X, y = data()
     base = FNNRegressor(**{**BASE, "max_iter": 30}, tol=1e-3, n_iter_no_change=2)
     ests = [clone(base).set_params(**p) for p in GRID[:6]]
-    ests += [clone(base).set_params(early_stopping=True, alpha=a) for a in (1e-4, 1e-3, 1e-2)]
+    ests += [clone(base).set_params(early_stopping=True, alpha=a)
+             for a in (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)]
     ests.append(clone(base).set_params(random_state=1))
     fit_together([(e, X, y, None) for e in ests], lanes=True)
     assert len({e.n_iter_ for e in ests[:6]}) > 1  # stopped at different epochs
-    assert max(laned) <= 6 and 3 in laned  # the early-stopping ones, on their split
+    # the early-stopping ones as lanes on their own split, all five until the first stops
+    assert max(laned) <= 6 and laned.count(5) >= min(e.n_iter_ for e in ests[6:11])
     assert_as_solo(ests, X, y, rtol=1e-9)
 
 
@@ -128,5 +130,16 @@ def test_lanes_take_small_layers_only(laned):
     X, y = data()
     base = FNNRegressor(**{**BASE, "hidden_layer_sizes": (48, 48), "max_iter": 2})
     assert 48 * 48 > _lanes.LANED_WEIGHTS
-    fit_together([(clone(base).set_params(**p), X, y, None) for p in GRID[:3]], lanes=True)
+    fit_together([(clone(base).set_params(**p), X, y, None) for p in GRID[:6]], lanes=True)
     assert not laned
+
+
+def test_too_few_fits_to_fill_a_chunk_train_alone_to_the_bit(laned):
+    """Fewer than LANES_MIN fits with the same minibatches: each its solo fit, to the bit."""
+    X, y = data()
+    ests = [FNNRegressor(**BASE, **p) for p in GRID[:_lanes.LANES_MIN - 1]]
+    fit_together([(e, X, y, None) for e in ests], lanes=True)
+    assert not laned
+    for est in ests:
+        for a, b in zip(est.coefs_, clone(est).fit(X, y).coefs_):
+            np.testing.assert_array_equal(a, b)

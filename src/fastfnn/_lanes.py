@@ -38,6 +38,10 @@ LANED_WEIGHTS = 512
 # Models per call: 8 (one vector of float64 on AVX-512) ran 1.15x faster than 16 on the tiny
 # network (its laned layers then stay in the L2 cache's faster half, 64 KiB a layer).
 LANES_PER_CALL = 8
+# The fewest fits that train as lanes: a call computes whole chunks of LANE_CHUNK models, so
+# 4 fits would pay for 8 (slower than 4 solo fits: 141 against 166 fits a second); from 5 on
+# the lanes are ahead.
+LANES_MIN = 5
 ALWAYS_TILE = 2**62  # the first layer's one product: the tile kernel wherever its shape allows
 
 
@@ -95,7 +99,7 @@ def lane_sets(fits, threads):
     sets = []
     for member_lists in by_key.values():
         for members in member_lists:
-            if len(members) < 2:
+            if len(members) < LANES_MIN:
                 rest.extend(members)
                 continue
             for chunk in np.array_split(members, _n_sets(len(members), threads)):
