@@ -2256,6 +2256,13 @@ _load_numba_registries()
 LANE_CHUNK = 8  # models per inner loop: a literal trip count, so each is whole vector operations
 
 
+def _float_arrays(first, *others):
+    """Whether the Numba types are arrays of one dtype, float32 or float64."""
+    return (getattr(first, "dtype", None) in (types.float32, types.float64)
+            and all(isinstance(a, types.Array) and a.dtype == first.dtype
+                    for a in (first, *others)))
+
+
 def _lane_tile_kernel(rows, cols):
     """An intrinsic ``lane_tile(C, cl, A, al, B, bl, n_t, el)`` that writes a (rows, cols)
     tile of LANE_CHUNK-model vectors of C, every model its own product:
@@ -2271,8 +2278,7 @@ def _lane_tile_kernel(rows, cols):
 
     @intrinsic
     def tile(typingctx, C, cl, A, al, B, bl, n_t, el):
-        if not (all(isinstance(a, types.Array) and a.dtype == C.dtype for a in (C, A, B))
-                and C.dtype in (types.float32, types.float64)):
+        if not _float_arrays(C, A, B):
             return None
 
         def codegen(context, builder, sig, args):
@@ -2380,8 +2386,7 @@ def _lane_rule_kernel(adam, decay):
 
     @intrinsic
     def rule(typingctx, TH, GR, S1, S2, q, G, n_p, H, acc, g, s, nesterov):
-        if not (all(isinstance(a, types.Array) and a.dtype == TH.dtype for a in (GR, S1, S2))
-                and TH.dtype in (types.float32, types.float64)):
+        if not _float_arrays(TH, GR, S1, S2):
             return None
 
         def codegen(context, builder, sig, args):
@@ -2425,9 +2430,6 @@ def _emit_lane_rule(context, builder, sig, args, adam, decay):
     def wide(v):  # float64
         return v if fty == ir.DoubleType() else builder.fpext(v, dvty)
 
-    sqrt = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty]),
-                                          f"llvm.sqrt.v{LANE_CHUNK}f{8 * size}")
-    one = ir.Constant(vty, [1.0] * LANE_CHUNK)
     s = splat(s_scalar)
     a, rate, b1, b2, eps, factor = h(0), h(4, acc), h(2), h(3), h(4), h(5)
     zero = ir.Constant(dvty, [0.0] * LANE_CHUNK)
@@ -2446,28 +2448,40 @@ def _emit_lane_rule(context, builder, sig, args, adam, decay):
         else:
             grad = builder.fdiv(grad, s)
         builder.store(grad, at(GR, p, vty), align=size)
-        s1 = builder.load(at(S1, p, vty), align=size)
-        if adam:
-            s2 = builder.load(at(S2, p, vty), align=size)
-            m1 = builder.fadd(builder.fmul(b1, s1), builder.fmul(builder.fsub(one, b1), grad))
-            m2 = builder.fadd(builder.fmul(b2, s2),
-                              builder.fmul(builder.fsub(one, b2), builder.fmul(grad, grad)))
-            builder.store(m1, at(S1, p, vty), align=size)
-            builder.store(m2, at(S2, p, vty), align=size)
-            step = builder.fdiv(builder.fmul(rate, m1),
-                                builder.fadd(builder.call(sqrt, [m2]), eps))
-            w = builder.fsub(w, step)
-        else:
-            v = builder.fsub(builder.fmul(b1, s1), builder.fmul(rate, grad))
-            builder.store(v, at(S1, p, vty), align=size)
-            ahead = builder.fsub(builder.fmul(b1, v), builder.fmul(rate, grad))
-            w = builder.fadd(w, builder.select(nesterov, ahead, v))
+        w = _emit_rule_update(builder, (at(S1, p, vty), at(S2, p, vty)), w, grad,
+                              (rate, b1, b2, eps), adam, nesterov, size)
         builder.store(w, at(TH, p, vty), align=size)
     if decay:
         for row, total in ((2, sq), (3, layer)):
             ptr = at(acc, builder.add(builder.mul(ir.IntType(64)(row), G), g), dvty)
             builder.store(builder.fadd(builder.load(ptr, align=8), builder.load(total)), ptr,
                           align=8)
+
+
+def _emit_rule_update(builder, state, w, grad, hyper, adam, nesterov, size):
+    """The LLVM code of the rule's step on one vector of parameters ``w`` with the finished
+    gradient ``grad``: Adam's moments (``state``: pointers to the vectors of m and v) and
+    ``w - lr m / (sqrt(v) + eps)``, or SGD's velocity (``state[0]``) and ``w + mu v - lr g``
+    (Nesterov) or ``w + v``; ``hyper = (lr, beta_1 or mu, beta_2, eps)`` vectors. Returns the
+    new w (the state is stored)."""
+    vty = w.type
+    rate, b1, b2, eps = hyper
+    one = ir.Constant(vty, [1.0] * vty.count)
+    s1 = builder.load(state[0], align=size)
+    if not adam:
+        v = builder.fsub(builder.fmul(b1, s1), builder.fmul(rate, grad))
+        builder.store(v, state[0], align=size)
+        ahead = builder.fsub(builder.fmul(b1, v), builder.fmul(rate, grad))
+        return builder.fadd(w, builder.select(nesterov, ahead, v))
+    sqrt = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty]),
+                                          f"llvm.sqrt.v{vty.count}f{8 * size}")
+    m1 = builder.fadd(builder.fmul(b1, s1), builder.fmul(builder.fsub(one, b1), grad))
+    m2 = builder.fadd(builder.fmul(b2, builder.load(state[1], align=size)),
+                      builder.fmul(builder.fsub(one, b2), builder.fmul(grad, grad)))
+    builder.store(m1, state[0], align=size)
+    builder.store(m2, state[1], align=size)
+    step = builder.fdiv(builder.fmul(rate, m1), builder.fadd(builder.call(sqrt, [m2]), eps))
+    return builder.fsub(w, step)
 
 
 _LANE_ADAM_W, _LANE_ADAM_B, _LANE_SGD_W, _LANE_SGD_B = (
