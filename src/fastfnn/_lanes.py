@@ -35,9 +35,16 @@ RULES = (K.SGDRule, K.AdamRule, K.AdamWRule)
 # a 2-core Xeon (AVX-512): (16, 16) 1.41x faster as lanes, (32, 32) 1.08x slower, (64, 64)
 # 1.33x slower; (32,) with one output 1.3x faster.
 LANED_WEIGHTS = 512
-# Models per call: 8 (one vector of float64 on AVX-512) ran 1.15x faster than 16 on the tiny
-# network (its laned layers then stay in the L2 cache's faster half, 64 KiB a layer).
-LANES_PER_CALL = 8
+# Models per call, at most: one lane chunk, padded so that the first layer's wide product is a
+# whole number of the tile kernel's vectors for any layer width (so its every entry is the tile
+# kernel's, whatever the set: which set a fit lands in never changes its bits). In float64, 8
+# models a call ran 1.15x faster than 16 on the tiny network (a laned layer of 64 KiB, not 128).
+def lanes_per_call(dtype):
+    """Models per lane set and call for ``dtype``: LANE_CHUNK, or the vector width where that
+    is more (float32 with AVX-512: 16)."""
+    return int(np.lcm(K.LANE_CHUNK, K.VECTOR_BYTES // np.dtype(dtype).itemsize))
+
+
 # The fewest fits that train as lanes: a call computes whole chunks of LANE_CHUNK models, so
 # 4 fits would pay for 8 (slower than 4 solo fits: 141 against 166 fits a second); from 5 on
 # the lanes are ahead.
@@ -78,10 +85,11 @@ def _same_batches(fit, other):
     return np.array_equal(mine[1], theirs[1]) and mine[:1] + mine[2:] == theirs[:1] + theirs[2:]
 
 
-def lane_sets(fits, threads):
+def lane_sets(fits):
     """The fits (``trainer.StochasticFit``, before their first epoch) that lanes take, as
-    :class:`LaneSet` s of fits with one key and the same minibatches (:func:`_same_batches`;
-    :func:`_n_sets` of them), and the positions of the others."""
+    :class:`LaneSet` s of fits with one key and the same minibatches (:func:`_same_batches`),
+    as few as :func:`lanes_per_call` allows, of sizes within one of each other (from the fits
+    alone: never from the thread count), and the positions of the others."""
     by_key = {}
     rest = []
     for k, fit in enumerate(fits):
@@ -102,7 +110,8 @@ def lane_sets(fits, threads):
             if len(members) < LANES_MIN:
                 rest.extend(members)
                 continue
-            for chunk in np.array_split(members, _n_sets(len(members), threads)):
+            per_call = lanes_per_call(fits[members[0]].state.net.dtype)
+            for chunk in np.array_split(members, -(-len(members) // per_call)):
                 sets.append(LaneSet([fits[k] for k in chunk]))
     return sets, sorted(rest)
 
@@ -145,7 +154,8 @@ class LaneSet:
         self.codes = (int(model.hidden_act), int(model.out_act), int(model.loss),
                       float(model.eps), not isinstance(rule, K.SGDRule),
                       bool(getattr(rule, "nesterov", False)))
-        rows, G = first.batch_size, _padded(len(fits))
+        self.per_call = lanes_per_call(self.dtype)
+        rows, G = first.batch_size, _padded(len(fits), self.per_call)
         units = int(np.sum(self.sizes[1:]))
         self.A, self.D = (np.empty(rows * units * G, self.dtype) for _ in range(2))
         self.A0 = np.empty(rows * int(self.sizes[0]), self.dtype)
@@ -177,7 +187,7 @@ class LaneSet:
         for fit in fits:
             fit.loop.begin()
         lanes = [_lane(fit) for fit in fits]
-        lanes += lanes[:1] * (_padded(len(lanes)) - len(lanes))  # copies of the first, unread
+        lanes += lanes[:1] * (_padded(len(lanes), self.per_call) - len(lanes))  # unread copies
         G, L = len(lanes), len(self.sizes) - 1
         TH, S1, S2 = (np.stack(arrays, axis=1) for arrays in zip(*(l[:3] for l in lanes)))
         adam = self.codes[4]
@@ -199,16 +209,6 @@ class LaneSet:
         return group.sums[:len(fits)]
 
 
-def _n_sets(n, threads):
-    """How many lane sets n fits of one key and rows make: sets of up to LANES_PER_CALL, or
-    one per thread where there are a chunk's worth of fits for each (never a set of one, so
-    that which fits run as lanes does not depend on the thread count)."""
-    sets = -(-n // LANES_PER_CALL)
-    if sets < threads:
-        sets = max(sets, min(threads, n // K.LANE_CHUNK))
-    return sets
-
-
-def _padded(n):
-    """n lanes rounded up to whole chunks of ``_kernels.LANE_CHUNK``."""
-    return -(-n // K.LANE_CHUNK) * K.LANE_CHUNK
+def _padded(n, per_call):
+    """n lanes rounded up to whole calls' worth (``per_call``, a multiple of LANE_CHUNK)."""
+    return -(-n // per_call) * per_call

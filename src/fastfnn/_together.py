@@ -108,7 +108,7 @@ def train_together(fits, n_jobs=None, lanes=False):
     thread's Python overlaps the others' compiled work). A KeyboardInterrupt ends every fit
     after its last whole epoch ("Training interrupted by user.", as a solo fit)."""
     threads = model_threads(n_jobs, len(fits))
-    sets, rest = lane_sets(fits, threads) if lanes else ([], range(len(fits)))
+    sets, rest = lane_sets(fits) if lanes else ([], range(len(fits)))
     try:
         if sets:
             _train_lane_sets(sets, threads)
