@@ -123,8 +123,13 @@ def _train_lane_sets(sets, threads):
     """``LaneSet.train`` of every set, on ``threads`` threads; on a KeyboardInterrupt every
     set stops after its epoch in hand, and the interrupt is raised again."""
     stop = threading.Event()
+
+    def train(lanes):  # the set's thread runs a validation pass on itself, not on more
+        with numba_threads(1, exact=True):
+            lanes.train(stop)
+
     with ThreadPoolExecutor(threads) as pool:
-        done = [pool.submit(lanes.train, stop) for lanes in sets]
+        done = [pool.submit(train, lanes) for lanes in sets]
         try:
             for future in done:
                 future.result()
