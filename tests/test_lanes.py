@@ -143,3 +143,26 @@ def test_too_few_fits_to_fill_a_chunk_train_alone_to_the_bit(laned):
     for est in ests:
         for a, b in zip(est.coefs_, clone(est).fit(X, y).coefs_):
             np.testing.assert_array_equal(a, b)
+
+
+def test_the_lanes_kernel_refuses_arrays_that_disagree_with_its_layers(monkeypatch):
+    """The laned step writes through vector code that checks nothing: the compiled call
+    checks its groups first (a layer-norm table one layer short here)."""
+    from fastfnn import _kernels as K
+
+    run = K.run_lanes_
+    caught = []
+
+    def short(lanes, *args):
+        try:
+            run(lanes._replace(layer_sq=lanes.layer_sq[:-1].copy()), *args)
+        except IndexError as exc:
+            caught.append(exc)
+        return run(lanes, *args)
+
+    monkeypatch.setattr(K, "run_lanes_", short)
+    X, y = data()
+    fit_together([(FNNRegressor(**BASE, alpha=a), X, y, None) for a in (1e-4, 1e-3, 1e-2,
+                                                                         1e-1, 1.0)],
+                 lanes=True)
+    assert caught and "do not match" in str(caught[0])

@@ -2378,8 +2378,8 @@ def _lane_rule_kernel(adam, decay):
     """An intrinsic ``rule(TH, GR, S1, S2, q, G, n_p, H, acc, g, s, nesterov)`` that steps
     parameters ``q, q + G, ..., q + (n_p - 1) G`` of the flat laned arrays for the LANE_CHUNK
     models from model g on (one vector each), per parameter as :func:`adam_block_` (``adam``)
-    or :func:`sgd_block_`: ``grad <- (grad [+ a w]) / s`` (``+ a w`` for weights, ``decay``),
-    then the rule's state and w. The models' hyper-parameters are ``H[k, g:g+LANE_CHUNK]``
+    or :func:`sgd_block_`: ``grad <- (grad [+ a w]) / s`` (``+ a w`` for weights,
+    ``decay``), then the rule's state and w. The models' hyper-parameters are ``H[k, g:g+LANE_CHUNK]``
     (float64 (6, G): alpha, -, beta_1 or momentum, beta_2, epsilon, AdamW's factor) and the
     step's rate ``acc[4, g:]``; for weights the squares of w and of the finished gradient are
     added to ``acc[2, g:]``, ``acc[3, g:]`` (float64). Unchecked, as the tile kernel."""
@@ -2763,6 +2763,27 @@ def lane_step_(lanes, acc, sizes, model, S):
 
 
 @jit
+def check_lanes(lanes, work, data, sizes, G, batch_size):
+    """IndexError unless the groups of :func:`run_lanes_` agree with the layer sizes, G models
+    (a positive multiple of LANE_CHUNK) and batches of ``batch_size`` rows: the step's
+    vector code reads and writes them unchecked (the views of the layers check themselves)."""
+    L = len(sizes) - 1
+    n_params = n_weights(sizes)
+    for i in range(1, L + 1):
+        n_params += sizes[i]
+    rows = min(batch_size, data.order.shape[0])
+    if (G <= 0 or G % LANE_CHUNK != 0 or lanes.TH.size != n_params * G
+            or lanes.GR.size != lanes.TH.size or lanes.S1.size != lanes.TH.size
+            or lanes.S2.size != lanes.TH.size or lanes.H.shape != (6, G)
+            or lanes.steps.shape[0] != G or lanes.sums.shape != (G, 2)
+            or lanes.layer_sq.shape != (L, G) or lanes.n_updates.shape[0] != G
+            or work.acc.shape != (5, G) or data.X.shape[1] != sizes[0]
+            or data.Y.shape[1] != sizes[L] or work.sw.shape[0] < rows
+            or work.Y.size < rows * sizes[L] or work.A0.size < rows * sizes[0]):
+        raise IndexError("lanes' arrays do not match their layers and models")
+
+
+@jit
 def run_lanes_(lanes, work, data, sizes, model, batch_size):
     """Writes every laned model's parameters, gradient and rule state, and ``lanes.sums``,
     ``layer_sq``, ``n_updates``: one epoch, all the batches of ``data.order`` (dense rows, no
@@ -2770,6 +2791,7 @@ def run_lanes_(lanes, work, data, sizes, model, batch_size):
     loss, delta recursion and step of every model (:func:`lane_forward_`,
     :func:`lane_loss_`, :func:`lane_backward_`, :func:`lane_step_`). Each model computes what
     its own fit computes, in another order of summation (the same values to rounding)."""
+    check_lanes(lanes, work, data, sizes, model.G, batch_size)
     lanes, work, data = borrowed((lanes, work, data))
     G = model.G
     n = data.order.shape[0]
