@@ -35,21 +35,19 @@ RULES = (K.SGDRule, K.AdamRule, K.AdamWRule)
 # a 2-core Xeon (AVX-512): (16, 16) 1.41x faster as lanes, (32, 32) 1.08x slower, (64, 64)
 # 1.33x slower; (32,) with one output 1.3x faster.
 LANED_WEIGHTS = 512
-# Models per call, at most: one lane chunk, padded so that the first layer's wide product is a
-# whole number of the tile kernel's vectors for any layer width (so its every entry is the tile
-# kernel's, whatever the set: which set a fit lands in never changes its bits). In float64, 8
-# models a call ran 1.15x faster than 16 on the tiny network (a laned layer of 64 KiB, not 128).
-def lanes_per_call(dtype):
-    """Models per lane set and call for ``dtype``: LANE_CHUNK, or the vector width where that
-    is more (float32 with AVX-512: 16)."""
-    return int(np.lcm(K.LANE_CHUNK, K.VECTOR_BYTES // np.dtype(dtype).itemsize))
-
-
 # The fewest fits that train as lanes: a call computes whole chunks of LANE_CHUNK models, so
 # 4 fits would pay for 8 (slower than 4 solo fits: 141 against 166 fits a second); from 5 on
 # the lanes are ahead.
 LANES_MIN = 5
 ALWAYS_TILE = 2**62  # the first layer's one product: the tile kernel wherever its shape allows
+
+
+def lanes_per_call(dtype):
+    """Models per lane set and call for ``dtype``, at most: LANE_CHUNK, or the vector width
+    where that is more (float32 with AVX-512: 16), so that the first layer's wide product is
+    whole vectors of the tile kernel for any layer width. (In float64, 8 models a call ran
+    1.15x faster than 16 on the tiny network: a laned layer of 64 KiB, not 128.)"""
+    return int(np.lcm(K.LANE_CHUNK, K.VECTOR_BYTES // np.dtype(dtype).itemsize))
 
 
 def lane_key(fit, groups):
