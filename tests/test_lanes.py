@@ -55,6 +55,7 @@ def assert_as_solo(ests, X, y, rtol):
 
 @pytest.mark.parametrize("solver, activation, hidden, dtype, outputs", [
     ("adam", "relu", (8,), np.float64, 1),
+    ("sgd", "relu", (8, 6, 4), np.float64, 1),
     ("sgd", "tanh", (8, 6), np.float64, 2),
     ("adamw", "logistic", (8, 6), np.float64, 1),
     ("adam", "identity", (8,), np.float32, 2),

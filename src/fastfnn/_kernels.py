@@ -2696,11 +2696,14 @@ def lane_forward_(work, TH, sizes, model, m):
 def lane_backward_(work, TH, GR, sizes, model, m):
     """Writes GR (every model's unscaled gradient sums) and the laned D[0..L-1]: the delta
     recursion from ``D[L-1] = A[L] - Y`` (A[L] turned into it by :func:`lane_loss_`), relu's
-    mask applied as the products store their sums."""
+    mask applied as the products store their sums (and D[i-1] then over A[i], which nothing
+    reads after it; other activations' D in ``work.D``)."""
     L = len(sizes) - 1
     G = model.G
+    relu = model.hidden_act == RELU
     for i in range(L - 1, -1, -1):
-        D = lane_view(work.A if i == L - 1 else work.D, sizes, m, G, i + 1)
+        # D[i] where it was written: over A[i+1] (the output delta, and relu's in place)
+        D = lane_view(work.A if i == L - 1 or relu else work.D, sizes, m, G, i + 1)
         dW = lane_w(GR, sizes, G, i)
         if i == 0:
             matmul_tn_(dW, rows_view(work.A0, 0, m, sizes[0]), D, model.tile_limit)
@@ -2713,9 +2716,10 @@ def lane_backward_(work, TH, GR, sizes, model, m):
             for c in range(db.shape[0]):
                 db[c] += d[c]
         if i > 0:
-            D_prev = lane_view(work.D, sizes, m, G, i)
+            # relu's mask is read, entry by entry, just before its entry is stored: D[i-1]
+            # takes A[i]'s place (one laned layer less to stream through the caches)
             A = lane_view(work.A, sizes, m, G, i)
-            relu = model.hidden_act == RELU
+            D_prev = A if relu else lane_view(work.D, sizes, m, G, i)
             lane_product_nt_(D_prev, D, lane_w(TH, sizes, G, i), G,
                              lane_epilogue(A.ctypes.data, A.shape[1], G,
                                            RELU_MASK if relu else PLAIN))
