@@ -31,6 +31,10 @@ function that calls another lives here. The file keeps the shape of the Python h
                             the bias and relu, or relu's mask, added as it stores (epilogues);
                             in prediction every product (row blocks, packed strips)
     time_products_          one product, repeated: what _tuning.py times for fastfnn bench
+    run_lanes_              many models that share their minibatches, as lanes of one epoch:
+      lane_forward_         the first layer of all of them one wide product (affine_act_), the
+      lane_backward_        other products laned register tiles (lane_gemm_), the loss, the
+      lane_step_            delta recursion and each model's own step (vector code: LLVM)
     rows_view, w_view, layer_view     2-D views of the flat buffers, built without reshape
     borrowed                the loops' groups seen without reference counts (once per call)
 
@@ -2253,7 +2257,7 @@ _load_numba_registries()
 # ----------------------------------------------------------------------------------------------
 
 
-LANE_CHUNK = 8  # models per inner loop: a literal trip count, so each is whole vector operations
+LANE_CHUNK = 8  # models per vector of the laned code (LLVM vectors: float64 zmm, float32 ymm)
 
 
 def _float_arrays(first, *others):
@@ -2379,10 +2383,11 @@ def _lane_rule_kernel(adam, decay):
     parameters ``q, q + G, ..., q + (n_p - 1) G`` of the flat laned arrays for the LANE_CHUNK
     models from model g on (one vector each), per parameter as :func:`adam_block_` (``adam``)
     or :func:`sgd_block_`: ``grad <- (grad [+ a w]) / s`` (``+ a w`` for weights,
-    ``decay``), then the rule's state and w. The models' hyper-parameters are ``H[k, g:g+LANE_CHUNK]``
-    (float64 (6, G): alpha, -, beta_1 or momentum, beta_2, epsilon, AdamW's factor) and the
-    step's rate ``acc[4, g:]``; for weights the squares of w and of the finished gradient are
-    added to ``acc[2, g:]``, ``acc[3, g:]`` (float64). Unchecked, as the tile kernel."""
+    ``decay``), then the rule's state and w. The models' hyper-parameters are ``H[k,
+    g:g+LANE_CHUNK]`` (float64 (6, G): alpha, -, beta_1 or momentum, beta_2, epsilon, AdamW's
+    factor) and the step's rate ``acc[4, g:]``; for weights the squares of w and of the
+    finished gradient are added to ``acc[2, g:]``, ``acc[3, g:]`` (float64). Unchecked, as the
+    tile kernel."""
 
     @intrinsic
     def rule(typingctx, TH, GR, S1, S2, q, G, n_p, H, acc, g, s, nesterov):
