@@ -2614,6 +2614,73 @@ def lane_product_nt_(P, D, W, G, el):
                _layout(P.shape[0], k, nG // G), G, el)
 
 
+@intrinsic
+def _lane_thin_relu_back(typingctx, A, D, W, dW, db):
+    """An intrinsic ``(A, D, W, dW, db)``: one pass of the delta recursion through a relu
+    layer whose next layer has one unit, every model its own (see :func:`lane_thin_back_`,
+    which checks the shapes: A (m, k*G), D (m, G), W and dW (k, G), db (k*G,), G = D's
+    columns, a multiple of LANE_CHUNK)."""
+    if not _float_arrays(A, D, W, dW, db):
+        return None
+
+    def codegen(context, builder, sig, args):
+        fty = context.get_value_type(sig.args[0].dtype)
+        size = context.get_abi_sizeof(fty)
+        vty = ir.VectorType(fty, LANE_CHUNK)
+        arrays = [context.make_array(t)(context, builder, a) for t, a in zip(sig.args, args)]
+        a_ptr, d_ptr, w_ptr, dw_ptr, db_ptr = (x.data for x in arrays)
+        m, G = cgutils.unpack_tuple(builder, arrays[1].shape, 2)
+        k = cgutils.unpack_tuple(builder, arrays[2].shape, 2)[0]
+        zero = ir.Constant(vty, [0.0] * LANE_CHUNK)
+        chunks = builder.udiv(G, ir.IntType(64)(LANE_CHUNK))
+
+        def at(ptr, off):
+            return builder.bitcast(builder.gep(ptr, [off]), vty.as_pointer())
+
+        with cgutils.for_range(builder, m) as rows:  # row by row: each entry of A once
+            r = rows.index
+            with cgutils.for_range(builder, k) as cols:
+                t = cols.index
+                a_row = builder.mul(builder.add(builder.mul(r, k), t), G)  # A[r, t*G]
+                with cgutils.for_range(builder, chunks) as lanes:
+                    c = builder.mul(lanes.index, ir.IntType(64)(LANE_CHUNK))
+                    a_at, w_at = at(a_ptr, builder.add(a_row, c)), builder.add(
+                        builder.mul(t, G), c)
+                    a = builder.load(a_at, align=size)
+                    d = builder.load(at(d_ptr, builder.add(builder.mul(r, G), c)), align=size)
+                    dw = at(dw_ptr, w_at)
+                    builder.store(builder.fadd(builder.load(dw, align=size),
+                                               builder.fmul(a, d)), dw, align=size)
+                    x = builder.fmul(d, builder.load(at(w_ptr, w_at), align=size))
+                    x = builder.select(builder.fcmp_ordered("==", a, zero), zero, x)
+                    builder.store(x, a_at, align=size)
+                    b = at(db_ptr, w_at)
+                    builder.store(builder.fadd(builder.load(b, align=size), x), b, align=size)
+        return context.get_dummy_value()
+
+    return types.void(A, D, W, dW, db), codegen
+
+
+@jit
+def lane_thin_back_(A, D, W, dW, db):
+    """Writes ``dW[t, g] = sum_r A[r, t*G+g] D[r, g]`` (the weight gradient of a layer with
+    one unit, from relu outputs A), ``A[r, t*G+g] <- D[r, g] W[t, g]`` where A is not 0, else
+    0 (the next delta, over A), and ``db[t*G+g] = sum_r`` of those (its layer's intercept
+    gradient): what :func:`lane_product_tn_`, :func:`lane_product_nt_` with relu's mask and
+    the intercepts' sums compute, in one pass over A. A (m, k*G), D (m, G), W, dW (k, G),
+    db (k*G,); IndexError where they disagree."""
+    m, G = D.shape
+    k = W.shape[0]
+    if (G % LANE_CHUNK != 0 or A.shape[0] != m or A.shape[1] != k * G or W.shape[1] != G
+            or dW.shape[0] != k or dW.shape[1] != G or db.shape[0] != k * G):
+        raise IndexError("a thin layer's lanes do not match")
+    for t in range(k):
+        for c in range(G):
+            dW[t, c] = 0
+    zero_(db)
+    _lane_thin_relu_back(A, D, W, dW, db)
+
+
 @jit
 def lane_softmax_(Z, b, G):
     """In place ``Z <- softmax(Z + b)`` of each model's row; Z (m, n*G), b (n*G,)."""
@@ -2706,20 +2773,28 @@ def lane_backward_(work, TH, GR, sizes, model, m):
     L = len(sizes) - 1
     G = model.G
     relu = model.hidden_act == RELU
+    summed = False  # whether this layer's intercept gradient was summed with its delta
     for i in range(L - 1, -1, -1):
         # D[i] where it was written: over A[i+1] (the output delta, and relu's in place)
         D = lane_view(work.A if i == L - 1 or relu else work.D, sizes, m, G, i + 1)
         dW = lane_w(GR, sizes, G, i)
+        db = lane_b(GR, sizes, G, i)
+        if not summed:
+            zero_(db)
+            for r in range(m):
+                d = D[r]
+                for c in range(db.shape[0]):
+                    db[c] += d[c]
+        summed = False
+        if i > 0 and relu and sizes[i + 1] == 1:  # one pass over A[i] (a one-unit layer)
+            lane_thin_back_(lane_view(work.A, sizes, m, G, i), D, lane_w(TH, sizes, G, i),
+                            dW, lane_b(GR, sizes, G, i - 1))
+            summed = True
+            continue
         if i == 0:
             matmul_tn_(dW, rows_view(work.A0, 0, m, sizes[0]), D, model.tile_limit)
         else:
             lane_product_tn_(dW, lane_view(work.A, sizes, m, G, i), D, G)
-        db = lane_b(GR, sizes, G, i)
-        zero_(db)
-        for r in range(m):
-            d = D[r]
-            for c in range(db.shape[0]):
-                db[c] += d[c]
         if i > 0:
             # relu's mask is read, entry by entry, just before its entry is stored: D[i-1]
             # takes A[i]'s place (one laned layer less to stream through the caches)
