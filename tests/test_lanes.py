@@ -59,6 +59,7 @@ def assert_as_solo(ests, X, y, rtol):
     ("sgd", "tanh", (8, 6), np.float64, 2),
     ("adamw", "logistic", (8, 6), np.float64, 1),
     ("adam", "identity", (8,), np.float32, 2),
+    ("adam", "relu", (8,), np.float32, 1),
 ])
 def test_laned_regressors_are_their_solo_fits(laned, solver, activation, hidden, dtype,
                                               outputs):
