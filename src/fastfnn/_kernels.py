@@ -2261,9 +2261,10 @@ LANE_CHUNK = 8  # models per vector of the laned code (LLVM vectors: float64 zmm
 
 
 def _float_arrays(first, *others):
-    """Whether the Numba types are arrays of one dtype, float32 or float64."""
+    """Whether the Numba types are C-contiguous arrays of one dtype, float32 or float64 (the
+    laned code reads them through their data pointers)."""
     return (getattr(first, "dtype", None) in (types.float32, types.float64)
-            and all(isinstance(a, types.Array) and a.dtype == first.dtype
+            and all(isinstance(a, types.Array) and a.dtype == first.dtype and a.layout == "C"
                     for a in (first, *others)))
 
 
