@@ -2392,7 +2392,8 @@ def _lane_rule_kernel(adam, decay):
 
     @intrinsic
     def rule(typingctx, TH, GR, S1, S2, q, G, n_p, H, acc, g, s, nesterov):
-        if not _float_arrays(TH, GR, S1, S2):
+        if not (_float_arrays(TH, GR, S1, S2) and _float_arrays(H, acc)
+                and H.dtype == types.float64):
             return None
 
         def codegen(context, builder, sig, args):

@@ -35,9 +35,10 @@ RULES = (K.SGDRule, K.AdamRule, K.AdamWRule)
 # a 2-core Xeon (AVX-512): (16, 16) 1.41x faster as lanes, (32, 32) 1.08x slower, (64, 64)
 # 1.33x slower; (32,) with one output 1.3x faster.
 LANED_WEIGHTS = 512
-# The fewest fits that train as lanes: a call computes whole chunks of LANE_CHUNK models, so
-# 4 fits would pay for 8 (slower than 4 solo fits: 141 against 166 fits a second); from 5 on
-# the lanes are ahead.
+# The fewest fits with the same minibatches that train as lanes: a call computes whole chunks
+# of LANE_CHUNK models, so 4 fits alone would pay for 8 (slower than 4 solo fits: 141 against
+# 166 fits a second); from 5 on the lanes are ahead. (A group of more than a call's worth is
+# split evenly: 9 fits as sets of 5 and 4, the 16 lanes that 9 need either way.)
 LANES_MIN = 5
 ALWAYS_TILE = 2**62  # the first layer's one product: the tile kernel wherever its shape allows
 
@@ -71,14 +72,14 @@ def lane_key(fit, groups):
 def _same_batches(fit, other):
     """Whether two fits (before their first epoch) will draw the same minibatches every epoch:
     equal X and Y (the same arrays, or equal ones), and random states that will shuffle
-    alike (equal states; or no shuffling)."""
+    alike (two generators in equal states, not one shared; or no shuffling)."""
     if not all(a is b or np.array_equal(a, b)
                for a, b in ((fit.data.X, other.data.X), (fit.data.Y, other.data.Y))):
         return False
     if not (fit.settings.shuffle or other.settings.shuffle):
         return True
-    if fit.settings.shuffle != other.settings.shuffle:
-        return False
+    if fit.settings.shuffle != other.settings.shuffle or fit.random_state is other.random_state:
+        return False  # one generator shared (random_state=None, one instance): each draws anew
     mine, theirs = fit.random_state.get_state(), other.random_state.get_state()
     return np.array_equal(mine[1], theirs[1]) and mine[:1] + mine[2:] == theirs[:1] + theirs[2:]
 

@@ -34,7 +34,7 @@ def data_digest(X, y, sample_weight):
         if isinstance(part, np.ndarray) and part.dtype.kind in "biufc":
             part = np.ascontiguousarray(part)
             digest.update(repr((part.dtype.str, part.shape)).encode())
-            digest.update(memoryview(part).cast("B"))
+            digest.update(part.reshape(-1).view(np.uint8))  # (any size, zero too)
         else:
             digest.update(joblib.hash(part).encode())
     return digest.hexdigest()

@@ -106,7 +106,8 @@ def train_together(fits, n_jobs=None, lanes=False):
     first as lane sets (:mod:`fastfnn._lanes`: their values to rounding, not their bits), a
     set per task on those threads, each task running its fits' Python epochs too (so one
     thread's Python overlaps the others' compiled work). A KeyboardInterrupt ends every fit
-    after its last whole epoch ("Training interrupted by user.", as a solo fit)."""
+    after its last whole epoch ("Training interrupted by user.", as a solo fit); during the
+    lane sets, the fits not laned have none yet."""
     threads = model_threads(n_jobs, len(fits))
     sets, rest = lane_sets(fits) if lanes else ([], range(len(fits)))
     try:
@@ -120,20 +121,16 @@ def train_together(fits, n_jobs=None, lanes=False):
 
 
 def _train_lane_sets(sets, threads):
-    """``LaneSet.train`` of every set, on ``threads`` threads; on a KeyboardInterrupt every
-    set stops after its epoch in hand, and the interrupt is raised again."""
+    """``LaneSet.train`` of every set, on ``threads`` threads; on a KeyboardInterrupt (or an
+    error in a set) every set stops after its epoch in hand, and the exception is raised
+    again."""
     stop = threading.Event()
-
-    def train(lanes):  # the set's thread runs a validation pass on itself, not on more
-        with numba_threads(1, exact=True):
-            lanes.train(stop)
-
     with ThreadPoolExecutor(threads) as pool:
-        done = [pool.submit(train, lanes) for lanes in sets]
+        done = [pool.submit(lanes.train, stop) for lanes in sets]
         try:
             for future in done:
                 future.result()
-        except KeyboardInterrupt:
+        except BaseException:
             stop.set()
             raise
 
