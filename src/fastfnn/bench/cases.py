@@ -95,16 +95,20 @@ class Target:
         return f"{self.op} {self.bound:g}{self.unit}"
 
 
-_SPEED = {"tiny": (40, 40), "small": (5, 9), "deep": (4, 7), "medium": (2.3, 2.3)}
+_SPEED = {"tiny": (40, 40), "small": (6, 9), "deep": (5, 7), "medium": (2.3, 2.3)}
+# Against the plain compiled loop: tiny, whose batches are mostly fixed costs, 1.3x; wide,
+# whose products are GEMM-bound in both, at least the loop; the others 1.15x.
+_VS_REFERENCE = {"tiny": 1.3, "small": 1.15, "deep": 1.15, "medium": 1.15, "wide": 1.0}
 # Every target of the suite, in one table. Training: sgd, samples/s ratios in the same run
 # ("% of GEMM peak": GFLOP/s over the peak measured at the fit's thread count); "first `fastfnn
 # fit`": wall time of the command on the bundled data, fresh process, empty Numba cache.
 TARGETS = (
     *(Target("vs sklearn", f"{c}/{d}", ">=", v[j])
       for c, v in _SPEED.items() for j, d in enumerate(DTYPES)),
-    Target("% of GEMM peak", "wide/float64", ">=", 90, "%"),
-    Target("% of GEMM peak", "wide/float32", ">=", 80, "%"),
-    *(Target("vs reference", f"{c}/{d}", ">=", 1.15) for c in _SPEED for d in DTYPES),
+    Target("% of GEMM peak", "wide/float64", ">=", 85, "%"),
+    Target("% of GEMM peak", "wide/float32", ">=", 75, "%"),
+    *(Target("vs reference", f"{c}/{d}", ">=", v) for c, v in _VS_REFERENCE.items()
+      for d in DTYPES),
     *(Target("vs torch", f"{c}/{d}", ">", 1) for c in CONFIGS for d in DTYPES),
     Target("predict 1 row vs sklearn", PREDICT_CASE, ">=", 10),
     Target("predict 1 row", PREDICT_CASE, "<=", 25, " us"),
