@@ -13,6 +13,10 @@ the version imported first ran up to 1.3x faster on tiny (two copies of the same
 1.27-1.35 on a Zen 3 VM): where a version's compiled code and data land matters at this scale.
 Each process's ratio is printed, and their geometric mean, in which that bias cancels.
 
+The timing processes compile into a Numba cache of their own, thrown away after: with both
+copies in one process, Numba filed versions keyed by one copy's types under the other's cache
+index names, and the checkout's own cache then held entries naming ``fastfnn_ab``.
+
 Caveat: the two versions share one process, so their parallel kernels share Numba's thread
 pool. Where the versions' parallel code differs (the configs split into parts on several
 threads: deep, medium, wide), this was seen to favour one side by 1.2-1.9x that runs in
@@ -126,10 +130,14 @@ def main():
     print(f"CPU: {platform.processor() or platform.machine()} "
           f"({os.cpu_count()} logical); A = this checkout, B = {args.rev}")
     runs = {}
-    for first in ("A", "B"):
-        child = [sys.executable, __file__, *sys.argv[1:], "--first", first, "--folder", folder]
-        out = subprocess.run(child, check=True, capture_output=True, text=True).stdout
-        runs[first] = json.loads(out.strip().splitlines()[-1])
+    with tempfile.TemporaryDirectory() as cache:  # not the checkout's cache (docstring)
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        for first in ("A", "B"):
+            child = [sys.executable, __file__, *sys.argv[1:], "--first", first, "--folder",
+                     folder]
+            out = subprocess.run(child, check=True, capture_output=True, text=True,
+                                 env=env).stdout
+            runs[first] = json.loads(out.strip().splitlines()[-1])
     for case in runs["A"]:
         ratios = [runs[first][case][1] / runs[first][case][0] for first in ("A", "B")]
         a = statistics.median(runs[first][case][0] for first in ("A", "B"))

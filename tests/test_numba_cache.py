@@ -2,8 +2,12 @@
 function, interleaved as two processes would (both read the index before either writes it),
 must each keep their own data file, and each version must load its own data."""
 
+import sys
 import threading
 import time
+import types
+
+import pytest
 
 from numba.core.caching import IndexDataCacheFile
 
@@ -176,3 +180,34 @@ def test_numbas_own_cache_crashes_there(tmp_path):
     of a segmentation fault."""
     runs = _caller_compiled_apart(tmp_path, "")
     assert runs[1] == (0, "1000.0") and runs[2][0] == -11
+
+
+def _index_naming_a_vanished_module(tmp_path):
+    """An index whose entry's key holds a class of a module that is gone by the time the index
+    is read (as a copy of the package imported under another name leaves it)."""
+    module = types.ModuleType("vanished_copy_of_the_package")
+    exec("class Model:\n    pass\n", module.__dict__)
+    module.Model.__module__ = module.__name__
+    sys.modules[module.__name__] = module
+    try:
+        cache_file = IndexDataCacheFile(str(tmp_path), "f-1.py311", ("stamp", 1))
+        cache_file._save_index({("sig", module.Model): "f-1.py311.0.nbc"})
+    finally:
+        del sys.modules[module.__name__]
+    return IndexDataCacheFile(str(tmp_path), "f-1.py311", ("stamp", 1))
+
+
+def test_an_index_that_cannot_be_unpickled_is_a_cache_miss(tmp_path):
+    _numba_cache.install()
+    cache_file = _index_naming_a_vanished_module(tmp_path)
+    assert cache_file._load_index() == {}
+    cache_file.save("a", b"a" * 100)  # a miss saves over it, and the index reads again
+    assert cache_file.load("a") == b"a" * 100
+
+
+def test_numbas_own_loading_raises_there(tmp_path):
+    """The oracle that the index above is one Numba's own loading cannot read."""
+    cache_file = _index_naming_a_vanished_module(tmp_path)
+    own = getattr(IndexDataCacheFile._load_index, "__wrapped__", IndexDataCacheFile._load_index)
+    with pytest.raises(ImportError):
+        own(cache_file)

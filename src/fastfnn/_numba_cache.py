@@ -36,11 +36,17 @@ A version loaded from the cache keeps the functions Numba runs when loading it (
 Numba's own loading drops them there, so a caller compiled in a process that loaded its
 parallel callee from the cache lacked them: a later process that loaded that caller alone ran
 a parallel loop with no threads started, and crashed (a segmentation fault).
+
+An index that cannot be unpickled is a cache miss: Numba's own loading raised, so that every
+fit of every later process failed. Two copies of fastfnn imported under two names in one
+process (an A/B comparison of two revisions) filed versions keyed by the other copy's types
+under each other's index names; where that copy is not importable, the index cannot be read.
 """
 
 import functools
 import hashlib
 import os
+import pickle
 
 from numba.core.compiler_lock import global_compiler_lock
 from numba.core.sigutils import normalize_signature
@@ -116,6 +122,24 @@ def _keeping_reload(rebuild):
     return rebuild_keeping_reload
 
 
+def _tolerant(load_index):
+    """``load_index`` (Numba's ``IndexDataCacheFile._load_index``) that takes an index it
+    cannot unpickle for an empty one: a cache miss, compiled again and saved over it, not an
+    exception in the middle of a fit. Such an index names types of a module this process
+    cannot import (another copy of the package, under another name, filed its versions there)
+    or was cut short."""
+
+    @functools.wraps(load_index)
+    def load_index_or_nothing(cache_file):
+        try:
+            return load_index(cache_file)
+        except (ImportError, AttributeError, EOFError, pickle.UnpicklingError):
+            return {}
+
+    load_index_or_nothing.fastfnn_tolerant = True
+    return load_index_or_nothing
+
+
 def _random_hash(parfor):
     """A parfor's hash: random, drawn once per parfor (not its address, which another process
     may give another loop)."""
@@ -128,7 +152,8 @@ def _random_hash(parfor):
 def install():
     """Make this process's Numba cache safe beside other processes' (once): saves and each
     version's compiles take turns, parallel loops get names no other process gives another
-    loop, and a version loaded from the cache keeps its reload functions."""
+    loop, a version loaded from the cache keeps its reload functions, and an index that cannot
+    be read is a cache miss."""
     try:
         from numba.core.caching import IndexDataCacheFile
         from numba.core.compiler import CompileResult
@@ -142,6 +167,8 @@ def install():
         CompileResult._rebuild = classmethod(_keeping_reload(rebuild.__func__))
     if Parfor.__hash__ is not _random_hash:
         Parfor.__hash__ = _random_hash
+    if not getattr(IndexDataCacheFile._load_index, "fastfnn_tolerant", False):
+        IndexDataCacheFile._load_index = _tolerant(IndexDataCacheFile._load_index)
     if fcntl is not None and not getattr(IndexDataCacheFile.save, "fastfnn_locked", False):
         IndexDataCacheFile.save = _locked(IndexDataCacheFile.save)
     if fcntl is not None and not getattr(Dispatcher.compile, "fastfnn_locked", False):
