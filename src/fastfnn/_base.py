@@ -183,6 +183,16 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
     """Shared implementation of FNNRegressor and FNNClassifier (not for direct use)."""
 
     _parameter_constraints: dict = dict(MLP_CONSTRAINTS)
+    _param_names = {}  # class -> its parameter names, read once from its __init__'s signature
+
+    @classmethod
+    def _get_param_names(cls):
+        """scikit-learn's parameter names of ``cls`` (sorted), read from ``__init__``'s
+        signature once per class, not at every ``get_params`` (twice a fit, 0.1 ms each)."""
+        names = BaseFNN._param_names.get(cls)
+        if names is None:
+            names = BaseFNN._param_names[cls] = tuple(super()._get_param_names())
+        return list(names)
 
     # ---- what the subclasses define -----------------------------------------------------------
 
