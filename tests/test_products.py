@@ -154,12 +154,13 @@ def test_the_limit_counts_the_layers_weights(kernel):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_a_rows_tile_result_does_not_depend_on_the_rows_beside_it(dtype):
     """The tile kernel sums entry (r, j) over t in order whatever tile holds the row (6, 4, 2
-    or 1 rows; 2 vectors or 1): each row computed alone gives the bits it gets among 13.
-    Oracle: the same kernel on one row (predictions must not depend on their chunk)."""
+    or 1 rows; 4 vectors (AVX-512), 2 or 1): each row computed alone gives the bits it gets
+    among 13. Oracle: the same kernel on one row (predictions must not depend on their
+    chunk)."""
     dtype = DTYPES[dtype]
     rng = np.random.default_rng(3)
     width = K.VECTOR_BYTES // np.dtype(dtype).itemsize
-    m, k, n = 13, 9, 3 * width
+    m, k, n = 13, 9, 7 * width  # strips of 4, 2 and 1 vectors (AVX-512), or 2, 2, 2 and 1
     A, B = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
     out = np.empty((m, n), dtype)
     K.matmul_(out, A, B, UNLIMITED, PLAIN)
@@ -191,7 +192,8 @@ rng = np.random.default_rng(0)
 PLAIN = (np.uintp(0), np.int64(0), np.int64(K.PLAIN))
 for dtype in (np.float32, np.float64):
     width = K.VECTOR_BYTES // np.dtype(dtype).itemsize
-    for m, k, n in [(13, 7, width), (6, 33, 3 * width), (1, 5, 2 * width), (20, 1, width)]:
+    for m, k, n in [(13, 7, width), (6, 33, 3 * width), (1, 5, 2 * width), (20, 1, width),
+                    (8, 5, 7 * width)]:
         A, B = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
         ref = A.astype(np.float64) @ B
         out = np.full((m, n), np.nan, dtype)
@@ -213,10 +215,11 @@ print("ok")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("vector_bytes", [16, 64])
+@pytest.mark.parametrize("vector_bytes", [w for w in (16, 32, 64) if w != K.VECTOR_BYTES])
 def test_the_tile_kernel_at_other_vector_widths(tmp_path, vector_bytes):
-    """The tile kernel built for SSE's 16-byte and AVX-512's 64-byte vectors (LLVM splits or
-    joins them on this CPU) gives the product: the widths of machines this one is not.
+    """The tile kernel built for the vector widths of machines this one is not (SSE's 16
+    bytes, AVX's 32, AVX-512's 64, with its 4-vector strips: LLVM splits or joins the vectors
+    on this CPU) gives the product.
     In a fresh process with its own Numba cache, so no kernel of another width is stored."""
     import os
     import subprocess

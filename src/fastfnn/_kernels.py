@@ -158,7 +158,11 @@ def _vector_bytes():
 
 
 VECTOR_BYTES = _vector_bytes()
-TILE_ROWS = (6, 4, 2, 1)  # rows of a tile: 6 x 2 vectors = 12 accumulators, < 16 registers
+# Rows of a tile, and its vectors across (:func:`strip_vectors`, :func:`tile_rows`): with 16
+# vector registers (AVX, SSE) 6 x 2 vectors, 12 accumulators; with AVX-512's 32, 6 x 4, 24
+# accumulators (and B's 4 vectors and A's broadcast: 29 registers), which loads B once for
+# twice the multiply-adds: 1.1-1.3x the 6 x 2 tile on 64 rows, 32 to 256 units wide.
+TILE_ROWS = (6, 4, 2, 1)
 TILE_BLOCK_BYTES = 1 << 17  # the part of Â one block of rows reads: within a core's L2 cache
 PACK_BYTES, PACK_ROWS = 1 << 16, 32  # prediction packs larger layers' strips, for 32+ rows
 
@@ -290,21 +294,29 @@ def _emit_epilogue(builder, sums, c_at, e_at, epilogue, align):
                     store_all(biased)
 
 
+_TILE_6x4, _TILE_2x4, _TILE_1x4 = (_tile_kernel(r, 4) for r in (6, 2, 1))
 _TILE_6x2, _TILE_4x2, _TILE_2x2, _TILE_1x2 = (_tile_kernel(r, 2) for r in TILE_ROWS)
 _TILE_6x1, _TILE_4x1, _TILE_2x1, _TILE_1x1 = (_tile_kernel(r, 1) for r in TILE_ROWS)
 
 
 @jit_inline
-def tile_block_(out, i, j, rows, wide, A, sa_r, sa_t, B, b_off, ldb, n_t, epi):
-    """Writes ``out[i:i+rows, j:j+width]`` (width: 2 vectors if ``wide``, else 1) of
-    ``out = Â @ B̂``, Â(r, t) = A.flat[r * sa_r + t * sa_t], B̂(t, c) = B.flat[b_off + t * ldb
-    + c], through the epilogue ``epi`` (see :func:`tile_loop_`); out's rows may be longer
+def tile_block_(out, i, j, rows, vectors, A, sa_r, sa_t, B, b_off, ldb, n_t, epi):
+    """Writes ``out[i:i+rows, j:j+vectors*width]`` (:func:`tile_rows`, :func:`strip_vectors`)
+    of ``out = Â @ B̂``, Â(r, t) = A.flat[r * sa_r + t * sa_t], B̂(t, c) = B.flat[b_off + t *
+    ldb + c], through the epilogue ``epi`` (see :func:`tile_loop_`); out's rows may be longer
     than its view (a column slice: its leading dimension comes from its strides)."""
     ldc = out.strides[0] // out.itemsize
     c, a = i * ldc + j, i * sa_r
     e_ptr, e_ld, epilogue = epi
     e = i * e_ld + j
-    if wide:
+    if VECTOR_BYTES == 64 and vectors == 4:  # a constant: no 4-vector tiles for other widths
+        if rows == 6:
+            _TILE_6x4(out, c, ldc, A, a, sa_r, sa_t, B, b_off, ldb, n_t, e_ptr, e, e_ld, epilogue)
+        elif rows == 2:
+            _TILE_2x4(out, c, ldc, A, a, sa_r, sa_t, B, b_off, ldb, n_t, e_ptr, e, e_ld, epilogue)
+        else:
+            _TILE_1x4(out, c, ldc, A, a, sa_r, sa_t, B, b_off, ldb, n_t, e_ptr, e, e_ld, epilogue)
+    elif vectors == 2:
         if rows == 6:
             _TILE_6x2(out, c, ldc, A, a, sa_r, sa_t, B, b_off, ldb, n_t, e_ptr, e, e_ld, epilogue)
         elif rows == 4:
@@ -365,21 +377,36 @@ def tile_gemm_packed_(out, A, B, epi):
 
 
 @jit_inline
-def strip_width(j, N, width):
-    """The columns of the strip that starts at column j of N: 2 vectors, else 1."""
-    return 2 * width if j + 2 * width <= N else width
+def strip_vectors(j, N, width):
+    """The vectors across of the strip that starts at column j of N (``width`` elements a
+    vector): as many of 4 (where the CPU has AVX-512's 32 vector registers: ``TILE_ROWS``), 2
+    and 1 as fit."""
+    if VECTOR_BYTES == 64 and j + 4 * width <= N:
+        return 4
+    return 2 if j + 2 * width <= N else 1
+
+
+@jit_inline
+def tile_rows(left, vectors):
+    """The rows of the next tile of a strip of ``vectors`` vectors, ``left`` rows to go: 6, 4,
+    2 or 1 (4-vector strips: 6, 2 or 1, so that AVX-512 compiles three wide tiles, not four)."""
+    if left >= 6:
+        return 6
+    if left >= 4 and vectors < 4:
+        return 4
+    return 2 if left >= 2 else 1
 
 
 @jit_inline
 def pack_strips(B):
-    """B (k, N), N a multiple of the vector width, as its column strips (:func:`strip_width`)
+    """B (k, N), N a multiple of the vector width, as its column strips (:func:`strip_vectors`)
     one after the other: the strip at column j is the (k, its width) block at ``j * k``."""
     k, N = B.shape
     width = VECTOR_BYTES // B.itemsize
     packed = np.empty(k * N, B.dtype)
     j = 0
     while j < N:
-        w = strip_width(j, N, width)
+        w = strip_vectors(j, N, width) * width
         for t in range(k):
             for c in range(w):
                 packed[j * k + t * w + c] = B[t, j + c]
@@ -389,15 +416,16 @@ def pack_strips(B):
 
 @jit_inline
 def tile_loop_(out, A, sa_r, sa_t, B, n_t, ldb, packed, epi):
-    """Writes ``out`` (M, N) = Â @ B̂: tiles of 6, 4, 2 or 1 rows by 2 vectors, then 1 vector
-    for the last columns, in blocks of rows whose part of Â fits ``TILE_BLOCK_BYTES`` (each
-    block's rows are read from the cache once per column strip, not from memory); B̂ (n_t, N)
-    is B's rows ``ldb`` apart, or with ``packed`` its strips one after the other
-    (:func:`pack_strips`). Each tile sums its n_t products in order and stores them through
-    the epilogue ``epi = (e_ptr, e_ld, code)`` (:func:`no_epilogue`, :func:`bias_epilogue`,
-    :func:`relu_mask_epilogue`; see :func:`_tile_kernel`). An entry's sum is the same sequence
-    of fused multiply-adds whatever the tile, block or row count: a row's result does not
-    depend on the rows computed with it."""
+    """Writes ``out`` (M, N) = Â @ B̂: tiles of 6, 4, 2 or 1 rows by 4 (AVX-512) or 2
+    vectors, fewer for the last columns (:func:`strip_vectors`), in blocks of rows whose part
+    of Â fits ``TILE_BLOCK_BYTES`` (each block's rows are read from the cache once per column
+    strip, not from memory); B̂ (n_t, N) is B's rows ``ldb`` apart, or with ``packed`` its
+    strips one after the other (:func:`pack_strips`). Each tile sums its n_t products in
+    order and stores them through the epilogue ``epi = (e_ptr, e_ld, code)``
+    (:func:`no_epilogue`, :func:`bias_epilogue`, :func:`relu_mask_epilogue`; see
+    :func:`_tile_kernel`). An entry's sum is the same sequence of fused multiply-adds whatever
+    the tile, block or row count: a row's result does not depend on the rows computed with
+    it."""
     M, N = out.shape
     width = VECTOR_BYTES // out.itemsize
     block = max(6, TILE_BLOCK_BYTES // max(1, n_t * out.itemsize) // 6 * 6)
@@ -405,13 +433,13 @@ def tile_loop_(out, A, sa_r, sa_t, B, n_t, ldb, packed, epi):
         i1 = min(M, i0 + block)
         j = 0
         while j < N:
-            w = strip_width(j, N, width)
+            vectors = strip_vectors(j, N, width)
+            w = vectors * width
             b_off, ld = (j * n_t, w) if packed else (j, ldb)
             i = i0
             while i < i1:
-                left = i1 - i
-                rows = 6 if left >= 6 else (4 if left >= 4 else (2 if left >= 2 else 1))
-                tile_block_(out, i, j, rows, w > width, A, sa_r, sa_t, B, b_off, ld, n_t, epi)
+                rows = tile_rows(i1 - i, vectors)
+                tile_block_(out, i, j, rows, vectors, A, sa_r, sa_t, B, b_off, ld, n_t, epi)
                 i += rows
             j += w
 

@@ -67,11 +67,15 @@ class Limits(NamedTuple):
 _limits = {}  # np.dtype -> (Limits, where they came from), this process's memo
 
 
-# The tile kernel's share of each product (``Limits``) by vector width (bytes) and dtype.
+# The tile kernel's share of each product (``Limits``) by vector width (bytes) and dtype, from
+# the gemm / tile times on 64 rows (``measure``): 32-byte vectors timed on a Zen 3 EPYC; 64 on
+# a Rocket Lake Xeon, whose tiles of 6 x 4 vectors tie gemm up to 96-unit sides and win from
+# 128 to 192 (1.25-1.74x; 256 came out 0.98-1.26x), and whose D @ W.T loses from 128.
 RULES = {
     32: {"float64": Limits(96 * 96, 192 * 192, 96 * 96),
          "float32": Limits(256 * 256, 256 * 256, 96 * 96)},
-    64: {"float64": Limits(0, 0, 96 * 96), "float32": Limits(0, 0, 96 * 96)},
+    64: {"float64": Limits(192 * 192, 192 * 192, 96 * 96),
+         "float32": Limits(192 * 192, 192 * 192, 96 * 96)},
 }
 
 
