@@ -155,19 +155,21 @@ def test_the_limit_counts_the_layers_weights(kernel):
 def test_a_rows_tile_result_does_not_depend_on_the_rows_beside_it(dtype):
     """The tile kernel sums entry (r, j) over t in order whatever tile holds the row (6, 4, 2
     or 1 rows; 4 vectors (AVX-512), 2 or 1): each row computed alone gives the bits it gets
-    among 13. Oracle: the same kernel on one row (predictions must not depend on their
-    chunk)."""
+    among 14 or 17 (every tile shape). Oracle: the same kernel on one row (predictions must
+    not depend on their chunk)."""
     dtype = DTYPES[dtype]
     rng = np.random.default_rng(3)
     width = K.VECTOR_BYTES // np.dtype(dtype).itemsize
-    m, k, n = 13, 9, 7 * width  # strips of 4, 2 and 1 vectors (AVX-512), or 2, 2, 2 and 1
-    A, B = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
-    out = np.empty((m, n), dtype)
-    K.matmul_(out, A, B, UNLIMITED, PLAIN)
-    for r in range(m):
-        one = np.empty((1, n), dtype)
-        K.matmul_(one, A[r:r + 1], B, UNLIMITED, PLAIN)
-        np.testing.assert_array_equal(one[0], out[r])
+    k, n = 9, 7 * width  # strips of 4, 2 and 1 vectors (AVX-512), or 2, 2, 2 and 1
+    for m in (14, 17):  # tiles of 6, 6, 2 rows; 6, 6, 4, 1 (or 6, 6, 2, 2, 1 four vectors wide)
+        A = rng.standard_normal((m, k)).astype(dtype)
+        B = rng.standard_normal((k, n)).astype(dtype)
+        out = np.empty((m, n), dtype)
+        K.matmul_(out, A, B, UNLIMITED, PLAIN)
+        for r in range(m):
+            one = np.empty((1, n), dtype)
+            K.matmul_(one, A[r:r + 1], B, UNLIMITED, PLAIN)
+            np.testing.assert_array_equal(one[0], out[r])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
