@@ -101,8 +101,8 @@ def check_fit_options(args):
 def fit_stream(args, reason, describe, write_outputs):
     """``fastfnn fit --stream``: train with ``fastfnn.scaling.fit_streaming``; returns 0.
     ``describe`` and ``write_outputs`` are fit's (the model line, the staged --save)."""
+    check_fit_options(args)  # what the options ask for first, with or without Dask
     scaling = scaling_module("fit --stream")
-    check_fit_options(args)
     files = matching_files(args.data)
     check_outputs([("--save", args.save)], [("DATA", f) for f in files])
     say = (lambda *a: None) if args.quiet else print
