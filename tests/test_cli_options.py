@@ -296,3 +296,27 @@ def test_new_estimator_parameters_pass_through(runs, capsys):
             main(["fit", *bad])
         assert exit_.value.code == 2
         assert "error:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, refused", [
+    (["fit", "numbers.csv", "--stream", "--test-size", "0.2"], "--test-size is not available"),
+    (["predict", "model.skops", "numbers.csv", "--stream"], "need --output FILE"),
+    (["search", "numbers.csv", "--param", "alpha=0.1,1", "--cv", "1"], "--cv needs 2 folds"),
+    (["search", "numbers.csv", "--param", "alpha=0.1,1", "--class-weight", "balanced"],
+     "it needs --classify"),
+])
+def test_an_option_a_command_refuses_is_named_before_dask_is_asked_for(argv, refused,
+                                                                        monkeypatch, capsys):
+    """With Dask absent (its import failing as it does where it is not installed), a command
+    that needs it names the option it cannot honour first: a user fixes the command line
+    before installing anything. Oracle: the error text the command gives for the option."""
+    from fastfnn.cli import streaming
+    from fastfnn.cli.options import CLIError
+
+    def no_dask(what):
+        raise CLIError(f"{what} needs Dask, which is not installed")
+
+    monkeypatch.setattr(streaming, "scaling_module", no_dask)
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and refused in err[0] and "Dask" not in err[0], err

@@ -87,15 +87,15 @@ def cmd_search(args):
     from .fit import _read, _write_outputs
     from .streaming import scaling_module
 
-    scaling = scaling_module("search")
-    if args.cv < 2 or args.n_iter < 1 or args.workers < 1:
+    if args.cv < 2 or args.n_iter < 1 or args.workers < 1:  # the options first, then Dask
         raise CLIError("--cv needs 2 folds or more, --n-iter and --workers 1 or more")
+    if args.class_weight and not args.classify:
+        raise CLIError("--class-weight weighs classes: it needs --classify")
+    scaling = scaling_module("search")
     path, label, shown = resolve_data(args.data)
     check_outputs([("--save", args.save)], [("DATA", path)])
     args.epochs = args.epochs or 200
     args.tol = 1e-4 if args.tol is None else args.tol
-    if args.class_weight and not args.classify:
-        raise CLIError("--class-weight weighs classes: it needs --classify")
     data = _read(args, path, shown)
     n_classes = len(np.unique(data.y)) if args.classify and data.y.ndim == 1 else 0
     training.choose_early_stopping(args, len(data.y) - len(data.y) // args.cv, n_classes)

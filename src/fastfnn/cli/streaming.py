@@ -278,10 +278,10 @@ def _is_terminal(stream):
 
 def predict_stream(args, reason):
     """``fastfnn predict --stream``: ``fastfnn.scaling.predict_streaming``; returns 0."""
-    scaling = scaling_module("predict --stream")
-    if args.output is None:
+    if args.output is None:  # what the options ask for first, with or without Dask
         raise CLIError("streaming predictions need --output FILE (or --output - for stdout)"
                        + (f"; {reason}" if reason else ""))
+    scaling = scaling_module("predict --stream")
     files = matching_files(args.data)
     check_outputs([("--output", args.output)],
                   [("MODEL", args.model)] + [("DATA", f) for f in files],
