@@ -73,6 +73,7 @@ MARGIN = 1.1  # the least gain (one thread's median time over the split's) that 
 ROUNDS = 10  # rounds of timed pairs at every width; the median ratio per width counts
 SECONDS = 0.005  # each timing runs at least about this long
 BATCHES = 16  # distinct batches of the timed data (cycled through)
+WARM_SHARE = 0.25  # untimed runs before each timing, a share of its runs
 
 PREDICT_WIDTHS = (4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)  # chunk work about doubling
 # The choices in force while a measurement is deferred (the machine was busy): from what work
@@ -306,9 +307,14 @@ def _paired(one, other):
     """A function of ``one_first`` that runs ``one()`` and ``other()`` the same number of times
     each, back to back, in that order or the other, and returns one's time over the other's.
     The number is doubled first until ``one`` takes SECONDS (which also compiles and warms up
-    both)."""
+    both). Each timing is preceded by WARM_SHARE of its runs, untimed: on a VM, threads that
+    were idle for a one-thread timing come back slowly (a 2-vCPU EPYC timed the two threads
+    0.5-0.6x slower right after one thread's timing than right after their own), and training
+    keeps them busy."""
 
     def timed(run, repeats):
+        for _ in range(max(1, int(repeats * WARM_SHARE))):
+            run()
         start = time.perf_counter()
         for _ in range(repeats):
             run()

@@ -108,7 +108,7 @@ def run(args):
         return 2
     quiet = getattr(args, "quiet", False)
     log = None if quiet else (lambda m: print(m, file=sys.stderr, flush=True))
-    _measure_deferred(log)
+    measure_deferred(log)
     bench = Bench(opts, log=log)
     bench.run_all()
     text = bench.report()
@@ -122,7 +122,7 @@ def run(args):
     return 0 if bench.all_same_work() else 1
 
 
-def _measure_deferred(log):
+def measure_deferred(log):
     """Before anything is timed: the machine's choices that were deferred (measured while the
     machine was busy, the safe default in force) are measured now, retry time or not, so the
     benchmark runs with this machine's own (the header says how each came)."""
