@@ -10,11 +10,11 @@ layer, in weights, each product gives the tile kernel, by the vector width and d
 timing of the moment: a busy machine cannot change a result, and every process on a machine
 chooses alike. The rule was read off the crossovers :func:`measure` timed on both kinds of
 machine this was tuned on: a Zen 3 EPYC (32-byte vectors; OpenBLAS's Haswell kernels), where the
-tile kernel beat gemm up to 96 x 96 to 256 x 256 weights, and a Rocket Lake Xeon (64-byte
-vectors; SkylakeX kernels, whose small-matrix gemm beat it from 16 x 16 in ``A @ W`` and
-``A.T @ D``). ``FASTFNN_TILE=off`` keeps every product on gemm, ``on`` takes the tile kernel
-wherever the vector width allows (``auto``, the default: the rule); either changes rounding,
-as choosing another BLAS would. Prediction takes the tile kernel for every layer
+tile kernel beat gemm up to 96 x 96 to 256 x 256 weights, and a Rocket Lake Xeon and a Zen 4
+EPYC (64-byte vectors; SkylakeX kernels), where it ties gemm up to 96 x 96 and wins to 256 x 256
+in ``A @ W`` and ``A.T @ D``. ``FASTFNN_TILE=off`` keeps every product on gemm, ``on`` takes
+the tile kernel wherever the vector width allows (``auto``, the default: the rule); either
+changes rounding, as choosing another BLAS would. Prediction takes the tile kernel for every layer
 (``_kernels.EVERY_SHAPE``), whatever this says. ``describe()`` gives the rule and this
 machine's timings beside it (``fastfnn bench`` prints them).
 
@@ -69,13 +69,14 @@ _limits = {}  # np.dtype -> (Limits, where they came from), this process's memo
 
 # The tile kernel's share of each product (``Limits``) by vector width (bytes) and dtype, from
 # the gemm / tile times on 64 rows (``measure``): 32-byte vectors timed on a Zen 3 EPYC; 64 on
-# a Rocket Lake Xeon, whose tiles of 6 x 4 vectors tie gemm up to 96-unit sides and win from
-# 128 to 192 (1.25-1.74x; 256 came out 0.98-1.26x), and whose D @ W.T loses from 128.
+# a Rocket Lake Xeon and a Zen 4 EPYC (both with OpenBLAS's SkylakeX kernels). Their tiles of
+# 6 x 4 vectors tie gemm up to 96-unit sides and win from 128 to 256 (Xeon 1.25-1.74x to 192,
+# 0.98-1.26x at 256; EPYC 1.13-1.29x, and 1.06-1.17x on to 512); D @ W.T loses from 128.
 RULES = {
     32: {"float64": Limits(96 * 96, 192 * 192, 96 * 96),
          "float32": Limits(256 * 256, 256 * 256, 96 * 96)},
-    64: {"float64": Limits(192 * 192, 192 * 192, 96 * 96),
-         "float32": Limits(192 * 192, 192 * 192, 96 * 96)},
+    64: {"float64": Limits(256 * 256, 256 * 256, 96 * 96),
+         "float32": Limits(256 * 256, 256 * 256, 96 * 96)},
 }
 
 
