@@ -396,3 +396,15 @@ def test_a_pair_is_timed_warm_whichever_side_runs_first(monkeypatch, one_first):
     monkeypatch.setattr(_parts, "SECONDS", 64.0)
     pair = _parts._paired(side("one"), side("other"))
     assert pair(one_first) == 1.0
+
+
+def test_the_benchmark_measures_a_choice_again_while_it_stays_deferred(machine, cache):
+    """The other CPU taken away during one measurement (the first probe busy): the benchmark
+    measures that choice again before it times anything, and the choice is final after."""
+    machine.shares = [BUSY, QUIET]
+    bench.measure_deferred(None)
+    assert machine.rounds == 4  # the first measurement stopped at its busy probe: not timed
+    assert all(_guard.final(kept(cache, name)) for name in
+               ("training split float64", "training split float32",
+                "prediction threads float64", "prediction threads float32"))
+    assert machine.probes == 13  # 1 (busy) + 4 x 3, nothing measured a third time
