@@ -13,6 +13,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 CHILD = textwrap.dedent("""
     import json, sys
     import numpy as np
@@ -76,11 +78,16 @@ def _defines(names, function):
     return any(name.startswith("_ZN") and function in name for name in names)
 
 
-def test_each_fastfnn_library_is_optimised_on_its_own_code(tmp_path):
-    env = {"NUMBA_CACHE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    """What CHILD printed, run once for this module's tests (it compiles every library)."""
+    env = {"NUMBA_CACHE_DIR": str(tmp_path_factory.mktemp("numba")), "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True,
                          check=True)
-    result = json.loads(out.stdout)
+    return json.loads(out.stdout)
+
+
+def test_each_fastfnn_library_is_optimised_on_its_own_code(result):
     assert result["error"] < 1e-12 and result["caller"] == 6.0
     passes = result["passes"]
 
@@ -98,11 +105,7 @@ def test_each_fastfnn_library_is_optimised_on_its_own_code(tmp_path):
     assert callers and all(_defines(names, "6callee") for names in callers)  # as Numba does
 
 
-def test_a_fastfnn_prange_loop_links_its_callees_as_they_are(tmp_path):
-    env = {"NUMBA_CACHE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    out = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True,
-                         check=True)
-    result = json.loads(out.stdout)
+def test_a_fastfnn_prange_loop_links_its_callees_as_they_are(result):
     assert result["user_parallel"] == [3.0] * 3
     serial, parallel = result["steps"]
     assert serial == parallel  # the same bits
