@@ -257,6 +257,19 @@ def test_invalid_parameters(kind, params):
     assert "must be" in str(err)  # says what is allowed
 
 
+@pytest.mark.parametrize("name, accepted, refused",
+                         [("early_stopping", False, 0), ("max_iter", 5, 5.0), ("shuffle", True, 1)])
+def test_a_value_equal_to_an_accepted_one_is_still_refused_for_its_type(name, accepted, refused):
+    """The parameters scikit-learn's validation accepted are remembered (per class and values):
+    a value Python finds equal (0 == False, 5 == 5.0) but of a type scikit-learn refuses is
+    refused after the accepted one was fitted, as scikit-learn refuses it."""
+    X, y = data("reg")
+    quiet(both("reg", **{name: accepted})[0].fit, X, y)
+    ff, sk = both("reg", **{name: refused})
+    err = raises_like_sklearn(ff, sk, "fit", X, y)
+    assert isinstance(err, InvalidParameterError) and f"The '{name}' parameter" in str(err)
+
+
 @pytest.mark.parametrize("params", [dict(loss="hinge"), dict(out_activation="exp"),
                                     dict(out_activation="softmax")])
 def test_invalid_regressor_parameters(params):
