@@ -52,7 +52,7 @@ _CALLBACK_ATTRIBUTES = ("_callback_fit_ctx", "_skl_callbacks_to_teardown", "_par
                         "_skl_callbacks")
 
 
-_VALIDATED = {}  # (class, tagged parameters) that scikit-learn's validation accepted
+_VALIDATED = set()  # (class, tagged parameters) that scikit-learn's validation accepted
 _VALIDATED_MAX = 256  # entries kept before the memo starts again
 _PLAIN = (str, int, float, bool, type(None))
 
@@ -217,14 +217,15 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         values (``_tagged``): the same values pass or fail alike, and the check costs 0.1-0.4
         ms, a tenth of a small fit's Python. Any other value (an object, an array) is checked
         at every fit."""
-        key = _tagged(tuple(self.get_params(deep=False).values()))
-        if key is not None and (type(self), key) in _VALIDATED:
+        values = _tagged(tuple(self.get_params(deep=False).values()))
+        key = None if values is None else (type(self), values)
+        if key is not None and key in _VALIDATED:
             return
         super()._validate_params()
         if key is not None:
             if len(_VALIDATED) >= _VALIDATED_MAX:
                 _VALIDATED.clear()
-            _VALIDATED[(type(self), key)] = True
+            _VALIDATED.add(key)
 
     # ---- what the subclasses define -----------------------------------------------------------
 
