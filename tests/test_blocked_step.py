@@ -91,3 +91,23 @@ def test_step_blocks_cover_every_parameter_once():
         np.testing.assert_array_equal(np.flatnonzero(theta), np.arange(lo, hi))
         np.testing.assert_array_equal(sums[:, 1], np.where(np.arange(blocks) == k,
                                                            hi - lo if hi <= n_w else 0, 0))
+
+
+def test_thread_shares_are_runs_of_whole_blocks_alike_in_parameters():
+    # Oracle: the blocks' parameter counts listed in NumPy. Shares of the blocks from `first`
+    # on must follow one another, cover them once, and each hold its even part of their
+    # parameters to within one block.
+    sizes = np.array(SIZES, dtype=np.int64)
+    n_w = int(np.sum(sizes[:-1] * sizes[1:]))
+    n = n_w + int(np.sum(sizes[1:]))
+    ends = np.cumsum([0] + [a * b for a, b in zip(SIZES[:-1], SIZES[1:])] + [n - n_w])
+    counts = np.array([min(b0 + K.STEP_BLOCK, hi) - b0 for lo, hi in zip(ends[:-1], ends[1:])
+                       for b0 in range(lo, hi, K.STEP_BLOCK)])
+    for first in range(len(counts)):
+        for T in range(1, 5):
+            starts = [K.share_start(sizes, n, first, t, T) for t in range(T + 1)]
+            assert starts[0] == first and starts[-1] == len(counts)
+            assert starts == sorted(starts)
+            share = [counts[a:b].sum() for a, b in zip(starts[:-1], starts[1:])]
+            even = counts[first:].sum() / T
+            assert all(abs(s - even) <= K.STEP_BLOCK for s in share), (first, T, share)

@@ -1777,6 +1777,28 @@ def n_step_blocks(sizes, n_params):
 
 
 @jit_inline
+def share_start(sizes, n_params, first, t, T):
+    """The first step block (:func:`n_step_blocks`' numbering) of share t of T: the blocks
+    from ``first`` on, cut where the parameters before a block reach t / T of theirs (each
+    share a run of whole blocks, about as many parameters as the others; t = T: the end)."""
+    layers = len(sizes) - 1
+    k = 0
+    lo = 0
+    target = -1.0
+    for i in range(layers + 1):
+        n = sizes[i] * sizes[i + 1] if i < layers else n_params - lo
+        blocks = (n + STEP_BLOCK - 1) // STEP_BLOCK
+        for j in range(blocks):
+            if k == first:
+                target = lo + (n_params - lo) * (t / T)
+            if k >= first and lo + j * STEP_BLOCK >= target:
+                return k
+            k += 1
+        lo += n
+    return k
+
+
+@jit_inline
 def adam_block_(theta, grad, parts, m1, m2, lo, hi, decay, a, s, b1, b2, lr, eps, shrink,
                 factor):
     """Writes theta, grad and the moments on ``[lo, hi)``: ``g = (grad + parts[0] + ... [+ a
@@ -1867,14 +1889,18 @@ def step_blocks_(theta, grad, parts, s1, s2, sums, layer_sq, sizes, adam, a, s, 
 
 @jit_update_parallel
 def step_blocks_parallel_(theta, grad, parts, s1, s2, sums, layer_sq, sizes, adam, a, s, h,
-                          nesterov, shrink, first, alpha, S):
-    """:func:`step_blocks_` with the blocks under ``prange`` on Numba's threads: each block
-    is computed on its own, by the same compiled code, and the sums added after them in
-    block order: the same bits on any thread count."""
-    for k in prange(first, sums.shape[0]):
-        block = np.int64(k)
-        step_range_(theta, grad, parts, s1, s2, sums, sizes, block, block + 1, adam, a, s, h,
-                    nesterov, shrink)
+                          nesterov, shrink, first, alpha, S, shares):
+    """:func:`step_blocks_` with the blocks in ``shares`` shares (:func:`share_start`: runs
+    of whole blocks, alike in parameters) under ``prange``, a share a thread: each block is
+    computed on its own, by the same compiled code, and the sums added after them in block
+    order: the same bits on any thread count."""
+    T = max(min(shares, sums.shape[0] - first), 1)
+    n_params = theta.shape[0]
+    for t in prange(T):
+        k0 = share_start(sizes, n_params, first, t, T)
+        k1 = share_start(sizes, n_params, first, t + 1, T)
+        step_range_(theta, grad, parts, s1, s2, sums, sizes, np.int64(k0), np.int64(k1), adam,
+                    a, s, h, nesterov, shrink)
     return 0.5 * alpha * add_block_sums_(layer_sq, sums, sizes, first) / S
 
 
@@ -1903,7 +1929,8 @@ def add_block_sums_(layer_sq, sums, sizes, first):
 @jit_inline
 def blocked_step_(params, work, model, s1, s2, adam, S, h, nesterov, shrink, first):
     """Writes theta, grad, the rule's state and ``work.layer_sq``: the step's blocks from
-    ``first`` on (:func:`step_blocks_`, on Numba's threads where ``model.parallel_step``),
+    ``first`` on (:func:`step_blocks_`; where ``model.parallel_step``, on Numba's threads
+    in a share of the blocks per part of the batch, as its parts ran),
     each layer's ``||dW[i]||^2`` added to layer_sq. Returns the L2 term ``alpha/2 sum
     ||W||^2 / S`` (W before the step; blocks before ``first`` left out). The groups'
     arrays are passed on one by one: a called function that takes a whole group pays a
@@ -1915,7 +1942,7 @@ def blocked_step_(params, work, model, s1, s2, adam, S, h, nesterov, shrink, fir
         return step_blocks_parallel_(params.theta, params.grad, work.part_grads, s1, s2,
                                      work.step_sums, work.layer_sq, params.sizes, adam,
                                      dt(model.alpha), dt(S), h, nesterov, shrink, first,
-                                     model.alpha, S)
+                                     model.alpha, S, np.int64(work.A.shape[0]))
     return step_blocks_(params.theta, params.grad, work.part_grads, s1, s2, work.step_sums,
                         work.layer_sq, params.sizes, adam, dt(model.alpha), dt(S), h, nesterov,
                         shrink, first, model.alpha, S)

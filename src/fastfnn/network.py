@@ -47,7 +47,7 @@ PREDICT_CHUNK = 1024  # rows per compiled forward pass in predict (bounds the wo
 # Parameters from which the update's elementwise passes run on the training threads (the speed
 # only: fixed blocks, the same bits on any thread count). A parallel region costs a few
 # microseconds; a pass over this many parameters, 50-150 us on one core.
-PARALLEL_STEP_PARAMS = 1 << 16
+PARALLEL_STEP_PARAMS = 4096
 
 
 def describe():
