@@ -33,7 +33,7 @@ from fastfnn._version import __version__
 KEY = "test machine | fastfnn test"
 F64, F32 = "training split float64", "training split float32"  # names of two entries
 FINAL = {"verdict": "final", "why": "quiet", "probes": [0.99, 0.98, 0.99], "apart": 1.03,
-         "fastfnn": __version__, "deferrals": 0, "retry_after": 0.0}
+         "widest": 1.6, "fastfnn": __version__, "deferrals": 0, "retry_after": 0.0}
 VALID = {  # one valid entry of each kind
     F64: {"split_flops": 1e6, "timings": [[16, 3e5, 0.9], [24, 6.7e5, 1.2]],
           "when": "2026-01-01 00:00", "evidence": FINAL},
@@ -320,6 +320,8 @@ ODD = {  # name looked up -> what the file holds
         FINAL, probes=[0.99, 0.5, 0.99]))}}),
     "final with halves apart": (F64, {KEY: {F64: dict(VALID[F64], evidence=dict(
         FINAL, apart=1.5))}}),
+    "final with a loss at the widest width": (F64, {KEY: {F64: dict(VALID[F64], evidence=dict(
+        FINAL, widest=0.75))}}),
     "final with two probes": (F64, {KEY: {F64: dict(VALID[F64], evidence=dict(
         FINAL, probes=[0.99, 0.99]))}}),
     "final with a retry time": (F64, {KEY: {F64: dict(VALID[F64], evidence=dict(
@@ -394,7 +396,7 @@ def _json():
     return st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
                         | st.dictionaries(st.text(max_size=8) | st.sampled_from(
                             ["timings", "when", "split_flops", "chunk_flops", "evidence",
-                             "verdict", "probes", "apart", "deferrals", "retry_after"]),
+                             "verdict", "probes", "apart", "widest", "deferrals", "retry_after"]),
                             inner, max_size=4), max_leaves=12)
 
 

@@ -223,6 +223,19 @@ def test_halves_that_disagree_defer_the_measurement(machine, monkeypatch):
     assert _guard.apart([[1.0, 2.0]], [[1.1, 1.9]]) == pytest.approx(1.1)
 
 
+def test_two_threads_losing_at_every_width_defer_the_measurement(machine):
+    """A vCPU taken away for seconds between the probes: every probe found both CPUs, the
+    halves agree, but two threads lost at every width, the widest too (gains a VM gave while
+    its second vCPU was gone). Kept as final, it would run every batch on one thread."""
+    machine.gains = [0.43, 0.56, 0.44, 0.58, 0.58, 0.65, 0.78, 0.85, 0.75]
+    entry = _parts.measure("float32")
+    assert entry["evidence"]["verdict"] == "deferred" and entry["evidence"]["widest"] == 0.75
+    assert entry["evidence"]["why"].startswith("two threads lost at the widest width")
+    assert entry["split_flops"] == _parts.DEFAULT_FLOPS["training"]
+    machine.gains = GAINS  # quiet again: the same measurement is final
+    assert _guard.final(_parts.measure("float32"))
+
+
 # ---- deferral, retries and their rate ------------------------------------------------------
 
 

@@ -291,7 +291,7 @@ def test_an_empty_threshold_is_unset(monkeypatch, fresh):
 def test_a_measurement_shipped_with_the_package_is_read_and_kept(monkeypatch, tmp_path):
     entry = {"split_flops": 123.0, "timings": [], "when": "2026-01-01 00:00",
              "evidence": {"verdict": "final", "why": "quiet", "probes": [0.99, 0.99, 0.99],
-                          "apart": 1.01, "fastfnn": _tuning.__version__, "deferrals": 0,
+                          "apart": 1.01, "widest": 1.6, "fastfnn": _tuning.__version__, "deferrals": 0,
                           "retry_after": 0.0}}
     shipped = tmp_path / "shipped.json"
     shipped.write_text(json.dumps({_tuning.machine_key(): {"training split float64": entry}}))
@@ -342,7 +342,8 @@ P = _parts.PREDICT_WIDTHS  # 4, 6, ..., 128
     (set(), "beyond"),  # never in the timed range: from twice the widest width's work
 ])
 def test_the_prediction_rule_on_scripted_gains(monkeypatch, wins, first):
-    gains = {w: (_parts.MARGIN if w in wins else 0.5) for w in P}
+    # a loss elsewhere; at the widest width a gain short of a win (a loss there defers)
+    gains = {w: (_parts.MARGIN if w in wins else 1.0 if w == P[-1] else 0.5) for w in P}
     entry, orders = _scripted(monkeypatch, "_forward_pair", _parts.measure_prediction, gains)
     assert entry["chunk_flops"] == (2 * chunk_flops(P[-1]) if first == "beyond"
                                     else chunk_flops(first))

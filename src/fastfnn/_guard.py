@@ -20,14 +20,16 @@ measurement is guarded, and what it leaves carries its evidence:
 * **The verdict** (:func:`verdict`): the probe runs before a measurement (below ``AVAILABLE``,
   nothing is timed), between its two halves of rounds and after it; and the two halves must
   agree: at every width the median gains of the first and of the second half within a factor
-  ``AGREE`` (a quiet machine: within 1.05-1.10). All passed: *final*. Else *deferred*: the
+  ``AGREE`` (a quiet machine: within 1.05-1.10), and two threads must not lose at the widest
+  width (at least ``WIDEST_GAIN``: a VM that loses a vCPU for seconds between the probes
+  gives halves that agree on a loss at every width). All passed: *final*. Else *deferred*: the
   choice in force is the measuring module's safe default, and the measurement is tried again
   from a retry time: ``RETRY_SECONDS`` after the first deferral, doubling with each further
   one, at most ``MAX_RETRY_SECONDS`` (:func:`postponed`). Until then, no process probes or measures
   (the retry time is kept in the cache file with the entry; a process checks the clock once
   per fit).
 * **The evidence** (:func:`evidence`, kept in the entry): the verdict and why, the probes' shares,
-  how far apart the halves were, fastfnn's version, the deferrals so far and the retry time.
+  how far apart the halves were, the gain at the widest width, fastfnn's version, the deferrals so far and the retry time.
   :func:`evidence_problem` checks it on every read: a *final* entry whose evidence does not show
   a passing measurement (a file from another version, or edited) is not trusted.
 
@@ -43,6 +45,11 @@ import time
 
 AVAILABLE = 0.9  # the least share of their wall time the probe's threads must get on a CPU
 AGREE = 1.2  # the most the two halves' median gains may differ at a width (as a factor)
+# The least median gain of two threads at the widest width: quiet machines measured 1.5-1.9x
+# there, and two threads cannot lose on a batch that large unless a CPU was taken from them
+# while they were timed (a VM losing a vCPU for seconds, between the probes: 0.43-0.85x at
+# every width, the halves agreeing).
+WIDEST_GAIN = 0.9
 WINDOWS = 3  # timed windows of a probe; their median counts
 WINDOW_SECONDS = 0.005  # each window's length
 WARM_SECONDS = 0.002  # each thread's work before the first window (the scheduler spreads them)
@@ -112,10 +119,11 @@ def apart(first, second):
     return widest
 
 
-def verdict(probes, halves_apart=None):
+def verdict(probes, halves_apart=None, widest=None):
     """``(final, why)``: final where every probe's share is at least AVAILABLE, all three ran
-    (before, between the halves, after) and the halves are within AGREE (``halves_apart``;
-    None: not timed); ``why`` says what decided, in a few words."""
+    (before, between the halves, after), the halves are within AGREE (``halves_apart``;
+    None: not timed) and the median gain at the widest width (``widest``) is at least
+    WIDEST_GAIN; ``why`` says what decided, in a few words."""
     for share, when in zip(probes, ("before measuring", "between the halves", "after them")):
         if not share >= AVAILABLE:
             return False, (f"busy {when}: the probe's threads got {share:.0%} of their time on a "
@@ -125,17 +133,21 @@ def verdict(probes, halves_apart=None):
     if not halves_apart <= AGREE:
         return False, (f"the two halves of the rounds disagree ({halves_apart:.2f}x apart at a "
                        f"width; at most {AGREE}x)")
+    if not (widest is not None and widest >= WIDEST_GAIN):
+        return False, (f"two threads lost at the widest width ({widest or 0:.2f}x; at least "
+                       f"{WIDEST_GAIN}x): a CPU was taken while timing")
     return True, (f"quiet: the probes got {min(probes):.0%} or more, the halves "
                   f"{halves_apart:.2f}x apart")
 
 
-def evidence(probes, halves_apart, version):
+def evidence(probes, halves_apart, version, widest=None):
     """The evidence of a measurement (its verdict, from :func:`verdict`), before any deferral is
     counted: ``deferrals`` 0, ``retry_after`` 0 (:func:`postponed` sets them)."""
-    final, why = verdict(probes, halves_apart)
+    final, why = verdict(probes, halves_apart, widest)
     return {"verdict": "final" if final else "deferred", "why": why,
             "probes": [round(float(p), 4) for p in probes],
             "apart": 0.0 if halves_apart is None else round(float(halves_apart), 4),
+            "widest": 0.0 if widest is None else round(float(widest), 4),
             "fastfnn": version, "deferrals": 0, "retry_after": 0.0}
 
 
@@ -174,7 +186,7 @@ def evidence_problem(value, version):
               "why": lambda v: isinstance(v, str) and len(v) <= 200 and v.isprintable(),
               "probes": lambda v: (isinstance(v, list) and len(v) <= 3
                                    and all(_number(p) and p <= 2 for p in v)),
-              "apart": _number, "fastfnn": lambda v: v == version,
+              "apart": _number, "widest": _number, "fastfnn": lambda v: v == version,
               "deferrals": lambda v: type(v) is int and 0 <= v <= MAX_DEFERRALS,
               "retry_after": _number}
     if not isinstance(value, dict) or set(value) != set(fields):
@@ -183,7 +195,7 @@ def evidence_problem(value, version):
         if not test(value[field]):
             return f"evidence: {field} {value[field]!r:.80} is out of its type or range"
     if value["verdict"] == "final":
-        passed, _ = verdict(value["probes"], value["apart"] or None)
+        passed, _ = verdict(value["probes"], value["apart"] or None, value["widest"])
         if not passed or value["deferrals"] or value["retry_after"]:
             return "evidence: a final verdict the evidence does not show"
     elif value["deferrals"] < 1 or not value["retry_after"] > 0:

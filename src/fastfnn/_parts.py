@@ -30,9 +30,10 @@ threads; one that cannot runs its parts on one thread and measures nothing.
 
 A busy moment cannot poison it (``_guard``): a probe of whether ``PARTS`` threads each get a CPU
 runs before the rounds (busy: nothing is timed, about 50 ms spent), between their halves and
-after them, and the halves must agree. Otherwise the measurement is *deferred*: the choice in
-force is the safe default (``DEFAULT_FLOPS``, between what quiet machines measured), kept with
-the evidence and a retry time (10 minutes, doubling with each further deferral, at most a day);
+after them, the halves must agree, and two threads must not lose at the widest width.
+Otherwise the measurement is *deferred*: the choice in force is the safe default
+(``DEFAULT_FLOPS``, between what quiet machines measured), kept with the evidence and a retry
+time (10 minutes, doubling with each further deferral, at most a day);
 no process probes or measures before it, and a process that holds a deferred choice tries again
 at its first fit after it (a clock read per fit). ``fastfnn bench`` measures deferred choices
 before it times anything, and :func:`retune` (``fastfnn bench --retune``) measures every choice
@@ -252,8 +253,8 @@ def _measured(field, make_pair, widths, work, name, default):
     rounds = _rounds(make_pair, widths, name, probes) if probes[0] >= _guard.AVAILABLE else []
     half = len(rounds) // 2
     apart = _guard.apart(rounds[:half], rounds[half:]) if rounds else None
-    evidence = _guard.evidence(probes, apart, __version__)
     gains = np.median(rounds, axis=0) if rounds else []
+    evidence = _guard.evidence(probes, apart, __version__, gains[-1] if rounds else None)
     return {field: threshold(gains, work) if _guard.final({"evidence": evidence}) else default,
             "timings": [[w, f, float(g)] for w, f, g in zip(widths, work, gains)],
             "when": _tuning.now(), "evidence": evidence}
