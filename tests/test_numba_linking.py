@@ -62,11 +62,12 @@ CHILD = textwrap.dedent("""
     # the step's sweep on one thread and on Numba's threads (a prange loop): the same bits
     n = 5 * 4 + 4 * 3 + 4 + 3
     steps = []
-    for sweep in (_kernels.step_blocks_, _kernels.step_blocks_parallel_):
+    for sweep, shares in ((_kernels.step_blocks_, ()),
+                          (_kernels.step_blocks_parallel_, (np.int64(2),))):
         theta, grad, s1, s2 = (np.random.default_rng(1).standard_normal((4, n)) ** 2).copy()
         sums, layer_sq = np.zeros((_kernels.n_step_blocks(sizes, n), 2)), np.zeros(2)
         sweep(theta, grad, np.zeros((1, n)), s1, s2, sums, layer_sq, sizes, True, 1e-3, 7.0,
-              (0.9, 0.999, 1e-3, 1e-8, 1.0), False, False, np.int64(0), 1e-3, 7.0)
+              (0.9, 0.999, 1e-3, 1e-8, 1.0), False, False, np.int64(0), 1e-3, 7.0, *shares)
         steps.append(np.concatenate([theta, grad, s1, s2, layer_sq]).tolist())
     json.dump({"passes": passes, "error": float(np.abs(A_buf[63:] - expected.ravel()).max()),
                "caller": caller(3.0), "user_parallel": user_parallel(np.ones(3)).tolist(),
