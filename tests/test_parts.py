@@ -38,7 +38,7 @@ def fresh(monkeypatch):
     monkeypatch.setattr(_parts, "_chosen", {})
 
 
-W = _parts.WIDTHS  # 16, 24, 32, 48, 64, 96, 128, 176, 256
+W = _parts.WIDTHS  # 16, 24, 32, 40, 48, 64, 96, 128, 176, 256
 
 
 @pytest.mark.parametrize("wins, first", [

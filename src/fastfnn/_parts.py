@@ -69,7 +69,9 @@ FULL_BATCH_ROWS = 4096  # full-batch (L-BFGS) parts: one per FULL_BATCH_ROWS row
 FULL_BATCH_PARTS = 8  # ... up to this many
 ROWS = 64  # rows of a timed batch (32 a part): common batch sizes are 32-256
 LAYERS = 3  # square hidden-to-hidden layers of the timed networks (then one output)
-WIDTHS = (16, 24, 32, 48, 64, 96, 128, 176, 256)  # the work about doubling a step
+# The work about doubling a step, and 40 between 32 and 48, where the gain crossed MARGIN on
+# the machines measured (and where the step starts to be shared: network.PARALLEL_STEP_PARAMS).
+WIDTHS = (16, 24, 32, 40, 48, 64, 96, 128, 176, 256)
 MARGIN = 1.1  # the least gain (one thread's median time over the split's) that wins
 ROUNDS = 10  # rounds of timed pairs at every width; the median ratio per width counts
 SECONDS = 0.005  # each timing runs at least about this long
