@@ -104,10 +104,12 @@ def test_thread_shares_are_runs_of_whole_blocks_alike_in_parameters():
     counts = np.array([min(b0 + K.STEP_BLOCK, hi) - b0 for lo, hi in zip(ends[:-1], ends[1:])
                        for b0 in range(lo, hi, K.STEP_BLOCK)])
     for first in range(len(counts)):
+        before = np.concatenate([[0], np.cumsum(counts[first:])])[:-1]  # from block `first`
+        total = counts[first:].sum()
         for T in range(1, 5):
             starts = [K.share_start(sizes, n, first, t, T) for t in range(T + 1)]
-            assert starts[0] == first and starts[-1] == len(counts)
-            assert starts == sorted(starts)
+            # a share starts at the first block with t / T of the parameters before it
+            assert starts == [first + int(np.searchsorted(before, total * t / T))
+                              for t in range(T)] + [len(counts)], (first, T)
             share = [counts[a:b].sum() for a, b in zip(starts[:-1], starts[1:])]
-            even = counts[first:].sum() / T
-            assert all(abs(s - even) <= K.STEP_BLOCK for s in share), (first, T, share)
+            assert all(abs(s - total / T) <= K.STEP_BLOCK for s in share), (first, T, share)

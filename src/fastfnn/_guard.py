@@ -29,7 +29,8 @@ measurement is guarded, and what it leaves carries its evidence:
   (the retry time is kept in the cache file with the entry; a process checks the clock once
   per fit).
 * **The evidence** (:func:`evidence`, kept in the entry): the verdict and why, the probes' shares,
-  how far apart the halves were, the gain at the widest width, fastfnn's version, the deferrals so far and the retry time.
+  how far apart the halves were, the gain at the widest width, fastfnn's version, the deferrals
+  so far and the retry time.
   :func:`evidence_problem` checks it on every read: a *final* entry whose evidence does not show
   a passing measurement (a file from another version, or edited) is not trusted.
 

@@ -1789,9 +1789,10 @@ def share_start(sizes, n_params, first, t, T):
         n = sizes[i] * sizes[i + 1] if i < layers else n_params - lo
         blocks = (n + STEP_BLOCK - 1) // STEP_BLOCK
         for j in range(blocks):
+            b0 = lo + j * STEP_BLOCK
             if k == first:
-                target = lo + (n_params - lo) * (t / T)
-            if k >= first and lo + j * STEP_BLOCK >= target:
+                target = b0 + (n_params - b0) * (t / T)
+            if k >= first and b0 >= target:
                 return k
             k += 1
         lo += n
