@@ -48,8 +48,9 @@ PREDICT_CHUNK = 1024  # rows per compiled forward pass in predict (bounds the wo
 # the blocks per part (the speed only: fixed blocks, the same bits on any thread count). On a
 # Zen 4 EPYC a parallel region costs 1.2 us, and a serial step after split parts also reads the
 # other core's part gradient and hands it the new weights: shared, a (20, 64, 64, 1) network's
-# batch on two threads ran 1.13x faster, (32, 64 x 8, 1) 1.21x, three 32 x 32 layers (3,200
-# parameters) 1.15-1.21x against 1.05-1.12x.
+# batch on two threads ran 1.13x faster, (32, 64 x 8, 1) 1.21x; three 32 x 32 layers (3,200
+# parameters) gained 1.04-1.21x on two threads in five measurements, against 1.05-1.12x in two
+# with the step on one thread.
 PARALLEL_STEP_PARAMS = 2048
 
 
