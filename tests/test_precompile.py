@@ -88,6 +88,11 @@ def test_after_precompile_a_first_fit_compiles_nothing(tmp_path):
             for solver in ("adam", "sgd", "lbfgs"):
                 FNNRegressor(solver=solver, max_iter=3).fit(X, y).predict(X[:3])
             FNNClassifier(max_iter=3).fit(X, y > 1).predict_proba(X)
+            # read-only arrays, as joblib hands its workers a memory map of a large input
+            np.save("X.npy", X)
+            np.save("y.npy", y)
+            X, y = np.load("X.npy", mmap_mode="r"), np.load("y.npy", mmap_mode="r")
+            FNNRegressor(max_iter=3).fit(X, y).predict(X)
     """)
     assert compiled == []
 

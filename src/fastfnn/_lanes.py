@@ -71,9 +71,10 @@ def lane_key(fit, groups):
 
 def _same_batches(fit, other):
     """Whether two fits (before their first epoch) will draw the same minibatches every epoch:
-    equal X and Y (the same arrays, or equal ones), and random states that will shuffle
-    alike (two generators in equal states, not one shared; or no shuffling)."""
-    if not all(a is b or np.array_equal(a, b)
+    equal X and Y (views of the same memory, or equal arrays), and random states that will
+    shuffle alike (two generators in equal states, not one shared; or no shuffling)."""
+    if not all(a.__array_interface__ == b.__array_interface__  # one memory, seen alike
+               or np.array_equal(a, b)
                for a, b in ((fit.data.X, other.data.X), (fit.data.Y, other.data.Y))):
         return False
     if not (fit.settings.shuffle or other.settings.shuffle):
