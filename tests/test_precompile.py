@@ -77,7 +77,7 @@ def test_after_precompile_a_first_fit_compiles_nothing(tmp_path):
     compiled = _run(tmp_path, """
         import warnings
         import numpy as np
-        from fastfnn import FNNClassifier, FNNRegressor
+        from fastfnn import FNNClassifier, FNNGridSearchCV, FNNRegressor
         from fastfnn.cli import main
 
         assert main(["fit", "--quiet", "--save", "model.skops"]) == 0
@@ -88,6 +88,9 @@ def test_after_precompile_a_first_fit_compiles_nothing(tmp_path):
             for solver in ("adam", "sgd", "lbfgs"):
                 FNNRegressor(solver=solver, max_iter=3).fit(X, y).predict(X[:3])
             FNNClassifier(max_iter=3).fit(X, y > 1).predict_proba(X)
+            # a search whose candidates train as lanes
+            FNNGridSearchCV(FNNRegressor(max_iter=3, random_state=0),
+                            {"alpha": [1e-4, 1e-3, 1e-2, 0.1, 1.0]}, cv=3).fit(X, y)
             # read-only arrays, as joblib hands its workers a memory map of a large input
             np.save("X.npy", X)
             np.save("y.npy", y)

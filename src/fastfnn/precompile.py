@@ -11,6 +11,7 @@ waits for it:
 * the training loop with a batch's rows on one thread and split into parts on several (where
   the machine has them), the full-batch gradient, the validation loss of early stopping,
   prediction of many rows and of a few;
+* a search's candidates trained together as lanes of one call (``FNNGridSearchCV``);
 * the small-product tile kernel, and the timings the first fit on a machine runs and keeps in
   fastfnn's cache folder (so the later first fit reads them): from which batch size a split
   batch's parts run on two threads, and from which chunk size a prediction's chunks run on
@@ -30,7 +31,7 @@ import warnings
 
 import numpy as np
 
-from fastfnn import FNNClassifier, FNNRegressor, _compile_ahead
+from fastfnn import FNNClassifier, FNNGridSearchCV, FNNRegressor, _compile_ahead
 
 # Small networks train on one thread; the wide one has enough work per batch to be split into
 # parts on several threads where the machine measured that to pay (its fit runs the measurement;
@@ -62,6 +63,9 @@ def _cases(dtype, features=10, seed=0):
     cases += [(FNNRegressor(solver=solver, **_SPLIT), X, y) for solver in ("adam", "sgd")]
     cases.append((FNNRegressor(solver="lbfgs", hidden_layer_sizes=_WIDE, max_iter=1,
                                random_state=0), X, y))
+    # five candidates on a fold, one seed: the fewest that train as lanes
+    cases.append((FNNGridSearchCV(FNNRegressor(hidden_layer_sizes=(8,), **_SMALL),
+                                  {"alpha": [1e-4, 1e-3, 1e-2, 0.1, 1.0]}, cv=2), X, y))
     return cases
 
 
@@ -89,14 +93,15 @@ def precompile(dtypes=("float64",)):
     try:
         for dtype in dtypes:
             for estimator, X, y in _cases(np.dtype(dtype)):
-                if estimator.hidden_layer_sizes == _WIDE:
+                wide = getattr(estimator, "hidden_layer_sizes", None) == _WIDE  # not a search
+                if wide:
                     helper.share_loops()
                     helper.wait()  # its timings need this process's cores to themselves
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # two epochs do not converge, on purpose
                     estimator.fit(X[:_ROWS], y[:_ROWS])
-                if estimator.hidden_layer_sizes == _WIDE:  # with this process's cores to
-                    estimator.predict(X)  # itself: many rows, in chunks (timed: ``_parts``)
+                if wide:  # with this process's cores to itself: many rows, in chunks
+                    estimator.predict(X)  # (timed: ``_parts``)
                 estimator.predict(X[:1])  # one row: the small-input path
         helper.wait()  # all in the cache before this returns (and its process ends)
     finally:
