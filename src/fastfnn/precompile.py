@@ -11,7 +11,8 @@ waits for it:
 * the training loop with a batch's rows on one thread and split into parts on several (where
   the machine has them), the full-batch gradient, the validation loss of early stopping,
   prediction of many rows and of a few;
-* a search's candidates trained together as lanes of one call (``FNNGridSearchCV``);
+* many networks trained together: a search's candidates as lanes of one call
+  (``FNNGridSearchCV``), an ensemble's members (``FNNEnsembleRegressor``) as models of one;
 * the small-product tile kernel, and the timings the first fit on a machine runs and keeps in
   fastfnn's cache folder (so the later first fit reads them): from which batch size a split
   batch's parts run on two threads, and from which chunk size a prediction's chunks run on
@@ -31,7 +32,8 @@ import warnings
 
 import numpy as np
 
-from fastfnn import FNNClassifier, FNNGridSearchCV, FNNRegressor, _compile_ahead
+from fastfnn import (FNNClassifier, FNNEnsembleRegressor, FNNGridSearchCV, FNNRegressor,
+                     _compile_ahead)
 
 # Small networks train on one thread; the wide one has enough work per batch to be split into
 # parts on several threads where the machine measured that to pay (its fit runs the measurement;
@@ -59,13 +61,15 @@ def _cases(dtype, features=10, seed=0):
         (FNNRegressor(solver="lbfgs", hidden_layer_sizes=(8, 8), max_iter=2, random_state=0),
          X, y),
         (FNNClassifier(hidden_layer_sizes=(8, 8, 8), **_SMALL), X, labels),
+        # five candidates on a fold, one seed: the fewest that train as lanes
+        (FNNGridSearchCV(FNNRegressor(hidden_layer_sizes=(8,), **_SMALL),
+                         {"alpha": [1e-4, 1e-3, 1e-2, 0.1, 1.0]}, cv=2), X, y),
+        (FNNEnsembleRegressor(FNNRegressor(hidden_layer_sizes=(8,), **_SMALL), n_estimators=2,
+                              random_state=0), X, y),
     ]
     cases += [(FNNRegressor(solver=solver, **_SPLIT), X, y) for solver in ("adam", "sgd")]
     cases.append((FNNRegressor(solver="lbfgs", hidden_layer_sizes=_WIDE, max_iter=1,
                                random_state=0), X, y))
-    # five candidates on a fold, one seed: the fewest that train as lanes
-    cases.append((FNNGridSearchCV(FNNRegressor(hidden_layer_sizes=(8,), **_SMALL),
-                                  {"alpha": [1e-4, 1e-3, 1e-2, 0.1, 1.0]}, cv=2), X, y))
     return cases
 
 
