@@ -28,11 +28,9 @@ COUNT_COMPILES = textwrap.dedent("""
 
     compiled = []
 
-    class Count(event.Listener):  # fastfnn's functions (Numba's typed lists compile their
-        def on_start(self, ev):     # own helpers in every process that makes one: uncached)
-            function = ev.data["dispatcher"].py_func
-            if function.__module__.startswith("fastfnn"):
-                compiled.append(function.__name__)
+    class Count(event.Listener):
+        def on_start(self, ev):
+            compiled.append(ev.data["dispatcher"].py_func.__name__)
 
         def on_end(self, ev):
             pass

@@ -18,8 +18,6 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from numba import typed
-
 from . import _kernels as K
 from ._lanes import lane_sets
 from ._threads import numba_threads, part_threads
@@ -63,6 +61,14 @@ def _same(group, other):
                for a, b in zip(group, other))
 
 
+def _typed_list(items):
+    """A Numba typed list of ``items`` (one Numba type), made in cached compiled code."""
+    typed = K.list_of_(items[0])
+    for item in items[1:]:
+        K.append_(typed, item)
+    return typed
+
+
 class _Group:
     """Fits whose compiled groups have one Numba type: their groups (params, rules,
     workspaces, data, models) in typed lists, made once; a fit's rule or model is replaced
@@ -73,7 +79,7 @@ class _Group:
     def __init__(self, fits, first_groups):
         self.fits = fits
         self.params, self.rules, self.works, self.datas, self.models = (
-            typed.List(g) for g in zip(*first_groups))
+            _typed_list(g) for g in zip(*first_groups))
         self.batch_sizes = np.array([fit.batch_size for fit in fits], dtype=np.int64)
         self.sums = np.zeros((len(fits), 2))
         self.last = list(first_groups)
@@ -90,9 +96,9 @@ class _Group:
                 continue  # the groups the network checked last epoch, unchanged
             groups = fit.loop.groups(rule, fit.masks)
             if not _same(groups[1], self.last[k][1]):
-                self.rules[k] = groups[1]
+                K.set_item_(self.rules, k, groups[1])
             if not _same(groups[4], self.last[k][4]):
-                self.models[k] = groups[4]
+                K.set_item_(self.models, k, groups[4])
             self.last[k], self.masks[k] = groups, fit.masks
         K.run_models_(self.params, self.rules, self.works, self.datas, self.models,
                       np.asarray(begun, dtype=np.int64), self.batch_sizes, self.sums)
