@@ -15,6 +15,7 @@ from sklearn.preprocessing import StandardScaler
 
 from fastfnn import (FNNClassifier, FNNEnsembleClassifier, FNNEnsembleRegressor,
                      FNNGridSearchCV, FNNRandomizedSearchCV, FNNRegressor)
+from fastfnn import _prefit
 from fastfnn._fitmany import fit_together
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -199,3 +200,26 @@ def test_the_grouping_key_of_fits_is_numbas_type():
     values = arrays + scalars + rules + [(a, s) for a in arrays[:3] for s in scalars[:3]]
     for a, b in itertools.combinations(values, 2):
         assert (type_key(a) == type_key(b)) == (numba.typeof(a) == numba.typeof(b)), (a, b)
+
+
+def test_a_fit_made_ahead_is_taken_only_with_its_exact_parameters_and_data():
+    """Oracle: equality of ``get_params`` and of the data. A fit takes the made fit filed
+    for an estimator of equal parameters on equal rows, and trains on its own otherwise (a
+    parameter one ulp away, another type of the same number, one value of X changed)."""
+    X, y = data()
+    base = FNNRegressor(hidden_layer_sizes=(4,), max_iter=2, alpha=1e-3, random_state=0)
+    made = clone(base).fit(X, y)
+    X_other = X.copy()
+    X_other[3, 1] += 1.0
+    cases = [
+        (clone(base), X, True),
+        (FNNRegressor(hidden_layer_sizes=[4], max_iter=2, alpha=1e-3, random_state=0), X, False),
+        (clone(base).set_params(alpha=np.nextafter(1e-3, 1.0)), X, False),
+        (clone(base).set_params(alpha=np.float32(1e-3)), X, False),
+        (clone(base), X_other, False),
+    ]
+    for estimator, X_fit, taken in cases:
+        key = _prefit.key_of(base, _prefit.data_digest(X, y, None))
+        with _prefit.offering({key: made}):
+            estimator.fit(X_fit, y)
+        assert (estimator.coefs_ is made.coefs_) == taken, estimator
