@@ -76,11 +76,11 @@ from typing import NamedTuple
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
-from numba.typed import List
 from numba.core import cgutils
 from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic, overload
 from numba.np.arrayobj import populate_array
+from numba.typed import List
 
 from . import _blas, _numba_cache, _numba_linking
 

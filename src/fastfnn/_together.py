@@ -18,6 +18,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
 from . import _kernels as K
 from ._lanes import lane_sets
 from ._threads import numba_threads, part_threads

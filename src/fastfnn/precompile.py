@@ -97,7 +97,7 @@ def precompile(dtypes=("float64",)):
     try:
         for dtype in dtypes:
             for estimator, X, y in _cases(np.dtype(dtype)):
-                wide = getattr(estimator, "hidden_layer_sizes", None) == _WIDE  # not a search
+                wide = getattr(estimator, "hidden_layer_sizes", None) == _WIDE  # (searches: None)
                 if wide:
                     helper.share_loops()
                     helper.wait()  # its timings need this process's cores to themselves
