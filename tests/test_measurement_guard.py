@@ -23,8 +23,8 @@ from fastfnn import FNNRegressor, _guard, _parts, _threads, _tuning, bench
 
 KEY = "test machine | fastfnn " + _tuning.__version__
 QUIET, BUSY = 0.99, 0.5  # probe shares
-GAINS = [0.8, 0.9, 1.0, 1.05, 1.3, 1.4, 1.5, 1.6, 1.7, 1.8]  # per width of _parts.WIDTHS: wins
-# from 48
+# per width of _parts.WIDTHS: wins from 48
+GAINS = [0.8, 0.9, 1.0, 1.05, 1.3, 1.4, 1.5, 1.6, 1.7, 1.8]
 
 
 @pytest.fixture

@@ -291,8 +291,8 @@ def test_an_empty_threshold_is_unset(monkeypatch, fresh):
 def test_a_measurement_shipped_with_the_package_is_read_and_kept(monkeypatch, tmp_path):
     entry = {"split_flops": 123.0, "timings": [], "when": "2026-01-01 00:00",
              "evidence": {"verdict": "final", "why": "quiet", "probes": [0.99, 0.99, 0.99],
-                          "apart": 1.01, "widest": 1.6, "fastfnn": _tuning.__version__, "deferrals": 0,
-                          "retry_after": 0.0}}
+                          "apart": 1.01, "widest": 1.6, "fastfnn": _tuning.__version__,
+                          "deferrals": 0, "retry_after": 0.0}}
     shipped = tmp_path / "shipped.json"
     shipped.write_text(json.dumps({_tuning.machine_key(): {"training split float64": entry}}))
     monkeypatch.setattr(_tuning, "SHIPPED", str(shipped))
