@@ -33,7 +33,7 @@ from fastfnn._version import __version__
 KEY = "test machine | fastfnn test"
 F64, F32 = "training split float64", "training split float32"  # names of two entries
 FINAL = {"verdict": "final", "why": "quiet", "probes": [0.99, 0.98, 0.99], "apart": 1.03,
-         "widest": 1.6, "fastfnn": __version__, "deferrals": 0, "retry_after": 0.0}
+         "widest": 1.6, "quiet": 2, "fastfnn": __version__, "deferrals": 0, "retry_after": 0.0}
 VALID = {  # one valid entry of each kind
     F64: {"split_flops": 1e6, "timings": [[16, 3e5, 0.9], [24, 6.7e5, 1.2]],
           "when": "2026-01-01 00:00", "evidence": FINAL},
@@ -63,7 +63,7 @@ def cache(monkeypatch, tmp_path):
 def fake(entry=MEASURED):
     """A measurement that records its calls: ``calls`` counts them."""
 
-    def measure_now():
+    def measure_now(earlier):
         measure_now.calls += 1
         return json.loads(json.dumps(entry))
 
@@ -326,6 +326,12 @@ ODD = {  # name looked up -> what the file holds
         FINAL, probes=[0.99, 0.99]))}}),
     "final with a retry time": (F64, {KEY: {F64: dict(VALID[F64], evidence=dict(
         FINAL, retry_after=5.0))}}),
+    "final from one quiet measurement": (F64, {KEY: {F64: dict(VALID[F64], evidence=dict(
+        FINAL, quiet=1))}}),
+    "deferred though confirmed": (F64, {KEY: {F64: dict(VALID[F64], evidence=dict(
+        FINAL, verdict="deferred", deferrals=1, retry_after=5.0))}}),
+    "a confirmation count past its top": (F64, {KEY: {F64: dict(VALID[F64], evidence=dict(
+        FINAL, quiet=3))}}),
     "deferred without a retry time": (F64, {KEY: {F64: dict(VALID[F64], evidence=dict(
         FINAL, verdict="deferred", deferrals=1))}}),
     "an evidence field too many": (F64, {KEY: {F64: dict(VALID[F64], evidence=dict(
@@ -359,8 +365,9 @@ def fakes(monkeypatch, cache):
     monkeypatch.setattr(_parts, "can_measure", lambda: True)
     monkeypatch.setattr(_tuning, "measure", lambda name: json.loads(json.dumps(
         VALID.get(name, VALID[F64]))))
-    monkeypatch.setattr(_parts, "measure", lambda name: dict(VALID["training split " + name]))
-    monkeypatch.setattr(_parts, "measure_prediction", lambda name: dict(
+    monkeypatch.setattr(_parts, "measure",
+                        lambda name, earlier=None: dict(VALID["training split " + name]))
+    monkeypatch.setattr(_parts, "measure_prediction", lambda name, earlier=None: dict(
         VALID["prediction threads float64"]))
     return cache
 
@@ -443,17 +450,20 @@ def test_whatever_the_file_holds_each_choice_is_valid(fakes, data):
 
 
 def test_the_schema_accepts_what_the_measurements_write(monkeypatch):
-    """The real measurements' form (with fake timings, a quiet and a busy probe): valid, and the
-    file's text of it too (once a deferral is counted)."""
+    """The real measurements' form (with fake timings, a quiet and a busy probe; quiet once,
+    then confirmed): valid, and the file's text of it too (once a deferral is counted)."""
     monkeypatch.setattr(_parts, "_rounds", lambda pair, widths, name, probes: probes.extend(
         [0.99, 0.99]) or [[1.5] * len(widths)] * _parts.ROUNDS)
     for share in (0.99, 0.5):
         monkeypatch.setattr(_parts._guard, "probe", lambda threads, share=share: share)
-        entries = {F32: _parts.measure("float32"),
-                   "prediction threads float64": _parts.measure_prediction("float64")}
-        for name, entry in entries.items():
-            assert _parts._guard.final(entry) == (share == 0.99)
-            if share == 0.5:
+        once = {F32: _parts.measure("float32"),
+                "prediction threads float64": _parts.measure_prediction("float64")}
+        entries = {F32: _parts.measure("float32", once[F32]),
+                   "prediction threads float64": _parts.measure_prediction("float64", once[
+                       "prediction threads float64"])}
+        for name, entry in [*entries.items(), *once.items()]:
+            assert _parts._guard.final(entry) == (share == 0.99 and entry in entries.values())
+            if not _parts._guard.final(entry):
                 entry = _parts._guard.postponed(entry, 1e9, 1)
             assert _tuning.entry_problem(name, entry) is None
             assert _tuning.entry_problem(name, json.loads(json.dumps(entry))) is None

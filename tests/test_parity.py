@@ -450,8 +450,11 @@ def test_sparse_input(kind, solver, fmt):
     dense = FNNRegressor if kind == "reg" else FNNClassifier
     ff_dense = dense(**ff.get_params())
     call(ff_dense, "fit", X, y)
+    # Normwise: the two first-layer paths may round a weight gradient's last bit apart (the
+    # compiler's vectorization is the CPU model's; seen on a Zen 5 EPYC), and L-BFGS's line
+    # searches carry it on (2.6e-14 on a weight of 1.3e-3 after its 10 iterations there).
     for a, b in zip(ff_dense.coefs_, ff.coefs_):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+        assert rel(a, b) < 1e-12, rel(a, b)
 
 
 @pytest.mark.parametrize("kind", ["reg", "binary", "multiclass"])

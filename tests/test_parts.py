@@ -54,14 +54,15 @@ def test_the_rule_on_scripted_gains(monkeypatch, wins, first):
     entry, orders = _scripted(monkeypatch, "_pair", _parts.measure, gains)
     assert entry["split_flops"] == (2 * flops(W[-1]) if first == "beyond" else flops(first))
     assert entry["timings"] == [[w, flops(w), gains[w]] for w in W]
-    # every round visits every width; every other round times the split first
-    assert orders == [r % 2 == 0 for r in range(_parts.ROUNDS) for _ in W]
+    # every round visits every width; every other round times the split first (twice: the
+    # measurement, then its confirmation)
+    assert orders == [r % 2 == 0 for r in range(_parts.ROUNDS) for _ in W] * 2
 
 
 def _scripted(monkeypatch, pair_name, measure, gains):
-    """``measure("float64")`` with the timed pair ``pair_name`` replaced by one that returns
-    ``gains[width]`` and the guard's probe by a quiet one; returns the entry and the order
-    argument of every timing, in turn."""
+    """``measure("float64")``, then again to confirm it, with the timed pair ``pair_name``
+    replaced by one that returns ``gains[width]`` and the guard's probe by a quiet one; returns
+    the confirmed entry and the order argument of every timing, in turn."""
     orders = []
     monkeypatch.setattr(_parts._guard, "probe", lambda threads: 0.99)
 
@@ -73,7 +74,7 @@ def _scripted(monkeypatch, pair_name, measure, gains):
         return timed
 
     monkeypatch.setattr(_parts, pair_name, pair)
-    return measure("float64"), orders
+    return measure("float64", measure("float64")), orders
 
 
 def _by_hand(gains, work):
@@ -98,9 +99,10 @@ def test_a_real_measurement_follows_its_own_rule(name):
     assert [row[:2] for row in entry["timings"]] == [[w, flops(w)] for w in W]
     gains = [row[2] for row in entry["timings"]]
     assert all(np.isfinite(g) and g > 0 for g in gains)
-    assert entry["split_flops"] == (_by_hand(gains, [flops(w) for w in W])
-                                    if _parts._guard.final(entry)
-                                    else _parts.DEFAULT_FLOPS["training"])
+    # quiet once (awaiting confirmation) or busy: the default in force, the rule on its gains
+    assert entry["split_flops"] == _parts.DEFAULT_FLOPS["training"]
+    work = [flops(w) for w in W]
+    assert _parts.threshold(gains, work) == _by_hand(gains, work)
 
 
 def test_a_batch_splits_from_the_threshold_on(monkeypatch):
@@ -225,7 +227,7 @@ SPLIT = textwrap.dedent("""
     _tuning.SHIPPED = "no-shipped-file.json"  # a wheel's own measurements aside, as in a checkout
     measured = []
     real = _parts.measure
-    _parts.measure = lambda name: measured.append(name) or real(name)
+    _parts.measure = lambda name, earlier=None: measured.append(name) or real(name, earlier)
     parts = _parts.training_parts([100, 256, 256, 1], 128, np.float64)
     threads = _parts.training_threads([100, 256, 256, 1], 128, np.float64, parts)
     threshold = _parts._chosen.get(("training", np.dtype("float64")), (None, ""))[0]
@@ -291,14 +293,15 @@ def test_an_empty_threshold_is_unset(monkeypatch, fresh):
 def test_a_measurement_shipped_with_the_package_is_read_and_kept(monkeypatch, tmp_path):
     entry = {"split_flops": 123.0, "timings": [], "when": "2026-01-01 00:00",
              "evidence": {"verdict": "final", "why": "quiet", "probes": [0.99, 0.99, 0.99],
-                          "apart": 1.01, "widest": 1.6, "fastfnn": _tuning.__version__,
+                          "apart": 1.01, "widest": 1.6, "quiet": 2,
+                          "fastfnn": _tuning.__version__,
                           "deferrals": 0, "retry_after": 0.0}}
     shipped = tmp_path / "shipped.json"
     shipped.write_text(json.dumps({_tuning.machine_key(): {"training split float64": entry}}))
     monkeypatch.setattr(_tuning, "SHIPPED", str(shipped))
     monkeypatch.setenv("FASTFNN_CACHE_DIR", str(tmp_path / "cache"))
 
-    def fail():
+    def fail(earlier):
         raise AssertionError("measured")
 
     got, how = _tuning.cached("training split float64", fail)
@@ -348,7 +351,7 @@ def test_the_prediction_rule_on_scripted_gains(monkeypatch, wins, first):
     assert entry["chunk_flops"] == (2 * chunk_flops(P[-1]) if first == "beyond"
                                     else chunk_flops(first))
     assert entry["timings"] == [[w, chunk_flops(w), gains[w]] for w in P]
-    assert orders == [r % 2 == 0 for r in range(_parts.ROUNDS) for _ in P]
+    assert orders == [r % 2 == 0 for r in range(_parts.ROUNDS) for _ in P] * 2
 
 
 @pytest.mark.slow
@@ -363,9 +366,9 @@ def test_a_real_prediction_measurement_follows_its_own_rule():
     assert [row[:2] for row in entry["timings"]] == [[w, chunk_flops(w)] for w in P]
     gains = [row[2] for row in entry["timings"]]
     assert all(np.isfinite(g) and g > 0 for g in gains)
-    assert entry["chunk_flops"] == (_by_hand(gains, [chunk_flops(w) for w in P])
-                                    if _parts._guard.final(entry)
-                                    else _parts.DEFAULT_FLOPS["prediction"])
+    assert entry["chunk_flops"] == _parts.DEFAULT_FLOPS["prediction"]  # not confirmed yet
+    work = [chunk_flops(w) for w in P]
+    assert _parts.threshold(gains, work) == _by_hand(gains, work)
 
 
 def test_chunks_run_on_threads_from_the_measured_work_on(monkeypatch, fresh):

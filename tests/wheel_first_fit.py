@@ -35,8 +35,8 @@ import numpy as np
 from fastfnn import _guard, _parts
 measured = []
 real = (_parts.measure, _parts.measure_prediction, _guard.probe)
-_parts.measure = lambda name: measured.append(name) or real[0](name)
-_parts.measure_prediction = lambda name: measured.append(name) or real[1](name)
+_parts.measure = lambda name, e=None: measured.append(name) or real[0](name, e)
+_parts.measure_prediction = lambda name, e=None: measured.append(name) or real[1](name, e)
 _guard.probe = lambda threads: measured.append("probe") or real[2](threads)
 from fastfnn.cli import main
 start = time.perf_counter()

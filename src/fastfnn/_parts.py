@@ -29,15 +29,17 @@ measurement (1.5-2.5 s per dtype, once per machine) runs where the process can r
 threads; one that cannot runs its parts on one thread and measures nothing.
 
 A busy moment cannot poison it (``_guard``): a probe of whether ``PARTS`` threads each get a CPU
-runs before the rounds (busy: nothing is timed, about 50 ms spent), between their halves and
-after them, the halves must agree, and two threads must not lose at the widest width.
-Otherwise the measurement is *deferred*: the choice in force is the safe default
-(``DEFAULT_FLOPS``, between what quiet machines measured), kept with the evidence and a retry
-time (10 minutes, doubling with each further deferral, at most a day);
-no process probes or measures before it, and a process that holds a deferred choice tries again
-at its first fit after it (a clock read per fit). ``fastfnn bench`` measures deferred choices
-before it times anything, and :func:`retune` (``fastfnn bench --retune``) measures every choice
-again on demand. ``describe()`` says what was chosen and why.
+runs before the rounds (busy: nothing is timed, about 50 ms spent), between their halves and after
+them, the halves must agree, two threads must not lose at the widest width, and a second such
+measurement at another moment must confirm it (a shared host's spells of seconds make two threads
+that share data lose while every check passes; each width keeps the larger gain). Otherwise the
+measurement is *deferred*: the choice in force is the safe default (``DEFAULT_FLOPS``, between what
+quiet machines measured), kept with the evidence and a retry time (10 minutes, doubling with each
+further deferral, at most a day; a minute for a confirmation); no process probes or measures before
+it, and a process that holds a deferred choice tries again at its first fit after it (a clock read
+per fit). ``fastfnn bench`` measures deferred choices before it times anything, and :func:`retune`
+(``fastfnn bench --retune``) measures every choice again on demand, each confirming a quiet
+measurement after a pause (``_guard.CONFIRM_PAUSE``). ``describe()`` says what was chosen and why.
 
 Prediction (:func:`prediction_threads`) runs the forward pass in chunks of ``PREDICT_CHUNK`` rows;
 a row's result never depends on its chunk, so the threads change only the speed. Chunks run on
@@ -219,7 +221,8 @@ def _choose(dtype):
     if (os.cpu_count() or 1) < PARTS:
         return Choice(np.inf, f"fewer than {PARTS} CPUs", [])
     name = f"training split {dtype.name}"
-    entry, how = _tuning.cached(name, lambda: measure(dtype.name), may_measure=can_measure())
+    entry, how = _tuning.cached(name, lambda earlier: measure(dtype.name, earlier),
+                                may_measure=can_measure())
     if entry is None:
         return Choice(np.inf, f"not measured: this process cannot run {PARTS} threads", [])
     return _from_entry(entry, how, "split_flops", SMALLEST)
@@ -237,26 +240,38 @@ def can_measure():
             and _threads._can_run_parallel())
 
 
-def measure(name):
+def measure(name, earlier=None):
     """Times batches whole on one thread and in parts on ``PARTS`` threads at every width, in
     rounds that visit every width, guarded (module docstring); returns the cache entry:
     ``split_flops`` (:func:`threshold` of the gains; deferred: ``DEFAULT_FLOPS``), ``timings``
     (width, batch flops, gain: the median over rounds of one thread's time over the split's;
-    none where the probe found the machine busy first), ``when``, ``evidence``."""
+    none where the probe found the machine busy first), ``when``, ``evidence``. ``earlier``:
+    the kept entry, whose gains a quiet measurement awaiting confirmation adds
+    (:func:`_measured`)."""
     work = [batch_flops(_ladder_sizes(width), ROWS) for width in WIDTHS]
-    return _measured("split_flops", _pair, WIDTHS, work, name, DEFAULT_FLOPS["training"])
+    return _measured("split_flops", _pair, WIDTHS, work, name, DEFAULT_FLOPS["training"],
+                     earlier)
 
 
-def _measured(field, make_pair, widths, work, name, default):
+def _measured(field, make_pair, widths, work, name, default, earlier=None):
     """The cache entry of a guarded measurement (``_guard``): probed; where the machine is
     free, timed in rounds (:func:`_rounds`, probed between its halves and after); ``field`` the
-    :func:`threshold` of the median gains where the verdict is final, else ``default``."""
+    :func:`threshold` of the median gains where the verdict is final, else ``default``.
+
+    Where this one is quiet and ``earlier`` is a quiet one of the same widths awaiting
+    confirmation (``_guard.unconfirmed``), the gain at each width is the larger of the two (a
+    shared host's spell only makes two threads lose) and the evidence counts both."""
     probes = [_guard.probe(PARTS)]
     rounds = _rounds(make_pair, widths, name, probes) if probes[0] >= _guard.AVAILABLE else []
     half = len(rounds) // 2
     apart = _guard.apart(rounds[:half], rounds[half:]) if rounds else None
     gains = np.median(rounds, axis=0) if rounds else []
-    evidence = _guard.evidence(probes, apart, __version__, gains[-1] if rounds else None)
+    before = 0
+    if rounds and _guard.verdict(probes, apart, gains[-1])[0] and _guard.unconfirmed(earlier) \
+            and [t[:2] for t in earlier["timings"]] == [[w, f] for w, f in zip(widths, work)]:
+        gains = np.maximum(gains, [t[2] for t in earlier["timings"]])
+        before = earlier["evidence"]["quiet"]
+    evidence = _guard.evidence(probes, apart, __version__, gains[-1] if rounds else None, before)
     return {field: threshold(gains, work) if _guard.final({"evidence": evidence}) else default,
             "timings": [[w, f, float(g)] for w, f, g in zip(widths, work, gains)],
             "when": _tuning.now(), "evidence": evidence}
@@ -373,11 +388,11 @@ def _gains_line(what, timings):
 
 
 def _memo(what, name):
-    """``(how, timings, note)`` of the memoised choice: the note marks timings taken while the
-    machine was busy (a deferred choice's: not used)."""
+    """``(how, timings, note)`` of the memoised choice: the note marks a deferred choice's
+    timings (taken while the machine was busy, or awaiting confirmation): not used yet."""
     choice = _chosen[(what, np.dtype(name))]
     busy = getattr(choice, "retry_at", None) is not None
-    return choice[1], choice[2], ", timed while busy, not used" if busy else ""
+    return choice[1], choice[2], ", deferred, not used yet" if busy else ""
 
 
 def retune(log=None, deferred_only=False):
@@ -397,11 +412,18 @@ def retune(log=None, deferred_only=False):
         for name in _tuning.DTYPES:
             measured = []
 
-            def measure_logged(measure_now=measure_now, name=name, kind=kind):
+            def measure_logged(earlier, measure_now=measure_now, name=name, kind=kind):
+                measured.append(name)
                 if log is not None:
                     log(f"measuring {kind} {name} again")
-                measured.append(name)
-                return measure_now(name)
+                entry = measure_now(name, earlier)
+                if _guard.unconfirmed(entry):  # confirmed now, after a pause: asked for now
+                    if log is not None:
+                        log(f"measuring {kind} {name} again in {_guard.CONFIRM_PAUSE:g} s, "
+                            "to confirm it at another moment")
+                    _guard.sleep(_guard.CONFIRM_PAUSE)
+                    entry = measure_now(name, entry)
+                return entry
 
             with _choosing:
                 entry, how = _tuning.cached(f"{kind} {name}", measure_logged,
@@ -446,20 +468,21 @@ def _choose_prediction(dtype):
     if (os.cpu_count() or 1) < PARTS:
         return Choice(np.inf, f"fewer than {PARTS} CPUs", [])
     entry, how = _tuning.cached(f"prediction threads {dtype.name}",
-                                lambda: measure_prediction(dtype.name), may_measure=can_measure())
+                                lambda earlier: measure_prediction(dtype.name, earlier),
+                                may_measure=can_measure())
     if entry is None:
         return Choice(np.inf, f"not measured: this process cannot run {PARTS} threads", [])
     return _from_entry(entry, how, "chunk_flops")
 
 
-def measure_prediction(name):
+def measure_prediction(name, earlier=None):
     """Times a forward pass over two chunks of rows on one thread and on two, in rounds over
     every width of PREDICT_WIDTHS, guarded (as :func:`measure`); returns the cache entry:
     ``chunk_flops`` (:func:`threshold` of the gains over a chunk's forward flops; deferred:
     ``DEFAULT_FLOPS``), ``timings`` (width, a chunk's flops, gain), ``when``, ``evidence``."""
     work = [forward_flops(_ladder_sizes(width), PREDICT_CHUNK) for width in PREDICT_WIDTHS]
     return _measured("chunk_flops", _forward_pair, PREDICT_WIDTHS, work, name,
-                     DEFAULT_FLOPS["prediction"])
+                     DEFAULT_FLOPS["prediction"], earlier)
 
 
 def _forward_pair(width, dtype, rng):

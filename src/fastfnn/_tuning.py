@@ -101,15 +101,17 @@ def _choose(name):
 
 def cached(name, measure_now, may_measure=True, again=False):
     """``(entry, how)``: this machine's measurement ``name`` (a JSON-able dict that
-    :func:`entry_problem` accepts): read from the cache file; else the one made where this
-    fastfnn was built on this machine (``SHIPPED``, then kept in the cache file); else made now
-    by ``measure_now()`` and kept (under a file lock, so that processes that start together
-    measure once). Without a usable cache folder (none writable, or one refused as untrusted:
-    ``_cache``), what ``SHIPPED`` holds, else made for this process alone. With ``may_measure``
-    false, ``(None, None)`` where nothing is kept.
+    :func:`entry_problem` accepts): read from the cache file; else the one made where this fastfnn
+    was built on this machine (``SHIPPED``, then kept in the cache file); else made now by
+    ``measure_now(earlier)`` and kept (under a file lock, so that processes that start together
+    measure once; ``earlier``: the deferred entry it replaces, whose gains a quiet one awaiting
+    confirmation adds, else None). Without a usable cache folder (none writable, or one refused as
+    untrusted: ``_cache``), what ``SHIPPED`` holds, else made for this process alone. With
+    ``may_measure`` false, ``(None, None)`` where nothing is kept.
 
-    A deferred entry (``_guard``: measured while the machine was busy; its choice is the safe
-    default) is returned as it is until its retry time, then measured again (where
+    A deferred entry (``_guard``: measured while the machine was busy, or quiet once and
+    awaiting confirmation; its choice is the safe default) is returned as it is until its retry
+    time, then measured again (where
     ``may_measure``); a deferred result counts one more deferral and waits longer. A deferred
     entry shipped with the package is due a first backoff after its first use here, not at
     once: the first fit after an install measures nothing. ``again=True`` (``fastfnn bench
@@ -154,7 +156,7 @@ def _look_up(name, measure_now, may_measure, again, key, path, writable):
             return kept, _deferred_how(kept, source)
     if not may_measure:
         return None, None
-    entry = measure_now()
+    entry = measure_now(kept if kept is not None and again is not True else None)
     if not _guard.final(entry) and isinstance(entry, dict) and isinstance(
             entry.get("evidence"), dict):  # deferred: the machine was busy
         if kept is not None and _guard.final(kept):  # --retune while busy: the good one stays
