@@ -267,14 +267,20 @@ def _measured(field, make_pair, widths, work, name, default, earlier=None):
     apart = _guard.apart(rounds[:half], rounds[half:]) if rounds else None
     gains = np.median(rounds, axis=0) if rounds else []
     before = 0
-    if rounds and _guard.verdict(probes, apart, gains[-1])[0] and _guard.unconfirmed(earlier) \
-            and [t[:2] for t in earlier["timings"]] == [[w, f] for w, f in zip(widths, work)]:
+    if rounds and _guard.verdict(probes, apart, gains[-1])[0] and _awaits(earlier, widths, work):
         gains = np.maximum(gains, [t[2] for t in earlier["timings"]])
         before = earlier["evidence"]["quiet"]
     evidence = _guard.evidence(probes, apart, __version__, gains[-1] if rounds else None, before)
     return {field: threshold(gains, work) if _guard.final({"evidence": evidence}) else default,
             "timings": [[w, f, float(g)] for w, f, g in zip(widths, work, gains)],
             "when": _tuning.now(), "evidence": evidence}
+
+
+def _awaits(earlier, widths, work):
+    """True where ``earlier`` is a quiet measurement awaiting confirmation
+    (``_guard.unconfirmed``) timed at these ``widths`` and their ``work``."""
+    return _guard.unconfirmed(earlier) and (
+        [t[:2] for t in earlier["timings"]] == [[w, f] for w, f in zip(widths, work)])
 
 
 def _rounds(make_pair, widths, name, probes):
@@ -397,8 +403,9 @@ def _memo(what, name):
 
 def retune(log=None, deferred_only=False):
     """Measures this machine's choices again now (``fastfnn bench --retune``): training's and
-    prediction's threads for both dtypes, guarded as any measurement; a final result is kept
-    in place of what was there, a deferred one leaves a final entry in place. With
+    prediction's threads for both dtypes, guarded as any measurement, a quiet one confirmed
+    by another after ``_guard.CONFIRM_PAUSE``; a final result is kept in place of what was
+    there, a deferred one leaves a final entry in place. With
     ``deferred_only`` (``fastfnn bench``, before it times anything), only choices that are
     deferred (or not measured yet), before their retry time. Returns ``(lines, quiet)``: what
     each choice measured now is and how it came, and whether every such measurement was
@@ -417,7 +424,7 @@ def retune(log=None, deferred_only=False):
                 if log is not None:
                     log(f"measuring {kind} {name} again")
                 entry = measure_now(name, earlier)
-                if _guard.unconfirmed(entry):  # confirmed now, after a pause: asked for now
+                if _guard.unconfirmed(entry):  # asked for now: confirmed after a pause
                     if log is not None:
                         log(f"measuring {kind} {name} again in {_guard.CONFIRM_PAUSE:g} s, "
                             "to confirm it at another moment")

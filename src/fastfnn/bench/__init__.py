@@ -91,9 +91,10 @@ def add_arguments(parser):
     parser.add_argument("--json", default=None, help="also write the raw results to this file")
     parser.add_argument("--markdown", default=None, help="also write the tables to this file")
     parser.add_argument("--retune", action="store_true",
-                        help="measure this machine's thread choices again now (a few seconds), "
-                             "keep them where the machine was quiet, print them, and exit "
-                             "without benchmarking (1: the machine was busy, nothing new kept)")
+                        help="measure this machine's thread choices again now, each twice, 15 s "
+                             "apart (about a minute), keep them where the machine was quiet, "
+                             "print them, and exit without benchmarking (1: the machine was "
+                             "busy, nothing new kept)")
 
 
 def run(args):
@@ -127,7 +128,8 @@ DEFERRED_ATTEMPTS = 3  # measurements of a deferred choice before a benchmark ti
 
 def measure_deferred(log):
     """Before anything is timed: the machine's choices that were deferred (measured while the
-    machine was busy, the safe default in force) are measured now, retry time or not, up to
+    machine was busy, or quiet once and awaiting confirmation; the safe default in force) are
+    measured now and confirmed after a pause (``_parts.retune``), retry time or not, up to
     DEFERRED_ATTEMPTS times while one is still deferred (a shared VM's other vCPU is taken away
     for seconds at a time), so the benchmark runs with this machine's own (the header says how
     each came)."""
