@@ -17,9 +17,11 @@ waits for it:
   fastfnn's cache folder (so the later first fit reads them): from which batch size a split
   batch's parts run on two threads, and from which chunk size a prediction's chunks run on
   threads of their own (``_parts``). Timed on a busy build machine, they are deferred, not
-  measured: the safe defaults are shipped with their evidence, and the first fit after the
-  install takes them and measures nothing (a later one, from a retry time counted from that
-  first use, measures where the machine is quiet).
+  measured; timed quietly, they await a confirmation at another moment. Either way the safe
+  defaults are shipped with their evidence (and a quiet build's gains), and the first fit after
+  the install takes them and measures nothing (a later one, from a retry time counted from that
+  first use, measures where the machine is quiet, a quiet build's gains counting with its
+  own).
 
 Installing fastfnn from source (``pip install .``) runs it at build time, so the wheel carries
 the cache for the machine that built it; Numba loads it only on a machine whose CPU, Numba
