@@ -192,11 +192,12 @@ def test_a_fit_on_a_busy_core_defers_keeps_the_default_and_a_later_call_measures
     entry = kept(cache)
     evidence = entry["evidence"]
     assert probes and threshold == max(_parts.SMALLEST, entry["split_flops"]) == DEFAULT
-    assert evidence["verdict"] == "deferred" and evidence["deferrals"] == 2
+    assert evidence["verdict"] == "deferred"
     if evidence["quiet"]:  # quiet once: its gains kept, confirmed a minute later
-        assert timed and entry["timings"]
+        assert timed and entry["timings"] and evidence["deferrals"] == 1  # the count anew
         assert evidence["retry_after"] == _guard.clock.now + _guard.CONFIRM_SECONDS
     else:  # another process loaded the machine meanwhile: deferred once more, waits longer
+        assert evidence["deferrals"] == 2
         assert evidence["retry_after"] == _guard.clock.now + 2 * _guard.RETRY_SECONDS
 
 
@@ -303,6 +304,26 @@ def test_gains_of_other_widths_or_of_a_busy_moment_confirm_nothing(machine):
     assert busy["evidence"]["quiet"] == 0 and busy["timings"] == []
 
 
+def test_a_busy_confirmation_backs_off_as_a_second_deferral_in_a_row(machine, cache):
+    """Busy, then quiet once (the count of busy deferrals starts anew), then busy when due:
+    deferred, the quiet gains dropped, the next try 20 minutes on, as after two busy
+    deferrals in a row (not three: 40 minutes)."""
+    machine.shares = [BUSY, QUIET]
+    assert _parts.parallel_flops(np.float64) == DEFAULT
+    assert kept(cache)["evidence"]["deferrals"] == 1
+    _guard.clock.now += _guard.RETRY_SECONDS
+    _parts._chosen.clear()
+    assert _parts.parallel_flops(np.float64) == DEFAULT
+    assert (kept(cache)["evidence"]["quiet"], kept(cache)["evidence"]["deferrals"]) == (1, 1)
+    machine.shares, machine.probes = [BUSY], 0
+    _guard.clock.now += _guard.CONFIRM_SECONDS
+    _parts._chosen.clear()
+    assert _parts.parallel_flops(np.float64) == DEFAULT
+    evidence = kept(cache)["evidence"]
+    assert (evidence["quiet"], evidence["deferrals"]) == (0, 2)
+    assert evidence["retry_after"] == _guard.clock.now + 2 * _guard.RETRY_SECONDS
+
+
 def test_a_quiet_measurement_shipped_in_the_wheel_is_confirmed_after_the_first_fit(
         machine, cache, tmp_path, monkeypatch):
     """Built on this machine, quiet once: the first fit after the install measures nothing and
@@ -350,6 +371,7 @@ def test_a_deferred_choice_is_retried_only_when_due_and_backs_off(machine, cache
     assert machine.probes == 3 and machine.rounds == 1
     evidence = kept(cache)["evidence"]
     assert (evidence["quiet"], evidence["retry_after"]) == (1, _guard.clock.now + 60)
+    assert evidence["deferrals"] == 1  # the machine was quiet: the count of busy ones anew
     _guard.clock.now += 59
     assert _parts.parallel_flops(np.float64) == DEFAULT and machine.rounds == 1
     _guard.clock.now += 1  # a minute later: measured again, confirmed, final

@@ -162,7 +162,8 @@ def _look_up(name, measure_now, may_measure, again, key, path, writable):
         if kept is not None and _guard.final(kept):  # --retune while busy: the good one stays
             return kept, (f"measured {kept['when']}, read from {source} (measuring again was "
                           f"deferred: {entry['evidence'].get('why')})")
-        before = 0 if kept is None else kept["evidence"]["deferrals"]
+        # deferrals in a row while busy: a quiet measurement awaiting confirmation starts anew
+        before = 0 if kept is None or _guard.unconfirmed(entry) else kept["evidence"]["deferrals"]
         entry = _guard.postponed(entry, now, before + 1)
     if entry_problem(name, entry):
         return entry, "measured by this process (not kept: it does not validate)"
