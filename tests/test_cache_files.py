@@ -467,6 +467,12 @@ def test_the_schema_accepts_what_the_measurements_write(monkeypatch):
                 entry = _parts._guard.postponed(entry, 1e9, 1)
             assert _tuning.entry_problem(name, entry) is None
             assert _tuning.entry_problem(name, json.loads(json.dumps(entry))) is None
+    # a quiet measurement awaiting confirmation (its gains would count with the next one's)
+    # whose evidence shows no passing measurement
+    waiting = dict(FINAL, verdict="deferred", quiet=1, deferrals=1, retry_after=5.0)
+    assert _tuning.entry_problem(F64, dict(VALID[F64], evidence=waiting)) is None
+    for odd in ({"probes": [0.99, 0.5, 0.99]}, {"apart": 1.5}, {"widest": 0.75}):
+        assert _tuning.entry_problem(F64, dict(VALID[F64], evidence=dict(waiting, **odd)))
     assert _tuning.entry_problem(F64, dict(VALID[F64], split_flops=float("nan")))
     assert _tuning.entry_problem(F64, dict(VALID[F64], timings=[[True, 1.0, 1.0]]))
     assert _tuning.entry_problem(F64, dict(VALID[F64], extra=1))

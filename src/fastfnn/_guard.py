@@ -210,7 +210,8 @@ def evidence_problem(value, version):
     """What is wrong with ``value`` as an entry's evidence for fastfnn ``version``, or None: every
     field of its type and range, and consistent with its verdict (a final one shows three
     passing probes, halves within AGREE, no deferral; a deferred one a deferral and a retry
-    time; a final one combines CONFIRMATIONS quiet measurements, a deferred one fewer)."""
+    time; a final one combines CONFIRMATIONS quiet measurements, a deferred one fewer, and one
+    that counts a quiet measurement shows it passing)."""
     fields = {"verdict": lambda v: v in ("final", "deferred"),
               "why": lambda v: isinstance(v, str) and len(v) <= 200 and v.isprintable(),
               "probes": lambda v: (isinstance(v, list) and len(v) <= 3
@@ -225,13 +226,15 @@ def evidence_problem(value, version):
     for field, test in fields.items():
         if not test(value[field]):
             return f"evidence: {field} {value[field]!r:.80} is out of its type or range"
+    passed, _ = verdict(value["probes"], value["apart"] or None, value["widest"])
     if value["verdict"] == "final":
-        passed, _ = verdict(value["probes"], value["apart"] or None, value["widest"])
         if (not passed or value["quiet"] < CONFIRMATIONS or value["deferrals"]
                 or value["retry_after"]):
             return "evidence: a final verdict the evidence does not show"
     elif value["quiet"] >= CONFIRMATIONS:
         return "evidence: a deferral of a confirmed measurement"
+    elif value["quiet"] and not passed:  # its gains would count with the next measurement's
+        return "evidence: a quiet measurement the evidence does not show"
     elif value["deferrals"] < 1 or not value["retry_after"] > 0:
         return "evidence: a deferral without its count or retry time"
     return None

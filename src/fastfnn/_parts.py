@@ -365,7 +365,7 @@ def describe():
     lines = []
     for name in ("float64", "float32"):
         flops, threads = split_flops(name), parallel_flops(name)
-        how, timings, busy = _memo("training", name)
+        how, timings, note = _memo("training", name)
         rule = ("every batch is computed whole" if flops == np.inf
                 else f"batches of >= {flops:.3g} training flops are split into {PARTS} parts "
                 f"({'FASTFNN_SPLIT_FLOPS' if _env_flops() is not None else 'the rule'})")
@@ -373,17 +373,17 @@ def describe():
                else f"the parts run on one thread each from {threads:.3g} flops")
         lines.append(f"{name} training: {rule}; {run} ({how})")
         lines += _gains_line(f"{name} one thread's time / the split's by width, {ROWS}-row "
-                             f"batches{busy}", timings)
+                             f"batches{note}", timings)
     lines.append(f"L-BFGS: split batches of all rows get one part per {FULL_BATCH_ROWS} rows, "
                  f"{FULL_BATCH_PARTS} at most")
     for name in ("float64", "float32"):
         flops = prediction_flops(name)
-        how, timings, busy = _memo("prediction", name)
+        how, timings, note = _memo("prediction", name)
         rule = ("every chunk runs on the calling thread" if flops == np.inf
                 else f"chunks of >= {flops:.3g} forward flops run on up to one thread each")
         lines.append(f"{name} predict ({PREDICT_CHUNK}-row chunks): {rule} ({how})")
         lines += _gains_line(f"{name} one thread's time / two threads' for two chunks, by "
-                             f"width{busy}", timings)
+                             f"width{note}", timings)
     return lines
 
 
@@ -397,8 +397,8 @@ def _memo(what, name):
     """``(how, timings, note)`` of the memoised choice: the note marks a deferred choice's
     timings (taken while the machine was busy, or awaiting confirmation): not used yet."""
     choice = _chosen[(what, np.dtype(name))]
-    busy = getattr(choice, "retry_at", None) is not None
-    return choice[1], choice[2], ", deferred, not used yet" if busy else ""
+    deferred = getattr(choice, "retry_at", None) is not None
+    return choice[1], choice[2], ", deferred, not used yet" if deferred else ""
 
 
 def retune(log=None, deferred_only=False):

@@ -109,15 +109,14 @@ def cached(name, measure_now, may_measure=True, again=False):
     untrusted: ``_cache``), what ``SHIPPED`` holds, else made for this process alone. With
     ``may_measure`` false, ``(None, None)`` where nothing is kept.
 
-    A deferred entry (``_guard``: measured while the machine was busy, or quiet once and
-    awaiting confirmation; its choice is the safe default) is returned as it is until its retry
-    time, then measured again (where
-    ``may_measure``); a deferred result counts one more deferral and waits longer. A deferred
-    entry shipped with the package is due a first backoff after its first use here, not at
-    once: the first fit after an install measures nothing. ``again=True`` (``fastfnn bench
-    --retune``) measures whatever is kept, a deferred result leaving a final entry in place;
-    ``again="deferred"`` (``fastfnn bench``, before it times anything) measures a deferred
-    entry before its retry time.
+    A deferred entry (``_guard``: measured while the machine was busy, or quiet once and awaiting
+    confirmation; its choice is the safe default) is returned as it is until its retry time, then
+    measured again (where ``may_measure``); a deferred result counts one more deferral and waits
+    longer. A deferred entry shipped with the package is due a first backoff after its first use
+    here, not at once: the first fit after an install measures nothing. ``again=True`` (``fastfnn
+    bench --retune``) measures whatever is kept, a deferred result leaving a final entry in place;
+    ``again="deferred"`` (``fastfnn bench``, before it times anything) measures a deferred entry
+    before its retry time.
     """
     _schema(name)  # a name of no kind of entry: a mistake of the caller, not of the file
     key = machine_key()
