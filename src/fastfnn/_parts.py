@@ -30,8 +30,8 @@ threads; one that cannot runs its parts on one thread and measures nothing.
 
 A busy moment cannot poison it (``_guard``): a probe of whether ``PARTS`` threads each get a CPU
 runs before the rounds (busy: nothing is timed, about 50 ms spent), between their halves and after
-them, the halves must agree, two threads must not lose at the widest width, and a second such
-measurement at another moment must confirm it (a shared host's spells of seconds make two threads
+them, the halves must agree on the choice, two threads must not lose at the widest width, and a
+second such measurement at another moment must confirm it (a shared host's spells of seconds make two threads
 that share data lose while every check passes; each width keeps the larger gain). Otherwise the
 measurement is *deferred*: the choice in force is the safe default (``DEFAULT_FLOPS``, between what
 quiet machines measured), kept with the evidence and a retry time (10 minutes, doubling with each
@@ -264,8 +264,9 @@ def _measured(field, make_pair, widths, work, name, default, earlier=None):
     probes = [_guard.probe(PARTS)]
     rounds = _rounds(make_pair, widths, name, probes) if probes[0] >= _guard.AVAILABLE else []
     half = len(rounds) // 2
-    apart = _guard.apart(rounds[:half], rounds[half:]) if rounds else None
     gains = np.median(rounds, axis=0) if rounds else []
+    apart = (_guard.apart(rounds[:half], rounds[half:], _splits(gains, work)) if rounds
+             else None)
     before = 0
     if rounds and _guard.verdict(probes, apart, gains[-1])[0] and _awaits(earlier, widths, work):
         gains = np.maximum(gains, [t[2] for t in earlier["timings"]])
@@ -308,6 +309,12 @@ def threshold(gains, work):
     for i, w in enumerate(work):
         if wins[i] and wins[i + 1]:
             return w
+
+
+def _splits(gains, work):
+    """Per width, whether the :func:`threshold` of ``gains`` runs its ``work`` in parts."""
+    start = threshold(gains, work)
+    return [w >= start for w in work]
 
 
 def _pair(width, dtype, rng):
