@@ -31,15 +31,16 @@ threads; one that cannot runs its parts on one thread and measures nothing.
 A busy moment cannot poison it (``_guard``): a probe of whether ``PARTS`` threads each get a CPU
 runs before the rounds (busy: nothing is timed, about 50 ms spent), between their halves and after
 them, the halves must agree on the choice, two threads must not lose at the widest width, and a
-second such measurement at another moment must confirm it (a shared host's spells of seconds make two threads
-that share data lose while every check passes; each width keeps the larger gain). Otherwise the
-measurement is *deferred*: the choice in force is the safe default (``DEFAULT_FLOPS``, between what
-quiet machines measured), kept with the evidence and a retry time (10 minutes, doubling with each
-further deferral, at most a day; a minute for a confirmation); no process probes or measures before
-it, and a process that holds a deferred choice tries again at its first fit after it (a clock read
-per fit). ``fastfnn bench`` measures deferred choices before it times anything, and :func:`retune`
-(``fastfnn bench --retune``) measures every choice again on demand, each confirming a quiet
-measurement after a pause (``_guard.CONFIRM_PAUSE``). ``describe()`` says what was chosen and why.
+second such measurement at another moment must confirm it (a shared host's spells of seconds make
+two threads that share data lose while every check passes; each width keeps the larger gain).
+Otherwise the measurement is *deferred*: the choice in force is the safe default
+(``DEFAULT_FLOPS``, between what quiet machines measured), kept with the evidence and a retry time
+(10 minutes, doubling with each further deferral, at most a day; a minute for a confirmation); no
+process probes or measures before it, and a process that holds a deferred choice tries again at its
+first fit after it (a clock read per fit). ``fastfnn bench`` measures deferred choices before it
+times anything, and :func:`retune` (``fastfnn bench --retune``) measures every choice again on
+demand, each confirming a quiet measurement after a pause (``_guard.CONFIRM_PAUSE``).
+``describe()`` says what was chosen and why.
 
 Prediction (:func:`prediction_threads`) runs the forward pass in chunks of ``PREDICT_CHUNK`` rows;
 a row's result never depends on its chunk, so the threads change only the speed. Chunks run on
