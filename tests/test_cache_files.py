@@ -320,6 +320,8 @@ ODD = {  # name looked up -> what the file holds
         FINAL, probes=[0.99, 0.5, 0.99]))}}),
     "final with halves apart": (F64, {KEY: {F64: dict(VALID[F64], evidence=dict(
         FINAL, apart=1.5))}}),
+    "final with halves apart by a little more than the guard takes": (F64, {KEY: {F64: dict(
+        VALID[F64], evidence=dict(FINAL, apart=1.15))}}),
     "final with a loss at the widest width": (F64, {KEY: {F64: dict(VALID[F64], evidence=dict(
         FINAL, widest=0.75))}}),
     "final with two probes": (F64, {KEY: {F64: dict(VALID[F64], evidence=dict(

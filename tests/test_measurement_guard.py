@@ -271,7 +271,9 @@ def test_halves_apart_in_their_gains_but_agreeing_on_the_choice_are_quiet(machin
 
 @pytest.mark.parametrize("first, second, splits, cost", [
     ([[1.0, 2.0]], [[1.1, 1.9]], [False, True], 1.1 / 1.05),  # run whole: 1.1x, all 1.05x
-    ([[0.5, 0.6, 0.7]], [[1.0, 1.5, 1.8]], [False, True, True], 1 / 0.6),  # a busy half
+    # a busy half: all the rounds split from the widest width (1.25x), the busy half loses
+    # 1 / 0.7 there; the other gains 1.5x where all gain 1.05x, the width run whole
+    ([[0.5, 0.6, 0.7]], [[1.0, 1.5, 1.8]], [False, False, True], 1.5 / 1.05),
     ([[0.9, 1.5]], [[0.95, 1.6]], [False, True], 1.0),  # neither half sees a loss
     ([[1.5, 1.0]], [[1.5, 1.0]], [False, False], 1.0),  # a lone win the rule runs whole
     ([[2.0, 1.0], [0.5, 1.0], [1.0, 1.0]], [[1.0, 1.0]], [True, True], 1.0),  # medians

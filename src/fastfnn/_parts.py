@@ -261,7 +261,9 @@ def _measured(field, make_pair, widths, work, name, default, earlier=None):
 
     Where this one is quiet and ``earlier`` is a quiet one of the same widths awaiting
     confirmation (``_guard.unconfirmed``), the gain at each width is the larger of the two (a
-    shared host's spell only makes two threads lose) and the evidence counts both."""
+    shared host's spell only makes two threads lose) and the evidence counts both. The halves
+    are judged on this measurement's own choice, not on the combined one: that one overrides
+    what a spell made either measurement say."""
     probes = [_guard.probe(PARTS)]
     rounds = _rounds(make_pair, widths, name, probes) if probes[0] >= _guard.AVAILABLE else []
     half = len(rounds) // 2
