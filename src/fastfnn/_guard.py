@@ -43,8 +43,8 @@ measurement is guarded, and what it leaves carries its evidence:
   one makes it *final*, each width's gain the larger of the two (a spell only makes two threads
   lose). Both must fall in spells to poison the choice.
 * **The evidence** (:func:`evidence`, kept in the entry): the verdict and why, the probes' shares,
-  how far the halves disagree on the choice, the gain at the widest width, the quiet measurements its gains
-  combine, fastfnn's version, the deferrals so far and the retry time.
+  how far the halves disagree on the choice, the gain at the widest width, the quiet
+  measurements its gains combine, fastfnn's version, the deferrals so far and the retry time.
   :func:`evidence_problem` checks it on every read: a *final* entry whose evidence does not show
   a passing measurement (a file from another version, or edited) is not trusted.
 
@@ -219,9 +219,9 @@ def due(entry, now):
 def evidence_problem(value, version):
     """What is wrong with ``value`` as an entry's evidence for fastfnn ``version``, or None: every
     field of its type and range, and consistent with its verdict (a final one shows three
-    passing probes, halves that agree on the choice within AGREE, no deferral; a deferred one a deferral and a retry
-    time; a final one combines CONFIRMATIONS quiet measurements, a deferred one fewer, and one
-    that counts a quiet measurement shows it passing)."""
+    passing probes, halves that agree on the choice within AGREE, no deferral; a deferred one a
+    deferral and a retry time; a final one combines CONFIRMATIONS quiet measurements, a
+    deferred one fewer, and one that counts a quiet measurement shows it passing)."""
     fields = {"verdict": lambda v: v in ("final", "deferred"),
               "why": lambda v: isinstance(v, str) and len(v) <= 200 and v.isprintable(),
               "probes": lambda v: (isinstance(v, list) and len(v) <= 3
