@@ -4,7 +4,9 @@ callees are linked in after), while a product's library and another package's fu
 compile as Numba does (the callee's code is there, to be inlined). So do the pieces of a
 ``prange`` loop that calls fastfnn (its body and the wrappers that run it on the threads: each
 optimised the whole call tree below again), while another package's loop keeps Numba's way.
-Run in a fresh process
+Every fastfnn library inlines Numba's reference counting once its pruning has run (no call to
+``NRT_incref`` / ``NRT_decref`` is left), and still frees what it allocates (Numba's allocation
+counts); another package's library keeps the calls. Run in a fresh process
 with an empty Numba cache, so that every library is compiled, not loaded; the forward's
 result is checked against NumPy."""
 
@@ -22,12 +24,19 @@ CHILD = textwrap.dedent("""
     from numba.core import codegen
 
     passes = []  # per library, as its module passes start: the functions it defines
+    refcounts = []  # per library: its calls of Numba's reference counting, before and after
     original = codegen.CPUCodeLibrary._optimize_final_module
+
+    def calls(library):
+        text = str(library._final_module)
+        return text.count("call void @NRT_incref") + text.count("call void @NRT_decref")
 
     def recording(library):
         names = [f.name for f in library._final_module.functions if not f.is_declaration]
         passes.append(names)
-        return original(library)
+        before = calls(library)
+        original(library)
+        refcounts.append([before, calls(library)])
 
     codegen.CPUCodeLibrary._optimize_final_module = recording
     from fastfnn import _kernels
@@ -39,6 +48,10 @@ CHILD = textwrap.dedent("""
     @njit
     def caller(x):
         return callee(x) - 1.0
+
+    @njit
+    def tail(x):  # returns a new reference: its increment cannot be pruned
+        return x[1:]
 
     rng = np.random.default_rng(0)
     sizes = np.array([5, 4, 3])
@@ -69,9 +82,26 @@ CHILD = textwrap.dedent("""
         sweep(theta, grad, np.zeros((1, n)), s1, s2, sums, layer_sq, sizes, True, 1e-3, 7.0,
               (0.9, 0.999, 1e-3, 1e-8, 1.0), False, False, np.int64(0), 1e-3, 7.0, *shares)
         steps.append(np.concatenate([theta, grad, s1, s2, layer_sq]).tolist())
-    json.dump({"passes": passes, "error": float(np.abs(A_buf[63:] - expected.ravel()).max()),
+    # an array a fastfnn kernel allocates (the packed strips of a product's right side) is
+    # freed by the inlined decrement: as many frees as allocations
+    from numba.core.runtime import rtsys
+    width = _kernels.VECTOR_BYTES // 8
+    A, B = rng.standard_normal((5, 3)), rng.standard_normal((3, 4 * width))
+    out = np.zeros((5, 4 * width))
+    plain = (np.uintp(0), np.int64(0), np.int64(_kernels.PLAIN))
+    _kernels.tile_gemm_packed_(out, A, B, plain)
+    start = rtsys.get_allocation_stats()
+    for _ in range(100):
+        _kernels.tile_gemm_packed_(out, A, B, plain)
+    end = rtsys.get_allocation_stats()
+    json.dump({"passes": passes, "refcounts": refcounts,
+               "error": float(np.abs(A_buf[63:] - expected.ravel()).max()),
                "caller": caller(3.0), "user_parallel": user_parallel(np.ones(3)).tolist(),
-               "steps": steps}, sys.stdout)
+               "tail": tail(np.arange(3.0)).tolist(), "steps": steps,
+               "packed_error": float(np.abs(out - A @ B).max()),
+               "allocations": [end.alloc - start.alloc, end.free - start.free,
+                               end.mi_alloc - start.mi_alloc, end.mi_free - start.mi_free]},
+              sys.stdout)
 """)
 
 
@@ -82,7 +112,8 @@ def _defines(names, function):
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
     """What CHILD printed, run once for this module's tests (it compiles every library)."""
-    env = {"NUMBA_CACHE_DIR": str(tmp_path_factory.mktemp("numba")), "PATH": "/usr/bin:/bin"}
+    env = {"NUMBA_CACHE_DIR": str(tmp_path_factory.mktemp("numba")), "PATH": "/usr/bin:/bin",
+           "NUMBA_NRT_STATS": "1"}
     out = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True,
                          check=True)
     return json.loads(out.stdout)
@@ -119,3 +150,17 @@ def test_a_fastfnn_prange_loop_links_its_callees_as_they_are(result):
     assert not any(_defines(names, "11step_range_") for names in ours)
     assert not any(_defines(names, "11step_range_") for names in
                    [n for n in result["passes"] if _defines(n, "21step_blocks_parallel_")])
+
+
+def test_fastfnn_libraries_inline_reference_counting_and_still_free(result):
+    passes, refcounts = result["passes"], result["refcounts"]
+    assert len(refcounts) == len(passes)
+    ours = [counts for names, counts in zip(passes, refcounts) if _defines(names, "7fastfnn")]
+    assert ours and all(after == 0 for _, after in ours)  # every call inlined ...
+    assert sum(before for before, _ in ours) > 0  # ... where there were calls to inline
+    tail = [counts for names, counts in zip(passes, refcounts) if _defines(names, "4tail")]
+    assert result["tail"] == [1.0, 2.0]
+    assert tail and all(after > 0 for _, after in tail)  # another package's: Numba's calls
+    assert result["packed_error"] < 1e-12
+    allocated, freed, meminfos, meminfos_freed = result["allocations"]
+    assert allocated == freed >= 100 and meminfos == meminfos_freed >= 100

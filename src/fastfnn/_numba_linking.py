@@ -15,6 +15,16 @@ a pass, a step) that calling them rather than inlining them costs nothing measur
 products themselves keep Numba's way, as inlining the tile kernel into them pays on tiny
 networks. The machine code of each callee is the one of its own library. Other packages'
 functions in the same process compile as Numba does.
+
+Every fastfnn library also gets Numba's reference-count functions (``NRT_incref``,
+``NRT_decref``) in a form its module passes can inline. Numba marks them ``noinline``, so that
+its pass that prunes pairs of them finds them as calls; each one it cannot prune stays a call,
+which may write memory the loop reads (so values are loaded again after it) and around which
+the vector registers are saved, though the arrays of a fastfnn loop carry no count
+(``_kernels.borrowed``) and the call only tests its pointer against NULL.
+In a tiny network's fit the two functions took 7-9% of the samples (``perf``); inlined, each
+is a test and a branch in place, and the fit ran 1.3-1.5x faster. The pruning runs as before
+(on each function as it is lowered, and on the module before its passes inline).
 """
 
 import functools
@@ -62,20 +72,56 @@ def _ours(library):
     return _defines(library, (FASTFNN,)) or _parallel_part(library)
 
 
+@functools.cache
+def _inlinable_refcounts():
+    """An LLVM module (llvmlite.binding) defining ``NRT_incref`` and ``NRT_decref`` as Numba's
+    runtime does (its own IR builders), ``linkonce_odr`` and without ``noinline``; None where
+    this Numba builds them otherwise (its libraries then link Numba's own)."""
+    try:
+        import llvmlite.binding as llvm
+        from llvmlite import ir
+        from numba.core.runtime import nrtdynmod
+
+        module = ir.Module("fastfnn_refcounts")
+        increment = nrtdynmod._define_atomic_inc_dec(module, "add", ordering="monotonic")
+        decrement = nrtdynmod._define_atomic_inc_dec(module, "sub", ordering="monotonic")
+        nrtdynmod._define_nrt_incref(module, increment)
+        nrtdynmod._define_nrt_decref(module, decrement)
+        for function in module.functions:
+            function.attributes.discard("noinline")
+            if not function.is_declaration:
+                function.linkage = "linkonce_odr"
+        return llvm.parse_assembly(str(module))
+    except Exception:  # pragma: no cover - another Numba: its refcounts, as Numba links them
+        return None
+
+
+def _link_inlinable_refcounts(library):
+    """Link :func:`_inlinable_refcounts` into ``library``'s final module, before the libraries
+    it links (Numba's runtime among them, whose ``noinline`` definitions then give way to
+    these: a ``linkonce_odr`` function already defined is not linked again)."""
+    refcounts = _inlinable_refcounts()
+    if refcounts is not None:
+        library._final_module.link_in(refcounts.clone())
+
+
 def _nothing():
     """The module passes, already run."""
 
 
 def _separately(finalize):
-    """``finalize`` (Numba's ``CPUCodeLibrary.finalize``) for the library of a registered
-    caller: its own code and the functions of other packages it calls (Numba's ``min``,
-    ``np.empty``...: small, and worth inlining in loops) linked and optimised first; its
+    """``finalize`` (Numba's ``CPUCodeLibrary.finalize``) for fastfnn's libraries: each with
+    reference counting it can inline (:func:`_link_inlinable_refcounts`); that of a registered
+    caller with its own code and the functions of other packages it calls (Numba's ``min``,
+    ``np.empty``...: small, and worth inlining in loops) linked and optimised first, its
     fastfnn callees linked after, as they are."""
 
     @functools.wraps(finalize)
     def finalize_separately(library):
-        if getattr(library, "_finalized", True) or not (
-                _defines(library, tuple(_callers)) or _parallel_part(library)):
+        if getattr(library, "_finalized", True) or not _ours(library):
+            return finalize(library)
+        _link_inlinable_refcounts(library)
+        if not (_defines(library, tuple(_callers)) or _parallel_part(library)):
             return finalize(library)
         ours, others = [], []
         for callee in dict.fromkeys(library._linking_libraries):
