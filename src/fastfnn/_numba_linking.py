@@ -30,13 +30,15 @@ is a test and a branch in place, and the fit ran 1.3-1.5x faster. The pruning ru
 import functools
 
 _callers = set()  # mangled-name prefixes of the functions whose callees are linked as they are
-FASTFNN = "_ZN7fastfnn"  # how the mangled names of fastfnn's functions start
+_modules = set()  # those of the modules installed: their functions are the "fastfnn" ones here
 PARFOR = "__numba_parfor_gufunc"  # in the names of a prange loop's body and of its wrappers
 
 
-def _mangled(module, name):
-    """How Numba's mangled name of ``module.name`` starts (a function at module level)."""
-    return "_ZN" + "".join(f"{len(part)}{part}" for part in (*module.split("."), name))
+def _mangled(module, name=None):
+    """How Numba's mangled name of ``module.name`` starts (a function at module level), or of
+    every function of ``module``."""
+    parts = module.split(".") + ([] if name is None else [name])
+    return "_ZN" + "".join(f"{len(part)}{part}" for part in parts)
 
 
 def _defines(library, prefixes):
@@ -60,16 +62,17 @@ def _parallel_part(library):
         if id(callee) in seen:
             continue
         seen.add(id(callee))
-        if _defines(callee, (FASTFNN,)):
+        if _defines(callee, tuple(_modules)):
             return True
         todo.extend(getattr(callee, "_linking_libraries", ()))
     return False
 
 
 def _ours(library):
-    """Whether ``library`` is fastfnn's: it defines a fastfnn function, or is a piece of a
-    fastfnn ``prange`` loop (:func:`_parallel_part`)."""
-    return _defines(library, (FASTFNN,)) or _parallel_part(library)
+    """Whether ``library`` is fastfnn's: it defines a function of an installed module (the
+    kernels; not the benchmark's reference loop, which compiles as Numba does), or is a piece
+    of a ``prange`` loop that calls one (:func:`_parallel_part`)."""
+    return _defines(library, tuple(_modules)) or _parallel_part(library)
 
 
 @functools.cache
@@ -143,7 +146,9 @@ def _separately(finalize):
 
 def install(module, callers):
     """Link the fastfnn callees of the functions ``callers`` (names in ``module``) into their
-    libraries as they are, optimised once (from now on, in this process)."""
+    libraries as they are, optimised once, and let every library of ``module`` inline Numba's
+    reference counting (from now on, in this process)."""
+    _modules.add(_mangled(module))
     _callers.update(_mangled(module, name) for name in callers)
     try:
         from numba.core.codegen import CPUCodeLibrary
