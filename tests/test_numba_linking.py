@@ -53,6 +53,9 @@ CHILD = textwrap.dedent("""
     def tail(x):  # returns a new reference: its increment cannot be pruned
         return x[1:]
 
+    from fastfnn.bench import reference  # the benchmark's plain loop: compiled as Numba does
+    view = reference._view(np.arange(6.0), 0, 2, 3)
+
     rng = np.random.default_rng(0)
     sizes = np.array([5, 4, 3])
     theta = rng.standard_normal(5 * 4 + 4 * 3 + 4 + 3)
@@ -97,7 +100,7 @@ CHILD = textwrap.dedent("""
     json.dump({"passes": passes, "refcounts": refcounts,
                "error": float(np.abs(A_buf[63:] - expected.ravel()).max()),
                "caller": caller(3.0), "user_parallel": user_parallel(np.ones(3)).tolist(),
-               "tail": tail(np.arange(3.0)).tolist(), "steps": steps,
+               "tail": tail(np.arange(3.0)).tolist(), "view": view.tolist(), "steps": steps,
                "packed_error": float(np.abs(out - A @ B).max()),
                "allocations": [end.alloc - start.alloc, end.free - start.free,
                                end.mi_alloc - start.mi_alloc, end.mi_free - start.mi_free]},
@@ -155,12 +158,17 @@ def test_a_fastfnn_prange_loop_links_its_callees_as_they_are(result):
 def test_fastfnn_libraries_inline_reference_counting_and_still_free(result):
     passes, refcounts = result["passes"], result["refcounts"]
     assert len(refcounts) == len(passes)
-    ours = [counts for names, counts in zip(passes, refcounts) if _defines(names, "7fastfnn")]
+
+    def counts_of(function):
+        return [counts for names, counts in zip(passes, refcounts) if _defines(names, function)]
+
+    ours = counts_of("7fastfnn8_kernels")
     assert ours and all(after == 0 for _, after in ours)  # every call inlined ...
     assert sum(before for before, _ in ours) > 0  # ... where there were calls to inline
-    tail = [counts for names, counts in zip(passes, refcounts) if _defines(names, "4tail")]
-    assert result["tail"] == [1.0, 2.0]
-    assert tail and all(after > 0 for _, after in tail)  # another package's: Numba's calls
+    assert result["tail"] == [1.0, 2.0] and result["view"] == [[0, 1, 2], [3, 4, 5]]
+    # another package's function, and the benchmark's reference loop: Numba's calls
+    for function in ("8__main__4tail", "5bench9reference5_view"):
+        assert counts_of(function) and all(after > 0 for _, after in counts_of(function))
     assert result["packed_error"] < 1e-12
     allocated, freed, meminfos, meminfos_freed = result["allocations"]
     assert allocated == freed >= 100 and meminfos == meminfos_freed >= 100

@@ -16,15 +16,19 @@ products themselves keep Numba's way, as inlining the tile kernel into them pays
 networks. The machine code of each callee is the one of its own library. Other packages'
 functions in the same process compile as Numba does.
 
-Every fastfnn library also gets Numba's reference-count functions (``NRT_incref``,
+Every fastfnn kernel library also gets Numba's reference-count functions (``NRT_incref``,
 ``NRT_decref``) in a form its module passes can inline. Numba marks them ``noinline``, so that
 its pass that prunes pairs of them finds them as calls; each one it cannot prune stays a call,
 which may write memory the loop reads (so values are loaded again after it) and around which
-the vector registers are saved, though the arrays of a fastfnn loop carry no count
-(``_kernels.borrowed``) and the call only tests its pointer against NULL.
-In a tiny network's fit the two functions took 7-9% of the samples (``perf``); inlined, each
-is a test and a branch in place, and the fit ran 1.3-1.5x faster. The pruning runs as before
-(on each function as it is lowered, and on the module before its passes inline).
+the vector registers are saved, though most arrays of a fastfnn loop carry no count
+(``_kernels.borrowed``) and for them the call only tests its pointer against NULL. In a tiny
+network's fit the two functions took 7-9% of the samples (``perf``); inlined, each is a test
+and a branch in place, and tiny fits ran 1.2-1.7x faster. The pruning still runs on each
+function as it is lowered and on the module before its passes inline; the last one, after
+them, no longer sees the calls they inlined, so a pair that only inlining a callee brings
+together stays, as two atomic operations on a counted array (none on a borrowed one).
+Inlining only the test, with Numba's function called where the pointer is not NULL, gained
+less on tiny (measured): the call on that path still made the loop load its values again.
 """
 
 import functools
