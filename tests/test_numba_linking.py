@@ -6,9 +6,9 @@ compile as Numba does (the callee's code is there, to be inlined). So do the pie
 optimised the whole call tree below again), while another package's loop keeps Numba's way.
 Every fastfnn library inlines Numba's reference counting once its pruning has run (no call to
 ``NRT_incref`` / ``NRT_decref`` is left), and still frees what it allocates (Numba's allocation
-counts); another package's library keeps the calls. Run in a fresh process
-with an empty Numba cache, so that every library is compiled, not loaded; the forward's
-result is checked against NumPy."""
+counts); another package's library, and the benchmark's reference loop, keep the calls. Run in
+a fresh process with an empty Numba cache, so that every library is compiled, not loaded; the
+forward's result is checked against NumPy."""
 
 import json
 import subprocess
