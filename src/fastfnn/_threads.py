@@ -24,6 +24,8 @@ limit allows one, within the CPU affinity (``_parts``: the split decides the bit
 process on a machine must split alike).
 """
 
+import functools
+import importlib
 import os
 import sys
 from contextlib import contextmanager
@@ -48,15 +50,21 @@ def _threadsafe_layer():
     from numba import config
 
     layer = config.THREADING_LAYER
-    for pool, layers in (("tbbpool", ("default", "safe", "threadsafe", "tbb")),
-                         ("omppool", ("default", "threadsafe", "omp"))):
-        if layer in layers:
-            try:
-                __import__(f"numba.np.ufunc.{pool}")
-                return True
-            except ImportError:
-                pass
-    return False
+    return any(layer in layers and _importable(f"numba.np.ufunc.{pool}")
+               for pool, layers in (("tbbpool", ("default", "safe", "threadsafe", "tbb")),
+                                    ("omppool", ("default", "threadsafe", "omp"))))
+
+
+@functools.cache
+def _importable(module):
+    """Whether ``module`` imports, tried once per process: a pool whose library is missing
+    fails the same way every time, and each failed try loads its extension afresh (some
+    150 us, on every fit and prediction that asks for threads)."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
 
 
 def _dask_worker_threads():
