@@ -36,6 +36,7 @@ import numpy as np, scipy.sparse as sp
 from numba.core.registry import CPUDispatcher as Dispatcher
 from fastfnn import FNNClassifier, FNNRegressor
 from fastfnn import _compile_ahead as ahead, _kernels as K
+from fastfnn.network import forward_direct
 
 rng = np.random.default_rng(0)
 X = rng.standard_normal((2100, 5)); y = X[:, 0] - X[:, 1]  # predictions: two chunks
@@ -52,6 +53,9 @@ for est, data, target in fits:
     net = est._fitted_network(np.float64)
     for threads in (1, 2):
         net.forward(data, threads)
+        if not sp.issparse(data):  # predict's direct path, on one thread and on two
+            forward_direct(data, est.coefs_, est.intercepts_, est.activation,
+                           est.out_activation_, threads)
     est.predict(data[:1].toarray() if sp.issparse(data) else data[:1])
 
 def versions():  # every kernel's versions in this process, compiled or loaded
@@ -79,13 +83,15 @@ siblings = [(kernel, tuple(arg_types)) for loop in ("run_batches_", "loss_grad_"
             if (kernel, arg_types) not in ahead.jobs(loop, sig)]
 unused += [(kernel, str(a)) for kernel, a in siblings
            if kernel in ("loss_grad_", "run_batches_") and a not in getattr(K, kernel).signatures]
-small = [tuple(s) for s in K.forward_layers_.signatures]
-print(json.dumps({"unused": [u for u in unused if u[0] != "forward_layers_"],
+direct = ("forward_layers_", "forward_layers_parallel_")
+used = [(kernel, tuple(s)) for kernel in direct for s in getattr(K, kernel).signatures]
+print(json.dumps({"unused": [u for u in unused if u[0] not in direct],
                   "siblings": len(siblings),
-                  "small_missing": [str(s) for s in small if not any(
-                      tuple(a) == s for loop in ahead.LOOPS
+                  "direct": len(used),
+                  "direct_missing": [str(u) for u in used if not any(
+                      (kernel, tuple(a)) == u for loop in ahead.LOOPS
                       for sig in getattr(K, loop).signatures
-                      for kernel, a in ahead.jobs(loop, sig) if kernel == "forward_layers_")],
+                      for kernel, a in ahead.jobs(loop, sig))],
                   "probes": probes,
                   "loops": sum(len(getattr(K, loop).signatures) for loop in ahead.LOOPS)}))
 '''
@@ -95,8 +101,8 @@ def test_the_kernels_compiled_ahead_are_the_versions_fits_and_predictions_use(tm
     """Dense and one-hot CSR input; adam, sgd, lbfgs; regressor and classifier: every version
     the second process would compile for these fits' loops is one the fits then used (the
     rule's step and the delta recursion's kernels: the probes add no version to any kernel,
-    whether compiled or found in the disk cache), and every small-input prediction's
-    version is among them."""
+    whether compiled or found in the disk cache), and every version of predict's direct path
+    (one thread and two) is among them."""
     # an empty cache: every version a fit calls is compiled in the process (or loaded from
     # what its own second process just compiled) and held by its kernel, none is stale
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
@@ -106,7 +112,7 @@ def test_the_kernels_compiled_ahead_are_the_versions_fits_and_predictions_use(tm
     result = json.loads(done.stdout.strip().splitlines()[-1])
     # dense and CSR input share the loop's types: two stochastic loops, one full-batch
     assert result["loops"] >= 3 and result["probes"] >= 5
-    assert result["unused"] == [] and result["small_missing"] == []
+    assert result["unused"] == [] and result["direct_missing"] == [] and result["direct"] >= 4
     assert result["siblings"] >= 3
 
 

@@ -407,14 +407,19 @@ def test_a_forward_pass_gives_its_bits_on_any_number_of_threads(monkeypatch, dty
 
 
 def test_predict_runs_on_the_threads_the_measurement_gives(monkeypatch, fresh):
-    """An estimator's predict (and the validation of early stopping) hands the forward pass the
-    threads of ``prediction_threads``: several from a threshold of 0, one from inf."""
-    from fastfnn import network
+    """An estimator's predict hands the forward pass the threads of ``prediction_threads``,
+    on the direct path (a plain array) and the general one (a DataFrame): several from a
+    threshold of 0, one from inf."""
+    import pandas as pd
+
+    from fastfnn import _base, network
 
     seen = []
-    real = network.Network.forward
-    monkeypatch.setattr(network.Network, "forward",
-                        lambda self, X, threads=1: seen.append(threads) or real(self, X, threads))
+    general, direct = network.Network.forward, _base.forward_direct
+    monkeypatch.setattr(network.Network, "forward", lambda self, X, threads=1: seen.append(
+        ("general", threads)) or general(self, X, threads))
+    monkeypatch.setattr(_base, "forward_direct", lambda *args: seen.append(
+        ("direct", args[-1])) or direct(*args))
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((2500, 5)), rng.standard_normal(2500)
     est = FNNRegressor(hidden_layer_sizes=(8,), max_iter=2, random_state=0)
@@ -428,4 +433,5 @@ def test_predict_runs_on_the_threads_the_measurement_gives(monkeypatch, fresh):
                             (threshold, "measured", []))
         seen.clear()
         est.predict(X)
-        assert seen == [expected]
+        est.predict(pd.DataFrame(X))
+        assert seen == [("direct", expected), ("general", expected)]

@@ -1,6 +1,6 @@
-"""Prediction's small-input path (plain float ndarrays of up to SMALL_INPUT_ROWS rows) against
-the general path and scikit-learn: the same results, the same errors and warnings, and no
-buffers shared between threads."""
+"""Prediction's direct path (plain float ndarrays of the model's dtype, any number of rows, in
+chunks of DIRECT_ROWS, on one thread or several) against the general path and scikit-learn:
+the same results, the same errors and warnings, and no buffers shared between threads."""
 
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +12,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
 from fastfnn import FNNClassifier, FNNRegressor
-from fastfnn.network import SMALL_INPUT_ROWS
+from fastfnn.network import DIRECT_ROWS, forward_direct
 
 PARAMS = dict(hidden_layer_sizes=(16, 8), max_iter=3, random_state=0)
 
@@ -31,7 +31,7 @@ def data():
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh", "logistic", "identity"])
-@pytest.mark.parametrize("rows", [1, 7, SMALL_INPUT_ROWS, SMALL_INPUT_ROWS + 1])
+@pytest.mark.parametrize("rows", [1, 7, DIRECT_ROWS, DIRECT_ROWS + 1, 9 * DIRECT_ROWS + 5])
 def test_regressor_predictions_equal_scikit_learns(data, activation, rows):
     X, y, _ = data
     ours = fitted(FNNRegressor, X, y, activation=activation)
@@ -51,14 +51,19 @@ def test_classifier_predictions_equal_scikit_learns(data, rows):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_the_small_path_gives_the_bits_of_the_general_path(data, dtype):
+@pytest.mark.parametrize("rows", [50, 3 * DIRECT_ROWS + 7])
+def test_the_direct_path_gives_the_bits_of_the_general_path(data, dtype, rows):
     X, y, _ = data
-    est = fitted(FNNRegressor, X.astype(dtype), y.astype(dtype))
-    Xq = X[:50].astype(dtype)
-    small = est.predict(Xq)
+    est = fitted(FNNRegressor, X.astype(dtype), y.astype(dtype), hidden_layer_sizes=(40, 9))
+    Xq = np.random.RandomState(rows).randn(rows, X.shape[1]).astype(dtype)
+    direct = est.predict(Xq)
     general = est.predict(Xq.tolist() if dtype == np.float64 else pd.DataFrame(Xq))
-    assert small.dtype == general.dtype
-    np.testing.assert_array_equal(small, general)
+    assert direct.dtype == general.dtype
+    np.testing.assert_array_equal(direct, general)
+    # its chunks on any number of threads: the same bits
+    for threads in (2, 3):
+        on_threads = forward_direct(Xq, est.coefs_, est.intercepts_, "relu", "identity", threads)
+        np.testing.assert_array_equal(on_threads.ravel(), direct)
 
 
 def test_mixed_dtypes_take_the_general_path(data):
@@ -71,11 +76,12 @@ def test_mixed_dtypes_take_the_general_path(data):
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_non_finite_small_inputs_raise_scikit_learns_error(data, bad):
+@pytest.mark.parametrize("rows", [2, 2 * DIRECT_ROWS + 1])
+def test_non_finite_inputs_raise_scikit_learns_error(data, bad, rows):
     X, y, _ = data
     ours, theirs = fitted(FNNRegressor, X, y), fitted(MLPRegressor, X, y)
-    Xq = X[:2].copy()
-    Xq[1, 3] = bad
+    Xq = np.resize(X, (rows, X.shape[1]))
+    Xq[-1, 3] = bad  # in the last chunk
     with pytest.raises(ValueError) as expected:
         theirs.predict(Xq)
     with pytest.raises(ValueError) as got:
@@ -113,10 +119,11 @@ def test_replaced_coefficients_are_used(data):
     assert not np.allclose(est.predict(X[:4]), before)
 
 
-def test_threads_predicting_small_inputs_of_different_sizes_at_once(data):
+def test_threads_predicting_inputs_of_different_sizes_at_once(data):
     X, y, _ = data
     est = fitted(FNNRegressor, X, y)
-    inputs = [X[: 1 + (i * 37) % SMALL_INPUT_ROWS] for i in range(16)]
+    X = np.tile(X, (4, 1))  # up to 1,200 rows: chunks, each thread's buffer grown in turn
+    inputs = [X[: 1 + (i * 277) % X.shape[0]] for i in range(16)]
     expected = [est.predict(x) for x in inputs]
     with ThreadPoolExecutor(4) as pool:
         got = list(pool.map(est.predict, inputs * 4))

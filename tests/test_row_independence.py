@@ -1,12 +1,13 @@
 """A row's prediction does not depend on the rows predicted with it: the same bits whether a row
 is predicted alone, in a pair, in any slice or with all the others, for every layer width (the
 tile kernel's whole vectors and the columns past them, layers too large for the cache), both
-dtypes, dense and sparse input, the small-input and the chunked paths. The oracle is the
-prediction of all rows at once; NumPy's forward pass checks that it is right."""
+dtypes, dense and sparse input, the direct path of plain arrays and the general one. The oracle
+is the prediction of all rows at once; NumPy's forward pass checks that it is right."""
 
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
@@ -49,20 +50,22 @@ def pieces(n, rng):
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(hidden=st.lists(WIDTHS, min_size=1, max_size=2), n=st.integers(1, 3000),
        n_features=st.integers(1, 40), dtype=st.sampled_from(["float64", "float32"]),
-       sparse=st.booleans(), seed=st.integers(0, 2**16))
-def test_a_rows_prediction_does_not_depend_on_its_company(hidden, n, n_features, dtype, sparse,
+       form=st.sampled_from(["array", "sparse", "frame"]), seed=st.integers(0, 2**16))
+def test_a_rows_prediction_does_not_depend_on_its_company(hidden, n, n_features, dtype, form,
                                                           seed):
+    """All rows through the general path (a CSR matrix's, or a DataFrame's) or the direct one
+    (an array's), their pieces through the same path."""
     est = fitted(FNNRegressor, tuple(hidden), dtype, n_features, seed)
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, n_features)).astype(dtype)
-    if sparse:
+    if form == "sparse":
         X[rng.random(X.shape) < 0.7] = 0
         X = sp.csr_matrix(X)
-    everything = est.predict(X)
+    everything = est.predict(pd.DataFrame(X) if form == "frame" else X)
     tol = 1e-9 if dtype == "float64" else 2e-3
     np.testing.assert_allclose(everything, numpy_forward(est, X), rtol=tol, atol=tol)
     for rows in pieces(n, rng):
-        part = est.predict(X[rows])
+        part = est.predict(pd.DataFrame(X[rows]) if form == "frame" else X[rows])
         assert np.array_equal(part, everything[rows]), (rows[:3], len(rows))
 
 

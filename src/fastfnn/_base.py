@@ -38,7 +38,7 @@ from ._validation import (
     explained_errors,
 )
 from .network import (
-    SMALL_INPUT_ROWS, Network, check_memory, check_sparse, forward_small, init_params, layer_sizes,
+    DIRECT_ROWS, Network, check_memory, check_sparse, forward_direct, init_params, layer_sizes,
 )
 from .optimizers import RULES
 from .settings import Settings
@@ -619,7 +619,7 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
             check_is_fitted(self)
         check_prediction_activation(self)
         BLAS.prepare()
-        out = self._forward_small(X)
+        out = self._forward_direct(X)
         if out is not None:
             return out
         check_is_fitted(self)
@@ -629,21 +629,23 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         net = self._fitted_network(np.float32 if float32 else np.float64)
         return net.forward(X, prediction_threads(net.sizes, X.shape[0], net.dtype))
 
-    def _forward_small(self, X):
-        """:meth:`_forward` for small inputs: a plain float ndarray of 1 to SMALL_INPUT_ROWS
-        rows, of the model's dtype, for a model fitted without feature names. Makes the checks
-        ``validate_data`` would (fitted, 2-D, the number of features; finite values, in the
-        kernel) without its dataframe machinery; returns None where any does not hold, and the
+    def _forward_direct(self, X):
+        """:meth:`_forward` for plain arrays: a float ndarray of the model's dtype, for a model
+        fitted without feature names. Makes the checks ``validate_data`` would (fitted, 2-D,
+        the number of features; finite values, in the kernel) without its dataframe machinery,
+        and builds no network or workspace; returns None where any does not hold, and the
         general path then gives its result or its error."""
         if type(X) is not np.ndarray or X.ndim != 2 or X.dtype.kind != "f":
             return None
         coefs = self.__dict__.get("coefs_")
         if coefs is None or "feature_names_in_" in self.__dict__:
             return None
-        if not 0 < X.shape[0] <= SMALL_INPUT_ROWS or X.shape[1] != self.n_features_in_:
+        if X.shape[0] == 0 or X.shape[1] != self.n_features_in_ or X.dtype != coefs[0].dtype:
             return None
-        return forward_small(np.ascontiguousarray(X), coefs, self.intercepts_, self.activation,
-                             self.out_activation_)
+        threads = 1 if X.shape[0] <= DIRECT_ROWS else prediction_threads(
+            layer_sizes(coefs), X.shape[0], X.dtype)
+        return forward_direct(np.ascontiguousarray(X), coefs, self.intercepts_, self.activation,
+                              self.out_activation_, threads)
 
     def predict(self, X):
         """Predict using the network.

@@ -11,8 +11,9 @@ on cache loads) this process hands the loop's argument types to a second one (:f
 ``python -m fastfnn._compile_ahead`` runs it too), which compiles, into the same on-disk
 cache, the kernels :func:`jobs` names: the delta recursion's kernels, which the loop reaches
 after the forward pass, the rule's step, the forward passes of validation and prediction (one
-chunk, chunks on threads, and the small-input path for one to three hidden layers) and the
-loss of validation (in ``precompile``, the loop's sibling loops too). This process loads each
+chunk, chunks on threads, and the direct path of plain arrays for one to three hidden layers, on
+one thread and on several) and the loss of validation (in ``precompile``, the loop's sibling
+loops too). This process loads each
 from the cache when it gets there; arriving while the other still compiles one, it waits for
 it (processes compile a version in turn: ``_numba_cache``, which also makes a loop compiled
 around kernels loaded from the cache start Numba's threads when it is loaded in turn) rather
@@ -50,7 +51,7 @@ LOOPS = {"run_batches_", "run_batches_parallel_", "run_models_", "loss_grad_",
          "loss_grad_parallel_"}
 STEP = "rule step"  # the update rule's step (an overload): compiled through a probe
 DELTAS = "delta recursion"  # the backward pass's kernels after the forward pass: a probe
-DEPTHS = (2, 3, 4)  # layers of the small-input prediction path prepared (1-3 hidden layers)
+DEPTHS = (2, 3, 4)  # layers of predict's direct path prepared (1-3 hidden layers)
 # The loops that take the groups of a loop (the minibatch loop's, with the rule; the full
 # batch's, without), compiled ahead where everything is to be compiled (``precompile``).
 SIBLINGS = {"run_batches_": ("run_batches_parallel_", "loss_grad_", "loss_grad_parallel_"),
@@ -64,8 +65,8 @@ def jobs(loop, args, siblings=False):
     for ``args`` (its Numba argument types): first the kernels of the delta recursion
     (:data:`DELTAS`), which the loop reaches after the forward pass, then the rule's step
     (:data:`STEP`), after the batch's gradient; then, in the order a fit and its predictions
-    reach them, ``forward_rows_``, ``loss_value``, ``forward_rows_parallel_`` and
-    ``forward_layers_`` for :data:`DEPTHS` layers. With ``siblings``, last, the other loops
+    reach them, ``forward_rows_``, ``loss_value``, ``forward_rows_parallel_``, and
+    ``forward_layers_`` and ``forward_layers_parallel_`` for :data:`DEPTHS` layers. With ``siblings``, last, the other loops
     of the same groups (:data:`SIBLINGS`): the minibatch loop and the full batch, with the
     parts one after the other and on threads, which a fit of another size or solver takes."""
     if loop == "run_models_":  # typed lists of the groups of run_batches_
@@ -84,13 +85,14 @@ def jobs(loop, args, siblings=False):
     dtype = params.types[0].dtype
     matrix, vector = types.Array(dtype, 2, "C"), types.Array(dtype, 1, "C")
     forward = (matrix, work, data, params, model)
-    small = [("forward_layers_", (matrix, matrix, types.UniTuple(matrix, n),
-                                  types.UniTuple(vector, n), types.int64, types.int64, vector,
-                                  types.int64)) for n in DEPTHS]
+    layers = [(matrix, matrix, types.UniTuple(matrix, n), types.UniTuple(vector, n),
+               types.int64, types.int64, vector, types.int64) for n in DEPTHS]
+    direct = ([("forward_layers_", a) for a in layers]
+              + [("forward_layers_parallel_", a + (types.int64,)) for a in layers])
     return late + [("forward_rows_", forward),
                    ("loss_value", (matrix, matrix, vector, types.boolean, types.int64,
                                    types.float64)),
-                   ("forward_rows_parallel_", forward)] + small + late_loops
+                   ("forward_rows_parallel_", forward)] + direct + late_loops
 
 
 def compile_job(kernel, arg_types):

@@ -42,13 +42,14 @@ times anything, and :func:`retune` (``fastfnn bench --retune``) measures every c
 demand, each confirming a quiet measurement after a pause (``_guard.CONFIRM_PAUSE``).
 ``describe()`` says what was chosen and why.
 
-Prediction (:func:`prediction_threads`) runs the forward pass in chunks of ``PREDICT_CHUNK`` rows;
-a row's result never depends on its chunk, so the threads change only the speed. Chunks run on
-threads of their own where a chunk holds at least the forward work from which two chunks on two
-threads beat them on one here: timed as the split is (pairs back to back, the order alternating,
-rounds over every width, the median gain per width, :func:`threshold`), on two chunks of rows
-through networks of ``LAYERS`` square relu layers ``PREDICT_WIDTHS`` wide. Kept in the same
-file; a process that cannot run two threads predicts on one and measures nothing.
+Prediction (:func:`prediction_threads`) runs the forward pass in chunks of rows; a row's result
+never depends on its chunk, so the threads change only the speed. Chunks run on threads of their
+own where ``PREDICT_CHUNK`` rows hold at least the forward work from which twice that many rows
+on two threads beat them on one here: predict's direct path (that of plain arrays) timed as the
+split is (pairs back to back, the order alternating, rounds over every width, the median gain
+per width, :func:`threshold`), through networks of ``LAYERS`` square relu layers
+``PREDICT_WIDTHS`` wide. Kept in the same file; a process that cannot run two threads predicts
+on one and measures nothing.
 """
 
 import os
@@ -59,7 +60,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _env, _guard, _threads, _tuning
-from .network import PREDICT_CHUNK, DataSource, Network
+from .network import PREDICT_CHUNK, DataSource, Network, forward_direct
 from .optimizers import Adam
 from ._version import __version__
 
@@ -503,10 +504,11 @@ def measure_prediction(name, earlier=None):
 
 
 def _forward_pair(width, dtype, rng):
-    """A function of ``one_first`` that times a forward pass over 2 * PREDICT_CHUNK rows on one
-    thread and on PARTS threads, back to back, in that order or the other, and returns one
-    thread's time over the other's (:func:`_paired`)."""
+    """A function of ``one_first`` that times predict's direct path (``forward_direct``) over
+    2 * PREDICT_CHUNK rows on one thread and on PARTS threads, back to back, in that order or
+    the other, and returns one thread's time over the other's (:func:`_paired`)."""
     net = Network(_ladder_sizes(width), "relu", "identity", "squared_error", dtype)
     net.theta[:] = rng.uniform(-0.1, 0.1, net.theta.size)
-    source = DataSource(rng.standard_normal((2 * PREDICT_CHUNK, width)), dtype)
-    return _paired(lambda: net.forward(source, 1), lambda: net.forward(source, PARTS))
+    X = rng.standard_normal((2 * PREDICT_CHUNK, width)).astype(dtype)
+    layers = (X, net.coefs(), net.intercepts(), "relu", "identity")
+    return _paired(lambda: forward_direct(*layers, 1), lambda: forward_direct(*layers, PARTS))

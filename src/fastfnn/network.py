@@ -144,8 +144,9 @@ def layer_sizes(coefs):
     return [np.shape(c)[0] for c in coefs] + [np.shape(coefs[-1])[1]]
 
 
-# Rows up to which predict takes the small-input path (:func:`forward_small`).
-SMALL_INPUT_ROWS = 256
+# Rows of a chunk of predict's direct path (:func:`forward_direct`; more where the calling
+# thread's buffer has grown larger): inputs of up to this many rows run on the calling thread.
+DIRECT_ROWS = 256
 _thread_buffers = threading.local()  # per thread: {dtype: 1-D buffer}, grown as needed
 
 
@@ -162,13 +163,15 @@ def _thread_buffer(size, dtype):
     return buf
 
 
-def forward_small(X, coefs, intercepts, activation, out_activation):
+def forward_direct(X, coefs, intercepts, activation, out_activation, threads=1):
     """Output activations ``A[L]`` (m, n_outputs) of the dense, C-ordered rows X (m, n_features)
     through the layers ``coefs`` (W[i] (fan_in, fan_out)) and ``intercepts`` (b[i]
-    (fan_out,)); None where these arrays do not all share X's dtype and C order, or X holds a
+    (fan_out,)), in chunks of DIRECT_ROWS rows, on up to ``threads`` threads (the same bits on
+    any number); None where these arrays do not all share X's dtype and C order, or X holds a
     NaN or an infinity (the caller then takes the general path, which reports it). The
-    kernels' wall for the small-input path: every shape is checked here. Buffers are the
-    calling thread's own; nothing of the network is built or copied."""
+    kernels' wall for the direct path: every shape is checked here. Buffers are the calling
+    thread's own (2 * DIRECT_ROWS rows of the widest hidden layer a thread at most); nothing
+    of the network is built or copied."""
     dtype = X.dtype
     sizes = [X.shape[1]]
     for W, b in zip(coefs, intercepts):
@@ -177,10 +180,17 @@ def forward_small(X, coefs, intercepts, activation, out_activation):
             return None
         sizes.append(W.shape[1])
     m = X.shape[0]
-    buf = _thread_buffer(2 * m * max(sizes[1:-1], default=1), dtype)
+    rows = min(m, DIRECT_ROWS)
+    threads = max(1, min(int(threads), -(-m // rows)))
+    buf = _thread_buffer(threads * 2 * rows * max(sizes[1:-1], default=1), dtype)
     out = np.empty((m, sizes[-1]), dtype)
-    finite = K.forward_layers_(out, X, tuple(coefs), tuple(intercepts), act_code(activation),
-                               act_code(out_activation), buf, K.EVERY_SHAPE)
+    layers = (out, X, tuple(coefs), tuple(intercepts), act_code(activation),
+              act_code(out_activation), buf, K.EVERY_SHAPE)
+    if threads == 1:
+        finite = K.forward_layers_(*layers)
+    else:
+        with numba_threads(threads):
+            finite = K.forward_layers_parallel_(*layers, threads)
     return out if finite else None
 
 

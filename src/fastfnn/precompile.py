@@ -39,8 +39,8 @@ from fastfnn import (FNNClassifier, FNNEnsembleRegressor, FNNGridSearchCV, FNNRe
 
 # Small networks train on one thread; the wide one has enough work per batch to be split into
 # parts on several threads where the machine measured that to pay (its fit runs the measurement;
-# and predicts many rows on several). The small-input predict path
-# is compiled per depth: one, two and three hidden layers are prepared.
+# and predicts many rows on several). Predict's direct path (plain arrays) is compiled per
+# depth: one, two and three hidden layers are prepared.
 _SMALL = dict(batch_size=16, max_iter=2, random_state=0)
 _WIDE = (256, 256)  # its fits and predictions time the machine (``_parts``)
 _SPLIT = dict(hidden_layer_sizes=_WIDE, batch_size=200, max_iter=1, random_state=0)
@@ -108,7 +108,7 @@ def precompile(dtypes=("float64",)):
                     estimator.fit(X[:_ROWS], y[:_ROWS])
                 if wide:  # with this process's cores to itself: many rows, in chunks
                     estimator.predict(X)  # (timed: ``_parts``)
-                estimator.predict(X[:1])  # one row: the small-input path
+                estimator.predict(X[:1])  # one row: the direct path
         helper.wait()  # all in the cache before this returns (and its process ends)
     finally:
         helper.siblings = False
