@@ -1,4 +1,4 @@
-"""Predict latency (1, 10, 100 rows) and throughput (100k rows) of a (64, 64) regressor:
+"""Predict latency (1, 10, 100 rows) and throughput (1k, 10k, 100k rows) of a (64, 64) regressor:
 fastfnn, scikit-learn with the same weights, torch eager."""
 
 

@@ -13,11 +13,10 @@ cache, the kernels :func:`jobs` names: the delta recursion's kernels, which the 
 after the forward pass, the rule's step, the forward passes of validation and prediction (one
 chunk, chunks on threads, and the direct path of plain arrays for one to three hidden layers, on
 one thread and on several) and the loss of validation (in ``precompile``, the loop's sibling
-loops too). This process loads each
-from the cache when it gets there; arriving while the other still compiles one, it waits for
-it (processes compile a version in turn: ``_numba_cache``, which also makes a loop compiled
-around kernels loaded from the cache start Numba's threads when it is loaded in turn) rather
-than compile it twice. The same code compiled by the same Numba for the same CPU: nothing but
+loops too). This process loads each from the cache when it gets there; arriving while the
+other still compiles one, it waits for it (processes compile a version in turn:
+``_numba_cache``, which also makes a loop compiled around kernels loaded from the cache start
+Numba's threads when it is loaded in turn) rather than compile it twice. The same code compiled by the same Numba for the same CPU: nothing but
 the wait changes.
 
 One second process per process (importing the kernels, not the estimators:
@@ -66,9 +65,10 @@ def jobs(loop, args, siblings=False):
     (:data:`DELTAS`), which the loop reaches after the forward pass, then the rule's step
     (:data:`STEP`), after the batch's gradient; then, in the order a fit and its predictions
     reach them, ``forward_rows_``, ``loss_value``, ``forward_rows_parallel_``, and
-    ``forward_layers_`` and ``forward_layers_parallel_`` for :data:`DEPTHS` layers. With ``siblings``, last, the other loops
-    of the same groups (:data:`SIBLINGS`): the minibatch loop and the full batch, with the
-    parts one after the other and on threads, which a fit of another size or solver takes."""
+    ``forward_layers_`` and ``forward_layers_parallel_`` for :data:`DEPTHS` layers. With
+    ``siblings``, last, the other loops of the same groups (:data:`SIBLINGS`): the minibatch
+    loop and the full batch, with the parts one after the other and on threads, which a fit
+    of another size or solver takes."""
     if loop == "run_models_":  # typed lists of the groups of run_batches_
         args = [arg.item_type for arg in args[:5]]
     if loop in ("loss_grad_", "loss_grad_parallel_"):

@@ -15,7 +15,7 @@ Used by ``fastfnn bench`` (:func:`add_arguments`, :func:`run`) and by the pytest
   same random numbers; torch and the reference are given scikit-learn's initial weights and batch
   order);
 * the "GEMM floor": the epoch's matrix products alone, at their real shapes;
-* predict latency (1, 10, 100 rows) and throughput (100k rows) of a (64, 64) regressor;
+* predict latency (1, 10, 100 rows) and throughput (1k, 10k and 100k rows) of a (64, 64) regressor;
   start-up (import, first fit with an empty and a warm Numba cache, the first ``fastfnn fit``
   command) and the peak memory of a fit, each in fresh subprocesses;
 * the targets (:data:`TARGETS`, one table), each with its value and met / MISSED.

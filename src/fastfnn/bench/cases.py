@@ -71,7 +71,7 @@ ROUNDS = {"fastfnn": 3, "reference": 3, "sklearn": 2, "torch": 3}
 # count is timed as the best of PREDICT_REPEATS medians of that many calls; the last is throughput.
 PREDICT_CONFIG = Config("predict", 100_000, 20, (64, 64), 1, 64)
 PREDICT_FIT_ROWS = 2000
-PREDICT_CALLS = {1: 2000, 10: 1000, 100: 500, 100_000: 1}
+PREDICT_CALLS = {1: 2000, 10: 1000, 100: 500, 1_000: 200, 10_000: 20, 100_000: 1}
 PREDICT_REPEATS = 5
 PREDICT_CASE = "(64, 64) float64"
 
@@ -112,7 +112,8 @@ TARGETS = (
     *(Target("vs torch", f"{c}/{d}", ">", 1) for c in CONFIGS for d in DTYPES),
     Target("predict 1 row vs sklearn", PREDICT_CASE, ">=", 10),
     Target("predict 1 row", PREDICT_CASE, "<=", 25, " us"),
-    Target("predict 100k rows vs sklearn", PREDICT_CASE, ">=", 2),
+    *(Target(f"predict {rows} rows vs sklearn", PREDICT_CASE, ">=", 2)
+      for rows in ("1k", "10k", "100k")),
     Target("first `fastfnn fit`", "after install", "<=", 8, " s"),
     Target("peak RSS / sklearn's", "wide", "<=", 1),
 )

@@ -49,8 +49,8 @@ class Latency:
         return self._models[impl]
 
     def measure_predict(self, impl):
-        """Seconds per ``predict`` call of ``impl`` on 1, 10, 100 and 100k rows (a plain float64
-        ndarray): per row count the best of :data:`PREDICT_REPEATS` medians of
+        """Seconds per ``predict`` call of ``impl`` on 1, 10, 100, 1k, 10k and 100k rows (a
+        plain float64 ndarray): per row count the best of :data:`PREDICT_REPEATS` medians of
         :data:`PREDICT_CALLS` calls, after a warm-up call. Threads: fastfnn's predict rule for
         that many rows (``_parts.prediction_threads``), given to scikit-learn's BLAS and to
         torch, set once per row count."""

@@ -129,8 +129,9 @@ class Tables:
         if 1 in row:
             out[("predict 1 row vs sklearn", PREDICT_CASE)] = row[1]["vs sklearn"]
             out[("predict 1 row", PREDICT_CASE)] = row[1]["fastfnn us/call"]
-        if 100_000 in row:
-            out[("predict 100k rows vs sklearn", PREDICT_CASE)] = row[100_000]["vs sklearn"]
+        for n in (1_000, 10_000, 100_000):
+            if n in row:
+                out[(f"predict {n // 1000}k rows vs sklearn", PREDICT_CASE)] = row[n]["vs sklearn"]
         if self.command:
             out[("first `fastfnn fit`", "after install")] = self.command["prepared"]
         for r in self.memory_rows():
