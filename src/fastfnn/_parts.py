@@ -86,9 +86,11 @@ PREDICT_WIDTHS = (4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)  # chunk work about 
 # The choices in force while a measurement is deferred (the machine was busy): from what work
 # (flops) training's parts and prediction's chunks run on threads of their own. Between what quiet
 # machines measured: training 1.2-4.7 MFLOP on a Zen 3 EPYC, 19 MFLOP on a Rocket Lake Xeon;
-# prediction 0.1-0.9 MFLOP on the Xeon. Wrong by a factor of a few, they cost a few percent on
-# the batches between, not a thread lost on every batch.
-DEFAULT_FLOPS = {"training": 8e6, "prediction": 1e6}
+# prediction's direct path 1.6-3.6 MFLOP a chunk on an Ice Lake Xeon (gains of 0.88-0.97 below,
+# 1.3-1.8 from there; the general path, a workspace built per call, had crossed at 0.1-0.9).
+# Wrong by a factor of a few, they cost a few percent on the batches between, not a thread lost
+# on every batch.
+DEFAULT_FLOPS = {"training": 8e6, "prediction": 2e6}
 
 
 class Choice(NamedTuple):
