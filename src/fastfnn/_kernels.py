@@ -23,7 +23,7 @@ function that calls another lives here. The file keeps the shape of the Python h
     loss_grad_(_parallel_)  the full batch (L-BFGS): all rows as one batch, in parts
     forward_rows_(_parallel_)  predict: forward_ over fixed chunks of rows
     forward_layers_         predict's direct path: the layers as tuples, no flat theta
-    forward_layers_parallel_  the same, its chunks on Numba's threads
+    forward_layers_parallel_  the same on blocks of rows, on Numba's threads
     matmul_, matmul_nt_, matmul_tn_   the products: thin loops, the tile kernel or gemm_
     csr_matmul_, csr_matmul_tn_       the first layer's products from CSR rows (Model.first_csr):
                             O(stored entries x width), A[0] never filled
@@ -2238,40 +2238,6 @@ def forward_rows_parallel_(out, work, data, params, model):
 
 
 @jit_inline
-def layers_in_chunks_(out, X, Ws, bs, hidden_act, out_act, buf, tile_limit, P):
-    """Writes ``out`` (m, n_outputs) = A[L] for the rows X (m, n_features), and ``buf``: the
-    forward pass with the layers given as tuples ``Ws`` (W[i] (fan_in, fan_out)) and ``bs``
-    (b[i] (fan_out,)), products as :func:`matmul_` with ``tile_limit``. ``buf`` is P parts'
-    buffers; each holds two halves of as many rows as a chunk has (a half holds that many rows
-    of the widest hidden layer), hidden activations alternating between them. Part p (under
-    ``prange``) takes chunks p, p + P, ...; every row's result is the same whichever part
-    computes it. Unchecked: X must hold no NaN or infinity (the kernels say)."""
-    m, n_features = X.shape
-    L = len(Ws)
-    size = buf.shape[0] // P
-    half = size // 2
-    widest = 1
-    for i in range(L - 1):
-        widest = max(widest, Ws[i].shape[1])
-    chunk = max(1, half // widest)
-    n_chunks = -(-m // chunk)
-    n_outputs = out.shape[1]
-    for p in prange(P):
-        for c in range(p, n_chunks, P):
-            start = c * chunk
-            rows = min(chunk, m - start)
-            A_prev = rows_view(X, start * n_features, rows, n_features)
-            for i in range(L):
-                if i == L - 1:
-                    A_next = rows_view(out, start * n_outputs, rows, n_outputs)
-                else:
-                    A_next = rows_view(buf, p * size + (i % 2) * half, rows, Ws[i].shape[1])
-                affine_act_(A_next, A_prev, Ws[i], bs[i],
-                            out_act if i == L - 1 else hidden_act, tile_limit)
-                A_prev = A_next
-
-
-@jit_inline
 def all_finite(X):
     """Whether the matrix X holds no NaN and no infinity."""
     for r in range(X.shape[0]):
@@ -2283,25 +2249,57 @@ def all_finite(X):
 
 @jit
 def forward_layers_(out, X, Ws, bs, hidden_act, out_act, buf, tile_limit):
-    """:func:`layers_in_chunks_` on the calling thread (one part: ``buf`` at least 2 *
-    max(hidden units) elements), without a flat theta: predict's direct path, any number of
-    rows in no more memory than a chunk's. Returns False, writing nothing, where X holds a NaN
-    or an infinity (the caller then reports it), else True."""
+    """Writes ``out`` (m, n_outputs) = A[L] for the rows X (m, n_features), and ``buf``: the
+    forward pass with the layers given as tuples ``Ws`` (W[i] (fan_in, fan_out)) and ``bs``
+    (b[i] (fan_out,)), products as :func:`matmul_` with ``tile_limit``: predict's direct path,
+    no flat theta. The rows go through in chunks of as many rows as half of ``buf`` holds of
+    the widest hidden layer (``buf`` at least 2 * max(hidden units) elements), hidden
+    activations alternating between its two halves: any number of rows in a chunk's memory.
+
+    Returns False, writing nothing, where X holds a NaN or an infinity (the caller then
+    reports it), else True."""
     out, X, Ws, bs, buf = borrowed((out, X, Ws, bs, buf))
     if not all_finite(X):
         return False
-    layers_in_chunks_(out, X, Ws, bs, hidden_act, out_act, buf, tile_limit, 1)
+    m, n_features = X.shape
+    L = len(Ws)
+    half = buf.shape[0] // 2
+    widest = 1
+    for i in range(L - 1):
+        widest = max(widest, Ws[i].shape[1])
+    chunk = max(1, half // widest)
+    n_outputs = out.shape[1]
+    for start in range(0, m, chunk):
+        rows = min(chunk, m - start)
+        A_prev = rows_view(X, start * n_features, rows, n_features)
+        for i in range(L):
+            if i == L - 1:
+                A_next = rows_view(out, start * n_outputs, rows, n_outputs)
+            else:
+                A_next = rows_view(buf, (i % 2) * half, rows, Ws[i].shape[1])
+            affine_act_(A_next, A_prev, Ws[i], bs[i], out_act if i == L - 1 else hidden_act,
+                        tile_limit)
+            A_prev = A_next
     return True
 
 
 @jit_parallel
 def forward_layers_parallel_(out, X, Ws, bs, hidden_act, out_act, buf, tile_limit, parts):
-    """:func:`forward_layers_` with ``parts`` parts on Numba's threads, each in its share of
-    ``buf``: the same bits."""
+    """:func:`forward_layers_` on ``parts`` blocks of consecutive rows, on Numba's threads, each
+    in its share of ``buf``: the same bits (a row's result does not depend on its chunk)."""
     out, X, Ws, bs, buf = borrowed((out, X, Ws, bs, buf))
     if not all_finite(X):
         return False
-    layers_in_chunks_(out, X, Ws, bs, hidden_act, out_act, buf, tile_limit, parts)
+    m, n_features = X.shape
+    n_outputs = out.shape[1]
+    size = buf.shape[0] // parts
+    for p in prange(parts):
+        start = p * m // parts
+        rows = (p + 1) * m // parts - start
+        if rows > 0:
+            forward_layers_(rows_view(out, start * n_outputs, rows, n_outputs),
+                            rows_view(X, start * n_features, rows, n_features), Ws, bs,
+                            hidden_act, out_act, buf[p * size:(p + 1) * size], tile_limit)
     return True
 
 
