@@ -103,8 +103,8 @@ def test_after_precompile_a_first_fit_compiles_nothing(tmp_path):
 
     # Code compiled for this CPU serves only this CPU: as another (Numba's target CPU named
     # otherwise, as on a machine the wheel was not built on) the first fit compiles, and trains
-    # as here.
-    compiled = _run(tmp_path, GENERIC_FIT, NUMBA_CPU_NAME="generic")
+    # as here. (It compiles what it uses, no second process: a third less CPU time.)
+    compiled = _run(tmp_path, GENERIC_FIT, NUMBA_CPU_NAME="generic", FASTFNN_COMPILE_AHEAD="0")
     assert "run_batches_" in compiled
     here = np.load(_fit_here(tmp_path))
     np.testing.assert_allclose(np.load(tmp_path / "generic.npy"), here, rtol=1e-9, atol=1e-12)
