@@ -7,9 +7,6 @@ def test_predict(benchmark, bench, predict_impl):
     benchmark.pedantic(bench.measure_predict, args=(predict_impl,), rounds=1, iterations=1)
 
 
-CLASSES = 3  # fewer than a vector's width: the output layer is all past the last whole vector
-
-
 def test_predict_proba_classifier(benchmark):
     """``predict_proba`` of a (64, 64) classifier of 3 classes (softmax), fitted briefly on
     2,000 rows, against scikit-learn's ``MLPClassifier`` holding the same weights, on 1, 1k and
@@ -27,7 +24,7 @@ def test_predict_proba_classifier(benchmark):
 
     rng = np.random.default_rng(0)
     X = rng.standard_normal((10_000, 20))
-    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0)
+    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0)  # 3 classes: all past the last whole vector
     params = dict(hidden_layer_sizes=(64, 64), max_iter=2, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -54,7 +51,7 @@ def test_predict_proba_classifier(benchmark):
     benchmark.group = "predict_proba (64, 64), 3 classes"
     benchmark.extra_info.update(cpu=cpu_name(), rows=rows)
     benchmark.pedantic(lambda: ours.predict_proba(X), rounds=1, iterations=1)
-    print(f"\npredict_proba, (64, 64) classifier of {CLASSES} classes ({cpu_name()}):")
+    print(f"\npredict_proba, (64, 64) classifier of 3 classes ({cpu_name()}):")
     for n, r in rows.items():
         print(f"  {n:6d} rows: fastfnn {r['fastfnn us']:9.1f} us, scikit-learn "
               f"{r['sklearn us']:9.1f} us, {r['vs sklearn']:.2f}x")

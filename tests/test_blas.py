@@ -228,12 +228,14 @@ def test_fastfnn_blas_empty_is_unset_and_a_bad_value_is_one_clear_error(tmp_path
 
 
 @pytest.mark.parametrize("rows", [1, 300])
-def test_a_bad_blas_choice_stops_every_prediction_path(monkeypatch, rows):
-    """The small-input path (a few rows) and the chunked one both report it."""
+@pytest.mark.parametrize("form", ["array", "list"])
+def test_a_bad_blas_choice_stops_every_prediction_path(monkeypatch, rows, form):
+    """The direct path (a plain array, of any size) and the general one (a list) both report
+    it."""
     X = np.random.RandomState(0).randn(rows, 3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         est = FNNRegressor(hidden_layer_sizes=(4,), max_iter=2).fit(X, X[:, 0])
     monkeypatch.setattr(_blas.BLAS, "error", ValueError("FASTFNN_BLAS must be one of ..."))
     with pytest.raises(ValueError, match="FASTFNN_BLAS"):
-        est.predict(X)
+        est.predict(X.tolist() if form == "list" else X)

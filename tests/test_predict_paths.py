@@ -129,3 +129,35 @@ def test_threads_predicting_inputs_of_different_sizes_at_once(data):
         got = list(pool.map(est.predict, inputs * 4))
     for i, g in enumerate(got):
         np.testing.assert_array_equal(g, expected[i % len(inputs)])
+
+
+def test_a_non_finite_value_stops_the_threads_and_writes_nothing(data):
+    """On the direct path's threads: a NaN or an infinity in any block gives None (the caller
+    then takes the general path, which reports it), for every thread count."""
+    X, y, _ = data
+    est = fitted(FNNRegressor, X, y)
+    Xq = np.resize(X, (4 * DIRECT_ROWS, X.shape[1]))
+    for threads in (1, 2, 3):
+        for at in (0, Xq.shape[0] // 2, Xq.shape[0] - 1):
+            bad = Xq.copy()
+            bad[at, 2] = np.inf
+            assert forward_direct(bad, est.coefs_, est.intercepts_, "relu", "identity",
+                                  threads) is None
+
+
+def test_a_threads_kept_buffer_stays_bounded():
+    """A wide network's many rows use a buffer of the call's own beyond KEPT_BUFFER_BYTES: the
+    calling thread keeps no more than that, and the result is NumPy's."""
+    from fastfnn import network
+
+    rng = np.random.default_rng(0)
+    width = network.KEPT_BUFFER_BYTES // (4 * DIRECT_ROWS * 8) + 1  # two threads' halves: over
+    coefs = [rng.standard_normal((5, width)) / 3, rng.standard_normal((width, 1)) / width]
+    intercepts = [rng.standard_normal(width), rng.standard_normal(1)]
+    X = rng.standard_normal((3 * DIRECT_ROWS, 5))
+    for threads in (1, 2):
+        out = forward_direct(X, coefs, intercepts, "relu", "identity", threads)
+        expected = np.maximum(X @ coefs[0] + intercepts[0], 0) @ coefs[1] + intercepts[1]
+        np.testing.assert_allclose(out, expected, rtol=1e-9, atol=1e-12)
+        kept = getattr(network._thread_buffers, "arrays", {}).get(np.dtype(np.float64))
+        assert kept is None or kept.nbytes <= network.KEPT_BUFFER_BYTES

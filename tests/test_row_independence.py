@@ -79,3 +79,22 @@ def test_probabilities_do_not_depend_on_their_company(dtype):
     for r in range(0, 257, 16):
         assert np.array_equal(est.predict_proba(X[r:r + 1]), everything[r:r + 1])
         assert np.array_equal(est.predict_proba(X[r:r + 2]), everything[r:r + 2])
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("outputs", [2, 3, 19])
+def test_outputs_past_the_last_whole_vector_do_not_depend_on_their_company(dtype, outputs):
+    """A multi-output regressor whose output layer is narrower than a vector (2, 3) or has
+    columns past its last whole one (19): each row's outputs alone, in pairs and in slices are
+    those of all rows at once, and right."""
+    rng = np.random.RandomState(outputs)
+    X = rng.randn(600, 7).astype(dtype)
+    Y = X @ rng.randn(7, outputs).astype(dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = FNNRegressor(hidden_layer_sizes=(13,), max_iter=2, random_state=0).fit(X, Y)
+    everything = est.predict(X)
+    tol = 1e-9 if dtype == "float64" else 2e-3
+    np.testing.assert_allclose(everything, numpy_forward(est, X), rtol=tol, atol=tol)
+    for rows in pieces(X.shape[0], np.random.default_rng(outputs)):
+        assert np.array_equal(est.predict(X[rows]), everything[rows]), (rows[:3], len(rows))

@@ -16,8 +16,8 @@ one thread and on several) and the loss of validation (in ``precompile``, the lo
 loops too). This process loads each from the cache when it gets there; arriving while the
 other still compiles one, it waits for it (processes compile a version in turn:
 ``_numba_cache``, which also makes a loop compiled around kernels loaded from the cache start
-Numba's threads when it is loaded in turn) rather than compile it twice. The same code compiled by the same Numba for the same CPU: nothing but
-the wait changes.
+Numba's threads when it is loaded in turn) rather than compile it twice. The same code compiled
+by the same Numba for the same CPU: nothing but the wait changes.
 
 One second process per process (importing the kernels, not the estimators:
 :data:`KERNELS_ONLY`), fed by a pipe (pickled Numba types, written by its parent only; it
@@ -85,7 +85,8 @@ def jobs(loop, args, siblings=False):
     dtype = params.types[0].dtype
     matrix, vector = types.Array(dtype, 2, "C"), types.Array(dtype, 1, "C")
     forward = (matrix, work, data, params, model)
-    layers = [(matrix, matrix, types.UniTuple(matrix, n), types.UniTuple(vector, n),
+    rows = types.Array(dtype, 2, "C", readonly=True)  # the direct path's X: read-only always
+    layers = [(matrix, rows, types.UniTuple(matrix, n), types.UniTuple(vector, n),
                types.int64, types.int64, vector, types.int64) for n in DEPTHS]
     direct = ([("forward_layers_", a) for a in layers]
               + [("forward_layers_parallel_", a + (types.int64,)) for a in layers])

@@ -1015,9 +1015,9 @@ def zero_(x):
 
 THIN = 2  # products with a dimension this small (matrix-vector) are plain loops, not BLAS calls
 # The forward's tile limit for prediction: the tile kernel for every layer (the columns past the
-# last whole vector as dot products), never gemm, whose sums for a row depend on how many rows
-# it is given (OpenBLAS's kernels for row tails, small inputs and one row differ): so a row's
-# prediction is the same bits whatever rows are predicted with it.
+# last whole vector on a zero-padded copy), never gemm, whose sums for a row depend on how many
+# rows it is given (OpenBLAS's kernels for row tails, small inputs and one row differ): so a
+# row's prediction is the same bits whatever rows are predicted with it.
 EVERY_SHAPE = -1
 
 

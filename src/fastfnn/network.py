@@ -148,32 +148,40 @@ def layer_sizes(coefs):
 # thread's buffer has grown larger): inputs of up to this many rows run on the calling thread.
 DIRECT_ROWS = 256
 _thread_buffers = threading.local()  # per thread: {dtype: 1-D buffer}, grown as needed
+KEPT_BUFFER_BYTES = 16 << 20  # the most a thread keeps between calls (larger: the call's own)
 
 
 def _thread_buffer(size, dtype):
     """An array of at least ``size`` elements of ``dtype``, owned by the calling thread (reused
-    across calls: no allocation once grown; never shared between threads)."""
+    across calls: no allocation once grown; never shared between threads). Kept for the
+    thread's next call up to KEPT_BUFFER_BYTES; a larger request gets a buffer of its own."""
+    most = KEPT_BUFFER_BYTES // np.dtype(dtype).itemsize
+    if size > most:
+        return np.empty(size, dtype)
     buffers = getattr(_thread_buffers, "arrays", None)
     if buffers is None:
         buffers = _thread_buffers.arrays = {}
     buf = buffers.get(dtype)
     if buf is None or buf.shape[0] < size:
-        buf = buffers[dtype] = np.empty(max(size, 2 * (0 if buf is None else buf.shape[0])),
-                                        dtype)
+        grown = max(size, 2 * (0 if buf is None else buf.shape[0]))
+        buf = buffers[dtype] = np.empty(min(grown, most), dtype)
     return buf
 
 
 def forward_direct(X, coefs, intercepts, activation, out_activation, threads=1):
     """Output activations ``A[L]`` (m, n_outputs) of the dense, C-ordered rows X (m, n_features)
     through the layers ``coefs`` (W[i] (fan_in, fan_out)) and ``intercepts`` (b[i]
-    (fan_out,)), in chunks of DIRECT_ROWS rows, on up to ``threads`` threads (the same bits on
-    any number); None where these arrays do not all share X's dtype and C order, or X holds a
-    NaN or an infinity (the caller then takes the general path, which reports it). The
-    kernels' wall for the direct path: every shape is checked here. Buffers are the calling
-    thread's own (2 * DIRECT_ROWS rows of the widest hidden layer a thread at most); nothing
-    of the network is built or copied."""
+    (fan_out,)), in chunks of at least DIRECT_ROWS rows (as many as the calling thread's buffer
+    holds), on up to ``threads`` threads (the same bits on any number); None where these arrays
+    do not all share X's dtype and C order, or X holds a NaN or an infinity (the caller then
+    takes the general path, which reports it). The kernels' wall for the direct path: every
+    shape is checked here. The buffer is the calling thread's (:func:`_thread_buffer`: 2 *
+    DIRECT_ROWS rows of the widest hidden layer a thread); nothing of the network is built or
+    copied, and X reaches the kernels read-only (one compiled version for any input)."""
     dtype = X.dtype
     sizes = [X.shape[1]]
+    if len(coefs) != len(intercepts):
+        return None
     for W, b in zip(coefs, intercepts):
         if (W.dtype != dtype or b.dtype != dtype or W.ndim != 2 or not W.flags.c_contiguous
                 or W.shape[0] != sizes[-1] or b.shape != (W.shape[1],)):
@@ -184,7 +192,7 @@ def forward_direct(X, coefs, intercepts, activation, out_activation, threads=1):
     threads = max(1, min(int(threads), -(-m // rows)))
     buf = _thread_buffer(threads * 2 * rows * max(sizes[1:-1], default=1), dtype)
     out = np.empty((m, sizes[-1]), dtype)
-    layers = (out, X, tuple(coefs), tuple(intercepts), act_code(activation),
+    layers = (out, read_only(X), tuple(coefs), tuple(intercepts), act_code(activation),
               act_code(out_activation), buf, K.EVERY_SHAPE)
     if threads == 1:
         finite = K.forward_layers_(*layers)
