@@ -91,7 +91,7 @@ print(json.dumps({"unused": [u for u in unused if u[0] not in direct],
                   "direct_missing": [str(u) for u in used if not any(
                       (kernel, tuple(a)) == u for loop in ahead.LOOPS
                       for sig in getattr(K, loop).signatures
-                      for kernel, a in ahead.jobs(loop, sig))],
+                      for kernel, a in ahead.jobs(loop, sig, siblings=True))],
                   "probes": probes,
                   "loops": sum(len(getattr(K, loop).signatures) for loop in ahead.LOOPS)}))
 '''
@@ -102,7 +102,7 @@ def test_the_kernels_compiled_ahead_are_the_versions_fits_and_predictions_use(tm
     the second process would compile for these fits' loops is one the fits then used (the
     rule's step and the delta recursion's kernels: the probes add no version to any kernel,
     whether compiled or found in the disk cache), and every version of predict's direct path
-    (one thread and two) is among them."""
+    (one thread and two) is among those precompile sends (with the siblings)."""
     # an empty cache: every version a fit calls is compiled in the process (or loaded from
     # what its own second process just compiled) and held by its kernel, none is stale
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))

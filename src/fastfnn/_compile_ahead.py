@@ -11,8 +11,8 @@ on cache loads) this process hands the loop's argument types to a second one (:f
 ``python -m fastfnn._compile_ahead`` runs it too), which compiles, into the same on-disk
 cache, the kernels :func:`jobs` names: the delta recursion's kernels, which the loop reaches
 after the forward pass, the rule's step, the forward passes of validation and prediction (one
-chunk, chunks on threads, and the direct path of plain arrays for one to three hidden layers, on
-one thread and on several) and the loss of validation (in ``precompile``, the loop's sibling
+chunk, chunks on threads, and the direct path of plain arrays for one to three hidden layers)
+and the loss of validation (in ``precompile``, the direct path on threads and the loop's sibling
 loops too). This process loads each from the cache when it gets there; arriving while the
 other still compiles one, it waits for it (processes compile a version in turn:
 ``_numba_cache``, which also makes a loop compiled around kernels loaded from the cache start
@@ -64,11 +64,13 @@ def jobs(loop, args, siblings=False):
     for ``args`` (its Numba argument types): first the kernels of the delta recursion
     (:data:`DELTAS`), which the loop reaches after the forward pass, then the rule's step
     (:data:`STEP`), after the batch's gradient; then, in the order a fit and its predictions
-    reach them, ``forward_rows_``, ``loss_value``, ``forward_rows_parallel_``, and
-    ``forward_layers_`` and ``forward_layers_parallel_`` for :data:`DEPTHS` layers. With
-    ``siblings``, last, the other loops of the same groups (:data:`SIBLINGS`): the minibatch
-    loop and the full batch, with the parts one after the other and on threads, which a fit
-    of another size or solver takes."""
+    reach them, ``forward_rows_``, ``loss_value``, ``forward_rows_parallel_`` and
+    ``forward_layers_`` for :data:`DEPTHS` layers. With ``siblings`` (``precompile``), then
+    ``forward_layers_parallel_`` for those depths (a large prediction's threads: some 4 s of
+    compiling each, which a first fit's second process leaves to the prediction that needs
+    it) and, last, the other loops of the same groups (:data:`SIBLINGS`): the minibatch loop
+    and the full batch, with the parts one after the other and on threads, which a fit of
+    another size or solver takes."""
     if loop == "run_models_":  # typed lists of the groups of run_batches_
         args = [arg.item_type for arg in args[:5]]
     if loop in ("loss_grad_", "loss_grad_parallel_"):
@@ -88,8 +90,9 @@ def jobs(loop, args, siblings=False):
     rows = types.Array(dtype, 2, "C", readonly=True)  # the direct path's X: read-only always
     layers = [(matrix, rows, types.UniTuple(matrix, n), types.UniTuple(vector, n),
                types.int64, types.int64, vector, types.int64) for n in DEPTHS]
-    direct = ([("forward_layers_", a) for a in layers]
-              + [("forward_layers_parallel_", a + (types.int64,)) for a in layers])
+    direct = [("forward_layers_", a) for a in layers]
+    if siblings:
+        direct += [("forward_layers_parallel_", a + (types.int64,)) for a in layers]
     return late + [("forward_rows_", forward),
                    ("loss_value", (matrix, matrix, vector, types.boolean, types.int64,
                                    types.float64)),
