@@ -188,7 +188,7 @@ def forward_direct(X, coefs, intercepts, activation, out_activation, threads=1):
             return None
         sizes.append(W.shape[1])
     m = X.shape[0]
-    rows = min(m, DIRECT_ROWS)
+    rows = max(1, min(m, DIRECT_ROWS))  # (no rows: one empty chunk)
     threads = max(1, min(int(threads), -(-m // rows)))
     buf = _thread_buffer(threads * 2 * rows * max(sizes[1:-1], default=1), dtype)
     out = np.empty((m, sizes[-1]), dtype)
