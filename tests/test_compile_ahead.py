@@ -33,6 +33,7 @@ event.register("numba:compile", Count())
 _FITS = _COUNT + '''
 import json, warnings
 import numpy as np, scipy.sparse as sp
+from numba import types
 from numba.core.registry import CPUDispatcher as Dispatcher
 from fastfnn import FNNClassifier, FNNRegressor
 from fastfnn import _compile_ahead as ahead, _kernels as K
@@ -85,7 +86,11 @@ unused += [(kernel, str(a)) for kernel, a in siblings
            if kernel in ("loss_grad_", "run_batches_") and a not in getattr(K, kernel).signatures]
 direct = ("forward_layers_", "forward_layers_parallel_")
 used = [(kernel, tuple(s)) for kernel in direct for s in getattr(K, kernel).signatures]
+# the direct path reads its read-only input through the product versions fits compiled
+read_only = [name for name in ("affine_act_", "matmul_") for sig in getattr(K, name).signatures
+             if any(isinstance(t, types.Array) and not t.mutable for t in sig)]
 print(json.dumps({"unused": [u for u in unused if u[0] not in direct],
+                  "read_only_products": read_only,
                   "siblings": len(siblings),
                   "direct": len(used),
                   "direct_missing": [str(u) for u in used if not any(
@@ -102,7 +107,8 @@ def test_the_kernels_compiled_ahead_are_the_versions_fits_and_predictions_use(tm
     the second process would compile for these fits' loops is one the fits then used (the
     rule's step and the delta recursion's kernels: the probes add no version to any kernel,
     whether compiled or found in the disk cache), and every version of predict's direct path
-    (one thread and two) is among those precompile sends (with the siblings)."""
+    (one thread and two) is among those precompile sends (with the siblings) and runs the
+    product versions the fits compiled (none of its own for the read-only input)."""
     # an empty cache: every version a fit calls is compiled in the process (or loaded from
     # what its own second process just compiled) and held by its kernel, none is stale
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
@@ -114,6 +120,7 @@ def test_the_kernels_compiled_ahead_are_the_versions_fits_and_predictions_use(tm
     assert result["loops"] >= 3 and result["probes"] >= 5
     assert result["unused"] == [] and result["direct_missing"] == [] and result["direct"] >= 4
     assert result["siblings"] >= 3
+    assert result["read_only_products"] == []
 
 
 def _loss_job(dtype):

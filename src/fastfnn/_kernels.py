@@ -952,6 +952,23 @@ def borrowed(typingctx, group):
     return group(group), codegen
 
 
+@intrinsic
+def read_as_writable(typingctx, array):
+    """``array`` typed as writable (the same value: Numba's read-only flag is a typing fact,
+    not a field), for a kernel that only reads it. Predict's direct path reads its input X
+    read-only (one version for any input); passed on as writable, X's first layer runs the
+    product and activation versions fits compile, instead of read-only versions of its own
+    (about 8 s of a first prediction's compile)."""
+    if not isinstance(array, types.Array):
+        return None
+    writable = array.copy(readonly=False)
+
+    def codegen(context, builder, sig, args):
+        return impl_ret_borrowed(context, builder, writable, args[0])
+
+    return writable(array), codegen
+
+
 @jit
 def check_view(size, offset, rows, cols):
     """IndexError unless ``[offset, offset + rows * cols)`` lies inside ``[0, size)``. Called,
@@ -2268,6 +2285,7 @@ def forward_layers_(out, X, Ws, bs, hidden_act, out_act, buf, tile_limit):
     out, X, Ws, bs, buf = borrowed((out, X, Ws, bs, buf))
     if not all_finite(X):
         return False
+    rows_in = read_as_writable(X)  # only read: the product versions fits compile
     m, n_features = X.shape
     L = len(Ws)
     half = buf.shape[0] // 2
@@ -2278,7 +2296,7 @@ def forward_layers_(out, X, Ws, bs, hidden_act, out_act, buf, tile_limit):
     n_outputs = out.shape[1]
     for start in range(0, m, chunk):
         rows = min(chunk, m - start)
-        A_prev = rows_view(X, start * n_features, rows, n_features)
+        A_prev = rows_view(rows_in, start * n_features, rows, n_features)
         for i in range(L):
             if i == L - 1:
                 A_next = rows_view(out, start * n_outputs, rows, n_outputs)

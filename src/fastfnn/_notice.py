@@ -14,8 +14,8 @@ import logging
 from numba.core import event
 
 LOGGER = logging.getLogger("fastfnn")
-MESSAGE = ("compiling fastfnn's kernels for this CPU and %s input (once: about 12-16 s on 2 "
-           "cores, 20-25 s on one; every later process loads them from Numba's cache)")
+MESSAGE = ("compiling fastfnn's kernels for this CPU and %s input (once: about 12-30 s on 2 "
+           "cores, 20-50 s on one, by CPU; every later process loads them from Numba's cache)")
 
 
 class _FirstCompile(event.Listener):

@@ -86,7 +86,7 @@ def precompile(dtypes=("float64",)):
     Returns
     -------
     seconds : float
-        Wall time taken: about 30-35 s per dtype on 2 cores with an empty cache (a second
+        Wall time taken: about 30-90 s per dtype on 2 cores with an empty cache, by CPU (a second
         process compiles each loop's last kernels and, here, the loops of the same groups:
         ``_compile_ahead``), a second or two when it was already filled.
     """
