@@ -349,6 +349,26 @@ def test_given_validation_rows_replace_the_split():
     assert clf.best_validation_score_ == clf.score(X_val, (y_val > 0).astype(int))
 
 
+def test_given_validation_rows_take_the_targets_of_the_fit_under_way():
+    """Validation rows are checked against the fit's own targets (the number of outputs of
+    this y), not against the model's earlier fit or its absence."""
+    X, y = data(n=120)
+    Y = np.c_[y, -y]
+    X_val, y_val = data(n=40, seed=5)
+    Y_val = np.c_[y_val, -y_val]
+    est = FNNRegressor(hidden_layer_sizes=(16,), early_stopping=True, max_iter=5,
+                       random_state=0).fit(X, Y, X_val=X_val, y_val=Y_val)
+    assert est.n_outputs_ == 2
+    assert est.best_validation_score_ == pytest.approx(est.score(X_val, Y_val), rel=1e-12)
+    est.fit(X, y, X_val=X_val, y_val=y_val[:, None])  # a one-column y_val for a 1-D y
+    assert est.n_outputs_ == 1
+    before = [w.copy() for w in est.coefs_]
+    with pytest.raises(ValueError, match="y_val .* 2 target column"):
+        est.fit(X, y, X_val=X_val, y_val=Y_val)
+    for a, b in zip(before, est.coefs_):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_given_validation_rows_need_their_targets_and_early_stopping():
     X, y = data(n=40)
     est = FNNRegressor(hidden_layer_sizes=(4,), max_iter=2, random_state=0).fit(X, y)

@@ -274,9 +274,11 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         """The sample weights training uses (the classifier multiplies in ``class_weight``)."""
         return sample_weight
 
-    def _encode_targets(self, y):
-        """The network's targets (n, n_outputs) for labels/values ``y`` (for check_gradients);
-        ValueError, saying what to pass, for targets the model cannot have been fitted to."""
+    def _encode_targets(self, y, n_outputs=None):
+        """The network's targets (n, n_outputs) for labels/values ``y`` (for check_gradients
+        and given validation rows); ValueError, saying what to pass, for targets the model
+        cannot have been fitted to (``n_outputs``: the fit's, where it is under way; else the
+        fitted model's)."""
         raise NotImplementedError
 
     def _validation_scoring(self):
@@ -379,7 +381,7 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
                 "use fit for early stopping."
             )
         if validation is not None:
-            validation = self._validation_rows(*validation, X.dtype)
+            validation = self._validation_rows(*validation, X.dtype, Y.shape[1])
         dtype = X.dtype if first_pass else self.coefs_[0].dtype
         check_memory(sizes, dtype, X.shape[0], self._batch_rows(X.shape[0]),
                      settings.stochastic)
@@ -452,14 +454,18 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
             raise ValueError("X_val and y_val are the rows early stopping scores: set "
                              "early_stopping=True to use them (fit uses them for nothing else).")
 
-    def _validation_rows(self, X_val, y_val, sw_val, dtype):
+    def _validation_rows(self, X_val, y_val, sw_val, dtype, n_outputs):
         """The given validation rows as training sees them: ``(X_val (n_val, n_features) of
         ``dtype``, Y_val (n_val, n_outputs) encoded as the targets, sw_val (with the
         classifier's ``class_weight``) or None)``; ValueError where they do not fit the model
-        being trained (features, targets, labels) or hold fewer than 2 rows."""
+        being trained (features, ``n_outputs`` targets, labels) or hold fewer than 2 rows.
+        Checked against this fit's targets, before any attribute of the model changes."""
         X_val = validate_data(self, X_val, accept_sparse=["csr", "csc"], reset=False,
                               dtype=dtype)
-        Y_val = np.asarray(self._encode_targets(y_val), dtype=dtype)
+        try:
+            Y_val = np.asarray(self._encode_targets(y_val, n_outputs), dtype=dtype)
+        except ValueError as error:
+            raise ValueError(f"y_val does not fit the model being trained: {error}") from None
         Y_val = Y_val.reshape(-1, 1) if Y_val.ndim == 1 else Y_val
         if Y_val.shape[0] != X_val.shape[0]:
             raise ValueError(f"y_val has {Y_val.shape[0]} rows but X_val has {X_val.shape[0]}: "

@@ -117,11 +117,12 @@ class FNNEnsembleClassifier(ClassifierMixin, _Ensemble):
         return self._outputs(X, "predict_proba").mean(axis=0)
 
     def predict(self, X):
-        """The class of highest mean probability (multilabel: each label above 1/2)."""
+        """The labels of the members' mean output, decoded as a member decodes its own: the
+        class of highest mean probability (one class: that class; multilabel: each label
+        above 1/2)."""
+        member = self.estimators_[0]
         proba = self.predict_proba(X)
-        if self.estimators_[0]._label_binarizer.y_type_.startswith("multilabel"):
-            return (proba > 0.5).astype(int)
-        return self.classes_[np.argmax(proba, axis=1)]
+        return member._output_to_prediction(proba[:, 1:] if member.n_outputs_ == 1 else proba)
 
 
 __all__ = ["FNNEnsembleClassifier", "FNNEnsembleRegressor"]

@@ -248,8 +248,8 @@ class FNNClassifier(ClassifierMixin, BaseFNN):
                 )
         return X, self._label_binarizer.transform(y).astype(X.dtype)
 
-    def _encode_targets(self, y):
-        binarizer = self._label_binarizer
+    def _encode_targets(self, y, n_outputs=None):
+        binarizer = self._label_binarizer  # (its classes set the outputs)
         if np.ndim(y) == 2 and np.shape(y)[1] == 1:
             y = column_or_1d(y)
         if binarizer.y_type_.startswith("multilabel"):
@@ -453,13 +453,14 @@ class FNNRegressor(RegressorMixin, BaseFNN):
             )
         return X, y
 
-    def _encode_targets(self, y):
+    def _encode_targets(self, y, n_outputs=None):
+        n_outputs = self.n_outputs_ if n_outputs is None else n_outputs
         with explained_errors():
             Y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
-        if Y.ndim == 1 or Y.shape[1:] == (self.n_outputs_,):
+        if (Y.ndim == 1 and n_outputs == 1) or Y.shape[1:] == (n_outputs,):
             return Y.reshape(len(Y), -1)
-        raise ValueError(f"y has {Y.shape[1]} target columns but the model has "
-                         f"{self.n_outputs_} output(s): pass y shaped as for fit.")
+        raise ValueError(f"y has {Y.shape[1] if Y.ndim == 2 else 1} target column(s) but the "
+                         f"model has {n_outputs} output(s): pass y shaped as for fit.")
 
     def _validation_scoring(self):
         return _validation_scoring(_ravel_single, r2_score)
