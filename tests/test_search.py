@@ -172,10 +172,12 @@ def test_ensembles_are_their_members_solo_fits():
     proba = np.mean([m.predict_proba(X) for m in clf.estimators_], axis=0)
     np.testing.assert_allclose(clf.predict_proba(X), proba, rtol=1e-12)
     np.testing.assert_array_equal(clf.predict(X), np.argmax(proba, axis=1))
-    # one class and string labels: each member predicts them, and so does the ensemble
-    for target in (np.zeros(len(y), int), np.where(labels == 1, "yes", "no")):
-        clf.set_params(n_estimators=2).fit(X, target)
-        np.testing.assert_array_equal(clf.predict(X), clf.estimators_[0].predict(X))
+    strings = np.where(labels == 1, "yes", "no")
+    clf.set_params(n_estimators=2).fit(X, strings)
+    proba = np.mean([m.predict_proba(X) for m in clf.estimators_], axis=0)
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[np.argmax(proba, axis=1)])
+    clf.fit(X, np.zeros(len(y), int))  # one class: each member predicts it, and so does the mean
+    np.testing.assert_array_equal(clf.predict(X), clf.estimators_[0].predict(X))
     with pytest.raises(ValueError, match="FNNRegressor"):
         FNNEnsembleRegressor(FNNClassifier()).fit(X, y)
 
