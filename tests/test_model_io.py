@@ -29,7 +29,8 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 import fastfnn
-from fastfnn import FNNClassifier, FNNRegressor, load_model, save_model
+from fastfnn import (FNNClassifier, FNNEnsembleClassifier, FNNEnsembleRegressor,
+                     FNNRegressor, load_model, save_model)
 from fastfnn.model_io import ModelFileError, model_file_info
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -282,6 +283,39 @@ def test_untrusted_types_are_refused_before_anything_runs(tmp_path, monkeypatch,
     with pytest.raises(ValueError, match="operator.attrgetter"):
         save_model([model, operator.attrgetter("coefs_")], tmp_path / "never.skops")
     assert not (tmp_path / "never.skops").exists()
+
+
+def test_ensembles_round_trip_and_an_inconsistent_one_is_refused(tmp_path, frame_data):
+    X, y, labels = frame_data
+    X = X[["a", "b"]].fillna(0)
+    for ensemble, target in [(FNNEnsembleRegressor(FNNRegressor(**SMALL), n_estimators=2), y),
+                             (FNNEnsembleClassifier(FNNClassifier(**SMALL), n_estimators=3),
+                              labels)]:
+        ensemble.set_params(random_state=0).fit(X, target)
+        save_model(ensemble, tmp_path / "e.skops")
+        loaded = load_model(tmp_path / "e.skops")
+        assert type(loaded) is type(ensemble)
+        np.testing.assert_array_equal(loaded.predict(X), ensemble.predict(X))
+    np.testing.assert_array_equal(loaded.predict_proba(X), ensemble.predict_proba(X))
+    broken = copy.deepcopy(ensemble)
+    broken.estimators_ = broken.estimators_[:2]  # fewer members than n_estimators
+    (tmp_path / "broken.skops").write_bytes(_hand_written(skops.io.dumps(broken)))
+    with pytest.raises(ModelFileError, match=r"field 'estimators_' has 2 items, expected 3"):
+        load_model(tmp_path / "broken.skops")
+    with pytest.raises(ValueError, match=r"Cannot save .* 'estimators_' has 2 items"):
+        save_model(broken, tmp_path / "broken2.skops")  # refused at save time too
+    assert not (tmp_path / "broken2.skops").exists()
+
+
+def test_what_save_model_writes_load_model_takes(tmp_path):
+    """Integer labels of another width than the label binarizer's (partial_fit's ``classes``
+    of int32 labels) are the same classes."""
+    X = np.random.RandomState(0).standard_normal((30, 3))
+    for Y in ((X[:, :2] > 0).astype(np.int32), (X[:, 0] > 0).astype(np.int32)):
+        model = FNNClassifier(**SMALL).partial_fit(X, Y, classes=np.unique(Y))
+        save_model(model, tmp_path / "m.skops")
+        np.testing.assert_array_equal(load_model(tmp_path / "m.skops").predict(X),
+                                      model.predict(X))
 
 
 def test_files_without_a_consistent_fastfnn_model_are_refused(tmp_path, small_model):

@@ -105,6 +105,9 @@ def test_regressor_default_out_activation_and_first_positional_loss():
     assert FNNRegressor().out_activation == "identity"
     with pytest.raises(TypeError):
         FNNRegressor("squared_error", (5,), "relu", "adam")  # the rest is keyword-only
+    # the classifier's loss: an attribute, not a parameter, in both
+    assert FNNClassifier().loss == MLPClassifier().loss
+    assert "loss" not in FNNClassifier().get_params() and "loss" not in MLPClassifier().get_params()
 
 
 @pytest.mark.parametrize("ff, sk", [(FNNRegressor(), MLPRegressor()),

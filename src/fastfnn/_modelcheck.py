@@ -176,11 +176,16 @@ def check_estimator(est):
     could have fitted and saved (see the module docstring); returns None."""
     from .estimators import FNNClassifier, FNNRegressor
 
+    from .ensemble import FNNEnsembleClassifier, FNNEnsembleRegressor
+
     if type(est) is TextCells:
         return _check_text_cells(est)
+    if type(est) in (FNNEnsembleRegressor, FNNEnsembleClassifier):
+        return _check_ensemble(est)
     if type(est) not in (FNNRegressor, FNNClassifier):
         raise FieldError("", f"is a {type(est).__module__}.{type(est).__qualname__}, which "
-                             "is not a model fastfnn saves (FNNRegressor or FNNClassifier)")
+                             "is not a model fastfnn saves (FNNRegressor, FNNClassifier or an "
+                             "ensemble of them)")
     attributes = vars(est)
     params = _check_params(est, attributes)
     fitted = "coefs_" in attributes
@@ -202,6 +207,65 @@ def check_estimator(est):
         raise FieldError(unknown[0], f"is not an attribute of {state} {type(est).__name__}")
     if fitted:
         _check_fitted(est, attributes, type(est) is FNNClassifier)
+
+
+def _check_ensemble(est):
+    """An ensemble: its parameters and, fitted, ``n_estimators`` fitted members of its kind
+    (each checked as the estimator it is, where the model file's estimators are walked)
+    that agree on what their predictions are averaged over: features, outputs, classes."""
+    a = vars(est)
+    classifier = "Classifier" in type(est).__name__
+    names = type(est)._get_param_names()
+    fitted = ("estimators_", "seeds_", "n_features_in_") + (("classes_",) if classifier else ())
+    unknown = sorted(set(a) - set(names) - set(SKLEARN_ATTRIBUTES) - set(fitted)
+                     - {"feature_names_in_"})
+    if unknown:
+        raise FieldError(unknown[0], f"is not an attribute of a {type(est).__name__}")
+    missing = [name for name in names if name not in a]
+    if missing:
+        raise FieldError(missing[0], "is missing: every estimator holds its parameters")
+    if a["estimator"] is not None and type(a["estimator"]) is not est._kind:
+        raise FieldError("estimator", f"is {_describe(a['estimator'])}, expected a "
+                                      f"{est._kind.__name__} or None")
+    n = check_int(a["n_estimators"], "n_estimators", low=1)
+    if a["n_jobs"] is not None:
+        check_int(a["n_jobs"], "n_jobs", low=-MAX_COUNT)
+    if "estimators_" not in a:
+        there = sorted(set(fitted + ("feature_names_in_",)) & set(a))
+        if there:
+            raise FieldError("estimators_", f"is missing, but the fitted attribute "
+                                            f"{there[0]!r} is there")
+        return
+    missing = [name for name in fitted if name not in a]
+    if missing:
+        raise FieldError(missing[0], "is missing: a fitted ensemble holds it")
+    members = check_list(a["estimators_"], "estimators_", n)
+    seeds = a["seeds_"]
+    if type(seeds) is not np.ndarray or seeds.dtype.kind not in "iu" or seeds.shape != (n,):
+        raise FieldError("seeds_", f"is {_describe(seeds)}, expected {n} integer seeds")
+    for k, member in enumerate(members):
+        if type(member) is not est._kind or "coefs_" not in vars(member):
+            raise FieldError(f"estimators_[{k}]", f"is {_describe(member)}, expected a fitted "
+                                                  f"{est._kind.__name__}")
+    first = vars(members[0])
+    agree = ["n_features_in_", "n_outputs_"] + (["classes_"] if classifier else [])
+    for k, member in enumerate(members):
+        for name in agree:
+            mine, theirs = np.asarray(vars(member)[name]), np.asarray(first[name])
+            if mine.dtype != theirs.dtype or not np.array_equal(mine, theirs):
+                raise FieldError(f"estimators_[{k}].{name}", "differs from the first member's")
+    if check_int(a["n_features_in_"], "n_features_in_") != first["n_features_in_"]:
+        raise FieldError("n_features_in_", "differs from the members'")
+    if classifier:
+        classes = a["classes_"]
+        if type(classes) is not np.ndarray or classes.dtype != first["classes_"].dtype or \
+                not np.array_equal(classes, first["classes_"]):
+            raise FieldError("classes_", "differs from the members'")
+    if "feature_names_in_" in a:
+        names_in = a["feature_names_in_"]
+        if type(names_in) is not np.ndarray or "feature_names_in_" not in first or \
+                not np.array_equal(names_in, first["feature_names_in_"]):
+            raise FieldError("feature_names_in_", "differs from the members'")
 
 
 def _check_text_cells(est):
@@ -435,7 +499,10 @@ def _check_classes(a, n_outputs):
                                                            "expected False")
     classes = _check_class_array(lb.classes_, "_label_binarizer.classes_")
     mine = _check_class_array(a["classes_"], "classes_")
-    if mine.dtype != classes.dtype or not np.array_equal(mine, classes):
+    # the same labels; integers of another width too (partial_fit's ``classes`` of int32
+    # labels, a multilabel binarizer's int64 columns)
+    same_kind = mine.dtype == classes.dtype or {mine.dtype.kind, classes.dtype.kind} <= set("iu")
+    if not same_kind or not np.array_equal(mine, classes):
         raise FieldError("classes_", "differs from '_label_binarizer.classes_'")
     k = len(classes)
     if y_type == "binary":

@@ -194,6 +194,12 @@ class FNNClassifier(ClassifierMixin, BaseFNN):
         "class_weight": [None, StrOptions({"balanced"}), dict, list],
     }
 
+    @property
+    def loss(self):
+        """``"log_loss"``, as ``MLPClassifier.loss`` reads (an attribute there, not a
+        parameter: ``get_params`` leaves it out, as here)."""
+        return "log_loss"
+
     def _loss_name(self):
         return "log_loss" if self._label_binarizer.y_type_ == "multiclass" else "binary_log_loss"
 
@@ -207,7 +213,17 @@ class FNNClassifier(ClassifierMixin, BaseFNN):
                 "which partial_fit does not see: pass a dict {class: weight} (e.g. computed "
                 "with sklearn.utils.class_weight.compute_class_weight on all labels), or fit."
             )
-        weights = compute_sample_weight(self.class_weight, self._decode_labels(Y))
+        labels = self._decode_labels(Y)
+        if isinstance(self.class_weight, str):  # 'balanced': these rows' frequencies (fit)
+            weights = compute_sample_weight(self.class_weight, labels)
+        else:  # {class: weight} (a list: per label): a class's weight whatever else the rows
+            # hold (scikit-learn's check wants every weighted class present where another is
+            # not, as a batch of partial_fit may not have it): every class once more, left out
+            every = (self.classes_ if labels.ndim == 1 else
+                     np.vstack([np.zeros(labels.shape[1]), np.ones(labels.shape[1])]))
+            weights = compute_sample_weight(
+                self.class_weight, np.concatenate([labels, every.astype(labels.dtype)]))
+            weights = weights[:len(labels)]
         return weights if sample_weight is None else weights * sample_weight
 
     def _decode_labels(self, Y):

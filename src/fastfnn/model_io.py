@@ -88,7 +88,7 @@ HEADER_NAME = "fastfnn-model.json"
 EXTRA_TRUSTED_TYPES = ("numpy.dtype",)
 # fastfnn's modules whose classes fitted models may hold (those that exist in this release).
 _MODEL_MODULES = ("estimators", "_base", "optimizers", "network", "trainer", "fitstate",
-                  "preprocessing")
+                  "preprocessing", "ensemble")
 _PICKLE_BASED_MAGIC = b"FASTFNN-MODEL 1\n"  # files of the earlier, pickle-based CLI format
 _ZIP_MAGIC = b"PK\x03\x04"
 # Bounds on what a model file may decompress to, checked from the zip directory before any
@@ -143,6 +143,9 @@ def save_model(model, path, *, metadata=None):
         raise TypeError(f"save_model saves fastfnn models (FNNRegressor, FNNClassifier, or a "
                         f"pipeline holding one); got {type(model).__name__}.")
     _check_types(types, fastfnn_types, "Cannot save this model: it", ValueError)
+    problem = _field_problem(model)  # what load_model would refuse is not written
+    if problem is not None:
+        raise ValueError(f"Cannot save this model: {problem}, which load_model would refuse.")
     _write_atomically(path, _with_header(payload, metadata))
 
 
@@ -575,20 +578,28 @@ def _fnn_estimators(obj, seen, where=""):
         yield from _fnn_estimators(child, seen, child_where)
 
 
-def _check_estimators(model, path):
-    """Refuse a model holding a fastfnn estimator whose fields a model fastfnn saved cannot
-    hold (:mod:`fastfnn._modelcheck`): the message names the field."""
+def _field_problem(model):
+    """None where every fastfnn estimator inside ``model`` holds fields a model fastfnn saved
+    can hold (:mod:`fastfnn._modelcheck`), else what is wrong, naming the field."""
     from ._modelcheck import FieldError, check_estimator
 
     try:
         estimators = list(_fnn_estimators(model, set()))
     except RecursionError:
-        raise ModelFileError(f"{os.fspath(path)}: refused: objects nested deeper than any "
-                             "model fastfnn saves.") from None
+        return "objects nested deeper than any model fastfnn saves"
     for where, est in estimators:
         try:
             check_estimator(est)
         except FieldError as exc:
             field = ".".join(part for part in (where, exc.field) if part) or "the model"
-            raise ModelFileError(f"{os.fspath(path)}: refused: field {field!r} {exc.problem}; "
-                                 "it is not a model that fastfnn saved.") from None
+            return f"field {field!r} {exc.problem}"
+    return None
+
+
+def _check_estimators(model, path):
+    """Refuse a model holding a fastfnn estimator whose fields a model fastfnn saved cannot
+    hold (:func:`_field_problem`)."""
+    problem = _field_problem(model)
+    if problem is not None:
+        raise ModelFileError(f"{os.fspath(path)}: refused: {problem}; it is not a model that "
+                             "fastfnn saved.")
