@@ -51,6 +51,21 @@ def _many_values(n, values, seed=0):
                          "y": (x + effect[code]).round(5)})
 
 
+def _sizes(n=90):
+    """id (text), x (numbers), size (text whose values look like numbers: 10, 20, L), y."""
+    rng = np.random.RandomState(1)
+    size = np.array(["10", "20", "L"])[np.arange(n) % 3]
+    x = rng.standard_normal(n).round(4)
+    return pd.DataFrame({"id": [f"r{i}" for i in range(n)], "x": x, "size": size,
+                         "y": (x + (size == "20") + 2 * (size == "L")).round(4)})
+
+
+# cells that pandas alone would read otherwise: ids as numbers, the size column (no 'L', one
+# gap) as floats; an x column with no value at all
+SIZES_NEW = "id,x,size\n007,0.5,10\n12345678901234567,0.2,20\n,0.1,\n"
+SIZES_GAP = "id,x,size\nA,,10\nB,,L\n"
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     d = tmp_path_factory.mktemp("options")
@@ -59,8 +74,16 @@ def runs(tmp_path_factory):
     people[["x1", "x2", "noise", "y"]].to_csv(d / "numbers.csv", index=False)
     _many_values(20_000, 2_000).to_csv(d / "tails.csv", index=False)
     _many_values(20_000, 2_000).assign(tail=0.0).to_csv(d / "no_tails.csv", index=False)
+    sizes = _sizes()
+    sizes.to_csv(d / "sizes.csv", index=False)
+    (d / "sizes_new.csv").write_text(SIZES_NEW)
+    (d / "sizes_gap.csv").write_text(SIZES_GAP)
     fit = ["fit", "people.csv", "--hidden", "8", "--epochs", "5"]
     cases = {
+        "sizes": (["fit", "sizes.csv", "--id", "id", "--hidden", "8", "--epochs", "5",
+                   "--no-early-stopping", "--save", "sizes.model", "--quiet"], d),
+        "sizes new": (["predict", "sizes.model", "sizes_new.csv"], d),
+        "sizes gap": (["predict", "sizes.model", "sizes_gap.csv"], d),
         "drop and id": (fit + ["--target", "y", "--drop", "default,noise", "--id", "name",
                                "--save", "m.model", "--quiet"], d),
         "predict with id": (["predict", "m.model", "people.csv"], d),
@@ -113,6 +136,26 @@ def test_drop_and_id_leave_the_features_and_id_comes_back_in_predict(runs):
     assert_one_line_error(runs["id is the target"], "column 'y' is the target")
     assert_one_line_error(runs["class weight without classify"], "--class-weight",
                           "needs --classify")
+
+
+def test_predict_reads_a_models_text_columns_and_id_as_their_cells(runs):
+    """A cell's text is the category the model was trained on, whatever else its column holds
+    in the file predicted; ids are written as DATA has them; a column with no value is filled
+    as the model's imputers fill a missing cell. Oracle: the saved pipeline on the cells."""
+    d, _, runs = runs
+    assert runs["sizes"].returncode == 0, runs["sizes"].stderr
+    model = load_model(d / "sizes.model")
+    for case, ids, cells in [
+            ("sizes new", ["007", "12345678901234567", ""],
+             {"x": [0.5, 0.2, 0.1], "size": ["10", "20", np.nan]}),
+            ("sizes gap", ["A", "B"], {"x": [np.nan, np.nan], "size": ["10", "L"]})]:
+        assert runs[case].returncode == 0, runs[case].stderr
+        printed = pd.read_csv(io.StringIO(runs[case].stdout), dtype={"id": str},
+                              keep_default_na=False)
+        assert list(printed["id"]) == ids
+        expected = model.predict(pd.DataFrame({"x": np.array(cells["x"], float),
+                                               "size": np.array(cells["size"], object)}))
+        np.testing.assert_array_equal(printed["y"].astype(float), expected)
 
 
 def test_a_text_column_unique_per_row_is_named_even_with_quiet(runs):

@@ -98,6 +98,22 @@ def test_fit_streaming_errors_name_the_file_and_line(tmp_path, fault, words):
         assert word in message, message
 
 
+@pytest.mark.parametrize("fault, words", [("short row", ["3 cells", "fewer cells"]),
+                                           ("long row", ["5 cells", "the header has 4"])])
+def test_predict_streaming_refuses_a_row_of_another_cell_count(tmp_path, fault, words):
+    """A short row is not a row with missing cells: refused at its line, as in fit."""
+    _write(tmp_path / "clean")
+    model = _fit(str(tmp_path / "clean" / "part-*.csv")).model
+    line = _write(tmp_path / "d", fault)
+    with pytest.raises(ValueError) as err:
+        predict_streaming(model, str(tmp_path / "d" / "part-*.csv"), tmp_path / "p.csv",
+                          name="y")
+    message = str(err.value)
+    assert f"part-2.csv, line {line}" in message, message
+    for word in words:
+        assert word in message, message
+
+
 def test_fit_streaming_names_the_file_that_lacks_a_column(tmp_path):
     _write(tmp_path / "d", "other columns")
     with pytest.raises(ValueError, match=r"part-2\.csv: missing column\(s\) \['c'\]"):

@@ -111,7 +111,7 @@ _HINTS = (
     ("inconsistent numbers of samples", "same length",
      "X, y and sample_weight need one entry per sample: pass arrays of the same length."),
     ("sample(s) (shape=", "non-empty", "Pass a non-empty X (at least one row)."),
-    ("feature(s) (shape=", "non-empty", "Pass an X with at least one column."),
+    ("feature(s) (shape=", "non-empty", "Pass X (and a 2-D y) with at least one column."),
 )
 
 

@@ -52,7 +52,8 @@ def features(table, kinds, dtype, fills_numeric=True, check_scale=False, missing
     """The :class:`Features` of ``table`` for ``kinds`` ({column: kind}, in model order).
     Without ``fills_numeric`` (a model that has no numeric imputer) a missing numeric cell is
     an error; with ``check_scale`` (before training) a numeric value too large to standardise
-    or to hold in ``dtype`` is (:func:`check_magnitude`). A missing text cell becomes
+    or to hold in ``dtype`` is (:func:`check_magnitude`), and so is a column with no value
+    (a fitted model's imputers fill one at prediction). A missing text cell becomes
     ``missing_text`` (NaN; :data:`LEGACY_MISSING_TEXT` for models of metadata version 1, whose
     text cells were also stripped: ``strip_text``)."""
     import pandas as pd
@@ -61,7 +62,7 @@ def features(table, kinds, dtype, fills_numeric=True, check_scale=False, missing
     for name, kind in kinds.items():
         cells = table.frame[name]
         n_missing = int(cells.isna().sum())
-        if n_missing == len(cells):
+        if n_missing == len(cells) and check_scale:
             raise DataError(f"{table.shown}: column {name!r} has no values (every cell is "
                             "missing)")
         if n_missing:

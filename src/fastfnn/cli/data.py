@@ -84,9 +84,11 @@ class Table:
                             f"{names_list(self.header)})")
 
 
-def read_table(path, shown=None):
+def read_table(path, shown=None, text=()):
     """Read a CSV or Parquet file (by its suffix) into a :class:`Table`; DataError on any
-    problem. ``shown`` is how messages call the file (default: ``path``)."""
+    problem. ``shown`` is how messages call the file (default: ``path``). The CSV columns
+    named in ``text`` are read as the text of their cells (a model's text columns and its id:
+    ``007`` stays ``007``, whatever else the column holds), the others as pandas infers."""
     path = os.fspath(path)
     shown = path if shown is None else shown
     if os.path.isdir(path):
@@ -95,7 +97,7 @@ def read_table(path, shown=None):
         if path.lower().endswith(PARQUET_SUFFIXES):
             frame, parquet = _read_parquet(path, shown), True
         else:
-            frame, parquet = _read_csv(path, shown), False
+            frame, parquet = _read_csv(path, shown, text), False
     except FileNotFoundError:
         raise DataError(f"{shown}: no such file") from None
     except PermissionError:
@@ -126,15 +128,17 @@ def _read_parquet(path, shown):
     return frame
 
 
-def _read_csv(path, shown):
+def _read_csv(path, shown, text=()):
     import pandas as pd
 
-    header = _read_header(path, shown)
+    header, raw = _read_header(path, shown)
     engine = csv_engine()
     if engine == "c":
         _scan(path, shown, len(header), stop_at_first_row=False)  # the C engine holds a line
+    as_text = {cell: str for name, cell in zip(header, raw) if name in text}
     try:
-        frame = pd.read_csv(path, engine=engine, encoding="utf-8-sig" if engine == "c" else None)
+        frame = pd.read_csv(path, engine=engine, encoding="utf-8-sig" if engine == "c" else None,
+                            dtype=as_text or None)
     except (OSError, MemoryError):
         raise
     except Exception as exc:  # noqa: BLE001 - pandas/pyarrow parse errors: find the line
@@ -186,7 +190,8 @@ def _open_text(path):
 
 
 def _read_header(path, shown):
-    """The stripped column names of the first non-blank line."""
+    """``(names, cells)``: the stripped column names of the first non-blank line, and its
+    cells as they are."""
     try:
         with _open_text(path) as f:
             header = next((row for _, row in _csv_rows(f, shown)), None)
@@ -196,7 +201,7 @@ def _read_header(path, shown):
         raise DataError(f"{shown}: the file is empty (expected a header row and data rows)")
     names = [cell.strip() for cell in header]
     _check_names(names, shown)
-    return names
+    return names, header
 
 
 def _check_names(names, shown):

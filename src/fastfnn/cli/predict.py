@@ -48,7 +48,9 @@ def cmd_predict(args):
     model, record = modelfile.load(args.model)
     if args.proba and record.get("task") != "classification":
         raise CLIError(f"--proba is for classifiers; {args.model} is a regression model")
-    table = read_table(args.data)
+    kinds = record.get("feature_kinds") or {}
+    text = [name for name, kind in kinds.items() if kind != "numeric"] + [record.get("id")]
+    table = read_table(args.data, text=text)
     kinds, note = _feature_kinds(table, record)
     legacy = record.get("version", 1) < 2  # text stripped, '' where missing
     X = columns.features(table, kinds, np.dtype(record.get("dtype", "float64")),

@@ -216,18 +216,25 @@ class CsvTable:
             # a first row longer than the header: pandas took its first cells as an index
             raise CsvDataError(f"{self._bad_row(path, offset, start, data)}: a row with more "
                                "cells than the header.")
+        if len(frame.columns) and frame[frame.columns[-1]].isna().any():
+            # pandas fills a short row's last cells as missing: look for one where the last
+            # column has a gap (the lines are read only then)
+            short = self._bad_row(path, offset, start, data, fewer=True)
+            if short is not None:
+                raise CsvDataError(f"{short}: a row with fewer cells than the header.")
         return frame
 
-    def _bad_row(self, path, offset, start, data):
-        """'FILE, line N' of the first row whose cell count differs from the header's."""
+    def _bad_row(self, path, offset, start, data, fewer=False):
+        """'FILE, line N' of the first row whose cell count differs from the header's (with
+        ``fewer``: is less than it; None where none does)."""
         width = len(self.headers[path])
         first = lines_before(path, start) + 1
         text = data.decode("utf-8", errors="replace").split("\n")
         for k, line in enumerate(text):
             cells = _cells(line)
-            if cells and (k > 0 or offset) and cells != width:
+            if cells and (k > 0 or offset) and (cells < width if fewer else cells != width):
                 return f"{path}, line {first + k} ({cells} cells, the header has {width})"
-        return f"{path}, lines {first}-{first + len(text) - 1}"
+        return None if fewer else f"{path}, lines {first}-{first + len(text) - 1}"
 
     def _float_features(self, frame, i):
         """The features as one float64 (n, n_features) array; a cell that is not a number is
