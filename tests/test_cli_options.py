@@ -8,6 +8,7 @@ functions and splitters applied here to the saved model, scipy's sparse check on
 pipeline's output, and the processes' peak resident memory.
 """
 
+import importlib.util
 import io
 import json
 import re
@@ -78,12 +79,15 @@ def runs(tmp_path_factory):
     sizes.to_csv(d / "sizes.csv", index=False)
     (d / "sizes_new.csv").write_text(SIZES_NEW)
     (d / "sizes_gap.csv").write_text(SIZES_GAP)
+    (d / "semicolons.csv").write_text("a;b;y\n1;2;3\n4;5;6\n")
     fit = ["fit", "people.csv", "--hidden", "8", "--epochs", "5"]
     cases = {
         "sizes": (["fit", "sizes.csv", "--id", "id", "--hidden", "8", "--epochs", "5",
                    "--no-early-stopping", "--save", "sizes.model", "--quiet"], d),
         "sizes new": (["predict", "sizes.model", "sizes_new.csv"], d),
         "sizes gap": (["predict", "sizes.model", "sizes_gap.csv"], d),
+        "sizes stream": (["predict", "sizes.model", "sizes_new.csv", "--stream", "-o",
+                          "streamed.csv"], d),
         "drop and id": (fit + ["--target", "y", "--drop", "default,noise", "--id", "name",
                                "--save", "m.model", "--quiet"], d),
         "predict with id": (["predict", "m.model", "people.csv"], d),
@@ -112,6 +116,13 @@ def runs(tmp_path_factory):
         "stream test size": (["fit", "numbers.csv", "--stream", "--test-size", "0.3"], d),
         "stream tol": (["fit", "numbers.csv", "--stream", "--tol", "0.01"], d),
         "stream scoring": (["fit", "numbers.csv", "--stream", "--scoring", "loss"], d),
+        "semicolons": (["fit", "semicolons.csv"], d),
+        "fractional labels": (["fit", "numbers.csv", "--classify", "--target", "x1"], d),
+        "scoring of another task": (["fit", "numbers.csv", "--scoring", "accuracy"], d),
+        "scoring of classes": (["fit", "people.csv", "--classify", "--target", "default",
+                                "--scoring", "r2"], d),
+        # 320 training rows leave 32 for validation: early stopping is off by default
+        "scoring without early stopping": (["fit", "numbers.csv", "--scoring", "r2"], d),
         "new parameters": (["fit", "numbers.csv", "--solver", "adamw", "--schedule", "cosine",
                             "--dropout", "0.1,0.2", "--max-grad-norm", "2", "--scoring",
                             "neg_mean_absolute_error", "--early-stopping", "--hidden", "8,4",
@@ -156,6 +167,9 @@ def test_predict_reads_a_models_text_columns_and_id_as_their_cells(runs):
         expected = model.predict(pd.DataFrame({"x": np.array(cells["x"], float),
                                                "size": np.array(cells["size"], object)}))
         np.testing.assert_array_equal(printed["y"].astype(float), expected)
+    if importlib.util.find_spec("dask") is not None:  # (without it: the extra is named)
+        assert_one_line_error(runs["sizes stream"], "text columns (size)", "--no-stream",
+                              command="predict")
 
 
 def test_a_text_column_unique_per_row_is_named_even_with_quiet(runs):
@@ -279,10 +293,20 @@ def test_rare_text_values_are_grouped_and_stay_sparse(runs):
 
 
 def test_options_a_command_cannot_honour_are_refused(runs, capsys):
-    _, _, runs = runs
+    d, _, runs = runs
     assert_one_line_error(runs["stream test size"], "--test-size is not available with "
                           "--stream")
     assert_one_line_error(runs["stream tol"], "--tol is not available with --stream")
+    assert_one_line_error(runs["semicolons"], "besides the target 'a;b;y'", "holds ';'",
+                          "comma-separated")
+    first = pd.read_csv(d / "numbers.csv")["x1"][0]  # the cell's text, not NumPy's repr
+    assert_one_line_error(runs["fractional labels"], f"'{first}' is not a class label")
+    assert_one_line_error(runs["scoring of another task"], "--scoring accuracy scores a "
+                          "classification, but this is a regression", "--classify")
+    assert_one_line_error(runs["scoring of classes"], "--scoring r2 scores a regression, but "
+                          "this is a classification")
+    assert_one_line_error(runs["scoring without early stopping"], "--scoring is what early "
+                          "stopping scores", "320 training rows", "--early-stopping")
     with pytest.raises(SystemExit) as exit_:  # search cross-validates: it has no test split
         main(["search", "numbers.csv", "--param", "alpha=0.1,1", "--test-size", "0.9"])
     assert exit_.value.code == 2

@@ -224,8 +224,8 @@ def _labels(table, name):
         values = numeric_values(table, name)
         fractional = np.flatnonzero(values != np.round(values))
         if fractional.size:
-            table.fail(int(fractional[0]), name, f"{cells.iloc[fractional[0]]!r} is not a class "
-                       "label: labels are integers or text (for a numeric target, drop "
-                       "--classify)")
+            cell = str(cells.iloc[fractional[0]])  # (its text, not NumPy's repr)
+            table.fail(int(fractional[0]), name, f"{cell!r} is not a class label: labels are "
+                       "integers or text (for a numeric target, drop --classify)")
         return values.astype(np.int64)
     return _text_values(cells)

@@ -8,7 +8,7 @@ from fastfnn import HIDDEN_ACTIVATIONS, REGRESSION_LOSSES, SCHEDULES, SOLVERS
 from . import columns, metrics, modelfile, report, streaming, training
 from .data import DATASETS, DEFAULT_DATASET, names_list, read_table, resolve_data
 from .options import (CLIError, Staged, batch_size, check_outputs, column_names, dropout,
-                      hidden_sizes, number, scoring)
+                      hidden_sizes, number, scorer_task, scoring)
 
 
 def add_parser(sub):
@@ -255,9 +255,13 @@ def _read(args, path, shown):
                            f"{'--id' if name == id_column else 'dropped'} as well")
     names = [c for c in table.header if c not in targets and c not in drop and c != id_column]
     if not names:
+        separator = next((c for c in ";\t|" if len(table.header) == 1 and c in table.header[0]),
+                         None)
         raise CLIError(f"{shown}: needs at least one feature column besides the target "
                        f"{names_list(targets)}" + (" and the columns left out by --drop/--id"
-                                                    if drop or id_column else ""))
+                                                    if drop or id_column else "")
+                       + (f" (its one column's name holds {separator!r}: fastfnn reads "
+                          "comma-separated files)" if separator else ""))
     kinds = columns.feature_kinds(table, names)
     dtype = np.dtype(args.dtype)
     features = columns.features(table, kinds, dtype, check_scale=True)
@@ -300,6 +304,11 @@ def _check_options(args, path):
     if args.scoring and args.early_stopping is False:
         raise CLIError("--scoring is what early stopping scores: it needs early stopping "
                        "(drop --no-early-stopping)")
+    task = "classification" if args.classify else "regression"
+    if args.scoring and scorer_task(args.scoring) not in (None, task):
+        raise CLIError(f"--scoring {args.scoring} scores a {scorer_task(args.scoring)}, but "
+                       f"this is a {task}" + ("" if args.classify else
+                                              " (--classify to predict classes)"))
     if args.plot and args.solver == "lbfgs":
         raise CLIError("--plot draws per-epoch curves, which --solver lbfgs does not keep; use "
                        "a stochastic solver")

@@ -79,6 +79,21 @@ def scoring(text):
     return text
 
 
+def scorer_task(name):
+    """'classification' or 'regression' for a scikit-learn scorer name whose metric is for
+    that task alone (by the module that defines it), else None ('loss', clustering...)."""
+    from sklearn.metrics import get_scorer
+
+    if name == "loss":
+        return None
+    module = getattr(getattr(get_scorer(name), "_score_func", None), "__module__", "") or ""
+    if module.endswith("._regression"):
+        return "regression"
+    if module.endswith(("._classification", "._ranking")):
+        return "classification"
+    return None
+
+
 def batch_size(text):
     """``auto`` or a positive integer."""
     return "auto" if text == "auto" else number(int, 1)(text)

@@ -135,6 +135,12 @@ def choose_early_stopping(args, n_train, n_classes):
     args.early_stopping = n_val >= max(MIN_VALIDATION_ROWS, 2 * n_classes)
     if args.early_stopping:
         return None
+    if getattr(args, "scoring", None):
+        from .options import CLIError
+
+        raise CLIError(f"--scoring is what early stopping scores, but {n_train} training rows "
+                       f"leave fewer than {MIN_VALIDATION_ROWS} for a validation split: "
+                       "--early-stopping to force it, or drop --scoring")
     return (f"{n_train} training rows leave fewer than {MIN_VALIDATION_ROWS} for a validation "
             "split: training on all of them, without early stopping (--early-stopping to force "
             "it)")
