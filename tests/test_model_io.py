@@ -12,6 +12,7 @@ import json
 import operator
 import os
 import pickle
+import re
 import subprocess
 import sys
 import textwrap
@@ -305,6 +306,38 @@ def test_ensembles_round_trip_and_an_inconsistent_one_is_refused(tmp_path, frame
     with pytest.raises(ValueError, match=r"Cannot save .* 'estimators_' has 2 items"):
         save_model(broken, tmp_path / "broken2.skops")  # refused at save time too
     assert not (tmp_path / "broken2.skops").exists()
+
+
+@pytest.mark.parametrize("field, mutate", [
+    ("estimators_", lambda e: setattr(e, "estimators_", e.estimators_ + [e.estimators_[0]])),
+    ("estimators_[1]", lambda e: e.estimators_.__setitem__(1, FNNRegressor())),
+    ("estimators_[2]", lambda e: e.estimators_.__setitem__(2, StandardScaler())),
+    ("estimators_[1].classes_", lambda e: setattr(e.estimators_[1], "classes_",
+                                                  np.array(["a", "b", "c"], dtype=object))),
+    ("seeds_", lambda e: setattr(e, "seeds_", e.seeds_[:1])),
+    ("seeds_", lambda e: setattr(e, "seeds_", e.seeds_.astype(float))),
+    ("n_estimators", lambda e: setattr(e, "n_estimators", 0)),
+    ("n_estimators", lambda e: setattr(e, "n_estimators", "three")),
+    ("n_jobs", lambda e: setattr(e, "n_jobs", 1.5)),
+    ("estimator", lambda e: setattr(e, "estimator", FNNRegressor())),
+    ("n_features_in_", lambda e: setattr(e, "n_features_in_", 7)),
+    ("classes_", lambda e: setattr(e, "classes_", e.classes_[:2])),
+    ("feature_names_in_", lambda e: setattr(e, "feature_names_in_", np.array(["x", "y"],
+                                                                              dtype=object))),
+    ("bogus", lambda e: setattr(e, "bogus", 1)),
+    ("estimators_", lambda e: delattr(e, "estimators_")),
+])
+def test_an_ensemble_file_with_a_field_it_cannot_hold_is_refused(tmp_path, frame_data, field,
+                                                                 mutate):
+    """Each field of a fitted ensemble classifier, changed to what fastfnn never writes:
+    refused at load, the message naming the field (its members are checked as estimators)."""
+    X, _, labels = frame_data
+    ensemble = FNNEnsembleClassifier(FNNClassifier(**SMALL), n_estimators=3, random_state=0)
+    ensemble.fit(X[["a", "b"]].fillna(0), labels)
+    mutate(ensemble)
+    (tmp_path / "e.skops").write_bytes(_hand_written(skops.io.dumps(ensemble)))
+    with pytest.raises(ModelFileError, match=re.escape(f"field '{field}")):
+        load_model(tmp_path / "e.skops")
 
 
 def test_what_save_model_writes_load_model_takes(tmp_path):
