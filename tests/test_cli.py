@@ -216,8 +216,15 @@ def test_save_then_predict_equals_the_estimator(work):
     write_csv(work / "features.csv", ["c", "a", "b"], frame[["c", "a", "b"]].to_numpy())
     # other names but exactly the feature count: taken in training order, with a note
     write_csv(work / "renamed.csv", ["p", "q", "r"], frame[["a", "b", "c"]].to_numpy())
+    # no header row: the first row is data, which the fallback would lose; refused
+    rows = frame[["a", "b", "c"]].to_numpy()
+    (work / "headless.csv").write_text("\n".join(",".join(str(float(v)) for v in r)
+                                                 for r in rows) + "\n")
     runs = run_forked({"stdout": (["predict", "m.model", "features.csv"], work),
-                       "renamed": (["predict", "m.model", "renamed.csv", "-o", "-"], work)})
+                       "renamed": (["predict", "m.model", "renamed.csv", "-o", "-"], work),
+                       "headless": (["predict", "m.model", "headless.csv"], work)})
+    assert_one_line_error(runs["headless"], f"holds {str(float(rows[0, 0]))!r} where a column",
+                          "no header row", command="predict")
     assert runs["stdout"].returncode == 0, runs["stdout"].stderr
     assert runs["stdout"].stdout == (work / "pred.csv").read_text()
     assert runs["renamed"].returncode == 0 and "training order" in runs["renamed"].stderr

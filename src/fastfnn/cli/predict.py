@@ -93,6 +93,11 @@ def _feature_kinds(table, record):
     if not missing:
         return {name: kinds[name] for name in names}, None
     if len(missing) == len(names) and len(table.header) == len(names):
+        numbers = [cell for cell in table.header if _is_number(cell)]
+        if numbers:  # a first row of data where the names go: it would be lost
+            raise CLIError(f"{table.shown}: its first row holds {numbers[0]!r} where a column "
+                           "name goes: is there no header row? Add one naming the model's "
+                           f"features ({names_list(names, quote=False)})")
         table.frame.columns = names  # read in training order
         return ({name: kinds[name] for name in names},
                 f"{table.shown}'s column names differ from the model's features; using its "
@@ -100,6 +105,14 @@ def _feature_kinds(table, record):
     raise CLIError(f"{table.shown}: missing column{'s' if len(missing) > 1 else ''} "
                    f"{names_list(missing, quote=False)} (the model's features are "
                    f"{names_list(names, quote=False)})")
+
+
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _probabilities(model, X, record):
