@@ -106,7 +106,8 @@ class ModelFileError(ValueError):
 
 
 def save_model(model, path, *, metadata=None):
-    """Save a fitted fastfnn model (or a scikit-learn pipeline holding one) to ``path``.
+    """Save a fitted fastfnn model (an estimator, an ensemble, or a scikit-learn pipeline
+    holding one) to ``path``.
 
     The file is written atomically: to a temporary file in the same directory, then renamed
     over ``path``, so a failed save leaves ``path`` as it was.
@@ -114,7 +115,8 @@ def save_model(model, path, *, metadata=None):
     Parameters
     ----------
     model : estimator
-        An ``FNNRegressor``/``FNNClassifier``, or a scikit-learn meta-estimator (``Pipeline``,
+        An ``FNNRegressor``/``FNNClassifier``, an ``FNNEnsembleRegressor``/
+        ``FNNEnsembleClassifier``, or a scikit-learn meta-estimator (``Pipeline``,
         ``TransformedTargetRegressor``, ``ColumnTransformer``...) holding one.
     path : str or os.PathLike
         The file to write (conventionally ``*.skops``); replaced if it exists.
@@ -127,7 +129,8 @@ def save_model(model, path, *, metadata=None):
     TypeError
         If ``metadata`` is not a JSON-serialisable dict, or ``model`` holds no fastfnn estimator.
     ValueError
-        If ``model`` holds objects of types that :func:`load_model` would refuse.
+        If ``model`` holds objects of types, or fields, that :func:`load_model` would refuse
+        (nothing is written).
 
     See Also
     --------
@@ -140,8 +143,9 @@ def save_model(model, path, *, metadata=None):
     fastfnn_types = _fastfnn_types()
     types = skops.io.get_untrusted_types(data=payload)
     if not _holds_estimator(types, fastfnn_types):
-        raise TypeError(f"save_model saves fastfnn models (FNNRegressor, FNNClassifier, or a "
-                        f"pipeline holding one); got {type(model).__name__}.")
+        raise TypeError(f"save_model saves fastfnn models (FNNRegressor, FNNClassifier, an "
+                        f"ensemble of them, or a pipeline holding one); got "
+                        f"{type(model).__name__}.")
     _check_types(types, fastfnn_types, "Cannot save this model: it", ValueError)
     problem = _field_problem(model)  # what load_model would refuse is not written
     if problem is not None:
