@@ -308,6 +308,13 @@ def test_ensembles_round_trip_and_an_inconsistent_one_is_refused(tmp_path, frame
     assert not (tmp_path / "broken2.skops").exists()
 
 
+@pytest.fixture(scope="module")
+def fitted_ensemble(frame_data):
+    X, _, labels = frame_data
+    ensemble = FNNEnsembleClassifier(FNNClassifier(**SMALL), n_estimators=3, random_state=0)
+    return ensemble.fit(X[["a", "b"]].fillna(0), labels)
+
+
 @pytest.mark.parametrize("field, mutate", [
     ("estimators_", lambda e: setattr(e, "estimators_", e.estimators_ + [e.estimators_[0]])),
     ("estimators_[1]", lambda e: e.estimators_.__setitem__(1, FNNRegressor())),
@@ -327,13 +334,11 @@ def test_ensembles_round_trip_and_an_inconsistent_one_is_refused(tmp_path, frame
     ("bogus", lambda e: setattr(e, "bogus", 1)),
     ("estimators_", lambda e: delattr(e, "estimators_")),
 ])
-def test_an_ensemble_file_with_a_field_it_cannot_hold_is_refused(tmp_path, frame_data, field,
-                                                                 mutate):
+def test_an_ensemble_file_with_a_field_it_cannot_hold_is_refused(tmp_path, fitted_ensemble,
+                                                                 field, mutate):
     """Each field of a fitted ensemble classifier, changed to what fastfnn never writes:
     refused at load, the message naming the field (its members are checked as estimators)."""
-    X, _, labels = frame_data
-    ensemble = FNNEnsembleClassifier(FNNClassifier(**SMALL), n_estimators=3, random_state=0)
-    ensemble.fit(X[["a", "b"]].fillna(0), labels)
+    ensemble = copy.deepcopy(fitted_ensemble)
     mutate(ensemble)
     (tmp_path / "e.skops").write_bytes(_hand_written(skops.io.dumps(ensemble)))
     with pytest.raises(ModelFileError, match=re.escape(f"field '{field}")):
