@@ -211,10 +211,12 @@ def check_estimator(est):
 
 def _check_ensemble(est):
     """An ensemble: its parameters and, fitted, ``n_estimators`` fitted members of its kind
-    (each checked as the estimator it is, where the model file's estimators are walked)
-    that agree on what their predictions are averaged over: features, outputs, classes."""
+    (each checked here as the estimator it is, before their fields are compared) that agree
+    on what their predictions are averaged over: features, outputs, classes."""
+    from .estimators import FNNClassifier
+
     a = vars(est)
-    classifier = "Classifier" in type(est).__name__
+    classifier = est._kind is FNNClassifier  # (a class attribute: a file cannot set it)
     names = type(est)._get_param_names()
     fitted = ("estimators_", "seeds_", "n_features_in_") + (("classes_",) if classifier else ())
     unknown = sorted(set(a) - set(names) - set(SKLEARN_ATTRIBUTES) - set(fitted)
@@ -247,6 +249,11 @@ def _check_ensemble(est):
         if type(member) is not est._kind or "coefs_" not in vars(member):
             raise FieldError(f"estimators_[{k}]", f"is {_describe(member)}, expected a fitted "
                                                   f"{est._kind.__name__}")
+        try:
+            check_estimator(member)
+        except FieldError as exc:
+            raise FieldError(".".join(part for part in (f"estimators_[{k}]", exc.field)
+                                      if part), exc.problem) from None
     first = vars(members[0])
     agree = ["n_features_in_", "n_outputs_"] + (["classes_"] if classifier else [])
     for k, member in enumerate(members):

@@ -49,7 +49,8 @@ def cmd_predict(args):
     if args.proba and record.get("task") != "classification":
         raise CLIError(f"--proba is for classifiers; {args.model} is a regression model")
     kinds = record.get("feature_kinds") or {}
-    text = [name for name, kind in kinds.items() if kind != "numeric"] + [record.get("id")]
+    text = [name for name, kind in kinds.items() if kind != "numeric"]
+    text += [record["id"]] if record.get("id") is not None else []
     table = read_table(args.data, text=text)
     kinds, note = _feature_kinds(table, record)
     legacy = record.get("version", 1) < 2  # text stripped, '' where missing
