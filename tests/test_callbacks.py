@@ -66,6 +66,33 @@ def _assert_same_model(got, expected, X):
         np.testing.assert_array_equal(got.predict_proba(X), expected.predict_proba(X))
 
 
+def _assert_same_fitted_attributes(got, expected):
+    """Every fitted attribute (``*_``, and the private ones a continued fit reads: the
+    history, the best weights, the optimizer's state) equal, in value and type."""
+    def fitted(estimator):
+        return {k: v for k, v in vars(estimator).items() if k.endswith("_")
+                and not k.startswith("__") and k != "_random_state" or k in (
+                    "_optimizer", "_best_coefs", "_best_intercepts", "_no_improvement_count",
+                    "_best_stall_loss", "_validation_scored_by")}
+
+    def same(a, b):
+        if isinstance(b, np.ndarray):
+            return a.dtype == b.dtype and np.array_equal(a, b)
+        if isinstance(b, list):
+            return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+        if hasattr(b, "__dict__"):  # the optimizer (the oracle's max_iter is its horizon)
+            return type(a) is type(b) and same(
+                *({k: v for k, v in vars(c).items() if k != "horizon"} for c in (a, b)))
+        if isinstance(b, dict):
+            return set(a) == set(b) and all(same(a[k], b[k]) for k in b)
+        return type(a) is type(b) and a == b
+
+    mine, theirs = fitted(got), fitted(expected)
+    assert set(mine) == set(theirs)
+    for name, value in theirs.items():
+        assert same(mine[name], value), name
+
+
 def _state(estimator):
     """The pickled estimator, less its list of callbacks (whose own records grow)."""
     return pickle.dumps({k: v for k, v in estimator.__dict__.items() if k != "_skl_callbacks"})
@@ -175,9 +202,7 @@ def test_each_epoch_is_a_subtask_whose_fitted_copy_is_the_model_trained_that_lon
         assert fitted is not est
         _assert_same_model(fitted, oracle, X)
         assert fitted.n_iter_ == oracle.n_iter_ == e
-        assert fitted.loss_ == oracle.loss_
-        if solver != "lbfgs":
-            assert fitted.loss_curve_ == est.loss_curve_[:e] == oracle.loss_curve_
+        _assert_same_fitted_attributes(fitted, oracle)
     # the copies are snapshots: the last one is the fitted estimator, the first is not
     _assert_same_model(recorder.fitted[-1], est, X)
     assert not np.array_equal(recorder.fitted[0].coefs_[0], est.coefs_[0])
@@ -216,14 +241,21 @@ def test_partial_fit_is_one_subtask_whose_copy_is_the_updated_model(estimator_cl
     assert fitted.loss_curve_ == est.loss_curve_ and len(est.loss_curve_) == 4
 
 
-def test_warm_start_copies_continue_the_loss_curve():
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_warm_start_copies_continue_the_history(early_stopping):
+    """On a warm start the copy at epoch e is the first fit continued for e epochs: every
+    fitted attribute as the oracle, a warm start with ``max_iter=e`` (t_, the curves, the
+    best loss or score and weights, the optimizer)."""
     X, y = _data(FNNRegressor)
-    est = FNNRegressor(**_params("sgd", max_iter=3, warm_start=True)).fit(X, y)
+    params = _params("sgd", max_iter=3, warm_start=True, early_stopping=early_stopping)
+    first = FNNRegressor(**params).fit(X, y)
     recorder = Recorder()
-    est.set_callbacks(recorder).fit(X, y)
+    est = pickle.loads(pickle.dumps(first)).set_callbacks(recorder).fit(X, y)
     assert len(est.loss_curve_) == 6 and len(recorder.fitted) == 3
     for e, fitted in enumerate(recorder.fitted, start=1):
-        assert fitted.loss_curve_ == est.loss_curve_[:3 + e]
+        oracle = pickle.loads(pickle.dumps(first)).set_params(max_iter=e).fit(X, y)
+        _assert_same_model(fitted, oracle, X)
+        _assert_same_fitted_attributes(fitted, oracle)
     _assert_same_model(recorder.fitted[-1], est, X)
 
 
@@ -514,6 +546,7 @@ def test_early_stopping_copies_hold_the_validation_scores_so_far():
     est = FNNRegressor(**params).set_callbacks(recorder).fit(X, y)
     for e, fitted in enumerate(recorder.fitted, start=1):
         assert fitted.validation_scores_ == est.validation_scores_[:e]
+        _assert_same_fitted_attributes(fitted, _trained(FNNRegressor, params, X, y, e))
 
 
 def test_early_stopping_copies_are_the_model_stopped_there():

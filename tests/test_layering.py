@@ -26,11 +26,11 @@ purpose, where it belongs. Import cycles between modules fail as well.
     estimators, gradcheck
     _base                     the estimators' shared fit/predict walk
     trainer, _callbacks,      (_together: many fits' epochs in one compiled call)
-    fitstate, _together,      (_prefit: fits made ahead, taken by the fit that asks)
-    _prefit
-    _parts, settings, _lanes  the training split timed on this machine (runs the loop to time
-                              it); the frozen settings a fit hands down; fits that share their
-                              minibatches trained as lanes of one call
+    _together, _prefit        (_prefit: fits made ahead, taken by the fit that asks)
+    _parts, settings, _lanes, the training split timed on this machine (runs the loop to time
+    fitstate                  it); the frozen settings a fit hands down; fits that share their
+                              minibatches trained as lanes of one call; a fit's state and
+                              what it publishes
     network
     _threads, _validation     (thread budget, prediction chunks; the registries' names)
     optimizers, _tuning       the update-rule registry; the kernel choices timed on this
@@ -72,8 +72,8 @@ LAYERS = [
     ["_fitmany"],
     ["estimators", "gradcheck"],
     ["_base"],
-    ["trainer", "_callbacks", "fitstate", "_together", "_prefit"],
-    ["_parts", "settings", "_lanes"],
+    ["trainer", "_callbacks", "_together", "_prefit"],
+    ["_parts", "settings", "_lanes", "fitstate"],
     ["network"],
     ["_threads", "_validation"],
     ["optimizers", "_tuning"],

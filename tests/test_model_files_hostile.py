@@ -363,12 +363,15 @@ def _mutations(model, name):
                      ("text", lambda v: "bogus", "refuse")]
         elif isinstance(value, (np.random.RandomState, np.dtype)) or hasattr(value, "__dict__"):
             found = [("text", lambda v: "bogus", "refuse"), ("none", lambda v: None, "refuse")]
+        elif field == "_validation_scored_by":  # any text may name a scoring (a repr)
+            found = [("text", lambda v: "bogus", "either"), ("number", lambda v: 3, "refuse")]
         else:
             found = _scalar_mutations(field, value)
         if "[" not in field and "." not in field:
             found = found + [("removed", lambda v: _REMOVE, "either" if field in (
-                "_random_state", "feature_names_in_", "_loss") else "refuse")]  # files of
-            # earlier fits hold no _loss: the parameters tell it
+                "_random_state", "feature_names_in_", "_loss", "_validation_scored_by")
+                else "refuse")]  # files of earlier fits hold no _loss: the parameters tell
+            # it; nor the scoring of the validation scores: a warm start takes them as its
         for label, mutate, expect in found:
             # a parameter may take many values; the estimator's constraints decide, and a
             # refusal names the parameter

@@ -698,6 +698,25 @@ def test_partial_fit_multilabel():
     assert_parity(ff, sk, X, np.float64, "partial_fit multilabel")
 
 
+@pytest.mark.parametrize("change", [dict(power_t=0.1), dict(learning_rate="constant"),
+                                    dict(learning_rate="invscaling", learning_rate_init=0.5),
+                                    dict(momentum=0.5, nesterovs_momentum=False, alpha=0.1)],
+                         ids=["power_t", "to-constant", "to-invscaling", "momentum-alpha"])
+def test_partial_fit_keeps_the_rule_and_schedule_of_its_first_call(change):
+    """Parameters set between partial_fit calls: the rule's and its schedule's stay those of
+    the first call (scikit-learn's optimizer keeps them), alpha is read at every call."""
+    X, y = make_data("reg", n=150)
+    start = "constant" if change.get("learning_rate") == "invscaling" else "invscaling"
+    ff, sk = pair("reg", solver="sgd", learning_rate=start, learning_rate_init=0.05)
+    for est in (ff, sk):
+        call(est, "partial_fit", X, y)
+        est.set_params(**change)
+        for _ in range(3):
+            call(est, "partial_fit", X, y)
+    assert_parity(ff, sk, X, np.float64, f"partial_fit, then {change}")
+    assert ff._optimizer.learning_rate == sk._optimizer.learning_rate
+
+
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
 def test_fit_then_partial_fit_keeps_the_optimizer(solver):
     X, y = make_data("reg")

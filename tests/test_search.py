@@ -5,6 +5,8 @@ fit parameters (every entry of ``cv_results_`` but the timings, ``best_*``, the 
 model), and each network's solo ``fit`` (ensemble members, the networks trained together).
 """
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy.stats import loguniform
@@ -125,6 +127,92 @@ def test_a_diverging_candidate_scores_as_scikit_learns():
     assert np.isnan(ours.cv_results_["mean_test_score"][4])
 
 
+def test_grid_values_are_cloned_and_equal_candidates_tie_as_in_scikit_learn():
+    """Grid values that are objects (the final step itself, a step before it, a RandomState)
+    are cloned for each fit as scikit-learn's loop clones them: the grid's own objects stay
+    unfitted and unadvanced, and every fold scores its own network. A candidate repeated
+    trains once and ties with itself, as two equal solo fits tie."""
+    X, y = data(n=120)
+    scalers = [StandardScaler(), None]
+    steps = {"fnnregressor": [FNNRegressor(**BASE, alpha=1e-3), FNNRegressor(**BASE, alpha=1.0)],
+             "standardscaler": scalers}
+    seed = np.random.RandomState(3)
+    seeded = [{"random_state": [seed], "alpha": [1e-4, 1e-2]},
+              {"alpha": [1e-4, 1e-2, 1e-1]}, {"alpha": [1e-4]}]  # the last repeats the first
+    for estimator, grid in [(make_pipeline(StandardScaler(), FNNRegressor(**BASE)), steps),
+                            (FNNRegressor(**BASE), seeded)]:
+        state = seed.get_state()[1].copy()
+        ours = FNNGridSearchCV(estimator, grid, cv=3).fit(X, y)
+        theirs = GridSearchCV(estimator, grid, cv=3).fit(X, y)
+        same_results(ours, theirs, X, rtol=0)  # (ties exactly as scikit-learn's)
+        np.testing.assert_array_equal(ours.cv_results_["rank_test_score"],
+                                      theirs.cv_results_["rank_test_score"])
+        np.testing.assert_array_equal(seed.get_state()[1], state)
+    assert not any(hasattr(fnn, "coefs_") for fnn in steps["fnnregressor"])
+    assert not hasattr(scalers[0], "mean_")
+
+
+def test_what_cannot_train_ahead_fails_or_fits_in_scikit_learns_loop():
+    """A step before the network that fails to fit, a dropout that is no rate, a parameter
+    that cannot be pickled (a scoring lambda): scored as scikit-learn scores them (error_score,
+    or its own fit), not raised by the training ahead."""
+    from sklearn.decomposition import PCA
+
+    X, y = data(n=120)
+    cases = [(make_pipeline(PCA(), FNNRegressor(**BASE)), {"pca__n_components": [2, 50]}),
+             (FNNRegressor(**BASE), {"dropout": [0.1, "high", [0.1, "x"]]}),
+             (FNNRegressor(**BASE, early_stopping=True,
+                           scoring=lambda est, X_val, y_val: -np.abs(est.predict(X_val) - y_val)
+                           .mean()), {"alpha": [1e-4, 1e-1]})]
+    for estimator, grid in cases:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ours = FNNGridSearchCV(estimator, grid, cv=2).fit(X, y)
+            theirs = GridSearchCV(estimator, grid, cv=2).fit(X, y)
+        same_results(ours, theirs, X)
+    search = FNNGridSearchCV(make_pipeline(StandardScaler(), FNNRegressor(**BASE)),
+                             {"fnnregressor__alpha": [1e-4]}, cv=2)
+    search.fit(X, y).fit(X, y, standardscaler__sample_weight=np.ones(len(y)))
+    assert search.together_fit_time_ == 0  # other fit parameters: nothing trained ahead
+
+
+def test_callbacks_of_the_search_reach_every_candidates_fit():
+    """A propagated callback on the search sees each candidate's fit and epochs, as under
+    GridSearchCV, and its stop (after a fit's second epoch) ends them: the candidates train
+    in scikit-learn's loop."""
+    from collections import Counter
+
+    class StopAfterTwo:
+        max_propagation_depth = None
+
+        def __init__(self):
+            self.tasks = Counter()
+
+        def setup(self, estimator, context):
+            pass
+
+        def teardown(self, estimator, context):
+            pass
+
+        def on_fit_task_begin(self, estimator, context, **kwargs):
+            pass
+
+        def on_fit_task_end(self, estimator, context, **kwargs):
+            self.tasks[type(estimator).__name__, context.task_name] += 1
+            return context.task_name == "epoch" and context.task_id >= 1
+
+    X, y = data(n=120)
+    tasks, results = [], []
+    for search in (FNNGridSearchCV, GridSearchCV):
+        callback = StopAfterTwo()
+        results.append(search(FNNRegressor(**BASE), {"alpha": [1e-4, 1e-1]}, cv=2)
+                       .set_callbacks(callback).fit(X, y))
+        tasks.append({key: n for key, n in callback.tasks.items() if key[0] == "FNNRegressor"})
+    assert tasks[0] == tasks[1] == {("FNNRegressor", "fit"): 5, ("FNNRegressor", "epoch"): 10}
+    same_results(*results, X)
+    assert results[0].best_estimator_.n_iter_ == 2
+
+
 def test_networks_trained_together_are_their_solo_fits():
     """fit_together on networks of several kinds (dtype, sparse, solvers, dropout, early
     stopping, rates that change every epoch): each equals its own fit to the bit; a bad one
@@ -182,6 +270,18 @@ def test_ensembles_are_their_members_solo_fits():
         FNNEnsembleRegressor(FNNClassifier()).fit(X, y)
 
 
+@pytest.mark.parametrize("ensemble", [FNNEnsembleRegressor, FNNEnsembleClassifier])
+def test_ensembles_pass_scikit_learns_unfitted_and_sparse_tag_checks(ensemble):
+    """Unfitted, every method raises NotFittedError; the tags say sparse input is taken, as
+    the members take it (scikit-learn's own checks)."""
+    from sklearn.utils.estimator_checks import (check_estimator_sparse_tag,
+                                                check_estimators_unfitted)
+
+    estimator = ensemble(n_estimators=2, random_state=0)
+    check_estimators_unfitted(ensemble.__name__, estimator)
+    check_estimator_sparse_tag(ensemble.__name__, estimator)
+
+
 def test_the_grouping_key_of_fits_is_numbas_type():
     """Fits train in one compiled call where their groups have one Numba type; the cheap key
     that sorts them (``type_key``) is equal exactly where ``numba.typeof`` is, over arrays of
@@ -226,6 +326,6 @@ def test_a_fit_made_ahead_is_taken_only_with_its_exact_parameters_and_data():
     ]
     for estimator, X_fit, taken in cases:
         key = _prefit.key_of(base, _prefit.data_digest(X, y, None))
-        with _prefit.offering({key: made}):
+        with _prefit.offering({key: [made]}):
             estimator.fit(X_fit, y)
         assert (estimator.coefs_ is made.coefs_) == taken, estimator

@@ -39,16 +39,19 @@ def reference_fit(X, y, *, solver, alpha, lr0, max_iter, schedule="constant",
                   seed=0):
     """Weights after ``max_iter`` full-batch epochs, from the equations: loss ``1/(2n) sum
     ||a - y||^2 (+ alpha/(2n) sum ||W||^2)``, clipping ``g *= min(1, c / (||g|| + 1e-6))``,
-    AdamW's ``W *= 1 - lr alpha`` before Adam's step, cosine ``lr0 (1 + cos(pi e / T)) / 2``."""
+    AdamW's ``W *= 1 - lr alpha`` before Adam's step, cosine ``lr0 (1 + cos(pi e / T)) / 2``.
+    ``alpha``: a number, or one per epoch."""
+    alphas = np.broadcast_to(alpha, (max_iter,))
     n, sizes = len(X), [X.shape[1], *HIDDEN, 1]
     W, b = init_params(sizes, "tanh", np.random.RandomState(seed), np.float64)
     params = W + b
     m = [np.zeros_like(p) for p in params]
     v = [np.zeros_like(p) for p in params]
     Y = y[:, None]
-    l2 = 0.0 if solver == "adamw" else alpha
     L = len(W)
     for e in range(max_iter):
+        alpha = alphas[e]
+        l2 = 0.0 if solver == "adamw" else alpha
         lr = lr0 * (1 + np.cos(np.pi * e / max_iter)) / 2 if schedule == "cosine" else lr0
         A = [X]
         for i in range(L):
@@ -194,6 +197,29 @@ def test_cosine_in_partial_fit_counts_the_models_epochs():
         est.partial_fit(X, y)
         assert est._optimizer.learning_rate == pytest.approx(
             0.05 * (1 + np.cos(np.pi * k / 8)) / 2, rel=1e-15)
+
+
+def test_partial_fit_reads_alpha_afresh_and_keeps_its_first_calls_schedule():
+    """Between partial_fit calls, a new alpha takes effect at the next call, for 'adamw' (its
+    decay) as for the L2 rules; the learning rate, the schedule and cosine's horizon stay
+    those of the first call (the NumPy reference: one full-batch epoch per call)."""
+    X, y = data()
+    adamw = full_batch(solver="adamw", alpha=0.3, learning_rate_init=0.01)
+    cosine = full_batch(solver="sgd", alpha=0.01, learning_rate="cosine",
+                        learning_rate_init=0.05, max_iter=6)
+    for epoch in range(6):
+        if epoch == 3:
+            adamw.set_params(alpha=2.0)
+            cosine.set_params(learning_rate_init=0.5, max_iter=100, learning_rate="constant")
+        adamw.partial_fit(X, y)
+        cosine.partial_fit(X, y)
+    wants = [reference_fit(X, y, solver="adamw", alpha=[0.3] * 3 + [2.0] * 3, lr0=0.01,
+                           max_iter=6),
+             reference_fit(X, y, solver="sgd", alpha=0.01, lr0=0.05, max_iter=6,
+                           schedule="cosine")]
+    for est, want in zip((adamw, cosine), wants):
+        for got, ref in zip(est.coefs_ + est.intercepts_, want):
+            np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-12)
 
 
 # ---- dropout -----------------------------------------------------------------------------------
@@ -379,8 +405,29 @@ def test_given_validation_rows_need_their_targets_and_early_stopping():
         est.set_params(early_stopping=False).fit(X, y, X_val=X, y_val=y)
     with pytest.raises(ValueError, match="features"):
         est.set_params(early_stopping=True).fit(X, y, X_val=X[:, :3], y_val=y)
+    with pytest.raises(ValueError, match="solver='lbfgs' does not stop early"):
+        est.set_params(solver="lbfgs").fit(X, y, X_val=X, y_val=y)
     for a, b in zip(before, est.coefs_):
         np.testing.assert_array_equal(a, b)  # a refused fit leaves the model as it was
+
+
+def test_a_warm_start_scored_otherwise_starts_its_validation_history_afresh():
+    """Scores of another ``scoring`` do not compare: a warm start after a change of scoring
+    keeps the weights of its own best epoch, and its history holds only its own scores
+    (its best score is minus the loss of the weights it keeps, on the given rows)."""
+    X, y = data(n=160)
+    X_val, y_val = X[120:], y[120:]
+    est = FNNRegressor(hidden_layer_sizes=(16,), early_stopping=True, warm_start=True,
+                       max_iter=8, random_state=0).fit(X[:120], y[:120], X_val=X_val,
+                                                       y_val=y_val)
+    est.set_params(scoring="loss", max_iter=5).fit(X[:120], y[:120], X_val=X_val, y_val=y_val)
+    assert len(est.validation_scores_) == est.n_iter_ == 5
+    loss = 0.5 * np.mean((est.predict(X_val) - y_val) ** 2)
+    assert est.best_validation_score_ == pytest.approx(-loss, rel=1e-9)
+    assert est.best_validation_score_ == max(est.validation_scores_)
+    est.set_params(scoring=None, max_iter=3).fit(X[:120], y[:120], X_val=X_val, y_val=y_val)
+    assert len(est.validation_scores_) == 3  # R^2 again: afresh again
+    assert est.best_validation_score_ == pytest.approx(est.score(X_val, y_val), rel=1e-12)
 
 
 def test_scoring_loss_stops_on_the_negative_validation_loss():

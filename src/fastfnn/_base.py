@@ -315,7 +315,8 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
     def _fit(self, X, y, sample_weight=None, incremental=False, classes=None, validation=None):
         """fit / partial_fit on a staged copy of the attributes, published on success.
         ``validation``: ``(X_val, y_val, sample_weight_val)`` given to fit, or None."""
-        if not incremental and validation is None and "coefs_" not in self.__dict__:
+        if (not incremental and validation is None and "coefs_" not in self.__dict__
+                and not getattr(self, "_skl_callbacks", None)):
             made = _prefit.take(self, X, y, sample_weight)
             if made is not None:  # trained together with others, ahead of this call
                 self._adopt(made)
@@ -424,7 +425,8 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         (warm start, partial_fit) or fresh, and the optimizer partial_fit keeps."""
         mode = fitstate.VALIDATION if self.early_stopping else fitstate.LOSS
         keep_optimizer = job.incremental and hasattr(self, "_optimizer")
-        state = fitstate.resume(self, job.net, mode, keep_optimizer)
+        state = fitstate.resume(self, job.net, mode, keep_optimizer,
+                                fitstate.scoring_key(self.scoring))
         if job.observer is not None:
             job.observer.resume(state)
         return state
@@ -453,6 +455,10 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         if not self.early_stopping:
             raise ValueError("X_val and y_val are the rows early stopping scores: set "
                              "early_stopping=True to use them (fit uses them for nothing else).")
+        if self.solver not in RULES:
+            raise ValueError(f"X_val and y_val are the rows early stopping scores, and "
+                             f"solver={self.solver!r} does not stop early: use one of the "
+                             f"stochastic solvers {tuple(RULES)} to score them.")
 
     def _validation_rows(self, X_val, y_val, sw_val, dtype, n_outputs):
         """The given validation rows as training sees them: ``(X_val (n_val, n_features) of
@@ -537,7 +543,8 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         for attribute in ("loss_curve_", "best_loss_", "validation_scores_",
                           "validation_loss_curve_", "gradient_norms_",
                           "best_validation_score_", "_optimizer", "_best_coefs",
-                          "_best_intercepts", "_no_improvement_count", "_best_stall_loss"):
+                          "_best_intercepts", "_no_improvement_count", "_best_stall_loss",
+                          "_validation_scored_by"):
             self.__dict__.pop(attribute, None)
         self.n_iter_ = 0
         self.t_ = 0

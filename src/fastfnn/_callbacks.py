@@ -3,12 +3,16 @@
 A fit is the root task of the estimator's callback context; each epoch (the stochastic solvers)
 or L-BFGS iteration is a subtask ("epoch" / "lbfgs-iter"). At the end of each subtask the
 callbacks' ``on_fit_task_end`` may ask for ``fitted_estimator``: a copy of the estimator
-as if training had stopped there (weights, ``n_iter_``, ``loss_``, ``loss_curve_`` and, with
-early stopping, ``validation_scores_`` so far), built only when a callback asks for it. A
+as if training had stopped there (its weights and every fitted attribute a stop there would
+publish: ``n_iter_``, ``t_``, ``loss_curve_``, ``best_loss_`` or, with early stopping, the
+best weights and ``validation_scores_`` so far...), built only when a callback asks for it. A
 callback that returns True ends training as an early stop does. Without callbacks no observer
 is made, so the hooks cost nothing.
 """
 
+import numpy as np
+
+from .fitstate import snapshot
 from .optimizers import RULES
 
 
@@ -19,13 +23,12 @@ class CallbackObserver:
         self.estimator, self.context, self.task_name = estimator, context, task_name
         self.X, self.y, self.metadata, self.net = X, y, metadata, net
         self.subtask = None
-        self.history = {}
+        self.state = None  # a stochastic fit's fitstate.TrainState
 
     def resume(self, state):
-        """Start from the history a stochastic fit continues (fitstate.TrainState)."""
-        self.history = {"loss_curve_": list(getattr(self.estimator, "loss_curve_", None) or []),
-                        "validation_scores_": (None if state.validation_scores is None
-                                               else list(state.validation_scores))}
+        """Follow the state of a stochastic fit (fitstate.TrainState), whose history a
+        ``fitted_estimator`` continues."""
+        self.state = state
 
     def epoch_begins(self):
         """Opens the next subtask."""
@@ -36,18 +39,19 @@ class CallbackObserver:
     def epoch_ends(self, record, theta):
         """Closes the subtask with the epoch's ``record`` (trainer.EpochEnd) and ``theta``, the
         weights a stop here would leave (the best so far, with early stopping); True to stop."""
-        if self.history:
-            self.history["loss_curve_"].append(record.loss)
-            if self.history["validation_scores_"] is not None:
-                self.history["validation_scores_"].append(record.validation_score)
-        history = {k: (None if v is None else list(v)) for k, v in self.history.items()}
         subtask, self.subtask = self.subtask, None
+
+        def fitted():
+            made = {} if self.state is None else snapshot(self.state, self.estimator)
+            made.update(coefs_=[w.copy() for w in self.net.coefs(theta)],
+                        intercepts_=[b.copy() for b in self.net.intercepts(theta)],
+                        n_iter_=record.epoch,
+                        loss_=None if record.loss is None else np.float64(record.loss))
+            return made
+
         return subtask.call_on_fit_task_end(
             estimator=self.estimator, X=self.X, y=self.y, metadata=self.metadata,
-            reconstruction_attributes=lambda: {
-                "coefs_": [w.copy() for w in self.net.coefs(theta)],
-                "intercepts_": [b.copy() for b in self.net.intercepts(theta)],
-                "n_iter_": record.epoch, "loss_": record.loss, **history})
+            reconstruction_attributes=fitted)
 
     def close(self):
         """Ends a subtask left open (training interrupted or failed inside an epoch)."""

@@ -51,7 +51,7 @@ SKLEARN_ATTRIBUTES = ("_metadata_request", "_sklearn_output_config", "_skl_callb
 # ``feature_names_in_`` (only when fitted on a frame) may be missing.
 FITTED = ("n_features_in_", "n_iter_", "t_", "n_outputs_", "n_layers_", "out_activation_",
           "coefs_", "intercepts_", "loss_")
-OPTIONAL_FITTED = ("_random_state", "feature_names_in_", "_loss")
+OPTIONAL_FITTED = ("_random_state", "feature_names_in_", "_loss", "_validation_scored_by")
 CLASSIFIER_FITTED = ("classes_", "_label_binarizer")
 # Set together by every stochastic fit ('sgd', 'adam', 'adamw'), removed together by a fresh fit.
 STOCHASTIC = tuple(name for name, _, _, _ in HISTORY if name not in ("t_", "loss_")) + (
@@ -335,6 +335,10 @@ def _check_fitted(est, a, classifier):
         check_str(out, "out_activation_", REGRESSOR_OUTPUTS + ("exp",))
     if "_loss" in a:
         check_str(a["_loss"], "_loss", tuple(LOSSES))
+    scored_by = a.get("_validation_scored_by")
+    if scored_by is not None and type(scored_by) is not str:
+        raise FieldError("_validation_scored_by", f"is {_describe(scored_by)}, expected a "
+                                                  "string or None")
     try:
         check_pair(est._fitted_loss(), out)
     except ValueError as exc:
@@ -445,15 +449,21 @@ def _check_optimizer(opt, sizes, dtype):
     if missing:
         raise FieldError(f"_optimizer.{missing[0]}", "is missing")
     n_params = sum(i * o + o for i, o in zip(sizes[:-1], sizes[1:]))
+    schedules = RULES[faces[type(opt)]].schedules
     for name, kind in fields.items():
         if name in attributes:
             _check_optimizer_field(attributes[name], f"_optimizer.{name}", kind.rstrip("?"),
-                                   dtype, n_params)
+                                   dtype, n_params, schedules)
 
 
-def _check_optimizer_field(value, field, kind, dtype, n_params):
-    """One field of an optimizer, by its kind (``optimizers.FIELDS``' vocabulary)."""
-    if kind == opt_kinds.RATE or kind == opt_kinds.POSITIVE:
+def _check_optimizer_field(value, field, kind, dtype, n_params, schedules):
+    """One field of an optimizer, by its kind (``optimizers.FIELDS``' vocabulary;
+    ``schedules``: those its rule follows)."""
+    if kind == opt_kinds.SCHEDULE:
+        check_str(value, field, schedules)
+    elif kind == opt_kinds.COUNT:
+        check_int(value, field, low=1)
+    elif kind == opt_kinds.RATE or kind == opt_kinds.POSITIVE:
         check_real(value, field, low=0, open_low=True)
     elif kind == opt_kinds.NON_NEGATIVE:
         check_real(value, field, low=0)

@@ -27,12 +27,16 @@ def key_of(estimator, digest):
     The parameters are digested as their pickle (SHA-1; joblib's hash, which pickles them in
     Python, took 0.38 ms an estimator, 7% of a tiny network's search): values that differ
     pickle differently, so two keys are equal only for equal parameters; equal parameters
-    that pickle apart would only train again."""
+    that pickle apart would only train again. None where neither can digest a parameter (a
+    lambda): such a fit is never made ahead."""
     params = estimator.get_params(deep=False)
     try:
         digested = hashlib.sha1(pickle.dumps(params, protocol=5)).hexdigest()
     except Exception:  # noqa: BLE001 - what pickle cannot write, joblib's hash may
-        digested = joblib.hash(params)
+        try:
+            digested = joblib.hash(params)
+        except Exception:  # noqa: BLE001
+            return None
     return type(estimator).__qualname__, digested, digest
 
 
@@ -53,7 +57,8 @@ def data_digest(X, y, sample_weight):
 
 @contextmanager
 def offering(fits):
-    """Within the block, ``fits`` ({key: fitted estimator}) are on offer to :func:`take`."""
+    """Within the block, ``fits`` ({key: [fitted estimator, ...]}: one for each fit asking
+    for that key) are on offer to :func:`take`."""
     with _LOCK:
         _OFFERED.append(fits)
     try:
@@ -69,9 +74,11 @@ def take(estimator, X, y, sample_weight):
     if not _OFFERED:
         return None
     wanted = key_of(estimator, data_digest(X, y, sample_weight))
+    if wanted is None:
+        return None
     with _LOCK:
         for fits in reversed(_OFFERED):
-            made = fits.pop(wanted, None)
-            if made is not None:
-                return made
+            made = fits.get(wanted)
+            if made:
+                return made.pop()
     return None

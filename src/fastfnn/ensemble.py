@@ -62,6 +62,11 @@ class _Ensemble(BaseEstimator):
             self.feature_names_in_ = members[0].feature_names_in_
         return self
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # as its members
+        return tags
+
     def _outputs(self, X, method):
         """(n_members, n_samples, ...) of each member's ``method(X)``."""
         check_is_fitted(self)
@@ -120,8 +125,8 @@ class FNNEnsembleClassifier(ClassifierMixin, _Ensemble):
         """The labels of the members' mean output, decoded as a member decodes its own: the
         class of highest mean probability (one class: that class; multilabel: each label
         above 1/2)."""
-        member = self.estimators_[0]
         proba = self.predict_proba(X)
+        member = self.estimators_[0]
         return member._output_to_prediction(proba[:, 1:] if member.n_outputs_ == 1 else proba)
 
 

@@ -6,13 +6,16 @@ fitted attribute maps to which field, and where a fresh history starts, is writt
 :data:`HISTORY`; :func:`resume` and :func:`publish` read that table.
 
 A history belongs to a mode: without early stopping the stall rule follows the training loss
-(``best_loss_``); with it, the validation score (``validation_scores_``...). A warm start or
-``partial_fit`` continues the history of its own mode, and starts the other mode's afresh
-(scikit-learn fails with AttributeError/TypeError there).
+(``best_loss_``); with it, the validation score (``validation_scores_``...), as the ``scoring``
+it was recorded with (``_validation_scored_by``: :func:`scoring_key`) computes it. A warm start or
+``partial_fit`` continues the history of its own mode and scoring, and starts any other afresh
+(scikit-learn fails with AttributeError/TypeError there; scores of another scoring do not
+compare).
 """
 
 import copy
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -42,6 +45,7 @@ class TrainState:
     validation_loss_curve: list = None
     best_validation_score: float = None
     best_theta: np.ndarray = None  # the early-stopping snapshot, packed as theta
+    validation_scoring: str = None  # what the validation scores are (scoring_key)
 
 
 # (fitted attribute, TrainState field, value of a fresh history, mode the history belongs to:
@@ -67,12 +71,22 @@ def history_mode(estimator):
     return None
 
 
-def resume(estimator, net, mode, keep_optimizer):
-    """A TrainState continuing the estimator's history in ``mode`` (LOSS or VALIDATION) from
-    the network's current weights: copies, so the estimator is untouched until publish."""
+def scoring_key(scoring):
+    """What a validation history records its ``scoring`` as: None (the estimator's default
+    score), the name, or a scorer's repr (a function's names its address: after a reload
+    its history starts afresh)."""
+    return scoring if scoring is None or isinstance(scoring, str) else repr(scoring)
+
+
+def resume(estimator, net, mode, keep_optimizer, scoring=None):
+    """A TrainState continuing the estimator's history in ``mode`` (LOSS or VALIDATION, the
+    latter scored by ``scoring``, a :func:`scoring_key`) from the network's current weights:
+    copies, so the estimator is untouched until publish."""
     state = TrainState(net, n_iter=getattr(estimator, "n_iter_", 0),
                        epochs_before=len(getattr(estimator, "loss_curve_", None) or ()))
-    same_mode = history_mode(estimator) == mode
+    same_mode = history_mode(estimator) == mode and (
+        mode != VALIDATION  # (a file from before scorings were recorded: the same)
+        or getattr(estimator, "_validation_scored_by", scoring) == scoring)
     for attribute, name, fresh, owner in HISTORY:
         if owner not in (BOTH, CURRENT, mode):  # the other mode's history
             setattr(state, name, None)
@@ -82,6 +96,7 @@ def resume(estimator, net, mode, keep_optimizer):
     if keep_optimizer:
         state.optimizer = copy.deepcopy(estimator._optimizer)
     if mode == VALIDATION:
+        state.validation_scoring = scoring
         state.best_theta = net.theta.copy()
         if same_mode:
             for dst, src in zip(net.coefs(state.best_theta) + net.intercepts(state.best_theta),
@@ -100,6 +115,22 @@ def close_epochs(state):
     if state.validation_scores is not None:
         state.validation_scores += [e.validation_score for e in epochs]
         state.validation_loss_curve += [e.validation_loss for e in epochs]
+
+
+def snapshot(state, estimator):
+    """The fitted attributes a stochastic fit stopped after the state's last recorded epoch
+    would publish (:func:`publish` of copies: the state and the estimator stay as they are).
+    Its ``coefs_`` and ``intercepts_`` are views of the network's current weights."""
+    copied = copy.copy(state)
+    for name in ("epochs", "validation_scores", "validation_loss_curve"):
+        value = getattr(state, name)
+        setattr(copied, name, None if value is None else list(value))
+    copied.optimizer = copy.deepcopy(state.optimizer)
+    stand_in = SimpleNamespace(**{name: copy.copy(vars(estimator)[name])
+                                  for name in ("loss_curve_", "gradient_norms_")
+                                  if name in vars(estimator)})
+    publish(copied, stand_in, stochastic=True)
+    return vars(stand_in)
 
 
 def publish(state, estimator, stochastic):
@@ -126,6 +157,10 @@ def publish(state, estimator, stochastic):
     before = getattr(estimator, "gradient_norms_", None)
     estimator.gradient_norms_ = rows if before is None else np.vstack([before, rows])
     estimator._optimizer = state.optimizer
+    if state.validation_scores is not None:
+        estimator._validation_scored_by = state.validation_scoring
+    else:
+        estimator.__dict__.pop("_validation_scored_by", None)
     if state.best_theta is not None:
         estimator._best_coefs = [w.copy() for w in net.coefs(state.best_theta)]
         estimator._best_intercepts = [b.copy() for b in net.intercepts(state.best_theta)]

@@ -19,6 +19,11 @@ Adding a rule: its face and entry here, its group, step and ``STEPS`` entry in
 ``_kernels.py``. Validation, the estimators, the trainer, model files and the command read
 the registry; nothing else names a rule. The schedules and stopping rules are the trainer's
 (pure functions there); a face's ``rate`` is the one value they set.
+
+A face keeps what it was made with, as scikit-learn's optimizers do: ``partial_fit``
+continues the rule's hyper-parameters and schedule (:class:`Scheduled`) of its first call,
+and reads afresh only what scikit-learn reads at every call, ``alpha``
+(:meth:`Scheduled.read_each_call`: AdamW's decay).
 """
 
 from typing import Callable, NamedTuple
@@ -35,14 +40,38 @@ RATE, FRACTION, FRACTION_OPEN, POSITIVE, NON_NEGATIVE = ("rate", "fraction", "fr
                                                          "positive", "non-negative")
 FLAG, DTYPE, STATE, STATE_NON_NEGATIVE, STEPS = ("flag", "dtype", "state", "state>=0",
                                                  "steps")
+SCHEDULE, COUNT = "schedule", "count"  # one of the rule's schedules; an integer >= 1
+
+SCHEDULES = ("constant", "invscaling", "adaptive", "cosine")
 
 
-class SGD:
+class Scheduled:
+    """The learning-rate schedule a face follows, fixed when the face is made (as
+    scikit-learn's optimizers fix theirs): ``schedule``, one of its rule's schedules;
+    invscaling's ``power_t``; cosine's ``horizon``, the fit's ``max_iter`` in epochs. Faces
+    in files saved before faces kept them lack the three (the trainer then has them
+    :meth:`follow` the fit's settings)."""
+
+    SCHEDULE_FIELDS = {"schedule?": SCHEDULE, "power_t?": NON_NEGATIVE, "horizon?": COUNT}
+
+    def follow(self, settings):
+        """Take the schedule of ``settings`` (``settings.schedule``, ``power_t``,
+        ``max_iter``)."""
+        self.schedule = settings.schedule
+        self.power_t = float(settings.power_t)
+        self.horizon = int(settings.max_iter)
+
+    def read_each_call(self, settings):
+        """Take what a fit reads afresh at every call, ``partial_fit`` included (scikit-learn
+        reads ``alpha`` so): nothing here, the L2 term is the trainer's."""
+
+
+class SGD(Scheduled):
     """SGD with momentum ``mu`` (Nesterov's or classical); state: the velocity (n_params,)."""
 
     name = "sgd"
     FIELDS = {"learning_rate_init": RATE, "learning_rate": RATE, "momentum": FRACTION,
-              "nesterov": FLAG, "dtype": DTYPE, "velocity": STATE}
+              "nesterov": FLAG, "dtype": DTYPE, "velocity": STATE, **Scheduled.SCHEDULE_FIELDS}
 
     def __init__(self, n_params, dtype, learning_rate_init=0.1, momentum=0.9, nesterov=True):
         self.learning_rate_init = float(learning_rate_init)
@@ -68,7 +97,7 @@ class SGD:
                          bool(self.nesterov))
 
 
-class Adam:
+class Adam(Scheduled):
     """Adam as scikit-learn writes it (Kingma & Ba's "efficient" form: ``eps`` is added to
     ``sqrt(v)``, not to the bias-corrected one); state: the moments m, v (n_params,) and the
     number of steps taken."""
@@ -76,7 +105,7 @@ class Adam:
     name = "adam"
     FIELDS = {"learning_rate_init": RATE, "beta_1": FRACTION_OPEN, "beta_2": FRACTION_OPEN,
               "epsilon": POSITIVE, "dtype": DTYPE, "m": STATE, "v": STATE_NON_NEGATIVE,
-              "steps": STEPS, "scheduled_rate": RATE + "?"}
+              "steps": STEPS, "scheduled_rate": RATE + "?", **Scheduled.SCHEDULE_FIELDS}
 
     def __init__(self, n_params, dtype, learning_rate_init=0.001, beta_1=0.9, beta_2=0.999,
                  epsilon=1e-8):
@@ -127,6 +156,10 @@ class AdamW(Adam):
         super().__init__(n_params, dtype, learning_rate_init, beta_1, beta_2, epsilon)
         self.weight_decay = float(weight_decay)
 
+    def read_each_call(self, settings):
+        """The decay is ``alpha``, which every call reads afresh (as the other rules' L2)."""
+        self.weight_decay = float(settings.alpha)
+
     def rule(self):
         """The compiled loop's ``_kernels.AdamWRule``."""
         return K.AdamWRule(self.m, self.v, self.steps, float(self.rate), float(self.beta_1),
@@ -143,8 +176,6 @@ class UpdateRule(NamedTuple):
     alpha_is_l2: bool
     schedules: tuple
 
-
-SCHEDULES = ("constant", "invscaling", "adaptive", "cosine")
 
 RULES = {
     "sgd": UpdateRule(
@@ -165,8 +196,11 @@ SOLVERS = ("lbfgs", *RULES)
 
 
 def make_optimizer(solver, n_params, dtype, settings):
-    """The optimizer of ``solver`` (a key of :data:`RULES`) with the fit's hyper-parameters."""
-    return RULES[solver].make(n_params, dtype, settings)
+    """The optimizer of ``solver`` (a key of :data:`RULES`) with the fit's hyper-parameters
+    and schedule."""
+    optimizer = RULES[solver].make(n_params, dtype, settings)
+    optimizer.follow(settings)
+    return optimizer
 
 
 def schedule_of(settings):

@@ -30,6 +30,7 @@ trained ahead is the time to take it; the time training them all together took i
 ``together_fit_time_``.
 """
 
+import copy
 import time
 from contextvars import ContextVar
 
@@ -108,34 +109,45 @@ class _TrainedTogether:
         """Train every candidate of every fold that can be, together (on a Dask cluster where
         ``backend``, joblib's backend in force when fit began, is its "dask" backend); returns
         the fits made, filed for ``_prefit.take``."""
+        self.together_fit_time_ = 0.0
         final = _final_fnn(self.estimator)
-        if final is None:
-            return {}
+        if final is None or getattr(self, "_skl_callbacks", None):
+            return {}  # callbacks: each candidate's fit reports to them in scikit-learn's loop
         last, _ = final
         weight_key = "sample_weight" if last is None else f"{last}__sample_weight"
         if set(fit_params) - {weight_key}:
             return {}  # other fit parameters: scikit-learn's loop fits every candidate
-        jobs, keys, groups = [], [], []
+        jobs, keys, groups, copies = [], [], [], []
+        seen = set()
         for fold, (train, _) in enumerate(splits):
             X_train, y_train = _safe_split(self.estimator, X, y, train)
             fold_params = _check_method_params(X, params=fit_params, indices=train)
             weight = fold_params.get(weight_key)
             inputs = {}  # the final step's input, per setting of the steps before it
             for candidate in candidates:
-                estimator = clone(self.estimator).set_params(**candidate)
+                # as scikit-learn's loop sets them: the values cloned (estimators, generators)
+                estimator = clone(self.estimator).set_params(**clone(candidate, safe=False))
                 fnn = estimator if last is None else estimator.steps[-1][1]
-                if not isinstance(fnn, BaseFNN) or fnn.solver == "lbfgs":
+                kind = _kind(fnn)
+                if kind is None:
                     continue
                 before = tuple(sorted((k, repr(v)) for k, v in candidate.items()
                                       if last is not None and not k.startswith(f"{last}__")))
                 if before not in inputs:
-                    Xt = X_train if last is None else estimator[:-1].fit_transform(X_train,
-                                                                                    y_train)
-                    inputs[before] = (Xt, _prefit.data_digest(Xt, y_train, weight))
+                    inputs[before] = _final_input(estimator, last, X_train, y_train, weight)
+                if inputs[before] is None:
+                    continue  # the steps before failed: scikit-learn's loop reports it
                 Xt, digest = inputs[before]
+                key = _prefit.key_of(fnn, digest)
+                if key is None:
+                    continue
+                if key in seen:  # the same fit again (ties stay ties): a copy of the one
+                    copies.append(key)
+                    continue
+                seen.add(key)
                 jobs.append((fnn, Xt, y_train, weight))
-                keys.append(_prefit.key_of(fnn, digest))
-                groups.append((fold, before, _kind(fnn)))
+                keys.append(key)
+                groups.append((fold, before, kind))
         start = time.perf_counter()
         if type(backend).__name__ == "DaskDistributedBackend":
             made = _train_on_cluster(jobs, groups, backend)
@@ -143,7 +155,11 @@ class _TrainedTogether:
             made = [(job[0], error) for job, error in
                     zip(jobs, fit_together(jobs, n_jobs=self.n_jobs, lanes=True))]
         self.together_fit_time_ = time.perf_counter() - start
-        return {key: fitted for key, (fitted, error) in zip(keys, made) if error is None}
+        fits = {key: [fitted] for key, (fitted, error) in zip(keys, made) if error is None}
+        for key in copies:
+            if key in fits:
+                fits[key].append(copy.deepcopy(fits[key][0]))
+        return fits
 
 
 def _train_on_cluster(jobs, groups, backend):
@@ -163,10 +179,28 @@ def _train_on_cluster(jobs, groups, backend):
     return made
 
 
+def _final_input(estimator, last, X, y, weight):
+    """``(input of the final step, its data_digest with y and weight)`` for a candidate's
+    ``estimator`` (``last``: the name of its final step, None for an FNN estimator alone),
+    the steps before it fitted on X, y; None where fitting them fails."""
+    if last is not None:
+        try:
+            X = estimator[:-1].fit_transform(X, y)
+        except Exception:  # noqa: BLE001 - scikit-learn's loop fits it again, and reports it
+            return None
+    return X, _prefit.data_digest(X, y, weight)
+
+
 def _kind(fnn):
     """What networks must share to train in one compiled call: their shape, activation,
-    solver, batch size, loss and output, and which layers drop units."""
-    dropping = tuple(float(r) > 0 for r in np.atleast_1d(fnn.dropout))
+    solver, batch size, loss and output, and which layers drop units; None for what does not
+    train ahead (another estimator, 'lbfgs', a dropout that is no rate)."""
+    if not isinstance(fnn, BaseFNN) or fnn.solver == "lbfgs":
+        return None
+    try:
+        dropping = tuple(float(r) > 0 for r in np.atleast_1d(fnn.dropout))
+    except (TypeError, ValueError):  # the fit refuses it, in scikit-learn's loop
+        return None
     return repr((fnn.hidden_layer_sizes, fnn.activation, fnn.solver, fnn.batch_size,
                  getattr(fnn, "loss", None), getattr(fnn, "out_activation", None), dropping))
 

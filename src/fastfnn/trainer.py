@@ -198,6 +198,9 @@ class StochasticFit:
         if (not incremental or state.optimizer is None or state.optimizer.name != settings.solver
                 or state.optimizer.dtype != net.dtype):
             state.optimizer = make_optimizer(settings.solver, net.theta.size, net.dtype, settings)
+        elif not hasattr(state.optimizer, "schedule"):  # kept by a file from before schedules
+            state.optimizer.follow(settings)
+        state.optimizer.read_each_call(settings)
         self.validation = None
         if settings.early_stopping:
             if validation_set is None:
@@ -235,7 +238,7 @@ class StochasticFit:
             self.random_state.shuffle(self.data.order)
         state = self.state
         epoch = state.epochs_before + len(state.epochs)  # the model's epochs so far
-        _schedule(self.optimizer, self.settings, epoch if self.incremental else self.epoch)
+        _schedule(self.optimizer, epoch if self.incremental else self.epoch)
         if self.observer is not None:
             self.observer.epoch_begins()
         self.masks = None if self.seed is None else masks(self.settings.dropout, self.seed,
@@ -255,11 +258,11 @@ class StochasticFit:
             self.state.net.theta[:] = self.state.best_theta
 
 
-def _schedule(optimizer, settings, epoch):
-    """Set the optimizer's rate for ``epoch`` (0-based) where the schedule is a function of
+def _schedule(optimizer, epoch):
+    """Set the optimizer's rate for ``epoch`` (0-based) where its schedule is a function of
     the epoch ('cosine'); the others keep scikit-learn's rules (set at epoch ends)."""
-    if settings.schedule == "cosine":
-        optimizer.rate = cosine_rate(settings.learning_rate_init, epoch, settings.max_iter)
+    if optimizer.schedule == "cosine":
+        optimizer.rate = cosine_rate(optimizer.learning_rate_init, epoch, optimizer.horizon)
 
 
 class _EpochLoop:
@@ -336,14 +339,14 @@ def _end_epoch(state, settings, data, penalty, norms, validation, incremental, o
                                  data / per_output_divisor(state.net) + penalty)
     stop = observer is not None and observer.epoch_ends(
         record, state.best_theta if validation is not None else state.net.theta)
-    if settings.schedule == "invscaling":
+    if opt.schedule == "invscaling":
         samples_seen = state.samples_seen + len(state.epochs) * state.rows_per_epoch
-        opt.rate = invscaling_rate(opt.learning_rate_init, samples_seen, settings.power_t)
+        opt.rate = invscaling_rate(opt.learning_rate_init, samples_seen, opt.power_t)
     if state.no_improvement_count > settings.n_iter_no_change:
         what = "Validation score" if validation is not None else "Training loss"
         msg = ("%s did not improve more than tol=%f for %d consecutive epochs."
                % (what, settings.tol, settings.n_iter_no_change))
-        stall_stop, rate, how = on_stall(settings.schedule, opt.rate)
+        stall_stop, rate, how = on_stall(opt.schedule, opt.rate)
         if settings.verbose:
             print(msg + how)
         if stall_stop:
