@@ -71,7 +71,7 @@ def _assert_same_fitted_attributes(got, expected):
     history, the best weights, the optimizer's state) equal, in value and type."""
     def fitted(estimator):
         return {k: v for k, v in vars(estimator).items() if k.endswith("_")
-                and not k.startswith("__") and k != "_random_state" or k in (
+                and not k.startswith("__") or k in (
                     "_optimizer", "_best_coefs", "_best_intercepts", "_no_improvement_count",
                     "_best_stall_loss", "_validation_scored_by")}
 
@@ -208,6 +208,20 @@ def test_each_epoch_is_a_subtask_whose_fitted_copy_is_the_model_trained_that_lon
     assert not np.array_equal(recorder.fitted[0].coefs_[0], est.coefs_[0])
     # the root task's fitted copy holds the final weights
     _assert_same_model(recorder.root_fitted, est, X)
+
+
+@pytest.mark.parametrize("schedule", [dict(learning_rate="invscaling"),
+                                      dict(learning_rate="adaptive", tol=1e3,
+                                           n_iter_no_change=1)], ids=["invscaling", "adaptive"])
+def test_fitted_copies_hold_the_rate_the_epochs_end_set(schedule):
+    """The copy at epoch e is the model after the epoch's bookkeeping (invscaling's new rate;
+    adaptive's rate cut and stall count reset), as a fit stopped there leaves it."""
+    X, y = _data(FNNRegressor)
+    params = _params("sgd", **schedule)
+    recorder = Recorder()
+    FNNRegressor(**params).set_callbacks(recorder).fit(X, y)
+    for e, fitted in enumerate(recorder.fitted, start=1):
+        _assert_same_fitted_attributes(fitted, _trained(FNNRegressor, params, X, y, e))
 
 
 def test_callbacks_see_the_training_data_and_sample_weight():

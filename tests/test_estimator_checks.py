@@ -1,4 +1,5 @@
-"""scikit-learn's common estimator checks on both estimators, with no expected failures.
+"""scikit-learn's common estimator checks on both estimators and both ensembles (of two
+members), with no expected failures.
 
 Instances as scikit-learn's own test suite builds them for MLPRegressor / MLPClassifier
 (``sklearn/utils/_test_common/instance_generator.py``): ``max_iter=100`` for every check
@@ -13,7 +14,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from fastfnn import FNNClassifier, FNNRegressor
+from fastfnn import FNNClassifier, FNNEnsembleClassifier, FNNEnsembleRegressor, FNNRegressor
 
 # Mirrors PER_ESTIMATOR_CHECK_PARAMS for MLPClassifier / MLPRegressor in scikit-learn 1.9.
 PER_CHECK_PARAMS = {
@@ -34,13 +35,15 @@ def _check_name(check):
 
 def _instances_for_check(estimator, check):
     """scikit-learn's ``_yield_instances_for_check`` for the two fastfnn estimators."""
-    param_sets = PER_CHECK_PARAMS[type(estimator)].get(_check_name(check))
+    param_sets = PER_CHECK_PARAMS.get(type(estimator), {}).get(_check_name(check))
     if param_sets is None:
         return [estimator]
     return [clone(estimator).set_params(**params) for params in param_sets]
 
 
-@parametrize_with_checks([FNNRegressor(max_iter=100), FNNClassifier(max_iter=100)])
+@parametrize_with_checks([FNNRegressor(max_iter=100), FNNClassifier(max_iter=100),
+                          FNNEnsembleRegressor(FNNRegressor(max_iter=100), n_estimators=2),
+                          FNNEnsembleClassifier(FNNClassifier(max_iter=100), n_estimators=2)])
 def test_sklearn_compatible_estimator(estimator, check):
     for instance in _instances_for_check(estimator, check):
         check(instance)

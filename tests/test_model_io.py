@@ -236,6 +236,27 @@ def test_partial_fit_continues_after_loading(tmp_path, frame_data, solver, kind)
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
 
 
+def test_a_file_whose_optimizer_keeps_no_schedule_loads_and_goes_on(tmp_path, frame_data):
+    """A file saved before optimizers kept their schedule (no ``schedule``, ``power_t``,
+    ``horizon``) loads, and partial_fit follows the estimator's settings: as the model whose
+    optimizer kept them (made with the same settings) goes on."""
+    X = frame_data[0][["a", "b"]].fillna(0).to_numpy()
+    model = FNNRegressor(hidden_layer_sizes=(6,), solver="sgd", learning_rate="invscaling",
+                         batch_size=16, random_state=0)
+    model.partial_fit(X, frame_data[1])
+    older = pickle.loads(pickle.dumps(model))
+    for name in ("schedule", "power_t", "horizon"):
+        delattr(older._optimizer, name)
+    save_model(older, tmp_path / "older.skops")
+    loaded = load_model(tmp_path / "older.skops")
+    for _ in range(2):
+        model.partial_fit(X, frame_data[1])
+        loaded.partial_fit(X, frame_data[1])
+    for got, want in zip(loaded.coefs_ + loaded.intercepts_, model.coefs_ + model.intercepts_):
+        np.testing.assert_array_equal(got, want)
+    assert loaded._optimizer.learning_rate == model._optimizer.learning_rate < 0.001
+
+
 # ---- what is refused, and nothing runs ----------------------------------------------------------
 
 

@@ -5,6 +5,7 @@ fit parameters (every entry of ``cv_results_`` but the timings, ``best_*``, the 
 model), and each network's solo ``fit`` (ensemble members, the networks trained together).
 """
 
+import threading
 import warnings
 
 import numpy as np
@@ -182,9 +183,7 @@ def test_callbacks_of_the_search_reach_every_candidates_fit():
     in scikit-learn's loop."""
     from collections import Counter
 
-    class StopAfterTwo:
-        max_propagation_depth = None
-
+    class StopAfterTwo:  # a callback of the estimator it is set on
         def __init__(self):
             self.tasks = Counter()
 
@@ -201,16 +200,40 @@ def test_callbacks_of_the_search_reach_every_candidates_fit():
             self.tasks[type(estimator).__name__, context.task_name] += 1
             return context.task_name == "epoch" and context.task_id >= 1
 
+    class Propagated(StopAfterTwo):  # handed down to every estimator below the search
+        max_propagation_depth = None
+
     X, y = data(n=120)
+    grid = [{"alpha": [1e-4, 1e-1]}, {"alpha": [1e-4]}]  # (a repeat: one fit, not a copy)
     tasks, results = [], []
     for search in (FNNGridSearchCV, GridSearchCV):
-        callback = StopAfterTwo()
-        results.append(search(FNNRegressor(**BASE), {"alpha": [1e-4, 1e-1]}, cv=2)
-                       .set_callbacks(callback).fit(X, y))
+        callback = Propagated()
+        results.append(search(FNNRegressor(**BASE), grid, cv=2).set_callbacks(callback)
+                       .fit(X, y))
         tasks.append({key: n for key, n in callback.tasks.items() if key[0] == "FNNRegressor"})
-    assert tasks[0] == tasks[1] == {("FNNRegressor", "fit"): 5, ("FNNRegressor", "epoch"): 10}
+    assert tasks[0] == tasks[1] == {("FNNRegressor", "fit"): 7, ("FNNRegressor", "epoch"): 14}
     same_results(*results, X)
     assert results[0].best_estimator_.n_iter_ == 2
+    # callbacks of the network itself (a lock: nothing copies them) and a callback that
+    # stays with the search: scikit-learn's results; the second trains ahead
+    from sklearn.callback import ProgressBar
+
+    for network, search_callbacks in [(FNNRegressor(**BASE).set_callbacks(StopAfterTwo()), ()),
+                                      (FNNRegressor(**BASE), (ProgressBar(0),))]:
+        network.lock = threading.Lock()
+        ours = FNNGridSearchCV(network, grid, cv=2).set_callbacks(*search_callbacks)
+        same_results(ours.fit(X, y), GridSearchCV(network, grid, cv=2).fit(X, y), X)
+        assert (ours.together_fit_time_ > 0) == bool(search_callbacks)
+
+
+def test_repeated_candidates_with_seeds_drawn_afresh_do_not_tie():
+    """With random_state=None each fit draws its seed, also a repeated candidate's (as in
+    scikit-learn's loop): its scores differ from the first's."""
+    X, y = data(n=120)
+    grid = [{"alpha": [1e-4, 1e-2]}, {"alpha": [1e-4]}]
+    search = FNNGridSearchCV(FNNRegressor(**{**BASE, "random_state": None}), grid, cv=2)
+    scores = search.fit(X, y).cv_results_["split0_test_score"]
+    assert scores[0] != scores[2]
 
 
 def test_networks_trained_together_are_their_solo_fits():
@@ -268,18 +291,6 @@ def test_ensembles_are_their_members_solo_fits():
     np.testing.assert_array_equal(clf.predict(X), clf.estimators_[0].predict(X))
     with pytest.raises(ValueError, match="FNNRegressor"):
         FNNEnsembleRegressor(FNNClassifier()).fit(X, y)
-
-
-@pytest.mark.parametrize("ensemble", [FNNEnsembleRegressor, FNNEnsembleClassifier])
-def test_ensembles_pass_scikit_learns_unfitted_and_sparse_tag_checks(ensemble):
-    """Unfitted, every method raises NotFittedError; the tags say sparse input is taken, as
-    the members take it (scikit-learn's own checks)."""
-    from sklearn.utils.estimator_checks import (check_estimator_sparse_tag,
-                                                check_estimators_unfitted)
-
-    estimator = ensemble(n_estimators=2, random_state=0)
-    check_estimators_unfitted(ensemble.__name__, estimator)
-    check_estimator_sparse_tag(ensemble.__name__, estimator)
 
 
 def test_the_grouping_key_of_fits_is_numbas_type():

@@ -42,11 +42,13 @@ class CallbackObserver:
         subtask, self.subtask = self.subtask, None
 
         def fitted():
-            made = {} if self.state is None else snapshot(self.state, self.estimator)
+            if self.state is not None:  # a stochastic fit: all it would publish
+                made = snapshot(self.state, self.estimator)
+            else:  # an L-BFGS iterate
+                made = {"n_iter_": record.epoch,
+                        "loss_": None if record.loss is None else np.float64(record.loss)}
             made.update(coefs_=[w.copy() for w in self.net.coefs(theta)],
-                        intercepts_=[b.copy() for b in self.net.intercepts(theta)],
-                        n_iter_=record.epoch,
-                        loss_=None if record.loss is None else np.float64(record.loss))
+                        intercepts_=[b.copy() for b in self.net.intercepts(theta)])
             return made
 
         return subtask.call_on_fit_task_end(

@@ -8,6 +8,7 @@ y and the sample weights) and takes it instead of training (:func:`take`). Anyth
 not match trains as usual: the results are scikit-learn's either way.
 """
 
+import copy
 import hashlib
 import pickle
 import threading
@@ -58,7 +59,8 @@ def data_digest(X, y, sample_weight):
 @contextmanager
 def offering(fits):
     """Within the block, ``fits`` ({key: [fitted estimator, ...]}: one for each fit asking
-    for that key) are on offer to :func:`take`."""
+    for that key, the same one repeated where equal fits share it) are on offer to
+    :func:`take`."""
     with _LOCK:
         _OFFERED.append(fits)
     try:
@@ -69,8 +71,8 @@ def offering(fits):
 
 
 def take(estimator, X, y, sample_weight):
-    """The made fit of ``estimator`` on (X, y, sample_weight) (removed from the offer), or
-    None where none is on offer."""
+    """The made fit of ``estimator`` on (X, y, sample_weight) (removed from the offer: a copy
+    while it is on offer again), or None where none is on offer."""
     if not _OFFERED:
         return None
     wanted = key_of(estimator, data_digest(X, y, sample_weight))
@@ -80,5 +82,6 @@ def take(estimator, X, y, sample_weight):
         for fits in reversed(_OFFERED):
             made = fits.get(wanted)
             if made:
-                return made.pop()
+                fitted = made.pop()
+                return copy.deepcopy(fitted) if any(f is fitted for f in made) else fitted
     return None

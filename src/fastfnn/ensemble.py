@@ -11,7 +11,7 @@ classifier averages the members' probabilities.
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
-from sklearn.utils import check_random_state
+from sklearn.utils import check_random_state, get_tags
 from sklearn.utils.validation import check_is_fitted
 
 from ._fitmany import fit_together
@@ -64,7 +64,10 @@ class _Ensemble(BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = True  # as its members
+        members = get_tags(self._kind() if self.estimator is None else self.estimator)
+        tags.input_tags.sparse = members.input_tags.sparse
+        if tags.classifier_tags is not None:
+            tags.classifier_tags.multi_label = members.classifier_tags.multi_label
         return tags
 
     def _outputs(self, X, method):

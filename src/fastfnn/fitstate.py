@@ -8,7 +8,7 @@ fitted attribute maps to which field, and where a fresh history starts, is writt
 A history belongs to a mode: without early stopping the stall rule follows the training loss
 (``best_loss_``); with it, the validation score (``validation_scores_``...), as the ``scoring``
 it was recorded with (``_validation_scored_by``: :func:`scoring_key`) computes it. A warm start or
-``partial_fit`` continues the history of its own mode and scoring, and starts any other afresh
+``partial_fit`` continues the history of its own mode (and scoring), and starts any other afresh
 (scikit-learn fails with AttributeError/TypeError there; scores of another scoring do not
 compare).
 """

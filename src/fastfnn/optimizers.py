@@ -52,7 +52,8 @@ class Scheduled:
     in files saved before faces kept them lack the three (the trainer then has them
     :meth:`follow` the fit's settings)."""
 
-    SCHEDULE_FIELDS = {"schedule?": SCHEDULE, "power_t?": NON_NEGATIVE, "horizon?": COUNT}
+    SCHEDULE_FIELDS = {"schedule": SCHEDULE + "?", "power_t": NON_NEGATIVE + "?",
+                       "horizon": COUNT + "?"}
 
     def follow(self, settings):
         """Take the schedule of ``settings`` (``settings.schedule``, ``power_t``,

@@ -30,7 +30,6 @@ trained ahead is the time to take it; the time training them all together took i
 ``together_fit_time_``.
 """
 
-import copy
 import time
 from contextvars import ContextVar
 
@@ -111,14 +110,16 @@ class _TrainedTogether:
         the fits made, filed for ``_prefit.take``."""
         self.together_fit_time_ = 0.0
         final = _final_fnn(self.estimator)
-        if final is None or getattr(self, "_skl_callbacks", None):
-            return {}  # callbacks: each candidate's fit reports to them in scikit-learn's loop
+        if final is None:
+            return {}
         last, _ = final
+        if _callbacks_reach(self, 1 if last is None else 2):
+            return {}  # each candidate's fit reports to them, in scikit-learn's loop
         weight_key = "sample_weight" if last is None else f"{last}__sample_weight"
         if set(fit_params) - {weight_key}:
             return {}  # other fit parameters: scikit-learn's loop fits every candidate
-        jobs, keys, groups, copies = [], [], [], []
-        seen = set()
+        jobs, keys, groups = [], [], []
+        seen, repeats = set(), {}
         for fold, (train, _) in enumerate(splits):
             X_train, y_train = _safe_split(self.estimator, X, y, train)
             fold_params = _check_method_params(X, params=fit_params, indices=train)
@@ -129,8 +130,8 @@ class _TrainedTogether:
                 estimator = clone(self.estimator).set_params(**clone(candidate, safe=False))
                 fnn = estimator if last is None else estimator.steps[-1][1]
                 kind = _kind(fnn)
-                if kind is None:
-                    continue
+                if kind is None or getattr(fnn, "_skl_callbacks", None):
+                    continue  # (a network's own callbacks see its own fit)
                 before = tuple(sorted((k, repr(v)) for k, v in candidate.items()
                                       if last is not None and not k.startswith(f"{last}__")))
                 if before not in inputs:
@@ -141,13 +142,16 @@ class _TrainedTogether:
                 key = _prefit.key_of(fnn, digest)
                 if key is None:
                     continue
-                if key in seen:  # the same fit again (ties stay ties): a copy of the one
-                    copies.append(key)
+                if key in seen and fnn.random_state is not None:
+                    repeats[key] += 1  # the same fit again: one fit, taken by each (a tie)
                     continue
                 seen.add(key)
+                repeats[key] = 1
                 jobs.append((fnn, Xt, y_train, weight))
                 keys.append(key)
                 groups.append((fold, before, kind))
+        if not jobs:
+            return {}
         start = time.perf_counter()
         if type(backend).__name__ == "DaskDistributedBackend":
             made = _train_on_cluster(jobs, groups, backend)
@@ -155,10 +159,10 @@ class _TrainedTogether:
             made = [(job[0], error) for job, error in
                     zip(jobs, fit_together(jobs, n_jobs=self.n_jobs, lanes=True))]
         self.together_fit_time_ = time.perf_counter() - start
-        fits = {key: [fitted] for key, (fitted, error) in zip(keys, made) if error is None}
-        for key in copies:
-            if key in fits:
-                fits[key].append(copy.deepcopy(fits[key][0]))
+        fits = {}
+        for key, (fitted, error) in zip(keys, made):
+            if error is None:  # (a seed drawn afresh, random_state=None: a fit each)
+                fits.setdefault(key, []).extend([fitted] * repeats[key])
         return fits
 
 
@@ -177,6 +181,21 @@ def _train_on_cluster(jobs, groups, backend):
         for i, pair in zip(members, result):
             made[i] = pair
     return made
+
+
+def _callbacks_reach(search, depth):
+    """Whether a callback of ``search`` reaches a network ``depth`` estimators below it (1:
+    the search's estimator, 2: a Pipeline's last step), as scikit-learn hands its
+    auto-propagated callbacks down (those whose ``max_propagation_depth`` is None or at
+    least the depth)."""
+    try:
+        from sklearn.callback import AutoPropagatedCallback
+    except ImportError:  # a scikit-learn without callbacks
+        return False
+    return any(isinstance(callback, AutoPropagatedCallback)
+               and (callback.max_propagation_depth is None
+                    or callback.max_propagation_depth >= depth)
+               for callback in getattr(search, "_skl_callbacks", None) or ())
 
 
 def _final_input(estimator, last, X, y, weight):

@@ -337,11 +337,10 @@ def _end_epoch(state, settings, data, penalty, norms, validation, incremental, o
         return True
     _update_no_improvement_count(state, settings, record,
                                  data / per_output_divisor(state.net) + penalty)
-    stop = observer is not None and observer.epoch_ends(
-        record, state.best_theta if validation is not None else state.net.theta)
     if opt.schedule == "invscaling":
         samples_seen = state.samples_seen + len(state.epochs) * state.rows_per_epoch
         opt.rate = invscaling_rate(opt.learning_rate_init, samples_seen, opt.power_t)
+    stall_stop = False
     if state.no_improvement_count > settings.n_iter_no_change:
         what = "Validation score" if validation is not None else "Training loss"
         msg = ("%s did not improve more than tol=%f for %d consecutive epochs."
@@ -349,11 +348,13 @@ def _end_epoch(state, settings, data, penalty, norms, validation, incremental, o
         stall_stop, rate, how = on_stall(opt.schedule, opt.rate)
         if settings.verbose:
             print(msg + how)
-        if stall_stop:
-            return True
-        opt.rate = rate
-        state.no_improvement_count = 0
-    if stop or incremental:
+        if not stall_stop:
+            opt.rate = rate
+            state.no_improvement_count = 0
+    # the observer sees the epoch's bookkeeping done: the model a stop here leaves
+    stop = observer is not None and observer.epoch_ends(
+        record, state.best_theta if validation is not None else state.net.theta)
+    if stall_stop or stop or incremental:
         return True
     if record.epoch == settings.max_iter:
         warnings.warn(
