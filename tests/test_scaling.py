@@ -170,6 +170,56 @@ def test_streaming_classifier_from_a_parquet_glob(tmp_path):
     assert ours >= theirs - 0.06 and ours > 0.7, (ours, theirs)
 
 
+def test_streamed_labels_are_typed_as_the_whole_column_and_a_missing_one_is_refused(tmp_path):
+    """Labels read block by block: a block of numbers beside one holding a word still reads
+    every label as pandas reads the whole column ('1', '2', 'x': text); numbers alone stay
+    numbers. A missing label is refused at its file and line (at its partition and row in
+    Parquet)."""
+    rng = np.random.RandomState(0)
+    frame = pd.DataFrame(rng.randn(300, 2), columns=["a", "b"])
+    est = FNNClassifier(hidden_layer_sizes=(4,), solver="adam", random_state=0)
+    for labels in (np.where(frame.a > 0, "1", "2"), np.where(frame.a > 0, 1, 2)):
+        labels = labels.astype(object)
+        labels[250:] = "x" if isinstance(labels[0], str) else 3  # only in the last blocks
+        frame.assign(y=labels).to_csv(tmp_path / "t.csv", index=False)
+        whole = pd.read_csv(tmp_path / "t.csv")["y"]
+        fit = fit_streaming(est, tmp_path / "t.csv", "y", epochs=1, blocksize=1500,
+                            random_state=0)
+        np.testing.assert_array_equal(fit.classes, np.unique(whole))
+        assert fit.classes.dtype == whole.to_numpy().dtype
+        np.testing.assert_array_equal(fit.model.classes_, np.unique(whole))
+    frame.assign(y=np.where(frame.a > 0, "yes", None)).to_csv(tmp_path / "gap.csv",
+                                                              index=False)
+    first_gap = int(np.argmax(frame.a <= 0)) + 2  # its line: the header is line 1
+    with pytest.raises(ValueError, match=rf"gap\.csv, line {first_gap}: a missing class label"):
+        fit_streaming(est, tmp_path / "gap.csv", "y", epochs=1, blocksize=1500)
+    pytest.importorskip("pyarrow")
+    frame.assign(y=np.where(frame.a > 0, "yes", None)).to_parquet(tmp_path / "gap.parquet")
+    with pytest.raises(ValueError, match="a missing class label"):
+        fit_streaming(est, tmp_path / "gap.parquet", "y", epochs=1, validation_fraction=0)
+
+
+def test_empty_files_make_no_partition_in_either_format(tmp_path):
+    """The same rows as CSV and as Parquet files, one of them empty: the same partitions
+    (the empty file skipped in both, with a warning), so the same split and the same model."""
+    pytest.importorskip("pyarrow")
+    from fastfnn.scaling import EmptyFileWarning
+
+    rng = np.random.RandomState(0)
+    for k, n in enumerate([40, 0, 60, 30, 50]):
+        part = pd.DataFrame(rng.randn(n, 2), columns=["a", "b"]).assign(y=lambda f: f.a - f.b)
+        part.to_csv(tmp_path / f"p{k}.csv", index=False)
+        part.to_parquet(tmp_path / f"p{k}.parquet", index=False)
+    fits = []
+    for suffix in ("csv", "parquet"):
+        with pytest.warns(EmptyFileWarning, match=f"p1.{suffix}"):
+            fits.append(fit_streaming(regressor(), str(tmp_path / f"p*.{suffix}"), "y",
+                                      epochs=2, validation_fraction=0.4, random_state=1))
+    assert fits[0].validation_partitions == fits[1].validation_partitions
+    for a, b in zip(fits[0].model[-1].coefs_, fits[1].model[-1].coefs_):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_streaming_from_dask_arrays_in_float32():
     X, y = make_friedman1(n_samples=3000, noise=0.5, random_state=1)
     Xd, yd = da.from_array(X[:2000], chunks=250), da.from_array(y[:2000], chunks=500)
@@ -283,6 +333,25 @@ def test_predict_streaming_on_the_cluster_matches_in_memory(client, friedman, st
     assert rows == len(table)
     np.testing.assert_array_equal(read_back(out)["prediction"],
                                   per_partition(fit.model, path, BLOCK))
+
+
+def test_partitions_without_rows_predict_none(client, friedman, tmp_path):
+    """A dask DataFrame with an empty partition: no rows for it, the others' predictions in
+    order, on every path (lazy, local, the cluster), as the in-memory prediction."""
+    _, table, _, _ = friedman
+    X = table[FEATURES].iloc[:90]
+    model = regressor(max_iter=3).fit(X, table["y"].iloc[:90])
+    frame = dd.from_pandas(X, npartitions=3)
+    frame = frame.map_partitions(lambda part: part.iloc[:0] if part.index[0] == 30 else part,
+                                 meta=frame._meta)
+    keep = np.r_[0:30, 60:90]
+    expected = model.predict(X.iloc[keep])
+    np.testing.assert_array_equal(predict_dask(model, frame).compute(scheduler="sync"),
+                                  expected)
+    for scheduler in (None, client):
+        out = tmp_path / f"{scheduler is None}.csv"
+        assert predict_streaming(model, frame, out, scheduler=scheduler) == 60
+        np.testing.assert_array_equal(read_back(out)["prediction"], expected)
 
 
 def test_predict_dask_parallel_post_fit_on_the_cluster(client, friedman):

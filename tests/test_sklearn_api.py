@@ -381,13 +381,15 @@ def test_fit_checks_plain_arrays_without_validate_data_and_all_else_with_it(monk
 
 
 def test_predict_dtype_follows_numpy_promotion_like_sklearn():
-    """float32 model: float32 X predicts float32, float64 X float64 (computed in float64,
-    as scikit-learn's ``X @ coefs_``); float64 model: float64 always."""
+    """float32 model: float32 X predicts float32 (and so do float16, bool, int8 and int16:
+    NumPy promotes them with float32 to float32), float64 or int64 X float64 (computed in
+    float64, as scikit-learn's ``X @ coefs_``); float64 model: float64 always."""
     X, y = data("reg")
     X32 = X.astype(np.float32)
     params = dict(hidden_layer_sizes=HIDDEN, random_state=0, max_iter=5, solver="sgd")
     ff, sk = FNNRegressor(**params).fit(X32, y), MLPRegressor(**params).fit(X32, y)
-    for Xp in (X32, X):
+    for Xp in (X32, X, X.astype(np.float16), X > 0, (3 * X).astype(np.int8),
+               (3 * X).astype(np.int16), (3 * X).astype(np.int64)):
         assert ff.predict(Xp).dtype == sk.predict(Xp).dtype
         np.testing.assert_allclose(ff.predict(Xp), sk.predict(Xp), rtol=1e-4)
     # the float64 path of a float32 model is the exact float64 evaluation of its weights

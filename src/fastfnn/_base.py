@@ -622,8 +622,9 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
     def _forward(self, X):
         """Output activations (n_samples, n_outputs) for X, computed by the compiled forward.
 
-        Computed in float32 when both X and the model are float32, else in float64 (NumPy's
-        promotion of ``X @ coefs_``, as in scikit-learn). The hidden layers use the
+        Computed in float32 for a float32 model where NumPy promotes X's dtype with float32 to
+        float32 (float16, bool and small integers too), else in float64 (NumPy's promotion of
+        ``X @ coefs_``, as in scikit-learn). The hidden layers use the
         ``activation`` parameter, as scikit-learn's MLP does; one that is not a hidden
         activation is the same ValueError for any number of rows. Call it on
         :meth:`_published` for a consistent model under concurrent fits.
@@ -638,7 +639,8 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         check_is_fitted(self)
         with explained_errors():
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
-        float32 = X.dtype == np.float32 and self.coefs_[0].dtype == np.float32
+        float32 = (self.coefs_[0].dtype == np.float32
+                   and np.result_type(X.dtype, np.float32) == np.float32)
         net = self._fitted_network(np.float32 if float32 else np.float64)
         return net.forward(X, prediction_threads(net.sizes, X.shape[0], net.dtype))
 

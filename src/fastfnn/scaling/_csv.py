@@ -9,11 +9,16 @@ number, bytes that are not UTF-8 or a row of the wrong length is an error naming
 line, raised when its block is read. A file with a header and no data rows (or no bytes at all)
 holds no partition: it is listed in :attr:`CsvTable.skipped`.
 
+Class labels are read as their cells' text in every block (one block of numbers and another
+holding a word must not read the same label two ways), and typed once every label of the table
+is known (:meth:`CsvTable.settle_labels`): as reading the whole column at once would type them.
+
 Only one block's bytes, its parsed frame and the float64 features are held at a time, and
 nothing is kept between blocks: the memory of a read is a few times the block size, whatever
 the number or size of the files.
 """
 
+import csv
 import io
 import os
 
@@ -101,10 +106,13 @@ class CsvTable:
         More arguments for ``pandas.read_csv``: those of ``READ_KWARGS``, which describe a
         cell; arguments that would change which bytes make a row or a block (``skiprows``,
         ``nrows``, ``header``, ``compression``, ``encoding``...) are refused.
+    labels : bool
+        The target holds class labels: read as text until :meth:`settle_labels` types them.
     """
 
-    def __init__(self, files, columns, blocksize=None, read_kwargs=None):
+    def __init__(self, files, columns, blocksize=None, read_kwargs=None, labels=False):
         self.read_kwargs = dict(read_kwargs or {})
+        self.labels, self._label_values = labels, None
         unknown = sorted(set(self.read_kwargs) - set(READ_KWARGS))
         if unknown:
             raise ValueError(f"read_kwargs {unknown} are not taken for CSV files, which are read "
@@ -129,6 +137,7 @@ class CsvTable:
         tnames = [] if self.target is None else (
             [self.target] if isinstance(self.target, str) else list(self.target))
         self._needed = self.features + [t for t in tnames if t not in self.features]
+        self._text_columns = {t: str for t in tnames} if labels else {}
         for path, header in self.headers.items():
             missing = [c for c in self._needed if c not in header]
             if missing:
@@ -179,7 +188,23 @@ class CsvTable:
         del data
         X = pd.DataFrame(self._float_features(frame, i), columns=self.features, copy=False)
         y = None if self.target is None else frame[self.target].to_numpy()
+        if y is not None and self._label_values is not None:
+            y = pd.Series(y.ravel()).map(self._label_values).to_numpy().reshape(y.shape)
         return X, y
+
+    def settle_labels(self, texts):
+        """Type the class labels from all of their texts (``texts``: every label of the
+        table, none missing): as ``pandas.read_csv`` types a column holding just those
+        (numbers where all are numbers, True/False, else text), every partition's labels
+        read so from here on; returns the labels so typed, sorted (the classes)."""
+        column = io.StringIO()
+        pd.Series(texts, name="label").to_csv(column, index=False, quoting=csv.QUOTE_ALL)
+        column.seek(0)
+        typing = {k: v for k, v in self.read_kwargs.items()
+                  if k in ("decimal", "thousands", "true_values", "false_values")}
+        values = pd.read_csv(column, keep_default_na=False, **typing)["label"].to_numpy()
+        self._label_values = dict(zip(texts, values))
+        return np.unique(values)
 
     @property
     def frame(self):
@@ -198,6 +223,8 @@ class CsvTable:
         kwargs = dict(self.read_kwargs)  # every column: usecols would hide a row too long
         if offset:
             kwargs.update(header=None, names=self.headers[path])
+        if self._text_columns:
+            kwargs["dtype"] = self._text_columns
         try:
             frame = pd.read_csv(io.BytesIO(data), **kwargs)
         except UnicodeDecodeError:

@@ -125,6 +125,21 @@ def _matches(path):
     return matches
 
 
+def _parquet_with_rows(matches):
+    """``(the Parquet files or folders of matches that hold rows, the files that hold none)``:
+    files without rows are left out, as CSV files are, so that the same rows make the same
+    partitions in either format (their footers are read; a folder is kept whole)."""
+    import pyarrow.parquet as pq
+
+    empty = [path for path in matches
+             if os.path.isfile(path) and pq.ParquetFile(path).metadata.num_rows == 0]
+    kept = [path for path in matches if path not in empty]
+    if not kept:
+        shown = matches[0] if len(matches) == 1 else f"{len(matches)} files ({matches[0]}, ...)"
+        raise ValueError(f"{shown}: no data rows.")
+    return kept, empty
+
+
 def read_parquet(matches, *, blocksize=None, read_kwargs=None):
     """A dask DataFrame of Parquet files (or a folder of them); row groups are combined up to
     ``blocksize`` bytes."""
@@ -176,7 +191,8 @@ def open_table(source, target=None, *, features=None, with_target=True, labels=F
 
     CSV files become a :class:`~fastfnn.scaling._csv.CsvTable` (cut into blocks of
     ``blocksize`` bytes as dask cuts them; files without data rows skipped, listed in its
-    ``skipped``); ``labels``: the target holds class labels (kept as read, not as float64)."""
+    ``skipped``); ``labels``: the target holds class labels (kept as read, not as float64; a
+    CSV table's as text, until its ``settle_labels``)."""
     if isinstance(source, (str, os.PathLike)):
         matches = _matches(source)
         if not (matches[0].endswith(PARQUET_SUFFIXES) or os.path.isdir(matches[0])):
@@ -187,8 +203,12 @@ def open_table(source, target=None, *, features=None, with_target=True, labels=F
                         else list(features)), tcol
 
             return CsvTable(matches, columns, blocksize=_bytes(blocksize),
-                            read_kwargs=read_kwargs)
-        source = read_parquet(matches, blocksize=blocksize, read_kwargs=read_kwargs)
+                            read_kwargs=read_kwargs, labels=labels)
+        matches, skipped = _parquet_with_rows(matches)
+        table = frame_table(read_parquet(matches, blocksize=blocksize, read_kwargs=read_kwargs),
+                            target, features=features, with_target=with_target)
+        table.skipped = skipped
+        return table
     if isinstance(source, dd.DataFrame):
         return frame_table(source, target, features=features, with_target=with_target)
     if isinstance(source, da.Array):

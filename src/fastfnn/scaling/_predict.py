@@ -56,9 +56,43 @@ def predict_dask(model, source, *, method="predict", blocksize="16MB", read_kwar
     """
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}.")
-    table = _model_table(model, source, blocksize, read_kwargs)
+    return _lazy(model, method, _model_table(model, source, blocksize, read_kwargs))
+
+
+def _lazy(model, method, table):
+    """``method``'s predictions of each partition of ``table``, lazily (ParallelPostFit's)."""
     data = table.frame[table.features] if table.features is not None else table.X
-    return getattr(ParallelPostFit(estimator=model), method)(data)
+    return getattr(ParallelPostFit(estimator=_NoRowsAnswered(model)), method)(data)
+
+
+class _NoRowsAnswered:
+    """A fitted model's prediction methods for dask's partitions: a partition of no rows
+    (dask hands it on as any other; scikit-learn refuses no rows) is answered by no rows, of
+    the shape and dtype of the model's answer to one placeholder row."""
+
+    def __init__(self, model):
+        self.model = model
+
+    @property
+    def classes_(self):  # (ParallelPostFit reads the probabilities' columns here)
+        return self.model.classes_
+
+    def predict(self, X):
+        return self._answer("predict", X)
+
+    def predict_proba(self, X):
+        return self._answer("predict_proba", X)
+
+    def _answer(self, method, X):
+        if X.shape[0]:
+            return getattr(self.model, method)(X)
+        if isinstance(X, pd.DataFrame):
+            from dask.dataframe.utils import meta_nonempty
+
+            row = meta_nonempty(X).iloc[:1]
+        else:
+            row = np.zeros((1,) + X.shape[1:], X.dtype)
+        return getattr(self.model, method)(row)[:0]
 
 
 def _columns(model, method, name, n_columns):
@@ -89,6 +123,8 @@ def _write(parts, out, columns_of):
     rows, header = 0, True
     for pred in parts:
         pred = np.asarray(pred)
+        if not len(pred):  # an empty partition's
+            continue
         pred = pred.reshape(len(pred), -1)
         pd.DataFrame(pred, columns=columns_of(pred.shape[1])).to_csv(out, header=header,
                                                                      index=False)
@@ -155,10 +191,8 @@ def predict_streaming(model, source, output, *, name="prediction", method="predi
             parts = _local_parts(model, method, table, prefetch)
         else:
             client = stack.enter_context(cluster_client(scheduler, n_workers=n_workers))
-            data = table.frame[table.features] if table.features is not None else table.X
-            lazy = getattr(ParallelPostFit(estimator=model), method)(data)
             size = window or 2 * max(1, sum(client.nthreads().values()))
-            parts = _cluster_parts(lazy, client, size)
+            parts = _cluster_parts(_lazy(model, method, table), client, size)
         parts = _progress(parts, on_partition, total)
         if not isinstance(output, (str, os.PathLike)):
             return _write(parts, output, columns_of)

@@ -134,8 +134,9 @@ LARGEST_VALUE = float(np.sqrt(np.finfo(np.float64).max)) / 1e4
 
 
 def check_values(table, i, X, y, classify):
-    """Refuse partition ``i``'s first missing, infinite or too large feature value, and its
-    first missing or infinite regression target, naming where it is (file and line for CSV).
+    """Refuse partition ``i``'s first missing, infinite or too large feature value, its
+    first missing or infinite regression target or missing class label, naming where it is
+    (file and line for CSV).
 
     ``X``: the float64 features (n, n_features); ``y``: the targets (n,) or (n, n_targets).
     """
@@ -165,6 +166,11 @@ def check_values(table, i, X, y, classify):
             raise ValueError(f"{table.where(i, row)}: a missing, infinite or non-numeric "
                              f"target value ({np.ravel(y)[row]}).")
         return values
+    missing = pd.isna(np.asarray(y, dtype=object).reshape(len(y), -1))
+    if missing.any():
+        row = int(np.nonzero(missing)[0][0])
+        raise ValueError(f"{table.where(i, row)}: a missing class label: fill or drop those "
+                         f"rows first.")
     return y
 
 
@@ -221,7 +227,11 @@ def _first_pass(table, train, val, classify, dtype, prefetch):
         raise ValueError(f"the {len(val)} held-out validation partition(s) hold no rows "
                          f"({', '.join(table.where(i) for i in val[:3])}): remove the empty "
                          f"files, or set validation_fraction=0 to train without validation.")
-    classes = np.unique(np.concatenate(labels)) if classify else None
+    classes = None
+    if classify:
+        labels = np.unique(np.concatenate(labels))
+        settle = getattr(table, "settle_labels", None)  # a CSV table's labels: text so far
+        classes = labels if settle is None else settle(labels)
     ss_tot = (ystats.var_ * ystats.n_samples_seen_
               if counts["val"] and not classify else None)
     return _FirstPass(scaler, classes, counts["train"], counts["val"], ss_tot, tuple(empty))
@@ -283,7 +293,7 @@ def fit_streaming(estimator, source, target=None, *, epochs=10, blocksize="16MB"
 
     Partitions: a CSV file is cut into blocks of ``blocksize`` bytes (where dask cuts them,
     each read on its own), Parquet files into row groups, a glob gives many files; a dask
-    DataFrame or Array keeps its own. A CSV file without data rows is skipped with an
+    DataFrame or Array keeps its own. A CSV or Parquet file without data rows is skipped with an
     :class:`~fastfnn.scaling.EmptyFileWarning`; a bad cell, row or file is a ValueError naming
     the file and line.
     At most two partitions are read at a time (the one training and, with ``prefetch``, the
