@@ -20,7 +20,8 @@ SIZES = [70, 65, 40, 3]  # layers of 3, 2 and 1 step blocks (2048), the last of 
 
 def _cfg(solver):
     return type("Cfg", (), dict(learning_rate_init=1e-2, learning_rate="constant", momentum=0.9,
-                                nesterovs_momentum=True, power_t=0.5, beta_1=0.9,
+                                schedule="constant", max_iter=200, nesterovs_momentum=True,
+                                power_t=0.5, beta_1=0.9,
                                 beta_2=0.999, epsilon=1e-8, alpha=1e-3,
                                 weight_decay=1e-2, l2=1e-3))
 

@@ -528,7 +528,8 @@ def test_data_parallel_batches_equal_the_serial_loop(dtype, solver, weighted):
     theta0 = rs.uniform(-0.5, 0.5, Network(sizes, "tanh", "identity", "squared_error",
                                            dtype).theta.size).astype(dtype)
     cfg = type("Cfg", (), dict(learning_rate_init=1e-2, learning_rate="constant", momentum=0.9,
-                               nesterovs_momentum=True, power_t=0.5, beta_1=0.9, beta_2=0.999,
+                               schedule="constant", max_iter=200, nesterovs_momentum=True,
+                               power_t=0.5, beta_1=0.9, beta_2=0.999,
                                epsilon=1e-8))
     results = {}
     for parts, threads in ((1, 1), (2, 1), (2, 2), (3, 1), (3, 2), (3, 3)):

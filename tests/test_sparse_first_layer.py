@@ -84,7 +84,8 @@ def test_minibatch_training_from_csr_equals_dense_and_ignores_threads(dtype, sol
     X, Y = one_hot_table(230)
     sizes = [X.shape[1], 24, 8, 2]
     cfg = type("Cfg", (), dict(learning_rate_init=1e-2, learning_rate="constant", momentum=0.9,
-                               nesterovs_momentum=True, power_t=0.5, beta_1=0.9, beta_2=0.999,
+                               schedule="constant", max_iter=200, nesterovs_momentum=True,
+                               power_t=0.5, beta_1=0.9, beta_2=0.999,
                                epsilon=1e-8))
     order = np.random.RandomState(4).permutation(230).astype(np.int64)
     results = {}
