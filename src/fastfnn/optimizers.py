@@ -21,8 +21,8 @@ the registry; nothing else names a rule. The schedules and stopping rules are th
 (pure functions there); a face's ``rate`` is the one value they set.
 
 A face keeps what it was made with, as scikit-learn's optimizers do: ``partial_fit``
-continues the rule's hyper-parameters and schedule (:class:`Scheduled`) of its first call,
-and reads afresh only what scikit-learn reads at every call, ``alpha``
+continues the rule's hyper-parameters and schedule (:class:`Scheduled`) of the call that
+made the face, and reads afresh only what scikit-learn reads at every call, ``alpha``
 (:meth:`Scheduled.read_each_call`: AdamW's decay).
 """
 

@@ -112,7 +112,7 @@ class CsvTable:
 
     def __init__(self, files, columns, blocksize=None, read_kwargs=None, labels=False):
         self.read_kwargs = dict(read_kwargs or {})
-        self.labels, self._label_values = labels, None
+        self._label_values = None  # text -> label, once settle_labels has typed them
         unknown = sorted(set(self.read_kwargs) - set(READ_KWARGS))
         if unknown:
             raise ValueError(f"read_kwargs {unknown} are not taken for CSV files, which are read "
