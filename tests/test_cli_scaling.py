@@ -67,10 +67,14 @@ def test_search_equals_gridsearchcv(tables):
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
-    run = run_forked({"search": (
+    runs = run_forked({"search": (
         ["search", "data.csv", "--param", "alpha=0.0001,3", "--cv", "3", "--workers", "2",
          "--hidden", "8", "--epochs", "30", "--learning-rate", "0.01", "--save", "best.skops",
-         "--quiet"], tables)})["search"]
+         "--quiet"], tables), "halving": (
+        ["search", "data.csv", "--kind", "halving", "--param", "alpha=0.0001,3", "--cv", "3",
+         "--workers", "1", "--hidden", "8", "--epochs", "30", "--learning-rate", "0.01",
+         "--quiet"], tables)})
+    run = runs["search"]
     assert run.returncode == 0, run.stderr
 
     # The same estimator as 'fastfnn fit' builds for an all-numeric table, searched in-process.
@@ -91,6 +95,15 @@ def test_search_equals_gridsearchcv(tables):
     saved = fastfnn.load_model(tables / "best.skops")
     np.testing.assert_allclose(saved.predict(X), oracle.best_estimator_.predict(X),
                                rtol=0, atol=1e-10)
+    # successive halving over the network's epochs inside the command's model
+    from sklearn.experimental import enable_halving_search_cv  # noqa: F401
+    from sklearn.model_selection import HalvingGridSearchCV
+
+    halving = HalvingGridSearchCV(model, {"regressor__fnn__alpha": [0.0001, 3.0]},
+                                  resource="regressor__fnn__max_iter", max_resources=30,
+                                  cv=3).fit(X, y)
+    assert runs["halving"].returncode == 0, runs["halving"].stderr
+    assert f"mean R² {halving.best_score_:.4f}" in runs["halving"].stdout
 
 
 def test_search_parameter_errors(tables):

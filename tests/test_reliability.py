@@ -18,6 +18,7 @@ import warnings
 
 import numpy as np
 import pytest
+from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
 
@@ -198,6 +199,26 @@ def test_check_gradients_with_one_sample_weight_for_1000_rows(form, fitted):
             check_gradients(pair(), X, y, sample_weight=[1.0])
     else:
         fails_unchanged(fitted, lambda e: check_gradients(e, X, y, sample_weight=[1.0]))
+
+
+@pytest.mark.parametrize("form", ["pair", "estimator"])
+@pytest.mark.parametrize("weights", [np.r_[np.ones(10), -np.ones(10)], -np.ones(20)],
+                         ids=["sum 0", "negative"])
+def test_check_gradients_refuses_weights_fit_refuses(form, weights, fitted):
+    """Weights that sum to 0 or less define no loss: the error fit gives, not a check of
+    an undefined loss (or a pass)."""
+    rng = np.random.RandomState(1)
+    X, y = rng.randn(20, 4), rng.randn(20)
+    with pytest.raises(ValueError, match="sample_weight sums to"):
+        clone(fitted).fit(X, y, sample_weight=weights)
+    with pytest.raises(ValueError, match="sample_weight sums to"):
+        check_gradients(pair() if form == "pair" else fitted, X, y, sample_weight=weights)
+
+
+def test_check_gradients_names_an_unknown_loss():
+    rng = np.random.RandomState(1)
+    with pytest.raises(ValueError, match="Unknown loss 'squared_eror'"):
+        check_gradients(pair(), rng.randn(10, 4), rng.randn(10), loss="squared_eror")
 
 
 def test_check_gradients_on_good_arrays_still_works(fitted):

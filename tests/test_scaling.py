@@ -430,6 +430,32 @@ def test_successive_halving_over_epochs_on_the_cluster(client, small):
                                oracle.cv_results_["mean_test_score"], rtol=1e-12)
 
 
+def test_successive_halving_spends_the_epochs_of_a_network_inside_a_model(small):
+    """A Pipeline in a TransformedTargetRegressor (the command line's model): the resource is
+    the network's ``regressor__fnn__max_iter``, and the search is scikit-learn's with it."""
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.pipeline import Pipeline
+
+    from fastfnn.scaling import make_search
+
+    X, y = small
+    model = TransformedTargetRegressor(Pipeline([("scale", StandardScaler()),
+                                                 ("fnn", small_net())]),
+                                       transformer=StandardScaler())
+    grid = {"regressor__fnn__alpha": [1e-4, 1e-1]}
+    ours = make_search(model, grid, kind="halving", cv=3, max_resources=9, n_jobs=1)
+    assert ours.resource == "regressor__fnn__max_iter"
+    oracle = HalvingGridSearchCV(model, grid, resource="regressor__fnn__max_iter",
+                                 max_resources=9, min_resources="exhaust", factor=3, cv=3)
+    ours.fit(X, y)
+    oracle.fit(X, y)
+    assert ours.best_params_ == oracle.best_params_
+    np.testing.assert_allclose(ours.cv_results_["mean_test_score"],
+                               oracle.cv_results_["mean_test_score"], rtol=1e-12)
+    with pytest.raises(ValueError, match="regressor__fnn__max_iter is the resource"):
+        make_search(model, {"regressor__fnn__max_iter": [3, 9]}, kind="halving")
+
+
 def test_search_errors_say_what_to_do(small):
     X, y = small
     with pytest.raises(ValueError, match="kind must be one of"):

@@ -35,6 +35,7 @@ from ._validation import (
     _check_sample_weight,
     _fit_context,
     check_prediction_activation,
+    check_weight_sum,
     explained_errors,
 )
 from .network import (
@@ -364,11 +365,7 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
             sample_weight = _check_sample_weight(sample_weight, X)
         user_weight = sample_weight
         sample_weight = self._weighted(y, sample_weight, incremental)
-        if sample_weight is not None and not np.sum(sample_weight) > 0:
-            raise ValueError(
-                "sample_weight sums to %r: at least one sample needs a positive weight for "
-                "the loss to be defined." % float(np.sum(sample_weight))
-            )
+        check_weight_sum(sample_weight)
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
         sizes = [X.shape[1]] + hidden + [Y.shape[1]]
         settings = Settings.of(self, hidden, self._loss_name(), self._output_activation())
@@ -709,6 +706,7 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         net = self._fitted_network(np.float64, self._fitted_loss(strict=True))
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
+            check_weight_sum(sample_weight)
         return net, X, Y, sample_weight, self._fitted_settings()
 
     def _fitted_settings(self):

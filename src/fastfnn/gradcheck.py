@@ -19,11 +19,11 @@ from numbers import Real
 import numpy as np
 from sklearn.utils import check_array
 
-from ._validation import _check_sample_weight
+from ._validation import _check_sample_weight, check_weight_sum
 
 from .activations import HIDDEN_ACTIVATIONS
 from .dropout import hidden_rates, masks
-from .losses import CANONICAL_OUTPUT, SQUARED_ERROR_OUTPUTS, clip_eps
+from .losses import CANONICAL_OUTPUT, SQUARED_ERROR_OUTPUTS, check_pair, clip_eps
 from .network import DataSource, Network, check_sparse, layer_sizes
 
 # The masks a check with dropout holds fixed: those of this seed's first epoch, row r of X
@@ -260,8 +260,9 @@ def _network_of(pair, loss, activation, out_activation):
             raise ValueError(f"intercepts[{i}] must have shape ({W.shape[1]},), got {b.shape}.")
         if not (np.isfinite(W).all() and np.isfinite(b).all()):
             raise ValueError(f"Layer {i}'s weights contain NaN or infinity.")
-    net = Network(layer_sizes(coefs), activation, out_activation or CANONICAL_OUTPUT[loss], loss,
-                  np.float64)
+    out_activation = out_activation or CANONICAL_OUTPUT.get(loss)
+    check_pair(loss, out_activation)  # (an unknown loss named first)
+    net = Network(layer_sizes(coefs), activation, out_activation, loss, np.float64)
     net.set_params(coefs, intercepts)
     return net
 
@@ -279,4 +280,5 @@ def _checked_data(net, X, y, sample_weight):
                          f"sample, one column per output), got {np.shape(y)}.")
     if sample_weight is not None:
         sample_weight = _check_sample_weight(sample_weight, X)
+        check_weight_sum(sample_weight)
     return X, Y, sample_weight

@@ -25,7 +25,7 @@ from sklearn.model_selection import (
     RandomizedSearchCV,
 )
 
-from .. import FNNGridSearchCV, FNNRandomizedSearchCV
+from .. import FNNClassifier, FNNGridSearchCV, FNNRandomizedSearchCV, FNNRegressor
 from ._cluster import cluster_client
 
 SEARCH_KINDS = ("grid", "random", "halving", "halving-random")
@@ -95,10 +95,21 @@ def _fits_done(client, on_progress, searcher):
 
 def _ends_in_fnn(estimator):
     """Whether ``estimator`` is a fastfnn network, or a Pipeline ending in one."""
-    from fastfnn import FNNClassifier, FNNRegressor
-
     final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
     return isinstance(final, (FNNRegressor, FNNClassifier))
+
+
+def _epochs_parameter(estimator):
+    """The parameter of ``estimator`` that counts a network's epochs: its own ``max_iter``,
+    or that of the FNN estimator inside it (``fnn__max_iter`` of a Pipeline,
+    ``regressor__fnn__max_iter`` of a TransformedTargetRegressor around one); None where
+    there is none."""
+    params = estimator.get_params()
+    if "max_iter" in params:
+        return "max_iter"
+    return next((f"{name}__max_iter" for name, value in params.items()
+                 if isinstance(value, (FNNRegressor, FNNClassifier))
+                 and f"{name}__max_iter" in params), None)
 
 
 def make_search(estimator, params, *, kind="grid", cv=5, scoring=None, n_iter=10,
@@ -114,15 +125,17 @@ def make_search(estimator, params, *, kind="grid", cv=5, scoring=None, n_iter=10
         return search_class(estimator, params, n_iter=n_iter, random_state=random_state,
                             **common)
     if kind in ("halving", "halving-random"):
-        if "max_iter" not in estimator.get_params():
+        epochs = _epochs_parameter(estimator)
+        if epochs is None:
             raise ValueError(f"successive halving spends epochs (max_iter); "
-                             f"{type(estimator).__name__} has no max_iter parameter.")
-        if "max_iter" in params:
-            raise ValueError("with kind='halving', max_iter is the resource that successive "
+                             f"{type(estimator).__name__} has no max_iter parameter, nor a "
+                             f"network inside it.")
+        if any(epochs in grid for grid in (params if isinstance(params, list) else [params])):
+            raise ValueError(f"with kind='halving', {epochs} is the resource that successive "
                              "halving gives out: remove it from the parameters and set "
                              "max_resources (the most epochs a candidate gets).")
-        halving = dict(resource="max_iter", factor=factor, min_resources=min_resources,
-                       max_resources=max_resources or estimator.get_params()["max_iter"],
+        halving = dict(resource=epochs, factor=factor, min_resources=min_resources,
+                       max_resources=max_resources or estimator.get_params()[epochs],
                        random_state=random_state, **common)
         if kind == "halving":
             return HalvingGridSearchCV(estimator, params, **halving)
