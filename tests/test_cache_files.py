@@ -57,6 +57,7 @@ def cache(monkeypatch, tmp_path):
     monkeypatch.setattr(_tuning, "SHIPPED", str(tmp_path / "no-shipped-file.json"))
     monkeypatch.setattr(_tuning, "machine_key", lambda: KEY)
     monkeypatch.setattr(_cache, "_refused", {})
+    monkeypatch.setattr(_tuning, "_IN_PROCESS", {})  # nothing this process measured
     return folder
 
 
@@ -342,6 +343,14 @@ ODD = {  # name looked up -> what the file holds
         FINAL, probes=[-1, 0.99, 0.99]))}}),
     "a bool deferral count": (F64, {KEY: {F64: dict(VALID[F64], evidence=dict(
         FINAL, verdict="deferred", deferrals=True, retry_after=5.0))}}),
+    # integers JSON reads whole, past float's range; a retry time past any clock's years
+    "a split_flops of 401 digits": (F64, {KEY: {F64: dict(VALID[F64], split_flops=10**400)}}),
+    "timings flops of 401 digits": (F64, {KEY: {F64: dict(VALID[F64], timings=[
+        [16, 10**400, 0.9]])}}),
+    "an evidence number of 401 digits": (F64, {KEY: {F64: dict(VALID[F64], evidence=dict(
+        FINAL, apart=10**400))}}),
+    "a retry time past the year 9999": (F64, {KEY: {F64: dict(VALID[F64], evidence=dict(
+        FINAL, verdict="deferred", quiet=0, deferrals=1, retry_after=1e17))}}),
 }
 
 
@@ -354,6 +363,19 @@ def test_an_odd_entry_is_measured_again_and_written_over(cache, shape):
     entry, how = _tuning.cached(name, fake(good))
     assert entry == good and how.startswith("measured now")
     assert kept(cache)[name] == good
+
+
+def test_a_process_that_may_not_measure_takes_no_retry_time_past_any_clock(cache):
+    """A deferred entry whose retry time no calendar holds (1e17 s: past the year 9999) is
+    not an entry: a process that may not measure (one CPU, two threads asked for) gets the
+    default, not an error out of the clock's conversion."""
+    make(cache)
+    far = dict(VALID[F64], evidence=dict(FINAL, verdict="deferred", quiet=0, deferrals=1,
+                                         retry_after=1e17))
+    (cache / _tuning.FILE).write_text(json.dumps({KEY: {F64: far}}))
+    measure_now = fake()
+    assert _tuning.cached(F64, measure_now, may_measure=False) == (None, None)
+    assert measure_now.calls == 0
 
 
 @pytest.fixture
@@ -399,7 +421,7 @@ def test_a_fit_works_whatever_odd_entry_the_file_holds(fakes, monkeypatch, shape
 
 
 def _json():
-    scalars = (st.none() | st.booleans() | st.integers(-2**70, 2**70)
+    scalars = (st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.just(10**400)
                | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=8)
                | st.sampled_from(list(VALID) + ["final", "deferred", __version__]))
     return st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
@@ -511,6 +533,22 @@ def test_fastfnn_split_flops_is_read_through_env(fakes, monkeypatch, text, flops
             _parts.split_flops(np.float64)
     else:
         assert _parts.split_flops(np.float64) == flops
+
+
+@pytest.mark.parametrize("text, on", [(" OFF", False), ("no", False), ("0", False),
+                                      ("true", True), ("", True), ("maybe", None)])
+def test_fastfnn_compile_ahead_takes_on_and_off_words(monkeypatch, text, on):
+    """Off by 0/false/no/off, on by 1/true/yes/on or unset; another word turns nothing on, and
+    a fit names the variable (the import never fails)."""
+    from fastfnn import _compile_ahead
+
+    monkeypatch.setenv("FASTFNN_COMPILE_AHEAD", text)
+    monkeypatch.setattr(_compile_ahead.os, "sched_getaffinity", lambda pid: {0, 1},
+                        raising=False)
+    assert _compile_ahead.enabled() is bool(on)
+    if on is None:
+        with pytest.raises(ValueError, match="FASTFNN_COMPILE_AHEAD must be 1, true"):
+            FNNRegressor(max_iter=1).fit(np.ones((4, 2)), np.ones(4))
 
 
 def test_an_empty_cache_dir_variable_is_unset(cache, monkeypatch, tmp_path):

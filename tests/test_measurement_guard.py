@@ -38,6 +38,7 @@ def cache(monkeypatch, tmp_path):
     monkeypatch.setattr(_tuning, "SHIPPED", str(tmp_path / "no-shipped-file.json"))
     monkeypatch.setattr(_tuning, "machine_key", lambda: KEY)
     monkeypatch.setattr(_parts, "_chosen", {})
+    monkeypatch.setattr(_tuning, "_IN_PROCESS", {})
     clock = lambda: clock.now  # noqa: E731
     clock.now, clock.sleeps = 1e9, []
     monkeypatch.setattr(_guard, "clock", clock)
@@ -328,6 +329,19 @@ def test_a_quiet_measurement_is_final_once_another_moment_confirms_it(
     entry = kept(cache)
     assert _guard.final(entry) and entry["evidence"]["quiet"] == 2
     assert [t[2] for t in entry["timings"]] == list(np.maximum(first, second))
+    assert machine.rounds == 2
+
+
+def test_without_a_cache_folder_the_process_confirms_its_own_measurement(machine, cache):
+    """No usable cache folder (a file in its place): the process keeps its own measurement,
+    so a minute later a second quiet one confirms it, and nothing is measured after that (it
+    measured again every minute, never leaving the default)."""
+    cache.parent.mkdir(exist_ok=True)
+    cache.write_text("not a folder")
+    assert _parts.parallel_flops(np.float64) == DEFAULT
+    for _ in range(3):
+        _guard.clock.now += _guard.CONFIRM_SECONDS + 1
+        assert _parts.parallel_flops(np.float64) == flops(48)  # where GAINS win
     assert machine.rounds == 2
 
 

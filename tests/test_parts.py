@@ -36,6 +36,7 @@ def fresh(monkeypatch):
     """No threshold set or memoised in this process."""
     monkeypatch.delenv("FASTFNN_SPLIT_FLOPS", raising=False)
     monkeypatch.setattr(_parts, "_chosen", {})
+    monkeypatch.setattr(_tuning, "_IN_PROCESS", {})
 
 
 W = _parts.WIDTHS  # 16, 24, 32, 40, 48, 64, 96, 128, 176, 256

@@ -25,7 +25,7 @@ from sklearn.metrics import check_scoring
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _prefit, fitstate
+from . import _env, _prefit, fitstate
 from ._callbacks import callback_observer
 from ._blas import BLAS
 from ._parts import prediction_threads
@@ -323,6 +323,7 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
                 self._adopt(made)
                 return self
         BLAS.prepare()
+        _env.flag("FASTFNN_COMPILE_AHEAD", True)  # (a bad value: its ValueError, here)
         with staged(self) as work, explained_errors():
             work._fit_and_publish(X, y, sample_weight, incremental, classes, validation)
         return self

@@ -179,7 +179,10 @@ PROBES = {STEP: _rule_step, DELTAS: _delta_recursion}
 
 def enabled():
     """Whether a second process may compile ahead here (see the module's notes)."""
-    if _env.value("FASTFNN_COMPILE_AHEAD") == "0" or not sys.executable:
+    try:
+        if not _env.flag("FASTFNN_COMPILE_AHEAD", True) or not sys.executable:
+            return False
+    except ValueError:  # off; a fit raises it (never the import)
         return False
     try:
         return len(os.sched_getaffinity(0)) >= 2

@@ -14,7 +14,8 @@ when they are needed; ``FASTFNN_BLAS`` is read once, when the kernels' BLAS is b
 ``FASTFNN_NUM_THREADS``    a positive integer: the most threads fastfnn uses
 ``FASTFNN_CACHE_DIR``      a folder: where measurements are kept
 ``FASTFNN_DEBUG``          ``1``/``true``/``yes``/``on``: the command shows tracebacks
-``FASTFNN_COMPILE_AHEAD``  ``0``: no second process compiles a first fit's last kernels
+``FASTFNN_COMPILE_AHEAD``  ``0``/``false``/``no``/``off``: no second process compiles a first
+                           fit's last kernels (``1``/``true``/``yes``/``on``: the default)
 =========================  =====================================================================
 """
 
@@ -38,6 +39,20 @@ def choice(name, choices, default):
         options = ", ".join(repr(c) for c in choices)
         raise ValueError(f"{name} must be one of {options} (or unset), got {text!r}.")
     return text.lower()
+
+
+def flag(name, default):
+    """True (``1``, ``true``, ``yes``, ``on``) or False (``0``, ``false``, ``no``, ``off``) for
+    ``name``, or ``default`` when unset."""
+    text = value(name)
+    if text is None:
+        return default
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be 1, true, yes or on, or 0, false, no or off (or unset), "
+                     f"got {text!r}.")
 
 
 def positive_int(name, what):

@@ -72,6 +72,7 @@ SETTLE_SECONDS = 0.03  # a pause first: an OpenMP team that just ran spins on fo
 RETRY_SECONDS = 600.0  # after the first deferral, the next try; doubled after each further one
 MAX_RETRY_SECONDS = 86400.0  # the longest wait; a retry time further away is due (a clock reset)
 MAX_DEFERRALS = 1000  # the largest deferral count an entry may record
+LATEST_RETRY = 1e11  # seconds since 1970 (the year 5138): a later retry time is none written
 CONFIRMATIONS = 2  # quiet measurements, at moments apart, that make a measurement final
 CONFIRM_SECONDS = 60.0  # after a first quiet measurement, when the confirming one is due
 CONFIRM_PAUSE = 15.0  # the pause before it where it is asked for at once (bench, --retune)
@@ -230,7 +231,7 @@ def evidence_problem(value, version):
               "quiet": lambda v: type(v) is int and 0 <= v <= CONFIRMATIONS,
               "fastfnn": lambda v: v == version,
               "deferrals": lambda v: type(v) is int and 0 <= v <= MAX_DEFERRALS,
-              "retry_after": _number}
+              "retry_after": lambda v: _number(v) and v <= LATEST_RETRY}
     if not isinstance(value, dict) or set(value) != set(fields):
         return "evidence: not an object of its fields"
     for field, test in fields.items():
@@ -250,6 +251,18 @@ def evidence_problem(value, version):
     return None
 
 
+def as_float(v):
+    """A JSON number ``v`` (int or float, not a bool) as a float; None for anything else,
+    an integer beyond float's range included."""
+    if type(v) not in (int, float):
+        return None
+    try:
+        return float(v)
+    except OverflowError:
+        return None
+
+
 def _number(v):
     """A finite number >= 0 (int or float, not a bool)."""
-    return type(v) in (int, float) and math.isfinite(v) and v >= 0
+    x = as_float(v)
+    return x is not None and math.isfinite(x) and x >= 0

@@ -138,6 +138,8 @@ def cached(name, measure_now, may_measure=True, again=False):
 def _look_up(name, measure_now, may_measure, again, key, path, writable):
     """:func:`cached`'s decision, under the lock where ``writable``."""
     kept, source = _kept(path, key, name)
+    if not writable and (key, name) in _IN_PROCESS:  # this process's own, newer
+        kept, source = _IN_PROCESS[key, name], IN_PROCESS
     now = _guard.clock()
     if kept is not None and again is not True:
         if _guard.final(kept):
@@ -169,6 +171,7 @@ def _look_up(name, measure_now, may_measure, again, key, path, writable):
     if writable and _keep(path, key, name, entry):
         return entry, (f"measured now, kept in {path}" if _guard.final(entry)
                        else _deferred_how(entry, path))
+    _IN_PROCESS[key, name] = entry  # confirmed, or deferred, by this process's next look-up
     return entry, "measured by this process (no usable cache folder)" + (
         "" if _guard.final(entry) else f"; {_deferred_how(entry, None)}")
 
@@ -181,6 +184,12 @@ def _deferred_how(entry, source):
     where = f", kept in {source}" if source else ""
     return (f"the default: measuring was deferred {entry['when']} ({evidence['why']}){where}; "
             f"measured again from {retry}")
+
+
+# Entries this process measured where no cache folder keeps them: the next look-up continues
+# from them (a quiet measurement is confirmed, a deferral backs off), as it would from the file.
+_IN_PROCESS = {}
+IN_PROCESS = "this process (no usable cache folder)"
 
 
 def _kept(path, key, name):
@@ -239,8 +248,8 @@ def _number(positive=False, infinite=False):
     unless ``infinite``."""
 
     def test(v):
-        return (type(v) in (int, float) and (v > 0 if positive else v >= 0)
-                and (infinite or math.isfinite(v)))
+        x = _guard.as_float(v)  # (an integer past float's range: no number)
+        return x is not None and (x > 0 if positive else x >= 0) and (infinite or math.isfinite(x))
 
     return test
 
