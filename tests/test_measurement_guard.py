@@ -332,12 +332,18 @@ def test_a_quiet_measurement_is_final_once_another_moment_confirms_it(
     assert machine.rounds == 2
 
 
-def test_without_a_cache_folder_the_process_confirms_its_own_measurement(machine, cache):
-    """No usable cache folder (a file in its place): the process keeps its own measurement,
-    so a minute later a second quiet one confirms it, and nothing is measured after that (it
-    measured again every minute, never leaving the default)."""
-    cache.parent.mkdir(exist_ok=True)
-    cache.write_text("not a folder")
+@pytest.mark.parametrize("lost", ["no folder", "a failed write"])
+def test_without_a_cache_file_the_process_confirms_its_own_measurement(
+        machine, cache, monkeypatch, lost):
+    """Nowhere to keep a measurement (a file in the folder's place; a write that fails, as on
+    a full disk): the process keeps its own, so a minute later a second quiet one confirms it,
+    and nothing is measured after that (it measured again every minute, never leaving the
+    default)."""
+    if lost == "no folder":
+        cache.parent.mkdir(exist_ok=True)
+        cache.write_text("not a folder")
+    else:
+        monkeypatch.setattr(_tuning._cache, "write_json", lambda path, table: False)
     assert _parts.parallel_flops(np.float64) == DEFAULT
     for _ in range(3):
         _guard.clock.now += _guard.CONFIRM_SECONDS + 1

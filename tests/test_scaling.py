@@ -218,6 +218,9 @@ def test_empty_files_make_no_partition_in_either_format(tmp_path):
     assert fits[0].validation_partitions == fits[1].validation_partitions
     for a, b in zip(fits[0].model[-1].coefs_, fits[1].model[-1].coefs_):
         np.testing.assert_array_equal(a, b)
+    (tmp_path / "p5.parquet").write_bytes(b"not parquet")
+    with pytest.raises(ValueError, match=r"p5\.parquet: not a readable Parquet file"):
+        fit_streaming(regressor(), str(tmp_path / "p*.parquet"), "y", epochs=1)
 
 
 def test_streaming_from_dask_arrays_in_float32():
@@ -352,6 +355,8 @@ def test_partitions_without_rows_predict_none(client, friedman, tmp_path):
         out = tmp_path / f"{scheduler is None}.csv"
         assert predict_streaming(model, frame, out, scheduler=scheduler) == 60
         np.testing.assert_array_equal(read_back(out)["prediction"], expected)
+    with pytest.raises(AttributeError, match="FNNRegressor has no predict_proba method"):
+        predict_dask(model, frame, method="predict_proba")
 
 
 def test_predict_dask_parallel_post_fit_on_the_cluster(client, friedman):
@@ -382,6 +387,17 @@ def small(friedman):
 def small_net():
     return FNNRegressor(hidden_layer_sizes=(8,), solver="adam", learning_rate_init=0.01,
                         max_iter=20, random_state=0)
+
+
+def test_a_local_cluster_leaves_this_process_its_thread_variables():
+    """Its nannies set OMP_NUM_THREADS=1 (and more) in this process to start their workers:
+    put back when they have, so this process's own fits keep their threads."""
+    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+    before = {name: os.environ.get(name) for name in names}
+    with cluster_client("local", n_workers=1) as c:
+        assert {name: os.environ.get(name) for name in names} == before
+        assert set(c.run(lambda: os.environ.get("OMP_NUM_THREADS")).values()) == {"1"}
+    assert {name: os.environ.get(name) for name in names} == before
 
 
 def test_workers_run_single_threaded(client):
@@ -454,6 +470,11 @@ def test_successive_halving_spends_the_epochs_of_a_network_inside_a_model(small)
                                oracle.cv_results_["mean_test_score"], rtol=1e-12)
     with pytest.raises(ValueError, match="regressor__fnn__max_iter is the resource"):
         make_search(model, {"regressor__fnn__max_iter": [3, 9]}, kind="halving")
+    from sklearn.ensemble import VotingRegressor
+
+    with pytest.raises(ValueError, match="holds 2 .a__max_iter, b__max_iter."):
+        make_search(VotingRegressor([("a", small_net()), ("b", small_net())]), grid,
+                    kind="halving")
 
 
 def test_search_errors_say_what_to_do(small):

@@ -138,8 +138,9 @@ def cached(name, measure_now, may_measure=True, again=False):
 def _look_up(name, measure_now, may_measure, again, key, path, writable):
     """:func:`cached`'s decision, under the lock where ``writable``."""
     kept, source = _kept(path, key, name)
-    if not writable and (key, name) in _IN_PROCESS:  # this process's own, newer
-        kept, source = _IN_PROCESS[key, name], IN_PROCESS
+    mine = _IN_PROCESS.get((key, name))  # this process's own, newer (unless the file's is final)
+    if mine is not None and not (kept is not None and _guard.final(kept)):
+        kept, source = mine, IN_PROCESS
     now = _guard.clock()
     if kept is not None and again is not True:
         if _guard.final(kept):
@@ -169,6 +170,7 @@ def _look_up(name, measure_now, may_measure, again, key, path, writable):
     if entry_problem(name, entry):
         return entry, "measured by this process (not kept: it does not validate)"
     if writable and _keep(path, key, name, entry):
+        _IN_PROCESS.pop((key, name), None)
         return entry, (f"measured now, kept in {path}" if _guard.final(entry)
                        else _deferred_how(entry, path))
     _IN_PROCESS[key, name] = entry  # confirmed, or deferred, by this process's next look-up
@@ -186,8 +188,9 @@ def _deferred_how(entry, source):
             f"measured again from {retry}")
 
 
-# Entries this process measured where no cache folder keeps them: the next look-up continues
-# from them (a quiet measurement is confirmed, a deferral backs off), as it would from the file.
+# Entries this process measured where no cache file keeps them (no usable folder, a failed
+# write): the next look-up continues from them (a quiet measurement is confirmed, a deferral
+# backs off), as it would from the file, unless the file then holds a final one.
 _IN_PROCESS = {}
 IN_PROCESS = "this process (no usable cache folder)"
 

@@ -1,6 +1,7 @@
 """Where the work runs: a Dask client for a local cluster, an address, or a client passed in."""
 
 import logging
+import os
 from contextlib import contextmanager
 
 from distributed import Client, LocalCluster
@@ -32,6 +33,31 @@ def _check_counts(n_workers, threads_per_worker):
 
 
 @contextmanager
+def _spawn_environ_restored():
+    """Yields ``restore()``, which (as the block's end does) puts back this process's values
+    of the variables a LocalCluster's nannies set in it before they start their workers
+    (dask's ``distributed.nanny.pre-spawn-environ``: ``OMP_NUM_THREADS=1``...), which would
+    otherwise limit this process's own fits to one thread from then on."""
+    import dask
+
+    names = set(_THREAD_VARIABLES) | set(dask.config.get("distributed.nanny.pre-spawn-environ",
+                                                         {}))
+    before = {name: os.environ.get(name) for name in names}
+
+    def restore():
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    try:
+        yield restore
+    finally:
+        restore()
+
+
+@contextmanager
 def cluster_client(scheduler="local", *, n_workers=2, threads_per_worker=1):
     """A ``distributed.Client`` for the duration of a ``with`` block.
 
@@ -57,10 +83,12 @@ def cluster_client(scheduler="local", *, n_workers=2, threads_per_worker=1):
         return
     if scheduler is None or scheduler == "local":
         _check_counts(n_workers, threads_per_worker)
-        with LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
-                          processes=True, dashboard_address=":0", silence_logs=logging.ERROR,
-                          env=worker_env(threads_per_worker)) as cluster, \
+        with _spawn_environ_restored() as restore, LocalCluster(
+                n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
+                dashboard_address=":0", silence_logs=logging.ERROR,
+                env=worker_env(threads_per_worker)) as cluster, \
                 Client(cluster, set_as_default=False) as client:
+            restore()  # the workers have started, with their own variables (worker_env)
             yield client
         return
     if not isinstance(scheduler, str):

@@ -131,8 +131,13 @@ def _parquet_with_rows(matches):
     partitions in either format (their footers are read; a folder is kept whole)."""
     import pyarrow.parquet as pq
 
-    empty = [path for path in matches
-             if os.path.isfile(path) and pq.ParquetFile(path).metadata.num_rows == 0]
+    def rows(path):
+        try:
+            return pq.ParquetFile(path).metadata.num_rows
+        except Exception as err:  # noqa: BLE001 - pyarrow's errors name no file
+            raise ValueError(f"{path}: not a readable Parquet file ({err}).") from None
+
+    empty = [path for path in matches if os.path.isfile(path) and rows(path) == 0]
     kept = [path for path in matches if path not in empty]
     if not kept:
         shown = matches[0] if len(matches) == 1 else f"{len(matches)} files ({matches[0]}, ...)"

@@ -61,6 +61,8 @@ def predict_dask(model, source, *, method="predict", blocksize="16MB", read_kwar
 
 def _lazy(model, method, table):
     """``method``'s predictions of each partition of ``table``, lazily (ParallelPostFit's)."""
+    if not hasattr(model, method):
+        raise AttributeError(f"{type(model).__name__} has no {method} method.")
     data = table.frame[table.features] if table.features is not None else table.X
     return getattr(ParallelPostFit(estimator=_NoRowsAnswered(model)), method)(data)
 

@@ -101,15 +101,20 @@ def _ends_in_fnn(estimator):
 
 def _epochs_parameter(estimator):
     """The parameter of ``estimator`` that counts a network's epochs: its own ``max_iter``,
-    or that of the FNN estimator inside it (``fnn__max_iter`` of a Pipeline,
+    or that of the one FNN estimator inside it (``fnn__max_iter`` of a Pipeline,
     ``regressor__fnn__max_iter`` of a TransformedTargetRegressor around one); None where
-    there is none."""
+    there is none; ValueError where several networks would each need theirs."""
     params = estimator.get_params()
     if "max_iter" in params:
         return "max_iter"
-    return next((f"{name}__max_iter" for name, value in params.items()
-                 if isinstance(value, (FNNRegressor, FNNClassifier))
-                 and f"{name}__max_iter" in params), None)
+    found = [f"{name}__max_iter" for name, value in params.items()
+             if isinstance(value, (FNNRegressor, FNNClassifier))
+             and f"{name}__max_iter" in params]
+    if len(found) > 1:
+        raise ValueError(f"successive halving spends one network's epochs, and "
+                         f"{type(estimator).__name__} holds {len(found)} ({', '.join(found)}): "
+                         f"search them with kind='grid' or 'random'.")
+    return found[0] if found else None
 
 
 def make_search(estimator, params, *, kind="grid", cv=5, scoring=None, n_iter=10,
@@ -171,7 +176,8 @@ def search(estimator, params, X, y, *, kind="grid", scheduler=None, n_workers=2,
         The data, in memory (joblib sends it to each worker once).
     kind : {"grid", "random", "halving", "halving-random"}, default="grid"
         ``GridSearchCV``, ``RandomizedSearchCV``, or successive halving over epochs
-        (``HalvingGridSearchCV`` / ``HalvingRandomSearchCV`` with ``resource='max_iter'``):
+        (``HalvingGridSearchCV`` / ``HalvingRandomSearchCV`` over the network's epochs:
+        ``resource`` its ``max_iter``, nested or not, e.g. ``regressor__fnn__max_iter``):
         every candidate trains a few epochs, the best ``1/factor`` go on with ``factor`` times
         more, up to ``max_resources`` epochs (default: the estimator's ``max_iter``).
     scheduler : None, "local", str or distributed.Client, optional
