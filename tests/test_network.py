@@ -480,7 +480,9 @@ def test_run_batches_allocates_nothing_per_batch(sizes, kind, sparse, nrt_stats)
     finally:
         tracemalloc.stop()
     assert peaks[300] < 4096 and peaks[10] < 4096, peaks
-    assert peaks[300] <= peaks[10] + 512, peaks  # 290 more batches: nothing more (+- noise)
+    # 290 more batches: nothing more (the noise of other threads' bookkeeping, up to about
+    # 520 bytes under a parallel test run, aside; 4 bytes a batch would be 1160)
+    assert peaks[300] <= peaks[10] + 1024, peaks
     assert nrt_allocs[300] == nrt_allocs[10], nrt_allocs
     assert np.isfinite(net.theta).all()
 

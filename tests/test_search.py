@@ -214,13 +214,14 @@ def test_callbacks_of_the_search_reach_every_candidates_fit():
     assert tasks[0] == tasks[1] == {("FNNRegressor", "fit"): 7, ("FNNRegressor", "epoch"): 14}
     same_results(*results, X)
     assert results[0].best_estimator_.n_iter_ == 2
-    # callbacks of the network itself (a lock: nothing copies them) and a callback that
-    # stays with the search: scikit-learn's results; the second trains ahead
+    # callbacks of the network itself (holding a lock: no copy of them can be made) and a
+    # callback that stays with the search: scikit-learn's results; the second trains ahead
     from sklearn.callback import ProgressBar
 
-    for network, search_callbacks in [(FNNRegressor(**BASE).set_callbacks(StopAfterTwo()), ()),
+    own = StopAfterTwo()
+    own.lock = threading.Lock()
+    for network, search_callbacks in [(FNNRegressor(**BASE).set_callbacks(own), ()),
                                       (FNNRegressor(**BASE), (ProgressBar(0),))]:
-        network.lock = threading.Lock()
         ours = FNNGridSearchCV(network, grid, cv=2).set_callbacks(*search_callbacks)
         same_results(ours.fit(X, y), GridSearchCV(network, grid, cv=2).fit(X, y), X)
         assert (ours.together_fit_time_ > 0) == bool(search_callbacks)
