@@ -22,9 +22,13 @@ cluster's workers in groups, one task per fold and kind of network (shape, activ
 solver, batch size, loss, dropout layout), each worker training its group together; the
 workers announce the fits made on the event topic ``progress_topic``.
 
-Where a candidate cannot be trained ahead (another final estimator, callbacks, 'lbfgs', fit
-parameters other than ``sample_weight``, a fit that fails), scikit-learn's loop fits it as
-usual: the results do not depend on what was trained ahead, only the time does.
+Where a candidate cannot be trained ahead (another final estimator, callbacks that reach the
+network, 'lbfgs', fit parameters other than ``sample_weight``, steps before the network that
+fail, a parameter that is invalid or that pickle cannot write, a fit that fails),
+scikit-learn's loop fits it as usual: the results do not depend on what was trained ahead,
+only the time does. Grid values are cloned for each fit, as that loop clones them; equal
+candidates with a fixed seed train once, each taking that fit (they tie, as equal solo fits
+do).
 ``mean_fit_time`` is the time scikit-learn's loop spent in ``fit``, which for a candidate
 trained ahead is the time to take it; the time training them all together took is
 ``together_fit_time_``.
@@ -119,7 +123,7 @@ class _TrainedTogether:
         if set(fit_params) - {weight_key}:
             return {}  # other fit parameters: scikit-learn's loop fits every candidate
         jobs, keys, groups = [], [], []
-        seen, repeats = set(), {}
+        repeats = {}  # key -> the fits asking for it
         for fold, (train, _) in enumerate(splits):
             X_train, y_train = _safe_split(self.estimator, X, y, train)
             fold_params = _check_method_params(X, params=fit_params, indices=train)
@@ -142,10 +146,9 @@ class _TrainedTogether:
                 key = _prefit.key_of(fnn, digest)
                 if key is None:
                     continue
-                if key in seen and fnn.random_state is not None:
+                if key in repeats and fnn.random_state is not None:
                     repeats[key] += 1  # the same fit again: one fit, taken by each (a tie)
                     continue
-                seen.add(key)
                 repeats[key] = 1
                 jobs.append((fnn, Xt, y_train, weight))
                 keys.append(key)
