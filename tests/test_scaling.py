@@ -406,19 +406,30 @@ def test_workers_run_single_threaded(client):
 
 
 def test_grid_search_on_the_cluster_equals_the_in_process_search(client, small):
+    """A network, and a Pipeline in a TransformedTargetRegressor around one (the command
+    line's model for a regression): scikit-learn's search, its candidates trained on the
+    workers in groups."""
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.pipeline import Pipeline
+
     X, y = small
+    ttr = TransformedTargetRegressor(Pipeline([("scale", StandardScaler()),
+                                               ("fnn", small_net())]),
+                                     transformer=StandardScaler())
     grid = {"alpha": [1e-4, 1e-1], "hidden_layer_sizes": [(4,), (8,)]}
     cv = KFold(3, shuffle=True, random_state=0)
-    done = []
-    ours = search(small_net(), grid, X, y, scheduler=client, cv=cv, on_progress=done.append)
-    oracle = GridSearchCV(small_net(), grid, cv=cv).fit(X, y)
-    assert ours.best_params_ == oracle.best_params_
-    np.testing.assert_allclose(ours.cv_results_["mean_test_score"],
-                               oracle.cv_results_["mean_test_score"], rtol=1e-12)
-    np.testing.assert_array_equal(ours.predict(X), oracle.predict(X))
-    assert done[-1] == 12 and done == sorted(done)  # 4 candidates x 3 folds
-    # the workers trained the candidates in groups of one kind (2 hidden sizes) per fold
-    assert type(ours).__name__ == "FNNGridSearchCV" and done == [2, 4, 6, 8, 10, 12]
+    for model, prefix in ((small_net(), ""), (ttr, "regressor__fnn__")):
+        done = []
+        grid = {prefix + name.rsplit("__", 1)[-1]: values for name, values in grid.items()}
+        ours = search(model, grid, X, y, scheduler=client, cv=cv, on_progress=done.append)
+        oracle = GridSearchCV(model, grid, cv=cv).fit(X, y)
+        assert ours.best_params_ == oracle.best_params_
+        np.testing.assert_allclose(ours.cv_results_["mean_test_score"],
+                                   oracle.cv_results_["mean_test_score"], rtol=1e-12)
+        np.testing.assert_array_equal(ours.predict(X), oracle.predict(X))
+        # 4 candidates x 3 folds, which the workers trained in groups of one kind (2 hidden
+        # sizes) per fold
+        assert type(ours).__name__ == "FNNGridSearchCV" and done == [2, 4, 6, 8, 10, 12]
 
 
 def test_random_search_through_a_scheduler_address(client, small):

@@ -171,10 +171,38 @@ def test_what_cannot_train_ahead_fails_or_fits_in_scikit_learns_loop():
             ours = FNNGridSearchCV(estimator, grid, cv=2).fit(X, y)
             theirs = GridSearchCV(estimator, grid, cv=2).fit(X, y)
         same_results(ours, theirs, X)
-    search = FNNGridSearchCV(make_pipeline(StandardScaler(), FNNRegressor(**BASE)),
-                             {"fnnregressor__alpha": [1e-4]}, cv=2)
-    search.fit(X, y).fit(X, y, standardscaler__sample_weight=np.ones(len(y)))
-    assert search.together_fit_time_ == 0  # other fit parameters: nothing trained ahead
+    # a validation set of its own handed to the network: nothing trained ahead
+    pipe = make_pipeline(StandardScaler(), FNNRegressor(**BASE, early_stopping=True))
+    params = {"fnnregressor__X_val": X[:7], "fnnregressor__y_val": y[:7]}
+    search = FNNGridSearchCV(pipe, {"fnnregressor__alpha": [1e-4, 1e-1]}, cv=2)
+    same_results(search.fit(X, y).fit(X, y, **params),
+                 GridSearchCV(pipe, {"fnnregressor__alpha": [1e-4, 1e-1]}, cv=2)
+                 .fit(X, y, **params), X)
+    assert search.together_fit_time_ == 0
+
+
+def test_a_target_transformer_and_a_steps_own_fit_parameters(monkeypatch):
+    """A TransformedTargetRegressor around a Pipeline (the model ``fastfnn search`` builds for
+    a regression), the target's transformer searched too, sample weights for the scaler and
+    for the network: scikit-learn's results, and every fit of scikit-learn's loop takes the
+    network made ahead."""
+    from sklearn.compose import TransformedTargetRegressor
+
+    taken = []
+    take = _prefit.take
+    monkeypatch.setattr(_prefit, "take", lambda *args: taken.append(take(*args)) or taken[-1])
+    X, y = data()
+    w = np.random.default_rng(4).uniform(0.5, 2.0, len(X))
+    model = TransformedTargetRegressor(make_pipeline(StandardScaler(), FNNRegressor(**BASE)),
+                                       transformer=StandardScaler())
+    grid = {"transformer__with_mean": [True, False],
+            "regressor__fnnregressor__alpha": [1e-4, 1e-2, 1e-1]}
+    params = {"standardscaler__sample_weight": w, "fnnregressor__sample_weight": w[::-1]}
+    theirs = GridSearchCV(model, grid, cv=3).fit(X, y, **params)
+    taken.clear()
+    same_results(FNNGridSearchCV(model, grid, cv=3).fit(X, y, **params), theirs, X)
+    assert len(taken) == 6 * 3 + 1 and all(fit is not None for fit in taken[:-1])
+    assert taken[-1] is None  # the refit trains
 
 
 def test_callbacks_of_the_search_reach_every_candidates_fit():

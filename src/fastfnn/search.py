@@ -13,9 +13,10 @@ relative) for candidates that share their minibatches (one seed on one fold, the
 over alpha and learning rate), which train as lanes of one call (``_lanes``: the first layer
 of all of them one product, every other pass one vector operation across them); scoring,
 aggregation and the refit (a fit of its own: ``best_estimator_`` is the solo fit) are
-scikit-learn's. For a ``Pipeline`` ending in an FNN estimator, the steps before it are
-fitted once per fold for each setting of their parameters, shared by the candidates that
-agree on them.
+scikit-learn's. For a ``Pipeline`` ending in an FNN estimator, or a
+``TransformedTargetRegressor`` around either, the steps around the network (the
+transformers before it, the target's transformer) are fitted once per fold for each setting
+of their parameters, shared by the candidates that agree on them.
 
 Under joblib's "dask" backend (``fastfnn.scaling.search``), the candidates go to the
 cluster's workers in groups, one task per fold and kind of network (shape, activation,
@@ -23,8 +24,8 @@ solver, batch size, loss, dropout layout), each worker training its group togeth
 workers announce the fits made on the event topic ``progress_topic``.
 
 Where a candidate cannot be trained ahead (another final estimator, callbacks that reach the
-network, 'lbfgs', fit parameters other than ``sample_weight``, steps before the network that
-fail, a parameter that is invalid or that pickle cannot write, a fit that fails),
+network, 'lbfgs', fit parameters other than ``sample_weight`` reaching the network, steps
+around it that fail, a parameter that is invalid or that pickle cannot write, a fit that fails),
 scikit-learn's loop fits it as usual: the results do not depend on what was trained ahead,
 only the time does. Grid values are cloned for each fit, as that loop clones them; equal
 candidates with a fixed seed train once, each taking that fit (they tie, as equal solo fits
@@ -40,7 +41,7 @@ from contextvars import ContextVar
 import numpy as np
 from joblib import Parallel, delayed, parallel_config
 from joblib.parallel import get_active_backend
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
 from sklearn.model_selection._validation import _check_method_params
 from sklearn.utils import indexable
@@ -68,15 +69,23 @@ class _Splits:
         return len(self.splits)
 
 
-def _final_fnn(estimator):
-    """``(name of the last step or None, the FNN estimator)`` for an FNN estimator or a
-    Pipeline ending in one; None where it is neither."""
+def _network_path(estimator):
+    """The parameter name of the one FNN estimator that ``estimator`` trains ("" for an FNN
+    estimator itself, ``"fnn"`` for a Pipeline's last step ``fnn``, ``"regressor__fnn"`` for
+    one inside a TransformedTargetRegressor's Pipeline); None where there is none."""
     if isinstance(estimator, BaseFNN):
-        return None, estimator
+        return ""
     steps = getattr(estimator, "steps", None)  # a Pipeline (not imported: fastfnn stays light)
-    if steps and isinstance(steps[-1][1], BaseFNN):
-        return estimator.steps[-1][0], estimator.steps[-1][1]
-    return None
+    if steps:
+        name, inner = steps[-1]
+    elif type(estimator).__name__ == "TransformedTargetRegressor":
+        name, inner = "regressor", estimator.regressor
+    else:
+        return None
+    path = _network_path(inner)
+    if path is None:
+        return None
+    return f"{name}__{path}" if path else name
 
 
 class _TrainedTogether:
@@ -113,36 +122,32 @@ class _TrainedTogether:
         ``backend``, joblib's backend in force when fit began, is its "dask" backend); returns
         the fits made, filed for ``_prefit.take``."""
         self.together_fit_time_ = 0.0
-        final = _final_fnn(self.estimator)
-        if final is None:
+        path = _network_path(self.estimator)
+        if path is None:
             return {}
-        last, _ = final
-        if _callbacks_reach(self, 1 if last is None else 2):
+        if _callbacks_reach(self, 1 + path.count("__") + bool(path)):
             return {}  # each candidate's fit reports to them, in scikit-learn's loop
-        weight_key = "sample_weight" if last is None else f"{last}__sample_weight"
-        if set(fit_params) - {weight_key}:
-            return {}  # other fit parameters: scikit-learn's loop fits every candidate
         jobs, keys, groups = [], [], []
         repeats = {}  # key -> the fits asking for it
         for fold, (train, _) in enumerate(splits):
             X_train, y_train = _safe_split(self.estimator, X, y, train)
             fold_params = _check_method_params(X, params=fit_params, indices=train)
-            weight = fold_params.get(weight_key)
-            inputs = {}  # the final step's input, per setting of the steps before it
+            inputs = {}  # what the network is handed, per setting of the steps around it
             for candidate in candidates:
                 # as scikit-learn's loop sets them: the values cloned (estimators, generators)
                 estimator = clone(self.estimator).set_params(**clone(candidate, safe=False))
-                fnn = estimator if last is None else estimator.steps[-1][1]
+                fnn = estimator.get_params()[path] if path else estimator
                 kind = _kind(fnn)
                 if kind is None or getattr(fnn, "_skl_callbacks", None):
                     continue  # (a network's own callbacks see its own fit)
-                before = tuple(sorted((k, repr(v)) for k, v in candidate.items()
-                                      if last is not None and not k.startswith(f"{last}__")))
-                if before not in inputs:
-                    inputs[before] = _final_input(estimator, last, X_train, y_train, weight)
-                if inputs[before] is None:
-                    continue  # the steps before failed: scikit-learn's loop reports it
-                Xt, digest = inputs[before]
+                around = tuple(sorted((k, repr(v)) for k, v in candidate.items()
+                                      if path and not k.startswith(f"{path}__")))
+                if around not in inputs:
+                    inputs[around] = _network_input(estimator, path, X_train, y_train,
+                                                    fold_params)
+                if inputs[around] is None:
+                    continue  # scikit-learn's loop fits it (and reports what failed)
+                Xt, yt, weight, digest = inputs[around]
                 key = _prefit.key_of(fnn, digest)
                 if key is None:
                     continue
@@ -150,9 +155,9 @@ class _TrainedTogether:
                     repeats[key] += 1  # the same fit again: one fit, taken by each (a tie)
                     continue
                 repeats[key] = 1
-                jobs.append((fnn, Xt, y_train, weight))
+                jobs.append((fnn, Xt, yt, weight))
                 keys.append(key)
-                groups.append((fold, before, kind))
+                groups.append((fold, around, kind))
         if not jobs:
             return {}
         start = time.perf_counter()
@@ -188,7 +193,8 @@ def _train_on_cluster(jobs, groups, backend):
 
 def _callbacks_reach(search, depth):
     """Whether a callback of ``search`` reaches a network ``depth`` estimators below it (1:
-    the search's estimator, 2: a Pipeline's last step), as scikit-learn hands its
+    the search's estimator, 2: a Pipeline's last step, 3: that of a Pipeline in a
+    TransformedTargetRegressor), as scikit-learn hands its
     auto-propagated callbacks down (those whose ``max_propagation_depth`` is None or at
     least the depth)."""
     try:
@@ -201,16 +207,43 @@ def _callbacks_reach(search, depth):
                for callback in getattr(search, "_skl_callbacks", None) or ())
 
 
-def _final_input(estimator, last, X, y, weight):
-    """``(input of the final step, its data_digest with y and weight)`` for a candidate's
-    ``estimator`` (``last``: the name of its final step, None for an FNN estimator alone),
-    the steps before it fitted on X, y; None where fitting them fails."""
-    if last is not None:
+class _Handed(Exception):
+    """Raised by :class:`_StandIn` with what the network's ``fit`` would have been handed."""
+
+
+class _StandIn(BaseEstimator):
+    """Takes the network's place in a candidate's estimator: its ``fit`` raises
+    :class:`_Handed` with the arguments, so the steps around the network (a Pipeline's
+    transformers, a TransformedTargetRegressor's target transformer) run as in the
+    candidate's own fit, and no further (it predicts nothing; it has ``predict`` as what
+    holds a regressor asks)."""
+
+    def fit(self, X, y=None, **params):
+        raise _Handed(X, y, params)
+
+    def predict(self, X):  # pragma: no cover - never fitted
+        raise NotImplementedError
+
+
+def _network_input(estimator, path, X, y, fit_params):
+    """``(X, y, sample_weight, data_digest)`` handed to the network at ``path`` (see
+    :func:`_network_path`) when a candidate's ``estimator`` is fitted on X, y with
+    ``fit_params``; None where the steps around it fail or hand it other fit parameters
+    (scikit-learn's loop then fits the candidate)."""
+    handed = (X, y, fit_params)
+    if path:
         try:
-            X = estimator[:-1].fit_transform(X, y)
+            estimator.set_params(**{path: _StandIn()}).fit(X, y, **fit_params)
+            return None  # (the network was never reached)
+        except _Handed as seen:
+            handed = seen.args
         except Exception:  # noqa: BLE001 - scikit-learn's loop fits it again, and reports it
             return None
-    return X, _prefit.data_digest(X, y, weight)
+    Xt, yt, params = handed
+    if set(params) - {"sample_weight"}:
+        return None
+    weight = params.get("sample_weight")
+    return Xt, yt, weight, _prefit.data_digest(Xt, yt, weight)
 
 
 def _kind(fnn):

@@ -26,6 +26,7 @@ from sklearn.model_selection import (
 )
 
 from .. import FNNClassifier, FNNGridSearchCV, FNNRandomizedSearchCV, FNNRegressor
+from ..search import _network_path
 from ._cluster import cluster_client
 
 SEARCH_KINDS = ("grid", "random", "halving", "halving-random")
@@ -93,12 +94,6 @@ def _fits_done(client, on_progress, searcher):
         on_progress(total)
 
 
-def _ends_in_fnn(estimator):
-    """Whether ``estimator`` is a fastfnn network, or a Pipeline ending in one."""
-    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
-    return isinstance(final, (FNNRegressor, FNNClassifier))
-
-
 def _epochs_parameter(estimator):
     """The parameter of ``estimator`` that counts a network's epochs: its own ``max_iter``,
     or that of the one FNN estimator inside it (``fnn__max_iter`` of a Pipeline,
@@ -122,7 +117,9 @@ def make_search(estimator, params, *, kind="grid", cv=5, scoring=None, n_iter=10
                 max_resources=None, n_jobs=-1, **search_kwargs):
     """The unfitted scikit-learn search of :func:`search` (same parameters)."""
     common = dict(cv=cv, scoring=scoring, refit=refit, n_jobs=n_jobs, **search_kwargs)
-    together = _ends_in_fnn(estimator)  # its candidates go to the workers in groups
+    # a network, a Pipeline ending in one, a TransformedTargetRegressor around either: its
+    # candidates go to the workers in groups
+    together = _network_path(estimator) is not None
     if kind == "grid":
         return (FNNGridSearchCV if together else GridSearchCV)(estimator, params, **common)
     if kind == "random":
@@ -156,11 +153,12 @@ def search(estimator, params, X, y, *, kind="grid", scheduler=None, n_workers=2,
 
     joblib's "dask" backend sends each cross-validation fit (``_fit_and_score``, in batches) to
     the cluster's workers; the search's logic, the final refit on all of ``X`` and the result
-    stay in this process. For a fastfnn network (or a Pipeline ending in one) the grid and
-    random searches are ``FNNGridSearchCV`` / ``FNNRandomizedSearchCV``: the workers get the
-    candidates in groups, one task per fold and kind of network, each training its group in
-    one compiled call per epoch; scoring stays here. Each worker thread runs one fit at a time, single-threaded with the
-    default ``threads_per_worker=1`` (a local cluster sets ``FASTFNN_NUM_THREADS``,
+    stay in this process. For a fastfnn network (or a Pipeline ending in one, or a
+    TransformedTargetRegressor around either) the grid and random searches are
+    ``FNNGridSearchCV`` / ``FNNRandomizedSearchCV``: the workers get the candidates in groups,
+    one task per fold and kind of network, each training its group in one compiled call per
+    epoch; scoring stays here. Each worker thread runs one fit at a time, single-threaded with
+    the default ``threads_per_worker=1`` (a local cluster sets ``FASTFNN_NUM_THREADS``,
     ``OMP_NUM_THREADS`` and the BLAS thread counts of its workers to ``threads_per_worker``).
     fastfnn's results depend on the data, parameters and seed, not on the thread count, so
     the scores are those of the same search run in one process.
