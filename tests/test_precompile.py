@@ -4,7 +4,7 @@ Oracle: Numba's own compile events, counted in fresh processes that share one em
 folder. The process that precompiles must compile (the cache was empty); a later process that
 runs the newcomer's first command (``fastfnn fit`` on the bundled data) and default estimator
 fits must compile nothing: every kernel it needs comes from the cache. A process whose target CPU
-is another (``NUMBA_CPU_NAME``) must not take that cache: it compiles, and trains alike.
+is another (``NUMBA_CPU_NAME``) must not take that cache: it compiles, and predicts alike.
 """
 
 import json
@@ -102,30 +102,31 @@ def test_after_precompile_a_first_fit_compiles_nothing(tmp_path):
     assert compiled == []
 
     # Code compiled for this CPU serves only this CPU: as another (Numba's target CPU named
-    # otherwise, as on a machine the wheel was not built on) the first fit compiles, and trains
-    # as here. (It compiles what it uses, no second process: a third less CPU time; the
-    # full-batch solver's loop, which is a third smaller than the minibatch loop.)
-    compiled = _run(tmp_path, GENERIC_FIT, NUMBA_CPU_NAME="generic", FASTFNN_COMPILE_AHEAD="0")
-    assert "loss_grad_" in compiled
-    here = np.load(_fit_here(tmp_path))
-    np.testing.assert_allclose(np.load(tmp_path / "generic.npy"), here, rtol=1e-9, atol=1e-12)
+    # otherwise, as on a machine the wheel was not built on) a model fitted here compiles its
+    # first prediction, and predicts as here. (A prediction, not a fit: the forward pass's
+    # kernels alone, a third of the compile time of the smallest fit's loop.)
+    here = _fit_here(tmp_path)
+    compiled = _run(tmp_path, GENERIC_PREDICTION, NUMBA_CPU_NAME="generic",
+                    FASTFNN_COMPILE_AHEAD="0")
+    assert {"forward_layers_", "tile_gemm_"} <= set(compiled)
+    np.testing.assert_allclose(np.load(tmp_path / "generic.npy"), np.load(here),
+                               rtol=1e-9, atol=1e-12)
 
 
-GENERIC_FIT = """
-    import warnings
+GENERIC_PREDICTION = """
+    import pickle
     import numpy as np
-    from fastfnn import FNNRegressor
 
     X = np.random.default_rng(0).standard_normal((300, 5))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        est = FNNRegressor(hidden_layer_sizes=(16,), solver="lbfgs", max_iter=3, random_state=0)
-        np.save("generic.npy", est.fit(X, X[:, 0] + X[:, 1] ** 2).predict(X))
+    with open("model.pkl", "rb") as file:
+        np.save("generic.npy", pickle.load(file).predict(X))
 """
 
 
 def _fit_here(tmp_path):
-    """GENERIC_FIT's predictions in this process (this CPU's code), saved; returns the path."""
+    """A small model fitted in this process (this CPU's code), pickled to ``model.pkl``, and
+    its predictions saved; returns the path of the predictions."""
+    import pickle
     import warnings
 
     from fastfnn import FNNRegressor
@@ -134,7 +135,9 @@ def _fit_here(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         est = FNNRegressor(hidden_layer_sizes=(16,), solver="lbfgs", max_iter=3, random_state=0)
-        np.save(tmp_path / "here.npy", est.fit(X, X[:, 0] + X[:, 1] ** 2).predict(X))
+        est.fit(X, X[:, 0] + X[:, 1] ** 2)
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps(est))
+    np.save(tmp_path / "here.npy", est.predict(X))
     return tmp_path / "here.npy"
 
 
