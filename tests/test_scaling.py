@@ -352,9 +352,11 @@ def test_partitions_without_rows_predict_none(client, friedman, tmp_path):
     np.testing.assert_array_equal(predict_dask(model, frame).compute(scheduler="sync"),
                                   expected)
     for scheduler in (None, client):
-        out = tmp_path / f"{scheduler is None}.csv"
-        assert predict_streaming(model, frame, out, scheduler=scheduler) == 60
+        out, done = tmp_path / f"{scheduler is None}.csv", []
+        assert predict_streaming(model, frame, out, scheduler=scheduler,
+                                 on_partition=lambda *counts: done.append(counts)) == 60
         np.testing.assert_array_equal(read_back(out)["prediction"], expected)
+        assert done == [(1, 3), (2, 3), (3, 3)]  # every partition, the empty one too
     with pytest.raises(AttributeError, match="FNNRegressor has no predict_proba method"):
         predict_dask(model, frame, method="predict_proba")
 

@@ -104,9 +104,9 @@ def _columns(model, method, name, n_columns):
 
 
 def _local_parts(model, method, table, prefetch):
+    """Each partition's predictions, in order (none for a partition without rows)."""
     for _, X, _ in iter_partitions(table, range(table.n_partitions), prefetch=prefetch):
-        if len(X):
-            yield getattr(model, method)(X)
+        yield getattr(model, method)(X) if len(X) else np.empty(0)
 
 
 def _cluster_parts(lazy, client, window):
