@@ -349,6 +349,9 @@ def test_without_a_cache_file_the_process_confirms_its_own_measurement(
         _guard.clock.now += _guard.CONFIRM_SECONDS + 1
         assert _parts.parallel_flops(np.float64) == flops(48)  # where GAINS win
     assert machine.rounds == 2
+    why = ("no usable cache folder" if lost == "no folder"
+           else f"{cache / _tuning.FILE} could not be written")
+    assert f"this process ({why})" in _parts.describe()[0]
 
 
 def test_gains_of_other_widths_or_of_a_busy_moment_confirm_nothing(machine):

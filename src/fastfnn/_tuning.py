@@ -140,7 +140,7 @@ def _look_up(name, measure_now, may_measure, again, key, path, writable):
     kept, source = _kept(path, key, name)
     mine = _IN_PROCESS.get((key, name))  # this process's own, newer (unless the file's is final)
     if mine is not None and not (kept is not None and _guard.final(kept)):
-        kept, source = mine, IN_PROCESS
+        kept, source = mine, f"this process ({_unkept(path)})"
     now = _guard.clock()
     if kept is not None and again is not True:
         if _guard.final(kept):
@@ -174,7 +174,7 @@ def _look_up(name, measure_now, may_measure, again, key, path, writable):
         return entry, (f"measured now, kept in {path}" if _guard.final(entry)
                        else _deferred_how(entry, path))
     _IN_PROCESS[key, name] = entry  # confirmed, or deferred, by this process's next look-up
-    return entry, "measured by this process (no usable cache folder)" + (
+    return entry, f"measured by this process ({_unkept(path)})" + (
         "" if _guard.final(entry) else f"; {_deferred_how(entry, None)}")
 
 
@@ -192,7 +192,12 @@ def _deferred_how(entry, source):
 # write): the next look-up continues from them (a quiet measurement is confirmed, a deferral
 # backs off), as it would from the file, unless the file then holds a final one.
 _IN_PROCESS = {}
-IN_PROCESS = "this process (no usable cache folder)"
+
+
+def _unkept(path):
+    """Why this process's measurement is not in a cache file (``path``: None where no cache
+    folder is usable)."""
+    return "no usable cache folder" if path is None else f"{path} could not be written"
 
 
 def _kept(path, key, name):
