@@ -125,7 +125,7 @@ class _TrainedTogether:
         path = _network_path(self.estimator)
         if path is None:
             return {}
-        if _callbacks_reach(self, 1 + path.count("__") + bool(path)):
+        if _callbacks_reach(self, 1 + (len(path.split("__")) if path else 0)):
             return {}  # each candidate's fit reports to them, in scikit-learn's loop
         jobs, keys, groups = [], [], []
         repeats = {}  # key -> the fits asking for it
@@ -215,8 +215,8 @@ class _StandIn(BaseEstimator):
     """Takes the network's place in a candidate's estimator: its ``fit`` raises
     :class:`_Handed` with the arguments, so the steps around the network (a Pipeline's
     transformers, a TransformedTargetRegressor's target transformer) run as in the
-    candidate's own fit, and no further (it predicts nothing; it has ``predict`` as what
-    holds a regressor asks)."""
+    candidate's own fit, and no further (its ``predict``, never called, is there because a
+    TransformedTargetRegressor checks that its regressor has one)."""
 
     def fit(self, X, y=None, **params):
         raise _Handed(X, y, params)
