@@ -128,6 +128,31 @@ def test_a_diverging_candidate_scores_as_scikit_learns():
     assert np.isnan(ours.cv_results_["mean_test_score"][4])
 
 
+def test_a_candidate_whose_epoch_raises_fails_alone():
+    """A validation scorer that refuses the targets (MSLE of targets below -1), and a
+    ConvergenceWarning turned into an error: those candidates score error_score and the others
+    as scikit-learn's loop scores them, trained together and as lanes (ten candidates of one
+    seed on a fold)."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, y = data(n=90)
+    early = FNNRegressor(**{**BASE, "max_iter": 5}, early_stopping=True)
+    cases = [({"scoring": ["r2", "neg_mean_squared_log_error"]}, "ignore"),
+             ({"scoring": ["r2", "neg_mean_squared_log_error"],
+               "alpha": [1e-4, 1e-3, 1e-2, 1e-1, 1.0]}, "ignore"),
+             ({"tol": [10.0, 0.0], "n_iter_no_change": [1]}, "error")]
+    for grid, convergence in cases:
+        estimator = early if "scoring" in grid else FNNRegressor(**{**BASE, "max_iter": 5})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            warnings.simplefilter(convergence, ConvergenceWarning)
+            theirs = GridSearchCV(estimator, grid, cv=2).fit(X, y - 2)
+            ours = FNNGridSearchCV(estimator, grid, cv=2).fit(X, y - 2)
+        same_results(ours, theirs, X)
+        assert np.isnan(ours.cv_results_["mean_test_score"]).sum() == len(ours.cv_results_[
+            "params"]) // 2
+
+
 def test_grid_values_are_cloned_and_equal_candidates_tie_as_in_scikit_learn():
     """Grid values that are objects (the final step itself, a step before it, a RandomState)
     are cloned for each fit as scikit-learn's loop clones them: the grid's own objects stay

@@ -46,6 +46,9 @@ def fit_together(jobs, *, n_jobs=None, lanes=False):
             together.append((i, stage, work, job, fit))
         train_together([item[4] for item in together], n_jobs, lanes)
         for i, stage, work, job, fit in together:
+            if fit.error is not None:  # its epochs raised: rolled back, as its fit would be
+                errors[i] = _closed_with(stage, fit.error)
+                continue
             try:
                 with stage:
                     work._end_fit(job, fit.state)

@@ -170,15 +170,16 @@ class LaneSet:
         """Run this set's fits until each is over (or ``stop``, a threading.Event, is set):
         per epoch, the order drawn once for all of them (the draws each fit's own random
         state would make: they are equal), the fits that go on as lanes (:meth:`run_epoch`),
-        then each one's ``end_epoch``."""
+        then each one's ``end_epoch`` (a fit whose Python part raises ends alone:
+        ``StochasticFit.alone``)."""
         while not stop.is_set():
             if self.shuffle:
                 self.random_state.shuffle(self.order)
-            begun = [fit for fit in self.fits if fit.begin_epoch(self.order)]
+            begun = [fit for fit in self.fits if fit.alone(fit.begin_epoch, self.order)]
             if not begun:
                 return
             for fit, sums in zip(begun, self.run_epoch(begun)):
-                fit.end_epoch(*fit.loop.close(*sums))
+                fit.alone(fit.close_epoch, sums)
 
     def run_epoch(self, fits):
         """One epoch of ``fits`` (this set's that began it, with its order) as lanes: their

@@ -4,10 +4,10 @@ call, the models spread over threads.
 A search or an ensemble trains dozens of small networks. Run one after another, each pays its
 own Python epoch loop, and a 2-core machine runs one small network's batch on one core. Here
 each fit is a ``trainer.StochasticFit``; per epoch, every fit does its Python part
-(``begin_epoch``: shuffle, schedule, masks; ``end_epoch``: validation, stopping rules) and the
-compiled part of all of them runs as one ``_kernels.run_models_`` call per group of fits whose
-compiled groups have the same types (update rule, dtype, dense or CSR input...), the models
-under ``prange``. Each model is computed alone, exactly as its own fit would compute it: the
+(``begin_epoch``: shuffle, schedule, masks; ``end_epoch``: validation, stopping rules; a fit
+whose part raises ends alone) and the compiled part of all of them runs as one
+``_kernels.run_models_`` call per group of fits whose compiled groups have the same types
+(update rule, dtype, dense or CSR input...), the models under ``prange``. Each model is computed alone, exactly as its own fit would compute it: the
 same bits as a solo fit, on any number of threads. A fit that stops leaves the others going.
 A search asks for lanes too (``train_together(lanes=True)``): its fits that share their
 minibatches train first as lanes of one call (``_lanes``), their solo fits to rounding.
@@ -105,7 +105,7 @@ class _Group:
                       np.asarray(begun, dtype=np.int64), self.batch_sizes, self.sums)
         for k in begun:
             fit = self.fits[k]
-            fit.end_epoch(*fit.loop.close(*self.sums[k]))
+            fit.alone(fit.close_epoch, self.sums[k])
 
 
 def train_together(fits, n_jobs=None, lanes=False):
@@ -116,7 +116,9 @@ def train_together(fits, n_jobs=None, lanes=False):
     set per task on those threads, each task running its fits' Python epochs too (so one
     thread's Python overlaps the others' compiled work). A KeyboardInterrupt ends every fit
     after its last whole epoch ("Training interrupted by user.", as a solo fit); during the
-    lane sets, the fits not laned have none yet."""
+    lane sets, the fits not laned have none yet. A fit whose epoch raises (a scorer that
+    fails, a warning turned into an error) ends there, its exception in its ``error``; the
+    others go on."""
     threads = model_threads(n_jobs, len(fits))
     sets, rest = lane_sets(fits) if lanes else ([], range(len(fits)))
     try:
@@ -126,7 +128,8 @@ def train_together(fits, n_jobs=None, lanes=False):
     except KeyboardInterrupt:
         warnings.warn("Training interrupted by user.")
     for fit in fits:
-        fit.finish()
+        if fit.error is None:
+            fit.alone(fit.finish)
 
 
 def _train_lane_sets(sets, threads):
@@ -147,7 +150,7 @@ def _train_lane_sets(sets, threads):
 def _train_groups(fits, threads):
     """Train ``fits`` until each is over, the epochs of fits of one type in one
     ``run_models_`` call, the models on ``threads`` threads."""
-    begun = [fit.begin_epoch() for fit in fits]
+    begun = [fit.alone(fit.begin_epoch) for fit in fits]
     by_type = {}
     for fit, started in zip(fits, begun):
         groups = fit.loop.groups(fit.optimizer.rule(), fit.masks)
@@ -161,5 +164,6 @@ def _train_groups(fits, threads):
             for group, started in batches:
                 if started:
                     group.run_epoch(started)
-            batches = [(group, [k for k, fit in enumerate(group.fits) if fit.begin_epoch()])
+            batches = [(group, [k for k, fit in enumerate(group.fits)
+                                if fit.alone(fit.begin_epoch)])
                        for group, _ in batches]

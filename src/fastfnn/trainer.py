@@ -221,6 +221,7 @@ class StochasticFit:
         self.masks = None
         self.epoch = 0  # epochs begun in this fit
         self.over = False
+        self.error = None  # what ended it, trained among others (see ``alone``)
         state.rows_per_epoch = source.n_samples
 
     def begin_epoch(self, order=None):
@@ -251,6 +252,22 @@ class StochasticFit:
         norms (:meth:`_EpochLoop.epoch`); ends training where a rule says so."""
         self.over = _end_epoch(self.state, self.settings, data_term, penalty, norms,
                                self.validation, self.incremental, self.observer)
+
+    def close_epoch(self, sums):
+        """:meth:`end_epoch` from the epoch's compiled sums ``(data, penalty)`` (its batches'
+        terms times their rows)."""
+        self.end_epoch(*self.loop.close(*sums))
+
+    def alone(self, step, *args):
+        """``step(*args)`` (an epoch method of this fit, trained among others), failing alone:
+        where it raises, this fit is over and keeps the exception in ``error`` (what its own
+        ``fit`` would have raised), and the others go on. Returns what ``step`` returns
+        (False where it raised)."""
+        try:
+            return step(*args)
+        except Exception as exc:  # noqa: BLE001 - reported per fit, as its own fit would
+            self.error, self.over = exc, True
+            return False
 
     def finish(self):
         """Leave the network at the weights training keeps (early stopping: the best)."""
