@@ -345,6 +345,14 @@ def test_ensembles_are_their_members_solo_fits():
     np.testing.assert_array_equal(clf.predict(X), clf.estimators_[0].predict(X))
     with pytest.raises(ValueError, match="FNNRegressor"):
         FNNEnsembleRegressor(FNNClassifier()).fit(X, y)
+    # feature names follow the last fit's input, as scikit-learn's ensembles' do
+    import pandas as pd
+    from sklearn.ensemble import BaggingRegressor
+
+    frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
+    for model in (ens.set_params(n_estimators=2), BaggingRegressor(n_estimators=2)):
+        assert list(model.fit(frame, y).feature_names_in_) == list(frame.columns)
+        assert not hasattr(model.fit(X, y), "feature_names_in_")
 
 
 def test_the_grouping_key_of_fits_is_numbas_type():

@@ -60,6 +60,8 @@ class _Ensemble(BaseEstimator):
         self.n_features_in_ = members[0].n_features_in_
         if hasattr(members[0], "feature_names_in_"):
             self.feature_names_in_ = members[0].feature_names_in_
+        elif hasattr(self, "feature_names_in_"):  # a refit on input without names
+            del self.feature_names_in_
         return self
 
     def __sklearn_tags__(self):
