@@ -2,8 +2,8 @@
 
 * search: 16 candidates (4 alpha x 4 learning_rate_init, one seed), 5 folds, adam, 50 epochs,
   no early stopping, on the suite's tiny and small shapes with 5,000 rows: FNNGridSearchCV
-  (n_jobs 1 and 2) against GridSearchCV(FNNRegressor) (n_jobs 1 and 2) and
-  GridSearchCV(MLPRegressor, n_jobs=2);
+  (n_jobs 1 and 2; and with FASTFNN_LANES=on, its candidates as lanes) against
+  GridSearchCV(FNNRegressor) (n_jobs 1 and 2) and GridSearchCV(MLPRegressor, n_jobs=2);
 * ensemble: 8 (64, 64) members against 8 fits one after another;
 * candidates trained per second against the number of candidates (1 to 256), one fold.
 
@@ -70,9 +70,19 @@ def test_grid_search(benchmark, name):
     X, y = problem(config)
     cv = KFold(FOLDS)
     net = FNNRegressor(**params(config))
+
+    def laned(n_jobs):  # FASTFNN_LANES=on: a seed's candidates on a fold as lanes
+        os.environ["FASTFNN_LANES"] = "on"
+        try:
+            FNNGridSearchCV(net, GRID, cv=cv, n_jobs=n_jobs).fit(X, y)
+        finally:
+            del os.environ["FASTFNN_LANES"]
+
     searches = {
         "FNNGridSearchCV n_jobs=2": lambda: FNNGridSearchCV(net, GRID, cv=cv, n_jobs=2).fit(X, y),
         "FNNGridSearchCV n_jobs=1": lambda: FNNGridSearchCV(net, GRID, cv=cv, n_jobs=1).fit(X, y),
+        "lanes n_jobs=2": lambda: laned(2),
+        "lanes n_jobs=1": lambda: laned(1),
         "GridSearchCV(FNN) n_jobs=1": lambda: GridSearchCV(net, GRID, cv=cv, n_jobs=1).fit(X, y),
         "GridSearchCV(FNN) n_jobs=2": lambda: GridSearchCV(net, GRID, cv=cv, n_jobs=2).fit(X, y),
     }
@@ -85,7 +95,9 @@ def test_grid_search(benchmark, name):
     ours = t["FNNGridSearchCV n_jobs=2"]
     ratios = {"vs GridSearchCV(FNN), best n_jobs": best_fnn / ours,
               "vs GridSearchCV(MLP) n_jobs=2": t["GridSearchCV(MLP) n_jobs=2"] / ours,
-              "2 threads vs 1": t["FNNGridSearchCV n_jobs=1"] / ours}
+              "2 threads vs 1": t["FNNGridSearchCV n_jobs=1"] / ours,
+              "lanes (best n_jobs) vs GridSearchCV(FNN)":
+                  best_fnn / min(t["lanes n_jobs=1"], t["lanes n_jobs=2"])}
     benchmark.group = f"search {name}"
     benchmark.extra_info.update(cpu=cpu_name(), seconds=t, ratios=ratios)
     benchmark.pedantic(searches["FNNGridSearchCV n_jobs=2"], rounds=1, iterations=1)

@@ -16,6 +16,9 @@ when they are needed; ``FASTFNN_BLAS`` is read once, when the kernels' BLAS is b
 ``FASTFNN_DEBUG``          ``1``/``true``/``yes``/``on``: the command shows tracebacks
 ``FASTFNN_COMPILE_AHEAD``  ``0``/``false``/``no``/``off``: no second process compiles a first
                            fit's last kernels (``1``/``true``/``yes``/``on``: the default)
+``FASTFNN_LANES``          ``1``/``true``/``yes``/``on``: a search's candidates that share their
+                           minibatches train as lanes (their solo fits to rounding, not to the
+                           bit; off by default)
 =========================  =====================================================================
 """
 

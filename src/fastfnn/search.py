@@ -8,15 +8,19 @@ of every fold is trained ahead, all of them together (``_fitmany.fit_together``:
 call per epoch for each group of networks of one kind, the networks on ``n_jobs`` threads).
 scikit-learn's loop then runs as always, in this process: it clones each candidate, and the
 candidate's ``fit`` takes its network made ahead (``_prefit``), which is the very fit it would
-have made on those rows with those parameters: to the bit, or to rounding (about 1e-15
-relative) for candidates that share their minibatches (one seed on one fold, the common grid
-over alpha and learning rate), which train as lanes of one call (``_lanes``: the first layer
-of all of them one product, every other pass one vector operation across them); scoring,
-aggregation and the refit (a fit of its own: ``best_estimator_`` is the solo fit) are
+have made on those rows with those parameters, to the bit; scoring, aggregation and the
+refit (a fit of its own: ``best_estimator_`` is the solo fit) are
 scikit-learn's. For a ``Pipeline`` ending in an FNN estimator, or a
 ``TransformedTargetRegressor`` around either, the steps around the network (the
 transformers before it, the target's transformer) are fitted once per fold for each setting
 of their parameters, shared by the candidates that agree on them.
+
+With ``FASTFNN_LANES=on``, candidates that share their minibatches (one seed on one fold, the
+common grid over alpha and learning rate) train as lanes of one call instead (``_lanes``: the
+first layer of all of them one product, every other pass one vector operation across them),
+about a tenth faster on the tiny network: each is then its solo fit to rounding, not to the
+bit, and where training amplifies rounding (large rates, small batches, many epochs; float32
+sooner) a laned candidate's score can differ from scikit-learn's loop's by far more.
 
 Under joblib's "dask" backend (``fastfnn.scaling.search``), the candidates go to the
 cluster's workers in groups, one task per fold and kind of network (shape, activation,
@@ -47,7 +51,7 @@ from sklearn.model_selection._validation import _check_method_params
 from sklearn.utils import indexable
 from sklearn.utils.metaestimators import _safe_split
 
-from . import _prefit
+from . import _env, _prefit
 from ._base import BaseFNN
 from ._fitmany import fit_together
 
@@ -161,11 +165,12 @@ class _TrainedTogether:
         if not jobs:
             return {}
         start = time.perf_counter()
+        lanes = _env.flag("FASTFNN_LANES", False)
         if type(backend).__name__ == "DaskDistributedBackend":
-            made = _train_on_cluster(jobs, groups, backend)
+            made = _train_on_cluster(jobs, groups, backend, lanes)
         else:
             made = [(job[0], error) for job, error in
-                    zip(jobs, fit_together(jobs, n_jobs=self.n_jobs, lanes=True))]
+                    zip(jobs, fit_together(jobs, n_jobs=self.n_jobs, lanes=lanes))]
         self.together_fit_time_ = time.perf_counter() - start
         fits = {}
         for key, (fitted, error) in zip(keys, made):
@@ -174,15 +179,16 @@ class _TrainedTogether:
         return fits
 
 
-def _train_on_cluster(jobs, groups, backend):
+def _train_on_cluster(jobs, groups, backend, lanes):
     """:func:`fit_together` on a Dask cluster's workers (``backend``: joblib's "dask"
     backend): one task per group of networks of one kind on one fold's rows (``groups``: the
-    group of each job). Returns ``(fitted estimator, error)`` per job."""
+    group of each job), as ``lanes`` where asked. Returns ``(fitted estimator, error)`` per
+    job."""
     tasks = {}
     for i, group in enumerate(groups):
         tasks.setdefault(group, []).append(i)
     with parallel_config(backend=backend):
-        results = Parallel(n_jobs=-1)(delayed(_fit_group)([jobs[i] for i in members])
+        results = Parallel(n_jobs=-1)(delayed(_fit_group)([jobs[i] for i in members], lanes)
                                       for members in tasks.values())
     made = [None] * len(jobs)
     for members, result in zip(tasks.values(), results):
@@ -260,11 +266,11 @@ def _kind(fnn):
                  getattr(fnn, "loss", None), getattr(fnn, "out_activation", None), dropping))
 
 
-def _fit_group(jobs):
-    """A task of :func:`_train_on_cluster`: ``fit_together(jobs)``; returns
+def _fit_group(jobs, lanes):
+    """A task of :func:`_train_on_cluster`: ``fit_together(jobs, lanes=lanes)``; returns
     ``(fitted estimator, error)`` per job and, on a Dask worker, announces the fits made on
     :data:`PROGRESS_TOPIC`."""
-    errors = fit_together(jobs, lanes=True)
+    errors = fit_together(jobs, lanes=lanes)
     try:
         from distributed import get_worker
 
