@@ -504,8 +504,10 @@ def test_datasets_match_their_generator_and_load():
 
 
 def test_csv_reading_is_the_same_without_pyarrow(tmp_path, monkeypatch):
-    """pandas' C engine (no pyarrow installed) reads what the pyarrow engine reads."""
-    text = 'a,b,c\n1,x,2.5\n\n"3",,\n-4,"y\nz",1e3\n'
+    """pandas' C engine (no pyarrow installed) reads what the pyarrow engine reads, and what
+    plain pd.read_csv reads: timestamps and times of day as their cells' text."""
+    text = ('a,b,c,when,at\n1,x,2.5,2021-06-15T11:30:00,10:30\n\n"3",,,,\n'
+            '-4,"y\nz",1e3,2022-01-01 10:00,11:00:01\n')
     (tmp_path / "t.csv").write_text(text)
     import pandas as pd
 
@@ -516,7 +518,10 @@ def test_csv_reading_is_the_same_without_pyarrow(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "csv_engine", lambda: "c")
     without = read_table(tmp_path / "t.csv").frame
     pd.testing.assert_frame_equal(without.astype(object), with_pyarrow.astype(object))
+    plain = pd.read_csv(tmp_path / "t.csv")
+    pd.testing.assert_frame_equal(with_pyarrow.astype(object), plain.astype(object))
     assert list(without["a"]) == [1, 3, -4] and without["b"].iloc[2] == "y\nz"
+    assert with_pyarrow["when"].iloc[0] == "2021-06-15T11:30:00"
 
 
 def test_read_table_skips_blank_lines_and_strips_a_bom(tmp_path):

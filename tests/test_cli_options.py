@@ -61,10 +61,22 @@ def _sizes(n=90):
                          "y": (x + (size == "20") + 2 * (size == "L")).round(4)})
 
 
+def _stamps(n=200, seed=0):
+    """x (numbers), when (timestamps, three values), at (times of day, two values), y."""
+    rng = np.random.RandomState(seed)
+    x, k, h = rng.standard_normal(n), rng.randint(0, 3, n), rng.randint(0, 2, n)
+    when = np.array(["2021-01-01T10:00:00", "2021-06-15 11:30", "2022-03-03T08:00"])[k]
+    return pd.DataFrame({"x": x.round(5), "when": when, "at": np.array(["10:30", "14:00"])[h],
+                         "y": (x + 3 * k - h + 0.05 * rng.standard_normal(n)).round(5)})
+
+
 # cells that pandas alone would read otherwise: ids as numbers, the size column (no 'L', one
-# gap) as floats; an x column with no value at all
+# gap) as floats; an x column with no value at all; integers with a gap beside the text
+# columns; the features by position (a header that does not name them)
 SIZES_NEW = "id,x,size\n007,0.5,10\n12345678901234567,0.2,20\n,0.1,\n"
 SIZES_GAP = "id,x,size\nA,,10\nB,,L\n"
+SIZES_INT_GAP = "id,x,size\nA,1,10\nB,,L\nC,3,20\n"
+SIZES_BY_POSITION = "p,q\n0.5,10\n0.1,\n"
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +91,9 @@ def runs(tmp_path_factory):
     sizes.to_csv(d / "sizes.csv", index=False)
     (d / "sizes_new.csv").write_text(SIZES_NEW)
     (d / "sizes_gap.csv").write_text(SIZES_GAP)
+    (d / "sizes_int_gap.csv").write_text(SIZES_INT_GAP)
+    (d / "sizes_by_position.csv").write_text(SIZES_BY_POSITION)
+    _stamps().to_csv(d / "stamps.csv", index=False)
     (d / "semicolons.csv").write_text("a;b;y\n1;2;3\n4;5;6\n")
     fit = ["fit", "people.csv", "--hidden", "8", "--epochs", "5"]
     cases = {
@@ -86,6 +101,11 @@ def runs(tmp_path_factory):
                    "--no-early-stopping", "--save", "sizes.model", "--quiet"], d),
         "sizes new": (["predict", "sizes.model", "sizes_new.csv"], d),
         "sizes gap": (["predict", "sizes.model", "sizes_gap.csv"], d),
+        "sizes int gap": (["predict", "sizes.model", "sizes_int_gap.csv"], d),
+        "sizes by position": (["predict", "sizes.model", "sizes_by_position.csv"], d),
+        "stamps": (["fit", "stamps.csv", "--hidden", "8", "--epochs", "5", "--save",
+                    "stamps.model", "--report", "stamps.json", "--quiet"], d),
+        "stamps predict": (["predict", "stamps.model", "stamps.csv"], d),
         "sizes stream": (["predict", "sizes.model", "sizes_new.csv", "--stream", "-o",
                           "streamed.csv"], d),
         "drop and id": (fit + ["--target", "y", "--drop", "default,noise", "--id", "name",
@@ -151,7 +171,8 @@ def test_drop_and_id_leave_the_features_and_id_comes_back_in_predict(runs):
 
 def test_predict_reads_a_models_text_columns_and_id_as_their_cells(runs):
     """A cell's text is the category the model was trained on, whatever else its column holds
-    in the file predicted; ids are written as DATA has them; a column with no value is filled
+    in the file predicted, and whether the columns are taken by name or by position; ids are
+    written as DATA has them; a column with no value, or an integer column's gap, is filled
     as the model's imputers fill a missing cell. Oracle: the saved pipeline on the cells."""
     d, _, runs = runs
     assert runs["sizes"].returncode == 0, runs["sizes"].stderr
@@ -159,17 +180,42 @@ def test_predict_reads_a_models_text_columns_and_id_as_their_cells(runs):
     for case, ids, cells in [
             ("sizes new", ["007", "12345678901234567", ""],
              {"x": [0.5, 0.2, 0.1], "size": ["10", "20", np.nan]}),
-            ("sizes gap", ["A", "B"], {"x": [np.nan, np.nan], "size": ["10", "L"]})]:
+            ("sizes gap", ["A", "B"], {"x": [np.nan, np.nan], "size": ["10", "L"]}),
+            ("sizes int gap", ["A", "B", "C"], {"x": [1, np.nan, 3], "size": ["10", "L", "20"]}),
+            ("sizes by position", None, {"x": [0.5, 0.1], "size": ["10", np.nan]})]:
         assert runs[case].returncode == 0, runs[case].stderr
         printed = pd.read_csv(io.StringIO(runs[case].stdout), dtype={"id": str},
                               keep_default_na=False)
-        assert list(printed["id"]) == ids
+        assert list(printed.get("id", [])) == (ids or [])
         expected = model.predict(pd.DataFrame({"x": np.array(cells["x"], float),
                                                "size": np.array(cells["size"], object)}))
         np.testing.assert_array_equal(printed["y"].astype(float), expected)
     if importlib.util.find_spec("dask") is not None:  # (without it: the extra is named)
         assert_one_line_error(runs["sizes stream"], "text columns (size)", "--no-stream",
                               command="predict")
+
+
+def test_timestamps_and_times_are_text_in_fit_as_in_predict(runs):
+    """Columns of timestamps and times of day are text columns whose categories are their
+    cells' text in fit as in predict: the saved model predicts from pd.read_csv's frame what
+    the command prints, and fit's test metrics are scikit-learn's on those predictions."""
+    from sklearn import metrics
+    from sklearn.model_selection import train_test_split
+
+    d, _, runs = runs
+    for case in ("stamps", "stamps predict"):
+        assert runs[case].returncode == 0, runs[case].stderr
+    model = load_model(d / "stamps.model")
+    frame = pd.read_csv(d / "stamps.csv")
+    encoder = model.regressor_[0].named_transformers_["categorical"][-1]
+    assert [list(c) for c in encoder.categories_] == [sorted(set(frame["when"])),
+                                                      sorted(set(frame["at"]))]
+    printed = pd.read_csv(io.StringIO(runs["stamps predict"].stdout))
+    np.testing.assert_array_equal(printed["y"], model.predict(frame))
+    _, test = train_test_split(frame, test_size=0.2, random_state=0)
+    network = json.loads((d / "stamps.json").read_text())["metrics"]["network"]
+    assert network["R²"] == pytest.approx(metrics.r2_score(test["y"], model.predict(test)),
+                                          rel=1e-12)
 
 
 def test_a_text_column_unique_per_row_is_named_even_with_quiet(runs):

@@ -64,6 +64,9 @@ def real(tmp_path_factory):
         cases[f"proba {name}"] = (["predict", f"{name}.model", f"{name}.csv", "--proba"], d)
         cases[f"export {name}"] = (["export", f"{name}.model", f"{name}.onnx"], d)
     cases["info cancer"] = (["info", "cancer.model"], d)
+    cases["fit diabetes32"] = (["fit", "diabetes.csv", "--dtype", "float32", "--save",
+                                "diabetes32.model", "--report", "diabetes32.json", *FIT], d)
+    cases["predict diabetes32"] = (["predict", "diabetes32.model", "diabetes.csv"], d)
     runs = run_forked(cases)
     for key, result in runs.items():
         if key.startswith("proba") and "diabetes" in key:
@@ -110,6 +113,28 @@ def test_the_saved_model_predicts_from_plain_python_as_the_command_does(real):
             np.testing.assert_array_equal(got.astype(str), printed[target].astype(str))
     ids = _printed(runs["predict cancer"])["patient"]
     assert list(ids) == list(tables["cancer"]["patient"])  # --id carried through
+
+
+def test_a_float32_model_predicts_from_plain_python_as_the_command_does(real):
+    """--dtype float32: the network trains in float32, and the command hands the saved
+    pipeline the numbers pd.read_csv gives, so that its predictions are plain Python's and
+    fit's test metrics are scikit-learn's on the saved model's predictions for the test rows."""
+    from sklearn import metrics
+
+    d, _, runs = real
+    model = load_model(d / "diabetes32.model")
+    fnn = model.regressor_[-1]
+    assert {a.dtype for a in fnn.coefs_ + fnn.intercepts_} == {np.dtype(np.float32)}
+    frame = pd.read_csv(d / "diabetes.csv")
+    np.testing.assert_array_equal(_printed(runs["predict diabetes32"])["target"],
+                                  model.predict(frame))
+    _, test, _, y_test = _test_rows(frame, "target", False)
+    pred = model.predict(test)
+    report = json.loads((d / "diabetes32.json").read_text())
+    assert report["metrics"]["network"] == {
+        "R²": metrics.r2_score(y_test, pred),
+        "RMSE": metrics.root_mean_squared_error(y_test, pred),
+        "MAE": metrics.mean_absolute_error(y_test, pred)}
 
 
 def test_onnx_files_give_the_commands_predictions(real):

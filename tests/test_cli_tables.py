@@ -1,11 +1,13 @@
 """``fastfnn fit`` and ``predict`` on real tables: text columns, missing cells, several targets,
 probabilities, Parquet, stray cells and missing columns (each command its own process).
 
-Oracles: pandas/NumPy on the same file (medians, categories, line numbers), and the saved model
-loaded with ``fastfnn.load_model`` and applied in this process.
+Oracles: pandas/NumPy on the same file (medians, categories, line numbers), the saved model
+loaded with ``fastfnn.load_model`` and applied in this process, and scikit-learn's metrics
+(RMSE, cross_validate, the confusion matrix) of its predictions.
 """
 
 import io
+import json
 import re
 
 import numpy as np
@@ -64,6 +66,12 @@ def tables(tmp_path_factory):
     lines[40] = ",".join(bad)
     (d / "banana.csv").write_text("\n".join(lines) + "\n")
     banana_line = "\n".join(lines[:40]).count("\n") + 2  # the lines before it, then its own
+    iris = pd.read_csv(ROOT / "data" / "iris.csv")
+    first_test_row = train_test_split(np.arange(len(iris) + 1), test_size=0.2,
+                                      random_state=0)[1][0]
+    rare = iris.iloc[[first_test_row]].assign(species="rare")  # one row: not stratified
+    pd.concat([iris.iloc[:first_test_row], rare, iris.iloc[first_test_row:]]).to_csv(
+        d / "iris_rare.csv", index=False)
     parquet = None
     try:
         import pyarrow  # noqa: F401
@@ -75,7 +83,12 @@ def tables(tmp_path_factory):
         pass
     fit = ["fit", "mixed.csv", "--epochs", "5", "--hidden", "8"]
     cases = {
-        "regression": (fit + ["--target", "y,y2", "--save", "reg.model"], d),
+        "regression": (fit + ["--target", "y,y2", "--save", "reg.model", "--report",
+                              "reg.json"], d),
+        "regression cv": (fit + ["--target", "y,y2", "--cv", "3", "--report", "cv.json",
+                                 "--quiet"], d),
+        "rare class": (["fit", "iris_rare.csv", "--classify", "--epochs", "5", "--hidden", "8",
+                        "--save", "rare.model", "--report", "rare.json", "--quiet"], d),
         "multilabel": (fit + ["--target", "up,big", "--classify", "--save", "ml.model"], d),
         "iris": (["fit", "iris", "--classify", "--epochs", "20", "--save", "iris.model",
                   "--quiet"], d),
@@ -122,6 +135,73 @@ def test_text_column_and_missing_cells_are_prepared_in_the_pipeline(tables):
     pred = pd.read_csv(d / "reg.csv")
     assert list(pred.columns) == ["y", "y2"]
     np.testing.assert_array_equal(pred.to_numpy(), model.predict(model_input(frame, features)))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_the_rmse_of_several_targets_is_scikit_learns(tables):
+    """With several targets the RMSE is the mean of each target's (scikit-learn's), for the
+    network and the references, in the report, in the model file and in each --cv fold.
+    Oracle: scikit-learn's root_mean_squared_error and cross_validate on pd.read_csv's rows."""
+    from sklearn.base import clone
+    from sklearn.linear_model import Ridge
+    from sklearn.metrics import root_mean_squared_error
+    from sklearn.model_selection import KFold, cross_validate
+    from sklearn.pipeline import Pipeline
+
+    d, _, _, runs = tables
+    assert runs["regression cv"].returncode == 0, runs["regression cv"].stderr
+    model, metadata = load_model(d / "reg.model", return_metadata=True)
+    frame = pd.read_csv(d / "mixed.csv")
+    X, y = frame.drop(columns=["y", "y2"]), frame[["y", "y2"]].to_numpy()
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=0)
+    linear = Pipeline([("prepare", clone(model.regressor[0])), ("ridge", Ridge(alpha=1.0))])
+    expected = {
+        "network": root_mean_squared_error(y_test, model.predict(X_test)),
+        "linear": root_mean_squared_error(y_test, linear.fit(X_train, y_train).predict(X_test)),
+        "baseline": root_mean_squared_error(y_test, np.tile(y_train.mean(0), (len(y_test), 1)))}
+    metrics = json.loads((d / "reg.json").read_text())["metrics"]
+    for name, rmse in expected.items():
+        assert metrics[name]["RMSE"] == pytest.approx(rmse, rel=1e-12), name
+    assert metadata["fastfnn_cli"]["test_metrics"]["RMSE"] == metrics["network"]["RMSE"]
+    folds = json.loads((d / "cv.json").read_text())["cv"]["per_fold"]
+    scores = cross_validate(clone(model), X, y, cv=KFold(3, shuffle=True, random_state=0),
+                            scoring="neg_root_mean_squared_error")["test_score"]
+    np.testing.assert_allclose([fold["network"]["RMSE"] for fold in folds], -scores,
+                               rtol=1e-12)
+
+
+def test_a_class_absent_from_the_training_rows_stays_in_the_confusion_matrix(tables):
+    """A test row of a class the network never saw is counted in the confusion matrix (printed,
+    in the report and in the plot): its labels are the model's classes and those of the test
+    rows and predictions. Oracle: scikit-learn's confusion_matrix (without labels) of the saved
+    model's predictions on the test rows of pd.read_csv."""
+    from sklearn.metrics import confusion_matrix
+
+    d, _, _, runs = tables
+    result = runs["rare class"]
+    assert result.returncode == 0, result.stderr
+    frame = pd.read_csv(d / "iris_rare.csv")
+    y = frame.pop("species").to_numpy()
+    _, X_test, _, y_test = train_test_split(frame, y, test_size=0.2, random_state=0)
+    model = load_model(d / "rare.model")
+    assert "rare" in y_test and "rare" not in model.classes_
+    pred = model.predict(X_test)
+    labels, matrix = sorted(set(y_test) | set(pred)), confusion_matrix(y_test, pred)
+    assert matrix.sum() == len(y_test) == 31
+    report = json.loads((d / "rare.json").read_text())
+    assert report["confusion_matrix"] == {"labels": labels, "matrix": matrix.tolist()}
+    lines = result.stdout.split("columns: predicted)\n")[1].splitlines()[:len(labels) + 1]
+    assert [line.split() for line in lines] == [["true", *labels]] + [
+        [label, *map(str, row)] for label, row in zip(labels, matrix)]
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    from fastfnn.cli.plot import _confusion_panel
+
+    ax = Figure().subplots()
+    _confusion_panel(ax, model, X_test, y_test)
+    np.testing.assert_array_equal(ax.images[0].get_array(), matrix)
+    assert [tick.get_text() for tick in ax.get_yticklabels()] == labels
 
 
 def test_unseen_values_and_missing_cells_at_predict_time(tables):

@@ -36,7 +36,7 @@ LARGEST_STANDARDISED = float(np.sqrt(np.finfo(np.float64).max)) / 1e4
 class Features:
     """The feature columns of a table, ready for the model's pipeline."""
 
-    frame: object  # pandas DataFrame: numeric columns as floats (NaN: missing), text as str
+    frame: object  # pandas DataFrame: numeric columns as float64 (NaN: missing), text as str
     numeric: list = field(default_factory=list)
     categorical: list = field(default_factory=list)
     missing: dict = field(default_factory=dict)  # column -> number of missing cells
@@ -50,6 +50,8 @@ def feature_kinds(table, names):
 def features(table, kinds, dtype, fills_numeric=True, check_scale=False, missing_text=np.nan,
              strip_text=False):
     """The :class:`Features` of ``table`` for ``kinds`` ({column: kind}, in model order).
+    Numbers stay float64 whatever ``dtype``, as ``pd.read_csv`` hands them to the saved
+    pipeline in plain Python (the pipeline computes in its own precision).
     Without ``fills_numeric`` (a model that has no numeric imputer) a missing numeric cell is
     an error; with ``check_scale`` (before training) a numeric value too large to standardise
     or to hold in ``dtype`` is (:func:`check_magnitude`), and so is a column with no value
@@ -74,7 +76,7 @@ def features(table, kinds, dtype, fills_numeric=True, check_scale=False, missing
                                     missing_hint=hint)
             if check_scale:
                 check_magnitude(table, name, values, dtype)
-            columns[name] = values.astype(dtype)
+            columns[name] = values
         else:
             columns[name] = _text_values(cells, strip=strip_text, missing=missing_text)
     frame = pd.DataFrame(columns, index=table.frame.index)

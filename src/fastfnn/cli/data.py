@@ -87,8 +87,11 @@ class Table:
 def read_table(path, shown=None, text=()):
     """Read a CSV or Parquet file (by its suffix) into a :class:`Table`; DataError on any
     problem. ``shown`` is how messages call the file (default: ``path``). The CSV columns
-    named in ``text`` are read as the text of their cells (a model's text columns and its id:
-    ``007`` stays ``007``, whatever else the column holds), the others as pandas infers."""
+    named in ``text`` (names, or a function of the header's names that returns them) are read
+    as the text of their cells (a model's text columns and its id: ``007`` stays ``007``,
+    whatever else the column holds); so is every column that pandas' pyarrow engine would
+    read as dates, times or timestamps (its C engine, plain ``pd.read_csv``, keeps their
+    text); the others are read as pandas infers."""
     path = os.fspath(path)
     shown = path if shown is None else shown
     if os.path.isdir(path):
@@ -132,22 +135,39 @@ def _read_csv(path, shown, text=()):
     import pandas as pd
 
     header, raw = _read_header(path, shown)
+    text = text(header) if callable(text) else text
     engine = csv_engine()
     if engine == "c":
         _scan(path, shown, len(header), stop_at_first_row=False)  # the C engine holds a line
-    as_text = {cell: str for name, cell in zip(header, raw) if name in text}
+    options = dict(engine=engine, encoding="utf-8-sig" if engine == "c" else None)
     try:
-        frame = pd.read_csv(path, engine=engine, encoding="utf-8-sig" if engine == "c" else None,
-                            dtype=as_text or None)
-    except (OSError, MemoryError):
+        frame = pd.read_csv(path, **options)
+        if len(frame.columns) != len(header):  # pragma: no cover - pandas and csv disagree
+            raise DataError(f"{shown}: could not read the header row")
+        frame.columns = header
+        again = {cell: name for name, cell in zip(header, raw)
+                 if _read_again(frame[name], name in text)}
+        if again:  # (no dtype dict for the whole file: pyarrow's fails on an int gap)
+            cells = pd.read_csv(path, usecols=list(again), dtype=str, **options)
+            for cell, name in again.items():
+                frame[name] = cells[cell]
+    except (OSError, MemoryError, DataError):
         raise
     except Exception as exc:  # noqa: BLE001 - pandas/pyarrow parse errors: find the line
         _scan(path, shown, len(header))
         raise DataError(f"{shown}: not a readable CSV file ({_first_line(exc)})") from None
-    if len(frame.columns) != len(header):  # pragma: no cover - pandas and csv disagree
-        raise DataError(f"{shown}: could not read the header row")
-    frame.columns = header
     return frame
+
+
+def _read_again(cells, as_text):
+    """Whether a column pandas read as ``cells`` is to be read again as its cells' text: it
+    was parsed into values other than text, and is wanted ``as_text`` or holds neither numbers
+    nor booleans (dates, times, timestamps)."""
+    from pandas.api.types import infer_dtype, is_bool_dtype, is_numeric_dtype
+
+    if infer_dtype(cells, skipna=True) in ("string", "empty"):
+        return False
+    return as_text or not (is_numeric_dtype(cells) or is_bool_dtype(cells))
 
 
 def csv_engine():

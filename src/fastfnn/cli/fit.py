@@ -128,7 +128,7 @@ def _add_training_options(g):
                    help="regression output activation (identity, logistic, tanh, relu; "
                         "default identity)")
     g.add_argument("--dtype", choices=["float64", "float32"], default="float64",
-                   help="precision of training and prediction (default float64)")
+                   help="precision of the network and its training (default float64)")
     g.add_argument("--seed", type=int, default=0,
                    help="seed of the splits, the initial weights and the shuffling (default 0)")
     g.add_argument("--class-weight", choices=["balanced"], default=None,
@@ -281,7 +281,6 @@ def _read(args, path, shown):
         warnings = notes + warnings
         for k, name in enumerate(targets):
             columns.check_magnitude(table, name, y.reshape(len(y), -1)[:, k], dtype, "target")
-        y = y.astype(dtype)
     ids = None if id_column is None else table.frame[id_column].to_numpy()
     info = [f"--drop: {names_list(drop)} left out"] * bool(drop)
     if id_column is not None:

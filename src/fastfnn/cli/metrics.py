@@ -54,22 +54,31 @@ def evaluate(models, X, y, classify):
     for name, model in models.items():
         out[name] = classification(model, X, y) if classify else regression(model, X, y)
     if classify and getattr(y, "ndim", 1) == 1:
-        from sklearn.metrics import confusion_matrix
-
-        classes = list(models["network"].classes_)
-        matrix = confusion_matrix(y, models["network"].predict(X), labels=classes)
-        out["confusion"] = {"labels": [_plain(c) for c in classes], "matrix": matrix.tolist()}
+        labels, matrix = confusion(models["network"], X, y)
+        out["confusion"] = {"labels": [_plain(c) for c in labels], "matrix": matrix.tolist()}
     return out
 
 
+def confusion(model, X, y):
+    """(labels, matrix): the confusion matrix of ``model`` on (X, y), rows the true class;
+    its labels are the model's classes and every other label of y or of the predictions (a
+    class the network never saw is a row too: no test row is left out)."""
+    from sklearn.metrics import confusion_matrix
+    from sklearn.utils.multiclass import unique_labels
+
+    pred = model.predict(X)
+    labels = unique_labels(model.classes_, y, pred)
+    return labels, confusion_matrix(y, pred, labels=labels)
+
+
 def regression(model, X, y):
-    """R², RMSE and MAE (uniform averages over several targets)."""
-    import numpy as np
-    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+    """R², RMSE and MAE (uniform averages over several targets: scikit-learn's, the RMSE the
+    mean of each target's)."""
+    from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
 
     pred = model.predict(X)
     return {"R²": float(r2_score(y, pred)),
-            "RMSE": float(np.sqrt(mean_squared_error(y, pred))),
+            "RMSE": float(root_mean_squared_error(y, pred)),
             "MAE": float(mean_absolute_error(y, pred))}
 
 

@@ -37,6 +37,7 @@ class Curves:
 
     def record(self, fnn):
         import numpy as np
+        from sklearn.metrics import root_mean_squared_error
 
         if self.prepared is None:
             prepare = self._pipeline().steps[0][1]
@@ -52,8 +53,8 @@ class Curves:
                     shape = np.shape(pred)
                     pred = transformer.inverse_transform(np.reshape(pred, (shape[0], -1)))
                     pred = np.reshape(pred, shape)
-                diff = np.asarray(pred, dtype=np.float64) - y.reshape(np.shape(pred))
-                self.errors[key].append(float(np.sqrt(np.mean(diff ** 2))))
+                self.errors[key].append(float(root_mean_squared_error(
+                    y.reshape(np.shape(pred)), np.asarray(pred, dtype=np.float64))))
 
 
 def _log_loss(fnn, X, y):
@@ -156,10 +157,10 @@ def _error_panel(ax, curves):
 
 def _confusion_panel(ax, model, X_test, y_test):
     import numpy as np
-    from sklearn.metrics import confusion_matrix
 
-    classes = list(model.classes_)
-    matrix = confusion_matrix(y_test, model.predict(X_test), labels=classes)
+    from .metrics import confusion
+
+    classes, matrix = confusion(model, X_test, y_test)
     ax.imshow(matrix, cmap="Blues")
     labels = [str(c) for c in classes]
     ticks = np.arange(len(classes))

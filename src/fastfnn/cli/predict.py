@@ -48,10 +48,7 @@ def cmd_predict(args):
     model, record = modelfile.load(args.model)
     if args.proba and record.get("task") != "classification":
         raise CLIError(f"--proba is for classifiers; {args.model} is a regression model")
-    kinds = record.get("feature_kinds") or {}
-    text = [name for name, kind in kinds.items() if kind != "numeric"]
-    text += [record["id"]] if record.get("id") is not None else []
-    table = read_table(args.data, text=text)
+    table = read_table(args.data, text=lambda header: _text_columns(header, record))
     kinds, note = _feature_kinds(table, record)
     legacy = record.get("version", 1) < 2  # text stripped, '' where missing
     X = columns.features(table, kinds, np.dtype(record.get("dtype", "float64")),
@@ -84,6 +81,23 @@ def cmd_predict(args):
     return 0
 
 
+def _text_columns(header, record):
+    """The columns of a DATA with ``header`` that are read as their cells' text: the model's
+    text features, by name or, where :func:`_feature_kinds` takes DATA's columns in training
+    order, by position; and the model's id."""
+    names = record["features"]
+    kinds = record.get("feature_kinds") or {}
+    columns = dict(zip(names, header)) if _by_position(header, names) else {}
+    text = [columns.get(name, name) for name in names if kinds.get(name, "numeric") != "numeric"]
+    return text + [record["id"]] * (record.get("id") is not None)
+
+
+def _by_position(header, names):
+    """Whether DATA's columns are the features ``names`` in training order: its ``header``
+    names none of them and has exactly their number of columns."""
+    return len(header) == len(names) and not set(names) & set(header)
+
+
 def _feature_kinds(table, record):
     """({DATA column: kind} in the model's feature order, note or None): by name when every
     feature is in the header; else, when the header names none of them and has exactly their
@@ -93,7 +107,7 @@ def _feature_kinds(table, record):
     missing = [name for name in names if name not in table.header]
     if not missing:
         return {name: kinds[name] for name in names}, None
-    if len(missing) == len(names) and len(table.header) == len(names):
+    if _by_position(table.header, names):
         numbers = [cell for cell in table.header if _is_number(cell)]
         if numbers:  # a first row of data where the names go: it would be lost
             raise CLIError(f"{table.shown}: its first row holds {numbers[0]!r} where a column "

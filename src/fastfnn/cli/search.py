@@ -118,11 +118,12 @@ def cmd_search(args):
 
     from sklearn.exceptions import ConvergenceWarning
 
+    X, y = training.in_dtype(data.features.frame, data.y, args)
     try:
         with warnings.catch_warnings():  # --epochs is the budget: reaching it is expected
             warnings.simplefilter("ignore", ConvergenceWarning)
             found = scaling.search(
-                model, grid, data.features.frame, data.y, kind=args.kind,
+                model, grid, X, y, kind=args.kind,
                 scheduler=args.scheduler, n_workers=args.workers, cv=args.cv,
                 n_iter=args.n_iter, random_state=args.seed, refit=bool(args.save),
                 on_progress=None if bar is None else (lambda done: bar.update(done - bar.n)))

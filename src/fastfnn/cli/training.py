@@ -154,7 +154,8 @@ def fitted_fnn(model):
 def train(model, X_train, y_train, args, show_bar, curves=None):
     """Fit ``model`` with a progress bar (and ``curves``, an object with a ``record(fnn)``
     method called after each epoch); returns (fitted FNN estimator, training seconds,
-    start-up seconds, warnings recorded during the fit).
+    start-up seconds, warnings recorded during the fit). The rows are trained on in --dtype
+    (:func:`in_dtype`).
 
     Start-up: one epoch of a clone first, on a sample of at most :data:`WARM_UP_ROWS` rows
     (all of them if the sample cannot train, e.g. a single class), so that loading (or, on
@@ -166,6 +167,7 @@ def train(model, X_train, y_train, args, show_bar, curves=None):
     import numpy as np
     from sklearn.base import clone
 
+    X_train, y_train = in_dtype(X_train, y_train, args)
     warm_up = clone(model)
     detach(warm_up)
     for fnn in fnn_estimators(warm_up):
@@ -194,6 +196,19 @@ def train(model, X_train, y_train, args, show_bar, curves=None):
         detach(model)
     elapsed = time.perf_counter() - start
     return fitted_fnn(model), elapsed, startup, caught
+
+
+def in_dtype(X, y, args):
+    """(X, y) for training: X's numeric columns, and a regression target, in --dtype, so that
+    the pipeline and its network train in it (float32 stays float32 end to end). Elsewhere
+    the command hands the saved pipeline float64 numbers, as ``pd.read_csv`` does."""
+    import numpy as np
+
+    dtype = np.dtype(args.dtype)
+    if dtype == np.float64:
+        return X, y
+    X = X.astype(dict.fromkeys(X.select_dtypes("number").columns, dtype))
+    return X, (y if args.classify else np.asarray(y).astype(dtype))
 
 
 def _recording_warnings(fit, X, y):
