@@ -88,7 +88,7 @@ def test_after_precompile_a_first_fit_compiles_nothing(tmp_path):
             for solver in ("adam", "sgd", "lbfgs"):
                 FNNRegressor(solver=solver, max_iter=3).fit(X, y).predict(X[:3])
             FNNClassifier(max_iter=3).fit(X, y > 1).predict_proba(X)
-            # a search whose candidates train as lanes, an ensemble's members together
+            # a search's candidates and an ensemble's members trained together
             FNNGridSearchCV(FNNRegressor(max_iter=3, random_state=0),
                             {"alpha": [1e-4, 1e-3, 1e-2, 0.1, 1.0]}, cv=3).fit(X, y)
             FNNEnsembleRegressor(FNNRegressor(max_iter=3), n_estimators=3,

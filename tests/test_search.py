@@ -68,6 +68,7 @@ def test_grid_search_is_scikit_learns_with_mixed_candidates(monkeypatch, lanes):
     train ahead where they can; every result is GridSearchCV's: to the bit, or to rounding
     where FASTFNN_LANES has the candidates of one seed and fold train as lanes."""
     monkeypatch.setenv("FASTFNN_LANES", lanes)
+    laned = _laned_sets(monkeypatch)
     X, y = data()
     grid = [{"alpha": [1e-4, 1e-2, 1e-1], "learning_rate_init": [1e-3, 1e-2],
              "random_state": [0, 1]},  # six a seed and fold: lanes, where asked
@@ -76,7 +77,7 @@ def test_grid_search_is_scikit_learns_with_mixed_candidates(monkeypatch, lanes):
     ours = FNNGridSearchCV(FNNRegressor(**BASE), grid, cv=3).fit(X, y)
     theirs = GridSearchCV(FNNRegressor(**BASE), grid, cv=3).fit(X, y)
     same_results(ours, theirs, X, rtol=1e-12 if lanes == "on" else 0)
-    assert ours.together_fit_time_ > 0
+    assert ours.together_fit_time_ > 0 and (sum(laned) > 0) == (lanes == "on")
 
 
 def test_training_that_amplifies_rounding_gives_scikit_learns_results_to_the_bit():
@@ -144,13 +145,16 @@ def test_a_diverging_candidate_scores_as_scikit_learns():
     assert np.isnan(ours.cv_results_["mean_test_score"][4])
 
 
-def test_a_candidate_whose_epoch_raises_fails_alone():
+@pytest.mark.parametrize("lanes", ["off", "on"])
+def test_a_candidate_whose_epoch_raises_fails_alone(monkeypatch, lanes):
     """A validation scorer that refuses the targets (MSLE of targets below -1), and a
     ConvergenceWarning turned into an error: those candidates score error_score and the others
-    as scikit-learn's loop scores them, trained together and as lanes (ten candidates of one
-    seed on a fold)."""
+    as scikit-learn's loop scores them, trained together, and as lanes where asked (ten
+    candidates of one seed on a fold)."""
     from sklearn.exceptions import ConvergenceWarning
 
+    monkeypatch.setenv("FASTFNN_LANES", lanes)
+    laned = _laned_sets(monkeypatch)
     X, y = data(n=90)
     early = FNNRegressor(**{**BASE, "max_iter": 5}, early_stopping=True)
     cases = [({"scoring": ["r2", "neg_mean_squared_log_error"]}, "ignore"),
@@ -164,9 +168,25 @@ def test_a_candidate_whose_epoch_raises_fails_alone():
             warnings.simplefilter(convergence, ConvergenceWarning)
             theirs = GridSearchCV(estimator, grid, cv=2).fit(X, y - 2)
             ours = FNNGridSearchCV(estimator, grid, cv=2).fit(X, y - 2)
-        same_results(ours, theirs, X)
+        same_results(ours, theirs, X, rtol=1e-12 if lanes == "on" else 0)
         assert np.isnan(ours.cv_results_["mean_test_score"]).sum() == len(ours.cv_results_[
             "params"]) // 2
+    assert (sum(laned) > 0) == (lanes == "on")
+
+
+def _laned_sets(monkeypatch):
+    """A list that gets the number of lane sets each ``train_together`` call trains."""
+    from fastfnn import _together
+
+    counts, lane_sets = [], _together.lane_sets
+
+    def counting(fits):
+        sets, rest = lane_sets(fits)
+        counts.append(len(sets))
+        return sets, rest
+
+    monkeypatch.setattr(_together, "lane_sets", counting)
+    return counts
 
 
 def test_grid_values_are_cloned_and_equal_candidates_tie_as_in_scikit_learn():
@@ -201,7 +221,17 @@ def test_what_cannot_train_ahead_fails_or_fits_in_scikit_learns_loop():
     from sklearn.decomposition import PCA
 
     X, y = data(n=120)
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import Pipeline
+
+    net = FNNRegressor(**BASE)
     cases = [(make_pipeline(PCA(), FNNRegressor(**BASE)), {"pca__n_components": [2, 50]}),
+             # candidates that replace a step on the way to the network
+             (make_pipeline(StandardScaler(), net),
+              {"steps": [[("scale", StandardScaler()), ("net", net)]]}),
+             (TransformedTargetRegressor(make_pipeline(StandardScaler(), net)),
+              {"regressor": [Ridge(), Pipeline([("scale", StandardScaler()), ("net", net)])]}),
              (FNNRegressor(**BASE), {"dropout": [0.1, "high", [0.1, "x"]]}),
              (FNNRegressor(**BASE, early_stopping=True,
                            scoring=lambda est, X_val, y_val: -np.abs(est.predict(X_val) - y_val)

@@ -7,10 +7,11 @@ each fit is a ``trainer.StochasticFit``; per epoch, every fit does its Python pa
 (``begin_epoch``: shuffle, schedule, masks; ``end_epoch``: validation, stopping rules; a fit
 whose part raises ends alone) and the compiled part of all of them runs as one
 ``_kernels.run_models_`` call per group of fits whose compiled groups have the same types
-(update rule, dtype, dense or CSR input...), the models under ``prange``. Each model is computed alone, exactly as its own fit would compute it: the
-same bits as a solo fit, on any number of threads. A fit that stops leaves the others going.
-A search asks for lanes too (``train_together(lanes=True)``): its fits that share their
-minibatches train first as lanes of one call (``_lanes``), their solo fits to rounding.
+(update rule, dtype, dense or CSR input...), the models under ``prange``. Each model is
+computed alone, exactly as its own fit would compute it: the same bits as a solo fit, on any
+number of threads. A fit that stops leaves the others going. A search with
+``FASTFNN_LANES=on`` asks for lanes too (``train_together(lanes=True)``): its fits that share
+their minibatches train first as lanes of one call (``_lanes``), their solo fits to rounding.
 """
 
 import threading

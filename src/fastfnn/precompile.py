@@ -11,8 +11,9 @@ waits for it:
 * the training loop with a batch's rows on one thread and split into parts on several (where
   the machine has them), the full-batch gradient, the validation loss of early stopping,
   prediction of many rows and of a few;
-* many networks trained together: a search's candidates as lanes of one call
-  (``FNNGridSearchCV``), an ensemble's members (``FNNEnsembleRegressor``) as models of one;
+* many networks trained together: a search's candidates (``FNNGridSearchCV``) and an
+  ensemble's members (``FNNEnsembleRegressor``) as models of one call (the lanes of
+  ``FASTFNN_LANES=on`` compile at their first search);
 * the small-product tile kernel, and the timings the first fit on a machine runs and keeps in
   fastfnn's cache folder (so the later first fit reads them): from which batch size a split
   batch's parts run on two threads, and from which chunk size a prediction's chunks run on
@@ -63,7 +64,7 @@ def _cases(dtype, features=10, seed=0):
         (FNNRegressor(solver="lbfgs", hidden_layer_sizes=(8, 8), max_iter=2, random_state=0),
          X, y),
         (FNNClassifier(hidden_layer_sizes=(8, 8, 8), **_SMALL), X, labels),
-        # five candidates on a fold, one seed: the fewest that train as lanes
+        # a search's candidates on a fold, trained together
         (FNNGridSearchCV(FNNRegressor(hidden_layer_sizes=(8,), **_SMALL),
                          {"alpha": [1e-4, 1e-3, 1e-2, 0.1, 1.0]}, cv=2), X, y),
         (FNNEnsembleRegressor(FNNRegressor(hidden_layer_sizes=(8,), **_SMALL), n_estimators=2,

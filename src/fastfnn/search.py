@@ -18,7 +18,7 @@ of their parameters, shared by the candidates that agree on them.
 With ``FASTFNN_LANES=on``, candidates that share their minibatches (one seed on one fold, the
 common grid over alpha and learning rate) train as lanes of one call instead (``_lanes``: the
 first layer of all of them one product, every other pass one vector operation across them),
-about a tenth faster on the tiny network: each is then its solo fit to rounding, not to the
+about 1.4x faster on the tiny network: each is then its solo fit to rounding, not to the
 bit, and where training amplifies rounding (large rates, small batches, many epochs; float32
 sooner) a laned candidate's score can differ from scikit-learn's loop's by far more.
 
@@ -55,7 +55,8 @@ from . import _env, _prefit
 from ._base import BaseFNN
 from ._fitmany import fit_together
 
-_INPUTS = ContextVar("fastfnn_search_inputs", default=None)  # (X, y, fit params, backend)
+# (X, y, fit params, joblib's backend, lanes asked for)
+_INPUTS = ContextVar("fastfnn_search_inputs", default=None)
 # Workers of a Dask cluster announce the fits each group made on this event topic.
 PROGRESS_TOPIC = "fastfnn-search-fits"
 
@@ -95,11 +96,19 @@ def _network_path(estimator):
 class _TrainedTogether:
     """What the two searches add to scikit-learn's: the candidates trained ahead, together."""
 
+    @staticmethod
+    def trains_together(estimator):
+        """Whether this search trains the candidates of ``estimator`` together: an FNN
+        estimator, a Pipeline ending in one, or a TransformedTargetRegressor around either
+        (else scikit-learn's loop fits each, as ``GridSearchCV`` does)."""
+        return _network_path(estimator) is not None
+
     def fit(self, X, y=None, **params):
         """scikit-learn's ``fit``, its candidates trained ahead (see the module's notes);
         scikit-learn's loop then runs in this process (``n_jobs`` are the threads the
         networks train on)."""
-        token = _INPUTS.set((X, y, params, get_active_backend()[0]))
+        lanes = _env.flag("FASTFNN_LANES", False)  # (a bad value: its error, before any change)
+        token = _INPUTS.set((X, y, params, get_active_backend()[0], lanes))
         try:
             with parallel_config(backend="sequential"):
                 return super().fit(X, y, **params)
@@ -109,22 +118,23 @@ class _TrainedTogether:
     def _run_search(self, evaluate_candidates, *, callback_ctx=None):
         def evaluate(candidate_params, cv=None, more_results=None, **options):
             candidates = list(candidate_params)  # drawn once (a sampler draws as it goes)
-            X, y, params, backend = _INPUTS.get()
+            X, y, params, backend, lanes = _INPUTS.get()
             X, y = indexable(X, y)
             params = _check_method_params(X, params=params)
             routed = self._get_routed_params_for_fit(params)
             splits = list((cv or self._checked_cv_orig).split(X, y, **routed.splitter.split))
-            made = self._train_ahead(candidates, splits, X, y, routed.estimator.fit, backend)
+            made = self._train_ahead(candidates, splits, X, y, routed.estimator.fit, backend,
+                                     lanes)
             with _prefit.offering(made):
                 return evaluate_candidates(candidates, cv=_Splits(splits),
                                            more_results=more_results, **options)
 
         return super()._run_search(evaluate, callback_ctx=callback_ctx)
 
-    def _train_ahead(self, candidates, splits, X, y, fit_params, backend):
+    def _train_ahead(self, candidates, splits, X, y, fit_params, backend, lanes):
         """Train every candidate of every fold that can be, together (on a Dask cluster where
-        ``backend``, joblib's backend in force when fit began, is its "dask" backend); returns
-        the fits made, filed for ``_prefit.take``."""
+        ``backend``, joblib's backend in force when fit began, is its "dask" backend; as lanes
+        where ``lanes``); returns the fits made, filed for ``_prefit.take``."""
         self.together_fit_time_ = 0.0
         path = _network_path(self.estimator)
         if path is None:
@@ -140,7 +150,8 @@ class _TrainedTogether:
             for candidate in candidates:
                 # as scikit-learn's loop sets them: the values cloned (estimators, generators)
                 estimator = clone(self.estimator).set_params(**clone(candidate, safe=False))
-                fnn = estimator.get_params()[path] if path else estimator
+                # (None where the candidate replaces a step on the way: not trained ahead)
+                fnn = estimator.get_params().get(path) if path else estimator
                 kind = _kind(fnn)
                 if kind is None or getattr(fnn, "_skl_callbacks", None):
                     continue  # (a network's own callbacks see its own fit)
@@ -165,7 +176,6 @@ class _TrainedTogether:
         if not jobs:
             return {}
         start = time.perf_counter()
-        lanes = _env.flag("FASTFNN_LANES", False)
         if type(backend).__name__ == "DaskDistributedBackend":
             made = _train_on_cluster(jobs, groups, backend, lanes)
         else:
@@ -281,17 +291,19 @@ def _fit_group(jobs, lanes):
 
 
 class FNNGridSearchCV(_TrainedTogether, GridSearchCV):
-    """scikit-learn's ``GridSearchCV`` for an FNN estimator (or a Pipeline ending in one),
-    every candidate of every fold trained together (see :mod:`fastfnn.search`); the same
-    parameters, attributes and results, plus ``together_fit_time_`` (seconds)."""
+    """scikit-learn's ``GridSearchCV`` for an FNN estimator (or a Pipeline ending in one, or a
+    TransformedTargetRegressor around either), every candidate of every fold trained together
+    (see :mod:`fastfnn.search`); the same parameters, attributes and results, plus
+    ``together_fit_time_`` (seconds)."""
 
     progress_topic = PROGRESS_TOPIC
 
 
 class FNNRandomizedSearchCV(_TrainedTogether, RandomizedSearchCV):
     """scikit-learn's ``RandomizedSearchCV`` for an FNN estimator (or a Pipeline ending in
-    one), every candidate of every fold trained together (see :mod:`fastfnn.search`); the
-    same parameters, attributes and results, plus ``together_fit_time_`` (seconds)."""
+    one, or a TransformedTargetRegressor around either), every candidate of every fold trained
+    together (see :mod:`fastfnn.search`); the same parameters, attributes and results, plus
+    ``together_fit_time_`` (seconds)."""
 
     progress_topic = PROGRESS_TOPIC
 

@@ -147,8 +147,11 @@ def _read_csv(path, shown, text=()):
         frame.columns = header
         again = {cell: name for name, cell in zip(header, raw)
                  if _read_again(frame[name], name in text)}
-        if again:  # (no dtype dict for the whole file: pyarrow's fails on an int gap)
-            cells = pd.read_csv(path, usecols=list(again), dtype=str, **options)
+        if again:  # (these columns alone: pyarrow's dtype dict fails on another's int gap)
+            cells = pd.read_csv(path, usecols=list(again), dtype=dict.fromkeys(again, str),
+                                **options)
+            if len(cells) != len(frame):
+                raise DataError(f"{shown}: the file changed while it was read")
             for cell, name in again.items():
                 frame[name] = cells[cell]
     except (OSError, MemoryError, DataError):

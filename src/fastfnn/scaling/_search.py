@@ -26,7 +26,6 @@ from sklearn.model_selection import (
 )
 
 from .. import FNNClassifier, FNNGridSearchCV, FNNRandomizedSearchCV, FNNRegressor
-from ..search import _network_path
 from ._cluster import cluster_client
 
 SEARCH_KINDS = ("grid", "random", "halving", "halving-random")
@@ -119,7 +118,7 @@ def make_search(estimator, params, *, kind="grid", cv=5, scoring=None, n_iter=10
     common = dict(cv=cv, scoring=scoring, refit=refit, n_jobs=n_jobs, **search_kwargs)
     # a network, a Pipeline ending in one, a TransformedTargetRegressor around either: its
     # candidates go to the workers in groups
-    together = _network_path(estimator) is not None
+    together = FNNGridSearchCV.trains_together(estimator)
     if kind == "grid":
         return (FNNGridSearchCV if together else GridSearchCV)(estimator, params, **common)
     if kind == "random":
