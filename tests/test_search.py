@@ -119,6 +119,30 @@ def test_pipeline_weights_multimetric_and_refit_false():
                                      refit="mae").fit(X, y, **params), X)
 
 
+def test_sample_weights_routed_by_metadata_routing(monkeypatch):
+    """With scikit-learn's metadata routing on, a Pipeline whose network asks for the sample
+    weights (and whose scaler does not): GridSearchCV's results, every fit of its loop taking
+    the network made ahead."""
+    import sklearn
+    from sklearn.metrics import get_scorer
+
+    taken = []
+    take = _prefit.take
+    monkeypatch.setattr(_prefit, "take", lambda *args: taken.append(take(*args)) or taken[-1])
+    X, y = data()
+    w = np.random.default_rng(5).uniform(0.5, 2.0, len(X))
+    grid = {"fnnregressor__alpha": [1e-4, 1e-2]}
+    with sklearn.config_context(enable_metadata_routing=True):
+        pipe = make_pipeline(StandardScaler().set_fit_request(sample_weight=False),
+                             FNNRegressor(**BASE).set_fit_request(sample_weight=True))
+        r2 = get_scorer("r2").set_score_request(sample_weight=False)
+        theirs = GridSearchCV(pipe, grid, cv=3, scoring=r2).fit(X, y, sample_weight=w)
+        taken.clear()
+        same_results(FNNGridSearchCV(pipe, grid, cv=3, scoring=r2).fit(X, y, sample_weight=w),
+                     theirs, X, rtol=0)
+    assert len(taken) == 2 * 3 + 1 and all(fit is not None for fit in taken[:-1])
+
+
 def test_classifier_with_string_labels_and_a_randomized_search():
     X, y = data(n=180)
     labels = np.array(["low", "mid", "high"])[np.digitize(y, [-0.5, 0.5])]

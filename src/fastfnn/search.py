@@ -158,7 +158,7 @@ class _TrainedTogether:
                 around = tuple(sorted((k, repr(v)) for k, v in candidate.items()
                                       if path and not k.startswith(f"{path}__")))
                 if around not in inputs:
-                    inputs[around] = _network_input(estimator, path, X_train, y_train,
+                    inputs[around] = _network_input(estimator, path, fnn, X_train, y_train,
                                                     fold_params)
                 if inputs[around] is None:
                     continue  # scikit-learn's loop fits it (and reports what failed)
@@ -241,15 +241,18 @@ class _StandIn(BaseEstimator):
         raise NotImplementedError
 
 
-def _network_input(estimator, path, X, y, fit_params):
-    """``(X, y, sample_weight, data_digest)`` handed to the network at ``path`` (see
+def _network_input(estimator, path, fnn, X, y, fit_params):
+    """``(X, y, sample_weight, data_digest)`` handed to the network ``fnn`` at ``path`` (see
     :func:`_network_path`) when a candidate's ``estimator`` is fitted on X, y with
     ``fit_params``; None where the steps around it fail or hand it other fit parameters
     (scikit-learn's loop then fits the candidate)."""
     handed = (X, y, fit_params)
     if path:
+        stand_in = _StandIn()
+        # the network's metadata requests (metadata routing routes to it what it asked for)
+        stand_in._metadata_request = fnn._get_metadata_request()
         try:
-            estimator.set_params(**{path: _StandIn()}).fit(X, y, **fit_params)
+            estimator.set_params(**{path: stand_in}).fit(X, y, **fit_params)
             return None  # (the network was never reached)
         except _Handed as seen:
             handed = seen.args
