@@ -65,18 +65,19 @@ def medians(runs, rounds):
 
 
 @pytest.mark.parametrize("name", ["tiny", "small"])
-def test_grid_search(benchmark, name):
+def test_grid_search(benchmark, monkeypatch, name):
     config = CONFIGS[name]
+    monkeypatch.delenv("FASTFNN_LANES", raising=False)  # the default: to the bit
     X, y = problem(config)
     cv = KFold(FOLDS)
     net = FNNRegressor(**params(config))
 
     def laned(n_jobs):  # FASTFNN_LANES=on: a seed's candidates on a fold as lanes
-        os.environ["FASTFNN_LANES"] = "on"
+        monkeypatch.setenv("FASTFNN_LANES", "on")
         try:
             FNNGridSearchCV(net, GRID, cv=cv, n_jobs=n_jobs).fit(X, y)
         finally:
-            del os.environ["FASTFNN_LANES"]
+            monkeypatch.delenv("FASTFNN_LANES")
 
     searches = {
         "FNNGridSearchCV n_jobs=2": lambda: FNNGridSearchCV(net, GRID, cv=cv, n_jobs=2).fit(X, y),

@@ -72,8 +72,7 @@ def _sample(record, inputs, shown):
     import pandas as pd
 
     dtype = np.dtype(record.get("dtype", "float64"))
-    kinds = record.get("feature_kinds") or dict.fromkeys(record["features"], "numeric")
-    text = [name for name in record["features"] if kinds[name] != "numeric"]
+    text = modelfile.text_features(record)
     if inputs == "tensor" and text:
         raise CLIError(f"--inputs tensor needs numeric columns only; {shown} has the text "
                        f"column{'s' if len(text) > 1 else ''} {', '.join(map(repr, text))}: "
@@ -81,7 +80,7 @@ def _sample(record, inputs, shown):
     if inputs == "tensor" or (inputs == "auto" and not text):
         return np.zeros((1, len(record["features"])), dtype)
     return pd.DataFrame({
-        name: (np.zeros(1, dtype) if kinds[name] == "numeric" else np.array([""], dtype=object))
+        name: (np.array([""], dtype=object) if name in text else np.zeros(1, dtype))
         for name in record["features"]})
 
 

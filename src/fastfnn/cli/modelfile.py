@@ -46,6 +46,13 @@ def save(path, model, *, kinds, imputed, targets, task, dtype, data, metrics, ex
     save_model(model, path, metadata=metadata)
 
 
+def text_features(record):
+    """The features a model's metadata ``record`` holds as text (every kind but 'numeric'),
+    in model order."""
+    kinds = record.get("feature_kinds") or {}
+    return [name for name in record["features"] if kinds.get(name, "numeric") != "numeric"]
+
+
 def load(path):
     """(model, metadata) of a model file written by ``fastfnn fit --save``; CLIError on a
     missing, unreadable, damaged, foreign or pickle-based file."""

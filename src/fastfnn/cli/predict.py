@@ -86,9 +86,8 @@ def _text_columns(header, record):
     text features, by name or, where :func:`_feature_kinds` takes DATA's columns in training
     order, by position; and the model's id."""
     names = record["features"]
-    kinds = record.get("feature_kinds") or {}
     columns = dict(zip(names, header)) if _by_position(header, names) else {}
-    text = [columns.get(name, name) for name in names if kinds.get(name, "numeric") != "numeric"]
+    text = [columns.get(name, name) for name in modelfile.text_features(record)]
     return text + [record["id"]] * (record.get("id") is not None)
 
 

@@ -289,8 +289,7 @@ def predict_stream(args, reason):
     model, record = modelfile.load(args.model)
     if args.proba and record.get("task") != "classification":
         raise CLIError(f"--proba is for classifiers; {args.model} is a regression model")
-    text = [name for name, kind in (record.get("feature_kinds") or {}).items()
-            if kind != "numeric"]
+    text = modelfile.text_features(record)
     if text:
         raise CLIError(f"{args.model} was trained with text columns ({', '.join(text)}); "
                        "streamed predictions take numeric columns only: predict with "
