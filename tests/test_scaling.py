@@ -235,6 +235,26 @@ def test_streaming_from_dask_arrays_in_float32():
     assert ours >= r2_score(y[2000:], in_memory.predict(X[2000:])) - 0.05
 
 
+def test_streaming_schedules_run_over_the_partitions():
+    """'adaptive' trains at the constant rate (its stall rule, which partial_fit applies
+    between calls, would compare different partitions' losses): the same bits as 'constant';
+    'cosine' makes one cycle over the run's partial_fit calls (epochs x partitions)."""
+    X, y = make_friedman1(n_samples=1200, noise=0.5, random_state=1)
+    Xd, yd = da.from_array(X, chunks=100), da.from_array(y, chunks=100)
+    fits = {schedule: fit_streaming(
+        FNNRegressor(hidden_layer_sizes=(16,), solver="sgd", learning_rate=schedule,
+                     learning_rate_init=0.01, batch_size=50, tol=1.0, n_iter_no_change=1,
+                     random_state=0), Xd, yd, epochs=3, validation_fraction=0,
+        random_state=0).model[-1] for schedule in ("adaptive", "constant", "cosine")}
+    assert fits["adaptive"]._optimizer.learning_rate == 0.01
+    for got, want in zip(fits["adaptive"].coefs_, fits["constant"].coefs_):
+        np.testing.assert_array_equal(got, want)
+    cosine, n = fits["cosine"], 3 * 12
+    assert len(cosine.loss_curve_) == n
+    assert cosine._optimizer.learning_rate == pytest.approx(
+        0.01 * (1 + np.cos(np.pi * (n - 1) / n)) / 2, rel=1e-12)
+
+
 def test_streamed_model_survives_a_model_file(friedman, streamed, tmp_path):
     _, _, X_test, _ = friedman
     fit, _, _ = streamed

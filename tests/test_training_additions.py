@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from sklearn.metrics import log_loss
 
 import fastfnn.trainer
-from fastfnn import FNNClassifier, FNNRegressor, check_gradients
+from fastfnn import FNNClassifier, FNNRegressor, check_gradients, load_model, save_model
 from fastfnn.dropout import draw_seed, dropout_mask, masks
 from fastfnn.network import Network, init_params
 
@@ -186,17 +186,26 @@ def test_adamw_cosine_and_clipping_match_pytorch():
         np.testing.assert_allclose(got, ref.detach().numpy(), rtol=1e-7, atol=1e-10)
 
 
-def test_cosine_in_partial_fit_counts_the_models_epochs():
+@pytest.mark.parametrize("solver", ["sgd", "adamw"])
+def test_cosine_in_partial_fit_counts_the_models_epochs(solver, tmp_path):
     """partial_fit call k (0-based) takes the rate of epoch k, the epochs the model has
     trained before it (``len(loss_curve_)``): max_iter calls make one cosine cycle, as
-    max_iter epochs of fit do."""
+    max_iter epochs of fit do. At the horizon the rate is 0, and the model still saves,
+    loads and goes on as the one in memory."""
     X, y = data()
-    est = FNNRegressor(hidden_layer_sizes=HIDDEN, solver="sgd", learning_rate="cosine",
-                       learning_rate_init=0.05, max_iter=8, random_state=0)
+    est = FNNRegressor(hidden_layer_sizes=HIDDEN, solver=solver, learning_rate="cosine",
+                       learning_rate_init=0.05, max_iter=4, random_state=0)
     for k in range(5):
         est.partial_fit(X, y)
-        assert est._optimizer.learning_rate == pytest.approx(
-            0.05 * (1 + np.cos(np.pi * k / 8)) / 2, rel=1e-15)
+        assert est._optimizer.rate == pytest.approx(
+            0.05 * (1 + np.cos(np.pi * k / 4)) / 2, rel=1e-15, abs=1e-18)
+    assert est._optimizer.rate == 0.0
+    save_model(est, tmp_path / "m.skops")
+    loaded = load_model(tmp_path / "m.skops")
+    for model in (est, loaded):
+        model.partial_fit(X, y)
+    for got, want in zip(loaded.coefs_, est.coefs_):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_partial_fit_reads_alpha_afresh_and_keeps_its_first_calls_schedule():

@@ -95,8 +95,9 @@ class FNNClassifier(ClassifierMixin, BaseFNN):
         ``alpha=0``, Adam's bits.
     learning_rate : also 'cosine' (``SCHEDULES``), for 'sgd', 'adam' and 'adamw': epoch e
         (0-based within the fit) uses ``learning_rate_init (1 + cos(pi e / max_iter)) / 2``
-        (PyTorch's ``CosineAnnealingLR(T_max=max_iter)`` stepped per epoch). ``partial_fit``
-        counts the model's epochs (``n_iter_``) instead, so max_iter calls make one cycle.
+        (PyTorch's ``CosineAnnealingLR(T_max=max_iter)`` stepped per epoch; 0 at e = max_iter,
+        rising past it). ``partial_fit`` call k takes epoch k, the epochs the model trained
+        before it (``len(loss_curve_)``), so max_iter calls make one cycle.
         The other values keep scikit-learn's meaning ('sgd' only).
     dropout : float in [0, 1) or tuple of one per hidden layer, default=0.0
         Inverted dropout of the hidden layers' outputs while training with 'sgd', 'adam' or

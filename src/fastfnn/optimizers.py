@@ -33,7 +33,7 @@ import numpy as np
 from . import _kernels as K
 
 # What a field of a face holds, for the model-file check (``_modelcheck``): a learning rate
-# (> 0), a fraction in [0, 1] or [0, 1), a positive or non-negative number, a flag, the dtype,
+# (> 0; the rate a schedule set may be 0: cosine's at its horizon), a fraction in [0, 1] or [0, 1), a positive or non-negative number, a flag, the dtype,
 # a state vector (n_params,) (non-negative), the step count (1,) int64; a trailing '?' marks a
 # field that older model files do not have.
 RATE, FRACTION, FRACTION_OPEN, POSITIVE, NON_NEGATIVE = ("rate", "fraction", "fraction<1",
@@ -71,7 +71,7 @@ class SGD(Scheduled):
     """SGD with momentum ``mu`` (Nesterov's or classical); state: the velocity (n_params,)."""
 
     name = "sgd"
-    FIELDS = {"learning_rate_init": RATE, "learning_rate": RATE, "momentum": FRACTION,
+    FIELDS = {"learning_rate_init": RATE, "learning_rate": NON_NEGATIVE, "momentum": FRACTION,
               "nesterov": FLAG, "dtype": DTYPE, "velocity": STATE, **Scheduled.SCHEDULE_FIELDS}
 
     def __init__(self, n_params, dtype, learning_rate_init=0.1, momentum=0.9, nesterov=True):
@@ -106,7 +106,7 @@ class Adam(Scheduled):
     name = "adam"
     FIELDS = {"learning_rate_init": RATE, "beta_1": FRACTION_OPEN, "beta_2": FRACTION_OPEN,
               "epsilon": POSITIVE, "dtype": DTYPE, "m": STATE, "v": STATE_NON_NEGATIVE,
-              "steps": STEPS, "scheduled_rate": RATE + "?", **Scheduled.SCHEDULE_FIELDS}
+              "steps": STEPS, "scheduled_rate": NON_NEGATIVE + "?", **Scheduled.SCHEDULE_FIELDS}
 
     def __init__(self, n_params, dtype, learning_rate_init=0.001, beta_1=0.9, beta_2=0.999,
                  epsilon=1e-8):

@@ -265,6 +265,18 @@ def _validation_score(est, table, val, stats, classify, dtype, prefetch):
     return correct / n if classify else _r2(sse, stats.ss_tot)
 
 
+def _schedule_over_partitions(est, n_calls):
+    """Fit the estimator's learning-rate schedule to a run of ``n_calls`` ``partial_fit``
+    calls (one per training partition and epoch): 'adaptive' trains at the constant
+    ``learning_rate_init`` (its stall rule would compare the losses of different partitions),
+    and 'cosine' makes one cycle over the run (``max_iter = n_calls``)."""
+    params = est.get_params()
+    if params.get("learning_rate") == "adaptive" and "learning_rate_init" in params:
+        est.set_params(learning_rate="constant")
+    elif params.get("learning_rate") == "cosine":
+        est.set_params(max_iter=n_calls)
+
+
 def _train_epoch(est, table, order, stats, rng, classify, dtype, prefetch, report):
     """One epoch: ``partial_fit`` on each training partition of ``order``, rows shuffled.
     Returns (mean loss, rows)."""
@@ -316,7 +328,9 @@ def fit_streaming(estimator, source, target=None, *, epochs=10, blocksize="16MB"
       or by time streams non-i.i.d. partitions and trains worse; shuffle such a file once.
     * The estimator's own epoch rules (``max_iter``, ``tol``, ``n_iter_no_change``,
       ``early_stopping``, ``learning_rate='adaptive'``) do not apply to ``partial_fit``:
-      ``epochs``, ``patience`` and the validation partitions here take their place. The solver
+      ``epochs``, ``patience`` and the validation partitions here take their place. The copy
+      trains 'adaptive' at the constant ``learning_rate_init``, and 'cosine' in one cycle over
+      the run (its ``max_iter`` is set to ``epochs`` times the training partitions). The solver
       state (Adam moments, momentum, the 'invscaling' step count) carries over from partition
       to partition; each partition ends with one shorter minibatch, and ``batch_size='auto'``
       is ``min(200, rows of the partition)``. ``loss_curve_`` has one entry per partition.
@@ -377,6 +391,7 @@ def fit_streaming(estimator, source, target=None, *, epochs=10, blocksize="16MB"
     train, val = split_partitions(table.n_partitions, validation_fraction, rng)
     if "random_state" in est.get_params() and est.random_state is None:
         est.set_params(random_state=int(rng.randint(np.iinfo(np.int32).max)))
+    _schedule_over_partitions(est, epochs * len(train))
     stats = _first_pass(table, train, val, classify, dtype, prefetch)
     history, best, best_est, interrupted = [], (None, -np.inf), None, False
     try:
