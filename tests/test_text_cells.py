@@ -24,8 +24,29 @@ def test_every_missing_marker_becomes_none():
                                                        strategy="most_frequent"))
     assert imputed.fit_transform(frame)[:, 2].tolist() == ["w"] * 4
     assert list(TextCells().fit(frame).get_feature_names_out()) == ["a", "b", "c"]
-    with pytest.raises(ValueError, match="fitted on 3 column"):
-        TextCells().fit(frame).transform(frame[["a", "b"]])
+    numpy_markers = np.array([[np.float32("nan")], [np.datetime64("NaT")], ["x"]], object)
+    assert TextCells().fit_transform(numpy_markers).tolist() == [[None], [None], ["x"]]
+
+
+FRAME = pd.DataFrame({"city": ["a", "b"], "zip": ["1", "2"]})
+
+
+@pytest.mark.parametrize("misuse", [
+    lambda t: t.fit(FRAME["city"].to_numpy()),
+    lambda t: t.fit(FRAME).transform(FRAME[["city"]]),
+    lambda t: t.fit(FRAME).transform(FRAME[["zip", "city"]]),
+    lambda t: t.fit(FRAME.to_numpy()).transform(FRAME.to_numpy()[:, :1]),
+    lambda t: t.fit(FRAME).get_feature_names_out(["only_one"]),
+], ids=["1-D", "a column fewer", "columns swapped", "array with a column fewer",
+        "other feature names"])
+def test_misuse_is_refused_as_scikit_learns_transformers_refuse_it(misuse):
+    """The oracle: scikit-learn's SimpleImputer on object cells, given the same misuse, and
+    its error message (the class names aside)."""
+    with pytest.raises(ValueError) as ours:
+        misuse(TextCells())
+    with pytest.raises(ValueError) as theirs:
+        misuse(SimpleImputer(missing_values=None, strategy="most_frequent"))
+    assert str(ours.value) == str(theirs.value).replace("SimpleImputer", "TextCells")
 
 
 def test_a_model_file_text_cells_holds_only_its_fields():

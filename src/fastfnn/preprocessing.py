@@ -9,15 +9,18 @@ keeps every other cell as it is, so that one imputer after it sees every gap.
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
 
 def _missing(cell):
-    """Whether ``cell`` is a missing marker: None, a float NaN, pandas' NA or NaT."""
+    """Whether ``cell`` is a missing marker: None, a float NaN (Python's or NumPy's), pandas'
+    NA or NaT, or NumPy's NaT."""
     if cell is None:
         return True
-    if isinstance(cell, float):
+    if isinstance(cell, (float, np.floating)):
         return cell != cell
+    if isinstance(cell, (np.datetime64, np.timedelta64)):
+        return bool(np.isnat(cell))
     return type(cell).__name__ in ("NAType", "NaTType")  # pandas' (not imported)
 
 
@@ -27,38 +30,28 @@ _MISSING = np.frompyfunc(_missing, 1, 1)
 class TextCells(TransformerMixin, BaseEstimator):
     """Every missing text cell (None, NaN, pandas' NA, NaT) as None; other cells unchanged.
 
-    ``fit`` records the column count (and names, from a frame); ``transform`` returns an
-    object array (n_samples, n_features). Stateless otherwise: nothing is learned.
+    ``fit`` records the column count (and names, from a frame), checked as scikit-learn's
+    transformers check them; ``transform`` returns an object array (n_samples, n_features).
+    Stateless otherwise: nothing is learned.
     """
 
     def fit(self, X, y=None):
         """Record ``n_features_in_`` (and ``feature_names_in_`` for a frame)."""
-        columns = getattr(X, "columns", None)
-        self.n_features_in_ = np.shape(X)[1]
-        if columns is not None and all(isinstance(c, str) for c in columns):
-            self.feature_names_in_ = np.asarray(columns, dtype=object)
+        validate_data(self, X, dtype=object, ensure_all_finite=False)
         return self
 
     def transform(self, X):
         """(n_samples, n_features) object array of X's cells, missing ones None."""
         check_is_fitted(self, "n_features_in_")
-        cells = X.to_numpy(dtype=object) if hasattr(X, "to_numpy") else np.asarray(X, object)
-        if cells.ndim != 2 or cells.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has shape {cells.shape}; TextCells was fitted on "
-                             f"{self.n_features_in_} column(s).")
-        cells = cells.copy()
+        cells = validate_data(self, X, dtype=object, ensure_all_finite=False, reset=False,
+                              copy=True)
         cells[_MISSING(cells).astype(bool)] = None
         return cells
 
     def get_feature_names_out(self, input_features=None):
         """The input's column names (the cells keep their columns)."""
         check_is_fitted(self, "n_features_in_")
-        if input_features is not None:
-            return np.asarray(input_features, dtype=object)
-        names = getattr(self, "feature_names_in_", None)
-        if names is not None:
-            return names
-        return np.asarray([f"x{i}" for i in range(self.n_features_in_)], dtype=object)
+        return _check_feature_names_in(self, input_features)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
