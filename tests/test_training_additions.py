@@ -420,6 +420,22 @@ def test_given_validation_rows_need_their_targets_and_early_stopping():
         np.testing.assert_array_equal(a, b)  # a refused fit leaves the model as it was
 
 
+def test_given_validation_targets_are_checked_as_the_training_targets():
+    """Poisson's validation targets must be non-negative as its training targets must: the
+    same refusal as for y (a negative count had made every validation score NaN, and the fit
+    kept its untrained weights)."""
+    X, y = data(n=40)
+    counts = np.abs(y)
+    est = FNNRegressor(loss="poisson", hidden_layer_sizes=(4,), max_iter=2, random_state=0,
+                       early_stopping=True, scoring="loss")
+    with pytest.raises(ValueError) as for_y:
+        est.fit(X, -counts)
+    with pytest.raises(ValueError) as for_y_val:
+        est.fit(X, counts, X_val=X, y_val=-counts)
+    assert str(for_y_val.value) == str(for_y.value).replace("targets y ", "targets y_val ")
+    assert not hasattr(est, "coefs_")
+
+
 def test_a_warm_start_scored_otherwise_starts_its_validation_history_afresh():
     """Scores of another ``scoring`` do not compare: a warm start after a change of scoring
     keeps the weights of its own best epoch, and its history holds only its own scores

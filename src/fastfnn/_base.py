@@ -471,6 +471,7 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         except ValueError as error:
             raise ValueError(f"y_val does not fit the model being trained: {error}") from None
         Y_val = Y_val.reshape(-1, 1) if Y_val.ndim == 1 else Y_val
+        self._check_target_values(Y_val, "y_val")
         if Y_val.shape[0] != X_val.shape[0]:
             raise ValueError(f"y_val has {Y_val.shape[0]} rows but X_val has {X_val.shape[0]}: "
                              "pass one target per validation row.")
@@ -479,6 +480,10 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         if sw_val is not None:
             sw_val = _check_sample_weight(sw_val, X_val)
         return X_val, Y_val, self._weighted(Y_val, sw_val, incremental=False)
+
+    def _check_target_values(self, Y, name):
+        """ValueError where the loss cannot take the encoded targets ``Y`` (named ``name``):
+        every value the encoding gives, unless an estimator's loss says otherwise."""
 
     def _early_stopping_score(self):
         """``score(validation, outputs, loss, net)``, the early-stopping score (higher is

@@ -463,12 +463,17 @@ class FNNRegressor(RegressorMixin, BaseFNN):
         X, y = self._check_fit_data(X, y, reset, y_numeric=True)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
+        self._check_target_values(y, "y")
+        return X, y
+
+    def _check_target_values(self, y, name):
+        """ValueError where the loss cannot take the targets ``y`` (named ``name``):
+        'poisson' takes non-negative ones only."""
         if self.loss == "poisson" and np.any(y < 0):
             raise ValueError(
-                "loss='poisson' needs non-negative targets y (counts, rates); use "
+                f"loss='poisson' needs non-negative targets {name} (counts, rates); use "
                 "loss='squared_error' for targets that can be negative."
             )
-        return X, y
 
     def _encode_targets(self, y, n_outputs=None):
         n_outputs = self.n_outputs_ if n_outputs is None else n_outputs
