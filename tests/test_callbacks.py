@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
@@ -105,20 +106,25 @@ class Recorder:
     def __init__(self, stop_at=None, stop_in=None):
         self.events, self.fitted, self.seen = [], [], []
         self.root_fitted = None
+        self.estimators = []  # the estimator each hook was handed
         self.stop_at, self.stop_in = stop_at, stop_in
 
     def setup(self, estimator, context):
         self.events.append(("setup", type(estimator).__name__))
+        self.estimators.append(estimator)
 
     def teardown(self, estimator, context):
         self.events.append(("teardown", type(estimator).__name__))
+        self.estimators.append(estimator)
 
     def on_fit_task_begin(self, estimator, context, *, X=None, y=None, metadata=None):
         self.events.append(("begin", context.estimator_name, context.task_name, context.task_id))
+        self.estimators.append(estimator)
 
     def on_fit_task_end(self, estimator, context, *, X=None, y=None, metadata=None,
                         fitted_estimator=None):
         self.events.append(("end", context.estimator_name, context.task_name, context.task_id))
+        self.estimators.append(estimator)
         if context.task_name in ("epoch", "lbfgs-iter"):
             self.fitted.append(fitted_estimator)
             self.seen.append((X, y, metadata))
@@ -569,6 +575,26 @@ def test_early_stopping_copies_are_the_model_stopped_there():
     est = FNNRegressor(**params).set_callbacks(recorder).fit(X, y)
     # the copy handed over with the stop request is the model the stop leaves
     _assert_same_model(recorder.fitted[-1], est, X)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_every_hook_is_handed_the_estimator_being_fitted(solver):
+    """scikit-learn's contract: each hook gets "the estimator calling this callback hook", the
+    same object from setup to teardown, as scikit-learn's own LogisticRegression hands it (the
+    oracle); never the stand-in a fit trains on (a callback keyed by the estimator works)."""
+    X, y = _data(FNNClassifier)
+    theirs = Recorder()
+    logistic = LogisticRegression(max_iter=3).set_callbacks(theirs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        logistic.fit(X, y)
+    assert len(theirs.estimators) > 4 and all(e is logistic for e in theirs.estimators)
+    ours = Recorder()
+    est = FNNClassifier(**_params(solver)).set_callbacks(ours)
+    est.fit(X, y)
+    if solver != "lbfgs":
+        est.partial_fit(X, y)
+    assert len(ours.estimators) > 2 * MAX_ITER and all(e is est for e in ours.estimators)
 
 
 def test_the_root_task_copy_is_the_fitted_estimator():

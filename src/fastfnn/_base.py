@@ -132,13 +132,14 @@ def staged(estimator):
     at will; when the block succeeds, publish the stand-in's attributes as the estimator's in one
     step (the attribute dict is replaced, so a reader sees the old model or the new one).
 
-    When the block raises, the estimator keeps its attributes (nothing is half-updated), except
-    those of scikit-learn's callback machinery set during the fit, which its decorator still
-    tears down; a ``RandomState`` passed as ``random_state``, the one object a fit advances in
-    place, has its state restored. The fit must not mutate the values it finds (training works
-    on copies); the lists among the fitted attributes, which ``fitstate.publish`` extends, are
-    copied here. Parameters set with ``set_params`` while the fit ran are kept, and so is
-    configuration set meanwhile with ``set_output`` or ``set_*_request``.
+    When the block raises, the estimator keeps its attributes (nothing is half-updated); a
+    ``RandomState`` passed as ``random_state``, the one object a fit advances in place, has its
+    state restored. The fit must not mutate the values it finds (training works on copies); the
+    lists among the fitted attributes, which ``fitstate.publish`` extends, are copied here.
+    Parameters set with ``set_params`` while the fit ran are kept, and so is configuration set
+    meanwhile with ``set_output`` or ``set_*_request``, and the state of scikit-learn's
+    callback machinery, which lives on the estimator itself (the callbacks see the estimator
+    being fitted, never the stand-in).
     """
     live = estimator.__dict__
     params = set(type(estimator)._get_param_names())
@@ -150,16 +151,13 @@ def staged(estimator):
     try:
         yield work
     except BaseException:
-        current = estimator.__dict__
-        for key in _CALLBACK_ATTRIBUTES:
-            if key in work.__dict__:
-                current[key] = work.__dict__[key]
         if rng_state is not None:
             rng.set_state(rng_state)
         raise
     fitted = work.__dict__
     current = estimator.__dict__
-    fitted.update({key: current[key] for key in params | _SET_ANY_TIME if key in current})
+    own = params | _SET_ANY_TIME | set(_CALLBACK_ATTRIBUTES)
+    fitted.update({key: current[key] for key in own if key in current})
     estimator.__dict__ = fitted
 
 
@@ -325,7 +323,8 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         BLAS.prepare()
         _env.flag("FASTFNN_COMPILE_AHEAD", True)  # (a bad value: its ValueError, here)
         with staged(self) as work, explained_errors():
-            work._fit_and_publish(X, y, sample_weight, incremental, classes, validation)
+            work._fit_and_publish(X, y, sample_weight, incremental, classes, validation,
+                                  fitting=self)
         return self
 
     def _adopt(self, made):
@@ -342,8 +341,11 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
     def _start_incremental(self, y, classes):
         """What ``partial_fit`` sets up before validating (the classifier's labels)."""
 
-    def _fit_and_publish(self, X, y, sample_weight, incremental, classes=None, validation=None):
-        job = self._begin_fit(X, y, sample_weight, incremental, classes, validation)
+    def _fit_and_publish(self, X, y, sample_weight, incremental, classes=None, validation=None,
+                         fitting=None):
+        """Fit and publish on this estimator (a stand-in of ``fitting``, the estimator whose
+        callbacks see the fit, when given)."""
+        job = self._begin_fit(X, y, sample_weight, incremental, classes, validation, fitting)
         try:
             state = self._train(job)
         finally:
@@ -352,9 +354,11 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         self._end_fit(job, state)
         return self
 
-    def _begin_fit(self, X, y, sample_weight, incremental, classes=None, validation=None):
+    def _begin_fit(self, X, y, sample_weight, incremental, classes=None, validation=None,
+                   fitting=None):
         """Everything a fit does before training: validate, set up the network (initial or
-        continued weights) and the callbacks' observer. Returns the fit's :class:`_Job`."""
+        continued weights) and the callbacks' observer (of ``fitting``, the estimator this one
+        stands in for, or of this one). Returns the fit's :class:`_Job`."""
         if incremental:
             self._start_incremental(y, classes)
         hidden = self._hidden_sizes()
@@ -392,8 +396,8 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         net = Network(sizes, self.activation, self._output_activation(), self._loss_name(),
                       self.coefs_[0].dtype)
         net.set_params(self.coefs_, self.intercepts_)
-        observer = callback_observer(self, X, labels, user_weight, net,
-                                     1 if incremental else self.max_iter)
+        observer = callback_observer(self if fitting is None else fitting, self, X, labels,
+                                     user_weight, net, 1 if incremental else self.max_iter)
         return _Job(net, settings, X, Y, sample_weight, incremental, observer, validation)
 
     def _end_fit(self, job, state):

@@ -16,11 +16,15 @@ from .fitstate import snapshot
 from .optimizers import RULES
 
 
+_ABSENT = object()
+
+
 class CallbackObserver:
     """The trainer's observer: forwards each epoch to the callbacks of the fit's context."""
 
-    def __init__(self, estimator, context, task_name, X, y, metadata, net):
-        self.estimator, self.context, self.task_name = estimator, context, task_name
+    def __init__(self, estimator, work, context, task_name, X, y, metadata, net):
+        self.estimator, self.work = estimator, work
+        self.context, self.task_name = context, task_name
         self.X, self.y, self.metadata, self.net = X, y, metadata, net
         self.subtask = None
         self.state = None  # a stochastic fit's fitstate.TrainState
@@ -42,11 +46,12 @@ class CallbackObserver:
         subtask, self.subtask = self.subtask, None
 
         def fitted():
+            made = self._set_by_fit()
             if self.state is not None:  # a stochastic fit: all it would publish
-                made = snapshot(self.state, self.estimator)
+                made.update(snapshot(self.state, self.work))
             else:  # an L-BFGS iterate
-                made = {"n_iter_": record.epoch,
-                        "loss_": None if record.loss is None else np.float64(record.loss)}
+                made.update(n_iter_=record.epoch,
+                            loss_=None if record.loss is None else np.float64(record.loss))
             made.update(coefs_=[w.copy() for w in self.net.coefs(theta)],
                         intercepts_=[b.copy() for b in self.net.intercepts(theta)])
             return made
@@ -55,6 +60,13 @@ class CallbackObserver:
             estimator=self.estimator, X=self.X, y=self.y, metadata=self.metadata,
             reconstruction_attributes=fitted)
 
+    def _set_by_fit(self):
+        """The stand-in's attributes the fit set or changed so far: with them, a copy of the
+        estimator is the stand-in's model."""
+        own = vars(self.estimator)
+        return {key: value for key, value in vars(self.work).items()
+                if own.get(key, _ABSENT) is not value}
+
     def close(self):
         """Ends a subtask left open (training interrupted or failed inside an epoch)."""
         if self.subtask is not None:
@@ -62,24 +74,30 @@ class CallbackObserver:
             self.subtask = None
 
     def finish(self):
-        """Ends the fit's root task, once the estimator holds the fitted model."""
+        """Ends the fit's root task, once the stand-in holds the fitted model (published as
+        the estimator's when the fit returns)."""
         self.context.call_on_fit_task_end(estimator=self.estimator, X=self.X, y=self.y,
-                                          metadata=self.metadata, reconstruction_attributes={})
+                                          metadata=self.metadata,
+                                          reconstruction_attributes=self._set_by_fit)
 
 
-def callback_observer(estimator, X, y, sample_weight, net, max_subtasks):
-    """The observer for this fit, or None when the estimator has no callbacks (no cost).
+def callback_observer(estimator, work, X, y, sample_weight, net, max_subtasks):
+    """The observer for this fit of ``estimator``, or None when it has no callbacks (no cost).
 
     Opens the fit's root task (up to ``max_subtasks`` subtasks: ``max_iter``, or 1 for
     ``partial_fit``); the caller ends a subtask left open with ``close()`` and the root task,
-    after a successful fit, with ``finish()``. ``y`` are the targets as the user gave them (class
+    after a successful fit, with ``finish()``. ``work`` is the stand-in that trains (it holds
+    the fitted attributes a stop would publish; the estimator itself, which the callbacks see,
+    changes only when the fit succeeds). ``y`` are the targets as the user gave them (class
     labels, not their encoding) and ``sample_weight`` the user's weights.
     """
     if not getattr(estimator, "_skl_callbacks", None):
         return None
     stochastic = estimator.solver in RULES
     context = estimator._init_callback_context(max_subtasks=max_subtasks)
+    work._callback_fit_ctx = context  # what the estimator holds, the stand-in holds alike
+    work._skl_callbacks_to_teardown = estimator._skl_callbacks_to_teardown
     metadata = None if sample_weight is None else {"sample_weight": sample_weight}
     context.call_on_fit_task_begin(estimator=estimator, X=X, y=y, metadata=metadata)
-    return CallbackObserver(estimator, context, "epoch" if stochastic else "lbfgs-iter",
+    return CallbackObserver(estimator, work, context, "epoch" if stochastic else "lbfgs-iter",
                             X, y, metadata, net)
