@@ -52,7 +52,7 @@ def _params(opts, name):
     """(values, ids) of the parameter ``name`` for the selected options."""
     cases = opts.cases()
     on = set(opts.sections)
-    cpus = [1] + ([B.os.cpu_count()] if (B.os.cpu_count() or 1) > 1 else [])
+    cpus = [1] + ([B.usable_cpus()] if B.usable_cpus() > 1 else [])
     if name == "peak":
         vals = ([(d, t) for d in opts.dtypes for t in cpus] if on & {"train", "floor"} else [])
         return vals, [f"{d}-{t}thr" for d, t in vals]

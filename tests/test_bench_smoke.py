@@ -45,3 +45,42 @@ def test_bench_rejects_unknown_config(capsys):
     bench.add_arguments(parser)
     assert bench.run(parser.parse_args(["--configs", "huge"])) == 2
     assert "Unknown config" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", [
+    ["--configs", ""], ["--configs", "tiny,huge"], ["--sections", ""], ["--sections", "speed"],
+    ["--samples", "0"], ["--epochs", "0"], ["--rounds", "-1"], ["--threads", "0"],
+    ["--peak-size", "0"],
+])
+def test_a_bad_option_exits_2_naming_it_before_anything_runs(option, capsys, monkeypatch):
+    """The documented exit code 2 and one line naming the option, before any measurement
+    (a value of 0 had fallen back to the default; a negative one failed after the peaks)."""
+    monkeypatch.setattr(bench, "measure_deferred", lambda log: pytest.fail("measured"))
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    assert bench.run(parser.parse_args(option)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fastfnn bench: ") and len(err.strip().splitlines()) == 1
+    assert option[0] in err or "config" in err or "section" in err
+
+
+def test_repeated_names_run_once():
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    opts = bench.options_from_args(parser.parse_args(["--configs", "tiny,small,tiny"]))
+    assert opts.configs == ("tiny", "small")
+
+
+def test_all_cores_are_the_cpus_the_process_may_run_on(monkeypatch):
+    """Under an affinity mask of one CPU (as ``taskset -c 0`` sets), the header says so and
+    the all-core peak is measured on one thread (``os.sched_getaffinity`` is the oracle)."""
+    import os
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert bench.usable_cpus() == 1
+    assert "1 of 2 cores" in bench.machine_header(bench.Bench(bench.Options(("tiny",), ("float64",), ("train",))))
+    threads = []
+    monkeypatch.setattr(bench.suite, "gemm_peak", lambda dtype, t, n: threads.append(t) or 1.0)
+    bench.Bench(bench.Options(("tiny",), ("float64",), ("train",))).measure_peak("float64")
+    assert threads == [1]

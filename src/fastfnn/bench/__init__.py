@@ -38,7 +38,6 @@ benchmarks import.
 
 import argparse
 import json
-import os  # noqa: F401 -- benchmarks/conftest.py reads ``fastfnn.bench.os.cpu_count()``
 import sys
 
 from .cases import (
@@ -46,7 +45,7 @@ from .cases import (
     MOMENTUM, PREDICT_CALLS, PREDICT_CASE, PREDICT_CONFIG, QUICK_CONFIGS, QUICK_EPOCHS, ROUNDS,
     SECTIONS, SEED, TARGETS, TOLERANCE, TRAIN_COLUMNS, Case, Config, Options, Target,
     estimator_class, estimator_params, make_data, options_from_args, sklearn_draws, thread_count,
-    torch_available,
+    torch_available, usable_cpus,
 )
 from .children import MEMORY_CHILD, STARTUP_CHILD, command_seconds, memory_child
 from .gemm import gemm_floor, gemm_peak
@@ -61,7 +60,7 @@ __all__ = [
     "QUICK_CONFIGS", "QUICK_EPOCHS", "ROUNDS", "SECTIONS", "SEED", "TARGETS", "TOLERANCE",
     "TRAIN_COLUMNS", "Case", "Config", "Options", "Target", "estimator_class",
     "estimator_params", "make_data", "options_from_args", "sklearn_draws", "thread_count",
-    "torch_available", "MEMORY_CHILD", "STARTUP_CHILD", "command_seconds", "memory_child",
+    "torch_available", "usable_cpus", "MEMORY_CHILD", "STARTUP_CHILD", "command_seconds", "memory_child",
     "gemm_floor", "gemm_peak", "reference_fit", "machine_choices", "machine_header",
     "machine_info", "startup_table", "SETTLE_SECONDS", "Bench", "settle", "torch_fit",
     "torch_model", "add_arguments", "run", "retune", "main",
@@ -81,7 +80,9 @@ def add_arguments(parser):
     parser.add_argument("--samples", type=int, default=None,
                         help="cap the number of samples of every config (smoke runs)")
     parser.add_argument("--threads", type=int, default=None,
-                        help="threads for every implementation (default: fastfnn's choice)")
+                        help="threads for scikit-learn's BLAS, PyTorch and the plain loop, "
+                             "and at most this many for fastfnn, whose rule still picks how "
+                             "many pay (default: fastfnn's choice for every implementation)")
     parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
     parser.add_argument("--sections", default=None,
                         help=f"comma-separated from {','.join(SECTIONS)} (default: all with "

@@ -2,6 +2,7 @@
 data, the thread count and the estimators' shared parameters (and scikit-learn's random draws)."""
 
 import dataclasses
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -198,33 +199,59 @@ class Options:
         return [n for n in self.configs if n in names]
 
 
+def _names(text, option, known, default):
+    """The comma-separated names of ``option`` (``default`` when not given), each known, each
+    once (ValueError otherwise)."""
+    if text is None:
+        return default
+    names = tuple(dict.fromkeys(name.strip() for name in text.split(",")))
+    unknown = [name for name in names if name not in known]
+    if unknown or not names:
+        raise ValueError(f"Unknown {option} {unknown}; choose from {list(known)} "
+                         "(comma-separated).")
+    return names
+
+
+def _count(args, option, default=None):
+    """The positive integer of ``--option`` (``default`` when not given; ValueError when it
+    is not positive)."""
+    value = getattr(args, option.replace("-", "_"), None)
+    if value is None:
+        return default
+    if value < 1:
+        raise ValueError(f"--{option} must be a positive integer, got {value}.")
+    return value
+
+
 def options_from_args(args):
-    """:class:`Options` from an ``argparse.Namespace`` made by :func:`add_arguments`."""
+    """:class:`Options` from an ``argparse.Namespace`` made by :func:`add_arguments`;
+    ValueError naming the option that is not valid."""
     full = bool(getattr(args, "full", False))
-    configs = getattr(args, "configs", None)
-    configs = tuple(configs.split(",")) if configs else (tuple(CONFIGS) if full else QUICK_CONFIGS)
-    unknown = [c for c in configs if c not in CONFIGS]
-    if unknown:
-        raise ValueError(f"Unknown config(s) {unknown}; choose from {list(CONFIGS)}.")
+    configs = _names(getattr(args, "configs", None), "config(s)", CONFIGS,
+                     tuple(CONFIGS) if full else QUICK_CONFIGS)
     dtype = getattr(args, "dtype", "both") or "both"
-    sections = getattr(args, "sections", None)
-    sections = (tuple(sections.split(",")) if sections
-                else SECTIONS if full else ("train", "predict", "startup"))
-    unknown = [s for s in sections if s not in SECTIONS]
-    if unknown:
-        raise ValueError(f"Unknown section(s) {unknown}; choose from {list(SECTIONS)}.")
+    sections = _names(getattr(args, "sections", None), "section(s)", SECTIONS,
+                      SECTIONS if full else ("train", "predict", "startup"))
     return Options(
         configs=configs,
         dtypes=DTYPES if dtype == "both" else (dtype,),
         sections=sections,
         full=full,
-        epochs=getattr(args, "epochs", None),
-        rounds=getattr(args, "rounds", None),
-        samples=getattr(args, "samples", None),
-        threads=getattr(args, "threads", None),
+        epochs=_count(args, "epochs"),
+        rounds=_count(args, "rounds"),
+        samples=_count(args, "samples"),
+        threads=_count(args, "threads"),
         torch=not getattr(args, "no_torch", False),
-        peak_size=getattr(args, "peak_size", None) or 2048,
+        peak_size=_count(args, "peak-size", 2048),
     )
+
+
+def usable_cpus():
+    """The CPUs this process may run on (its affinity mask, where the system has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def torch_available():

@@ -9,6 +9,7 @@ import numpy as np
 
 from .cases import (
     IMPLS, PREDICT_CALLS, PREDICT_CASE, PREDICT_REPEATS, TARGETS, TRAIN_COLUMNS, torch_available,
+    usable_cpus,
 )
 
 LIMIT_COLUMNS = ("case", "threads", "GFLOP/s", "1-core peak",
@@ -266,7 +267,8 @@ def machine_info():
 
     info = {
         "python": platform.python_version(), "platform": platform.platform(),
-        "cpu": _cpu_name(), "cpu_count": os.cpu_count(), "fastfnn": __version__,
+        "cpu": _cpu_name(), "cpu_count": os.cpu_count(), "usable_cpus": usable_cpus(),
+        "fastfnn": __version__,
         "numpy": np.__version__, "numba": numba.__version__, "sklearn": sklearn.__version__,
         "blas": sorted({f"{i.get('internal_api')} {i.get('version')} {i.get('architecture', '')}"
                         .strip() for i in threadpool_info() if i.get("user_api") == "blas"}),
@@ -305,11 +307,17 @@ def machine_choices():
     return lines
 
 
+def _cores(info):
+    """"2 cores", or "1 of 2 cores" where the process may run on fewer than the machine has."""
+    usable, count = info["usable_cpus"], info["cpu_count"]
+    return f"{usable} cores" if usable == count else f"{usable} of {count} cores"
+
+
 def machine_header(bench):
     info = machine_info()
     lines = [
         f"fastfnn {info['fastfnn']} benchmark, {info['date']}: {info['cpu']}, "
-        f"{info['cpu_count']} cores; numpy {info['numpy']}, numba {info['numba']}, "
+        f"{_cores(info)}; numpy {info['numpy']}, numba {info['numba']}, "
         f"scikit-learn {info['sklearn']}" + (f", torch {info['torch']}" if "torch" in info
                                              else "") + f"; BLAS: {', '.join(info['blas'])}",
     ]

@@ -12,7 +12,7 @@ import numpy as np
 
 from .cases import (
     ALPHA, FLOOR_CONFIGS, LR, MEMORY_CONFIGS, MOMENTUM, TOLERANCE, estimator_class,
-    estimator_params, make_data, sklearn_draws, thread_count,
+    estimator_params, make_data, sklearn_draws, thread_count, usable_cpus,
 )
 from .children import MEMORY_CHILD, STARTUP_CHILD, _best_of, _child, command_seconds
 from .gemm import gemm_floor, gemm_peak
@@ -106,7 +106,7 @@ class Bench(Latency, Tables):
     # ---- GEMM peak ----
 
     def measure_peak(self, dtype, threads=None):
-        threads = threads or os.cpu_count() or 1
+        threads = threads or usable_cpus()
         value = gemm_peak(dtype, threads, n=self.opts.peak_size)
         self.peaks.setdefault(dtype, {})[threads] = value
         self.log(f"GEMM peak {dtype} {threads} thread(s): {value:.1f} GFLOP/s")
@@ -118,7 +118,7 @@ class Bench(Latency, Tables):
         p = self.peaks.get(dtype)
         if not p:
             return None
-        return p.get(threads or os.cpu_count() or 1, max(p.values()))
+        return p.get(threads or usable_cpus(), max(p.values()))
 
     # ---- training ----
 
@@ -337,7 +337,7 @@ class Bench(Latency, Tables):
         if "train" in o.sections or "floor" in o.sections:
             for dtype in o.dtypes:
                 self.measure_peak(dtype, 1)
-                if (os.cpu_count() or 1) > 1:
+                if usable_cpus() > 1:
                     self.measure_peak(dtype)
         if "train" in o.sections:
             for case in o.cases():
