@@ -14,16 +14,18 @@ from fastfnn._modelcheck import FieldError, check_estimator
 def test_every_missing_marker_becomes_none():
     frame = pd.DataFrame({"a": pd.array(["x", None, "y", None], dtype="string"),
                           "b": ["u", np.nan, None, "v"],
-                          "c": [pd.NaT, "w", "w", pd.NA]})
+                          "c": [pd.NaT, "w", "w", pd.NA],
+                          "d": pd.array(["p", None, "q", "r"], dtype="string[pyarrow]")})
     cells = TextCells().fit(frame).transform(frame)
-    assert cells.dtype == object and cells.shape == (4, 3)
-    want = [["x", "u", None], [None, None, "w"], ["y", None, "w"], [None, "v", None]]
+    assert cells.dtype == object and cells.shape == (4, 4)
+    want = [["x", "u", None, "p"], [None, None, "w", None], ["y", None, "w", "q"],
+            [None, "v", None, "r"]]
     assert cells.tolist() == want
     assert frame["b"].isna().sum() == 2  # the input is left as it was
     imputed = make_pipeline(TextCells(), SimpleImputer(missing_values=None,
                                                        strategy="most_frequent"))
     assert imputed.fit_transform(frame)[:, 2].tolist() == ["w"] * 4
-    assert list(TextCells().fit(frame).get_feature_names_out()) == ["a", "b", "c"]
+    assert list(TextCells().fit(frame).get_feature_names_out()) == ["a", "b", "c", "d"]
     numpy_markers = np.array([[np.float32("nan")], [np.datetime64("NaT")], ["x"]], object)
     assert TextCells().fit_transform(numpy_markers).tolist() == [[None], [None], ["x"]]
 

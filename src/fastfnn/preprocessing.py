@@ -43,8 +43,8 @@ class TextCells(TransformerMixin, BaseEstimator):
     def transform(self, X):
         """(n_samples, n_features) object array of X's cells, missing ones None."""
         check_is_fitted(self, "n_features_in_")
-        cells = validate_data(self, X, dtype=object, ensure_all_finite=False, reset=False,
-                              copy=True)
+        cells = validate_data(self, X, dtype=object, ensure_all_finite=False, reset=False)
+        cells = np.array(cells, dtype=object)  # a copy, writable whatever the input's storage
         cells[_MISSING(cells).astype(bool)] = None
         return cells
 
