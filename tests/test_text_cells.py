@@ -1,6 +1,8 @@
 """TextCells: every missing text cell (None, NaN, pandas' NA, NaT) becomes None, every other
 cell stays; in a model file it is checked field by field like the networks."""
 
+import io
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -28,6 +30,13 @@ def test_every_missing_marker_becomes_none():
     assert list(TextCells().fit(frame).get_feature_names_out()) == ["a", "b", "c", "d"]
     numpy_markers = np.array([[np.float32("nan")], [np.datetime64("NaT")], ["x"]], object)
     assert TextCells().fit_transform(numpy_markers).tolist() == [[None], [None], ["x"]]
+
+
+def test_columns_read_by_pyarrow_come_back_as_cells():
+    """pandas' pyarrow reader's text columns (which scikit-learn's check hands back read-only)."""
+    frame = pd.read_csv(io.StringIO("a,b\nx,1\n,2\n"), engine="pyarrow",
+                        dtype={"a": "string[pyarrow]"})
+    assert TextCells().fit_transform(frame[["a"]]).tolist() == [["x"], [None]]
 
 
 FRAME = pd.DataFrame({"city": ["a", "b"], "zip": ["1", "2"]})
