@@ -1,5 +1,9 @@
 """The command line's Dask paths: ``fit --stream``, ``predict --stream`` (automatic for a glob)
-and ``search``, checked against fastfnn.load_model and scikit-learn's in-process GridSearchCV."""
+and ``search``, checked against fastfnn.load_model and scikit-learn's in-process GridSearchCV;
+the model files of search and of the streaming fit, used by predict and described by info."""
+
+import os
+import re
 
 import numpy as np
 import pandas as pd
@@ -113,3 +117,121 @@ def test_search_parameter_errors(tables):
     })
     assert_one_line_error(runs["unknown"], "--param alhpa", "alpha", command="search")
     assert_one_line_error(runs["no-dask"], 'pip install "fastfnn[dask]"', command="search")
+
+
+def _keyed(n=240, seed=5):
+    """key (text, one per row), a, b (numbers), y1, y2 (regression targets), lab3 (three
+    colours), m1, m2 (0/1 labels)."""
+    rng = np.random.RandomState(seed)
+    frame = pd.DataFrame({"key": [f"k{i:03d}" for i in range(n)],
+                          "a": rng.standard_normal(n).round(5),
+                          "b": rng.standard_normal(n).round(5)})
+    frame["y1"] = (2 * frame.a + frame.b).round(5)
+    frame["y2"] = (frame.a - frame.b).round(5)
+    frame["lab3"] = np.array(["red", "green", "blue"])[np.digitize(frame.a, [-0.5, 0.5])]
+    frame["m1"], frame["m2"] = (frame.a > 0).astype(int), (frame.b > 0).astype(int)
+    return frame
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_models_of_search_and_stream_predict_and_say_what_their_metrics_are(tmp_path):
+    frame = _keyed()
+    frame[["key", "a", "b", "y1", "y2"]].to_csv(tmp_path / "keyed.csv", index=False)
+    frame[["a", "b", "y1", "y2"]].to_csv(tmp_path / "numbers.csv", index=False)
+    small = ["--hidden", "4", "--quiet"]
+    fits = run_forked({
+        "stream": (["fit", "numbers.csv", "--target", "y1,y2", "--stream", "--partition-size",
+                    "2KB", "--epochs", "2", "--save", "st.skops", *small], tmp_path),
+        "search": (["search", "keyed.csv", "--target", "y1", "--drop", "y2", "--id", "key",
+                    "--param", "alpha=0.001,0.1", "--cv", "2", "--workers", "2", "--epochs",
+                    "3", "--save", "srch.skops", *small], tmp_path)})
+    for result in fits.values():
+        assert result.returncode == 0, result.stderr
+    runs = run_forked({
+        "predict stream": (["predict", "st.skops", "numbers.csv", "--no-stream", "-o",
+                            "st.csv"], tmp_path),
+        "predict search": (["predict", "srch.skops", "keyed.csv", "-o", "srch.csv"], tmp_path),
+        "info stream": (["info", "st.skops"], tmp_path),
+        "info search": (["info", "srch.skops"], tmp_path)})
+    for result in runs.values():
+        assert result.returncode == 0, result.stderr
+
+    streamed = fastfnn.load_model(tmp_path / "st.skops")
+    written = pd.read_csv(tmp_path / "st.csv")
+    assert list(written.columns) == ["y1", "y2"]
+    np.testing.assert_array_equal(written.to_numpy(), streamed.predict(frame[["a", "b"]]))
+    searched = fastfnn.load_model(tmp_path / "srch.skops")
+    written = pd.read_csv(tmp_path / "srch.csv")
+    assert list(written.columns) == ["key", "y1"]
+    assert written["key"].tolist() == frame["key"].tolist()
+    np.testing.assert_array_equal(written["y1"].to_numpy(), searched.predict(frame))
+
+    out = runs["info search"].stdout
+    alpha = searched.regressor_[-1].alpha
+    best = re.search(r"^best     alpha=\S+: mean R² (\S+)$", fits["search"].stdout, re.M)
+    assert "dropped  y2\n" in out and "id       key " in out
+    assert f"search   grid, 2-fold cross-validation; best alpha={alpha}\n" in out
+    assert ("metrics  cross-validated by the search: the best candidate's mean score over 2 "
+            f"folds\n         cross-validated R² {best.group(1)}\n") in out
+    out = runs["info stream"].stdout
+    best = re.search(r"^best     epoch (\d+): validation R² (\S+) \((\d+) rows; the model kept",
+                     fits["stream"].stdout, re.M)
+    epoch, score, rows = best.groups()
+    assert "trained  2 epochs in " in out
+    assert (f"metrics  on the validation partitions held out of the streamed training ({rows} "
+            f"rows), at the best epoch ({epoch}: the model kept)\n"
+            f"         validation R² {score}\n") in out
+
+
+def test_streamed_predictions_have_the_in_memory_column_names(tmp_path):
+    """predict --stream names its columns as predict does in memory (several targets: their
+    names; --proba: TARGET=CLASS, or TARGET=1 per label), to a file and to stdout, and writes
+    the same predictions."""
+    frame = _keyed()
+    frame[["a", "b", "y1", "y2"]].to_csv(tmp_path / "numbers.csv", index=False)
+    frame[["a", "b", "lab3"]].to_csv(tmp_path / "colours.csv", index=False)
+    frame[["a", "b", "m1", "m2"]].to_csv(tmp_path / "labels.csv", index=False)
+    small = ["--hidden", "4", "--epochs", "3", "--quiet"]
+    fits = run_forked({
+        "multi": (["fit", "numbers.csv", "--target", "y1,y2", "--save", "multi.skops", *small],
+                  tmp_path),
+        "colours": (["fit", "colours.csv", "--classify", "--save", "colours.skops", *small],
+                    tmp_path),
+        "labels": (["fit", "labels.csv", "--classify", "--target", "m1,m2", "--save",
+                    "labels.skops", *small], tmp_path)})
+    for result in fits.values():
+        assert result.returncode == 0, result.stderr
+    cases = {"multi": ("numbers.csv", []), "colours": ("colours.csv", []),
+             "colours proba": ("colours.csv", ["--proba"]),
+             "labels proba": ("labels.csv", ["--proba"])}
+    argv = {}
+    for key, (data, extra) in cases.items():
+        model = f"{key.split()[0]}.skops"
+        for how in ("stream", "no-stream"):
+            argv[f"{key} {how}"] = (["predict", model, data, f"--{how}", "-o",
+                                     f"{key.replace(' ', '_')}_{how}.csv", *extra], tmp_path)
+    argv["stdout"] = (["predict", "colours.skops", "colours.csv", "--stream", "--proba", "-o",
+                       "-"], tmp_path)
+    runs = run_forked(argv)
+    for result in runs.values():
+        assert result.returncode == 0, result.stderr
+    colours = fastfnn.load_model(tmp_path / "colours.skops")
+    labels = fastfnn.load_model(tmp_path / "labels.skops")
+    X = frame[["a", "b"]]
+    expected = {
+        "multi": (["y1", "y2"], fastfnn.load_model(tmp_path / "multi.skops").predict(X)),
+        "colours": (["lab3"], colours.predict(X)),
+        "colours proba": ([f"lab3={c}" for c in colours.classes_], colours.predict_proba(X)),
+        "labels proba": (["m1=1", "m2=1"], labels.predict_proba(X)),
+    }
+    for key, (names, values) in expected.items():
+        for how in ("stream", "no-stream"):
+            written = pd.read_csv(tmp_path / f"{key.replace(' ', '_')}_{how}.csv")
+            assert list(written.columns) == names, (key, how)
+            got = written.to_numpy().reshape(np.shape(values))
+            if got.dtype.kind == "f":
+                np.testing.assert_allclose(got, values, rtol=0, atol=1e-12)
+            else:
+                np.testing.assert_array_equal(got, values)
+    assert runs["stdout"].stdout.splitlines()[0] == ",".join(expected["colours proba"][0])
+    assert not [name for name in os.listdir(tmp_path) if name.endswith(".part")]

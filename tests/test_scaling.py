@@ -343,8 +343,12 @@ def test_predict_streaming_writes_in_memory_predictions_in_order(friedman, strea
     assert done[-1][0] == done[-1][1] > 5
     assert sorted(os.listdir(tmp_path)) == ["out.csv", "to_predict.csv"]  # no temporary left
     text = io.StringIO()  # a text stream (the command line's stdout) gets the same CSV
-    predict_streaming(fit.model, src, text, name="y_hat", blocksize=BLOCK, prefetch=False)
+    predict_streaming(fit.model, src, text, columns=["y_hat"], blocksize=BLOCK, prefetch=False)
     assert text.getvalue() == (tmp_path / "out.csv").read_text()
+    with pytest.raises(ValueError, match="columns names 2 column"):
+        predict_streaming(fit.model, src, tmp_path / "bad.csv", columns=["a", "b"],
+                          blocksize=BLOCK)
+    assert sorted(os.listdir(tmp_path)) == ["out.csv", "to_predict.csv"]
 
 
 def test_predict_streaming_on_the_cluster_matches_in_memory(client, friedman, streamed,

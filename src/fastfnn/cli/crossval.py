@@ -3,7 +3,8 @@
 The folds are scikit-learn's (``StratifiedKFold`` for one class label per row, ``KFold``
 otherwise, shuffled with ``--seed``). On each fold the network, the linear model and the trivial
 one train on the other folds and are scored on it; every metric is shown as its mean ± standard
-deviation over the folds. ``--save`` then saves a network refitted on every row.
+deviation over the folds. ``--save`` then saves a network refitted on every row (its epochs and
+seconds recorded as the training's ``refit``).
 """
 
 import time
@@ -80,7 +81,10 @@ def run(args, data, path, label, shown, describe, write_outputs):
     fnn = None
     if args.save:
         say("refit    on every row, for --save")
-        fnn, _, _, _ = training.train(model, X, y, args, show_bar=not args.quiet)
+        fnn, elapsed, _, _ = training.train(model, X, y, args, show_bar=not args.quiet)
+        unit = "L-BFGS iterations" if args.solver == "lbfgs" else "epochs"
+        run_info["training"]["refit"] = {"iterations": int(fnn.n_iter_), "unit": unit,
+                                         "seconds": elapsed}
     else:
         fnn = training.fitted_fnn(net)
     from .report import model_record

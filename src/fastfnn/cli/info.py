@@ -61,18 +61,21 @@ def cmd_info(args):
     if data.get("sha256"):
         text += f", {data.get('bytes')} bytes, sha256 {data['sha256']}"
     print(text)
+    search = record.get("search")
+    if search is not None:
+        print(f"search   {search.get('kind', '?')}, {search.get('folds', '?')}-fold "
+              "cross-validation; best " + ", ".join(
+                  f"{k}={_value(v)}" for k, v in (search.get("parameters") or {}).items()))
     training = record.get("training") or {}
-    if "iterations" in training:
-        print(f"trained  {training['iterations']} {training.get('unit', 'epochs')} in "
-              f"{training.get('seconds', 0):.2f} s")
+    trained = _trained(training, record)
+    if trained:
+        print(f"trained  {trained}")
     for note in training.get("notes", []):
         print(f"note     {note}")
     scores = {"network": record.get("test_metrics") or {},
               **(record.get("reference_metrics") or {})}
     if scores["network"]:
-        where = (f"mean of {record['cv']['folds']} folds" if record.get("cv") else
-                 f"{record.get('split', {}).get('test_rows', '?')} test rows")
-        print(f"metrics  at training time ({where})")
+        print(f"metrics  {_measured_on(record)}")
         if all(isinstance(v, (int, float)) or v is None for v in scores["network"].values()):
             for line in metrics.table(scores, task == "classification"):
                 print(f"         {line}")
@@ -81,6 +84,45 @@ def cmd_info(args):
     versions = record.get("versions") or {"fastfnn": record.get("fastfnn_version", "?")}
     print("versions " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     return 0
+
+
+def _trained(training, record):
+    """The 'trained' line of a record's ``training``: the iterations and seconds of the saved
+    network (with --cv, of the refit on every row, after the folds'); '' when not recorded."""
+    refit = training.get("refit") or {}
+    if "iterations" in training:
+        return (f"{training['iterations']} {training.get('unit', 'epochs')} in "
+                f"{training.get('seconds', 0):.2f} s")
+    if "iterations" in refit:
+        folds = (record.get("cv") or {}).get("folds", "?")
+        return (f"{refit['iterations']} {refit.get('unit', 'epochs')} in "
+                f"{refit.get('seconds', 0):.2f} s on every row (the saved network), after "
+                f"{folds} folds in {training.get('seconds', 0):.2f} s")
+    return ""
+
+
+def _measured_on(record):
+    """What the metrics of ``record`` were measured on, for the 'metrics' line. Records of
+    search and of fit --stream written before they said so are known by their metrics'
+    names."""
+    names = list(record.get("test_metrics") or {})
+    search, validation = record.get("search"), record.get("validation")
+    if search is not None or any(k.startswith("cross-validated ") for k in names):
+        folds = (search or {}).get("folds")
+        return ("cross-validated by the search: the best candidate's mean score"
+                + (f" over {folds} folds" if folds else " over the folds"))
+    if validation is not None or any(k.startswith("validation ") for k in names):
+        validation = validation or {}
+        text = "on the validation partitions held out of the streamed training"
+        if "rows" in validation:
+            text += f" ({validation['rows']} rows)"
+        if validation.get("best_epoch"):
+            text += f", at the best epoch ({validation['best_epoch']}: the model kept)"
+        return text
+    if record.get("cv") is not None:
+        return f"at training time (mean of {record['cv'].get('folds', '?')} folds)"
+    test_rows = (record.get("split") or {}).get("test_rows")
+    return "at training time" + (f" ({test_rows} test rows)" if test_rows is not None else "")
 
 
 def _network(model):

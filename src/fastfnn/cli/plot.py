@@ -4,7 +4,8 @@
   when the estimator kept them (early stopping), the best epoch marked;
 * the error per epoch on the training rows and on the test rows, computed alike (RMSE in the
   target's units for regressors, log-loss for classifiers) by :class:`Curves`, a fit callback:
-  overfitting shows as the two curves parting, with or without early stopping;
+  overfitting shows as the two curves parting, with or without early stopping (the test rows'
+  log-loss is undefined, and not drawn, where they hold a class the training rows lack);
 * on the test rows: the confusion matrix (classifiers) or predicted against actual
   (regressors);
 * each layer's gradient norm per epoch, when the estimator records them (``gradient_norms_``).
@@ -58,13 +59,19 @@ class Curves:
 
 
 def _log_loss(fnn, X, y):
+    """The log-loss of ``fnn`` on (X, y); NaN where it is undefined (a class of y that the
+    network never saw, which only the test rows hold), as the metrics leave it out."""
     import numpy as np
     from sklearn.metrics import log_loss
 
+    from .metrics import _defined
+
     proba = fnn.predict_proba(X)
     if np.ndim(y) == 2:  # multilabel: every label's binary log-loss, averaged
-        return float(log_loss(np.ravel(y), np.ravel(proba), labels=[0, 1]))
-    return float(log_loss(y, proba, labels=fnn.classes_))
+        loss = _defined(lambda: float(log_loss(np.ravel(y), np.ravel(proba), labels=[0, 1])))
+    else:
+        loss = _defined(lambda: float(log_loss(y, proba, labels=fnn.classes_)))
+    return np.nan if loss is None else loss
 
 
 def plot_training(fnn, path, label, description, args, curves=None, model=None, test=None):
@@ -144,7 +151,10 @@ def _error_panel(ax, curves):
 
     for key, color in (("training", "C0"), ("test", "C3")):
         values = curves.errors[key]
-        ax.plot(np.arange(1, len(values) + 1), values, color=color, label=f"{key} rows")
+        label = f"{key} rows"
+        if curves.classify and not np.isfinite(values).any():
+            label += f" ({curves.name} undefined: a class the training rows lack)"
+        ax.plot(np.arange(1, len(values) + 1), values, color=color, label=label)
     test = np.asarray(curves.errors["test"])
     best = int(np.nanargmin(test)) if np.isfinite(test).any() else None
     if best is not None:

@@ -29,8 +29,7 @@ def add_parser(sub):
                         "(fastfnn.scaling, needs Dask: pip install \"fastfnn[dask]\"), in the "
                         "input's row order, to --output (required; '-': stdout). Default: on "
                         "when DATA is a glob pattern ('dir/part-*.csv') or a file over 1 GiB. "
-                        "The columns are named TARGET (one output), prediction_K (several) or "
-                        "TARGET_CLASS (--proba)")
+                        "The columns are named as without --stream")
     p.add_argument("--partition-size", default="16MB", metavar="SIZE",
                    help="bytes per partition of a CSV file with --stream (default 16MB)")
     p.set_defaults(func=cmd_predict)
@@ -55,10 +54,8 @@ def cmd_predict(args):
                          fills_numeric="numeric" in record.get("imputed", ["numeric"]),
                          missing_text=columns.LEGACY_MISSING_TEXT if legacy else np.nan,
                          strip_text=legacy).frame
-    if args.proba:
-        header, values = _probabilities(model, X, record)
-    else:
-        header, values = list(record["targets"]), model.predict(X)
+    values = model.predict_proba(X) if args.proba else model.predict(X)
+    header = modelfile.prediction_columns(record, getattr(model, "classes_", None), args.proba)
     id_column = record.get("id")
     ids = None
     if id_column is not None:
@@ -88,7 +85,7 @@ def _text_columns(header, record):
     names = record["features"]
     columns = dict(zip(names, header)) if _by_position(header, names) else {}
     text = [columns.get(name, name) for name in modelfile.text_features(record)]
-    return text + [record["id"]] * (record.get("id") is not None)
+    return text + ([record["id"]] if record.get("id") is not None else [])
 
 
 def _by_position(header, names):
@@ -127,17 +124,6 @@ def _is_number(text):
     except ValueError:
         return False
     return True
-
-
-def _probabilities(model, X, record):
-    import numpy as np
-
-    proba = np.asarray(model.predict_proba(X))
-    targets = record["targets"]
-    if len(targets) > 1:  # multilabel: P(label = 1) per target
-        return [f"{name}=1" for name in targets], proba
-    classes = model.classes_
-    return [f"{targets[0]}={c}" for c in classes], proba
 
 
 def _write_csv(f, header, values, ids=None):

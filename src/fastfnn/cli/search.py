@@ -135,12 +135,28 @@ def cmd_search(args):
     print(f"best     {_text(best)}: mean {metric} {found.best_score_:.4f}")
     _table(found, metric)
     if args.save:
-        record = dict(kinds=data.kinds, imputed=training.imputed_kinds(data.features),
-                      targets=data.targets, task="classification" if args.classify
-                      else "regression", dtype=args.dtype, data=label,
-                      metrics={f"cross-validated {metric}": f"{found.best_score_:.4f}"})
-        _write_outputs(args, found.best_estimator_, None, label, record)
+        _write_outputs(args, found.best_estimator_, None, label,
+                       _record(args, data, label, path, found, metric))
     return 0
+
+
+def _record(args, data, label, path, found, metric):
+    """The saved model's metadata: what 'fit --save' records, the metrics being the best
+    candidate's mean over the folds, and the search (its kind, folds, best parameters)."""
+    from . import report
+
+    return dict(kinds=data.kinds, imputed=training.imputed_kinds(data.features),
+                targets=data.targets, task="classification" if args.classify else "regression",
+                dtype=args.dtype, data=label,
+                metrics={f"cross-validated {metric}": f"{found.best_score_:.4f}"},
+                extra={"id": args.id, "dropped": list(args.drop or []),
+                       "search": {"kind": args.kind, "folds": args.cv,
+                                  "parameters": _short(found.best_params_),
+                                  "candidates": len(found.cv_results_["params"])},
+                       "parameters": report.network_params(
+                           training.fitted_fnn(found.best_estimator_)),
+                       "data_file": report.fingerprint(path), "rows": data.rows,
+                       "versions": report.versions()})
 
 
 def _grid(model, params):

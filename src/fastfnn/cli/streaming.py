@@ -150,9 +150,19 @@ def fit_stream(args, reason, describe, write_outputs):
         print(f"best     epoch {result.best_epoch}: validation {metric} {result.best_score:.4f} "
               f"({result.n_validation_rows} rows; the model kept)")
     features = list(result.model.feature_names_in_)
+    from .report import network_params, versions
+
     record = dict(kinds=dict.fromkeys(features, "numeric"), imputed=[], targets=targets,
                   task="classification" if args.classify else "regression", dtype=args.dtype,
-                  data=args.data, metrics=metrics)
+                  data=args.data, metrics=metrics,
+                  extra={"validation": {"rows": result.n_validation_rows,
+                                        "partitions": len(result.validation_partitions),
+                                        "best_epoch": result.best_epoch},
+                         "training": {"iterations": len(result.history), "unit": "epochs",
+                                      "seconds": seconds},
+                         "parameters": network_params(result.model[-1]),
+                         "rows": result.n_train_rows + result.n_validation_rows,
+                         "versions": versions()})
     write_outputs(args, result.model, None, args.data, record)
     return 0
 
@@ -300,14 +310,13 @@ def predict_stream(args, reason):
     if record.get("id") is not None:
         print(f"fastfnn predict: note: streamed predictions are written without the model's "
               f"--id column {record['id']!r}, in the input's row order", file=sys.stderr)
-    targets = record["targets"]
+    header = modelfile.prediction_columns(record, getattr(model, "classes_", None), args.proba)
     output = sys.stdout if args.output == "-" else args.output
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", scaling.EmptyFileWarning)
             rows = scaling.predict_streaming(
-                model, args.data, output,
-                name=targets[0] if len(targets) == 1 else "prediction",
+                model, args.data, output, columns=header,
                 method="predict_proba" if args.proba else "predict",
                 blocksize=args.partition_size)
     except FileNotFoundError as exc:

@@ -97,7 +97,13 @@ class _NoRowsAnswered:
         return getattr(self.model, method)(row)[:0]
 
 
-def _columns(model, method, name, n_columns):
+def _columns(model, method, name, n_columns, columns=None):
+    """The header: ``columns`` as given (one name per column), else named after ``name``."""
+    if columns is not None:
+        if len(columns) != n_columns:
+            raise ValueError(f"columns names {len(columns)} column(s), but the model's "
+                             f"{method} gives {n_columns}.")
+        return list(columns)
     if method == "predict_proba":
         return [f"{name}_{c}" for c in model.classes_]
     return [name] if n_columns == 1 else [f"{name}_{k}" for k in range(n_columns)]
@@ -136,7 +142,7 @@ def _write(parts, out, columns_of):
 
 def predict_streaming(model, source, output, *, name="prediction", method="predict",
                       scheduler=None, n_workers=2, window=None, blocksize="16MB",
-                      prefetch=True, read_kwargs=None, on_partition=None):
+                      prefetch=True, read_kwargs=None, on_partition=None, columns=None):
     """Write a fitted model's predictions of a table larger than memory to CSV, in row order.
 
     Partitions are predicted one after another and appended to the file, so the memory held
@@ -174,6 +180,9 @@ def predict_streaming(model, source, output, *, name="prediction", method="predi
         More arguments for ``dask.dataframe.read_csv`` / ``read_parquet``.
     on_partition : callable, optional
         Called as ``on_partition(done, total)`` after each partition is written.
+    columns : list of str, optional
+        The header's column names, one per output (or class, for probabilities), in place of
+        those made of ``name``; ValueError at the first partition when they do not match.
 
     Returns
     -------
@@ -186,7 +195,7 @@ def predict_streaming(model, source, output, *, name="prediction", method="predi
     total = table.n_partitions
 
     def columns_of(n):
-        return _columns(model, method, name, n)
+        return _columns(model, method, name, n, columns)
 
     with ExitStack() as stack:
         if scheduler is None:
