@@ -235,3 +235,23 @@ def test_streamed_predictions_have_the_in_memory_column_names(tmp_path):
                 np.testing.assert_array_equal(got, values)
     assert runs["stdout"].stdout.splitlines()[0] == ",".join(expected["colours proba"][0])
     assert not [name for name in os.listdir(tmp_path) if name.endswith(".part")]
+
+
+def test_a_halving_search_counts_its_candidates_not_its_rows(capsys):
+    """Successive halving's results hold a row per candidate and round: the table and the
+    saved record count the candidates (the oracle: the grid's own length)."""
+    from sklearn.experimental import enable_halving_search_cv  # noqa: F401
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import HalvingGridSearchCV, ParameterGrid
+
+    from fastfnn.cli import search as command
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 3))
+    y = X @ [1.0, -2.0, 0.5] + rng.standard_normal(300)
+    grid = {"alpha": list(np.logspace(-3, 3, 12))}
+    found = HalvingGridSearchCV(Ridge(), grid, cv=3, min_resources=30).fit(X, y)
+    n = len(ParameterGrid(grid))
+    assert command._n_searched(found) == n < len(found.cv_results_["params"])
+    command._table(found, "R²")
+    assert f"{n} candidates over {len(found.n_candidates_)} rounds" in capsys.readouterr().out

@@ -469,6 +469,43 @@ def test_random_search_through_a_scheduler_address(client, small):
                                oracle.cv_results_["mean_test_score"], rtol=1e-12)
 
 
+def test_the_workers_train_under_the_callers_warning_filters(client, small):
+    """As scikit-learn's loop hands its workers the caller's warning filters, the groups
+    trained together on the workers run under them: with ConvergenceWarning an error there,
+    the fits that stop at max_iter fail, and the scores are GridSearchCV's under that filter
+    (the oracle, in this process)."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, y = small
+    grid = {"alpha": [1e-4, 1e-1], "max_iter": [2, 400]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        ours = search(small_net(), grid, X, y, scheduler=client, cv=3, refit=False,
+                      error_score=np.nan)
+        oracle = GridSearchCV(small_net(), grid, cv=3, refit=False, error_score=np.nan).fit(X, y)
+    assert type(ours).__name__ == "FNNGridSearchCV"
+    scores = ours.cv_results_["mean_test_score"]
+    np.testing.assert_array_equal(scores, oracle.cv_results_["mean_test_score"])
+    assert np.isnan(scores).sum() == 2
+
+
+def test_progress_counts_the_fits_of_every_batch_joblib_sends():
+    """The keys of the tasks joblib sends to dask name their batch (the oracle: joblib's own
+    naming, one call or several, which it calls a "mixed" batch when scikit-learn's
+    ``delayed`` wraps each call anew): the progress counts each batch's fits."""
+    from joblib._dask import Batch
+    from sklearn.model_selection._validation import _fit_and_score
+    from sklearn.utils.parallel import delayed
+
+    from fastfnn.scaling._search import _FIT_BATCH
+
+    for n in (1, 3):
+        key = f"{Batch([delayed(_fit_and_score)(i) for i in range(n)])!r}-0123abcd"
+        assert int(_FIT_BATCH.match(key).group(1)) == n, key
+
+
 def test_successive_halving_over_epochs_on_the_cluster(client, small):
     X, y = small
     grid = {"alpha": [1e-4, 1e-2, 1e-1], "learning_rate_init": [1e-3, 1e-2, 3e-2]}

@@ -43,13 +43,15 @@ import time
 from contextvars import ContextVar
 
 import numpy as np
-from joblib import Parallel, delayed, parallel_config
+from joblib import parallel_config
 from joblib.parallel import get_active_backend
 from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
 from sklearn.model_selection._validation import _check_method_params
 from sklearn.utils import indexable
 from sklearn.utils.metaestimators import _safe_split
+from sklearn.utils.parallel import Parallel, delayed  # (each task runs under the caller's
+# warning filters and scikit-learn configuration, as in scikit-learn's own loop)
 
 from . import _env, _prefit
 from ._base import BaseFNN

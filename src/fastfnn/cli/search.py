@@ -152,7 +152,7 @@ def _record(args, data, label, path, found, metric):
                 extra={"id": args.id, "dropped": list(args.drop or []),
                        "search": {"kind": args.kind, "folds": args.cv,
                                   "parameters": _short(found.best_params_),
-                                  "candidates": len(found.cv_results_["params"])},
+                                  "candidates": _n_searched(found)},
                        "parameters": report.network_params(
                            training.fitted_fnn(found.best_estimator_)),
                        "data_file": report.fingerprint(path), "rows": data.rows,
@@ -195,6 +195,12 @@ def _text(params):
     return ", ".join(f"{k}={show(v)}" for k, v in params.items())
 
 
+def _n_searched(found):
+    """The candidates a fitted search tried (successive halving: those of its first round)."""
+    rounds = getattr(found, "n_candidates_", None)
+    return int(rounds[0]) if rounds else len(found.cv_results_["params"])
+
+
 def _table(found, metric):
     import numpy as np
 
@@ -205,4 +211,7 @@ def _table(found, metric):
         print(f"{results['rank_test_score'][i]:>4}  {results['mean_test_score'][i]:>8.4f}  "
               f"{results['std_test_score'][i]:.4f}  {_text(_short(results['params'][i]))}")
     if len(results["params"]) > SHOWN:
-        print(f"...   ({len(results['params'])} candidates in all)")
+        rounds = getattr(found, "n_candidates_", None)
+        print(f"...   ({len(results['params'])} " + (
+            f"rows in all: {_n_searched(found)} candidates over {len(rounds)} rounds)"
+            if rounds else "candidates in all)"))

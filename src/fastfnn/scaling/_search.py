@@ -31,8 +31,10 @@ from ._cluster import cluster_client
 SEARCH_KINDS = ("grid", "random", "halving", "halving-random")
 
 # joblib names each task it sends to dask after the batch it runs:
-# "batch_of__fit_and_score_3_calls-<uuid>" (three cross-validation fits).
-_FIT_BATCH = re.compile(r"batch_of__fit_and_score_(\d+)_calls")
+# "batch_of__fit_and_score_3_calls-<uuid>" (three cross-validation fits), or
+# "mixed_batch_of__fit_and_score_3_calls-<uuid>" where it sees the calls as different
+# functions (scikit-learn's ``delayed`` wraps each call anew).
+_FIT_BATCH = re.compile(r"(?:mixed_)?batch_of__fit_and_score_(\d+)_calls")
 
 
 class FitCounter(SchedulerPlugin):
