@@ -114,8 +114,12 @@ def test_search_parameter_errors(tables):
     runs = run_forked({
         "unknown": (["search", "data.csv", "--param", "alhpa=1,2"], tables),
         "no-dask": (["search", "data.csv", "--param", "alpha=1,2"], tables, ["dask"]),
+        "halving epochs": (["search", "data.csv", "--kind", "halving", "--param",
+                            "max_iter=3,9"], tables),
     })
     assert_one_line_error(runs["unknown"], "--param alhpa", "alpha", command="search")
+    assert_one_line_error(runs["halving epochs"], "--param max_iter", "--epochs",
+                          command="search")
     assert_one_line_error(runs["no-dask"], 'pip install "fastfnn[dask]"', command="search")
 
 

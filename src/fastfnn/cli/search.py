@@ -91,6 +91,9 @@ def cmd_search(args):
         raise CLIError("--cv needs 2 folds or more, --n-iter and --workers 1 or more")
     if args.class_weight and not args.classify:
         raise CLIError("--class-weight weighs classes: it needs --classify")
+    if args.kind.startswith("halving") and any(name == "max_iter" for name, _ in args.param):
+        raise CLIError("successive halving gives out the epochs itself: remove --param "
+                       "max_iter and set --epochs, the most epochs a candidate gets")
     scaling = scaling_module("search")
     path, label, shown = resolve_data(args.data)
     check_outputs([("--save", args.save)], [("DATA", path)])
