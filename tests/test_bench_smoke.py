@@ -79,8 +79,9 @@ def test_all_cores_are_the_cpus_the_process_may_run_on(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     assert bench.usable_cpus() == 1
-    assert "1 of 2 cores" in bench.machine_header(bench.Bench(bench.Options(("tiny",), ("float64",), ("train",))))
+    options = bench.Options(("tiny",), ("float64",), ("train",))
+    assert "1 of 2 cores" in bench.machine_header(bench.Bench(options))
     threads = []
     monkeypatch.setattr(bench.suite, "gemm_peak", lambda dtype, t, n: threads.append(t) or 1.0)
-    bench.Bench(bench.Options(("tiny",), ("float64",), ("train",))).measure_peak("float64")
+    bench.Bench(options).measure_peak("float64")
     assert threads == [1]

@@ -10,6 +10,7 @@ import pickle
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
@@ -595,6 +596,62 @@ def test_every_hook_is_handed_the_estimator_being_fitted(solver):
     if solver != "lbfgs":
         est.partial_fit(X, y)
     assert len(ours.estimators) > 2 * MAX_ITER and all(e is est for e in ours.estimators)
+
+
+class RootReader(Recorder):
+    """The Recorder that also reads the estimator it is handed at the end of the root task
+    (its ``n_iter_``), and may clear the estimator's callbacks at the end of subtask 1."""
+
+    def __init__(self, clear=False):
+        super().__init__()
+        self.root_n_iter, self.clear = [], clear
+
+    def on_fit_task_end(self, estimator, context, *, X=None, y=None, metadata=None,
+                        fitted_estimator=None):
+        if context.parent is None:
+            self.root_n_iter.append(np.ravel(estimator.n_iter_).tolist())
+        elif self.clear:
+            estimator.set_callbacks()
+        return super().on_fit_task_end(estimator, context, X=X, y=y, metadata=metadata,
+                                       fitted_estimator=fitted_estimator)
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_a_refits_copies_hold_nothing_of_the_model_before(solver):
+    """After a fit on a frame with early stopping, a refit on an array: each fitted copy is the
+    refit stopped there (the oracle: an independent fit with max_iter=e), its other attributes
+    (the earlier history, feature names) None; at the root task's end the estimator itself
+    holds the new model, as scikit-learn's LogisticRegression does there (the oracle)."""
+    X, y = _data(FNNRegressor)
+    est = FNNRegressor(**_params("adam", early_stopping=True))
+    est.fit(pd.DataFrame(X, columns=list("abcd")), y)
+    reader = RootReader()
+    est.set_params(early_stopping=False, **_params(solver)).set_callbacks(reader).fit(X, y)
+    own = ("_callback_fit_ctx", "_skl_callbacks", "_skl_callbacks_to_teardown")
+    for e, fitted in enumerate(reader.fitted, 1):
+        oracle = FNNRegressor(**_params(solver, max_iter=e)).fit(X, y)
+        _assert_same_model(fitted, oracle, X)
+        extra = set(vars(fitted)) - set(vars(oracle)) - set(own)
+        assert extra and all(getattr(fitted, name) is None for name in extra), e
+    theirs = RootReader()
+    logistic = LogisticRegression(max_iter=3).set_callbacks(theirs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for max_iter in (3, 2):
+            logistic.set_params(max_iter=max_iter).fit(X, y > 0)
+    assert theirs.root_n_iter == [[3], [2]]
+    assert reader.root_n_iter == [[est.n_iter_]] == [[len(reader.fitted)]]
+
+
+def test_callbacks_cleared_during_a_fit_stay_cleared():
+    """As on scikit-learn's LogisticRegression (the oracle): a callback that clears the
+    estimator's callbacks during its fit leaves it without them."""
+    X, y = _data(FNNClassifier)
+    for est in (LogisticRegression(max_iter=3), FNNClassifier(**_params("adam"))):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.set_callbacks(RootReader(clear=True)).fit(X, y)
+        assert not getattr(est, "_skl_callbacks", None), type(est).__name__
 
 
 def test_the_root_task_copy_is_the_fitted_estimator():

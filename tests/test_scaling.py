@@ -345,7 +345,7 @@ def test_predict_streaming_writes_in_memory_predictions_in_order(friedman, strea
     text = io.StringIO()  # a text stream (the command line's stdout) gets the same CSV
     predict_streaming(fit.model, src, text, columns=["y_hat"], blocksize=BLOCK, prefetch=False)
     assert text.getvalue() == (tmp_path / "out.csv").read_text()
-    with pytest.raises(ValueError, match="columns names 2 column"):
+    with pytest.raises(ValueError, match="columns gives 2 name"):
         predict_streaming(fit.model, src, tmp_path / "bad.csv", columns=["a", "b"],
                           blocksize=BLOCK)
     assert sorted(os.listdir(tmp_path)) == ["out.csv", "to_predict.csv"]

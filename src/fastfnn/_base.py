@@ -44,13 +44,27 @@ from .network import (
 from .optimizers import RULES
 from .settings import Settings
 from .trainer import StochasticFit, fit_lbfgs, fit_stochastic
-# Attributes of scikit-learn's callback machinery, set around a fit by its decorator: a
-# rollback keeps them, so that the callbacks are still torn down after a failed fit.
 # Configuration scikit-learn's setters may store while a fit runs (set_output, set_*_request):
 # kept from the live estimator when the fit publishes, as its parameters are.
 _SET_ANY_TIME = {"_sklearn_output_config", "_metadata_request"}
+# Attributes of scikit-learn's callback machinery: they live on the estimator being fitted (its
+# callbacks set up, run and torn down there), never taken from a stand-in.
 _CALLBACK_ATTRIBUTES = ("_callback_fit_ctx", "_skl_callbacks_to_teardown", "_parent_callback_ctx",
                         "_skl_callbacks")
+
+
+def _publish(estimator, fitted):
+    """Make the attribute dict ``fitted`` the estimator's in one step, its own parameters,
+    configuration and callback attributes as the live estimator holds them now (set, changed
+    or cleared while the fit ran)."""
+    current = estimator.__dict__
+    own = set(type(estimator)._get_param_names()) | _SET_ANY_TIME | set(_CALLBACK_ATTRIBUTES)
+    for key in own:
+        if key in current:
+            fitted[key] = current[key]
+        else:
+            fitted.pop(key, None)
+    estimator.__dict__ = fitted
 
 
 _VALIDATED = set()  # (class, tagged parameters) that scikit-learn's validation accepted
@@ -154,11 +168,7 @@ def staged(estimator):
         if rng_state is not None:
             rng.set_state(rng_state)
         raise
-    fitted = work.__dict__
-    current = estimator.__dict__
-    own = params | _SET_ANY_TIME | set(_CALLBACK_ATTRIBUTES)
-    fitted.update({key: current[key] for key in own if key in current})
-    estimator.__dict__ = fitted
+    _publish(estimator, work.__dict__)
 
 
 class _Job(NamedTuple):
@@ -323,20 +333,17 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         BLAS.prepare()
         _env.flag("FASTFNN_COMPILE_AHEAD", True)  # (a bad value: its ValueError, here)
         with staged(self) as work, explained_errors():
-            work._fit_and_publish(X, y, sample_weight, incremental, classes, validation,
-                                  fitting=self)
+            observer = work._fit_and_publish(X, y, sample_weight, incremental, classes,
+                                             validation, fitting=self)
+        if observer is not None:  # the root task ends on the published model, as
+            observer.finish()  # scikit-learn's estimators end it (a raise there keeps it)
         return self
 
     def _adopt(self, made):
         """Take the fitted attributes of ``made``, a fit of this estimator's parameters on
         this call's data made ahead (``_prefit``), in one step; this estimator's parameters,
         configuration and callback context stay its own."""
-        fitted = {key: value for key, value in made.__dict__.items()
-                  if key not in _CALLBACK_ATTRIBUTES}
-        current = self.__dict__
-        own = set(type(self)._get_param_names()) | _SET_ANY_TIME | set(_CALLBACK_ATTRIBUTES)
-        fitted.update({key: current[key] for key in own if key in current})
-        self.__dict__ = fitted
+        _publish(self, dict(made.__dict__))
 
     def _start_incremental(self, y, classes):
         """What ``partial_fit`` sets up before validating (the classifier's labels)."""
@@ -344,7 +351,8 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
     def _fit_and_publish(self, X, y, sample_weight, incremental, classes=None, validation=None,
                          fitting=None):
         """Fit and publish on this estimator (a stand-in of ``fitting``, the estimator whose
-        callbacks see the fit, when given)."""
+        callbacks see the fit, when given). Returns the callbacks' observer (or None), whose
+        root task the caller ends once ``fitting`` holds the model."""
         job = self._begin_fit(X, y, sample_weight, incremental, classes, validation, fitting)
         try:
             state = self._train(job)
@@ -352,7 +360,7 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
             if job.observer is not None:
                 job.observer.close()
         self._end_fit(job, state)
-        return self
+        return job.observer
 
     def _begin_fit(self, X, y, sample_weight, incremental, classes=None, validation=None,
                    fitting=None):
@@ -406,8 +414,6 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         _check_converged(state, job.net, stochastic)
         fitstate.publish(state, self, stochastic)
         self._loss = job.net.loss  # what the network was trained with, whatever set_params does
-        if job.observer is not None:
-            job.observer.finish()
 
     def _train(self, job):
         """Train the job's network; returns the fit's TrainState (nothing published yet)."""
@@ -485,8 +491,8 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
             sw_val = _check_sample_weight(sw_val, X_val)
         return X_val, Y_val, self._weighted(Y_val, sw_val, incremental=False)
 
-    def _check_target_values(self, Y, name):
-        """ValueError where the loss cannot take the encoded targets ``Y`` (named ``name``):
+    def _check_target_values(self, y, name):
+        """ValueError where the loss cannot take the encoded targets ``y`` (named ``name``):
         every value the encoding gives, unless an estimator's loss says otherwise."""
 
     def _early_stopping_score(self):

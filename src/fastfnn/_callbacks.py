@@ -61,11 +61,13 @@ class CallbackObserver:
             reconstruction_attributes=fitted)
 
     def _set_by_fit(self):
-        """The stand-in's attributes the fit set or changed so far: with them, a copy of the
-        estimator is the stand-in's model."""
-        own = vars(self.estimator)
-        return {key: value for key, value in vars(self.work).items()
-                if own.get(key, _ABSENT) is not value}
+        """What makes a copy of the estimator the stand-in's model so far: the attributes the
+        fit set or changed, and None for those it removed (a refit's earlier history, the
+        feature names of a frame it was fitted on before)."""
+        own, work = vars(self.estimator), vars(self.work)
+        made = {key: value for key, value in work.items() if own.get(key, _ABSENT) is not value}
+        made.update({key: None for key in own if key not in work})
+        return made
 
     def close(self):
         """Ends a subtask left open (training interrupted or failed inside an epoch)."""
@@ -74,11 +76,9 @@ class CallbackObserver:
             self.subtask = None
 
     def finish(self):
-        """Ends the fit's root task, once the stand-in holds the fitted model (published as
-        the estimator's when the fit returns)."""
+        """Ends the fit's root task, once the estimator holds the fitted model."""
         self.context.call_on_fit_task_end(estimator=self.estimator, X=self.X, y=self.y,
-                                          metadata=self.metadata,
-                                          reconstruction_attributes=self._set_by_fit)
+                                          metadata=self.metadata, reconstruction_attributes={})
 
 
 def callback_observer(estimator, work, X, y, sample_weight, net, max_subtasks):
@@ -95,7 +95,8 @@ def callback_observer(estimator, work, X, y, sample_weight, net, max_subtasks):
         return None
     stochastic = estimator.solver in RULES
     context = estimator._init_callback_context(max_subtasks=max_subtasks)
-    work._callback_fit_ctx = context  # what the estimator holds, the stand-in holds alike
+    # the stand-in holds them alike, so that a fitted copy does not count them as removed
+    work._callback_fit_ctx = context
     work._skl_callbacks_to_teardown = estimator._skl_callbacks_to_teardown
     metadata = None if sample_weight is None else {"sample_weight": sample_weight}
     context.call_on_fit_task_begin(estimator=estimator, X=X, y=y, metadata=metadata)

@@ -33,9 +33,10 @@ import numpy as np
 from . import _kernels as K
 
 # What a field of a face holds, for the model-file check (``_modelcheck``): a learning rate
-# (> 0; the rate a schedule set may be 0: cosine's at its horizon), a fraction in [0, 1] or [0, 1), a positive or non-negative number, a flag, the dtype,
-# a state vector (n_params,) (non-negative), the step count (1,) int64; a trailing '?' marks a
-# field that older model files do not have.
+# (> 0; the rate a schedule set may be 0: cosine's at its horizon), a fraction in [0, 1] or
+# [0, 1), a positive or non-negative number, a flag, the dtype, a state vector (n_params,)
+# (non-negative), the step count (1,) int64; a trailing '?' marks a field that older model
+# files do not have.
 RATE, FRACTION, FRACTION_OPEN, POSITIVE, NON_NEGATIVE = ("rate", "fraction", "fraction<1",
                                                          "positive", "non-negative")
 FLAG, DTYPE, STATE, STATE_NON_NEGATIVE, STEPS = ("flag", "dtype", "state", "state>=0",

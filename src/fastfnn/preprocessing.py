@@ -8,8 +8,8 @@ keeps every other cell as it is, so that one imputer after it sees every gap.
 """
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
+from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 
 def _missing(cell):
@@ -27,7 +27,7 @@ def _missing(cell):
 _MISSING = np.frompyfunc(_missing, 1, 1)
 
 
-class TextCells(TransformerMixin, BaseEstimator):
+class TextCells(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Every missing text cell (None, NaN, pandas' NA, NaT) as None; other cells unchanged.
 
     ``fit`` records the column count (and names, from a frame), checked as scikit-learn's
@@ -44,14 +44,11 @@ class TextCells(TransformerMixin, BaseEstimator):
         """(n_samples, n_features) object array of X's cells, missing ones None."""
         check_is_fitted(self, "n_features_in_")
         cells = validate_data(self, X, dtype=object, ensure_all_finite=False, reset=False)
-        cells = np.array(cells, dtype=object)  # a copy, writable whatever the input's storage
+        # a copy of its own (validation may hand back the input, or a read-only array of
+        # pyarrow-backed columns)
+        cells = np.array(cells, dtype=object)
         cells[_MISSING(cells).astype(bool)] = None
         return cells
-
-    def get_feature_names_out(self, input_features=None):
-        """The input's column names (the cells keep their columns)."""
-        check_is_fitted(self, "n_features_in_")
-        return _check_feature_names_in(self, input_features)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -50,8 +50,9 @@ from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
 from sklearn.model_selection._validation import _check_method_params
 from sklearn.utils import indexable
 from sklearn.utils.metaestimators import _safe_split
-from sklearn.utils.parallel import Parallel, delayed  # (each task runs under the caller's
-# warning filters and scikit-learn configuration, as in scikit-learn's own loop)
+# (each task runs under the caller's warning filters and scikit-learn configuration, as in
+# scikit-learn's own loop)
+from sklearn.utils.parallel import Parallel, delayed
 
 from . import _env, _prefit
 from ._base import BaseFNN

@@ -101,8 +101,8 @@ def _columns(model, method, name, n_columns, columns=None):
     """The header: ``columns`` as given (one name per column), else named after ``name``."""
     if columns is not None:
         if len(columns) != n_columns:
-            raise ValueError(f"columns names {len(columns)} column(s), but the model's "
-                             f"{method} gives {n_columns}.")
+            raise ValueError(f"columns gives {len(columns)} name(s) for the {n_columns} "
+                             f"column(s) of the model's {method}.")
         return list(columns)
     if method == "predict_proba":
         return [f"{name}_{c}" for c in model.classes_]
