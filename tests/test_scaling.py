@@ -238,9 +238,11 @@ def test_streaming_from_dask_arrays_in_float32():
 def test_streaming_schedules_run_over_the_partitions():
     """'adaptive' trains at the constant rate (its stall rule, which partial_fit applies
     between calls, would compare different partitions' losses): the same bits as 'constant';
-    'cosine' makes one cycle over the run's partial_fit calls (epochs x partitions)."""
+    'cosine' makes one cycle over the run's partial_fit calls (epochs x partitions with
+    rows)."""
     X, y = make_friedman1(n_samples=1200, noise=0.5, random_state=1)
-    Xd, yd = da.from_array(X, chunks=100), da.from_array(y, chunks=100)
+    rows = (100,) * 6 + (0, 0) + (100,) * 6  # twelve partitions of rows, two without
+    Xd, yd = da.from_array(X, chunks=(rows, 10)), da.from_array(y, chunks=(rows,))
     fits = {schedule: fit_streaming(
         FNNRegressor(hidden_layer_sizes=(16,), solver="sgd", learning_rate=schedule,
                      learning_rate_init=0.01, batch_size=50, tol=1.0, n_iter_no_change=1,

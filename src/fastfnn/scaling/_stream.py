@@ -391,8 +391,9 @@ def fit_streaming(estimator, source, target=None, *, epochs=10, blocksize="16MB"
     train, val = split_partitions(table.n_partitions, validation_fraction, rng)
     if "random_state" in est.get_params() and est.random_state is None:
         est.set_params(random_state=int(rng.randint(np.iinfo(np.int32).max)))
-    _schedule_over_partitions(est, epochs * len(train))
     stats = _first_pass(table, train, val, classify, dtype, prefetch)
+    trained = [i for i in train if i not in stats.empty]  # (a partition without rows: no call)
+    _schedule_over_partitions(est, epochs * len(trained))
     history, best, best_est, interrupted = [], (None, -np.inf), None, False
     try:
         for epoch in range(1, epochs + 1):
