@@ -87,13 +87,7 @@ def cmd_search(args):
     from .fit import _read, _write_outputs
     from .streaming import scaling_module
 
-    if args.cv < 2 or args.n_iter < 1 or args.workers < 1:  # the options first, then Dask
-        raise CLIError("--cv needs 2 folds or more, --n-iter and --workers 1 or more")
-    if args.class_weight and not args.classify:
-        raise CLIError("--class-weight weighs classes: it needs --classify")
-    if args.kind.startswith("halving") and any(name == "max_iter" for name, _ in args.param):
-        raise CLIError("successive halving gives out the epochs itself: remove --param "
-                       "max_iter and set --epochs, the most epochs a candidate gets")
+    _check_options(args)  # the options first, then Dask
     scaling = scaling_module("search")
     path, label, shown = resolve_data(args.data)
     check_outputs([("--save", args.save)], [("DATA", path)])
@@ -196,6 +190,17 @@ def _text(params):
         return "x".join(map(str, v)) if isinstance(v, tuple) else str(v)
 
     return ", ".join(f"{k}={show(v)}" for k, v in params.items())
+
+
+def _check_options(args):
+    """CLIError for options the search cannot take together."""
+    if args.cv < 2 or args.n_iter < 1 or args.workers < 1:
+        raise CLIError("--cv needs 2 folds or more, --n-iter and --workers 1 or more")
+    if args.class_weight and not args.classify:
+        raise CLIError("--class-weight weighs classes: it needs --classify")
+    if args.kind.startswith("halving") and any(name == "max_iter" for name, _ in args.param):
+        raise CLIError("successive halving gives out the epochs itself: remove --param "
+                       "max_iter and set --epochs, the most epochs a candidate gets")
 
 
 def _n_searched(found):
