@@ -88,7 +88,7 @@ LAYERS = [
 ONLY = {
     "__main__": {"cli"},
     "cli": {"__init__", "bench", "onnx", "scaling", "precompile"},
-    "bench": {"__init__", "_threads", "_parts"},
+    "bench": {"__init__", "_threads", "_parts", "_env"},  # (_env: the CPUs it may use)
     "onnx": {"__init__"},
     "scaling": {"__init__"},
     "precompile": {"__init__", "_compile_ahead"},

@@ -184,10 +184,7 @@ def enabled():
             return False
     except ValueError:  # off; a fit raises it (never the import)
         return False
-    try:
-        return len(os.sched_getaffinity(0)) >= 2
-    except AttributeError:  # pragma: no cover - no affinity on this OS
-        return (os.cpu_count() or 1) >= 2
+    return _env.usable_cpus() >= 2
 
 
 # The second process's start: this module and the kernels, without the package's public API

@@ -20,10 +20,22 @@ when they are needed; ``FASTFNN_BLAS`` is read once, when the kernels' BLAS is b
                            minibatches train as lanes (their solo fits to rounding, not to the
                            bit; off by default)
 =========================  =====================================================================
+
+Also the one other fact of the process's surroundings that several modules read:
+:func:`usable_cpus`, the CPUs its affinity lets it run on.
 """
 
 import math
 import os
+
+
+def usable_cpus():
+    """The CPUs this process may run on: its affinity mask, where the system has one (a
+    ``taskset`` or a container's CPU set), else every CPU of the machine."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 def value(name):
     """The stripped text of ``name``, or None when it is unset or empty."""

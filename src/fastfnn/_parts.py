@@ -236,11 +236,7 @@ def can_measure():
     """True where this process can run ``PARTS`` Numba threads on ``PARTS`` CPUs."""
     from numba import config
 
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return (cpus >= PARTS and config.NUMBA_NUM_THREADS >= PARTS
+    return (_env.usable_cpus() >= PARTS and config.NUMBA_NUM_THREADS >= PARTS
             and _threads._can_run_parallel())
 
 

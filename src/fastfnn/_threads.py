@@ -88,11 +88,7 @@ def max_threads():
         return env
     from numba import get_num_threads
 
-    try:
-        limits = [len(os.sched_getaffinity(0))]
-    except AttributeError:  # not on Linux
-        limits = [os.cpu_count() or 1]
-    limits.append(get_num_threads())
+    limits = [_env.usable_cpus(), get_num_threads()]
     omp = os.environ.get("OMP_NUM_THREADS", "")
     if omp.strip().isdigit() and int(omp) > 0:
         limits.append(int(omp))

@@ -40,12 +40,13 @@ import argparse
 import json
 import sys
 
+from .._env import usable_cpus
 from .cases import (
     ADAM_CONFIGS, ALPHA, CONFIGS, DTYPES, FLOOR_CONFIGS, FULL_EPOCHS, IMPLS, LR, MEMORY_CONFIGS,
     MOMENTUM, PREDICT_CALLS, PREDICT_CASE, PREDICT_CONFIG, QUICK_CONFIGS, QUICK_EPOCHS, ROUNDS,
     SECTIONS, SEED, TARGETS, TOLERANCE, TRAIN_COLUMNS, Case, Config, Options, Target,
     estimator_class, estimator_params, make_data, options_from_args, sklearn_draws, thread_count,
-    torch_available, usable_cpus,
+    torch_available,
 )
 from .children import MEMORY_CHILD, STARTUP_CHILD, command_seconds, memory_child
 from .gemm import gemm_floor, gemm_peak

@@ -2,7 +2,6 @@
 data, the thread count and the estimators' shared parameters (and scikit-learn's random draws)."""
 
 import dataclasses
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -244,14 +243,6 @@ def options_from_args(args):
         torch=not getattr(args, "no_torch", False),
         peak_size=_count(args, "peak-size", 2048),
     )
-
-
-def usable_cpus():
-    """The CPUs this process may run on (its affinity mask, where the system has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def torch_available():

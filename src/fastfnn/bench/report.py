@@ -7,9 +7,9 @@ import time
 
 import numpy as np
 
+from .._env import usable_cpus
 from .cases import (
     IMPLS, PREDICT_CALLS, PREDICT_CASE, PREDICT_REPEATS, TARGETS, TRAIN_COLUMNS, torch_available,
-    usable_cpus,
 )
 
 LIMIT_COLUMNS = ("case", "threads", "GFLOP/s", "1-core peak",

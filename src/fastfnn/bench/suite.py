@@ -10,9 +10,10 @@ import warnings
 
 import numpy as np
 
+from .._env import usable_cpus
 from .cases import (
     ALPHA, FLOOR_CONFIGS, LR, MEMORY_CONFIGS, MOMENTUM, TOLERANCE, estimator_class,
-    estimator_params, make_data, sklearn_draws, thread_count, usable_cpus,
+    estimator_params, make_data, sklearn_draws, thread_count,
 )
 from .children import MEMORY_CHILD, STARTUP_CHILD, _best_of, _child, command_seconds
 from .gemm import gemm_floor, gemm_peak
