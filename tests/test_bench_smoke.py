@@ -64,6 +64,57 @@ def test_a_bad_option_exits_2_naming_it_before_anything_runs(option, capsys, mon
     assert option[0] in err or "config" in err or "section" in err
 
 
+@pytest.mark.parametrize("outputs, named", [
+    (["--json", "{tmp}"], "--json"),  # a directory
+    (["--markdown", "{tmp}/missing/tables.md"], "--markdown"),
+    (["--json", "{tmp}/same", "--markdown", "{tmp}/same"], "--json and --markdown"),
+])
+def test_an_output_that_cannot_be_written_exits_2_before_anything_runs(
+        outputs, named, tmp_path, capsys, monkeypatch):
+    """A run takes minutes: an output file it could not write at the end is refused first,
+    naming the option, and nothing is left in the folder."""
+    monkeypatch.setattr(bench, "measure_deferred", lambda log: pytest.fail("measured"))
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args([o.format(tmp=tmp_path) for o in outputs])
+    assert bench.run(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"fastfnn bench: {named}") and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_outputs_are_replaced_whole(tmp_path, monkeypatch):
+    """The tables and the raw results replace the files given (an existing file too), through a
+    new file renamed into place: nothing else is left in the folder."""
+    class Run:  # the measurements' stand-in: what they print and record
+        def __init__(self, opts, log):
+            pass
+
+        def run_all(self):
+            pass
+
+        def report(self):
+            return "| tables |"
+
+        def to_dict(self):
+            return {"losses": {"tiny/sgd/float64": {"fastfnn": 0.5}}}
+
+        def all_same_work(self):
+            return True
+
+    monkeypatch.setattr(bench, "measure_deferred", lambda log: None)
+    monkeypatch.setattr(bench, "Bench", Run)
+    (tmp_path / "results.json").write_text("an earlier, longer run's results " * 100)
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args(["--json", str(tmp_path / "results.json"),
+                              "--markdown", str(tmp_path / "tables.md")])
+    assert bench.run(args) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json", "tables.md"]
+    assert json.loads((tmp_path / "results.json").read_text()) == Run(None, None).to_dict()
+    assert (tmp_path / "tables.md").read_text() == "| tables |"
+
+
 def test_repeated_names_run_once():
     parser = argparse.ArgumentParser()
     bench.add_arguments(parser)

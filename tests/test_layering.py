@@ -14,10 +14,11 @@ purpose, where it belongs. Import cycles between modules fail as well.
     cli                       the ``fastfnn`` command (package ``cli/``): the public API, the
                               optional public modules and, for ``fastfnn bench``, ``bench``
     bench, onnx, scaling,     the benchmark tool (package ``bench/``: the public API,
-    precompile                ``_threads`` and ``_parts``); optional public modules (ONNX
-                              export; Dask): the public API only; the kernels compiled ahead
-                              of a first fit: the public API and ``_compile_ahead`` (whose
-                              second process it also has compile every loop, and waits for)
+    precompile                ``_threads``, ``_parts``, ``_env``, ``_files``); optional
+                              public modules (ONNX export; Dask): the public API only;
+                              the kernels compiled ahead of a first fit: the public API and
+                              ``_compile_ahead`` (whose second process it also has compile
+                              every loop, and waits for)
     __init__                  the public API (``__all__``)
     model_io                  model files
     _modelcheck               a model file's fields checked against the network
@@ -44,8 +45,8 @@ purpose, where it belongs. Import cycles between modules fail as well.
     _kernels                  the compiled code: imports only the BLAS it calls
     _blas                     the private BLAS: imports only the environment's reader
     _env, _notice,            the FASTFNN_* variables; the first compile's notice; Numba's
-    _numba_cache,             cache saves under a lock; each kernel's library optimised once:
-    _numba_linking            nothing of the package
+    _numba_cache,             cache saves under a lock; each kernel's library optimised once;
+    _numba_linking, _files    files written whole or not at all: nothing of the package
 
 Oracle: the source itself, parsed with ``ast`` (nothing is imported).
 """
@@ -82,21 +83,22 @@ LAYERS = [
     ["activations", "_version", "dropout", "preprocessing", "_compile_ahead"],
     ["_kernels"],
     ["_blas"],
-    ["_env", "_notice", "_numba_cache", "_numba_linking"],
+    ["_env", "_notice", "_numba_cache", "_numba_linking", "_files"],
 ]
 # Units that may import only these units of the package (besides their own modules).
 ONLY = {
     "__main__": {"cli"},
     "cli": {"__init__", "bench", "onnx", "scaling", "precompile"},
-    "bench": {"__init__", "_threads", "_parts", "_env"},  # (_env: the CPUs it may use)
+    "bench": {"__init__", "_threads", "_parts", "_env", "_files"},  # (_env: its CPUs)
     "onnx": {"__init__"},
     "scaling": {"__init__"},
     "precompile": {"__init__", "_compile_ahead"},
-    "model_io": {"_version", "_modelcheck"},
+    "model_io": {"_version", "_modelcheck", "_files"},
     "_cache": {"_env", "_version"},
     "_guard": set(),
     "_numba_cache": set(),
     "_numba_linking": set(),
+    "_files": set(),
 }
 LAYER_OF = {unit: i for i, units in enumerate(LAYERS) for unit in units}
 

@@ -66,8 +66,6 @@ Versioning
   that the running release does not define is refused with the version that wrote it.
 """
 
-import contextlib
-import errno
 import hashlib
 import importlib
 import io
@@ -75,11 +73,12 @@ import json
 import os
 import pkgutil
 import platform
-import secrets
 import stat
 import zipfile
 
 import numpy as np
+
+from ._files import write_atomically
 
 FORMAT_NAME = "fastfnn-model"
 FORMAT_VERSION = 1
@@ -150,7 +149,7 @@ def save_model(model, path, *, metadata=None):
     problem = _field_problem(model)  # what load_model would refuse is not written
     if problem is not None:
         raise ValueError(f"Cannot save this model: {problem}, which load_model would refuse.")
-    _write_atomically(path, _with_header(payload, metadata))
+    write_atomically(path, _with_header(payload, metadata), "model file")
 
 
 def load_model(path, *, return_metadata=False):
@@ -281,26 +280,6 @@ def _with_header(payload, metadata):
         archive.writestr(HEADER_NAME, json.dumps(header, indent=1, sort_keys=True),
                          compress_type=zipfile.ZIP_DEFLATED)
     return buffer.getvalue()
-
-
-def _write_atomically(path, data):
-    """Write ``data`` to a new file beside ``path``, flush it to disk, rename it over ``path``."""
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise IsADirectoryError(errno.EISDIR, "Is a directory; give the model file's path", path)
-    head, tail = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(head, f".{tail}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _read_file(path):

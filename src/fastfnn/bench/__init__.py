@@ -38,9 +38,11 @@ benchmarks import.
 
 import argparse
 import json
+import os
 import sys
 
 from .._env import usable_cpus
+from .._files import write_atomically
 from .cases import (
     ADAM_CONFIGS, ALPHA, CONFIGS, DTYPES, FLOOR_CONFIGS, FULL_EPOCHS, IMPLS, LR, MEMORY_CONFIGS,
     MOMENTUM, PREDICT_CALLS, PREDICT_CASE, PREDICT_CONFIG, QUICK_CONFIGS, QUICK_EPOCHS, ROUNDS,
@@ -107,6 +109,7 @@ def run(args):
         return retune(quiet=getattr(args, "quiet", False))
     try:
         opts = options_from_args(args)
+        outputs = _outputs(args)
     except ValueError as exc:
         print(f"fastfnn bench: {exc}", file=sys.stderr)
         return 2
@@ -117,13 +120,31 @@ def run(args):
     bench.run_all()
     text = bench.report()
     print(text)
-    if getattr(args, "markdown", None):
-        with open(args.markdown, "w") as f:
-            f.write(text)
-    if getattr(args, "json", None):
-        with open(args.json, "w") as f:
-            json.dump(bench.to_dict(), f, indent=1, default=float)
+    contents = {"--markdown": lambda: text,
+                "--json": lambda: json.dumps(bench.to_dict(), indent=1, default=float)}
+    for option, path in outputs:
+        write_atomically(path, contents[option]().encode(), f"{option} file")
     return 0 if bench.all_same_work() else 1
+
+
+def _outputs(args):
+    """``[(option, path)]`` of the files ``--json`` and ``--markdown`` ask for, checked before
+    anything is timed (a run takes minutes): ValueError naming the option where the path is a
+    directory, its folder does not exist or cannot be written, or both name one file."""
+    outputs = [(option, path) for option, path in (("--json", getattr(args, "json", None)),
+                                                   ("--markdown", getattr(args, "markdown", None)))
+               if path is not None]
+    for option, path in outputs:
+        folder = os.path.dirname(os.path.abspath(path))
+        if os.path.isdir(path):
+            raise ValueError(f"{option} {path}: is a directory; give a file name")
+        if not os.path.isdir(folder):
+            raise ValueError(f"{option} {path}: the directory {folder} does not exist")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ValueError(f"{option} {path}: cannot write in the directory {folder}")
+    if len(outputs) == 2 and os.path.realpath(outputs[0][1]) == os.path.realpath(outputs[1][1]):
+        raise ValueError("--json and --markdown name one file; give two different files")
+    return outputs
 
 
 DEFERRED_ATTEMPTS = 3  # measurements of a deferred choice before a benchmark times anything
