@@ -136,3 +136,61 @@ def test_all_cores_are_the_cpus_the_process_may_run_on(monkeypatch):
     monkeypatch.setattr(bench.suite, "gemm_peak", lambda dtype, t, n: threads.append(t) or 1.0)
     bench.Bench(options).measure_peak("float64")
     assert threads == [1]
+
+
+@pytest.mark.parametrize("name", sorted(bench.CONFIGS))
+def test_the_flop_count_is_that_of_the_products_an_epoch_runs(name, monkeypatch):
+    """Oracle: the GEMM floor's own products (an epoch's, at their real shapes), each counted
+    as 2 m k n flops by a counting ``np.matmul``: per sample, the flops the GFLOP/s and the
+    shares of the peak are computed from."""
+    from fastfnn.bench import gemm
+
+    import dataclasses
+
+    config = dataclasses.replace(bench.CONFIGS[name], n_samples=100, batch_size=32)  # 4 batches
+    counted = []
+
+    def matmul(a, b, out):
+        counted.append(2 * a.shape[0] * a.shape[1] * b.shape[1])
+        return out
+
+    monkeypatch.setattr(gemm.np, "matmul", matmul)
+    monkeypatch.setattr(gemm, "_best_time", lambda epoch, reps: epoch())
+    gemm.gemm_floor(config, "float64", threads=1)
+    assert sum(counted) == 2 * config.flops_per_sample * config.n_samples  # two epochs
+
+
+def test_a_fit_that_stops_early_is_not_the_same_work(monkeypatch):
+    """fastfnn stopping after one of the epochs asked for has the first epoch's loss of
+    scikit-learn's full fit: the amount of work (epochs, samples seen) tells them apart."""
+    monkeypatch.setattr(bench, "measure_deferred", lambda log: None)
+    opts = bench.Options(configs=("tiny",), dtypes=("float64",), sections=("train",),
+                         epochs=3, rounds=1, samples=640, torch=False, peak_size=64)
+    real = bench.estimator_class("fastfnn")
+
+    class OneEpoch(real):
+        def fit(self, X, y):
+            return real.fit(self.set_params(max_iter=1), X, y)
+
+    from fastfnn.bench import suite
+
+    monkeypatch.setattr(suite, "estimator_class",
+                        lambda impl: OneEpoch if impl == "fastfnn" else bench.estimator_class(impl))
+    run = bench.Bench(opts)
+    case = bench.Case(opts.config("tiny"), "sgd", "float64", 3)
+    for impl in ("fastfnn", "sklearn"):
+        run.measure_train(case, impl)
+    ok, detail = run.same_work(case.key)
+    assert ok is False and detail == "fastfnn 1 epochs, 640 samples FAIL"
+    assert not run.all_same_work()
+
+
+def test_a_share_of_the_peak_is_of_the_best_peak_its_threads_can_reach():
+    """Two threads can always run as one: where a busy moment made the two-thread peak measure
+    below the one-thread peak, a two-thread fit's share is of the one-thread peak."""
+    opts = bench.Options(configs=("tiny",), dtypes=("float64",), sections=("train",))
+    run = bench.Bench(opts)
+    run.peaks = {"float64": {1: 43.4, 2: 27.7}}
+    assert run.peak("float64", 2) == run.peak("float64", 1) == 43.4
+    run.peaks = {"float64": {1: 43.4, 2: 87.7}}
+    assert (run.peak("float64", 1), run.peak("float64", 2)) == (43.4, 87.7)

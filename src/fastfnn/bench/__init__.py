@@ -8,12 +8,12 @@ Used by ``fastfnn bench`` (:func:`add_arguments`, :func:`run`) and by the pytest
   eager (``nn.Sequential`` + ``torch.optim.SGD(nesterov=True)`` / ``Adam``, manual batching of a
   pre-permuted tensor) when torch is installed, and for sgd the "reference" (one plain Numba
   function per epoch, ``np.dot`` into flat buffers, fused elementwise loops: ``reference``).
-  Seconds per epoch, samples/s, paired ratios;
-* physical limits: GFLOP/s at ``6 * sum(fan_in * fan_out)`` flops per sample against the GEMM
+  Seconds per epoch, samples/s, ratios of the best rounds;
+* physical limits: GFLOP/s at ``Config.flops_per_sample`` flops per sample against the GEMM
   peak of one core and of all cores (a large ``np.matmul``, same run);
-* that they did the same work: epoch-1 losses from the same seed (fastfnn and scikit-learn draw the
-  same random numbers; torch and the reference are given scikit-learn's initial weights and batch
-  order);
+* that they did the same work: every epoch over every sample, and epoch-1 losses from the same
+  seed (fastfnn and scikit-learn draw the same random numbers; torch and the reference are given
+  scikit-learn's initial weights and batch order, drawn in each timed round);
 * the "GEMM floor": the epoch's matrix products alone, at their real shapes;
 * predict latency (1, 10, 100 rows) and throughput (1k, 10k and 100k rows) of a (64, 64) regressor;
   start-up (import, first fit with an empty and a warm Numba cache, the first ``fastfnn fit``

@@ -41,8 +41,11 @@ class Config:
 
     @property
     def flops_per_sample(self):
-        """Training flops per sample: forward, weight gradient and delta backprop GEMMs."""
-        return 6 * sum(a * b for a, b in self.pairs)
+        """Training flops per sample: the forward and weight-gradient products of every layer
+        (2 fan_in fan_out each), the delta recursion's of every layer but the first (no
+        implementation computes a delta of the input)."""
+        (a0, b0), pairs = self.pairs[0], self.pairs
+        return 6 * sum(a * b for a, b in pairs) - 2 * a0 * b0
 
     @property
     def n_params(self):

@@ -156,7 +156,7 @@ class Tables:
         targets last."""
         parts = [machine_header(self)]
         sections = (
-            ("Training (best of rounds; ratios are samples/s, paired)", TRAIN_COLUMNS,
+            ("Training (best of rounds; ratios are samples/s, same run)", TRAIN_COLUMNS,
              self.train_rows()),
             ("Physical limits (fastfnn's training GFLOP/s against the GEMM peaks)",
              LIMIT_COLUMNS, self.limit_rows()),

@@ -82,6 +82,7 @@ class Bench(Latency, Tables):
         self.threads = {}  # case key -> threads
         self.losses = {}  # case key -> {implementation: epoch-1 loss}
         self._coefs = {}  # (case key, implementation) -> coefs_ after the last timed fit
+        self.work = {}  # (case key, estimator) -> (epochs, samples seen) of the last timed fit
         self._models = {}  # impl -> predict function of the (64, 64) regressor (and its fit)
         self.floors = {}  # case key -> seconds per epoch
         self.predict = {}  # impl -> {rows: seconds per call}
@@ -114,12 +115,14 @@ class Bench(Latency, Tables):
         return value
 
     def peak(self, dtype, threads=None):
-        """The measured GEMM peak (GFLOP/s) with ``threads`` threads (None: all cores), else the
-        best measured; None if none was."""
+        """The GEMM peak (GFLOP/s) that ``threads`` threads (None: all cores) can reach: the best
+        measured on at most that many (a busy moment can make more threads measure less than
+        fewer, and more can always run as fewer), else the best measured; None if none was."""
         p = self.peaks.get(dtype)
         if not p:
             return None
-        return p.get(threads or usable_cpus(), max(p.values()))
+        threads = threads or usable_cpus()
+        return max((v for t, v in p.items() if t <= threads), default=max(p.values()))
 
     # ---- training ----
 
@@ -140,19 +143,23 @@ class Bench(Latency, Tables):
             torch.set_num_threads(threads)
             Xt = torch.from_numpy(X)
             Yt = torch.from_numpy(y.reshape(len(y), -1))
-            init, orders = sklearn_draws(case.config, case.epochs)
-            init = [(W.astype(case.dtype), b.astype(case.dtype)) for W, b in init]
+
+            def draws():
+                init, orders = sklearn_draws(case.config, case.epochs)
+                return [(W.astype(case.dtype), b.astype(case.dtype)) for W, b in init], orders
+
+            init, orders = draws()
             _, curve = torch_fit(case, Xt, Yt, init, orders[:1], track_penalty=True)
             data_term, penalty = curve[0]
             n, k = case.config.n_samples, case.config.n_outputs
             losses["torch"] = (data_term + penalty) / n
             losses["torch (sklearn's loss)"] = (data_term / k + penalty) / n
 
-            def fit():
+            def fit():  # the draws (initial weights, batch orders) timed, as in a fit
                 torch.set_num_threads(threads)
                 settle()
                 t = time.perf_counter()
-                torch_fit(case, Xt, Yt, init, orders)
+                torch_fit(case, Xt, Yt, *draws())
                 times.append(time.perf_counter() - t)
 
             return fit
@@ -173,6 +180,7 @@ class Bench(Latency, Tables):
                 times.append(time.perf_counter() - t)
             losses[impl] = est.loss_curve_[0]
             self._coefs[(case.key, impl)] = est.coefs_
+            self.work[(case.key, impl)] = (len(est.loss_curve_), est.t_)
 
         if impl == "fastfnn":  # load (or compile) the kernels before timing
             with warnings.catch_warnings(), self._thread_env():
@@ -185,16 +193,17 @@ class Bench(Latency, Tables):
         limited to ``threads``; compiled (or loaded from Numba's cache) by an untimed fit."""
         from threadpoolctl import threadpool_limits
 
-        init, orders = sklearn_draws(case.config, case.epochs)
+        init, _ = sklearn_draws(case.config, case.epochs)
         Y = y.reshape(len(y), -1)  # (n, n_outputs)
         n, k, bs = case.config.n_samples, case.config.n_outputs, case.config.batch_size
         small = min(n, 256)
         reference_fit(X[:small], Y[:small], init, [np.arange(small)], bs, LR, MOMENTUM, ALPHA)
 
-        def fit():
+        def fit():  # scikit-learn's draws (initial weights, batch orders) timed, as in a fit
             with threadpool_limits(limits=threads, user_api="blas"):
                 settle()
                 t = time.perf_counter()
+                init, orders = sklearn_draws(case.config, case.epochs)
                 coefs, _, curve = reference_fit(X, Y, init, orders, bs, LR, MOMENTUM, ALPHA)
                 times.append(time.perf_counter() - t)
             data_term, penalty = curve[0]
@@ -226,7 +235,9 @@ class Bench(Latency, Tables):
     def same_work(self, key):
         """(ok, detail): did the implementations do the same work? ok is None if nothing compared.
 
-        fastfnn's epoch-1 loss against scikit-learn's and torch's (torch starts from the same
+        First the amount: fastfnn and scikit-learn each ran every epoch asked for, over every
+        sample (``len(loss_curve_)``, ``t_``; torch and the reference run the batch orders they
+        are given, one per epoch). Then the math: fastfnn's epoch-1 loss against scikit-learn's and torch's (torch starts from the same
         weights and visits the batches in the same order), and the reference's (computed
         scikit-learn's way) against scikit-learn's, relative, to :data:`TOLERANCE` (x10 for
         adam). With several outputs scikit-learn reports the mean over outputs where fastfnn
@@ -236,6 +247,12 @@ class Bench(Latency, Tables):
         case = self.cases[key]
         losses = self.losses.get(key, {})
         ff, sk = losses.get("fastfnn"), losses.get("sklearn")
+        done = {impl: work for (k, impl), work in self.work.items() if k == key}
+        short = [f"{impl} {epochs} epochs, {samples} samples FAIL"
+                 for impl, (epochs, samples) in sorted(done.items())
+                 if (epochs, samples) != (case.epochs, case.epochs * case.config.n_samples)]
+        if short:  # the loss of a first epoch says nothing of a fit that stopped early
+            return False, ", ".join(short)
         checks = [("reference", "ref", _rel(losses.get("reference (sklearn's loss)"), sk)),
                   ("torch", "torch", _rel(ff, losses.get("torch")))]
         if case.config.n_outputs == 1:
