@@ -20,7 +20,7 @@ pytest.importorskip("dask")
 pytest.importorskip("distributed")
 pytest.importorskip("dask_ml")
 
-from test_cli_harness import assert_one_line_error, run_forked  # noqa: E402
+from test_cli_harness import assert_one_line_error, run_forked, write_csv  # noqa: E402
 
 from fastfnn import FNNRegressor  # noqa: E402
 from fastfnn.scaling import EmptyFileWarning, fit_streaming, predict_streaming  # noqa: E402
@@ -298,3 +298,22 @@ def test_streaming_fit_memory_is_flat_in_the_data_size(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     peak_small, peak_big = json.loads(out.stdout.strip().splitlines()[-1])
     assert peak_big - peak_small < 40, (peak_small, peak_big)
+
+
+def test_one_partition_and_a_validation_split_is_an_error_in_the_commands_terms(tmp_path):
+    """A file smaller than a partition makes one partition, and the validation holds out whole
+    ones: the error names the command's options that change it (oracle: the options the help
+    lists and what they do: a smaller partition size or no early stopping trains)."""
+    write_csv(tmp_path / "small.csv", ["a", "b", "y"],
+              [(i, i % 7, i % 5) for i in range(300)])
+    fit = ["fit", "small.csv", "--stream", "--epochs", "1", "--hidden", "4", "--quiet"]
+    runs = run_forked({
+        "default": (fit, tmp_path),
+        "smaller partitions": (fit + ["--partition-size", "1KB"], tmp_path),
+        "no early stopping": (fit + ["--no-early-stopping"], tmp_path),
+    })
+    assert_one_line_error(runs["default"], "small.csv: the table has 1 partition(s) of "
+                          "--partition-size 16MB", "give a smaller --partition-size, or "
+                          "--no-early-stopping")
+    assert runs["smaller partitions"].returncode == 0, runs["smaller partitions"].stderr
+    assert runs["no early stopping"].returncode == 0, runs["no early stopping"].stderr

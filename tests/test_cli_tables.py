@@ -279,3 +279,36 @@ def test_small_tables_train_without_a_validation_split(tmp_path):
     result = run_forked({"fit": (["fit", "small.csv", "--epochs", "2"], tmp_path)})["fit"]
     assert result.returncode == 0, result.stderr
     assert "note     80 training rows leave fewer than 50 for a validation split" in result.stdout
+
+
+def test_a_true_false_column_with_blank_cells_is_numeric_as_without_them(tmp_path):
+    """pandas reads a True/False column with blank cells as objects (True, False, NaN), one
+    without as bools: both are the same numeric feature, its blanks filled as a number's. Oracle:
+    the saved model in plain Python on what ``pd.read_csv`` gives (the README's promise), and the
+    column's kind in ``info``: before, the blanks made it a text column whose categories
+    'True'/'False' never matched pandas' bools (wrong numbers, no error), and a blank at predict
+    time in a column trained without any was refused."""
+    rng = np.random.RandomState(0)
+    x, flag = rng.normal(size=200).round(5), rng.rand(200) < 0.5
+    y = (2 * x + 3 * flag + 0.1 * rng.normal(size=200)).round(5)
+    gaps = pd.DataFrame({"x": x, "flag": pd.Series(flag, dtype=object), "y": y})
+    gaps.loc[::20, "flag"] = np.nan
+    gaps.to_csv(tmp_path / "gaps.csv", index=False)
+    pd.DataFrame({"x": x, "flag": flag, "y": y}).to_csv(tmp_path / "whole.csv", index=False)
+    fit = ["--epochs", "20", "--hidden", "8", "--quiet"]
+    runs = run_forked({
+        "fit gaps": (["fit", "gaps.csv", "--save", "gaps.model", *fit], tmp_path),
+        "fit whole": (["fit", "whole.csv", "--save", "whole.model", *fit], tmp_path),
+        "info": (["info", "gaps.model", "--json"], tmp_path),
+        "gaps on gaps": (["predict", "gaps.model", "gaps.csv"], tmp_path),
+        "whole on gaps": (["predict", "whole.model", "gaps.csv"], tmp_path),
+    })
+    for run in runs.values():
+        assert run.returncode == 0, run.stderr
+    kinds = json.loads(runs["info"].stdout)["feature_kinds"]
+    assert kinds == {"x": "numeric", "flag": "numeric"}
+    read = pd.read_csv(tmp_path / "gaps.csv")
+    for model, run in (("gaps", "gaps on gaps"), ("whole", "whole on gaps")):
+        expected = load_model(tmp_path / f"{model}.model").predict(read)
+        got = pd.read_csv(io.StringIO(runs[run].stdout))["y"].to_numpy()
+        np.testing.assert_array_equal(got, expected)

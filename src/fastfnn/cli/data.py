@@ -145,6 +145,9 @@ def _read_csv(path, shown, text=()):
         if len(frame.columns) != len(header):  # pragma: no cover - pandas and csv disagree
             raise DataError(f"{shown}: could not read the header row")
         frame.columns = header
+        for name in header:
+            if name not in text and _booleans_with_gaps(frame[name]):
+                frame[name] = frame[name].astype("boolean")  # a numeric column, as without gaps
         again = {cell: name for name, cell in zip(header, raw)
                  if _read_again(frame[name], name in text)}
         if again:  # (these columns alone: pyarrow's dtype dict fails on another's int gap)
@@ -160,6 +163,14 @@ def _read_csv(path, shown, text=()):
         _scan(path, shown, len(header))
         raise DataError(f"{shown}: not a readable CSV file ({_first_line(exc)})") from None
     return frame
+
+
+def _booleans_with_gaps(cells):
+    """Whether pandas read ``cells`` as True/False with missing cells (which it keeps as
+    objects, where a column without gaps is of bool dtype)."""
+    from pandas.api.types import infer_dtype, is_object_dtype
+
+    return is_object_dtype(cells) and infer_dtype(cells, skipna=True) == "boolean"
 
 
 def _read_again(cells, as_text):

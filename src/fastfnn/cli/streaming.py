@@ -208,6 +208,11 @@ def _fit(scaling, args, targets, validation, patience, bar):
             raise CLIError(f"{text} (--stream takes numeric features only: it does not one-hot "
                            "encode text columns; encode them, or train in memory without "
                            "--stream)") from None
+        if "validation holds out whole partitions" in text:  # in this command's options
+            raise CLIError(f"{args.data}: {text.split(';')[0]} of --partition-size "
+                           f"{args.partition_size}; the validation held out of streamed training "
+                           "takes whole partitions, so it needs at least 2: give a smaller "
+                           "--partition-size, or --no-early-stopping") from None
         raise
 
 

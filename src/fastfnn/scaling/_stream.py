@@ -119,7 +119,7 @@ def split_partitions(n_partitions, validation_fraction, rng):
     if n_partitions < 2:
         raise ValueError(
             f"the table has {n_partitions} partition(s); validation holds out whole partitions, "
-            f"so it needs at least 2: give a smaller blocksize (e.g. '16MB'), more files, or "
+            f"so it needs at least 2: give a smaller blocksize (e.g. '1MB'), more files, or "
             f"validation_fraction=0.")
     n_val = min(max(1, round(validation_fraction * n_partitions)), n_partitions - 1)
     held = rng.permutation(n_partitions)[:n_val]
