@@ -374,17 +374,28 @@ def test_a_real_prediction_measurement_follows_its_own_rule():
 
 def test_chunks_run_on_threads_from_the_measured_work_on(monkeypatch, fresh):
     """Several chunks whose work reaches the threshold get up to one thread each (within the
-    budget ``part_threads`` gives); less work, or a single chunk, one thread."""
-    from fastfnn import _threads
+    budget ``part_threads`` gives); fewer rows than a chunk a thread, an equal share each where
+    that share's work reaches it, and at least a chunk of the direct path; less work, one
+    thread."""
+    from fastfnn import _threads, network
 
+    monkeypatch.setenv("FASTFNN_NUM_THREADS", "2")
     sizes = [20, 64, 64, 1]
     chunk = _parts.forward_flops(sizes, _parts.PREDICT_CHUNK)
     assert chunk == 2 * 1024 * (20 * 64 + 64 * 64 + 64)
     key = ("prediction", np.dtype("float64"))
     monkeypatch.setitem(_parts._chosen, key, (chunk, "measured", []))
-    assert _parts.prediction_threads(sizes, 1024, np.float64) == 1  # one chunk
-    assert _parts.prediction_threads(sizes, 1025, np.float64) == _threads.part_threads(2)
+    assert _parts.prediction_threads(sizes, 2045, np.float64) == 1  # shares of 1023 rows
+    assert _parts.prediction_threads(sizes, 2047, np.float64) == _threads.part_threads(2)
     assert _parts.prediction_threads(sizes, 10**5, np.float64) == _threads.part_threads(98)
+    half = _parts.forward_flops(sizes, 500)  # 1,000 rows: two parts of 500 from that work on
+    monkeypatch.setitem(_parts._chosen, key, (half, "measured", []))
+    assert _parts.prediction_threads(sizes, 1000, np.float64) == _threads.part_threads(2)
+    assert _parts.prediction_threads(sizes, 998, np.float64) == 1  # shares of 499 rows
+    monkeypatch.setitem(_parts._chosen, key, (0.0, "measured", []))  # any work pays, but
+    assert _parts.prediction_threads(sizes, 2 * network.DIRECT_ROWS - 1, np.float64) == 1
+    assert _parts.prediction_threads(sizes, 2 * network.DIRECT_ROWS,  # a chunk a thread
+                                     np.float64) == _threads.part_threads(2)
     monkeypatch.setitem(_parts._chosen, key, (chunk + 1, "measured", []))
     assert _parts.prediction_threads(sizes, 10**5, np.float64) == 1
     monkeypatch.setenv("FASTFNN_NUM_THREADS", "1")

@@ -39,7 +39,7 @@ from ._validation import (
     explained_errors,
 )
 from .network import (
-    DIRECT_ROWS, Network, check_memory, check_sparse, forward_direct, init_params, layer_sizes,
+    Network, check_memory, check_sparse, forward_direct, init_params, layer_sizes,
 )
 from .optimizers import RULES
 from .settings import Settings
@@ -670,8 +670,7 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
             return None
         if X.shape[0] == 0 or X.shape[1] != self.n_features_in_ or X.dtype != coefs[0].dtype:
             return None
-        threads = 1 if X.shape[0] <= DIRECT_ROWS else prediction_threads(
-            layer_sizes(coefs), X.shape[0], X.dtype)
+        threads = prediction_threads(layer_sizes(coefs), X.shape[0], X.dtype)
         return forward_direct(np.ascontiguousarray(X), coefs, self.intercepts_, self.activation,
                               self.out_activation_, threads)
 

@@ -44,8 +44,8 @@ demand, each confirming a quiet measurement after a pause (``_guard.CONFIRM_PAUS
 
 Prediction (:func:`prediction_threads`) runs the forward pass in chunks of rows; a row's result
 never depends on its chunk, so the threads change only the speed. Chunks run on threads of their
-own where ``PREDICT_CHUNK`` rows hold at least the forward work from which twice that many rows
-on two threads beat them on one here: predict's direct path (that of plain arrays) timed as the
+own where each thread's part (``PREDICT_CHUNK`` rows, or an equal share of fewer) holds at least
+the forward work from which twice ``PREDICT_CHUNK`` rows on two threads beat them on one here: predict's direct path (that of plain arrays) timed as the
 split is (pairs back to back, the order alternating, rounds over every width, the median gain
 per width, :func:`threshold`), through networks of ``LAYERS`` square relu layers
 ``PREDICT_WIDTHS`` wide. Kept in the same file; a process that cannot run two threads predicts
@@ -60,7 +60,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _env, _guard, _threads, _tuning
-from .network import PREDICT_CHUNK, DataSource, Network, forward_direct
+from .network import DIRECT_ROWS, PREDICT_CHUNK, DataSource, Network, forward_direct
 from .optimizers import Adam
 from ._version import __version__
 
@@ -462,12 +462,18 @@ def forward_flops(sizes, rows):
 
 
 def prediction_threads(sizes, rows, dtype):
-    """Threads for a forward pass over ``rows`` rows in chunks of PREDICT_CHUNK rows: up to one
-    per chunk (``_threads.part_threads``) where a chunk's forward work is at least
-    :func:`prediction_flops`, else 1. The speed only: the result is the same bits."""
-    chunks = -(-rows // PREDICT_CHUNK)
-    threads = _threads.part_threads(chunks)
-    if threads < 2 or forward_flops(sizes, PREDICT_CHUNK) < prediction_flops(dtype):
+    """Threads for a forward pass over ``rows`` rows: up to one per part (``_threads.
+    part_threads``) of PREDICT_CHUNK rows, or of an equal share of the rows where there are
+    fewer than that a thread, where a part's forward work is at least :func:`prediction_flops`
+    (what a thread must get for its own to pay), else 1; 1 for fewer rows than two chunks of
+    predict's direct path (DIRECT_ROWS each: a thread would get a short chunk at best, and on
+    an EPYC VM 300 rows of a (64, 64) network lost 2-16% on two threads where 700 gained 1.5x).
+    The speed only: the result is the same bits."""
+    if rows < 2 * DIRECT_ROWS:
+        return 1
+    part = max(1, min(PREDICT_CHUNK, -(-rows // _threads.max_threads())))
+    threads = _threads.part_threads(-(-rows // part))
+    if threads < 2 or forward_flops(sizes, part) < prediction_flops(dtype):
         return 1
     return threads
 
