@@ -43,13 +43,13 @@ demand, each confirming a quiet measurement after a pause (``_guard.CONFIRM_PAUS
 ``describe()`` says what was chosen and why.
 
 Prediction (:func:`prediction_threads`) runs the forward pass in chunks of rows; a row's result
-never depends on its chunk, so the threads change only the speed. Chunks run on threads of their
-own where each thread's part (``PREDICT_CHUNK`` rows, or an equal share of fewer) holds at least
-the forward work from which twice ``PREDICT_CHUNK`` rows on two threads beat them on one here: predict's direct path (that of plain arrays) timed as the
-split is (pairs back to back, the order alternating, rounds over every width, the median gain
-per width, :func:`threshold`), through networks of ``LAYERS`` square relu layers
-``PREDICT_WIDTHS`` wide. Kept in the same file; a process that cannot run two threads predicts
-on one and measures nothing.
+never depends on its chunk, so the threads change only the speed. Chunks run on threads of their own
+where each thread's part (``PREDICT_CHUNK`` rows, or an equal share of fewer) holds at least the
+forward work from which twice ``PREDICT_CHUNK`` rows on two threads beat them on one here: predict's
+direct path (that of plain arrays) timed as the split is (pairs back to back, the order alternating,
+rounds over every width, the median gain per width, :func:`threshold`), through networks of
+``LAYERS`` square relu layers ``PREDICT_WIDTHS`` wide. Kept in the same file; a process that cannot
+run two threads predicts on one and measures nothing.
 """
 
 import os

@@ -235,14 +235,15 @@ class Bench(Latency, Tables):
     def same_work(self, key):
         """(ok, detail): did the implementations do the same work? ok is None if nothing compared.
 
-        First the amount: fastfnn and scikit-learn each ran every epoch asked for, over every
-        sample (``len(loss_curve_)``, ``t_``; torch and the reference run the batch orders they
-        are given, one per epoch). Then the math: fastfnn's epoch-1 loss against scikit-learn's and torch's (torch starts from the same
-        weights and visits the batches in the same order), and the reference's (computed
-        scikit-learn's way) against scikit-learn's, relative, to :data:`TOLERANCE` (x10 for
-        adam). With several outputs scikit-learn reports the mean over outputs where fastfnn
-        reports the sum it descends, so there the weights after the fit are compared ("sk W")
-        and scikit-learn's loss is checked against torch's computed its way ("sk~torch").
+        First the amount: fastfnn and scikit-learn each ran every epoch asked for, over every sample
+        (``len(loss_curve_)``, ``t_``; torch and the reference run the batch orders they are given,
+        one per epoch). Then the math: fastfnn's epoch-1 loss against scikit-learn's and torch's
+        (torch starts from the same weights and visits the batches in the same order), and the
+        reference's (computed scikit-learn's way) against scikit-learn's, relative, to
+        :data:`TOLERANCE` (x10 for adam). With several outputs scikit-learn reports the mean over
+        outputs where fastfnn reports the sum it descends, so there the weights after the fit are
+        compared ("sk W") and scikit-learn's loss is checked against torch's computed its way
+        ("sk~torch").
         """
         case = self.cases[key]
         losses = self.losses.get(key, {})
