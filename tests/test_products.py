@@ -192,7 +192,7 @@ from fastfnn import _kernels as K
 K.VECTOR_BYTES = int(sys.argv[1])  # before anything compiles: the kernels read it then
 rng = np.random.default_rng(0)
 PLAIN = (np.uintp(0), np.int64(0), np.int64(K.PLAIN))
-for dtype in (np.float32, np.float64):
+for dtype in map(np.dtype, sys.argv[2:]):
     width = K.VECTOR_BYTES // np.dtype(dtype).itemsize
     for m, k, n in [(13, 7, width), (6, 33, 3 * width), (1, 5, 2 * width), (20, 1, width),
                     (8, 5, 7 * width)]:
@@ -216,18 +216,31 @@ print("ok")
 """
 
 
+def _lanes_not_native(vector_bytes):
+    """The dtypes whose vectors of ``vector_bytes`` hold a number of lanes this CPU's vectors
+    hold in neither dtype (the kernels' index arithmetic depends on the lanes, not the dtype),
+    and at 64 bytes, whose 4-vector strips no other width has, at least one."""
+    native = {K.VECTOR_BYTES // 4, K.VECTOR_BYTES // 8}
+    found = [d for d in ("float32", "float64") if vector_bytes // np.dtype(d).itemsize
+             not in native]
+    return found or (["float32"] if vector_bytes == 64 else [])
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("vector_bytes", [w for w in (16, 32, 64) if w != K.VECTOR_BYTES])
 def test_the_tile_kernel_at_other_vector_widths(tmp_path, vector_bytes):
     """The tile kernel built for the vector widths of machines this one is not (SSE's 16
     bytes, AVX's 32, AVX-512's 64, with its 4-vector strips: LLVM splits or joins the vectors
-    on this CPU) gives the product.
+    on this CPU) gives the product, in the dtypes whose lane counts the rest of the suite does
+    not run here (on AVX2: 2 float64 lanes at 16 bytes, 16 float32 lanes at 64).
     In a fresh process with its own Numba cache, so no kernel of another width is stored."""
     import os
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-c", WIDTH_CHECK, str(vector_bytes)],
+    dtypes = _lanes_not_native(vector_bytes)
+    assert dtypes  # every other width has lanes of its own
+    done = subprocess.run([sys.executable, "-c", WIDTH_CHECK, str(vector_bytes), *dtypes],
                           env=dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path)),
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]

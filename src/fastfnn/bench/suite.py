@@ -138,32 +138,7 @@ class Bench(Latency, Tables):
         from threadpoolctl import threadpool_limits
 
         if impl == "torch":
-            import torch
-
-            torch.set_num_threads(threads)
-            Xt = torch.from_numpy(X)
-            Yt = torch.from_numpy(y.reshape(len(y), -1))
-
-            def draws():
-                init, orders = sklearn_draws(case.config, case.epochs)
-                return [(W.astype(case.dtype), b.astype(case.dtype)) for W, b in init], orders
-
-            init, orders = draws()
-            _, curve = torch_fit(case, Xt, Yt, init, orders[:1], track_penalty=True)
-            data_term, penalty = curve[0]
-            n, k = case.config.n_samples, case.config.n_outputs
-            losses["torch"] = (data_term + penalty) / n
-            losses["torch (sklearn's loss)"] = (data_term / k + penalty) / n
-
-            def fit():  # the draws (initial weights, batch orders) timed, as in a fit
-                torch.set_num_threads(threads)
-                settle()
-                t = time.perf_counter()
-                torch_fit(case, Xt, Yt, *draws())
-                times.append(time.perf_counter() - t)
-
-            return fit
-
+            return self._torch_runner(case, X, y, threads, times, losses)
         if impl == "reference":
             return self._reference_runner(case, X, y, threads, times, losses)
         Est = estimator_class(impl)
@@ -186,6 +161,35 @@ class Bench(Latency, Tables):
             with warnings.catch_warnings(), self._thread_env():
                 warnings.simplefilter("ignore")
                 Est(**estimator_params(case, epochs=1)).fit(X[:256], y[:256])
+        return fit
+
+    def _torch_runner(self, case, X, y, threads, times, losses):
+        """PyTorch's timed fit (see :func:`train_runner`): scikit-learn's draws, ``threads``
+        intra-op threads; one untimed epoch computes its first loss."""
+        import torch
+
+        torch.set_num_threads(threads)
+        Xt = torch.from_numpy(X)
+        Yt = torch.from_numpy(y.reshape(len(y), -1))
+
+        def draws():
+            init, orders = sklearn_draws(case.config, case.epochs)
+            return [(W.astype(case.dtype), b.astype(case.dtype)) for W, b in init], orders
+
+        init, orders = draws()
+        _, curve = torch_fit(case, Xt, Yt, init, orders[:1], track_penalty=True)
+        data_term, penalty = curve[0]
+        n, k = case.config.n_samples, case.config.n_outputs
+        losses["torch"] = (data_term + penalty) / n
+        losses["torch (sklearn's loss)"] = (data_term / k + penalty) / n
+
+        def fit():  # the draws (initial weights, batch orders) timed, as in a fit
+            torch.set_num_threads(threads)
+            settle()
+            t = time.perf_counter()
+            torch_fit(case, Xt, Yt, *draws())
+            times.append(time.perf_counter() - t)
+
         return fit
 
     def _reference_runner(self, case, X, y, threads, times, losses):
