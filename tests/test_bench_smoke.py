@@ -83,36 +83,66 @@ def test_an_output_that_cannot_be_written_exits_2_before_anything_runs(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_the_outputs_are_replaced_whole(tmp_path, monkeypatch):
-    """The tables and the raw results replace the files given (an existing file too), through a
-    new file renamed into place: nothing else is left in the folder."""
-    class Run:  # the measurements' stand-in: what they print and record
-        def __init__(self, opts, log):
-            pass
+class _Tables:
+    """The measurements' stand-in: what they print and record, nothing timed."""
 
-        def run_all(self):
-            pass
+    def __init__(self, opts, log=None):
+        pass
 
-        def report(self):
-            return "| tables |"
+    def run_all(self):
+        pass
 
-        def to_dict(self):
-            return {"losses": {"tiny/sgd/float64": {"fastfnn": 0.5}}}
+    def report(self):
+        return "| tables |"
 
-        def all_same_work(self):
-            return True
+    def to_dict(self):
+        return {"losses": {"tiny/sgd/float64": {"fastfnn": 0.5}}}
 
+    def all_same_work(self):
+        return True
+
+
+def _run_with(monkeypatch, *argv):
     monkeypatch.setattr(bench, "measure_deferred", lambda log: None)
-    monkeypatch.setattr(bench, "Bench", Run)
-    (tmp_path / "results.json").write_text("an earlier, longer run's results " * 100)
+    monkeypatch.setattr(bench, "Bench", _Tables)
     parser = argparse.ArgumentParser()
     bench.add_arguments(parser)
-    args = parser.parse_args(["--json", str(tmp_path / "results.json"),
-                              "--markdown", str(tmp_path / "tables.md")])
-    assert bench.run(args) == 0
+    return bench.run(parser.parse_args([str(a) for a in argv]))
+
+
+def test_the_outputs_are_replaced_whole(tmp_path, monkeypatch):
+    """The tables and the raw results replace the files given (an existing file too, its mode
+    kept), through a new file renamed into place: nothing else is left in the folder."""
+    (tmp_path / "results.json").write_text("an earlier, longer run's results " * 100)
+    (tmp_path / "results.json").chmod(0o640)
+    assert _run_with(monkeypatch, "--json", tmp_path / "results.json",
+                     "--markdown", tmp_path / "tables.md") == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json", "tables.md"]
-    assert json.loads((tmp_path / "results.json").read_text()) == Run(None, None).to_dict()
+    assert json.loads((tmp_path / "results.json").read_text()) == _Tables(None).to_dict()
+    assert (tmp_path / "results.json").stat().st_mode & 0o777 == 0o640
     assert (tmp_path / "tables.md").read_text() == "| tables |"
+
+
+def test_a_link_is_written_through_and_a_fifo_is_written_to(tmp_path, monkeypatch):
+    """As every fastfnn command writes (and ``open(path, "w")`` did): a symbolic link's target
+    is replaced, the link stays; a FIFO (or /dev/stdout) is written to, never replaced."""
+    import os
+    import threading
+
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "real.md").write_text("old")
+    (tmp_path / "link.md").symlink_to(tmp_path / "elsewhere" / "real.md")
+    os.mkfifo(tmp_path / "pipe.json")
+    read = []
+    reader = threading.Thread(target=lambda: read.append((tmp_path / "pipe.json").read_text()))
+    reader.start()
+    assert _run_with(monkeypatch, "--markdown", tmp_path / "link.md",
+                     "--json", tmp_path / "pipe.json") == 0
+    reader.join(timeout=30)
+    assert (tmp_path / "link.md").is_symlink()
+    assert (tmp_path / "elsewhere" / "real.md").read_text() == "| tables |"
+    assert json.loads(read[0]) == _Tables(None).to_dict()
+    assert (tmp_path / "pipe.json").is_fifo()
 
 
 def test_repeated_names_run_once():

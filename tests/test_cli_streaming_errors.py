@@ -313,7 +313,7 @@ def test_one_partition_and_a_validation_split_is_an_error_in_the_commands_terms(
         "no early stopping": (fit + ["--no-early-stopping"], tmp_path),
     })
     assert_one_line_error(runs["default"], "small.csv: the table has 1 partition(s) of "
-                          "--partition-size 16MB", "give a smaller --partition-size, or "
-                          "--no-early-stopping")
+                          "--partition-size 16MB", "give a smaller --partition-size (CSV), "
+                          "more files or row groups (Parquet), or --no-early-stopping")
     assert runs["smaller partitions"].returncode == 0, runs["smaller partitions"].stderr
     assert runs["no early stopping"].returncode == 0, runs["no early stopping"].stderr

@@ -296,19 +296,29 @@ def test_a_true_false_column_with_blank_cells_is_numeric_as_without_them(tmp_pat
     gaps.to_csv(tmp_path / "gaps.csv", index=False)
     pd.DataFrame({"x": x, "flag": flag, "y": y}).to_csv(tmp_path / "whole.csv", index=False)
     fit = ["--epochs", "20", "--hidden", "8", "--quiet"]
-    runs = run_forked({
+    cases = {
         "fit gaps": (["fit", "gaps.csv", "--save", "gaps.model", *fit], tmp_path),
         "fit whole": (["fit", "whole.csv", "--save", "whole.model", *fit], tmp_path),
         "info": (["info", "gaps.model", "--json"], tmp_path),
         "gaps on gaps": (["predict", "gaps.model", "gaps.csv"], tmp_path),
         "whole on gaps": (["predict", "whole.model", "gaps.csv"], tmp_path),
-    })
+        "streamed": (["predict", "gaps.model", "gaps.csv", "--stream", "-o", "-"], tmp_path),
+    }
+    parquet = pytest.importorskip("pyarrow") and tmp_path / "gaps.parquet"
+    gaps.to_parquet(parquet)  # True/False/None objects, read back as such
+    cases["fit parquet"] = (["fit", parquet.name, "--save", "parquet.model", *fit], tmp_path)
+    cases["parquet info"] = (["info", "parquet.model", "--json"], tmp_path)
+    cases["parquet on parquet"] = (["predict", "parquet.model", parquet.name], tmp_path)
+    runs = run_forked(cases)
     for run in runs.values():
         assert run.returncode == 0, run.stderr
-    kinds = json.loads(runs["info"].stdout)["feature_kinds"]
-    assert kinds == {"x": "numeric", "flag": "numeric"}
+    for info in ("info", "parquet info"):
+        kinds = json.loads(runs[info].stdout)["feature_kinds"]
+        assert kinds == {"x": "numeric", "flag": "numeric"}
     read = pd.read_csv(tmp_path / "gaps.csv")
-    for model, run in (("gaps", "gaps on gaps"), ("whole", "whole on gaps")):
-        expected = load_model(tmp_path / f"{model}.model").predict(read)
+    for model, run, frame in (("gaps", "gaps on gaps", read), ("whole", "whole on gaps", read),
+                              ("gaps", "streamed", read),
+                              ("parquet", "parquet on parquet", pd.read_parquet(parquet))):
+        expected = load_model(tmp_path / f"{model}.model").predict(frame)
         got = pd.read_csv(io.StringIO(runs[run].stdout))["y"].to_numpy()
         np.testing.assert_array_equal(got, expected)

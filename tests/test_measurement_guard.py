@@ -304,6 +304,10 @@ def test_halves_apart_at_a_single_width_near_the_crossover_are_quiet(machine, mo
     # quiet noise near the crossover: at one width, run whole, a half gains 1.6x where all
     # the rounds gain 1.3x (1.23x apart: deferred while the worst width counted); none else
     ([[1.0, 1.0, 1.6, 1.8]], [[1.0, 1.6, 1.6, 1.8]], [False, False, True, True], 1.0),
+    # a busy half (0.5x everywhere) where the choice splits the widest width alone: that one
+    # width is 1 / 0.75 apart, beyond ONE_WIDTH, and counts
+    ([[0.5, 0.525, 0.55, 0.75]] * 2, [[1.0, 1.05, 1.1, 1.5]] * 2,
+     [False, False, False, True], 1 / 0.75),
     ([[0.9, 1.5]], [[0.95, 1.6]], [False, True], 1.0),  # neither half sees a loss
     ([[1.5, 1.0]], [[1.5, 1.0]], [False, False], 1.0),  # a lone win the rule runs whole
     ([[2.0, 1.0], [0.5, 1.0], [1.0, 1.0]], [[1.0, 1.0]], [True, True], 1.0),  # medians

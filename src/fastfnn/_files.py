@@ -1,6 +1,6 @@
 """Files written whole or not at all: a new file of a random name beside the target (``O_EXCL``),
-flushed to disk, renamed over the target. A reader sees the old file or the new one, never part
-of either, and a failed write leaves nothing behind.
+flushed to disk, renamed over the target, with the mode of the file it replaces. A reader sees
+the old file or the new one, never part of either, and a failed write leaves nothing behind.
 
 Imports nothing of the package: model files (``model_io``) and the benchmark's reports
 (``bench``) use it."""
@@ -9,11 +9,12 @@ import contextlib
 import errno
 import os
 import secrets
+import stat
 
 
 def write_atomically(path, data, what="file"):
-    """Write the bytes ``data`` to a new file beside ``path``, flush it to disk, rename it over
-    ``path``. ``IsADirectoryError`` where ``path`` is a directory (``what`` names the file in
+    """Write the bytes ``data`` to a new file beside ``path``, flush it to disk, give it the mode
+    of the file at ``path`` if there is one, rename it over ``path``. ``IsADirectoryError`` where ``path`` is a directory (``what`` names the file in
     the message); any ``OSError`` of the write is raised with the temporary file removed."""
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -26,6 +27,8 @@ def write_atomically(path, data, what="file"):
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

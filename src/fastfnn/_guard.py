@@ -28,8 +28,9 @@ measurement is guarded, and what it leaves carries its evidence:
   by it. At every width but one: on a 2-vCPU EPYC (Zen 3) VM, 7 of 32 measurements that every
   probe found quiet had a single width where a half said 1.12-1.26x (near the crossover, where
   a few rounds decide; the next width at most 1.09x), and were deferred for it when the worst
-  width counted; two had four and five widths at 1.05-1.32x, and still are. And two threads
-  must not lose at the
+  width counted; two had four and five widths at 1.05-1.32x, and still are. At that one width
+  a half may say at most ``ONE_WIDTH``: a busy half says 1.33x or more where the choice splits
+  a single width, the widest. And two threads must not lose at the
   widest width (at least ``WIDEST_GAIN``: a VM that loses a vCPU for seconds between the probes
   gives halves that agree on a loss at every width). All passed: *quiet*. Else *deferred*: the
   choice in force is the measuring module's safe default, and the measurement is tried again
@@ -65,6 +66,7 @@ import time
 
 AVAILABLE = 0.9  # the least share of their wall time the probe's threads must get on a CPU
 AGREE = 1.1  # the most a half may say the choice loses at a width beyond what all rounds say
+ONE_WIDTH = 1.3  # ... at every width but one; at that one, at most this (a busy half: 1.33x+)
 # The least median gain of two threads at the widest width: quiet machines measured 1.5-1.9x
 # there, and two threads cannot lose on a batch that large unless a CPU was taken from them
 # while they were timed (a VM losing a vCPU for seconds, between the probes: 0.43-0.85x at
@@ -138,7 +140,7 @@ def apart(first, second, splits):
     of a quiet machine, one near the crossover): per width, the larger factor by which a half's
     median gain says that choice loses more there than the median of all the rounds says (1.0:
     neither half sees a loss the whole does not); of these, the second largest (the only one,
-    for a single width). A choice loses at a width it runs in parts (``splits[width]`` True) by
+    for a single width), or the largest where it is beyond ONE_WIDTH. A choice loses at a width it runs in parts (``splits[width]`` True) by
     1 / gain where the gain is below 1, at a width it runs whole by the gain where it is above
     1. ``first``, ``second``: rows of rounds, a gain (one thread's time over the split's) per
     width."""
@@ -150,7 +152,8 @@ def apart(first, second, splits):
         whole = loss(statistics.median(row[width] for row in [*first, *second]), split)
         factors.append(max(loss(statistics.median(row[width] for row in half), split) / whole
                            for half in (first, second)))
-    return sorted(factors)[-1 if len(splits) == 1 else -2]
+    factors.sort()
+    return factors[-1] if len(splits) == 1 or factors[-1] > ONE_WIDTH else factors[-2]
 
 
 def verdict(probes, halves_apart=None, widest=None):

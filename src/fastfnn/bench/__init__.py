@@ -39,6 +39,7 @@ benchmarks import.
 import argparse
 import json
 import os
+import stat
 import sys
 
 from .._env import usable_cpus
@@ -123,25 +124,46 @@ def run(args):
     contents = {"--markdown": lambda: text,
                 "--json": lambda: json.dumps(bench.to_dict(), indent=1, default=float)}
     for option, path in outputs:
-        write_atomically(path, contents[option]().encode(), f"{option} file")
+        data = contents[option]().encode()
+        if _stream(path):  # a FIFO, a terminal, /dev/stdout: written, never replaced
+            with open(path, "wb") as f:
+                f.write(data)
+        else:  # through a symbolic link to its target, replaced whole, its mode kept
+            write_atomically(os.path.realpath(path), data, f"{option} file")
     return 0 if bench.all_same_work() else 1
+
+
+def _stream(path):
+    """Whether ``path`` is something other than a regular file or a directory (a FIFO, a
+    device): a stream to write to, not a file to replace."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def _outputs(args):
     """``[(option, path)]`` of the files ``--json`` and ``--markdown`` ask for, checked before
-    anything is timed (a run takes minutes): ValueError naming the option where the path is a
-    directory, its folder does not exist or cannot be written, or both name one file."""
+    anything is timed (a run takes minutes): ValueError naming the option where the path (a
+    symbolic link's target) is a directory, a read-only file, or in a folder that does not
+    exist or cannot be written, or where both name one file."""
     outputs = [(option, path) for option, path in (("--json", getattr(args, "json", None)),
                                                    ("--markdown", getattr(args, "markdown", None)))
                if path is not None]
     for option, path in outputs:
-        folder = os.path.dirname(os.path.abspath(path))
-        if os.path.isdir(path):
+        real = os.path.realpath(path)
+        folder = os.path.dirname(real)
+        if os.path.isdir(real):
             raise ValueError(f"{option} {path}: is a directory; give a file name")
+        if _stream(real):
+            continue
         if not os.path.isdir(folder):
             raise ValueError(f"{option} {path}: the directory {folder} does not exist")
         if not os.access(folder, os.W_OK | os.X_OK):
             raise ValueError(f"{option} {path}: cannot write in the directory {folder}")
+        if os.path.exists(real) and not os.access(real, os.W_OK):
+            raise ValueError(f"{option} {path}: the file is read-only")
     if len(outputs) == 2 and os.path.realpath(outputs[0][1]) == os.path.realpath(outputs[1][1]):
         raise ValueError("--json and --markdown name one file; give two different files")
     return outputs

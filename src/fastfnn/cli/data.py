@@ -128,6 +128,9 @@ def _read_parquet(path, shown):
     names = [str(name).strip() for name in frame.columns]
     _check_names(names, shown)
     frame.columns = names
+    for name in names:
+        if _booleans_with_gaps(frame[name]):  # True/False/None objects, as pandas writes them
+            frame[name] = frame[name].astype("boolean")
     return frame
 
 

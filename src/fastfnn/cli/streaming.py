@@ -212,7 +212,8 @@ def _fit(scaling, args, targets, validation, patience, bar):
             raise CLIError(f"{args.data}: {text.split(';')[0]} of --partition-size "
                            f"{args.partition_size}; the validation held out of streamed training "
                            "takes whole partitions, so it needs at least 2: give a smaller "
-                           "--partition-size, or --no-early-stopping") from None
+                           "--partition-size (CSV), more files or row groups (Parquet), or "
+                           "--no-early-stopping") from None
         raise
 
 

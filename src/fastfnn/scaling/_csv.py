@@ -270,6 +270,9 @@ class CsvTable:
             cells = frame[name]
             if pd.api.types.is_numeric_dtype(cells) or pd.api.types.is_bool_dtype(cells):
                 continue
+            if pd.api.types.infer_dtype(cells, skipna=True) == "boolean":  # with blank cells
+                frame[name] = cells.astype("boolean")
+                continue
             parsed = pd.to_numeric(cells, errors="coerce")
             bad = np.flatnonzero(cells.notna().to_numpy() & parsed.isna().to_numpy())
             row = int(bad[0]) if bad.size else 0
@@ -277,7 +280,7 @@ class CsvTable:
                                f"{str(cells.iloc[row])[:40]!r} is not a number (the column is "
                                f"not numeric: every feature must be a number; drop or encode "
                                f"this column).")
-        return frame[self.features].to_numpy(dtype=np.float64)
+        return frame[self.features].to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _cells(line):
