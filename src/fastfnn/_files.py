@@ -14,8 +14,9 @@ import stat
 
 def write_atomically(path, data, what="file"):
     """Write the bytes ``data`` to a new file beside ``path``, flush it to disk, give it the mode
-    of the file at ``path`` if there is one, rename it over ``path``. ``IsADirectoryError`` where ``path`` is a directory (``what`` names the file in
-    the message); any ``OSError`` of the write is raised with the temporary file removed."""
+    of the file at ``path`` if there is one, rename it over ``path``. ``IsADirectoryError``
+    where ``path`` is a directory (``what`` names the file in the message); any ``OSError`` of
+    the write is raised with the temporary file removed."""
     path = os.fspath(path)
     if os.path.isdir(path):
         raise IsADirectoryError(errno.EISDIR, f"Is a directory; give the {what}'s path", path)
