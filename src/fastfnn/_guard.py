@@ -135,15 +135,15 @@ def _hash_for(seconds):
 
 
 def apart(first, second, splits):
-    """How far apart two halves of rounds are on the choice made from all of them, at every
-    width but the one where they are furthest apart (a busy half moves every width; the noise
-    of a quiet machine, one near the crossover): per width, the larger factor by which a half's
-    median gain says that choice loses more there than the median of all the rounds says (1.0:
-    neither half sees a loss the whole does not); of these, the second largest (the only one,
-    for a single width), or the largest where it is beyond ONE_WIDTH. A choice loses at a width it runs in parts (``splits[width]`` True) by
-    1 / gain where the gain is below 1, at a width it runs whole by the gain where it is above
-    1. ``first``, ``second``: rows of rounds, a gain (one thread's time over the split's) per
-    width."""
+    """How far apart two halves of rounds are on the choice made from all of them, at every width
+    but the one where they are furthest apart (a busy half moves every width; the noise of a quiet
+    machine, one near the crossover): per width, the larger factor by which a half's median gain
+    says that choice loses more there than the median of all the rounds says (1.0: neither half sees
+    a loss the whole does not); of these, the second largest (the only one, for a single width), or
+    the largest where it is beyond ONE_WIDTH. A choice loses at a width it runs in parts
+    (``splits[width]`` True) by 1 / gain where the gain is below 1, at a width it runs whole by the
+    gain where it is above 1. ``first``, ``second``: rows of rounds, a gain (one thread's time over
+    the split's) per width."""
     def loss(gain, split):
         return max(1.0, 1.0 / max(gain, 1e-9) if split else gain)
 
