@@ -315,5 +315,10 @@ def test_one_partition_and_a_validation_split_is_an_error_in_the_commands_terms(
     assert_one_line_error(runs["default"], "small.csv: the table has 1 partition(s) of "
                           "--partition-size 16MB", "give a smaller --partition-size (CSV), "
                           "more files or row groups (Parquet), or --no-early-stopping")
+    from fastfnn.scaling import TooFewPartitionsError
+
+    with pytest.raises(TooFewPartitionsError, match="1 partition") as refused:
+        fit_streaming(FNNRegressor(hidden_layer_sizes=(4,)), str(tmp_path / "small.csv"), "y")
+    assert refused.value.n_partitions == 1 and isinstance(refused.value, ValueError)
     assert runs["smaller partitions"].returncode == 0, runs["smaller partitions"].stderr
     assert runs["no early stopping"].returncode == 0, runs["no early stopping"].stderr

@@ -202,18 +202,18 @@ def _fit(scaling, args, targets, validation, patience, bar):
             on_partition=bar.partition)
     except FileNotFoundError as exc:
         raise CLIError(str(exc)) from None
+    except scaling.TooFewPartitionsError as exc:  # in this command's options
+        raise CLIError(f"{args.data}: the table has {exc.n_partitions} partition(s) of "
+                       f"--partition-size {args.partition_size}; the validation held out of "
+                       "streamed training takes whole partitions, so it needs at least 2: give "
+                       "a smaller --partition-size (CSV), more files or row groups (Parquet), "
+                       "or --no-early-stopping") from None
     except ValueError as exc:
         text = " ".join(str(exc).split())
         if "not numeric" in text:
             raise CLIError(f"{text} (--stream takes numeric features only: it does not one-hot "
                            "encode text columns; encode them, or train in memory without "
                            "--stream)") from None
-        if "validation holds out whole partitions" in text:  # in this command's options
-            raise CLIError(f"{args.data}: {text.split(';')[0]} of --partition-size "
-                           f"{args.partition_size}; the validation held out of streamed training "
-                           "takes whole partitions, so it needs at least 2: give a smaller "
-                           "--partition-size (CSV), more files or row groups (Parquet), or "
-                           "--no-early-stopping") from None
         raise
 
 

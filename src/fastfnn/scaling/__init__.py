@@ -33,7 +33,8 @@ from ._cluster import cluster_client
 from ._predict import predict_dask, predict_streaming
 from ._search import SEARCH_KINDS, make_search, search
 from ._data import EmptyFileWarning
-from ._stream import EpochRecord, StreamingFit, fit_streaming
+from ._stream import EpochRecord, StreamingFit, TooFewPartitionsError, fit_streaming
 
-__all__ = ["fit_streaming", "StreamingFit", "EpochRecord", "EmptyFileWarning", "search",
+__all__ = ["fit_streaming", "StreamingFit", "EpochRecord", "EmptyFileWarning",
+           "TooFewPartitionsError", "search",
            "make_search", "SEARCH_KINDS", "predict_streaming", "predict_dask", "cluster_client"]

@@ -111,16 +111,25 @@ def _check_arguments(estimator, epochs, validation_fraction, patience, dtype, ca
             raise TypeError(f"{name} must be callable or None, got {type(fn).__name__}.")
 
 
+class TooFewPartitionsError(ValueError):
+    """A validation split asked of a table with fewer than 2 partitions (``n_partitions``):
+    validation holds out whole partitions."""
+
+    def __init__(self, message, n_partitions):
+        super().__init__(message)
+        self.n_partitions = n_partitions
+
+
 def split_partitions(n_partitions, validation_fraction, rng):
     """(train, validation) partition indices: a seeded ``round(fraction * n)`` of the
     partitions (at least one, and one left to train) are held out, the rest train."""
     if validation_fraction == 0:
         return list(range(n_partitions)), []
     if n_partitions < 2:
-        raise ValueError(
+        raise TooFewPartitionsError(
             f"the table has {n_partitions} partition(s); validation holds out whole partitions, "
             f"so it needs at least 2: give a smaller blocksize (e.g. '1MB'), more files, or "
-            f"validation_fraction=0.")
+            f"validation_fraction=0.", n_partitions)
     n_val = min(max(1, round(validation_fraction * n_partitions)), n_partitions - 1)
     held = rng.permutation(n_partitions)[:n_val]
     val = sorted(int(i) for i in held)
