@@ -578,7 +578,22 @@ def test_retune_on_a_busy_machine_leaves_a_final_choice_in_place(machine, cache,
     assert kept(cache, "training split float32")["evidence"]["verdict"] == "deferred"
     out = capsys.readouterr()
     assert "measuring again was deferred: busy before measuring" in out.out
-    assert "the machine was busy" in out.err
+    # float64's training split stays final; the three never measured stay on the defaults
+    assert ("the machine was busy: training split float32, prediction threads float64, "
+            "prediction threads float32 stay(s) on the safe default") in out.err
+
+
+def test_retune_on_a_busy_machine_says_the_final_choices_stay_in_force(machine, cache, capsys):
+    """Every choice final before, every new measurement busy: nothing is left on a default, and
+    the closing line says the earlier choices stay (not that something is wrong with them)."""
+    assert bench.main(["--retune"]) == 0
+    before = kept(cache)
+    machine.shares, machine.probes = [BUSY], 0
+    assert bench.main(["--retune"]) == 1
+    assert kept(cache) == before
+    err = capsys.readouterr().err
+    assert "every choice in force was measured earlier on a quiet machine" in err
+    assert "safe default" not in err
 
 
 def test_retune_is_an_option_of_the_bench_command(machine, cache, capsys):

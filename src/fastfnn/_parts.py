@@ -416,12 +416,14 @@ def retune(log=None, deferred_only=False):
     by another after ``_guard.CONFIRM_PAUSE``; a final result is kept in place of what was
     there, a deferred one leaves a final entry in place. With
     ``deferred_only`` (``fastfnn bench``, before it times anything), only choices that are
-    deferred (or not measured yet), before their retry time. Returns ``(lines, quiet)``: what
-    each choice measured now is and how it came, and whether every such measurement was
-    final. ``log(message)`` is told before each measurement (a few seconds each)."""
+    deferred (or not measured yet), before their retry time. Returns ``(lines, quiet,
+    defaults)``: what each choice measured now is and how it came, whether every such
+    measurement was final, and the choices measured now whose safe default stays in force (none
+    where a busy measurement left a final one in place). ``log(message)`` is told before each
+    measurement (a few seconds each)."""
     if (os.cpu_count() or 1) < PARTS or not can_measure():
-        return [f"nothing measured: this process cannot run {PARTS} threads"], False
-    lines, quiet = [], True
+        return [f"nothing measured: this process cannot run {PARTS} threads"], False, []
+    lines, quiet, defaults = [], True, []
     kinds = (("training", "training split", measure, "split_flops", SMALLEST),
              ("prediction", "prediction threads", measure_prediction, "chunk_flops", 0.0))
     for what, kind, measure_now, field, floor in kinds:
@@ -448,8 +450,10 @@ def retune(log=None, deferred_only=False):
                 _chosen[(what, np.dtype(name))] = choice
             if measured:
                 quiet = quiet and _guard.final(entry) and "measuring again was deferred" not in how
+                if not _guard.final(entry):
+                    defaults.append(f"{kind} {name}")
                 lines.append(f"{kind} {name}: threads from {choice.threshold:.3g} flops ({how})")
-    return lines, quiet
+    return lines, quiet, defaults
 
 
 # ---- prediction -----------------------------------------------------------------------------

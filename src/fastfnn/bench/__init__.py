@@ -182,7 +182,7 @@ def measure_deferred(log):
     from .. import _parts
 
     for _ in range(DEFERRED_ATTEMPTS):
-        lines, quiet = _parts.retune(log, deferred_only=True)
+        lines, quiet, _ = _parts.retune(log, deferred_only=True)
         if lines[:1] and lines[0].startswith("nothing measured"):
             return
         for line in lines:
@@ -195,18 +195,29 @@ def measure_deferred(log):
 def retune(quiet=False):
     """``fastfnn bench --retune``: measure the machine's choices again (``_parts.retune``), print
     what each is now; 0 where every measurement was final, 1 where the machine was busy (a
-    final choice kept before stays; run it again when the machine is quiet)."""
+    final choice kept before stays; run it again when the machine is quiet). The closing line
+    says which choices, if any, are left on their safe defaults."""
     from .. import _parts
 
     log = None if quiet else (lambda m: print(m, file=sys.stderr, flush=True))
-    lines, all_final = _parts.retune(log)
+    lines, all_final, defaults = _parts.retune(log)
     for line in lines:
         print(line)
     if not all_final:
-        print("fastfnn bench --retune: the machine was busy (or cannot run two threads): nothing "
-              "measured now was kept as final; run it again when the machine is quiet",
-              file=sys.stderr)
+        print(f"fastfnn bench --retune: {_not_final(lines, defaults)}", file=sys.stderr)
     return 0 if all_final else 1
+
+
+def _not_final(lines, defaults):
+    """The closing line of a retune that kept nothing new: why, and what is in force."""
+    if lines[:1] and lines[0].startswith("nothing measured"):
+        return f"{lines[0]}; the safe defaults are in force"
+    if defaults:
+        return (f"the machine was busy: {', '.join(defaults)} stay(s) on the safe default until "
+                "a quiet measurement; run it again when the machine is quiet")
+    return ("the machine was busy, so nothing measured now was kept; every choice in force was "
+            "measured earlier on a quiet machine (above) and stays; run it again when the "
+            "machine is quiet to measure them anew")
 
 
 def main(argv=None):
