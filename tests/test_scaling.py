@@ -460,6 +460,42 @@ def test_grid_search_on_the_cluster_equals_the_in_process_search(client, small):
         assert type(ours).__name__ == "FNNGridSearchCV" and done == [2, 4, 6, 8, 10, 12]
 
 
+def test_networks_trained_ahead_run_on_a_one_thread_cluster_and_count_their_own_fits(small):
+    """On a cluster of one worker thread (where joblib's ``Parallel`` would run every task in
+    this process), 'lbfgs' networks and stochastic ones train as tasks there (the oracle: the
+    cluster's own task stream), with GridSearchCV's results in this process; two searches at
+    once on that cluster each count their own fits, up to their total and no further."""
+    import threading
+
+    X, y = small
+    grid = {"alpha": [1e-4, 1e-2, 1e-1]}
+    cv = KFold(3, shuffle=True, random_state=0)
+    with cluster_client("local", n_workers=1) as one:
+        for solver in ("lbfgs", "adam"):
+            net = small_net().set_params(solver=solver)
+            with distributed.get_task_stream(one) as tasks:
+                ours = search(net, grid, X, y, scheduler=one, cv=cv)
+            oracle = GridSearchCV(net, grid, cv=cv).fit(X, y)
+            np.testing.assert_array_equal(ours.cv_results_["mean_test_score"],
+                                          oracle.cv_results_["mean_test_score"])
+            assert len(tasks.data) == 3, solver  # a task per fold, on the worker
+
+        counts = {}
+
+        def run(name, net):
+            with distributed.Client(one.scheduler.address, set_as_default=False) as c:
+                counts[name] = []
+                search(net, grid, X, y, scheduler=c, cv=cv, on_progress=counts[name].append)
+
+        users = [threading.Thread(target=run, args=(name, small_net().set_params(solver=s)))
+                 for name, s in (("a", "adam"), ("b", "lbfgs"))]
+        for user in users:
+            user.start()
+        for user in users:
+            user.join()
+    assert counts == {"a": [3, 6, 9], "b": [3, 6, 9]}
+
+
 def test_random_search_through_a_scheduler_address(client, small):
     X, y = small
     dists = {"alpha": [1e-5, 1e-4, 1e-3, 1e-2, 1e-1], "learning_rate_init": [3e-3, 1e-2, 3e-2]}

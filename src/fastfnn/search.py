@@ -24,35 +24,37 @@ sooner) a laned candidate's score can differ from scikit-learn's loop's by far m
 
 Under joblib's "dask" backend (``fastfnn.scaling.search``), the candidates go to the
 cluster's workers in groups, one task per fold and kind of network (shape, activation,
-solver, batch size, loss, dropout layout), each worker training its group together; the
-workers announce the fits made on the event topic ``progress_topic``.
+solver, batch size, loss, dropout layout; 'lbfgs' networks are fitted one after another in
+their fold's task), submitted to the backend's client (a cluster of one worker thread too),
+each task under the caller's warning filters and scikit-learn configuration; the workers
+announce the fits made on the event topic ``progress_topic`` (an instance's own where set,
+as ``fastfnn.scaling.search`` sets one per search).
 
 Where a candidate cannot be trained ahead (another final estimator, callbacks that reach the
-network, 'lbfgs', fit parameters other than ``sample_weight`` reaching the network, steps
-around it that fail, a parameter that is invalid or that pickle cannot write, a fit that fails),
-scikit-learn's loop fits it as usual: the results do not depend on what was trained ahead,
-only the time does. Grid values are cloned for each fit, as that loop clones them; equal
-candidates with a fixed seed train once, each taking that fit (they tie, as equal solo fits
-do).
+network, fit parameters other than ``sample_weight`` reaching the network, steps around it
+that fail, a parameter that is invalid or that pickle cannot write, a fit that fails),
+scikit-learn's loop fits it as usual, in this process: the results do not depend on what was
+trained ahead, only the time does. Grid values are cloned for each fit, as that loop clones
+them; equal candidates with a fixed seed train once, each taking that fit (they tie, as equal
+solo fits do).
 ``mean_fit_time`` is the time scikit-learn's loop spent in ``fit``, which for a candidate
 trained ahead is the time to take it; the time training them all together took is
 ``together_fit_time_``.
 """
 
 import time
+import warnings
 from contextvars import ContextVar
 
 import numpy as np
 from joblib import parallel_config
 from joblib.parallel import get_active_backend
+from sklearn import config_context, get_config
 from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
 from sklearn.model_selection._validation import _check_method_params
 from sklearn.utils import indexable
 from sklearn.utils.metaestimators import _safe_split
-# (each task runs under the caller's warning filters and scikit-learn configuration, as in
-# scikit-learn's own loop)
-from sklearn.utils.parallel import Parallel, delayed
 
 from . import _env, _prefit
 from ._base import BaseFNN
@@ -180,7 +182,7 @@ class _TrainedTogether:
             return {}
         start = time.perf_counter()
         if type(backend).__name__ == "DaskDistributedBackend":
-            made = _train_on_cluster(jobs, groups, backend, lanes)
+            made = _train_on_cluster(jobs, groups, backend.client, lanes, self.progress_topic)
         else:
             made = [(job[0], error) for job, error in
                     zip(jobs, fit_together(jobs, n_jobs=self.n_jobs, lanes=lanes))]
@@ -192,17 +194,32 @@ class _TrainedTogether:
         return fits
 
 
-def _train_on_cluster(jobs, groups, backend, lanes):
-    """:func:`fit_together` on a Dask cluster's workers (``backend``: joblib's "dask"
-    backend): one task per group of networks of one kind on one fold's rows (``groups``: the
-    group of each job), as ``lanes`` where asked. Returns ``(fitted estimator, error)`` per
-    job."""
+def _train_on_cluster(jobs, groups, client, lanes, topic):
+    """:func:`fit_together` on a Dask cluster's workers (``client``: the client of joblib's
+    "dask" backend): one task per group of networks of one kind on one fold's rows
+    (``groups``: the group of each job), as ``lanes`` where asked, each announcing its fits on
+    ``topic``. Submitted to the client itself, not through joblib, whose ``Parallel`` runs the
+    tasks in this process where the cluster has one thread; each fold's arrays are sent once
+    (scattered), and each task runs under this process's warning filters and scikit-learn
+    configuration, as scikit-learn's own loop runs its tasks. Returns ``(fitted estimator,
+    error)`` per job."""
     tasks = {}
     for i, group in enumerate(groups):
         tasks.setdefault(group, []).append(i)
-    with parallel_config(backend=backend):
-        results = Parallel(n_jobs=-1)(delayed(_fit_group)([jobs[i] for i in members], lanes)
-                                      for members in tasks.values())
+    scattered = {}  # id of an array -> its future (a fold's rows are shared by its jobs)
+
+    def sent(value):
+        if value is None:
+            return None
+        if id(value) not in scattered:
+            scattered[id(value)] = (value, client.scatter(value, hash=False))
+        return scattered[id(value)][1]
+
+    sent_jobs = [(fnn, sent(X), sent(y), sent(weight)) for fnn, X, y, weight in jobs]
+    context = (get_config(), list(warnings.filters))
+    futures = [client.submit(_fit_group, [sent_jobs[i] for i in members], lanes, topic,
+                             context, pure=False) for members in tasks.values()]
+    results = client.gather(futures)
     made = [None] * len(jobs)
     for members, result in zip(tasks.values(), results):
         for i, pair in zip(members, result):
@@ -270,9 +287,10 @@ def _network_input(estimator, path, fnn, X, y, fit_params):
 
 def _kind(fnn):
     """What networks must share to train in one compiled call: their shape, activation,
-    solver, batch size, loss and output, and which layers drop units; None for what does not
-    train ahead (another estimator, 'lbfgs', a dropout that is no rate)."""
-    if not isinstance(fnn, BaseFNN) or fnn.solver == "lbfgs":
+    solver, batch size, loss and output, and which layers drop units ('lbfgs' networks are
+    fitted one after another, each its own fit); None for what does not train ahead (another
+    estimator, a dropout that is no rate)."""
+    if not isinstance(fnn, BaseFNN):
         return None
     try:
         dropping = tuple(float(r) > 0 for r in np.atleast_1d(fnn.dropout))
@@ -282,15 +300,19 @@ def _kind(fnn):
                  getattr(fnn, "loss", None), getattr(fnn, "out_activation", None), dropping))
 
 
-def _fit_group(jobs, lanes):
-    """A task of :func:`_train_on_cluster`: ``fit_together(jobs, lanes=lanes)``; returns
+def _fit_group(jobs, lanes, topic, context):
+    """A task of :func:`_train_on_cluster`: ``fit_together(jobs, lanes=lanes)`` under
+    ``context`` (the caller's scikit-learn configuration and warning filters); returns
     ``(fitted estimator, error)`` per job and, on a Dask worker, announces the fits made on
-    :data:`PROGRESS_TOPIC`."""
-    errors = fit_together(jobs, lanes=lanes)
+    ``topic``."""
+    config, filters = context
+    with config_context(**config), warnings.catch_warnings():
+        warnings.filters[:] = filters
+        errors = fit_together(jobs, lanes=lanes)
     try:
         from distributed import get_worker
 
-        get_worker().log_event(PROGRESS_TOPIC, len(jobs))
+        get_worker().log_event(topic, len(jobs))
     except (ImportError, ValueError):  # not on a worker
         pass
     return [(job[0], error) for job, error in zip(jobs, errors)]

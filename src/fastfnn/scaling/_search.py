@@ -67,7 +67,10 @@ def n_fits(searcher):
 @contextmanager
 def _fits_done(client, on_progress, searcher):
     """Call ``on_progress(done)`` as the cluster finishes cross-validation fits, and once more
-    with the total at the end (the scheduler's last events can arrive after the results)."""
+    with the total at the end (the scheduler's last events can arrive after the results).
+    The events come on a topic of this search's own (joblib's batches, counted by a scheduler
+    plugin, and the groups an FNN search trains together), so two searches on one cluster
+    count their own fits."""
     if on_progress is None:
         yield
         return
@@ -80,15 +83,12 @@ def _fits_done(client, on_progress, searcher):
 
     client.register_plugin(FitCounter(topic))
     client.subscribe_topic(topic, handler)
-    together = getattr(searcher, "progress_topic", None)  # groups trained together
-    if together:
-        client.subscribe_topic(together, handler)
+    if hasattr(searcher, "progress_topic"):  # its groups trained together announce here too
+        searcher.progress_topic = topic
     try:
         yield
     finally:
         client.unsubscribe_topic(topic)
-        if together:
-            client.unsubscribe_topic(together)
         client.unregister_scheduler_plugin(topic)
     total = n_fits(searcher)
     if done[0] != total:
@@ -153,13 +153,15 @@ def search(estimator, params, X, y, *, kind="grid", scheduler=None, n_workers=2,
     """Run a scikit-learn hyper-parameter search with its fits spread over a Dask cluster.
 
     joblib's "dask" backend sends each cross-validation fit (``_fit_and_score``, in batches) to
-    the cluster's workers; the search's logic, the final refit on all of ``X`` and the result
-    stay in this process. For a fastfnn network (or a Pipeline ending in one, or a
+    the cluster's workers (where the cluster has more than one worker thread: joblib runs a
+    single one's in this process); the search's logic, the final refit on all of ``X`` and the
+    result stay in this process. For a fastfnn network (or a Pipeline ending in one, or a
     TransformedTargetRegressor around either) the grid and random searches are
     ``FNNGridSearchCV`` / ``FNNRandomizedSearchCV``: the workers get the candidates in groups,
-    one task per fold and kind of network, each training its group in one compiled call per
-    epoch; scoring stays here. Each worker thread runs one fit at a time, single-threaded with
-    the default ``threads_per_worker=1`` (a local cluster sets ``FASTFNN_NUM_THREADS``,
+    one task per fold and kind of network submitted to the client (a cluster of one worker
+    thread too), each training its group in one compiled call per epoch ('lbfgs' networks one
+    after another); scoring, and the fits such a search does not train ahead, stay here. Each
+    worker thread runs one fit at a time, single-threaded with the default ``threads_per_worker=1`` (a local cluster sets ``FASTFNN_NUM_THREADS``,
     ``OMP_NUM_THREADS`` and the BLAS thread counts of its workers to ``threads_per_worker``).
     fastfnn's results depend on the data, parameters and seed, not on the thread count, so
     the scores are those of the same search run in one process.
