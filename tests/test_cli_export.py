@@ -74,6 +74,32 @@ def test_export_matches_the_model(tmp_path):
     np.testing.assert_allclose(proba, model.predict_proba(iris), rtol=1e-6, atol=1e-9)
 
 
+def test_columns_of_a_streamed_model_stay_float64_and_renamed_inputs_are_printed(tmp_path):
+    """A streamed model (a scaler, then the network: no ColumnTransformer to join the inputs)
+    exported with one input per column keeps float64 (a column of timestamps: float32 would
+    be 1e-2 off), and two names that become one input name are printed with their columns."""
+    pytest.importorskip("skl2onnx")
+    ort = pytest.importorskip("onnxruntime")
+    rng = np.random.RandomState(0)
+    frame = pd.DataFrame({"a b": 1.7e9 + rng.uniform(0, 3600, 300).round(3),
+                          "a_b": rng.normal(size=300).round(4)})
+    frame["y"] = ((frame["a b"] - 1.7e9) / 3600 + frame["a_b"]).round(4)
+    frame.to_csv(tmp_path / "ts.csv", index=False)
+    runs = run_forked({
+        "fit": (["fit", "ts.csv", "--stream", "--no-early-stopping", "--epochs", "3",
+                 "--hidden", "8", "--quiet", "--save", "ts.model"], tmp_path)})
+    assert runs["fit"].returncode == 0, runs["fit"].stderr
+    runs = run_forked({"export": (["export", "ts.model", "ts.onnx", "--inputs", "columns"],
+                                  tmp_path)})
+    assert runs["export"].returncode == 0, runs["export"].stderr
+    assert "renamed: a_b <- 'a b', a_b1 <- 'a_b'\n" in runs["export"].stdout
+    session = ort.InferenceSession(str(tmp_path / "ts.onnx"))
+    X = frame[["a b", "a_b"]]
+    got = session.run(None, {"a_b": X[["a b"]].to_numpy(), "a_b1": X[["a_b"]].to_numpy()})[0]
+    np.testing.assert_allclose(got.ravel(), load_model(tmp_path / "ts.model").predict(X),
+                               rtol=1e-12, atol=1e-12)
+
+
 def test_export_without_skl2onnx_says_what_to_install(tmp_path, monkeypatch, capsys):
     """As if skl2onnx were not installed (an import that fails): one line naming the extra."""
     monkeypatch.setitem(sys.modules, "skl2onnx", None)  # `import skl2onnx` fails

@@ -329,6 +329,56 @@ def test_gaps_and_rare_text_values_in_the_models_dtype(dtype, unknown):
         fonnx.to_onnx(swapped, X.to_numpy()[:1])  # skl2onnx would ignore the new order
 
 
+def test_several_inputs_are_joined_in_their_own_dtype():
+    """One input per column of a DataFrame, with no ColumnTransformer to join them: float64
+    stays float64 (timestamps: float32 would be 1e-2 off), an integer column included; two
+    text columns reach the one-hot encoder as strings (an ONNX file onnxruntime loads)."""
+    pd = pytest.importorskip("pandas")
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.RandomState(3)
+    n = 120
+    df = pd.DataFrame({"t": 1.7e9 + rng.uniform(0, 3600, n), "x": rng.randn(n),
+                       "k": rng.randint(0, 5, n)})
+    y = (df.t - 1.7e9) / 3600 + df.x + df.k
+    for steps in ([], [StandardScaler()], [SimpleImputer(), StandardScaler()]):
+        model = make_pipeline(*steps, small(FNNRegressor)).fit(df, y)
+        sess = ort.InferenceSession(fonnx.to_onnx(model, df[:1]).SerializeToString())
+        got = sess.run(None, {c: df[[c]].to_numpy() for c in df.columns})[0]
+        close(got.ravel(), model.predict(df), np.float64)
+
+    text = pd.DataFrame({"c": rng.choice(["x", "y", "z"], n), "d": rng.choice(["p", "q"], n)},
+                        dtype=object)
+    score = (text.c == "x").astype(float) - (text.d == "q")
+    for model in (make_pipeline(OneHotEncoder(handle_unknown="ignore"), small(FNNRegressor)),
+                  make_pipeline(fastfnn.TextCells(), OneHotEncoder(handle_unknown="ignore"),
+                                small(FNNRegressor))):
+        model.fit(text, score)
+        sess = ort.InferenceSession(fonnx.to_onnx(model, text[:1]).SerializeToString())
+        got = sess.run(None, {c: text[[c]].to_numpy() for c in text.columns})[0]
+        close(got.ravel(), model.predict(text), np.float64)
+
+
+def test_an_array_sample_takes_positions_and_masks_a_column_transformer_keeps():
+    """scikit-learn keeps a dropped remainder and an integer selection as positions, a mask
+    as booleans: with an array sample (one (N, F) input) they select the same columns."""
+    pd = pytest.importorskip("pandas")
+    from sklearn.preprocessing import MinMaxScaler
+
+    rng = np.random.RandomState(4)
+    df = pd.DataFrame(rng.randn(60, 3) * [1, 10, 100], columns=["a", "b", "c"])
+    y = df.a + df.b / 10 - df.c / 100
+    for columns in (ColumnTransformer([("s", StandardScaler(), ["b", "c"])]),
+                    ColumnTransformer([("s", StandardScaler(), ["b", "c"]),
+                                       ("m", MinMaxScaler(), [0])]),
+                    ColumnTransformer([("s", StandardScaler(), ["c"]),
+                                       ("m", MinMaxScaler(), [True, False, False])])):
+        model = make_pipeline(columns, small(FNNRegressor)).fit(df, y)
+        X = df.to_numpy()
+        close(run(fonnx.to_onnx(model, X[:1]), X)[0].ravel(), model.predict(df), np.float64)
+
+
 def test_target_opset():
     X, signal = data(np.float64)
     model = small(FNNRegressor).fit(X, signal[:, 0])

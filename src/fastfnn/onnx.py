@@ -54,7 +54,6 @@ except ImportError as exc:
 
 import numpy as np
 from skl2onnx.common._apply_operation import apply_concat
-from skl2onnx.operator_converters.common import concatenate_variables
 from skl2onnx.operator_converters.imputer_op import convert_sklearn_imputer
 from skl2onnx.operator_converters.one_hot_encoder import convert_sklearn_one_hot_encoder
 from skl2onnx.shape_calculators.imputer import calculate_sklearn_imputer_output_shapes
@@ -351,6 +350,18 @@ def _convert_target(scope, operator, container):
     g.node("Identity", y, output=operator.outputs[0].full_name)
 
 
+def _joined(scope, inputs, container):
+    """The name of the inputs' columns side by side, (N, sum of widths): the one input itself,
+    else a ``Concat`` along the columns, which keeps their type (skl2onnx's
+    ``concatenate_variables`` uses ``FeatureVectorizer``, whose output is float32 and which
+    takes no strings)."""
+    if len(inputs) == 1:
+        return inputs[0].full_name
+    joined = scope.get_unique_variable_name("joined")
+    apply_concat(scope, [v.full_name for v in inputs], joined, container, axis=1)
+    return joined
+
+
 # ---- SimpleImputer: float64 input, and text whose missing value is not a string -----------------
 
 def _is_nan(value):
@@ -366,7 +377,7 @@ def _convert_imputer(scope, operator, container):
     if (isinstance(inp, DoubleTensorType) and _is_nan(op.missing_values)
             and np.all(np.isfinite(op.statistics_.astype(np.float64)))):
         g = _Graph(scope, container, np.float64)
-        x = concatenate_variables(scope, operator.inputs, container)
+        x = _joined(scope, operator.inputs, container)
         fill = g.const(np.reshape(op.statistics_.astype(np.float64), (1, -1)))  # (1, F)
         g.node("Where", g.node("IsNaN", x), fill, x, output=operator.outputs[0].full_name)
         return
@@ -408,7 +419,7 @@ def _parse_text_cells(scope, model, inputs, custom_parsers=None):
 
 def _convert_text_cells(scope, operator, container):
     """``Identity`` of the string input (its columns concatenated first where several)."""
-    x = concatenate_variables(scope, operator.inputs, container)
+    x = _joined(scope, operator.inputs, container)
     container.add_node("Identity", [x], [operator.outputs[0].full_name],
                        name=scope.get_unique_operator_name("Identity"))
 
@@ -463,7 +474,7 @@ def _convert_onehot(scope, operator, container):
     op = operator.raw_operator
     g = _Graph(scope, container, np.dtype(op.dtype))
     blocks = _onehot_blocks(op)
-    x = concatenate_variables(scope, operator.inputs, container)  # (N, n_columns) strings
+    x = _joined(scope, operator.inputs, container)  # (N, n_columns) strings
     outputs = []
     for j, (seen, where, width, unknown) in enumerate(blocks):
         column = x if len(blocks) == 1 else g.node(
@@ -518,7 +529,7 @@ def _positional(model):
         transformers = []
         for name, step, cols in ct.transformers_:
             if not isinstance(cols, slice):
-                cols = [names.index(c) for c in ([cols] if isinstance(cols, str) else cols)]
+                cols = _positions(cols, names)
                 if len(cols) == len(names) and cols != sorted(cols):
                     # skl2onnx takes a selection as wide as its input for the whole input
                     raise ValueError(
@@ -528,6 +539,35 @@ def _positional(model):
             transformers.append((name, step, cols))
         ct.transformers_ = transformers
     return model
+
+
+def _positions(cols, names):
+    """The positions of a ColumnTransformer's selection ``cols`` (names, positions, as scikit-
+    learn keeps a remainder or an integer selection, or a boolean mask) among ``names``."""
+    if isinstance(cols, str):
+        cols = [cols]
+    if np.asarray(cols).dtype == bool:
+        return [int(i) for i in np.flatnonzero(cols)]
+    return [names.index(c) if isinstance(c, str) else int(c) for c in cols]
+
+
+def _columns_joined(model, frame):
+    """``model`` behind a ColumnTransformer that passes every column of ``frame`` through (one
+    input per column, joined by a ``Concat`` in their dtype, an integer column cast), where
+    every column is numeric and the model's first step is no ColumnTransformer (skl2onnx's
+    converters would join the inputs with ``FeatureVectorizer``, in float32: a float64 model
+    would lose 1e-2 on a column of timestamps); else ``model`` itself."""
+    import pandas as pd
+
+    first = model
+    while isinstance(first, (Pipeline, TransformedTargetRegressor)):
+        first = first.steps[0][1] if isinstance(first, Pipeline) else first.regressor_
+    numeric = all(pd.api.types.is_numeric_dtype(frame[c]) and frame[c].dtype.kind in "iuf"
+                  for c in frame.columns)
+    if isinstance(first, ColumnTransformer) or not numeric:
+        return model
+    columns = ColumnTransformer([("columns", "passthrough", list(frame.columns))]).fit(frame)
+    return Pipeline([("columns", columns), ("model", model)])
 
 
 # ---- public conveniences ----------------------------------------------------------------------
@@ -602,6 +642,7 @@ def to_onnx(model, X_sample, *, target_opset=None, options=None):
             name: X_sample[name].astype(object) for name in X_sample.columns
             if pd.api.types.is_string_dtype(X_sample[name])
             and not pd.api.types.is_object_dtype(X_sample[name])})
+        model = _columns_joined(model, X_sample)
     return skl2onnx.to_onnx(model, X_sample, target_opset=target_opset, options=options)
 
 

@@ -26,7 +26,8 @@ def add_parser(sub):
     p.add_argument("--inputs", choices=["auto", "tensor", "columns"], default="auto",
                    help="tensor: one (N, F) input X (numeric columns only); columns: one "
                         "(N, 1) input per column, named after it (characters other than "
-                        "letters, digits and _ become _); auto (default): tensor when every "
+                        "letters, digits and _ become _, and a name taken twice gets a number: "
+                        "the renamed ones are printed); auto (default): tensor when every "
                         "feature is numeric")
     p.set_defaults(func=cmd_export)
 
@@ -62,6 +63,12 @@ def cmd_export(args):
     print(f"inputs   {'; '.join(inputs)}")
     if isinstance(sample, np.ndarray):
         print(f"         X's columns: {', '.join(record['features'])}")
+    else:
+        renamed = [f"{v.name} <- {column!r}" for v, column in zip(onx.graph.input,
+                                                                  record["features"])
+                   if v.name != column]
+        if renamed:
+            print(f"         renamed: {', '.join(renamed)}")
     print(f"outputs  {'; '.join(outputs)}")
     return 0
 
