@@ -357,6 +357,8 @@ def _mutations(model, name):
     for field, value in _fields(model, name):
         if isinstance(value, np.ndarray):
             found = _array_mutations(value)
+            if field == "gradient_norms_":  # NaN: not recorded (files from before they were)
+                found = [(label, m, "either" if label == "nan" else e) for label, m, e in found]
         elif isinstance(value, list):
             found = [("remove-item", lambda v: v[:-1], "either" if "curve" in field
                       or "scores" in field else "refuse"),
@@ -369,9 +371,11 @@ def _mutations(model, name):
             found = _scalar_mutations(field, value)
         if "[" not in field and "." not in field:
             found = found + [("removed", lambda v: _REMOVE, "either" if field in (
-                "_random_state", "feature_names_in_", "_loss", "_validation_scored_by")
+                "_random_state", "feature_names_in_", "_loss", "_validation_scored_by",
+                "gradient_norms_", "validation_loss_curve_")
                 else "refuse")]  # files of earlier fits hold no _loss: the parameters tell
-            # it; nor the scoring of the validation scores: a warm start takes them as its
+            # it; nor the norms and validation losses recorded since (not recorded: NaN);
+            # nor the scoring of the validation scores: a warm start takes them as its
         for label, mutate, expect in found:
             # a parameter may take many values; the estimator's constraints decide, and a
             # refusal names the parameter

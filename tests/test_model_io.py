@@ -432,6 +432,76 @@ def test_newer_format_version_says_to_upgrade(tmp_path, small_model):
         load_model(tmp_path / "new.skops")
 
 
+def test_files_from_before_the_norms_validation_losses_and_class_weight_load(tmp_path):
+    """A file written before ``class_weight``, ``validation_loss_curve_`` and
+    ``gradient_norms_`` existed (the layout made by hand from a model of today, the fields
+    taken out) loads as not recorded (NaN) and the parameter's default, predicts to the bit
+    and trains on as the model with them does (the oracle: the same model never saved)."""
+    X, y, labels = _data()[0][["a", "b"]].fillna(0).to_numpy(), _data()[1], _data()[2]
+    made = {"classifier": FNNClassifier(**SMALL, early_stopping=True, random_state=0,
+                                        warm_start=True).fit(X, labels),
+            "regressor": FNNRegressor(**SMALL, random_state=0, warm_start=True).fit(X, y)}
+    for name, model in made.items():
+        older = copy.deepcopy(model)
+        for field in ("class_weight", "validation_loss_curve_", "gradient_norms_"):
+            vars(older).pop(field, None)
+        (tmp_path / f"{name}.skops").write_bytes(_hand_written(skops.io.dumps(older)))
+        loaded = load_model(tmp_path / f"{name}.skops")
+        np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+        assert np.isnan(loaded.gradient_norms_).all()
+        assert loaded.gradient_norms_.shape == model.gradient_norms_.shape
+        if name == "classifier":
+            assert loaded.class_weight is None
+            assert len(loaded.validation_loss_curve_) == len(model.validation_scores_)
+            assert np.isnan(loaded.validation_loss_curve_).all()
+        else:
+            assert loaded.validation_loss_curve_ is None
+        target = labels if name == "classifier" else y
+        for m in (loaded, model):
+            m.fit(X, target)  # a warm start: the history goes on
+        for a, b in zip(loaded.coefs_, model.coefs_):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(loaded.gradient_norms_[-3:], model.gradient_norms_[-3:])
+        save_model(loaded, tmp_path / f"{name}-again.skops")  # what it loaded, it saves
+
+
+def test_a_field_this_fastfnn_does_not_know_says_whether_a_newer_one_wrote_it(tmp_path,
+                                                                              small_model):
+    """A parameter added by a later release, in a file whose header names that release: the
+    refusal names the field and says to upgrade; the same file from this release says it is no
+    model fastfnn saved."""
+    newer = copy.deepcopy(small_model[0])
+    newer.label_smoothing = 0.0
+    payload = skops.io.dumps(newer)
+    (tmp_path / "newer.skops").write_bytes(_hand_written(payload, written_by={"fastfnn": "9.0"}))
+    (tmp_path / "this.skops").write_bytes(_hand_written(payload))
+    with pytest.raises(ModelFileError, match=r"'label_smoothing'.*newer fastfnn \(9\.0; this is "
+                                             r".*upgrade fastfnn"):
+        load_model(tmp_path / "newer.skops")
+    with pytest.raises(ModelFileError, match=r"'label_smoothing'.*not a model that fastfnn saved"):
+        load_model(tmp_path / "this.skops")
+
+
+def test_what_a_model_file_cannot_hold_is_refused_at_saving_saying_what_to_save(tmp_path,
+                                                                                 small_model):
+    """A fitted search (its results hold scorers) and a scorer object as the early-stopping
+    scoring: nothing written, and the message says what to save or pass instead."""
+    from sklearn.metrics import get_scorer
+
+    model, X = small_model
+    search = fastfnn.FNNGridSearchCV(FNNRegressor(**SMALL, random_state=0),
+                                     {"alpha": [1e-4, 1e-2]}, cv=2).fit(X, X[:, 0])
+    with pytest.raises(ValueError, match=r"FNNGridSearchCV, which fastfnn's model files do "
+                                         r"not hold: save the estimator it fitted"):
+        save_model(search, tmp_path / "search.skops")
+    scored = FNNRegressor(**SMALL, early_stopping=True, scoring=get_scorer("r2"),
+                          random_state=0).fit(X, X[:, 0])
+    with pytest.raises(ValueError, match=r"load_model does not trust .*_Scorer.*give a "
+                                         r"scoring by name"):
+        save_model(scored, tmp_path / "scored.skops")
+    assert not list(tmp_path.iterdir())
+
+
 # ---- damaged files ------------------------------------------------------------------------------
 
 

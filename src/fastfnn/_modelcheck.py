@@ -58,7 +58,11 @@ STOCHASTIC = tuple(name for name, _, _, _ in HISTORY if name not in ("t_", "loss
     "loss_curve_", "gradient_norms_", "_optimizer")
 BEST_WEIGHTS = ("_best_coefs", "_best_intercepts")  # the early-stopping snapshot
 # Parameters added after the first model files: a file without one gets the default.
-ADDED_PARAMETERS = {"dropout": 0.0, "max_grad_norm": None, "scoring": None}
+ADDED_PARAMETERS = {"dropout": 0.0, "max_grad_norm": None, "scoring": None,
+                    "class_weight": None}
+# Stochastic history added after the first model files: a file without it gets it as not
+# recorded (NaN norms, NaN validation losses where there are validation scores).
+ADDED_HISTORY = ("validation_loss_curve_", "gradient_norms_")
 LABEL_BINARIZER_ATTRIBUTES = ("neg_label", "pos_label", "sparse_output", "y_type_",
                               "sparse_input_", "classes_")
 CLASSIFIER_OUTPUTS = {"multiclass": "softmax", "binary": "logistic",
@@ -352,13 +356,14 @@ def _check_fitted(est, a, classifier):
         if not all(type(name) is str for name in names):
             raise FieldError("feature_names_in_", "holds items that are not strings")
     present = [name for name in STOCHASTIC if name in a]
-    if present and len(present) != len(STOCHASTIC):
-        missing = next(name for name in STOCHASTIC if name not in a)
-        raise FieldError(missing, f"is missing, but {present[0]!r} is there: a stochastic fit "
-                                  "sets both")
+    missing = [name for name in STOCHASTIC if name not in a and name not in ADDED_HISTORY]
+    if present and missing:
+        raise FieldError(missing[0], f"is missing, but {present[0]!r} is there: a stochastic "
+                                     "fit sets both")
     if present:
         _check_history(a, n_weights)
         _check_optimizer(a["_optimizer"], sizes, dtype)
+        _add_history(a, n_weights)
     best = [name for name in BEST_WEIGHTS if name in a]
     if present and a["validation_scores_"] is not None and len(best) != 2:
         missing = next(name for name in BEST_WEIGHTS if name not in a)
@@ -415,19 +420,35 @@ def _check_history(a, n_weights):
         check_real(value, f"loss_curve_[{i}]", infinite=True)
     lengths = {}
     for name in ("validation_scores_", "validation_loss_curve_"):
+        if name not in a:  # (an added field, a file from before it)
+            continue
         if a[name] is not None:
             for i, value in enumerate(check_list(a[name], name)):
                 check_real(value, f"{name}[{i}]", nan=True, infinite=True)
             lengths[name] = len(a[name])
-    if len(lengths) == 1:
+    if len(lengths) == 1 and "validation_loss_curve_" in a:
         present = next(iter(lengths))
         other = next(n for n in ("validation_scores_", "validation_loss_curve_") if n != present)
         raise FieldError(other, f"is None, but {present!r} is a list: early stopping sets both")
     if len(set(lengths.values())) > 1:
         raise FieldError("validation_loss_curve_", "has another length than "
                                                    "'validation_scores_' (one value per epoch)")
-    check_array(a["gradient_norms_"], "gradient_norms_", np.dtype(np.float64),
-                (len(curve), n_weights), nonnegative=True)  # a row per epoch of loss_curve_
+    if "gradient_norms_" in a:  # a row per epoch of loss_curve_; NaN: not recorded
+        norms = check_array(a["gradient_norms_"], "gradient_norms_", np.dtype(np.float64),
+                            (len(curve), n_weights), finite=False, nonnegative=True)
+        if np.isinf(norms).any():
+            raise FieldError("gradient_norms_", "holds infinite values")
+
+
+def _add_history(a, n_weights):
+    """The history a file written before it was recorded lacks (ADDED_HISTORY), as not
+    recorded: NaN norms for each epoch of ``loss_curve_``, and NaN validation losses for each
+    validation score (None without early stopping)."""
+    if "gradient_norms_" not in a:
+        a["gradient_norms_"] = np.full((len(a["loss_curve_"]), n_weights), np.nan)
+    if "validation_loss_curve_" not in a:
+        scores = a["validation_scores_"]
+        a["validation_loss_curve_"] = None if scores is None else [np.nan] * len(scores)
 
 
 def _check_optimizer(opt, sizes, dtype):

@@ -125,10 +125,12 @@ class FNNClassifier(ClassifierMixin, BaseFNN):
     gradient_norms_ : ndarray (n_epochs, n_layers_ - 1), float64 (stochastic solvers)
         ``[e, l]``: the root mean square over epoch e's minibatches of the Frobenius norm of
         layer l's weight gradient (data term + L2: the gradient the update used). Rows
-        accumulate across warm starts and ``partial_fit`` as ``loss_curve_`` does.
+        accumulate across warm starts and ``partial_fit`` as ``loss_curve_`` does (NaN rows
+        for epochs of a model file written before the norms were recorded).
     validation_loss_curve_ : list of float or None
         With early stopping, the held-out rows' loss after each epoch (data term, mean per
-        sample: the training loss's units); None without.
+        sample: the training loss's units; NaN for epochs of a model file written before it
+        was recorded); None without.
     """
 
     def __init__(

@@ -73,6 +73,7 @@ import json
 import os
 import pkgutil
 import platform
+import re
 import stat
 import zipfile
 
@@ -145,7 +146,7 @@ def save_model(model, path, *, metadata=None):
         raise TypeError(f"save_model saves fastfnn models (FNNRegressor, FNNClassifier, an "
                         f"ensemble of them, or a pipeline holding one); got "
                         f"{type(model).__name__}.")
-    _check_types(types, fastfnn_types, "Cannot save this model: it", ValueError)
+    _check_saved_types(types, fastfnn_types)
     problem = _field_problem(model)  # what load_model would refuse is not written
     if problem is not None:
         raise ValueError(f"Cannot save this model: {problem}, which load_model would refuse.")
@@ -190,11 +191,10 @@ def load_model(path, *, return_metadata=False):
 
     fastfnn_types = _fastfnn_types()
     types = _payload_call(skops.io.get_untrusted_types, path, data=data)
-    _check_types(types, fastfnn_types, f"{os.fspath(path)}: written by fastfnn "
-                 f"{header['written_by'].get('fastfnn', '?')}, it", ModelFileError)
+    _check_types(types, fastfnn_types, path, header)
     trusted = sorted(fastfnn_types) + list(EXTRA_TRUSTED_TYPES)
     model = _payload_call(skops.io.loads, path, data, trusted=trusted)
-    _check_estimators(model, path)
+    _check_estimators(model, path, header)
     return (model, header["metadata"]) if return_metadata else model
 
 
@@ -516,23 +516,74 @@ def _holds_estimator(types, fastfnn_types):
                for name in types)
 
 
-def _check_types(types, fastfnn_types, subject, error):
-    """Raise ``error`` if ``types`` (those skops does not trust by default) name a type outside
-    the trusted set; ``subject`` starts the message."""
-    from ._version import __version__
-
+def _kept_out(types, fastfnn_types):
+    """``(fastfnn's, others')``: the names among ``types`` (those skops does not trust by
+    default) outside the trusted set, fastfnn's own apart."""
     kept_out = sorted(set(types) - set(fastfnn_types) - set(EXTRA_TRUSTED_TYPES))
     ours = [name for name in kept_out if name.split(".")[0] == __package__]
+    return ours, [name for name in kept_out if name not in ours]
+
+
+def _check_saved_types(types, fastfnn_types):
+    """Refuse to save a model holding what :func:`load_model` would refuse (ValueError)."""
+    ours, others = _kept_out(types, fastfnn_types)
     if ours:
-        raise error(f"{subject} holds fastfnn types that this fastfnn ({__version__}) does not "
-                    f"define ({', '.join(ours)}): load it with the fastfnn version that wrote it.")
-    if kept_out:
-        raise error(f"{subject} holds types outside fastfnn's trusted set "
-                    f"({', '.join(kept_out)}), which loading could turn into code execution; "
-                    "refused, nothing was loaded. fastfnn model files hold only fastfnn, "
-                    "scikit-learn and NumPy types.")
+        raise ValueError(f"Cannot save this model: it holds {', '.join(ours)}, which fastfnn's "
+                         "model files do not hold: save the estimator it fitted (a search's "
+                         "best_estimator_, for example), without callbacks.")
+    if others:
+        raise ValueError(f"Cannot save this model: it holds types that load_model does not "
+                         f"trust ({', '.join(others)}), since loading them could run code. "
+                         "fastfnn's model files hold fastfnn's and scikit-learn's estimators "
+                         "and transformers and NumPy types: give a scoring by name (e.g. "
+                         "scoring='r2'), not as a scorer object or a function.")
+
+
+def _newer_writer(header):
+    """The fastfnn version that wrote the file where it is newer than this one, else None."""
+    from ._version import __version__
+
+    def release(version):
+        found = re.match(r"\d+(\.\d+)*", version) if isinstance(version, str) else None
+        return tuple(int(part) for part in found.group().split(".")) if found else None
+
+    by = header["written_by"].get("fastfnn")
+    theirs, ours = release(by), release(__version__)
+    return by if theirs is not None and ours is not None and theirs > ours else None
+
+
+def _upgrade(header):
+    """What a refusal adds for a file written by a newer fastfnn (else '')."""
+    from ._version import __version__
+
+    by = _newer_writer(header)
+    return "" if by is None else (
+        f" It was written by a newer fastfnn ({by}; this is {__version__}), whose models may "
+        "hold what this one does not know: upgrade fastfnn (pip install --upgrade fastfnn) "
+        "to load it.")
+
+
+def _check_types(types, fastfnn_types, path, header):
+    """Refuse to load a file whose ``types`` (those skops does not trust by default) name a
+    type outside the trusted set (ModelFileError)."""
+    from ._version import __version__
+
+    subject = (f"{os.fspath(path)}: written by fastfnn "
+               f"{header['written_by'].get('fastfnn', '?')}, it")
+    ours, others = _kept_out(types, fastfnn_types)
+    if ours:
+        raise ModelFileError(
+            f"{subject} holds fastfnn types that this fastfnn ({__version__}) does not define "
+            f"({', '.join(ours)})." + (_upgrade(header) or " Load it with the fastfnn version "
+                                                             "that wrote it."))
+    if others:
+        raise ModelFileError(
+            f"{subject} holds types outside fastfnn's trusted set ({', '.join(others)}), "
+            "which loading could turn into code execution; refused, nothing was loaded. fastfnn "
+            "model files hold only fastfnn, scikit-learn and NumPy types.")
     if not _holds_estimator(types, fastfnn_types):
-        raise error(f"{subject} holds no fastfnn model (FNNRegressor or FNNClassifier).")
+        raise ModelFileError(f"{subject} holds no fastfnn model (FNNRegressor or "
+                             "FNNClassifier).")
 
 
 def _fnn_estimators(obj, seen, where=""):
@@ -579,10 +630,10 @@ def _field_problem(model):
     return None
 
 
-def _check_estimators(model, path):
+def _check_estimators(model, path, header):
     """Refuse a model holding a fastfnn estimator whose fields a model fastfnn saved cannot
     hold (:func:`_field_problem`)."""
     problem = _field_problem(model)
     if problem is not None:
-        raise ModelFileError(f"{os.fspath(path)}: refused: {problem}; it is not a model that "
-                             "fastfnn saved.")
+        raise ModelFileError(f"{os.fspath(path)}: refused: {problem}." + (
+            _upgrade(header) or " It is not a model that fastfnn saved."))
