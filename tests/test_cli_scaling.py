@@ -67,7 +67,7 @@ def test_streaming_fit_and_predict_of_a_glob(tables):
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_search_equals_gridsearchcv(tables):
     from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
-    from sklearn.model_selection import GridSearchCV
+    from sklearn.model_selection import GridSearchCV, KFold
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -91,7 +91,8 @@ def test_search_equals_gridsearchcv(tables):
                                random_state=0, early_stopping=False)
     model = TransformedTargetRegressor(Pipeline([("prepare", prepare), ("fnn", fnn)]),
                                        transformer=StandardScaler())
-    oracle = GridSearchCV(model, {"regressor__fnn__alpha": [0.0001, 3.0]}, cv=3).fit(X, y)
+    folds = KFold(3, shuffle=True, random_state=0)  # as 'fit --cv 3' splits (--seed 0)
+    oracle = GridSearchCV(model, {"regressor__fnn__alpha": [0.0001, 3.0]}, cv=folds).fit(X, y)
     best_alpha = oracle.best_params_["regressor__fnn__alpha"]
     assert f"best     alpha={best_alpha:g}: mean R² {oracle.best_score_:.4f}" in run.stdout
     for score in oracle.cv_results_["mean_test_score"]:
@@ -105,22 +106,76 @@ def test_search_equals_gridsearchcv(tables):
 
     halving = HalvingGridSearchCV(model, {"regressor__fnn__alpha": [0.0001, 3.0]},
                                   resource="regressor__fnn__max_iter", max_resources=30,
-                                  cv=3).fit(X, y)
+                                  cv=folds).fit(X, y)
     assert runs["halving"].returncode == 0, runs["halving"].stderr
     assert f"mean R² {halving.best_score_:.4f}" in runs["halving"].stdout
 
 
 def test_search_parameter_errors(tables):
+    """Names and values the network refuses, and the option checks 'fit' makes (the oracle:
+    'fit's own message for the same options), each one line before any fit."""
+    write_csv(tables / "one.csv", ["a", "label"], [(i, "x") for i in range(20)])
+    fixed = {"classify loss": ["--classify", "--loss", "absolute_error"],
+             "lbfgs early stopping": ["--solver", "lbfgs", "--early-stopping"],
+             "scoring without early stopping": ["--scoring", "r2", "--no-early-stopping"]}
     runs = run_forked({
         "unknown": (["search", "data.csv", "--param", "alhpa=1,2"], tables),
         "no-dask": (["search", "data.csv", "--param", "alpha=1,2"], tables, ["dask"]),
         "halving epochs": (["search", "data.csv", "--kind", "halving", "--param",
                             "max_iter=3,9"], tables),
+        "bad value": (["search", "data.csv", "--param", "alpha=0.1,nan"], tables),
+        "bad name value": (["search", "data.csv", "--param", "learning_rate=0.01"], tables),
+        "one class": (["search", "one.csv", "--classify", "--param", "alpha=1,2"], tables),
+        **{f"search {k}": (["search", "data.csv", "--param", "alpha=1,2", *v], tables)
+           for k, v in fixed.items()},
+        **{f"fit {k}": (["fit", "data.csv", *v], tables) for k, v in fixed.items()},
     })
     assert_one_line_error(runs["unknown"], "--param alhpa", "alpha", command="search")
     assert_one_line_error(runs["halving epochs"], "--param max_iter", "--epochs",
                           command="search")
     assert_one_line_error(runs["no-dask"], 'pip install "fastfnn[dask]"', command="search")
+    assert_one_line_error(runs["bad value"], "--param alpha=nan", "'alpha' parameter",
+                          "Got nan", command="search")
+    assert_one_line_error(runs["bad name value"], "--param learning_rate=0.01",
+                          "'invscaling'", command="search")
+    assert_one_line_error(runs["one class"], "one.csv", "single class", command="search")
+    for k in fixed:
+        said = runs[f"fit {k}"].stderr.strip().split("error: ", 1)[1]
+        assert_one_line_error(runs[f"search {k}"], said, command="search")
+
+
+def test_search_candidates_are_the_models_fit_trains_with_their_options(tables):
+    """Searching the loss or the output activation: each candidate is the model 'fit' builds
+    with those options (the target standardised for squared error with the identity output
+    only), on the folds 'fit --cv' splits: the oracle is 'fit --cv 3' with each option, to the
+    printed digits. A candidate that fails on every fold scores nan, with a note saying why."""
+    header, rows = regression_table(n=240, seed=4)
+    low = min(float(r[-1]) for r in rows)
+    write_csv(tables / "positive.csv", header,
+              [(*r[:-1], f"{float(r[-1]) - low + 0.1:.6f}") for r in rows])
+    common = ["--cv", "3", "--hidden", "8", "--epochs", "20", "--learning-rate", "0.01",
+              "--quiet"]
+    options = {"loss=squared_error": [], "loss=poisson": ["--loss", "poisson"],
+               "out_activation=relu": ["--out-activation", "relu"]}
+    runs = run_forked({
+        "losses": (["search", "positive.csv", "--param", "loss=squared_error,poisson",
+                    *common], tables),
+        "outputs": (["search", "positive.csv", "--param", "out_activation=identity,relu",
+                     *common], tables),
+        "fails": (["search", "positive.csv", "--param", "solver=adam,lbfgs", "--dropout",
+                   "0.2", *common], tables),
+        **{name: (["fit", "positive.csv", *given, *common], tables)
+           for name, given in options.items()}})
+    for result in runs.values():
+        assert result.returncode == 0, result.stderr
+    table = runs["losses"].stdout + runs["outputs"].stdout
+    for name in options:
+        r2 = re.search(r"R² (\S+),", runs[name].stdout).group(1)
+        assert re.search(rf"^ +\d+ +{re.escape(r2)} .*{name}$", table, re.M), (name, r2, table)
+    assert "transformer" not in table
+    assert re.search(r"^ +2 +nan +nan +solver=lbfgs$", runs["fails"].stdout, re.M)
+    assert ("note     some fits failed, their candidates scored nan: ValueError: dropout needs "
+            "a stochastic solver") in runs["fails"].stdout
 
 
 def _keyed(n=240, seed=5):

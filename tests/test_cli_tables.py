@@ -322,3 +322,29 @@ def test_a_true_false_column_with_blank_cells_is_numeric_as_without_them(tmp_pat
         expected = load_model(tmp_path / f"{model}.model").predict(frame)
         got = pd.read_csv(io.StringIO(runs[run].stdout))["y"].to_numpy()
         np.testing.assert_array_equal(got, expected)
+
+
+def test_a_parquet_date_column_predicts_in_plain_python_as_the_command_does(tmp_path):
+    """A Parquet date column: the command reads its cells as text (str), and the saved model,
+    handed what ``pd.read_parquet`` gives (Timestamps), encodes them alike (the oracle:
+    ``fastfnn predict`` on the file; the encoder's categories are that text). Before, every
+    date was an unseen category there."""
+    pytest.importorskip("pyarrow")
+    rng = np.random.RandomState(1)
+    day = pd.Timestamp("2021-01-01") + pd.to_timedelta(rng.randint(0, 3, 150), unit="D")
+    x = rng.normal(size=150).round(4)
+    y = (x + (day.day == 2) + 0.05 * rng.normal(size=150)).round(4)
+    pd.DataFrame({"day": day, "x": x, "y": y}).to_parquet(tmp_path / "days.parquet")
+    runs = run_forked({"fit": (["fit", "days.parquet", "--save", "days.model", "--epochs", "30",
+                                "--hidden", "8", "--quiet"], tmp_path)})
+    assert runs["fit"].returncode == 0, runs["fit"].stderr
+    runs = run_forked({"predict": (["predict", "days.model", "days.parquet"], tmp_path)})
+    assert runs["predict"].returncode == 0, runs["predict"].stderr
+    model = load_model(tmp_path / "days.model")
+    read = pd.read_parquet(tmp_path / "days.parquet")
+    assert isinstance(read["day"].iloc[0], pd.Timestamp)
+    printed = pd.read_csv(io.StringIO(runs["predict"].stdout))["y"].to_numpy()
+    np.testing.assert_array_equal(model.predict(read), printed)
+    encoder = model.regressor_[0].named_transformers_["categorical"][-1]
+    assert [list(c) for c in encoder.categories_] == [
+        ["2021-01-01 00:00:00", "2021-01-02 00:00:00", "2021-01-03 00:00:00"]]

@@ -4,7 +4,9 @@ pandas marks a missing text cell in several ways: ``NaN`` (the default reader), 
 ``pandas.NA`` (nullable string and pyarrow columns) or ``NaT``. scikit-learn's
 ``SimpleImputer`` takes one marker, and ``pandas.NA`` none at all (comparing with it raises
 "boolean value of NA is ambiguous"). ``TextCells`` turns every one of them into ``None`` and
-keeps every other cell as it is, so that one imputer after it sees every gap.
+every other cell into its text (``str``), so that one imputer after it sees every gap and the
+encoder sees a date, a number or a bool of an object or Parquet column as the text the
+``fastfnn`` command reads for it (``str(cell)``), not as another object.
 """
 
 import numpy as np
@@ -25,10 +27,12 @@ def _missing(cell):
 
 
 _MISSING = np.frompyfunc(_missing, 1, 1)
+_TEXT = np.frompyfunc(lambda cell: cell if type(cell) is str else str(cell), 1, 1)
 
 
 class TextCells(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
-    """Every missing text cell (None, NaN, pandas' NA, NaT) as None; other cells unchanged.
+    """Every missing text cell (None, NaN, pandas' NA, NaT) as None; every other cell as its
+    text (``str(cell)``: a pandas Timestamp as ``'2021-01-01 00:00:00'``).
 
     ``fit`` records the column count (and names, from a frame), checked as scikit-learn's
     transformers check them; ``transform`` returns an object array (n_samples, n_features).
@@ -41,13 +45,15 @@ class TextCells(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X):
-        """(n_samples, n_features) object array of X's cells, missing ones None."""
+        """(n_samples, n_features) object array of X's cells as str, missing ones None."""
         check_is_fitted(self, "n_features_in_")
         cells = validate_data(self, X, dtype=object, ensure_all_finite=False, reset=False)
         # a copy of its own (validation may hand back the input, or a read-only array of
         # pyarrow-backed columns)
         cells = np.array(cells, dtype=object)
-        cells[_MISSING(cells).astype(bool)] = None
+        missing = _MISSING(cells).astype(bool)
+        cells[~missing] = _TEXT(cells[~missing])
+        cells[missing] = None
         return cells
 
     def __sklearn_tags__(self):

@@ -292,22 +292,7 @@ def _read(args, path, shown):
 
 def _check_options(args, path):
     """Fail before any work on option combinations and outputs that cannot work."""
-    if args.classify and (args.loss or args.out_activation):
-        raise CLIError("--loss and --out-activation are for regression, not --classify")
-    if args.class_weight and not args.classify:
-        raise CLIError("--class-weight weighs classes: it needs --classify")
-    if args.early_stopping and args.solver == "lbfgs":
-        raise CLIError("--early-stopping needs a stochastic --solver (not lbfgs)")
-    if args.solver == "lbfgs" and args.dropout:
-        raise CLIError("--dropout needs a stochastic --solver (not lbfgs)")
-    if args.scoring and args.early_stopping is False:
-        raise CLIError("--scoring is what early stopping scores: it needs early stopping "
-                       "(drop --no-early-stopping)")
-    task = "classification" if args.classify else "regression"
-    if args.scoring and scorer_task(args.scoring) not in (None, task):
-        raise CLIError(f"--scoring {args.scoring} scores a {scorer_task(args.scoring)}, but "
-                       f"this is a {task}" + ("" if args.classify else
-                                              " (--classify to predict classes)"))
+    check_training_options(args)
     if args.plot and args.solver == "lbfgs":
         raise CLIError("--plot draws per-epoch curves, which --solver lbfgs does not keep; use "
                        "a stochastic solver")
@@ -325,6 +310,27 @@ def _check_options(args, path):
             import matplotlib  # noqa: F401
         except ImportError:
             raise CLIError('--plot needs matplotlib: pip install "fastfnn[plot]"') from None
+
+
+def check_training_options(args):
+    """CLIError for network and training options that cannot work together (what ``fit`` and
+    ``search`` share)."""
+    if args.classify and (args.loss or args.out_activation):
+        raise CLIError("--loss and --out-activation are for regression, not --classify")
+    if args.class_weight and not args.classify:
+        raise CLIError("--class-weight weighs classes: it needs --classify")
+    if args.early_stopping and args.solver == "lbfgs":
+        raise CLIError("--early-stopping needs a stochastic --solver (not lbfgs)")
+    if args.solver == "lbfgs" and args.dropout:
+        raise CLIError("--dropout needs a stochastic --solver (not lbfgs)")
+    if args.scoring and args.early_stopping is False:
+        raise CLIError("--scoring is what early stopping scores: it needs early stopping "
+                       "(drop --no-early-stopping)")
+    task = "classification" if args.classify else "regression"
+    if args.scoring and scorer_task(args.scoring) not in (None, task):
+        raise CLIError(f"--scoring {args.scoring} scores a {scorer_task(args.scoring)}, but "
+                       f"this is a {task}" + ("" if args.classify else
+                                              " (--classify to predict classes)"))
 
 
 def _write_outputs(args, model, fnn, label, record, curves=None, scores=None, test=None):

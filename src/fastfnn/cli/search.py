@@ -84,6 +84,7 @@ def cmd_search(args):
     """``fastfnn search``: run the search, print the best candidates, save the best model."""
     import numpy as np
 
+    from .crossval import folds
     from .fit import _read, _write_outputs
     from .streaming import scaling_module
 
@@ -95,13 +96,16 @@ def cmd_search(args):
     args.tol = 1e-4 if args.tol is None else args.tol
     data = _read(args, path, shown)
     n_classes = len(np.unique(data.y)) if args.classify and data.y.ndim == 1 else 0
+    if args.classify and data.y.ndim == 1 and n_classes < 2:
+        raise CLIError(f"{shown}: the rows hold a single class; need at least two")
     training.choose_early_stopping(args, len(data.y) - len(data.y) // args.cv, n_classes)
     model, _ = training.build_model(args, data.features, np.dtype(args.dtype))
-    grid = _grid(model, args.param)
+    model, grid = _model_and_grid(model, args)
+    splitter = folds(args, data.y)  # as 'fit --cv' splits: shuffled with --seed
     print(f"data     {label}: {data.rows} rows, target {names_list(data.targets)}")
     where = args.scheduler or f"a local cluster of {args.workers} workers"
     print(f"search   {args.kind} over {', '.join(n for n, _ in args.param)}, {args.cv}-fold "
-          f"cross-validation on {where}")
+          f"cross-validation ({type(splitter).__name__}, --seed {args.seed}) on {where}")
     bar = None
     if not args.quiet:
         import sys
@@ -113,20 +117,33 @@ def cmd_search(args):
                    dynamic_ncols=True)
     import warnings
 
-    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.exceptions import ConvergenceWarning, FitFailedWarning
 
     X, y = training.in_dtype(data.features.frame, data.y, args)
     try:
-        with warnings.catch_warnings():  # --epochs is the budget: reaching it is expected
-            warnings.simplefilter("ignore", ConvergenceWarning)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("ignore", ConvergenceWarning)  # --epochs is the budget
+            warnings.simplefilter("always", FitFailedWarning)  # told below, as a note
+            warnings.filterwarnings("ignore", "One or more of the test scores are non-finite")
             found = scaling.search(
                 model, grid, X, y, kind=args.kind,
-                scheduler=args.scheduler, n_workers=args.workers, cv=args.cv,
+                scheduler=args.scheduler, n_workers=args.workers, cv=splitter,
                 n_iter=args.n_iter, random_state=args.seed, refit=bool(args.save),
                 on_progress=None if bar is None else (lambda done: bar.update(done - bar.n)))
+    except ValueError as exc:
+        if "fits failed" not in str(exc):
+            raise
+        raise CLIError(f"every fit of the search failed: {_errors(str(exc))}") from None
     finally:
         if bar is not None:
             bar.close()
+    for warning in caught:
+        if issubclass(warning.category, FitFailedWarning):
+            print(f"note     some fits failed, their candidates scored nan: "
+                  f"{_errors(str(warning.message))}")
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                   warning.lineno)
     metric = "accuracy" if args.classify else "R²"
     best = _short(found.best_params_)
     print(f"best     {_text(best)}: mean {metric} {found.best_score_:.4f}")
@@ -156,6 +173,25 @@ def _record(args, data, label, path, found, metric):
                        "versions": report.versions()})
 
 
+def _model_and_grid(model, args):
+    """``(model, grid)``: the grid of the ``--param`` values by their full path in ``model``
+    (:func:`_grid`), each value checked against the network's own constraints. Where a
+    regression searches its loss or output activation, the model is a
+    TransformedTargetRegressor and the grid a list, split by the rule 'fit' builds its model
+    with (``training.scales_target``): the candidates it would standardise the target for
+    get a StandardScaler, the others none, so each candidate is the model 'fit' trains with
+    its options."""
+    from sklearn.compose import TransformedTargetRegressor
+
+    searched = {name for name, _ in args.param}
+    varies = not args.classify and searched & {"loss", "out_activation"}
+    if varies and not isinstance(model, TransformedTargetRegressor):
+        model = TransformedTargetRegressor(regressor=model, transformer=None)
+    grid = _grid(model, args.param)
+    _check_values(model, grid, args.param)
+    return model, (_split_by_target_scaling(grid, args) if varies else grid)
+
+
 def _grid(model, params):
     """{full parameter path in ``model``: values} for the network's parameters by name."""
     keys = model.get_params()
@@ -174,30 +210,91 @@ def _grid(model, params):
     return grid
 
 
+def _check_values(model, grid, params):
+    """CLIError naming the first ``--param`` value the network's constraints refuse (before
+    any fit: scikit-learn would report it as every fit failing)."""
+    from sklearn.base import clone
+
+    fnn_path = next(iter(grid)).rsplit("__", 1)[0]
+    for (name, _), (path, values) in zip(params, grid.items()):
+        for value in values:
+            fnn = clone(model).set_params(**{path: value}).get_params()[fnn_path]
+            try:
+                fnn._validate_params()
+                fnn._hidden_sizes()
+            except ValueError as exc:
+                raise CLIError(f"--param {name}={_show(value)}: "
+                               f"{' '.join(str(exc).split())}") from None
+
+
+def _split_by_target_scaling(grid, args):
+    """The grid as a list of grids, each with the target transformer 'fit' would build for
+    its losses and output activations: a StandardScaler for squared error with the identity
+    output, none otherwise."""
+    from sklearn.preprocessing import StandardScaler
+
+    loss_path, out_path = "regressor__fnn__loss", "regressor__fnn__out_activation"
+    losses = grid.get(loss_path, [args.loss or "squared_error"])
+    outs = grid.get(out_path, [args.out_activation or "identity"])
+    rest = {k: v for k, v in grid.items() if k not in (loss_path, out_path)}
+    scaled = ([v for v in losses if v == "squared_error"], [v for v in outs if v == "identity"])
+    parts = [(scaled, [StandardScaler()]),
+             (([v for v in losses if v != "squared_error"], outs), [None]),
+             ((scaled[0], [v for v in outs if v != "identity"]), [None])]
+    split = []
+    for (part_losses, part_outs), transformer in parts:
+        if part_losses and part_outs:
+            part = dict(rest, transformer=transformer)
+            if loss_path in grid:
+                part[loss_path] = part_losses
+            if out_path in grid:
+                part[out_path] = part_outs
+            split.append(part)
+    return split
+
+
+def _errors(text):
+    """The distinct exception lines (``SomeError: message``) of scikit-learn's report of
+    failed fits, joined; else its last line."""
+    import re
+
+    lines = [line.strip() for line in text.splitlines()]
+    found = list(dict.fromkeys(line for line in lines
+                               if re.match(r"\w+(Error|Exception): ", line)))
+    return "; ".join(found[:3]) or next((line for line in reversed(lines) if line), "")
+
+
 def _n_candidates(grid, args):
     import math
 
-    size = math.prod(len(v) for v in grid.values())
+    grids = grid if isinstance(grid, list) else [grid]
+    size = sum(math.prod(len(v) for v in part.values()) for part in grids)
     return size if args.kind == "grid" else min(size, args.n_iter)
 
 
 def _short(params):
-    return {key.rsplit("__", 1)[-1]: value for key, value in params.items()}
+    """The parameters by their names in the network (the target's transformer left out: it
+    follows from the loss and the output activation, as in 'fit')."""
+    return {key.rsplit("__", 1)[-1]: value for key, value in params.items()
+            if key != "transformer"}
+
+
+def _show(value):
+    """A parameter value as --param writes it (layer sizes as 64x64)."""
+    return "x".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
 def _text(params):
-    def show(v):
-        return "x".join(map(str, v)) if isinstance(v, tuple) else str(v)
-
-    return ", ".join(f"{k}={show(v)}" for k, v in params.items())
+    return ", ".join(f"{k}={_show(v)}" for k, v in params.items())
 
 
 def _check_options(args):
-    """CLIError for options the search cannot take together."""
+    """CLIError for options the search cannot take together (and those 'fit' refuses)."""
+    from .fit import check_training_options
+
     if args.cv < 2 or args.n_iter < 1 or args.workers < 1:
         raise CLIError("--cv needs 2 folds or more, --n-iter and --workers 1 or more")
-    if args.class_weight and not args.classify:
-        raise CLIError("--class-weight weighs classes: it needs --classify")
+    check_training_options(args)
     if args.kind.startswith("halving") and any(name == "max_iter" for name, _ in args.param):
         raise CLIError("successive halving gives out the epochs itself: remove --param "
                        "max_iter and set --epochs, the most epochs a candidate gets")
