@@ -115,35 +115,13 @@ def cmd_search(args):
         total = _n_candidates(grid, args) * args.cv if args.kind in ("grid", "random") else None
         bar = tqdm(total=total, desc="searching", unit="fit", file=sys.stderr,
                    dynamic_ncols=True)
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning, FitFailedWarning
-
     X, y = training.in_dtype(data.features.frame, data.y, args)
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("ignore", ConvergenceWarning)  # --epochs is the budget
-            warnings.simplefilter("always", FitFailedWarning)  # told below, as a note
-            warnings.filterwarnings("ignore", "One or more of the test scores are non-finite")
-            found = scaling.search(
-                model, grid, X, y, kind=args.kind,
-                scheduler=args.scheduler, n_workers=args.workers, cv=splitter,
-                n_iter=args.n_iter, random_state=args.seed, refit=bool(args.save),
-                on_progress=None if bar is None else (lambda done: bar.update(done - bar.n)))
-    except ValueError as exc:
-        if "fits failed" not in str(exc):
-            raise
-        raise CLIError(f"every fit of the search failed: {_errors(str(exc))}") from None
+        found = _run(scaling, model, grid, X, y, splitter, args,
+                     None if bar is None else (lambda done: bar.update(done - bar.n)))
     finally:
         if bar is not None:
             bar.close()
-    for warning in caught:
-        if issubclass(warning.category, FitFailedWarning):
-            print(f"note     some fits failed, their candidates scored nan: "
-                  f"{_errors(str(warning.message))}")
-        else:
-            warnings.warn_explicit(warning.message, warning.category, warning.filename,
-                                   warning.lineno)
     metric = "accuracy" if args.classify else "R²"
     best = _short(found.best_params_)
     print(f"best     {_text(best)}: mean {metric} {found.best_score_:.4f}")
@@ -152,6 +130,36 @@ def cmd_search(args):
         _write_outputs(args, found.best_estimator_, None, label,
                        _record(args, data, label, path, found, metric))
     return 0
+
+
+def _run(scaling, model, grid, X, y, splitter, args, on_progress):
+    """The fitted search; failed fits told as a note with their error (every fit failing: a
+    CLIError), reaching --epochs not told (it is the budget)."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning, FitFailedWarning
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            warnings.simplefilter("always", FitFailedWarning)
+            warnings.filterwarnings("ignore", "One or more of the test scores are non-finite")
+            found = scaling.search(
+                model, grid, X, y, kind=args.kind, scheduler=args.scheduler,
+                n_workers=args.workers, cv=splitter, n_iter=args.n_iter,
+                random_state=args.seed, refit=bool(args.save), on_progress=on_progress)
+    except ValueError as exc:
+        if "fits failed" not in str(exc):
+            raise
+        raise CLIError(f"every fit of the search failed: {_errors(str(exc))}") from None
+    for warning in caught:
+        if issubclass(warning.category, FitFailedWarning):
+            print(f"note     some fits failed, their candidates scored nan: "
+                  f"{_errors(str(warning.message))}")
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                   warning.lineno)
+    return found
 
 
 def _record(args, data, label, path, found, metric):
