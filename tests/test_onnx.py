@@ -331,8 +331,9 @@ def test_gaps_and_rare_text_values_in_the_models_dtype(dtype, unknown):
 
 def test_several_inputs_are_joined_in_their_own_dtype():
     """One input per column of a DataFrame, with no ColumnTransformer to join them: float64
-    stays float64 (timestamps: float32 would be 1e-2 off), an integer column included; two
-    text columns reach the one-hot encoder as strings (an ONNX file onnxruntime loads)."""
+    stays float64 (timestamps: float32 would be 1e-2 off), an integer column an input of the
+    network's dtype (integers alone gave a float32 output); two text columns reach the
+    one-hot encoder as strings (an ONNX file onnxruntime loads)."""
     pd = pytest.importorskip("pandas")
     from sklearn.impute import SimpleImputer
     from sklearn.preprocessing import OneHotEncoder
@@ -342,11 +343,15 @@ def test_several_inputs_are_joined_in_their_own_dtype():
     df = pd.DataFrame({"t": 1.7e9 + rng.uniform(0, 3600, n), "x": rng.randn(n),
                        "k": rng.randint(0, 5, n)})
     y = (df.t - 1.7e9) / 3600 + df.x + df.k
-    for steps in ([], [StandardScaler()], [SimpleImputer(), StandardScaler()]):
-        model = make_pipeline(*steps, small(FNNRegressor)).fit(df, y)
-        sess = ort.InferenceSession(fonnx.to_onnx(model, df[:1]).SerializeToString())
-        got = sess.run(None, {c: df[[c]].to_numpy() for c in df.columns})[0]
-        close(got.ravel(), model.predict(df), np.float64)
+    seconds = pd.DataFrame({"t": (1.7e9 + rng.uniform(0, 3600, n)).astype(np.int64),
+                            "k": df.k})
+    for frame, steps in ((df, []), (df, [StandardScaler()]),
+                         (df, [SimpleImputer(), StandardScaler()]), (seconds, [])):
+        model = make_pipeline(*steps, small(FNNRegressor)).fit(frame, y)
+        sess = ort.InferenceSession(fonnx.to_onnx(model, frame[:1]).SerializeToString())
+        assert {i.type for i in sess.get_inputs()} == {"tensor(double)"}
+        got = sess.run(None, {c: frame[[c]].to_numpy(np.float64) for c in frame.columns})[0]
+        close(got.ravel(), model.predict(frame), np.float64)
 
     text = pd.DataFrame({"c": rng.choice(["x", "y", "z"], n), "d": rng.choice(["p", "q"], n)},
                         dtype=object)

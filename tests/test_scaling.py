@@ -463,10 +463,7 @@ def test_grid_search_on_the_cluster_equals_the_in_process_search(client, small):
 def test_networks_trained_ahead_run_on_a_one_thread_cluster_and_count_their_own_fits(small):
     """On a cluster of one worker thread (where joblib's ``Parallel`` would run every task in
     this process), 'lbfgs' networks and stochastic ones train as tasks there (the oracle: the
-    cluster's own task stream), with GridSearchCV's results in this process; two searches at
-    once on that cluster each count their own fits, up to their total and no further."""
-    import threading
-
+    cluster's own task stream), with GridSearchCV's results in this process."""
     X, y = small
     grid = {"alpha": [1e-4, 1e-2, 1e-1]}
     cv = KFold(3, shuffle=True, random_state=0)
@@ -480,20 +477,38 @@ def test_networks_trained_ahead_run_on_a_one_thread_cluster_and_count_their_own_
                                           oracle.cv_results_["mean_test_score"])
             assert len(tasks.data) == 3, solver  # a task per fold, on the worker
 
-        counts = {}
 
-        def run(name, net):
-            with distributed.Client(one.scheduler.address, set_as_default=False) as c:
-                counts[name] = []
-                search(net, grid, X, y, scheduler=c, cv=cv, on_progress=counts[name].append)
 
-        users = [threading.Thread(target=run, args=(name, small_net().set_params(solver=s)))
-                 for name, s in (("a", "adam"), ("b", "lbfgs"))]
-        for user in users:
-            user.start()
-        for user in users:
-            user.join()
-    assert counts == {"a": [3, 6, 9], "b": [3, 6, 9]}
+def test_searches_sharing_a_cluster_each_count_their_own_fits(client, small):
+    """Three searches at once on one cluster, each through a client of its own: two of
+    scikit-learn's estimator (joblib's batches) and one of networks trained in groups. Each
+    one's progress rises to its own total (the oracle: its cv_results_) and never past it."""
+    import threading
+
+    from sklearn.linear_model import Ridge
+
+    X, y = small
+    searches = {"ridge a": (Ridge(), {"alpha": list(np.logspace(-3, 3, 8))}),
+                "ridge b": (Ridge(), {"alpha": list(np.logspace(-2, 2, 8))}),
+                "networks": (small_net(), {"alpha": [1e-4, 1e-2, 1e-1]})}
+    counts, totals = {name: [] for name in searches}, {}
+
+    def run(name):
+        estimator, grid = searches[name]
+        with distributed.Client(client.scheduler.address, set_as_default=False) as own:
+            found = search(estimator, grid, X, y, scheduler=own, cv=3,
+                           on_progress=counts[name].append)
+        totals[name] = len(found.cv_results_["params"]) * found.n_splits_
+
+    users = [threading.Thread(target=run, args=(name,)) for name in searches]
+    for user in users:
+        user.start()
+    for user in users:
+        user.join()
+    for name in searches:
+        assert counts[name][-1] == totals[name] and max(counts[name]) == totals[name], (
+            name, counts[name])
+        assert counts[name] == sorted(counts[name]), (name, counts[name])
 
 
 def test_random_search_through_a_scheduler_address(client, small):

@@ -1,5 +1,6 @@
-"""TextCells: every missing text cell (None, NaN, pandas' NA, NaT) becomes None, every other
-cell stays; in a model file it is checked field by field like the networks."""
+"""TextCells: every missing text cell (None, NaN, pandas' NA, NaT) becomes None, a date or a
+time its text, every other cell stays; in a model file it is checked field by field like the
+networks."""
 
 import io
 
@@ -64,8 +65,30 @@ def test_a_model_file_text_cells_holds_only_its_fields():
     fitted = TextCells().fit(pd.DataFrame({"a": ["x"], "b": ["y"]}))
     check_estimator(fitted)
     for field, value in (("n_features_in_", -1), ("feature_names_in_", np.array(["a"], object)),
-                         ("coefs_", [])):
+                         ("coefs_", []), ("dates_as_text_", "yes")):
         crafted = TextCells().fit(pd.DataFrame({"a": ["x"], "b": ["y"]}))
         setattr(crafted, field, value)
         with pytest.raises(FieldError):
             check_estimator(crafted)
+
+
+def test_dates_become_their_text_and_numbers_stay_numbers():
+    """Dates, times and durations as ``str(cell)`` (what the command reads for them; the
+    oracle: Python's own ``str``), numbers and bools unchanged (an encoder compares 1 with 1.0);
+    a TextCells fitted before dates became text (no ``dates_as_text_``) leaves them as its
+    encoder learned them."""
+    import datetime
+
+    day = pd.Timestamp("2021-01-02 03:04:05")
+    frame = pd.DataFrame({"when": pd.Series([day, pd.NaT], dtype="datetime64[ns]"),
+                          "mixed": pd.Series([datetime.date(2020, 5, 6), 3], dtype=object),
+                          "span": pd.Series([pd.Timedelta(hours=1), True], dtype=object),
+                          "n": pd.Series([1, pd.NA], dtype="Int64")})
+    cells = TextCells().fit(frame).transform(frame)
+    assert cells.tolist() == [[str(day), "2020-05-06", str(pd.Timedelta(hours=1)), 1],
+                              [None, 3, True, None]]
+    assert type(cells[0, 3]) is not str and type(cells[1, 1]) is not str
+    earlier = TextCells().fit(frame)
+    del earlier.dates_as_text_
+    check_estimator(earlier)
+    assert earlier.transform(frame)[0, 0] == day

@@ -280,12 +280,16 @@ def _check_ensemble(est):
 
 
 def _check_text_cells(est):
-    """A TextCells holds no parameter, and when fitted its column count (and names)."""
+    """A TextCells holds no parameter, and when fitted its column count (and names) and
+    whether it gives dates as text (True; absent in one fitted before)."""
     attributes = vars(est)
-    unknown = sorted(set(attributes) - {"n_features_in_", "feature_names_in_"}
+    unknown = sorted(set(attributes) - {"n_features_in_", "feature_names_in_", "dates_as_text_"}
                      - set(SKLEARN_ATTRIBUTES))
     if unknown:
         raise FieldError(unknown[0], "is not an attribute of a TextCells")
+    if "dates_as_text_" in attributes and attributes["dates_as_text_"] is not True:
+        raise FieldError("dates_as_text_", f"is {_describe(attributes['dates_as_text_'])}, "
+                                           "expected True")
     if "n_features_in_" in attributes:
         n = check_int(attributes["n_features_in_"], "n_features_in_", low=1)
         if "feature_names_in_" in attributes:

@@ -552,11 +552,13 @@ def _positions(cols, names):
 
 
 def _columns_joined(model, frame):
-    """``model`` behind a ColumnTransformer that passes every column of ``frame`` through (one
-    input per column, joined by a ``Concat`` in their dtype, an integer column cast), where
-    every column is numeric and the model's first step is no ColumnTransformer (skl2onnx's
-    converters would join the inputs with ``FeatureVectorizer``, in float32: a float64 model
-    would lose 1e-2 on a column of timestamps); else ``model`` itself."""
+    """``(model, frame)`` where every column of the sample ``frame`` is numeric and the model's
+    first step is no ColumnTransformer: the model behind one that passes every column
+    through (one input per column, joined by a ``Concat``), the integer columns of the sample
+    in the network's float dtype (inputs of that type: predict reads them so, and an integer
+    input would give a float32 output); else both as they are. (skl2onnx's converters would
+    join the inputs with ``FeatureVectorizer``, in float32: a float64 model would lose 1e-2 on
+    a column of timestamps.)"""
     import pandas as pd
 
     first = model
@@ -564,10 +566,13 @@ def _columns_joined(model, frame):
         first = first.steps[0][1] if isinstance(first, Pipeline) else first.regressor_
     numeric = all(pd.api.types.is_numeric_dtype(frame[c]) and frame[c].dtype.kind in "iuf"
                   for c in frame.columns)
-    if isinstance(first, ColumnTransformer) or not numeric:
-        return model
+    fnn = _fnn_estimator(model)
+    if isinstance(first, ColumnTransformer) or not numeric or fnn is None:
+        return model, frame
+    dtype = fnn.coefs_[0].dtype
+    frame = frame.astype({c: dtype for c in frame.columns if frame[c].dtype.kind in "iu"})
     columns = ColumnTransformer([("columns", "passthrough", list(frame.columns))]).fit(frame)
-    return Pipeline([("columns", columns), ("model", model)])
+    return Pipeline([("columns", columns), ("model", model)]), frame
 
 
 # ---- public conveniences ----------------------------------------------------------------------
@@ -613,7 +618,9 @@ def to_onnx(model, X_sample, *, target_opset=None, options=None):
         A sample of the input; its dtype (float32 -> FloatTensorType, float64 ->
         DoubleTensorType) and width define the ONNX input ``X``. A DataFrame gives one input
         per column, named after it (skl2onnx's rule: characters other than letters, digits
-        and ``_`` become ``_``); an array gives one input ``X`` of shape (N, F), also for a
+        and ``_`` become ``_``; a model of numeric columns that does not begin with a
+        ColumnTransformer takes its integer columns in the network's float dtype, as
+        ``predict`` reads them); an array gives one input ``X`` of shape (N, F), also for a
         ColumnTransformer that selects numeric columns by name (in the order it was fitted
         on).
     target_opset : int, optional
@@ -642,7 +649,7 @@ def to_onnx(model, X_sample, *, target_opset=None, options=None):
             name: X_sample[name].astype(object) for name in X_sample.columns
             if pd.api.types.is_string_dtype(X_sample[name])
             and not pd.api.types.is_object_dtype(X_sample[name])})
-        model = _columns_joined(model, X_sample)
+        model, X_sample = _columns_joined(model, X_sample)
     return skl2onnx.to_onnx(model, X_sample, target_opset=target_opset, options=options)
 
 

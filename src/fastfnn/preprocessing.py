@@ -3,11 +3,13 @@
 pandas marks a missing text cell in several ways: ``NaN`` (the default reader), ``None``,
 ``pandas.NA`` (nullable string and pyarrow columns) or ``NaT``. scikit-learn's
 ``SimpleImputer`` takes one marker, and ``pandas.NA`` none at all (comparing with it raises
-"boolean value of NA is ambiguous"). ``TextCells`` turns every one of them into ``None`` and
-every other cell into its text (``str``), so that one imputer after it sees every gap and the
-encoder sees a date, a number or a bool of an object or Parquet column as the text the
-``fastfnn`` command reads for it (``str(cell)``), not as another object.
+"boolean value of NA is ambiguous"). ``TextCells`` turns every one of them into ``None``, so
+that one imputer after it sees every gap, and a date or a time (a Parquet date column's
+Timestamps) into the text the ``fastfnn`` command reads for it (``str(cell)``); every other
+cell stays as it is (the encoder compares numbers as numbers).
 """
+
+import datetime
 
 import numpy as np
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
@@ -27,33 +29,39 @@ def _missing(cell):
 
 
 _MISSING = np.frompyfunc(_missing, 1, 1)
-_TEXT = np.frompyfunc(lambda cell: cell if type(cell) is str else str(cell), 1, 1)
+_WHEN = (datetime.date, datetime.time, datetime.timedelta, np.datetime64, np.timedelta64)
+_DATE_AS_TEXT = np.frompyfunc(lambda cell: str(cell) if isinstance(cell, _WHEN) else cell, 1, 1)
 
 
 class TextCells(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
-    """Every missing text cell (None, NaN, pandas' NA, NaT) as None; every other cell as its
-    text (``str(cell)``: a pandas Timestamp as ``'2021-01-01 00:00:00'``).
+    """Every missing text cell (None, NaN, pandas' NA, NaT) as None; a date, time or duration
+    as its text (``str(cell)``: a pandas Timestamp as ``'2021-01-01 00:00:00'``, as the
+    ``fastfnn`` command reads it); other cells unchanged.
 
     ``fit`` records the column count (and names, from a frame), checked as scikit-learn's
-    transformers check them; ``transform`` returns an object array (n_samples, n_features).
-    Stateless otherwise: nothing is learned.
+    transformers check them, and ``dates_as_text_`` (a TextCells fitted before dates became
+    text has none, and leaves them as they were: its encoder learned them so); ``transform``
+    returns an object array (n_samples, n_features). Nothing else is learned.
     """
 
     def fit(self, X, y=None):
         """Record ``n_features_in_`` (and ``feature_names_in_`` for a frame)."""
         validate_data(self, X, dtype=object, ensure_all_finite=False)
+        self.dates_as_text_ = True
         return self
 
     def transform(self, X):
-        """(n_samples, n_features) object array of X's cells as str, missing ones None."""
+        """(n_samples, n_features) object array of X's cells, missing ones None, dates as
+        text."""
         check_is_fitted(self, "n_features_in_")
         cells = validate_data(self, X, dtype=object, ensure_all_finite=False, reset=False)
         # a copy of its own (validation may hand back the input, or a read-only array of
         # pyarrow-backed columns)
         cells = np.array(cells, dtype=object)
         missing = _MISSING(cells).astype(bool)
-        cells[~missing] = _TEXT(cells[~missing])
         cells[missing] = None
+        if getattr(self, "dates_as_text_", False):
+            cells[~missing] = _DATE_AS_TEXT(cells[~missing])
         return cells
 
     def __sklearn_tags__(self):

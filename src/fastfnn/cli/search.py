@@ -143,7 +143,8 @@ def _run(scaling, model, grid, X, y, splitter, args, on_progress):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("ignore", ConvergenceWarning)
             warnings.simplefilter("always", FitFailedWarning)
-            warnings.filterwarnings("ignore", "One or more of the test scores are non-finite")
+            warnings.filterwarnings("ignore", "One or more of the (test|train) scores are "
+                                              "non-finite")
             found = scaling.search(
                 model, grid, X, y, kind=args.kind, scheduler=args.scheduler,
                 n_workers=args.workers, cv=splitter, n_iter=args.n_iter,

@@ -39,11 +39,13 @@ _FIT_BATCH = re.compile(r"(?:mixed_)?batch_of__fit_and_score_(\d+)_calls")
 
 class FitCounter(SchedulerPlugin):
     """Scheduler plugin: logs an event on ``topic`` with the number of cross-validation fits
-    each finished joblib batch held, for a client that subscribes to the topic."""
+    each finished joblib batch held, of the batches the client ``client_id`` sent (another
+    search's, through another client, are not this one's), for that client to subscribe."""
 
-    def __init__(self, topic):
+    def __init__(self, topic, client_id):
         self.topic = topic
         self.name = topic
+        self.client_id = client_id
         self.scheduler = None
 
     async def start(self, scheduler):
@@ -53,7 +55,9 @@ class FitCounter(SchedulerPlugin):
         if finish != "memory" or self.scheduler is None:
             return
         match = _FIT_BATCH.match(str(key))
-        if match:
+        task = self.scheduler.tasks.get(key)
+        if match and task is not None and any(wanting.client_key == self.client_id
+                                              for wanting in task.who_wants):
             self.scheduler.log_event(self.topic, int(match.group(1)))
 
 
@@ -81,7 +85,7 @@ def _fits_done(client, on_progress, searcher):
         done[0] += event[1]
         on_progress(done[0])
 
-    client.register_plugin(FitCounter(topic))
+    client.register_plugin(FitCounter(topic, client.id))
     client.subscribe_topic(topic, handler)
     if hasattr(searcher, "progress_topic"):  # its groups trained together announce here too
         searcher.progress_topic = topic
