@@ -165,7 +165,8 @@ def search(estimator, params, X, y, *, kind="grid", scheduler=None, n_workers=2,
     one task per fold and kind of network submitted to the client (a cluster of one worker
     thread too), each training its group in one compiled call per epoch ('lbfgs' networks one
     after another); scoring, and the fits such a search does not train ahead, stay here. Each
-    worker thread runs one fit at a time, single-threaded with the default ``threads_per_worker=1`` (a local cluster sets ``FASTFNN_NUM_THREADS``,
+    worker thread runs one fit at a time, single-threaded with the default
+    ``threads_per_worker=1`` (a local cluster sets ``FASTFNN_NUM_THREADS``,
     ``OMP_NUM_THREADS`` and the BLAS thread counts of its workers to ``threads_per_worker``).
     fastfnn's results depend on the data, parameters and seed, not on the thread count, so
     the scores are those of the same search run in one process.
