@@ -239,3 +239,37 @@ def test_a_bad_blas_choice_stops_every_prediction_path(monkeypatch, rows, form):
     monkeypatch.setattr(_blas.BLAS, "error", ValueError("FASTFNN_BLAS must be one of ..."))
     with pytest.raises(ValueError, match="FASTFNN_BLAS"):
         est.predict(X.tolist() if form == "list" else X)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_lbfgs_runs_small_evaluations_on_one_thread_beside_a_threaded_host_blas(monkeypatch):
+    """SciPy's L-BFGS-B calls the host's BLAS between evaluations, on that BLAS's threads:
+    an evaluation under LBFGS_THREAD_FLOPS then runs its parts on one thread, one above it on
+    threads (the oracle: the thread count each evaluation is handed), the host's BLAS thread
+    counts untouched (threadpoolctl's report), and the weights the same bits either way."""
+    from fastfnn import _parts, _threads
+    from fastfnn.network import Network
+
+    if _threads.max_threads() < 2 or not _blas.BLAS._host:
+        pytest.skip("needs two threads and a host BLAS threadpoolctl knows")
+    handed = []
+    evaluate = Network.loss_grad_data
+
+    def recording(self, data, work, alpha, threads):
+        handed.append(threads)
+        return evaluate(self, data, work, alpha, threads)
+
+    monkeypatch.setattr(Network, "loss_grad_data", recording)
+    X = np.random.default_rng(0).standard_normal((9000, 5))  # 3 parts, 4.3 MFLOP
+    fitted = {}
+    with threadpool_limits(2, user_api="blas"):
+        for least, threads in ((np.inf, 1), (0.0, 2)):
+            monkeypatch.setattr(_parts, "LBFGS_THREAD_FLOPS", least, raising=False)
+            handed.clear()
+            fitted[threads] = FNNRegressor(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=3,
+                                           random_state=0).fit(X, X[:, 0])
+            assert set(handed) == {threads}
+            assert {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"
+                    and i["filepath"] != _blas.BLAS.path} == {2}
+    for a, b in zip(fitted[1].coefs_, fitted[2].coefs_):
+        np.testing.assert_array_equal(a, b)

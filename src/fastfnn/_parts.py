@@ -59,7 +59,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _env, _guard, _threads, _tuning
+from . import _blas, _env, _guard, _threads, _tuning
 from .network import DIRECT_ROWS, PREDICT_CHUNK, DataSource, Network, forward_direct
 from .optimizers import Adam
 from ._version import __version__
@@ -165,6 +165,30 @@ def full_batch_parts(sizes, rows, dtype):
     if parts == 1:
         return 1
     return max(parts, min(FULL_BATCH_PARTS, rows // FULL_BATCH_ROWS))
+
+
+# The least training flops of an L-BFGS evaluation (all rows) whose parts run on threads beside
+# a host BLAS that has threads of its own (lbfgs_threads).
+LBFGS_THREAD_FLOPS = 4e9
+
+
+def lbfgs_threads(sizes, rows, parts):
+    """Threads for the ``parts`` of an L-BFGS evaluation of ``rows`` rows: those of
+    :func:`_threads.part_threads`, but one where the host's BLAS (NumPy's, SciPy's) is one
+    threadpoolctl knows and the evaluation is under LBFGS_THREAD_FLOPS. SciPy's L-BFGS-B calls
+    that BLAS between evaluations, on its own threads (one only under a host limit, which holds
+    fastfnn to one too), and its threads and the parts' workers, each spinning after its work,
+    take the cores from each other. On a 2-vCPU EPYC, 20 iterations, two threads' time over
+    one's (medians of 5 interleaved fits): 4,000 rows of a (32,) network 5.9 (157 against
+    26 ms), 20,000 rows of (64, 64) 1.08 (0.65 GFLOP an evaluation), in float32 1.23; 8,192
+    rows of (256, 256) 0.95 (4.5 GFLOP), 20,000 rows 0.76 (11 GFLOP). (Holding the host's BLAS
+    at one thread meanwhile would let two threads win everywhere, but would change a thread
+    count that other code sees.) The parts, and so the bits, are the same on any thread count."""
+    threads = _threads.part_threads(parts)  # (the limits read and checked at every fit)
+    if (threads > 1 and _blas.BLAS.host_threads() is not None
+            and batch_flops(sizes, rows) < LBFGS_THREAD_FLOPS):
+        return 1
+    return threads
 
 
 def split_flops(dtype):
@@ -384,7 +408,10 @@ def describe():
         lines += _gains_line(f"{name} one thread's time / the split's by width, {ROWS}-row "
                              f"batches{note}", timings)
     lines.append(f"L-BFGS: split batches of all rows get one part per {FULL_BATCH_ROWS} rows, "
-                 f"{FULL_BATCH_PARTS} at most")
+                 f"{FULL_BATCH_PARTS} at most, run on threads "
+                 + (f"from {LBFGS_THREAD_FLOPS:.3g} flops an evaluation (below, one: the host's "
+                    "BLAS, which SciPy's L-BFGS-B calls between evaluations, has threads of its "
+                    "own)" if _blas.BLAS.host_threads() is not None else "(the rule)"))
     for name in ("float64", "float32"):
         flops = prediction_flops(name)
         how, timings, note = _memo("prediction", name)

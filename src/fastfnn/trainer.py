@@ -18,9 +18,9 @@ import scipy.optimize
 from sklearn.model_selection import train_test_split
 from sklearn.exceptions import ConvergenceWarning
 
-from ._parts import (batch_flops, full_batch_parts, prediction_threads, training_parts,
-                     training_threads)
-from ._threads import numba_threads, part_threads
+from ._parts import (batch_flops, full_batch_parts, lbfgs_threads, prediction_threads,
+                     training_parts, training_threads)
+from ._threads import numba_threads
 from ._validation import check_optimize_result, lbfgs_iprint_options
 from .dropout import draw_seed, masks
 from .losses import loss_value
@@ -428,7 +428,7 @@ def fit_lbfgs(state, settings, X, Y, sw, observer=None):
     data = source.data(Y, sw)
     parts = full_batch_parts(net.sizes, source.n_samples, net.dtype)
     work = net.workspace(source.n_samples, parts)
-    threads = part_threads(parts)
+    threads = lbfgs_threads(net.sizes, source.n_samples, parts)
     last_eval = {}  # the most recent evaluation: x and its loss
     accepted = {"x": net.theta.astype(np.float64), "loss": None, "n_iter": 0}
 
