@@ -45,7 +45,8 @@ class TextCells(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """
 
     def fit(self, X, y=None):
-        """Record ``n_features_in_`` (and ``feature_names_in_`` for a frame)."""
+        """Record ``n_features_in_`` (and ``feature_names_in_`` for a frame), and that dates
+        become text (``dates_as_text_``)."""
         validate_data(self, X, dtype=object, ensure_all_finite=False)
         self.dates_as_text_ = True
         return self
