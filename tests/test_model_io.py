@@ -437,7 +437,8 @@ def test_files_from_before_the_norms_validation_losses_and_class_weight_load(tmp
     ``gradient_norms_`` existed (the layout made by hand from a model of today, the fields
     taken out) loads as not recorded (NaN) and the parameter's default, predicts to the bit
     and trains on as the model with them does (the oracle: the same model never saved)."""
-    X, y, labels = _data()[0][["a", "b"]].fillna(0).to_numpy(), _data()[1], _data()[2]
+    frame, y, labels = _data()
+    X = frame[["a", "b"]].fillna(0).to_numpy()
     made = {"classifier": FNNClassifier(**SMALL, early_stopping=True, random_state=0,
                                         warm_start=True).fit(X, labels),
             "regressor": FNNRegressor(**SMALL, random_state=0, warm_start=True).fit(X, y)}
