@@ -206,7 +206,9 @@ def _train_on_cluster(jobs, groups, client, lanes, topic):
     tasks = {}
     for i, group in enumerate(groups):
         tasks.setdefault(group, []).append(i)
-    scattered = {}  # id of an array -> its future (a fold's rows are shared by its jobs)
+    # id of an array -> (the array, its future): a fold's rows are shared by its jobs; the
+    # array is held so that its id names it until the end
+    scattered = {}
 
     def sent(value):
         if value is None:
