@@ -374,10 +374,12 @@ def test_warm_start_with_other_hidden_layer_sizes():
     assert sk.coefs_[1].shape == (6, 4)
 
 
-@pytest.mark.parametrize("change", [dict(loss="poisson"), dict(out_activation="tanh")])
+@pytest.mark.parametrize("change", [dict(loss="poisson"), dict(out_activation="tanh"),
+                                    dict(loss="huber"), dict(loss="absolute_error")])
 def test_warm_start_with_another_output(change):
-    """The fitted output activation cannot change under warm_start (scikit-learn keeps
-    out_activation_ and trains it with the new loss's delta)."""
+    """The fitted output activation and loss cannot change under warm_start (scikit-learn
+    keeps out_activation_ and trains it with the new loss's delta; another loss on the same
+    output would leave loss_curve_, best_loss_ and tol comparing two losses' values)."""
     X, y = data("reg")
     ff = FNNRegressor(hidden_layer_sizes=HIDDEN, warm_start=True, max_iter=3)
     quiet(ff.fit, X, np.abs(y))

@@ -209,11 +209,23 @@ def test_check_gradients_refuses_weights_fit_refuses(form, weights, fitted):
     an undefined loss (or a pass)."""
     rng = np.random.RandomState(1)
     X, y = rng.randn(20, 4), rng.randn(20)
-    with pytest.raises(ValueError, match="sample_weight sums to"):
+    with pytest.raises(ValueError, match=r"weights \(sample_weight\) sum to"):
         clone(fitted).fit(X, y, sample_weight=weights)
-    with pytest.raises(ValueError, match="sample_weight sums to"):
+    with pytest.raises(ValueError, match=r"weights \(sample_weight\) sum to"):
         check_gradients(pair() if form == "pair" else fitted, X, y, sample_weight=weights)
 
+
+
+def test_class_weights_that_sum_to_zero_are_named():
+    """Where class_weight makes the weights sum to 0 the message names it (the
+    sample_weight passed alone has a positive sum) and the fitted model stays."""
+    rng = np.random.RandomState(1)
+    X, y = rng.randn(20, 4), np.arange(20) % 2
+    clf = FNNClassifier(hidden_layer_sizes=(3,), max_iter=2, random_state=0).fit(X, y)
+    before = clf.coefs_[0].copy()
+    with pytest.raises(ValueError, match=r"\(sample_weight times class_weight\) sum to 0\.0"):
+        clf.set_params(class_weight={0: 0.0, 1: 0.0}).fit(X, y, sample_weight=np.ones(20))
+    np.testing.assert_array_equal(clf.coefs_[0], before)
 
 def test_check_gradients_names_an_unknown_loss():
     rng = np.random.RandomState(1)

@@ -9,10 +9,13 @@ scikit-learn's metrics on the given validation rows. The defaults stay scikit-le
 (the parity tests); here, each addition switched off is today's bits.
 """
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from sklearn.metrics import log_loss
+from sklearn.metrics import accuracy_score, log_loss
+from sklearn.utils.class_weight import compute_class_weight
 
 import fastfnn.trainer
 from fastfnn import FNNClassifier, FNNRegressor, check_gradients, load_model, save_model
@@ -412,7 +415,7 @@ def test_given_validation_rows_need_their_targets_and_early_stopping():
         est.set_params(early_stopping=True).fit(X, y, X_val=X)
     with pytest.raises(ValueError, match="early_stopping=True"):
         est.set_params(early_stopping=False).fit(X, y, X_val=X, y_val=y)
-    with pytest.raises(ValueError, match="features"):
+    with pytest.raises(ValueError, match="X_val does not fit .* 3 features"):
         est.set_params(early_stopping=True).fit(X, y, X_val=X[:, :3], y_val=y)
     with pytest.raises(ValueError, match="solver='lbfgs' does not stop early"):
         est.set_params(solver="lbfgs").fit(X, y, X_val=X, y_val=y)
@@ -490,6 +493,57 @@ def test_a_scorer_name_scores_what_the_builtin_score_does():
     FNNRegressor(scoring=neg_mae, **params).fit(X, y)
     assert calls and all(c == 15 for c in calls)  # 10% of 150 rows, once per epoch
 
+
+
+def test_given_validation_rows_are_balanced_by_the_training_classes():
+    """class_weight='balanced' weighs given validation rows as it weighs the rows split off
+    for validation: by the training targets' class frequencies (oracle: scikit-learn's
+    accuracy with those weights), not by the validation rows' own, which would leave a
+    balanced validation set unweighted."""
+    X, y = data(n=200)
+    labels = np.digitize(y, [-0.3, 0.8])  # three classes of unequal size
+    X_val, y_val = X[140:], labels[140:]
+    X_val = np.r_[X_val[y_val == 0][:5], X_val[y_val == 1][:5], X_val[y_val == 2][:5]]
+    y_val = np.repeat([0, 1, 2], 5)  # balanced: its own frequencies weigh every row alike
+    clf = FNNClassifier(hidden_layer_sizes=(5,), early_stopping=True, max_iter=1,
+                        class_weight="balanced", random_state=0)
+    clf.fit(X[:140], labels[:140], X_val=X_val, y_val=y_val)
+    by_class = compute_class_weight("balanced", classes=np.arange(3), y=labels[:140])
+    assert clf.validation_scores_[0] == pytest.approx(
+        accuracy_score(y_val, clf.predict(X_val), sample_weight=by_class[y_val]), rel=1e-12)
+    assert not np.allclose(by_class, 1.0)
+
+
+def test_a_scorer_without_sample_weight_scores_weighted_rows_unweighted():
+    """A callable ``scorer(estimator, X, y)`` (scikit-learn's form) with weighted rows
+    (sample_weight, class_weight) scores them unweighted, once warned; one that takes
+    ``sample_weight`` gets the rows' weights (oracle: the metric computed here on the one
+    epoch's model)."""
+    X, y = data(n=150)
+    X_val, y_val = data(n=40, seed=5)
+    weights = np.linspace(0.5, 2.0, len(y_val))
+    params = dict(hidden_layer_sizes=(8,), early_stopping=True, max_iter=1, random_state=0)
+
+    def unweighted(estimator, X_, y_):
+        return -np.mean(np.abs(estimator.predict(X_) - y_))
+
+    def weighted(estimator, X_, y_, sample_weight=None):
+        return -np.average(np.abs(estimator.predict(X_) - y_), weights=sample_weight)
+
+    for scorer, expected in [(unweighted, None), (weighted, weights)]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            est = FNNRegressor(scoring=scorer, **params).fit(
+                X, y, X_val=X_val, y_val=y_val, sample_weight_val=weights)
+        told = [w for w in caught if "takes no sample_weight" in str(w.message)]
+        assert len(told) == (1 if expected is None else 0)
+        error = np.abs(est.predict(X_val) - y_val)
+        assert est.validation_scores_[0] == pytest.approx(
+            -np.average(error, weights=expected), rel=1e-12)
+    clf = FNNClassifier(scoring=lambda e, X_, y_: e.score(X_, y_), class_weight="balanced",
+                        **params)
+    with pytest.warns(UserWarning, match="takes no sample_weight"):
+        clf.fit(X, (y > 0.5).astype(int))
 
 # ---- everywhere else: model files, ONNX, callbacks ---------------------------------------------
 

@@ -13,7 +13,9 @@ attribute dict from start to end, so they see the model before a fit or after it
 """
 
 import functools
+import inspect
 import threading
+import warnings
 import weakref
 from contextlib import contextmanager
 from numbers import Integral
@@ -51,6 +53,18 @@ _SET_ANY_TIME = {"_sklearn_output_config", "_metadata_request"}
 # callbacks set up, run and torn down there), never taken from a stand-in.
 _CALLBACK_ATTRIBUTES = ("_callback_fit_ctx", "_skl_callbacks_to_teardown", "_parent_callback_ctx",
                         "_skl_callbacks")
+
+
+def _takes_sample_weight(scorer):
+    """Whether ``scorer(estimator, X, y, sample_weight=...)`` can be called: a scorer made by
+    scikit-learn (its metric takes the weights), or a callable with that argument or
+    ``**kwargs``."""
+    func = getattr(scorer, "_score_func", scorer)
+    try:
+        parameters = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):  # no signature to read (a builtin): try the weights
+        return True
+    return any(p.name == "sample_weight" or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
 def _publish(estimator, fitted):
@@ -279,8 +293,9 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         return validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
                              y_numeric=y_numeric, dtype=(np.float64, np.float32), reset=reset)
 
-    def _weighted(self, Y, sample_weight, incremental):
-        """The sample weights training uses (the classifier multiplies in ``class_weight``)."""
+    def _weighted(self, Y, sample_weight, incremental, frequencies=None):
+        """The sample weights training uses (the classifier multiplies in ``class_weight``,
+        'balanced' by the class frequencies of the targets ``frequencies`` where given)."""
         return sample_weight
 
     def _encode_targets(self, y, n_outputs=None):
@@ -378,7 +393,8 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
             sample_weight = _check_sample_weight(sample_weight, X)
         user_weight = sample_weight
         sample_weight = self._weighted(y, sample_weight, incremental)
-        check_weight_sum(sample_weight)
+        check_weight_sum(sample_weight, "sample_weight" if getattr(self, "class_weight", None)
+                         is None else "sample_weight times class_weight")
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
         sizes = [X.shape[1]] + hidden + [Y.shape[1]]
         settings = Settings.of(self, hidden, self._loss_name(), self._output_activation())
@@ -392,7 +408,7 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
                 "use fit for early stopping."
             )
         if validation is not None:
-            validation = self._validation_rows(*validation, X.dtype, Y.shape[1])
+            validation = self._validation_rows(*validation, X.dtype, y)
         dtype = X.dtype if first_pass else self.coefs_[0].dtype
         check_memory(sizes, dtype, X.shape[0], self._batch_rows(X.shape[0]),
                      settings.stochastic)
@@ -468,14 +484,20 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
                              f"solver={self.solver!r} does not stop early: use one of the "
                              f"stochastic solvers {tuple(RULES)} to score them.")
 
-    def _validation_rows(self, X_val, y_val, sw_val, dtype, n_outputs):
+    def _validation_rows(self, X_val, y_val, sw_val, dtype, y):
         """The given validation rows as training sees them: ``(X_val (n_val, n_features) of
-        ``dtype``, Y_val (n_val, n_outputs) encoded as the targets, sw_val (with the
-        classifier's ``class_weight``) or None)``; ValueError where they do not fit the model
-        being trained (features, ``n_outputs`` targets, labels) or hold fewer than 2 rows.
+        ``dtype``, Y_val (n_val, n_outputs) encoded as the training targets ``y``, sw_val (with
+        the classifier's ``class_weight``, 'balanced' by the class frequencies of ``y``, as
+        the rows split off for validation) or None)``; ValueError where they do not fit the
+        model being trained (features, ``n_outputs`` targets, labels) or hold fewer than 2 rows.
         Checked against this fit's targets, before any attribute of the model changes."""
-        X_val = validate_data(self, X_val, accept_sparse=["csr", "csc"], reset=False,
-                              dtype=dtype)
+        try:
+            X_val = validate_data(self, X_val, accept_sparse=["csr", "csc"], reset=False,
+                                  dtype=dtype)
+        except ValueError as error:
+            raise ValueError(f"X_val does not fit the model being trained ({error}): pass "
+                             "validation rows with the training rows' columns.") from None
+        n_outputs = 1 if y.ndim == 1 else y.shape[1]
         try:
             Y_val = np.asarray(self._encode_targets(y_val, n_outputs), dtype=dtype)
         except ValueError as error:
@@ -489,7 +511,7 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
             raise ValueError("The validation set is too small: pass at least 2 rows in X_val.")
         if sw_val is not None:
             sw_val = _check_sample_weight(sw_val, X_val)
-        return X_val, Y_val, self._weighted(Y_val, sw_val, incremental=False)
+        return X_val, Y_val, self._weighted(Y_val, sw_val, incremental=False, frequencies=y)
 
     def _check_target_values(self, y, name):
         """ValueError where the loss cannot take the encoded targets ``y`` (named ``name``):
@@ -507,11 +529,19 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         if isinstance(scoring, str) and scoring == "loss":
             return lambda val, out, loss, net: -loss
         scorer = check_scoring(self, scoring=scoring)
+        weighs = _takes_sample_weight(scorer)
+        warned = []
 
         def score(val, out, loss, net):
             if not np.isfinite(out).all():
                 return np.nan
-            weights = {} if val.sw is None else {"sample_weight": val.sw}
+            weights = {} if val.sw is None or not weighs else {"sample_weight": val.sw}
+            if val.sw is not None and not weighs and not warned:
+                warned.append(True)
+                warnings.warn(f"scoring={scoring!r} takes no sample_weight: early stopping "
+                              "scores the validation rows unweighted. Give it a "
+                              "sample_weight argument to score them with their weights.",
+                              UserWarning, stacklevel=2)
             return float(scorer(self._holding(net), val.X, self._decode_labels(val.Y),
                                 **weights))
 
@@ -548,6 +578,13 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
                 f"the current parameters give {self._output_activation()!r}: loss and "
                 "out_activation must stay the same for warm_start and partial_fit. Set "
                 "warm_start=False (or start a new estimator) to change them."
+            )
+        if self._loss_name() != self._fitted_loss():
+            raise ValueError(
+                f"The fitted network was trained with the loss {self._fitted_loss()!r} but the "
+                f"current parameters give {self._loss_name()!r}: the loss must stay the same "
+                "for warm_start and partial_fit (loss_curve_, best_loss_ and tol compare its "
+                "values). Set warm_start=False (or start a new estimator) to change it."
             )
 
     def _initialize(self, Y, sizes, dtype):

@@ -70,13 +70,13 @@ REGRESSOR_CONSTRAINTS = {
 }
 
 
-def check_weight_sum(sample_weight):
-    """ValueError unless the sample weights (n,) sum to more than 0: the loss
-    ``sum_i s_i l_i / sum_i s_i`` is defined only then."""
+def check_weight_sum(sample_weight, name="sample_weight"):
+    """ValueError unless the sample weights (n,) (``name``: what they are made of) sum to
+    more than 0: the loss ``sum_i s_i l_i / sum_i s_i`` is defined only then."""
     if sample_weight is not None and not np.sum(sample_weight) > 0:
         raise ValueError(
-            "sample_weight sums to %r: at least one sample needs a positive weight for "
-            "the loss to be defined." % float(np.sum(sample_weight))
+            f"The sample weights ({name}) sum to {float(np.sum(sample_weight))!r}: they need a "
+            "finite, positive sum for the loss (their weighted mean) to be defined."
         )
 
 

@@ -38,7 +38,7 @@ import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
-from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.class_weight import compute_class_weight, compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
@@ -88,7 +88,8 @@ class FNNClassifier(ClassifierMixin, BaseFNN):
         Training equals training with ``sample_weight`` multiplied by
         ``sklearn.utils.class_weight.compute_sample_weight(class_weight, y)``, for every solver
         (multilabel: a list of dicts, one per label, as scikit-learn's). 'balanced' needs the
-        whole training set, so ``partial_fit`` takes a dict only.
+        whole training set, so ``partial_fit`` takes a dict only; it weighs validation rows
+        given to ``fit`` by the training targets' class frequencies.
     solver : also 'adamw' (``SOLVERS``): scikit-learn's Adam step on the data gradient after
         the decoupled weight decay ``W <- W (1 - lr alpha)`` of the weights (not the
         intercepts); ``alpha`` is then no L2 term (not in the loss nor the gradient). With
@@ -114,7 +115,9 @@ class FNNClassifier(ClassifierMixin, BaseFNN):
         What early stopping scores on the validation rows: None, scikit-learn's (accuracy /
         R^2); 'loss', the validation loss, recorded as its negative in
         ``validation_scores_`` (higher is better, so ``best_validation_score_``, ``tol`` and
-        ``n_iter_no_change`` keep their meaning); any scikit-learn scorer.
+        ``n_iter_no_change`` keep their meaning); any scikit-learn scorer. Weighted
+        validation rows are scored with their weights where the scorer takes
+        ``sample_weight`` (a callable without it scores them unweighted, with a warning).
 
     Attributes
     ----------
@@ -130,7 +133,7 @@ class FNNClassifier(ClassifierMixin, BaseFNN):
     validation_loss_curve_ : list of float or None
         With early stopping, the held-out rows' loss after each epoch (data term, mean per
         sample: the training loss's units; NaN for epochs of a model file written before it
-        was recorded); None without.
+        was recorded); None without; not set by 'lbfgs' (as ``validation_scores_``).
     """
 
     def __init__(
@@ -206,28 +209,49 @@ class FNNClassifier(ClassifierMixin, BaseFNN):
     def _loss_name(self):
         return "log_loss" if self._label_binarizer.y_type_ == "multiclass" else "binary_log_loss"
 
-    def _weighted(self, Y, sample_weight, incremental):
-        """``sample_weight`` times ``compute_sample_weight(class_weight, y)`` (Y binarized)."""
+    def _weighted(self, Y, sample_weight, incremental, frequencies=None):
+        """``sample_weight`` times ``compute_sample_weight(class_weight, y)`` (Y binarized);
+        'balanced' weighs by the class frequencies of ``frequencies`` (the training targets,
+        binarized, for validation rows given apart) where given, else by those of Y."""
         if self.class_weight is None:
             return sample_weight
+        if frequencies is not None and self.class_weight == "balanced":
+            weights = self._class_weight_of(self._decode_labels(frequencies))
+            return self._weighted_by(weights, Y, sample_weight)
         if incremental and self.class_weight == "balanced":
             raise ValueError(
                 "class_weight='balanced' needs the class frequencies of the whole training set, "
                 "which partial_fit does not see: pass a dict {class: weight} (e.g. computed "
                 "with sklearn.utils.class_weight.compute_class_weight on all labels), or fit."
             )
-        labels = self._decode_labels(Y)
         if isinstance(self.class_weight, str):  # 'balanced': these rows' frequencies (fit)
-            weights = compute_sample_weight(self.class_weight, labels)
-        else:  # {class: weight} (a list: per label): a class's weight whatever else the rows
-            # hold (scikit-learn's check wants every weighted class present where another is
-            # not, as a batch of partial_fit may not have it): every class once more, left out
-            every = (self.classes_ if labels.ndim == 1 else
-                     np.vstack([np.zeros(labels.shape[1]), np.ones(labels.shape[1])]))
-            weights = compute_sample_weight(
-                self.class_weight, np.concatenate([labels, every.astype(labels.dtype)]))
-            weights = weights[:len(labels)]
+            weights = compute_sample_weight(self.class_weight, self._decode_labels(Y))
+            return weights if sample_weight is None else weights * sample_weight
+        return self._weighted_by(self.class_weight, Y, sample_weight)
+
+    def _weighted_by(self, class_weight, Y, sample_weight):
+        """``sample_weight`` times the weights of a ``{class: weight}`` dict (a list of them:
+        per label) for the rows of Y (binarized)."""
+        labels = self._decode_labels(Y)
+        # a class's weight whatever else the rows hold (scikit-learn's check wants every
+        # weighted class present where another is not, as a batch of partial_fit may not have
+        # it): every class once more, left out
+        every = (self.classes_ if labels.ndim == 1 else
+                 np.vstack([np.zeros(labels.shape[1]), np.ones(labels.shape[1])]))
+        weights = compute_sample_weight(
+            class_weight, np.concatenate([labels, every.astype(labels.dtype)]))[:len(labels)]
         return weights if sample_weight is None else weights * sample_weight
+
+    def _class_weight_of(self, labels):
+        """'balanced' as a ``{class: weight}`` dict (a list of them per label for indicators
+        (n, k)): ``n / (n_classes * count)`` over the classes ``labels`` (n,) hold."""
+        columns = [labels] if labels.ndim == 1 else list(labels.T)
+        weights = []
+        for column in columns:
+            classes = np.unique(column)
+            weights.append(dict(zip(classes.tolist(), compute_class_weight(
+                "balanced", classes=classes, y=column))))
+        return weights[0] if labels.ndim == 1 else weights
 
     def _decode_labels(self, Y):
         """Labels (n,) or indicators (n, k) of binarized targets Y (n, n_outputs)."""

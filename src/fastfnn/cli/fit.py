@@ -109,7 +109,8 @@ def _add_training_options(g):
     g.add_argument("--early-stopping", action=argparse.BooleanOptionalAction, default=None,
                    help="hold out --validation-fraction of the training rows, stop when the "
                         "validation score stops improving and keep the best weights (default: "
-                        "on for adam and sgd when the split has enough rows)")
+                        "on for the stochastic solvers, sgd, adam and adamw, when the split has "
+                        "enough rows)")
     g.add_argument("--validation-fraction", type=number(float, 0, True, 1), default=0.1,
                    metavar="F", help="validation share for early stopping (default 0.1)")
     g.add_argument("--dropout", type=dropout, default=None, metavar="P[,P...]",

@@ -348,8 +348,8 @@ def fit_streaming(estimator, source, target=None, *, epochs=10, blocksize="16MB"
     Parameters
     ----------
     estimator : FNNRegressor or FNNClassifier
-        With ``solver='sgd'`` or ``'adam'`` (any scikit-learn estimator with ``partial_fit``
-        works too). It is cloned; the argument is left unchanged. A ``random_state=None`` on
+        With ``solver='sgd'``, ``'adam'`` or ``'adamw'`` (any scikit-learn estimator with
+        ``partial_fit`` works too). It is cloned; the argument is left unchanged. A ``random_state=None`` on
         it is replaced by one drawn from ``random_state`` here, so that the result depends on
         the data and this seed only.
     source : str, os.PathLike, dask DataFrame or dask Array
