@@ -171,9 +171,10 @@ def test_bad_model_files_are_refused(d, tmp_path):
     X = np.random.RandomState(0).standard_normal((30, 3))
     save_model(FNNRegressor(hidden_layer_sizes=(3,), max_iter=2).fit(X, X[:, 0]),
                tmp_path / "library.model")
+    os.mkfifo(tmp_path / "fifo.model")  # nothing writes to it: a read would wait for ever
     write_csv(tmp_path / "d.csv", *regression_table(n=20))
     cases = {name: (["predict", f"{name}.model", "d.csv"], tmp_path) for name in
-             ("damaged", "truncated", "text", "old", "pickle", "library", "missing")}
+             ("damaged", "truncated", "text", "old", "pickle", "library", "missing", "fifo")}
     runs = run_forked(cases)
     expected = {
         "damaged": ["damaged.model: damaged fastfnn model file"],
@@ -185,6 +186,7 @@ def test_bad_model_files_are_refused(d, tmp_path):
         "library": ["library.model: a fastfnn model file, but not one written by 'fastfnn fit "
                     "--save'", "fastfnn.load_model"],
         "missing": ["missing.model: no such file"],
+        "fifo": ["fifo.model: not a regular file"],
     }
     for name, fragments in expected.items():
         assert_one_line_error(runs[name], *fragments, command="predict")

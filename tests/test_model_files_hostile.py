@@ -456,6 +456,16 @@ def test_estimators_inside_pipelines_are_checked(tmp_path, models, data):
     with pytest.raises(ModelFileError, match=r"field 'steps\[1\]\[1\]._optimizer.v' holds "
                                              "negative values"):
         load_model(tmp_path / "bad.skops")
+    # an object array holds an estimator as a list does (and the pipeline predicts with it)
+    bad.steps = np.array([None, None], dtype=object)
+    bad.steps[:] = [tuple(step) for step in pipeline.steps]
+    bad.steps[1] = ("fnnregressor", copy.deepcopy(pipeline[-1]))
+    bad.steps[1][1].intercepts_[0][:] = np.nan
+    members, _ = _members(skops.io.dumps(bad))
+    (tmp_path / "bad.skops").write_bytes(_signed(members))
+    with pytest.raises(ModelFileError, match=r"field 'steps\[1\]\[1\].intercepts_\[0\]' "
+                                             "holds NaN"):
+        load_model(tmp_path / "bad.skops")
 
 
 # ---- random changes to the format -----------------------------------------------------------------

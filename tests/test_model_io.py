@@ -500,6 +500,12 @@ def test_what_a_model_file_cannot_hold_is_refused_at_saving_saying_what_to_save(
     with pytest.raises(ValueError, match=r"load_model does not trust .*_Scorer.*give a "
                                          r"scoring by name"):
         save_model(scored, tmp_path / "scored.skops")
+    from sklearn.callback import ProgressBar
+
+    watched = FNNRegressor(**SMALL, random_state=0).set_callbacks(ProgressBar())
+    watched.fit(X, X[:, 0])
+    with pytest.raises(ValueError, match=r"ProgressBar.*remove its callbacks"):
+        save_model(watched, tmp_path / "watched.skops")
     assert not list(tmp_path.iterdir())
 
 
@@ -603,6 +609,8 @@ def test_failed_save_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch,
         save_model(model, path, metadata=[("a", 1)])
     with pytest.raises(IsADirectoryError):
         save_model(model, tmp_path)
+    with pytest.raises(FileNotFoundError, match="No such folder for the model file: .*missing"):
+        save_model(model, tmp_path / "missing" / "m.skops")
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["m.skops"]
     save_model(model, path, metadata={"version": 3})
     assert load_model(path, return_metadata=True)[1] == {"version": 3}

@@ -365,6 +365,47 @@ def test_several_inputs_are_joined_in_their_own_dtype():
         close(got.ravel(), model.predict(text), np.float64)
 
 
+
+def test_a_missing_cell_learned_as_a_category_is_refused():
+    """After TextCells a missing cell is None, which an imputer of NaN leaves alone and the
+    encoder learns as a category; an ONNX string input has no None (its missing cells are
+    ''), so the export is refused, saying how to fill the cells, not run to other numbers."""
+    pd = pytest.importorskip("pandas")
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.RandomState(0)
+    frame = pd.DataFrame({"city": rng.choice(["x", "y", "z"], 60).astype(object)})
+    frame.loc[::10, "city"] = np.nan
+    y = (frame.city == "x") * 2.0 + frame.city.isna() * 5.0
+    encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+    model = make_pipeline(fastfnn.TextCells(), SimpleImputer(strategy="most_frequent"),
+                          encoder, small(FNNRegressor)).fit(frame, y)
+    assert None in list(encoder.categories_[0])
+    with pytest.raises(ValueError, match=r"learned a missing cell \(None\).*"
+                                         r"SimpleImputer\(missing_values=None"):
+        fonnx.to_onnx(model, frame[:1])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_ensembles_export_their_members_mean(dtype):
+    """An ensemble's graph is its members' networks and their mean: predict (several outputs
+    too), predict_proba and the labels of binary, multiclass (string labels) and multilabel
+    ensembles, bare and in a Pipeline."""
+    X, signal = data(dtype, n=60)
+    ensemble = dict(n_estimators=3, random_state=0)
+    reg = fastfnn.FNNEnsembleRegressor(small(FNNRegressor), **ensemble)
+    for target in (signal[:, 0], signal):
+        reg.fit(X, target)
+        close(run(fonnx.to_onnx(reg, X[:1]), X)[0], reg.predict(X), dtype)
+    three = np.array(["a", "b", "c"])[np.digitize(signal[:, 0], [-0.5, 0.5])]
+    for labels in (signal[:, 0] > 0, three, (signal > 0).astype(int)):
+        clf = fastfnn.FNNEnsembleClassifier(small(FNNClassifier), **ensemble).fit(X, labels)
+        for model in (clf, make_pipeline(StandardScaler(), clf).fit(X, labels)):
+            label, proba = run(fonnx.to_onnx(model, X[:1]), X)
+            close(proba, model.predict_proba(X), dtype)
+            assert_array_equal(label, model.predict(X))
+
 def test_an_array_sample_takes_positions_and_masks_a_column_transformer_keeps():
     """scikit-learn keeps a dropped remainder and an integer selection as positions, a mask
     as booleans: with an array sample (one (N, F) input) they select the same columns."""

@@ -15,12 +15,15 @@ import stat
 def write_atomically(path, data, what="file"):
     """Write the bytes ``data`` to a new file beside ``path``, flush it to disk, give it the mode
     of the file at ``path`` if there is one, rename it over ``path``. ``IsADirectoryError``
-    where ``path`` is a directory (``what`` names the file in the message); any ``OSError`` of
-    the write is raised with the temporary file removed."""
+    where ``path`` is a directory, ``FileNotFoundError`` where its folder is missing (``what``
+    names the file in the messages); any ``OSError`` of the write is raised with the temporary
+    file removed."""
     path = os.fspath(path)
     if os.path.isdir(path):
         raise IsADirectoryError(errno.EISDIR, f"Is a directory; give the {what}'s path", path)
     head, tail = os.path.split(os.path.abspath(path))
+    if not os.path.isdir(head):
+        raise FileNotFoundError(errno.ENOENT, f"No such folder for the {what}: {head}", path)
     tmp = os.path.join(head, f".{tail}.{secrets.token_hex(6)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:

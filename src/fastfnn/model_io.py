@@ -532,11 +532,14 @@ def _check_saved_types(types, fastfnn_types):
                          "model files do not hold: save the estimator it fitted (a search's "
                          "best_estimator_, for example), without callbacks.")
     if others:
+        callbacks = any(name.startswith("sklearn.callback") for name in others)
         raise ValueError(f"Cannot save this model: it holds types that load_model does not "
                          f"trust ({', '.join(others)}), since loading them could run code. "
                          "fastfnn's model files hold fastfnn's and scikit-learn's estimators "
-                         "and transformers and NumPy types: give a scoring by name (e.g. "
-                         "scoring='r2'), not as a scorer object or a function.")
+                         "and transformers and NumPy types: " + (
+                             "remove its callbacks (set_callbacks() with none) before saving."
+                             if callbacks else "give a scoring by name (e.g. scoring='r2'), "
+                             "not as a scorer object or a function."))
 
 
 def _newer_writer(header):
@@ -588,8 +591,8 @@ def _check_types(types, fastfnn_types, path, header):
 
 def _fnn_estimators(obj, seen, where=""):
     """``(where, estimator)`` for the fastfnn estimators inside ``obj`` (through objects'
-    attributes, lists, tuples, sets, dicts); ``where`` is the path to it from ``obj``, such as
-    ``"regressor_.steps[1][1]"`` ("" for ``obj`` itself)."""
+    attributes, lists, tuples, object arrays, sets, dicts); ``where`` is the path to it from
+    ``obj``, such as ``"regressor_.steps[1][1]"`` ("" for ``obj`` itself)."""
     from sklearn.base import BaseEstimator
 
     if id(obj) in seen:
@@ -601,6 +604,10 @@ def _fnn_estimators(obj, seen, where=""):
         children = [(f"{where}[{key!r}]", value) for key, value in obj.items()]
     elif isinstance(obj, (list, tuple)):
         children = [(f"{where}[{i}]", value) for i, value in enumerate(obj)]
+    elif isinstance(obj, np.ndarray):  # an object array holds objects as a list does
+        if obj.dtype != object:
+            return
+        children = [(f"{where}[{i}]", value) for i, value in enumerate(obj.ravel())]
     elif isinstance(obj, (set, frozenset)):
         children = [(f"{where}{{}}", value) for value in obj]
     elif isinstance(getattr(obj, "__dict__", None), dict) and not isinstance(obj, type):

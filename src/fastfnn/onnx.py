@@ -1,7 +1,8 @@
 """ONNX export of fitted fastfnn models, through skl2onnx.
 
 Importing this module registers converters with skl2onnx for :class:`~fastfnn.FNNRegressor`,
-:class:`~fastfnn.FNNClassifier` and scikit-learn's ``TransformedTargetRegressor`` (the wrapper
+:class:`~fastfnn.FNNClassifier`, their ensembles (the members' networks, then the mean of their
+outputs or probabilities) and scikit-learn's ``TransformedTargetRegressor`` (the wrapper
 ``fastfnn fit`` saves regression models in), so ``skl2onnx.to_onnx(model, X_sample)`` works for a
 bare estimator and inside a Pipeline. :func:`to_onnx` and :func:`save_onnx` are conveniences on
 top.
@@ -65,7 +66,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from . import FNNClassifier, FNNRegressor, TextCells
+from . import (FNNClassifier, FNNEnsembleClassifier, FNNEnsembleRegressor, FNNRegressor,
+               TextCells)
 
 __all__ = ["ACTIVATION_NODES", "save_onnx", "to_onnx"]
 
@@ -203,11 +205,38 @@ def _check_input(operator, n_outputs):
     return inp.type, inp.get_first_dimension()
 
 
-def _forward(scope, operator, container):
-    """Add the network's layers; returns (graph, name of the output activations (n, n_outputs)).
+_ENSEMBLES = (FNNEnsembleRegressor, FNNEnsembleClassifier)
+
+
+def _network(est):
+    """The network whose layout and outputs ``est`` has: itself, or an ensemble's first
+    member (the members share them)."""
+    return est.estimators_[0] if isinstance(est, _ENSEMBLES) else est
+
+
+def _outputs(scope, operator, container, expand):
+    """Add the model's networks; returns (graph, name of the outputs (n, width)): the network's
+    output activations, through ``expand(g, a)`` (the classifier's probabilities), or for an
+    ensemble the members' mean of them, added in order and divided by their count (NumPy's
+    mean over the members)."""
+    est = operator.raw_operator
+    members = est.estimators_ if isinstance(est, _ENSEMBLES) else [est]
+    total = None
+    for member in members:
+        g, a = _forward(scope, operator, container, member)
+        a = expand(g, a)
+        total = a if total is None else g.node("Add", total, a)
+    if len(members) == 1:
+        return g, total
+    return g, g.node("Div", total, g.const(np.array(len(members), dtype=g.dtype)))
+
+
+def _forward(scope, operator, container, est):
+    """Add the network of ``est`` (an FNN estimator); returns (graph, name of the output
+    activations (n, n_outputs)).
 
     Computed in float64 if the input or the fitted weights are float64 (``predict``'s rule)."""
-    est, inp = operator.raw_operator, operator.inputs[0]
+    inp = operator.inputs[0]
     wide = isinstance(inp.type, DoubleTensorType) or est.coefs_[0].dtype == np.float64
     g = _Graph(scope, container, np.float64 if wide else np.float32)
     acts = [_activation(est.activation, "hidden")] * (len(est.coefs_) - 1)
@@ -231,12 +260,13 @@ def _emit(g, name, output, input_type):
 
 def _regressor_shape(operator):
     inp, n = _check_input(operator, 1)
-    operator.outputs[0].type = _TENSOR[_out_dtype(inp)]([n, operator.raw_operator.n_outputs_])
+    operator.outputs[0].type = _TENSOR[_out_dtype(inp)](
+        [n, _network(operator.raw_operator).n_outputs_])
 
 
 def _convert_regressor(scope, operator, container):
-    """FNNRegressor: predictions (n, n_outputs)."""
-    g, y = _forward(scope, operator, container)
+    """FNNRegressor (an ensemble of them): predictions (n, n_outputs)."""
+    g, y = _outputs(scope, operator, container, lambda g, a: a)
     _emit(g, y, operator.outputs[0].full_name, operator.inputs[0].type)
 
 
@@ -261,7 +291,8 @@ def _class_labels(scope, est):
 
 
 def _is_multilabel(est):
-    return est.out_activation_ == "logistic" and est.n_outputs_ > 1
+    net = _network(est)
+    return net.out_activation_ == "logistic" and net.n_outputs_ > 1
 
 
 def _classifier_shape(operator):
@@ -271,22 +302,29 @@ def _classifier_shape(operator):
     if zipmap is True and isinstance(inp, DoubleTensorType):
         raise ValueError(
             "ONNX ZipMap takes float32 probabilities only, and this classifier's input is "
-            "float64: pass options={FNNClassifier: {'zipmap': False}} (fastfnn.onnx.to_onnx's "
-            "default) or a float32 sample."
+            f"float64: pass options={{{type(est).__name__}: {{'zipmap': False}}}} "
+            "(fastfnn.onnx.to_onnx's default) or a float32 sample."
         )
     labels = _class_labels(operator.scope_inst, est)
     label_type = StringTensorType if labels.dtype.kind == "U" else Int64TensorType
-    operator.outputs[0].type = label_type([n, est.n_outputs_] if _is_multilabel(est) else [n])
+    n_labels = _network(est).n_outputs_
+    operator.outputs[0].type = label_type([n, n_labels] if _is_multilabel(est) else [n])
     operator.outputs[1].type = _TENSOR[_out_dtype(inp)]([n, len(est.classes_)])
 
 
 def _convert_classifier(scope, operator, container):
-    """FNNClassifier: label (n,) (multilabel: indicators (n, n_labels)) and probabilities."""
+    """FNNClassifier (an ensemble of them: the members' mean probabilities): label (n,)
+    (multilabel: indicators (n, n_labels)) and probabilities."""
     est = operator.raw_operator
-    g, p = _forward(scope, operator, container)
+
+    def probabilities(g, a):
+        if _network(est).n_outputs_ > 1:
+            return a
+        # binary: the logistic output is P(classes_[1])
+        return g.node("Concat", g.node("Sub", g.const([[1.0]]), a), a, axis=1)  # (n, 2)
+
+    g, p = _outputs(scope, operator, container, probabilities)
     label, proba = (v.full_name for v in operator.outputs)
-    if est.n_outputs_ == 1:  # binary: the logistic output is P(classes_[1])
-        p = g.node("Concat", g.node("Sub", g.const([[1.0]]), p), p, axis=1)  # (n, 2)
     _emit(g, p, proba, operator.inputs[0].type)
     if _is_multilabel(est):
         g.node("Cast", g.node("Greater", p, g.const(0.5)), output=label,
@@ -439,6 +477,14 @@ def _onehot_blocks(op):
         rare = [None] * len(op.categories_)
     blocks = []
     for j, seen in enumerate(op.categories_):
+        missing = [c for c in seen if c is None or _is_nan(c)]
+        if missing:
+            raise ValueError(
+                f"This OneHotEncoder learned a missing cell ({missing[0]!r}) as a category of "
+                f"its column {j}, which an ONNX string input cannot hold (its "
+                "missing cells are ''): fill the missing cells before the encoder, e.g. with "
+                "SimpleImputer(missing_values=None, strategy='constant', fill_value='') (after "
+                "TextCells missing cells are None, which an imputer of NaN leaves as they are).")
         if not all(isinstance(c, str) for c in seen):
             return None
         grouped = set() if rare[j] is None else set(rare[j])
@@ -578,10 +624,11 @@ def _columns_joined(model, frame):
 # ---- public conveniences ----------------------------------------------------------------------
 
 def _fnn_estimator(model):
-    """The FNN estimator at the end of ``model`` (through Pipelines and the target wrapper)."""
+    """The FNN estimator at the end of ``model`` (through Pipelines and the target wrapper; an
+    ensemble's first member)."""
     while True:
-        if isinstance(model, (FNNRegressor, FNNClassifier)):
-            return model
+        if isinstance(model, (FNNRegressor, FNNClassifier, *_ENSEMBLES)):
+            return _network(model)
         if isinstance(model, TransformedTargetRegressor):
             model = model.regressor_
         elif isinstance(model, Pipeline):
@@ -612,8 +659,8 @@ def to_onnx(model, X_sample, *, target_opset=None, options=None):
     Parameters
     ----------
     model : estimator
-        Fitted FNNRegressor or FNNClassifier, bare, in a scikit-learn Pipeline and/or in a
-        TransformedTargetRegressor whose transformer is a StandardScaler.
+        Fitted FNNRegressor, FNNClassifier or ensemble of them, bare, in a scikit-learn
+        Pipeline and/or in a TransformedTargetRegressor whose transformer is a StandardScaler.
     X_sample : array-like or DataFrame
         A sample of the input; its dtype (float32 -> FloatTensorType, float64 ->
         DoubleTensorType) and width define the ONNX input ``X``. A DataFrame gives one input
@@ -639,7 +686,7 @@ def to_onnx(model, X_sample, *, target_opset=None, options=None):
     if X_sample is None:
         raise ValueError("X_sample is required: pass a sample of the input (one row will do).")
     if options is None:
-        options = {FNNClassifier: {"zipmap": False}}
+        options = {FNNClassifier: {"zipmap": False}, FNNEnsembleClassifier: {"zipmap": False}}
     import pandas as pd
 
     if not isinstance(X_sample, pd.DataFrame):
@@ -686,6 +733,10 @@ update_registered_converter(FNNRegressor, "FastfnnFNNRegressor", _regressor_shap
                             _convert_regressor)
 update_registered_converter(FNNClassifier, "FastfnnFNNClassifier", _classifier_shape,
                             _convert_classifier, options=_CLASSIFIER_OPTIONS)
+update_registered_converter(FNNEnsembleRegressor, "FastfnnFNNEnsembleRegressor",
+                            _regressor_shape, _convert_regressor)
+update_registered_converter(FNNEnsembleClassifier, "FastfnnFNNEnsembleClassifier",
+                            _classifier_shape, _convert_classifier, options=_CLASSIFIER_OPTIONS)
 update_registered_converter(TransformedTargetRegressor, _TARGET_ALIAS, _target_shape,
                             _convert_target, parser=_parse_target_regressor)
 update_registered_converter(SimpleImputer, "SklearnSimpleImputer",

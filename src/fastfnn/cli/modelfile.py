@@ -107,6 +107,8 @@ def load(path):
 def _refuse_pickles(shown):
     if os.path.isdir(shown):
         raise CLIError(f"{shown}: is a directory, not a model file")
+    if not os.path.isfile(shown):  # a FIFO, a device (whose read could block): load() says
+        return
     try:
         with open(shown, "rb") as f:
             start = f.read(len(PICKLE_MAGIC))

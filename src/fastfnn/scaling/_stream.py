@@ -349,9 +349,9 @@ def fit_streaming(estimator, source, target=None, *, epochs=10, blocksize="16MB"
     ----------
     estimator : FNNRegressor or FNNClassifier
         With ``solver='sgd'``, ``'adam'`` or ``'adamw'`` (any scikit-learn estimator with
-        ``partial_fit`` works too). It is cloned; the argument is left unchanged. A ``random_state=None`` on
-        it is replaced by one drawn from ``random_state`` here, so that the result depends on
-        the data and this seed only.
+        ``partial_fit`` works too). It is cloned; the argument is left unchanged. A
+        ``random_state=None`` on it is replaced by one drawn from ``random_state`` here, so
+        that the result depends on the data and this seed only.
     source : str, os.PathLike, dask DataFrame or dask Array
         A CSV (header row) or Parquet file, a glob of such files, a dask DataFrame, or a dask
         Array of features (n, n_features).
