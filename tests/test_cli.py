@@ -382,6 +382,14 @@ def test_gradcheck_fails_on_a_tiny_tolerance(capsys):
     assert "FAIL" in capsys.readouterr().out
 
 
+def test_gradcheck_refuses_a_step_before_printing(capsys):
+    """An eps check_gradients refuses is one error line, with no table begun above it."""
+    assert main(["gradcheck", "--eps", "1"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("fastfnn gradcheck: error: eps=1.0 is above 0.1")
+
+
 # ---- errors: one line on stderr, exit 1, nothing written --------------------------------------
 
 

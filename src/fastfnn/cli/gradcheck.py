@@ -9,8 +9,8 @@ def add_parser(sub):
         description="For each hidden activation, each (loss, output activation) pair and the "
                     "derivation's own network (logistic everywhere, squared error), compare the "
                     "delta-recursion gradients of a small random float64 network (random data "
-                    "and sample weights) with central finite differences. Prints the largest relative error ||g - g_fd|| / "
-                    "(||g|| + ||g_fd||) per layer (over its W and b); exits 1 if any exceeds "
+                    "and sample weights) with central finite differences. Prints the largest "
+                    "relative error ||g - g_fd|| / (||g|| + ||g_fd||) per layer (over its W and b); exits 1 if any exceeds "
                     "--tol.")
     p.add_argument("--tol", type=number(float, 0, low_open=True), default=1e-7,
                    help="largest relative error allowed (default 1e-7)")
@@ -51,18 +51,9 @@ def cmd_gradcheck(args):
         raise CLIError("--sizes needs an input and an output layer, the output at least 2 wide "
                        "(softmax)")
     rng = np.random.RandomState(args.seed)
-    n_layers = len(sizes) - 1
-    print("fastfnn gradcheck: delta-recursion gradients vs central finite differences")
-    print(f"network {'-'.join(map(str, sizes))}, {args.samples} samples (random weights), "
-          f"alpha {args.alpha:g}, eps {args.eps:g}, float64, seed {args.seed}; "
-          f"tolerance {args.tol:g}")
-    print("largest relative error ||g - g_fd|| / (||g|| + ||g_fd||) of each layer's W and b\n")
-    width = 42
-    print(f"{'case (hidden activation, loss + output)':<{width}}"
-          + "".join(f"{'layer ' + str(i + 1):>10}" for i in range(n_layers)))
-    failed = 0
     cases = gradcheck_cases()
-    for i, (loss, hidden, out) in enumerate(cases):
+    rows = []  # every case checked before the table starts: a refused option prints nothing
+    for loss, hidden, out in cases:
         coefs = [rng.uniform(-1, 1, (a, b)) * np.sqrt(3.0 / a) for a, b in zip(sizes, sizes[1:])]
         intercepts = [rng.uniform(-0.5, 0.5, b) for b in sizes[1:]]
         X = rng.standard_normal((args.samples, sizes[0]))
@@ -74,10 +65,20 @@ def cmd_gradcheck(args):
                                  loss=loss, activation=hidden, out_activation=out,
                                  alpha=args.alpha,
                                  per_layer=True)
-        worst = [max(e) for e in errors]
+        rows.append((f"{hidden}, {loss} + {out}", [max(e) for e in errors]))
+    print("fastfnn gradcheck: delta-recursion gradients vs central finite differences")
+    print(f"network {'-'.join(map(str, sizes))}, {args.samples} samples (random weights), "
+          f"alpha {args.alpha:g}, eps {args.eps:g}, float64, seed {args.seed}; "
+          f"tolerance {args.tol:g}")
+    print("largest relative error ||g - g_fd|| / (||g|| + ||g_fd||) of each layer's W and b\n")
+    width = 42
+    print(f"{'case (hidden activation, loss + output)':<{width}}"
+          + "".join(f"{'layer ' + str(i + 1):>10}" for i in range(len(sizes) - 1)))
+    failed = 0
+    for i, (name, worst) in enumerate(rows):
         ok = all(e <= args.tol for e in worst)  # NaN fails
         failed += not ok
-        name = f"{hidden}, {loss} + {out}" + (" *" if i == len(cases) - 1 else "")
+        name += " *" if i == len(rows) - 1 else ""
         print(f"{name:<{width}}" + "".join(f"{e:>10.1e}" for e in worst)
               + ("   ok" if ok else "   FAIL"))
     print("* the derivation's network: logistic everywhere, squared error")
