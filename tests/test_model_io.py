@@ -504,7 +504,7 @@ def test_what_a_model_file_cannot_hold_is_refused_at_saving_saying_what_to_save(
 
     watched = FNNRegressor(**SMALL, random_state=0).set_callbacks(ProgressBar())
     watched.fit(X, X[:, 0])
-    with pytest.raises(ValueError, match=r"ProgressBar.*remove its callbacks"):
+    with pytest.raises(ValueError, match=r"ProgressBar.*remove callbacks"):
         save_model(watched, tmp_path / "watched.skops")
     assert not list(tmp_path.iterdir())
 

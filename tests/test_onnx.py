@@ -378,13 +378,14 @@ def test_a_missing_cell_learned_as_a_category_is_refused():
     frame = pd.DataFrame({"city": rng.choice(["x", "y", "z"], 60).astype(object)})
     frame.loc[::10, "city"] = np.nan
     y = (frame.city == "x") * 2.0 + frame.city.isna() * 5.0
-    encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
-    model = make_pipeline(fastfnn.TextCells(), SimpleImputer(strategy="most_frequent"),
-                          encoder, small(FNNRegressor)).fit(frame, y)
-    assert None in list(encoder.categories_[0])
-    with pytest.raises(ValueError, match=r"learned a missing cell \(None\).*"
-                                         r"SimpleImputer\(missing_values=None"):
-        fonnx.to_onnx(model, frame[:1])
+    for encoder in (OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                    OneHotEncoder(sparse_output=False), OneHotEncoder(drop="first")):
+        model = make_pipeline(fastfnn.TextCells(), SimpleImputer(strategy="most_frequent"),
+                              encoder, small(FNNRegressor)).fit(frame, y)
+        assert None in list(encoder.categories_[0])
+        with pytest.raises(ValueError, match=r"learned a missing cell \(None\).*"
+                                             r"SimpleImputer\(missing_values=None"):
+            fonnx.to_onnx(model, frame[:1])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

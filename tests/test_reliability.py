@@ -225,6 +225,8 @@ def test_class_weights_that_sum_to_zero_are_named():
     before = clf.coefs_[0].copy()
     with pytest.raises(ValueError, match=r"\(sample_weight times class_weight\) sum to 0\.0"):
         clf.set_params(class_weight={0: 0.0, 1: 0.0}).fit(X, y, sample_weight=np.ones(20))
+    with pytest.raises(ValueError, match=r"\(sample_weight\) sum to inf"):  # overflows
+        clf.set_params(class_weight=None).fit(X, y, sample_weight=np.full(20, 1e308))
     np.testing.assert_array_equal(clf.coefs_[0], before)
 
 def test_check_gradients_names_an_unknown_loss():

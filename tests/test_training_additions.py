@@ -417,6 +417,12 @@ def test_given_validation_rows_need_their_targets_and_early_stopping():
         est.set_params(early_stopping=False).fit(X, y, X_val=X, y_val=y)
     with pytest.raises(ValueError, match="X_val does not fit .* 3 features"):
         est.set_params(early_stopping=True).fit(X, y, X_val=X[:, :3], y_val=y)
+    with pytest.raises(ValueError, match="X_val: Input X contains NaN"):
+        est.fit(X, y, X_val=np.where(X > 1, np.nan, X), y_val=y)
+    with pytest.raises(ValueError, match=r"\(sample_weight_val\) sum to 0\.0"):
+        est.fit(X, y, X_val=X, y_val=y, sample_weight_val=np.r_[1.0, -1.0, np.zeros(38)])
+    with pytest.raises(ValueError, match="sample_weight_val: .*non-zero"):
+        est.fit(X, y, X_val=X, y_val=y, sample_weight_val=np.zeros(len(y)))
     with pytest.raises(ValueError, match="solver='lbfgs' does not stop early"):
         est.set_params(solver="lbfgs").fit(X, y, X_val=X, y_val=y)
     for a, b in zip(before, est.coefs_):

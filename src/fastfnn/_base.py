@@ -495,6 +495,8 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
             X_val = validate_data(self, X_val, accept_sparse=["csr", "csc"], reset=False,
                                   dtype=dtype)
         except ValueError as error:
+            if "feature" not in str(error):
+                raise ValueError(f"X_val: {error}") from None
             raise ValueError(f"X_val does not fit the model being trained ({error}): pass "
                              "validation rows with the training rows' columns.") from None
         n_outputs = 1 if y.ndim == 1 else y.shape[1]
@@ -510,8 +512,14 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         if X_val.shape[0] < 2:
             raise ValueError("The validation set is too small: pass at least 2 rows in X_val.")
         if sw_val is not None:
-            sw_val = _check_sample_weight(sw_val, X_val)
-        return X_val, Y_val, self._weighted(Y_val, sw_val, incremental=False, frequencies=y)
+            try:
+                sw_val = _check_sample_weight(sw_val, X_val)
+            except ValueError as error:
+                raise ValueError(f"sample_weight_val: {error}") from None
+        sw_val = self._weighted(Y_val, sw_val, incremental=False, frequencies=y)
+        check_weight_sum(sw_val, "sample_weight_val" if getattr(self, "class_weight", None)
+                         is None else "sample_weight_val times class_weight")
+        return X_val, Y_val, sw_val
 
     def _check_target_values(self, y, name):
         """ValueError where the loss cannot take the encoded targets ``y`` (named ``name``):

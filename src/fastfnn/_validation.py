@@ -72,8 +72,8 @@ REGRESSOR_CONSTRAINTS = {
 
 def check_weight_sum(sample_weight, name="sample_weight"):
     """ValueError unless the sample weights (n,) (``name``: what they are made of) sum to
-    more than 0: the loss ``sum_i s_i l_i / sum_i s_i`` is defined only then."""
-    if sample_weight is not None and not np.sum(sample_weight) > 0:
+    a finite number above 0: the loss ``sum_i s_i l_i / sum_i s_i`` is defined only then."""
+    if sample_weight is not None and not 0 < np.sum(sample_weight) < np.inf:
         raise ValueError(
             f"The sample weights ({name}) sum to {float(np.sum(sample_weight))!r}: they need a "
             "finite, positive sum for the loss (their weighted mean) to be defined."

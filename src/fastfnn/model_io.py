@@ -532,14 +532,12 @@ def _check_saved_types(types, fastfnn_types):
                          "model files do not hold: save the estimator it fitted (a search's "
                          "best_estimator_, for example), without callbacks.")
     if others:
-        callbacks = any(name.startswith("sklearn.callback") for name in others)
         raise ValueError(f"Cannot save this model: it holds types that load_model does not "
                          f"trust ({', '.join(others)}), since loading them could run code. "
                          "fastfnn's model files hold fastfnn's and scikit-learn's estimators "
-                         "and transformers and NumPy types: " + (
-                             "remove its callbacks (set_callbacks() with none) before saving."
-                             if callbacks else "give a scoring by name (e.g. scoring='r2'), "
-                             "not as a scorer object or a function."))
+                         "and transformers and NumPy types: give a scoring by name (e.g. "
+                         "scoring='r2'), not as a scorer object or a function, and remove "
+                         "callbacks (set_callbacks() with none) before saving.")
 
 
 def _newer_writer(header):

@@ -466,7 +466,17 @@ def _convert_text_cells(scope, operator, container):
 
 def _onehot_blocks(op):
     """Per input column: (categories seen, {category: output position}, width, position of an
-    unknown value or -1), or None when fastfnn's converter does not apply."""
+    unknown value or -1), or None when fastfnn's converter does not apply. ValueError where a
+    column's categories hold a missing cell (None, NaN), which no string input can give."""
+    for j, seen in enumerate(op.categories_):
+        missing = [c for c in seen if c is None or _is_nan(c)]
+        if missing:
+            raise ValueError(
+                f"This OneHotEncoder learned a missing cell ({missing[0]!r}) as a category of "
+                f"its column {j}, which an ONNX string input cannot hold (its missing cells "
+                "are ''): fill the missing cells before the encoder, e.g. with "
+                "SimpleImputer(missing_values=None, strategy='constant', fill_value='') (after "
+                "TextCells missing cells are None, which an imputer of NaN leaves as they are).")
     if op.drop is not None or op.handle_unknown not in ("ignore", "infrequent_if_exist"):
         return None
     if np.dtype(op.dtype) not in _TENSOR:
@@ -477,14 +487,6 @@ def _onehot_blocks(op):
         rare = [None] * len(op.categories_)
     blocks = []
     for j, seen in enumerate(op.categories_):
-        missing = [c for c in seen if c is None or _is_nan(c)]
-        if missing:
-            raise ValueError(
-                f"This OneHotEncoder learned a missing cell ({missing[0]!r}) as a category of "
-                f"its column {j}, which an ONNX string input cannot hold (its "
-                "missing cells are ''): fill the missing cells before the encoder, e.g. with "
-                "SimpleImputer(missing_values=None, strategy='constant', fill_value='') (after "
-                "TextCells missing cells are None, which an imputer of NaN leaves as they are).")
         if not all(isinstance(c, str) for c in seen):
             return None
         grouped = set() if rare[j] is None else set(rare[j])
