@@ -2,7 +2,8 @@
 
 Parameter constraints (scikit-learn 1.9's MLPs', with the names read from fastfnn's activation,
 loss and update-rule registries, so the same ``InvalidParameterError`` comes out of ``fit``), the
-fit-context decorator that checks them, and small helpers of ``_fit_lbfgs`` / ``partial_fit``. If scikit-learn moves one of these, only this file changes.
+fit-context decorator that checks them, and small helpers of ``_fit_lbfgs`` / ``partial_fit``.
+If scikit-learn moves one of these, only this file changes.
 """
 
 from contextlib import contextmanager

@@ -10,8 +10,8 @@ def add_parser(sub):
                     "derivation's own network (logistic everywhere, squared error), compare the "
                     "delta-recursion gradients of a small random float64 network (random data "
                     "and sample weights) with central finite differences. Prints the largest "
-                    "relative error ||g - g_fd|| / (||g|| + ||g_fd||) per layer (over its W and b); exits 1 if any exceeds "
-                    "--tol.")
+                    "relative error ||g - g_fd|| / (||g|| + ||g_fd||) per layer (over its W "
+                    "and b); exits 1 if any exceeds --tol.")
     p.add_argument("--tol", type=number(float, 0, low_open=True), default=1e-7,
                    help="largest relative error allowed (default 1e-7)")
     p.add_argument("--eps", type=number(float, 0, low_open=True), default=1e-6,
