@@ -330,7 +330,14 @@ def _convert_classifier(scope, operator, container):
         g.node("Cast", g.node("Greater", p, g.const(0.5)), output=label,
                to=onnx_proto.TensorProto.INT64)
     else:
-        best = g.node("ArgMax", p, axis=1, keepdims=0)  # (n,), first maximum as numpy's
+        if _network(est).n_outputs_ == 1:  # binary: P(classes_[1]) > 1/2, as predict decodes
+            # it (an ensemble's mean of 1 - p could tie with its mean of p, within an ulp)
+            column = g.node("Gather", p, g.const(np.array(1, dtype=np.int64), keep_dtype=True),
+                            axis=1)  # (n,)
+            best = g.node("Cast", g.node("Greater", column, g.const(0.5)),
+                          to=onnx_proto.TensorProto.INT64)
+        else:
+            best = g.node("ArgMax", p, axis=1, keepdims=0)  # (n,), first maximum as numpy's
         g.node("Gather", g.const(_class_labels(scope, est), keep_dtype=True), best, output=label,
                axis=0)
 
