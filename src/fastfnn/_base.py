@@ -298,6 +298,11 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
         'balanced' by the class frequencies of the targets ``frequencies`` where given)."""
         return sample_weight
 
+    def _weights_made_of(self, argument):
+        """What the weights training uses are made of, for messages: ``argument`` (the
+        classifier: times ``class_weight`` where set)."""
+        return argument
+
     def _encode_targets(self, y, n_outputs=None):
         """The network's targets (n, n_outputs) for labels/values ``y`` (for check_gradients
         and given validation rows); ValueError, saying what to pass, for targets the model
@@ -393,8 +398,7 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
             sample_weight = _check_sample_weight(sample_weight, X)
         user_weight = sample_weight
         sample_weight = self._weighted(y, sample_weight, incremental)
-        check_weight_sum(sample_weight, "sample_weight" if getattr(self, "class_weight", None)
-                         is None else "sample_weight times class_weight")
+        check_weight_sum(sample_weight, self._weights_made_of("sample_weight"))
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
         sizes = [X.shape[1]] + hidden + [Y.shape[1]]
         settings = Settings.of(self, hidden, self._loss_name(), self._output_activation())
@@ -517,8 +521,7 @@ class BaseFNN(CallbackSupportMixin, BaseEstimator):
             except ValueError as error:
                 raise ValueError(f"sample_weight_val: {error}") from None
         sw_val = self._weighted(Y_val, sw_val, incremental=False, frequencies=y)
-        check_weight_sum(sw_val, "sample_weight_val" if getattr(self, "class_weight", None)
-                         is None else "sample_weight_val times class_weight")
+        check_weight_sum(sw_val, self._weights_made_of("sample_weight_val"))
         return X_val, Y_val, sw_val
 
     def _check_target_values(self, y, name):

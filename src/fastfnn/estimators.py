@@ -229,6 +229,9 @@ class FNNClassifier(ClassifierMixin, BaseFNN):
             return weights if sample_weight is None else weights * sample_weight
         return self._weighted_by(self.class_weight, Y, sample_weight)
 
+    def _weights_made_of(self, argument):
+        return argument if self.class_weight is None else f"{argument} times class_weight"
+
     def _weighted_by(self, class_weight, Y, sample_weight):
         """``sample_weight`` times the weights of a ``{class: weight}`` dict (a list of them:
         per label) for the rows of Y (binarized)."""

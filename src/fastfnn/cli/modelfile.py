@@ -10,6 +10,7 @@ format are refused, never unpickled.
 """
 
 import os
+import stat
 
 from .options import CLIError
 
@@ -107,13 +108,14 @@ def load(path):
 def _refuse_pickles(shown):
     if os.path.isdir(shown):
         raise CLIError(f"{shown}: is a directory, not a model file")
-    if not os.path.isfile(shown):  # a FIFO, a device (whose read could block): load() says
-        return
-    try:
-        with open(shown, "rb") as f:
-            start = f.read(len(PICKLE_MAGIC))
+    try:  # not blocking, and only a regular file is read (a FIFO, a device: load() says)
+        fd = os.open(shown, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError:
         return  # reported by load()
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            return
+        start = f.read(len(PICKLE_MAGIC))
     if start == PICKLE_MAGIC:
         raise CLIError(f"{shown}: a model file of an earlier fastfnn, stored as a pickle, which "
                        "is not loaded because unpickling can run code; retrain the model with "
